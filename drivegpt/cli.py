@@ -1,0 +1,146 @@
+"""The ``drivegpt`` command: thin subcommands over library functions."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional, TypeVar
+
+import typer
+
+from drivegpt.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="DriveGPT: imitation + RLHF from simulated takeovers on highway-env.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and verify driving-log datasets.")
+app.add_typer(data_app, name="data")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _command_line() -> str:
+    return shlex.join(["drivegpt", *sys.argv[1:]])
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn expected user errors into one clear line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from drivegpt.logs import DataError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, DataError, ValueError, FileNotFoundError, KeyError) as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly_errors
+def collect(
+    config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/quickstart.yaml"),
+    out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
+    episodes: Optional[int] = typer.Option(None, help="Override the config's episode count."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    seed: Optional[int] = typer.Option(None, help="First episode seed."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+) -> None:
+    """Record human-driven episodes into a Minari dataset with a checksum manifest."""
+    from drivegpt.collect import CollectConfig
+    from drivegpt.collect import collect as run_collect
+    from drivegpt.logs import load_logs
+
+    cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
+    t0 = time.time()
+    path = run_collect(cfg, out, backend=backend)  # type: ignore[arg-type]
+    ds = load_logs(path)
+    from drivegpt.atomic import write_json
+
+    write_json(Path(out) / "run.json", {"command": _command_line(), "config": cfg.to_dict()})
+    typer.echo(f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} "
+               f"in {time.time() - t0:.1f} s")
+
+
+@data_app.command("check")
+@friendly_errors
+def data_check(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+    """Verify checksums and integrity; exit 0 when sound, non-zero with the reason otherwise."""
+    from drivegpt.logs import load_logs
+
+    ds = load_logs(path)
+    n_steps = sum(len(ep.rewards) for ep in ds.episodes())  # reads every arrow file
+    typer.echo(f"ok: {path} ({len(ds)} episodes, {n_steps} steps, "
+               f"{len(ds.manifest['files'])} files verified)")
+
+
+@data_app.command("info")
+@friendly_errors
+def data_info(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+    """Summarise a dataset: episodes, steps, scenarios, collisions, personalities."""
+    import numpy as np
+
+    from drivegpt.logs import load_logs
+
+    ds = load_logs(path)
+    eps = list(ds.episodes())
+    crashed = [bool(ep.states["crashed"].max() > 0) for ep in eps]
+    envs: dict[str, int] = {}
+    for ep in eps:
+        envs[ep.meta["env_id"]] = envs.get(ep.meta["env_id"], 0) + 1
+    speeds = np.concatenate([ep.states["speed"][1:] for ep in eps])
+    typer.echo(f"{path}: {len(eps)} episodes, {sum(len(e.rewards) for e in eps)} steps, "
+               f"action={ds.action_kind}")
+    typer.echo(f"  scenarios: {envs}")
+    typer.echo(f"  collisions: {sum(crashed)} ({100 * np.mean(crashed):.1f}%), "
+               f"mean speed {speeds.mean():.2f} m/s")
+
+
+@app.command()
+@friendly_errors
+def drive(
+    policy: str = typer.Option("human", help="Policy spec: human, idm."),
+    env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
+    action: str = typer.Option("meta", help="Action interface: meta or continuous."),
+    episodes: int = typer.Option(20, min=1),
+    seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
+) -> None:
+    """Drive a policy in closed loop and write metrics.json."""
+    from drivegpt.evaluate import evaluate, write_drive_outputs
+
+    if action not in ("meta", "continuous"):
+        raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
+    metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
+    write_drive_outputs(out, metrics, eps, {"command": _command_line(), "policy": policy,
+                                            "env": env, "action": action, "episodes": episodes,
+                                            "seed": seed})
+    lo, hi = metrics["collision_rate_ci"]
+    typer.echo(f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
+               f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
+               f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run."),
+    config: Path = typer.Option(Path("configs/quickstart.yaml"), help="Demo config."),
+) -> None:
+    """The quickstart: collect human logs, verify them, evaluate the human driver, write a report."""
+    from drivegpt.demo import run_demo
+
+    report = run_demo(config, out, _command_line())
+    typer.echo(f"report: {report}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

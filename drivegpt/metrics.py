@@ -1,0 +1,85 @@
+"""The metric registry of DESIGN.md: one place for names, meanings and the maths.
+
+Every ``metrics.json``, summary and table column uses these keys; asking for an unknown name fails
+with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+#: key -> meaning (DESIGN.md, "Metric names").
+METRICS: dict[str, str] = {
+    "episodes": "episodes run",
+    "collision_rate": "fraction of episodes with an ego collision",
+    "collision_rate_ci": "Wilson 95% interval [lo, hi] of collision_rate",
+    "km_driven": "ego distance driven [km]",
+    "km_per_collision": "km_driven / collisions (null if none)",
+    "mean_speed_mps": "mean ego speed over all steps [m/s]",
+    "takeovers": "monitor takeovers",
+    "late_takeovers": "takeovers followed by a collision anyway",
+    "takeovers_per_100km": "takeovers per 100 km of policy-controlled distance",
+    "km_per_takeover": "policy-controlled km per takeover (null if none)",
+    "ttc_violation_rate": "fraction of episodes with a step of time-to-collision < 0.95 s",
+    "comfort_violation_rate": "fraction of episodes with acceleration outside [-4.05, 2.40] m/s² or jerk > 4.13 m/s³",
+    "progress": "distance driven / the human model's distance in the same scenario and seed",
+    "score": "CLS-like score in [0, 1]",
+    "action_accuracy": "held-out imitation accuracy",
+    "cross_entropy": "held-out imitation cross-entropy [nats]",
+    "pairwise_accuracy": "reward model accuracy on held-out pairs",
+    "fidelity_max_abs": "max abs state difference at the takeover moment on replay",
+    "resolution_rate": "fraction of replays resolved by the new policy",
+    "replays": "replays run",
+    "failure_rate": "fraction of simulations that failed",
+    "sims_to_first_failure": "simulations until the first failure",
+    "acceleration_factor": "search failure rate / random failure rate at the same budget",
+    "clusters": "distinct failure clusters",
+    "sims": "simulations run",
+}
+
+
+def check_metric_names(names: Iterable[str]) -> None:
+    """Raise ``KeyError`` naming every unknown metric and listing the valid ones."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise KeyError(f"unknown metric name(s) {unknown}; valid: {', '.join(METRICS)}")
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def driving_metrics(
+    crashed: Sequence[bool], distance_m: Sequence[float], speeds: Sequence[np.ndarray]
+) -> dict[str, Any]:
+    """Episode-level driving figures: collision rate (Wilson CI), distance, speed.
+
+    ``crashed[i]``: episode i had an ego collision; ``distance_m[i]``: ego distance [m];
+    ``speeds[i]``: the ego speed at each step of episode i [m/s].
+    """
+    n = len(crashed)
+    collisions = int(np.sum(crashed))
+    km = float(np.sum(distance_m)) / 1000.0
+    all_speeds = np.concatenate([np.asarray(s, float) for s in speeds]) if n else np.zeros(0)
+    lo, hi = wilson_interval(collisions, n)
+    out = {
+        "episodes": n,
+        "collision_rate": collisions / n if n else 0.0,
+        "collision_rate_ci": [lo, hi],
+        "km_driven": km,
+        "km_per_collision": km / collisions if collisions else None,
+        "mean_speed_mps": float(all_speeds.mean()) if all_speeds.size else 0.0,
+    }
+    check_metric_names(out)
+    return out

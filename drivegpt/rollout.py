@@ -1,0 +1,181 @@
+"""Rollouts: build an env, drive one episode with any driver, and map jobs over worker processes.
+
+The execution backend is one parameter of :func:`parallel_map` (``local`` process pool by default,
+``ray`` when installed); results always come back in job order, so the same seeds give the same
+output whatever the backend or the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any, Literal, Protocol, TypeVar
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import drivegpt_envs
+from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+
+Backend = Literal["local", "ray"]
+J = TypeVar("J")
+R = TypeVar("R")
+
+#: keys of the per-step ego state saved with every step (``infos`` in the logs).
+STATE_KEYS: tuple[str, ...] = ("speed", "x", "y", "heading", "lane", "crashed", "on_road")
+
+
+class Driver(Protocol):
+    """Anything that drives: ``reset`` once per episode, then ``act`` once per policy step."""
+
+    def reset(self, seed: int, env: gym.Env | None = None) -> None: ...
+
+    def act(self, observation: Any) -> Any: ...
+
+
+def make_env(env_id: str, action: ActionKind = "meta", overrides: dict[str, Any] | None = None,
+             render_mode: str | None = None) -> gym.Env:
+    """Any stock highway-env id or ``drivegpt/`` id, with DriveGPT's observation and ``action`` kind."""
+    drivegpt_envs.register_envs()
+    config = {"observation": kinematics_observation(), **action_config(action), **(overrides or {})}
+    try:
+        return gym.make(env_id, config=config, render_mode=render_mode)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make env '{env_id}': {err}") from None
+
+
+def ego_state(env: gym.Env) -> dict[str, float]:
+    """Ego figures recorded each step: speed [m/s], x, y [m], heading [rad], lane id, flags."""
+    v = env.unwrapped.vehicle
+    return {
+        "speed": float(v.speed),
+        "x": float(v.position[0]),
+        "y": float(v.position[1]),
+        "heading": float(v.heading),
+        "lane": float(v.lane_index[2] if v.lane_index else -1),
+        "crashed": float(v.crashed),
+        "on_road": float(v.on_road),
+    }
+
+
+@dataclass
+class Episode:
+    """One driven episode. ``T`` steps: observations and states have ``T + 1`` rows (reset included)."""
+
+    seed: int
+    env_id: str
+    observations: np.ndarray  # (T+1, V, F) float32
+    actions: np.ndarray  # (T,) int64 meta-actions or (T, 2) float32 [acc, steer] in [-1, 1]
+    rewards: np.ndarray  # (T,) float64
+    terminations: np.ndarray  # (T,) bool
+    truncations: np.ndarray  # (T,) bool
+    states: dict[str, np.ndarray]  # key -> (T+1,) float64, keys STATE_KEYS
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self.states["crashed"].max() > 0)
+
+    @property
+    def distance_m(self) -> float:
+        """Ego path length [m]."""
+        xy = np.stack([self.states["x"], self.states["y"]], axis=1)
+        return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+
+    @property
+    def speeds(self) -> np.ndarray:
+        return self.states["speed"][1:]
+
+
+def run_episode(env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000) -> Episode:
+    """Drive one episode from ``env.reset(seed=seed)`` until termination or truncation."""
+    obs, _ = env.reset(seed=seed)
+    driver.reset(seed=seed, env=env)
+    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+    states = [ego_state(env)]
+    for _ in range(max_steps):
+        action = driver.act(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(reward)
+        terms.append(terminated)
+        truncs.append(truncated)
+        states.append(ego_state(env))
+        if terminated or truncated:
+            break
+    continuous = isinstance(env.action_space, gym.spaces.Box)
+    return Episode(
+        seed=seed,
+        env_id=env.spec.id if env.spec else "",
+        observations=np.asarray(observations, np.float32),
+        actions=np.asarray(actions, np.float32 if continuous else np.int64),
+        rewards=np.asarray(rewards, np.float64),
+        terminations=np.asarray(terms, bool),
+        truncations=np.asarray(truncs, bool),
+        states={k: np.asarray([s[k] for s in states], np.float64) for k in STATE_KEYS},
+    )
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int | None = None,
+                 backend: Backend = "local", desc: str = "episodes", progress: bool = True,
+                 ray_address: str | None = None) -> list[R]:
+    """``[fn(job) for job in jobs]`` over worker processes, in job order, with a progress bar.
+
+    ``fn`` must be a module-level function (it is pickled to the workers).
+    """
+    workers = min(workers or default_workers(), max(1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
+    results: list[Any] = [None] * len(jobs)
+    try:
+        if backend == "ray":
+            return _ray_map(fn, jobs, workers, bar, ray_address)
+        if backend != "local":
+            raise ValueError(f"unknown backend {backend!r}; valid: local, ray")
+        if workers == 1:
+            for i, job in enumerate(jobs):
+                results[i] = fn(job)
+                bar.update()
+            return results
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update()
+        return results
+    finally:
+        bar.close()
+
+
+def _ray_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm,
+             address: str | None) -> list[R]:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("the ray backend needs Ray: pip install 'drivegpt[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False)
+    remote = ray.remote(num_cpus=1)(fn)
+    refs = [remote.remote(job) for job in jobs]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(jobs)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        results[index[done[0]]] = ray.get(done[0])
+        bar.update()
+    return results

@@ -1,0 +1,38 @@
+"""DriveGPT scenario environments (import name ``drivegpt_envs``; source folder ``envs/``).
+
+Ids live under the ``drivegpt/`` namespace. Importing this package registers them (idempotently)
+together with highway-env's stock ids; without an import, ``gym.make("drivegpt_envs:drivegpt/Highway-v0")``
+imports it for you.
+"""
+
+from __future__ import annotations
+
+import highway_env  # noqa: F401  (registers the stock highway-env ids)
+from gymnasium.envs.registration import register, registry
+
+from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, action_config
+
+#: id -> entry point of every registered DriveGPT environment.
+ENV_IDS: dict[str, str] = {
+    "drivegpt/Highway-v0": "drivegpt_envs.highway:DriveHighwayEnv",
+    "drivegpt/Merge-v0": "drivegpt_envs.merge:DriveMergeEnv",
+}
+
+
+def register_envs() -> None:
+    """Register every DriveGPT env id once (calling it again is a no-op)."""
+    for env_id, entry_point in ENV_IDS.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point)
+
+
+register_envs()
+
+__all__ = [
+    "ENV_IDS",
+    "FEATURES",
+    "POLICY_FREQUENCY",
+    "VEHICLES_COUNT",
+    "action_config",
+    "register_envs",
+]

@@ -1,0 +1,47 @@
+"""Settings shared by every DriveGPT scenario: the observation and the two action interfaces."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+ActionKind = Literal["meta", "continuous"]
+
+#: Kinematics features per vehicle row, in this order. ``presence`` masks absent vehicles;
+#: x, y, vx, vy are relative to the ego (its own row is absolute); cos_h, sin_h give the heading.
+FEATURES: tuple[str, ...] = ("presence", "x", "y", "vx", "vy", "cos_h", "sin_h")
+
+#: Vehicles per observation: the ego first, then the 9 nearest others (sorted by distance).
+VEHICLES_COUNT = 10
+
+
+def kinematics_observation(vehicles_count: int = VEHICLES_COUNT) -> dict[str, Any]:
+    """highway-env ``Kinematics`` observation config used by all DriveGPT logs and policies."""
+    return {
+        "type": "Kinematics",
+        "vehicles_count": vehicles_count,
+        "features": list(FEATURES),
+        "absolute": False,
+        "normalize": True,
+        "order": "sorted",
+    }
+
+
+#: policy steps per second for each action kind: 1 Hz meta-actions (highway-env's default),
+#: 5 Hz continuous control (steering needs a faster loop than one command per second).
+POLICY_FREQUENCY: dict[str, int] = {"meta": 1, "continuous": 5}
+
+
+def action_config(kind: ActionKind) -> dict[str, Any]:
+    """Env config entries that select an action interface (``meta`` or ``continuous``)."""
+    if kind == "meta":
+        return {"action": {"type": "DiscreteMetaAction"}, "policy_frequency": POLICY_FREQUENCY[kind]}
+    if kind == "continuous":
+        return {
+            "action": {
+                "type": "ContinuousAction",
+                "acceleration_range": [-5.0, 5.0],  # [m/s²] mapped from [-1, 1]
+                "steering_range": [-0.7853981633974483, 0.7853981633974483],  # [rad] ±π/4
+            },
+            "policy_frequency": POLICY_FREQUENCY[kind],
+        }
+    raise ValueError(f"unknown action kind {kind!r}; valid: meta, continuous")

@@ -1,0 +1,24 @@
+"""Highway scenario: highway-env's ``highway-fast`` road with DriveGPT's observation."""
+
+from __future__ import annotations
+
+from highway_env.envs.highway_env import HighwayEnvFast
+
+from drivegpt_envs.common import action_config, kinematics_observation
+
+
+class DriveHighwayEnv(HighwayEnvFast):
+    """3-lane highway, 20 IDM vehicles, 5 Hz simulation, 30 s episodes (``highway-fast-v0``)."""
+
+    @classmethod
+    def default_config(cls) -> dict:
+        config = super().default_config()
+        config.update(
+            {
+                "observation": kinematics_observation(),
+                **action_config("meta"),
+                "simulation_frequency": 5,  # [Hz]
+                "duration": 30,  # [s]
+            }
+        )
+        return config
