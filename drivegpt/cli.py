@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import functools
 import shlex
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from drivegpt.config import ConfigError, load_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="DriveGPT: imitation + RLHF from simulated takeovers on highway-env.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="DriveGPT: imitation + RLHF from simulated takeovers on highway-env.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and verify driving-log datasets.")
 app.add_typer(data_app, name="data")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _command_line() -> str:
-    return shlex.join(["drivegpt", *sys.argv[1:]])
+def _command_line(ctx: typer.Context) -> str:
+    """The running subcommand with every resolved option, as a reproducible command line."""
+    args = ["drivegpt", *ctx.command_path.split()[1:]]
+    for name, value in ctx.params.items():
+        if value is None:
+            continue
+        param = next(p for p in ctx.command.params if p.name == name)
+        if param.param_type_name == "argument":
+            args.append(str(value))
+        else:
+            args += [f"--{name.replace('_', '-')}", str(value)]
+    return shlex.join(args)
 
 
 def friendly_errors(fn: F) -> F:
@@ -45,11 +57,12 @@ def friendly_errors(fn: F) -> F:
 @app.command()
 @friendly_errors
 def collect(
+    ctx: typer.Context,
     config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/quickstart.yaml"),
     out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
-    episodes: Optional[int] = typer.Option(None, help="Override the config's episode count."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
-    seed: Optional[int] = typer.Option(None, help="First episode seed."),
+    episodes: int | None = typer.Option(None, help="Override the config's episode count."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    seed: int | None = typer.Option(None, help="First episode seed."),
     backend: str = typer.Option("local", help="Rollout backend: local or ray."),
 ) -> None:
     """Record human-driven episodes into a Minari dataset with a checksum manifest."""
@@ -63,9 +76,10 @@ def collect(
     ds = load_logs(path)
     from drivegpt.atomic import write_json
 
-    write_json(Path(out) / "run.json", {"command": _command_line(), "config": cfg.to_dict()})
-    typer.echo(f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} "
-               f"in {time.time() - t0:.1f} s")
+    write_json(Path(out) / "run.json", {"command": _command_line(ctx), "config": cfg.to_dict()})
+    typer.echo(
+        f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} in {time.time() - t0:.1f} s"
+    )
 
 
 @data_app.command("check")
@@ -76,8 +90,9 @@ def data_check(path: Path = typer.Argument(..., help="Dataset directory written 
 
     ds = load_logs(path)
     n_steps = sum(len(ep.rewards) for ep in ds.episodes())  # reads every arrow file
-    typer.echo(f"ok: {path} ({len(ds)} episodes, {n_steps} steps, "
-               f"{len(ds.manifest['files'])} files verified)")
+    typer.echo(
+        f"ok: {path} ({len(ds)} episodes, {n_steps} steps, {len(ds.manifest['files'])} files verified)"
+    )
 
 
 @data_app.command("info")
@@ -95,22 +110,25 @@ def data_info(path: Path = typer.Argument(..., help="Dataset directory written b
     for ep in eps:
         envs[ep.meta["env_id"]] = envs.get(ep.meta["env_id"], 0) + 1
     speeds = np.concatenate([ep.states["speed"][1:] for ep in eps])
-    typer.echo(f"{path}: {len(eps)} episodes, {sum(len(e.rewards) for e in eps)} steps, "
-               f"action={ds.action_kind}")
+    typer.echo(
+        f"{path}: {len(eps)} episodes, {sum(len(e.rewards) for e in eps)} steps, action={ds.action_kind}"
+    )
     typer.echo(f"  scenarios: {envs}")
-    typer.echo(f"  collisions: {sum(crashed)} ({100 * np.mean(crashed):.1f}%), "
-               f"mean speed {speeds.mean():.2f} m/s")
+    typer.echo(
+        f"  collisions: {sum(crashed)} ({100 * np.mean(crashed):.1f}%), mean speed {speeds.mean():.2f} m/s"
+    )
 
 
 @app.command()
 @friendly_errors
 def drive(
+    ctx: typer.Context,
     policy: str = typer.Option("human", help="Policy spec: human, idm."),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
     action: str = typer.Option("meta", help="Action interface: meta or continuous."),
     episodes: int = typer.Option(20, min=1),
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: str = typer.Option("local", help="Rollout backend: local or ray."),
     out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
 ) -> None:
@@ -120,25 +138,38 @@ def drive(
     if action not in ("meta", "continuous"):
         raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
     metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
-    write_drive_outputs(out, metrics, eps, {"command": _command_line(), "policy": policy,
-                                            "env": env, "action": action, "episodes": episodes,
-                                            "seed": seed})
+    write_drive_outputs(
+        out,
+        metrics,
+        eps,
+        {
+            "command": _command_line(ctx),
+            "policy": policy,
+            "env": env,
+            "action": action,
+            "episodes": episodes,
+            "seed": seed,
+        },
+    )
     lo, hi = metrics["collision_rate_ci"]
-    typer.echo(f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
-               f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
-               f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}")
+    typer.echo(
+        f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
+        f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
+        f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}"
+    )
 
 
 @app.command()
 @friendly_errors
 def demo(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run."),
     config: Path = typer.Option(Path("configs/quickstart.yaml"), help="Demo config."),
 ) -> None:
     """The quickstart: collect human logs, verify them, evaluate the human driver, write a report."""
     from drivegpt.demo import run_demo
 
-    report = run_demo(config, out, _command_line())
+    report = run_demo(config, out, _command_line(ctx))
     typer.echo(f"report: {report}")
 
 

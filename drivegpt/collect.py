@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from drivegpt_envs.common import ActionKind
 from pydantic import Field
 
 from drivegpt.config import FrozenConfig
 from drivegpt.human import HumanDriver, PersonalityRanges
 from drivegpt.logs import write_logs
 from drivegpt.rollout import Backend, Episode, make_env, parallel_map, run_episode
-from drivegpt_envs.common import ActionKind
 
 
 class Scenario(FrozenConfig):
@@ -67,8 +67,13 @@ def collect_one(job: CollectJob) -> Episode:
     """Drive one human episode (runs in a worker process)."""
     driver = HumanDriver(ranges=PersonalityRanges(**job.ranges))
     episode = run_episode(_env(job.env_id, job.action, job.overrides), driver, job.seed)
-    episode.meta = {"seed": job.seed, "action": job.action, "scenario": job.scenario,
-                    "env_config": job.overrides, "personality": driver.personality.to_dict()}
+    episode.meta = {
+        "seed": job.seed,
+        "action": job.action,
+        "scenario": job.scenario,
+        "env_config": job.overrides,
+        "personality": driver.personality.to_dict(),
+    }
     return episode
 
 
@@ -81,17 +86,19 @@ def plan_jobs(cfg: CollectConfig) -> list[CollectJob]:
         seed = cfg.seed + i
         k = int(np.random.default_rng([seed, 0x5CE]).choice(len(cfg.scenarios), p=weights))
         sc = cfg.scenarios[k]
-        jobs.append(CollectJob(seed, sc.env_id, cfg.action, dict(sc.config),
-                               cfg.personality.to_dict(), k))
+        jobs.append(CollectJob(seed, sc.env_id, cfg.action, dict(sc.config), cfg.personality.to_dict(), k))
     return jobs
 
 
-def collect(cfg: CollectConfig, out: str | Path, backend: Backend = "local",
-            progress: bool = True) -> Path:
+def collect(cfg: CollectConfig, out: str | Path, backend: Backend = "local", progress: bool = True) -> Path:
     """Run the collection described by ``cfg`` and write the dataset to ``out``."""
     jobs = plan_jobs(cfg)
     episodes = parallel_map(collect_one, jobs, cfg.workers, backend, desc="collect", progress=progress)
     env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
-    return write_logs(out, episodes, env, cfg.to_dict(),
-                      description=f"Human-driver logs, {cfg.action} actions, "
-                                  f"{', '.join(s.env_id for s in cfg.scenarios)}")
+    return write_logs(
+        out,
+        episodes,
+        env,
+        cfg.to_dict(),
+        description=f"Human-driver logs, {cfg.action} actions, {', '.join(s.env_id for s in cfg.scenarios)}",
+    )

@@ -47,9 +47,7 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
         candidates = [ann, *args]
         for arg in list(args):
             candidates.extend(getattr(arg, "__args__", ()) or ())
-        model = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if model is None:
             return None
     return model

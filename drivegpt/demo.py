@@ -62,34 +62,37 @@ def run_demo(config_path: str | Path, out: str | Path, command: str) -> Path:
         write_drive_outputs(out / f"drive-{policy}", m, eps, {"policy": policy, "env": cfg.eval_env})
         timings[f"drive {policy}"] = time.time() - t0
         km_c = "-" if m["km_per_collision"] is None else f"{m['km_per_collision']:.1f}"
-        rows.append(f"| {policy} | {m['episodes']} | {_fmt_ci(m)} | {m['mean_speed_mps']:.2f} | "
-                    f"{m['km_driven']:.1f} | {km_c} |")
+        rows.append(
+            f"| {policy} | {m['episodes']} | {_fmt_ci(m)} | {m['mean_speed_mps']:.2f} | "
+            f"{m['km_driven']:.1f} | {km_c} |"
+        )
 
     from drivegpt.video import render_episode
 
-    render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed,
-                   out / "human.gif")
+    render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed, out / "human.gif")
     scen = ", ".join(s.env_id for s in cfg.collect.scenarios)
-    report = "\n".join([
-        "# DriveGPT demo report",
-        "",
-        f"Command: `{command}`",
-        "",
-        "## Human driving logs",
-        f"{len(ds)} episodes, {ds.manifest['steps']} steps, {cfg.collect.action} actions, "
-        f"scenarios: {scen}. Verified with `drivegpt data check {logs}`.",
-        "",
-        f"## Closed loop on {cfg.eval_env} (held-out seeds from {EVAL_SEED})",
-        "",
-        "| policy | episodes | collision rate [95% CI] | mean speed [m/s] | km | km per collision |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        "![human driver](human.gif)",
-        "",
-        "## Stage wall times",
-        *[f"- {k}: {v:.1f} s" for k, v in timings.items()],
-        "",
-    ])
+    report = "\n".join(
+        [
+            "# DriveGPT demo report",
+            "",
+            f"Command: `{command}`",
+            "",
+            "## Human driving logs",
+            f"{len(ds)} episodes, {ds.manifest['steps']} steps, {cfg.collect.action} actions, "
+            f"scenarios: {scen}. Verified with `drivegpt data check {logs}`.",
+            "",
+            f"## Closed loop on {cfg.eval_env} (held-out seeds from {EVAL_SEED})",
+            "",
+            "| policy | episodes | collision rate [95% CI] | mean speed [m/s] | km | km per collision |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "![human driver](human.gif)",
+            "",
+            "## Stage wall times",
+            *[f"- {k}: {v:.1f} s" for k, v in timings.items()],
+            "",
+        ]
+    )
     write_text(out / "report.md", report)
     return out / "report.md"

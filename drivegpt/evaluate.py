@@ -33,26 +33,35 @@ def drive_one(job: DriveJob) -> Episode:
     return run_episode(_CACHE[key], _CACHE[job.policy], job.seed)
 
 
-def evaluate(policy: str, env_id: str, action: str = "meta", episodes: int = 100,
-             seed: int = EVAL_SEED, workers: int | None = None, backend: Backend = "local",
-             progress: bool = True) -> tuple[dict[str, Any], list[Episode]]:
+def evaluate(
+    policy: str,
+    env_id: str,
+    action: str = "meta",
+    episodes: int = 100,
+    seed: int = EVAL_SEED,
+    workers: int | None = None,
+    backend: Backend = "local",
+    progress: bool = True,
+) -> tuple[dict[str, Any], list[Episode]]:
     """Drive ``episodes`` episodes on seeds ``seed, seed+1, ...``; return (metrics, episodes)."""
     load_policy(policy)  # fail fast on a bad spec, before starting workers
     jobs = [DriveJob(policy, env_id, action, seed + i) for i in range(episodes)]
     eps = parallel_map(drive_one, jobs, workers, backend, desc=f"drive {policy}", progress=progress)
-    metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps],
-                              [e.speeds for e in eps])
+    metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])
     return metrics, eps
 
 
-def write_drive_outputs(out: str | Path, metrics: dict[str, Any], episodes: list[Episode],
-                        run_info: dict[str, Any]) -> None:
+def write_drive_outputs(
+    out: str | Path, metrics: dict[str, Any], episodes: list[Episode], run_info: dict[str, Any]
+) -> None:
     """``metrics.json``, per-episode ``episodes.csv`` and the resolved ``run.json`` in ``out``."""
     out = Path(out)
     write_json(out / "metrics.json", metrics)
     rows = ["seed,steps,crashed,distance_m,mean_speed_mps,return"]
     for e in episodes:
-        rows.append(f"{e.seed},{len(e.rewards)},{int(e.crashed)},{e.distance_m:.2f},"
-                    f"{e.speeds.mean():.3f},{e.rewards.sum():.4f}")
+        rows.append(
+            f"{e.seed},{len(e.rewards)},{int(e.crashed)},{e.distance_m:.2f},"
+            f"{e.speeds.mean():.3f},{e.rewards.sum():.4f}"
+        )
     write_text(out / "episodes.csv", "\n".join(rows) + "\n")
     write_json(out / "run.json", run_info)

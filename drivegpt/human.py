@@ -153,7 +153,9 @@ class HumanDriver:
         if vehicle is None:
             return 0.0
         if front is None:
-            return idm_acceleration(vehicle.speed, self.personality.desired_speed, None, 0.0, self.personality)
+            return idm_acceleration(
+                vehicle.speed, self.personality.desired_speed, None, 0.0, self.personality
+            )
         gap = vehicle.lane_distance_to(front) - (vehicle.LENGTH + front.LENGTH) / 2
         closing = float(np.dot(vehicle.velocity - front.velocity, vehicle.direction))
         return idm_acceleration(vehicle.speed, self.personality.desired_speed, gap, closing, self.personality)
@@ -220,13 +222,32 @@ class HumanDriver:
         ego, p = self.env.vehicle, self.personality
         if lane_change is not None and acc > -p.comfortable_deceleration / 2:
             return LANE_LEFT if lane_change[2] < ego.lane_index[2] else LANE_RIGHT
-        wanted = float(np.clip(ego.speed + acc * dt, 0.0, p.desired_speed))  # [m/s] one step ahead
+        # Cruise level: the fastest discrete target speed at which IDM would not brake, given the
+        # current lead(s) — i.e. the discrete speed closest below IDM's equilibrium speed.
+        lanes = {ego.lane_index, self.target_lane}
+        fronts = [self.env.road.neighbour_vehicles(ego, lane)[0] for lane in lanes]
         speeds = np.asarray(ego.target_speeds)
-        level = float(speeds[np.argmin(np.abs(speeds - wanted))])  # nearest discrete target speed
+        level = float(speeds[0])
+        for candidate in speeds:
+            if candidate > p.desired_speed + 2.5:  # [m/s] tolerance to the nearest level
+                break
+            if all(self._acc_at(ego, front, float(candidate)) >= -0.5 for front in fronts):
+                level = float(candidate)
         action = FASTER if level > ego.target_speed else SLOWER if level < ego.target_speed else IDLE
+        if acc < -p.comfortable_deceleration:  # closing in fast right now: brake whatever the level
+            action = SLOWER
         if self.rng.random() < p.action_noise:
             action = int(self.rng.choice([IDLE, FASTER, SLOWER]))
         return action
+
+    def _acc_at(self, ego: Any, front: Any, speed: float) -> float:
+        """IDM acceleration the ego would have at ``speed`` [m/s] behind ``front``."""
+        p = self.personality
+        if front is None:
+            return idm_acceleration(speed, p.desired_speed + 2.5, None, 0.0, p)
+        gap = ego.lane_distance_to(front) - (ego.LENGTH + front.LENGTH) / 2
+        lead_speed = float(np.dot(front.velocity, ego.direction))
+        return idm_acceleration(speed, p.desired_speed + 2.5, gap, speed - lead_speed, p)
 
     def _continuous(self, acc: float) -> np.ndarray:
         ego, p = self.env.vehicle, self.personality
@@ -243,7 +264,9 @@ class HumanDriver:
         steering = float(np.arctan(2 * np.tan(slip)))  # [rad]
         a_lo, a_hi = self.env.action_type.acceleration_range
         s_lo, s_hi = self.env.action_type.steering_range
-        action = np.array([utils.lmap(acc, [a_lo, a_hi], [-1, 1]), utils.lmap(steering, [s_lo, s_hi], [-1, 1])])
+        action = np.array(
+            [utils.lmap(acc, [a_lo, a_hi], [-1, 1]), utils.lmap(steering, [s_lo, s_hi], [-1, 1])]
+        )
         if p.action_noise > 0:
             action = action + self.rng.normal(0.0, p.action_noise, size=2)
         return np.clip(action, -1.0, 1.0).astype(np.float32)

@@ -66,14 +66,16 @@ def _minari_root(root: Path) -> Iterator[None]:
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
-def write_logs(out: str | Path, episodes: Sequence[Episode], env: gym.Env, config: dict[str, Any],
-               description: str = "") -> Path:
+def write_logs(
+    out: str | Path, episodes: Sequence[Episode], env: gym.Env, config: dict[str, Any], description: str = ""
+) -> Path:
     """Write ``episodes`` as a Minari dataset with a manifest, atomically (tmp dir + rename).
 
     ``env`` (the first scenario's env) gives the spaces and the spec Minari's
     ``recover_environment`` rebuilds; each episode's own env id and config are in its metadata.
     """
     import warnings
+
     from minari import create_dataset_from_buffers
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
@@ -84,8 +86,12 @@ def write_logs(out: str | Path, episodes: Sequence[Episode], env: gym.Env, confi
     dataset_id = "drivegpt-logs-v0"
     buffers = [
         EpisodeBuffer(
-            id=i, seed=ep.seed, observations=ep.observations, actions=ep.actions,
-            rewards=ep.rewards.tolist(), terminations=ep.terminations.tolist(),
+            id=i,
+            seed=ep.seed,
+            observations=ep.observations,
+            actions=ep.actions,
+            rewards=ep.rewards.tolist(),
+            terminations=ep.terminations.tolist(),
             truncations=ep.truncations.tolist(),
             infos={k: v.tolist() for k, v in ep.states.items()},
         )
@@ -94,10 +100,15 @@ def write_logs(out: str | Path, episodes: Sequence[Episode], env: gym.Env, confi
     with _minari_root(tmp_root), warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="minari")
         ds = create_dataset_from_buffers(
-            dataset_id, buffers, env=env, algorithm_name="drivegpt-human-driver",
-            author="DriveGPT", author_email="drivegpt@users.noreply.github.com",
+            dataset_id,
+            buffers,
+            env=env,
+            algorithm_name="drivegpt-human-driver",
+            author="DriveGPT",
+            author_email="drivegpt@users.noreply.github.com",
             code_permalink="https://github.com/drivegpt/drivegpt",
-            description=description or "Human-driver logs", data_format="arrow",
+            description=description or "Human-driver logs",
+            data_format="arrow",
         )
     ds.storage.update_episode_metadata(
         [{"env_id": ep.env_id, **ep.meta} for ep in episodes], range(len(episodes))
@@ -150,10 +161,16 @@ class LogDataset:
         indices = list(range(len(self))) if indices is None else list(indices)
         metas = list(self.minari.storage.get_episode_metadata(indices))
         for ep, meta in zip(self.minari.iterate_episodes(indices), metas, strict=True):
-            yield LogEpisode(ep.id, np.asarray(ep.observations, np.float32), np.asarray(ep.actions),
-                             np.asarray(ep.rewards), np.asarray(ep.terminations, bool),
-                             np.asarray(ep.truncations, bool),
-                             {k: np.asarray(v, np.float64) for k, v in ep.infos.items()}, meta)
+            yield LogEpisode(
+                ep.id,
+                np.asarray(ep.observations, np.float32),
+                np.asarray(ep.actions),
+                np.asarray(ep.rewards),
+                np.asarray(ep.terminations, bool),
+                np.asarray(ep.truncations, bool),
+                {k: np.asarray(v, np.float64) for k, v in ep.infos.items()},
+                meta,
+            )
 
 
 def verify_logs(path: str | Path) -> dict[str, Any]:
@@ -164,14 +181,18 @@ def verify_logs(path: str | Path) -> dict[str, Any]:
         raise DataError(f"{path}: no such dataset directory; {fix}")
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise DataError(f"{mpath}: missing manifest (not a DriveGPT log dataset or an interrupted write); {fix}")
+        raise DataError(
+            f"{mpath}: missing manifest (not a DriveGPT log dataset or an interrupted write); {fix}"
+        )
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{mpath}: corrupt manifest ({err}); {fix}") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise DataError(f"{mpath}: format {manifest.get('format')!r} v{manifest.get('version')!r}, "
-                        f"expected {FORMAT!r} v{VERSION}; {fix}")
+        raise DataError(
+            f"{mpath}: format {manifest.get('format')!r} v{manifest.get('version')!r}, "
+            f"expected {FORMAT!r} v{VERSION}; {fix}"
+        )
     data_dir = path / "data"
     files: dict[str, str] = manifest.get("files", {})
     on_disk = set(_data_files(data_dir)) if data_dir.is_dir() else set()
@@ -196,8 +217,12 @@ def load_logs(path: str | Path) -> LogDataset:
     try:
         ds = minari.MinariDataset(path / "data")
     except Exception as err:  # noqa: BLE001 - any reader failure is a data error for the user
-        raise DataError(f"{path / 'data'}: Minari cannot open the dataset ({err}); re-run `drivegpt collect`") from None
+        raise DataError(
+            f"{path / 'data'}: Minari cannot open the dataset ({err}); re-run `drivegpt collect`"
+        ) from None
     if ds.total_episodes != manifest["episodes"] or ds.total_steps != manifest["steps"]:
-        raise DataError(f"{path / 'data' / 'metadata.json'}: {ds.total_episodes} episodes / "
-                        f"{ds.total_steps} steps, manifest says {manifest['episodes']} / {manifest['steps']}")
+        raise DataError(
+            f"{path / 'data' / 'metadata.json'}: {ds.total_episodes} episodes / "
+            f"{ds.total_steps} steps, manifest says {manifest['episodes']} / {manifest['steps']}"
+        )
     return LogDataset(path, manifest, ds)

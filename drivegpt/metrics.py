@@ -25,7 +25,9 @@ METRICS: dict[str, str] = {
     "takeovers_per_100km": "takeovers per 100 km of policy-controlled distance",
     "km_per_takeover": "policy-controlled km per takeover (null if none)",
     "ttc_violation_rate": "fraction of episodes with a step of time-to-collision < 0.95 s",
-    "comfort_violation_rate": "fraction of episodes with acceleration outside [-4.05, 2.40] m/s² or jerk > 4.13 m/s³",
+    "comfort_violation_rate": (
+        "fraction of episodes with acceleration outside [-4.05, 2.40] m/s² or jerk > 4.13 m/s³"
+    ),
     "progress": "distance driven / the human model's distance in the same scenario and seed",
     "score": "CLS-like score in [0, 1]",
     "action_accuracy": "held-out imitation accuracy",

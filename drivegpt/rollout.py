@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Literal, Protocol, TypeVar
 
+import drivegpt_envs
 import gymnasium as gym
 import numpy as np
-from tqdm import tqdm
-
-import drivegpt_envs
 from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+from tqdm import tqdm
 
 Backend = Literal["local", "ray"]
 J = TypeVar("J")
@@ -37,8 +36,12 @@ class Driver(Protocol):
     def act(self, observation: Any) -> Any: ...
 
 
-def make_env(env_id: str, action: ActionKind = "meta", overrides: dict[str, Any] | None = None,
-             render_mode: str | None = None) -> gym.Env:
+def make_env(
+    env_id: str,
+    action: ActionKind = "meta",
+    overrides: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> gym.Env:
     """Any stock highway-env id or ``drivegpt/`` id, with DriveGPT's observation and ``action`` kind."""
     drivegpt_envs.register_envs()
     config = {"observation": kinematics_observation(), **action_config(action), **(overrides or {})}
@@ -129,9 +132,15 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def parallel_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int | None = None,
-                 backend: Backend = "local", desc: str = "episodes", progress: bool = True,
-                 ray_address: str | None = None) -> list[R]:
+def parallel_map(
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    workers: int | None = None,
+    backend: Backend = "local",
+    desc: str = "episodes",
+    progress: bool = True,
+    ray_address: str | None = None,
+) -> list[R]:
     """``[fn(job) for job in jobs]`` over worker processes, in job order, with a progress bar.
 
     ``fn`` must be a module-level function (it is pickled to the workers).
@@ -149,7 +158,7 @@ def parallel_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int | None = 
                 results[i] = fn(job)
                 bar.update()
             return results
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
             futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             from concurrent.futures import as_completed
 
@@ -161,8 +170,19 @@ def parallel_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int | None = 
         bar.close()
 
 
-def _ray_map(fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm,
-             address: str | None) -> list[R]:
+def _mp_context() -> Any:
+    """``fork`` (fast start) unless torch is loaded: its thread pools do not survive a fork, so
+    then a clean ``forkserver`` process forks the workers."""
+    import sys
+
+    if sys.platform == "linux" and "torch" not in sys.modules:
+        return get_context("fork")
+    return get_context("forkserver" if sys.platform != "win32" else "spawn")
+
+
+def _ray_map(
+    fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm, address: str | None
+) -> list[R]:
     try:
         import ray
     except ImportError:

@@ -21,8 +21,9 @@ def is_blank(frame: np.ndarray) -> bool:
     return bool(frame.std() < 1.0)
 
 
-def render_episode(env_id: str, action: str, driver: Driver, seed: int, path: str | Path,
-                   max_steps: int = 60, fps: int = 5) -> list[np.ndarray]:
+def render_episode(
+    env_id: str, action: str, driver: Driver, seed: int, path: str | Path, max_steps: int = 60, fps: int = 5
+) -> list[np.ndarray]:
     """Drive one episode with rendering on and write it to ``path``; returns the frames."""
     import imageio.v3 as iio
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from highway_env.envs.highway_env import HighwayEnvFast
-
 from drivegpt_envs.common import action_config, kinematics_observation
+from highway_env.envs.highway_env import HighwayEnvFast
 
 
 class DriveHighwayEnv(HighwayEnvFast):

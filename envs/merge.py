@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from highway_env.envs.merge_env import MergeEnv
-
 from drivegpt_envs.common import action_config, kinematics_observation
+from highway_env.envs.merge_env import MergeEnv
 
 
 class DriveMergeEnv(MergeEnv):

@@ -1,0 +1,17 @@
+import os
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def tiny_logs(tmp_path_factory):
+    """A tiny human-driven dataset collected once per test session."""
+    from drivegpt.collect import CollectConfig, collect
+    from drivegpt.config import load_config
+
+    cfg = load_config(CollectConfig, "configs/collect/tiny.yaml")
+    out = tmp_path_factory.mktemp("logs") / "tiny"
+    collect(cfg, out, progress=False)
+    return out

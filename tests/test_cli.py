@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from drivegpt.cli import app
+
+runner = CliRunner()
+
+
+def test_collect_check_info_via_cli(tmp_path):
+    out = tmp_path / "logs"
+    r = runner.invoke(
+        app,
+        [
+            "collect",
+            "--config",
+            "configs/collect/tiny.yaml",
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--workers",
+            "1",
+            "--seed",
+            "5",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["episodes"] == 2 and run["config"]["seed"] == 5
+    assert "drivegpt collect" in run["command"]
+    r = runner.invoke(app, ["data", "check", str(out)])
+    assert r.exit_code == 0 and "ok:" in r.output
+    r = runner.invoke(app, ["data", "info", str(out)])
+    assert r.exit_code == 0 and "2 episodes" in r.output
+    f = sorted((out / "data").rglob("*.arrow"))[0]
+    f.write_bytes(f.read_bytes()[:50])
+    r = runner.invoke(app, ["data", "check", str(out)])
+    assert r.exit_code != 0 and "checksum mismatch" in r.output
+
+
+def test_collect_rejects_unknown_key(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("episodes: 1\nworkerz: 2\n")
+    r = runner.invoke(app, ["collect", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "workerz" in r.output and "valid keys" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_drive_writes_metrics(tmp_path):
+    r = runner.invoke(
+        app, ["drive", "--policy", "human", "--episodes", "2", "--workers", "1", "--out", str(tmp_path / "d")]
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert m["episodes"] == 2 and 0 <= m["collision_rate"] <= 1 and m["km_driven"] > 0
+    r = runner.invoke(app, ["drive", "--policy", "robot", "--out", str(tmp_path / "e")])
+    assert r.exit_code == 2 and "valid kinds" in r.output
+
+
+def test_console_script_entry_point():
+    r = subprocess.run([sys.executable, "-m", "drivegpt.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "collect" in r.stdout and "drive" in r.stdout

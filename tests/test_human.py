@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from highway_env.vehicle.kinematics import Vehicle
+
+from drivegpt.human import FASTER, IDLE, SLOWER, HumanDriver, Personality, PersonalityRanges, idm_acceleration
+from drivegpt.rollout import make_env
+
+
+def test_idm_hand_computed():
+    p = Personality(max_acceleration=3.0, comfortable_deceleration=4.0, time_headway=1.5, min_gap=2.0)
+    # free = 1 - (20/30)^4 = 0.802469; s* = 2 + 20*1.5 + 20*5/(2*sqrt(12)) = 46.43376
+    # a = 3 * (0.802469 - (46.43376/30)^2) = -4.779576
+    assert idm_acceleration(20.0, 30.0, 30.0, 5.0, p) == pytest.approx(-4.779576, abs=1e-5)
+    assert idm_acceleration(20.0, 30.0, None, 0.0, p) == pytest.approx(3 * 0.802469, abs=1e-5)
+    assert idm_acceleration(30.0, 30.0, None, 0.0, p) == pytest.approx(0.0)
+
+
+def test_personality_sampling_is_seeded_and_in_range():
+    r = PersonalityRanges()
+    a = r.sample(np.random.default_rng(7))
+    b = r.sample(np.random.default_rng(7))
+    assert a == b
+    assert r.desired_speed[0] <= a.desired_speed <= r.desired_speed[1]
+    assert a.reaction_delay in (0, 1)
+
+
+def test_bad_range_is_rejected():
+    with pytest.raises(ValueError, match="hi < lo"):
+        PersonalityRanges(time_headway=(2.0, 1.0)).sample(np.random.default_rng(0))
+
+
+def _stalled_car_ahead(action: str, gap: float):
+    env = make_env("drivegpt/Highway-v0", action, {"vehicles_count": 0})
+    env.reset(seed=0)
+    road, ego = env.unwrapped.road, env.unwrapped.vehicle
+    lane = road.network.get_lane(ego.lane_index)
+    s, _ = lane.local_coordinates(ego.position)
+    road.vehicles.append(Vehicle(road, lane.position(s + gap, 0), lane.heading_at(s + gap), speed=0.0))
+    return env
+
+
+def test_meta_brakes_for_a_stalled_car_and_speeds_up_on_an_empty_road():
+    calm = Personality(reaction_delay=0, action_noise=0.0, desired_speed=30.0)
+    env = _stalled_car_ahead("meta", gap=40.0)
+    driver = HumanDriver(personality=calm)
+    driver.reset(seed=0, env=env)
+    assert driver.act() == SLOWER
+    empty = make_env("drivegpt/Highway-v0", "meta", {"vehicles_count": 0})
+    empty.reset(seed=0)
+    empty.unwrapped.vehicle.speed = 20.0
+    empty.unwrapped.vehicle.target_speed = 20.0
+    driver.reset(seed=0, env=empty)
+    assert driver.act() == FASTER
+
+
+def test_reaction_delay_postpones_the_decision():
+    late = Personality(reaction_delay=2, action_noise=0.0)
+    env = _stalled_car_ahead("meta", gap=40.0)
+    driver = HumanDriver(personality=late)
+    driver.reset(seed=0, env=env)
+    assert [driver.act(), driver.act(), driver.act()] == [IDLE, IDLE, SLOWER]
+
+
+def test_continuous_brakes_hard_and_actions_are_normalised():
+    env = _stalled_car_ahead("continuous", gap=30.0)
+    driver = HumanDriver(personality=Personality(action_noise=0.0))
+    driver.reset(seed=0, env=env)
+    action = driver.act()
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+    assert action[0] < -0.5  # more than 2.5 m/s² of braking
