@@ -47,7 +47,8 @@ def friendly_errors(fn: F) -> F:
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError, ValueError, FileNotFoundError, KeyError) as err:
+        except (ConfigError, DataError, ValueError, FileNotFoundError, FileExistsError, KeyError,
+                RuntimeError) as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
@@ -123,9 +124,13 @@ def data_info(path: Path = typer.Argument(..., help="Dataset directory written b
 @friendly_errors
 def drive(
     ctx: typer.Context,
-    policy: str = typer.Option("human", help="Policy spec: human, idm."),
+    policy: str = typer.Option(
+        "human", help="Policy spec: human, idm, drivegpt, drivegpt:RUN_DIR, sb3-dqn:PATH, sb3-ppo:PATH."
+    ),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
-    action: str = typer.Option("meta", help="Action interface: meta or continuous."),
+    action: str | None = typer.Option(
+        None, help="Action interface for human/idm: meta (default) or continuous; learned policies carry theirs."
+    ),
     episodes: int = typer.Option(20, min=1),
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
@@ -135,7 +140,7 @@ def drive(
     """Drive a policy in closed loop and write metrics.json."""
     from drivegpt.evaluate import evaluate, write_drive_outputs
 
-    if action not in ("meta", "continuous"):
+    if action not in (None, "meta", "continuous"):
         raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
     metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
     write_drive_outputs(
@@ -156,6 +161,28 @@ def drive(
         f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
         f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
         f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def pretrain(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., help="YAML pretrain config, e.g. configs/pretrain/meta-small.yaml"),
+    data: Path = typer.Option(..., help="Log dataset directory written by `drivegpt collect`."),
+    out: Path = typer.Option(..., help="Run directory (checkpoint/, policy/, log.csv, tb/)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    max_iters: int | None = typer.Option(None, help="Override the config's max_iters."),
+) -> None:
+    """Pretrain DriveGPT by next-action-token imitation of the human logs."""
+    from drivegpt.pretrain import PretrainConfig
+    from drivegpt.pretrain import pretrain as run_pretrain
+
+    cfg = load_config(PretrainConfig, config, {"max_iters": max_iters})
+    m = run_pretrain(cfg, data, out, resume=resume, command=_command_line(ctx))
+    typer.echo(
+        f"val accuracy {m['action_accuracy']:.3f}, val CE {m['cross_entropy']:.3f} nats "
+        f"({m['parameters']} parameters) -> policy in {out / 'policy'}"
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from drivegpt.atomic import write_json, write_text
 from drivegpt.metrics import driving_metrics
-from drivegpt.policy import load_policy
+from drivegpt.policy import load_policy, policy_action_kind
 from drivegpt.rollout import Backend, Episode, make_env, parallel_map, run_episode
 
 EVAL_SEED = 1_000_000  #: default first evaluation seed: never used by collection configs
@@ -25,26 +25,31 @@ _CACHE: dict[Any, Any] = {}
 
 def drive_one(job: DriveJob) -> Episode:
     """One episode of ``job.policy`` (runs in a worker process; envs and policies are cached)."""
-    key = (job.env_id, job.action)
-    if key not in _CACHE:
-        _CACHE[key] = make_env(job.env_id, job.action)  # type: ignore[arg-type]
     if job.policy not in _CACHE:
-        _CACHE[job.policy] = load_policy(job.policy)
-    return run_episode(_CACHE[key], _CACHE[job.policy], job.seed)
+        _CACHE[job.policy] = load_policy(job.policy, job.action)
+    policy = _CACHE[job.policy]
+    key = (job.env_id, job.action, job.policy)
+    if key not in _CACHE:  # a learned policy carries the observation/action config it was trained with
+        _CACHE[key] = make_env(job.env_id, job.action, getattr(policy, "env_config", None))  # type: ignore[arg-type]
+    return run_episode(_CACHE[key], policy, job.seed)
 
 
 def evaluate(
     policy: str,
     env_id: str,
-    action: str = "meta",
+    action: str | None = None,
     episodes: int = 100,
     seed: int = EVAL_SEED,
     workers: int | None = None,
     backend: Backend = "local",
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[Episode]]:
-    """Drive ``episodes`` episodes on seeds ``seed, seed+1, ...``; return (metrics, episodes)."""
-    load_policy(policy)  # fail fast on a bad spec, before starting workers
+    """Drive ``episodes`` episodes on seeds ``seed, seed+1, ...``; return (metrics, episodes).
+
+    ``action`` (meta/continuous) applies to drivers that can use either; a learned policy's own
+    action kind always wins.
+    """
+    action = policy_action_kind(policy, action or "meta")  # also fails fast on a bad spec
     jobs = [DriveJob(policy, env_id, action, seed + i) for i in range(episodes)]
     eps = parallel_map(drive_one, jobs, workers, backend, desc=f"drive {policy}", progress=progress)
     metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])

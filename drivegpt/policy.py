@@ -1,23 +1,100 @@
-"""Policy specs: one string names any driver in the project (``human``, ``idm``, ...)."""
+"""The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
+
+Specs: ``human``, ``idm``, ``drivegpt`` (the checkpoint shipped with the package),
+``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:PATH.zip``, ``sb3-ppo:PATH.zip``.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
 from drivegpt.human import HumanDriver, PersonalityRanges, StockIDMDriver
-from drivegpt.rollout import Driver
 
 #: spec prefix -> what it loads
 POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
+    "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
+    "sb3-dqn": "a stable-baselines3 DQN saved with model.save: `sb3-dqn:PATH.zip`",
+    "sb3-ppo": "a stable-baselines3 PPO saved with model.save: `sb3-ppo:PATH.zip`",
 }
 
+#: the small pretrained checkpoint that ships with the package (see README to reproduce it)
+SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "drivegpt-meta-small"
 
-def load_policy(spec: str) -> Driver:
-    """Return the driver named by ``spec``; unknown specs fail with the list of valid ones."""
-    kind, _, _arg = spec.partition(":")
+
+@runtime_checkable
+class DrivePolicy(Protocol):
+    """Every driver in the project: ``reset`` once per episode, then ``act`` once per step.
+
+    ``env`` is given to drivers that read the simulator (the human model); learned policies
+    ignore it. ``action_kind`` is the action interface the policy was built for (``meta`` or
+    ``continuous``); ``act_batch`` (optional) drives B envs at once.
+    """
+
+    action_kind: str
+
+    def reset(self, seed: int, env: gym.Env | None = None) -> None: ...
+
+    def act(self, observation: np.ndarray) -> Any: ...
+
+
+class SB3Policy:
+    """A stable-baselines3 model as a DrivePolicy (deterministic actions)."""
+
+    def __init__(self, algo: str, path: str):
+        from stable_baselines3 import DQN, PPO
+
+        cls = {"sb3-dqn": DQN, "sb3-ppo": PPO}[algo]
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such SB3 model file; train one with stable-baselines3")
+        self.model = cls.load(path, device="cpu")
+        space = self.model.action_space
+        self.action_kind = "continuous" if isinstance(space, gym.spaces.Box) else "meta"
+
+    def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        pass
+
+    def act(self, observation: np.ndarray) -> Any:
+        action, _ = self.model.predict(observation, deterministic=True)
+        return action if self.action_kind == "continuous" else int(action)
+
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        actions, _ = self.model.predict(observations, deterministic=True)
+        return actions
+
+
+def load_policy(spec: str, action: str = "meta") -> Any:
+    """Return the driver named by ``spec``; unknown specs fail with the list of valid ones.
+
+    ``action`` is the action kind for drivers that can use either (human, idm); learned policies
+    carry their own.
+    """
+    kind, _, arg = spec.partition(":")
     if kind == "human":
-        return HumanDriver(ranges=PersonalityRanges())
-    if kind == "idm":
-        return StockIDMDriver()
-    valid = ", ".join(POLICY_KINDS)
-    raise ValueError(f"unknown policy spec {spec!r}; valid kinds: {valid}")
+        driver: Any = HumanDriver(ranges=PersonalityRanges())
+    elif kind == "idm":
+        driver = StockIDMDriver()
+    elif kind == "drivegpt":
+        from drivegpt.gpt_policy import DriveGPTPolicy
+
+        return DriveGPTPolicy.load(arg or SHIPPED_CHECKPOINT)
+    elif kind in ("sb3-dqn", "sb3-ppo"):
+        return SB3Policy(kind, arg)
+    else:
+        valid = ", ".join(POLICY_KINDS)
+        raise ValueError(f"unknown policy spec {spec!r}; valid kinds: {valid}")
+    driver.action_kind = action
+    return driver
+
+
+def policy_action_kind(spec: str, default: str = "meta") -> str:
+    """The action kind a spec drives with (learned policies carry it; others use ``default``)."""
+    kind = spec.partition(":")[0]
+    if kind in ("human", "idm"):
+        return default
+    return str(load_policy(spec).action_kind)

@@ -1,0 +1,69 @@
+"""DriveGPT as a :class:`~drivegpt.policy.DrivePolicy`: keeps the last K steps and acts greedily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from drivegpt.checkpoint import load_policy_dir
+from drivegpt.model import DriveGPT
+from drivegpt.tokenizer import tokenizer_from_json
+
+
+class DriveGPTPolicy:
+    """Greedy (argmax) DriveGPT driver; ``act_batch`` drives B envs with B separate histories."""
+
+    def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = 1):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.meta = meta
+        self.tokenizer, self.normalizer = tokenizer_from_json(meta["tokenizer"])
+        self.action_kind: str = meta["action"]
+        self.env_config: dict[str, Any] = {"observation": meta["observation"], **meta["env_config"]}
+        self.K = model.cfg.context
+        self.reset_batch(1)
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = 1) -> DriveGPTPolicy:
+        path = Path(path)
+        if (path / "policy").is_dir():  # a pretrain run directory
+            path = path / "policy"
+        model, meta = load_policy_dir(path)
+        return cls(model, meta, threads)
+
+    # -- DrivePolicy ------------------------------------------------------------------------
+    def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        self.reset_batch(1)
+
+    def act(self, observation: np.ndarray) -> Any:
+        return self.act_batch(np.asarray(observation)[None])[0]
+
+    # -- batched form ---------------------------------------------------------------------------
+    def reset_batch(self, n: int) -> None:
+        V, F = self.model.cfg.n_vehicles, self.model.cfg.n_features
+        self.obs = torch.zeros(n, self.K, V, F)  # (B, K, V, F) left-padded history
+        self.tokens = torch.zeros(n, self.K, dtype=torch.long)  # (B, K)
+        self.steps = np.zeros(n, np.int64)
+
+    @torch.inference_mode()
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        """(B, V, F) raw observations -> (B,) meta ids or (B, 2) continuous actions."""
+        x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
+        self.obs = torch.roll(self.obs, -1, dims=1)
+        self.tokens = torch.roll(self.tokens, -1, dims=1)
+        self.obs[:, -1] = x
+        self.tokens[:, -1] = 0
+        self.steps += 1
+        # zero the padding exactly as in training (rolled-in stale rows are masked out)
+        valid = torch.arange(self.K)[None, :] >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
+        self.obs *= valid[..., None, None]
+        self.tokens *= valid
+        logits = self.model(self.obs, self.tokens)[:, -1]  # (B, vocab)
+        token = logits.argmax(-1)  # (B,)
+        self.tokens[:, -1] = token
+        return self.tokenizer.decode(token.numpy())

@@ -1,0 +1,175 @@
+"""DriveGPT: a causal transformer over interleaved state and action tokens (nanoGPT style).
+
+A context of K steps becomes 2K tokens ``s_0, a_0, s_1, a_1, ..., s_{K-1}, a_{K-1}``:
+
+* state token: each Kinematics row (V vehicles x F features) goes through a per-vehicle MLP; the
+  ego row's embedding queries all rows (ego-attention, absent vehicles masked by ``presence``) and
+  the pooled vector is the state token;
+* action token: an embedding of the action id;
+* both get a timestep embedding (position of the step in the context) and a type embedding.
+
+The hidden state at ``s_t`` predicts ``a_t`` (loss on action tokens only); causality means it sees
+``s_0..s_t`` and ``a_0..a_{t-1}``, exactly what a driver knows when it acts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class DriveGPTConfig:
+    n_vehicles: int = 10
+    """Kinematics rows per observation (V)."""
+    n_features: int = 7
+    """Features per row (F): presence, x, y, vx, vy, cos_h, sin_h."""
+    vocab_size: int = 5
+    """Action tokens (5 meta-actions, or bins² for continuous)."""
+    context: int = 8
+    """Steps K in the context window (2K tokens)."""
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 64
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EgoAttentionEncoder(nn.Module):
+    """Per-vehicle MLP, then the ego row attends over all present rows -> one state vector."""
+
+    def __init__(self, cfg: DriveGPTConfig):
+        super().__init__()
+        c = cfg.n_embd
+        self.vehicle = nn.Sequential(nn.Linear(cfg.n_features, c), nn.GELU(), nn.Linear(c, c))
+        self.n_head = cfg.n_head
+        self.q = nn.Linear(c, c)
+        self.kv = nn.Linear(c, 2 * c)
+        self.out = nn.Linear(2 * c, c)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        # obs: (B, T, V, F) normalised; feature 0 is presence (row 0 = ego, always present)
+        B, T, V, _ = obs.shape
+        x = self.vehicle(obs)  # (B, T, V, C)
+        C, H = x.shape[-1], self.n_head
+        present = obs[..., 0] > 0.5  # (B, T, V)
+        present = present | (torch.arange(V, device=obs.device) == 0)  # never mask the ego
+        q = self.q(x[:, :, :1]).view(B, T, 1, H, C // H).transpose(2, 3)  # (B, T, H, 1, C/H)
+        k, v = self.kv(x).split(C, dim=-1)
+        k = k.view(B, T, V, H, C // H).transpose(2, 3)  # (B, T, H, V, C/H)
+        v = v.view(B, T, V, H, C // H).transpose(2, 3)
+        mask = present[:, :, None, None, :]  # (B, T, 1, 1, V)
+        pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, T, H, 1, C/H)
+        pooled = pooled.reshape(B, T, C)
+        return self.out(torch.cat([x[:, :, 0], pooled], dim=-1))  # (B, T, C)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: DriveGPTConfig):
+        super().__init__()
+        assert cfg.n_embd % cfg.n_head == 0
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.n_head = cfg.n_head
+        self.dropout = cfg.dropout
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, C = x.shape  # (B, 2K, C)
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, L, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, L, C/H)
+        k = k.view(B, L, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, L, self.n_head, C // self.n_head).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, H, L, C/H)
+        y = y.transpose(1, 2).contiguous().view(B, L, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: DriveGPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DriveGPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class DriveGPT(nn.Module):
+    def __init__(self, cfg: DriveGPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.n_embd
+        self.state_encoder = EgoAttentionEncoder(cfg)
+        self.action_emb = nn.Embedding(cfg.vocab_size, c)
+        self.time_emb = nn.Embedding(cfg.context, c)
+        self.type_emb = nn.Embedding(2, c)  # 0: state token, 1: action token
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = nn.LayerNorm(c)
+        self.head = nn.Linear(c, cfg.vocab_size)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Action logits at every step.
+
+        obs: (B, T, V, F) normalised observations; actions: (B, T) int64 action ids (the action at
+        the last step is never seen by its own prediction; pass anything there, e.g. 0).
+        Returns logits (B, T, vocab): row t predicts a_t from s_0..s_t and a_0..a_{t-1}.
+        """
+        B, T = actions.shape
+        if T > self.cfg.context:
+            raise ValueError(f"sequence of {T} steps exceeds the context of {self.cfg.context}")
+        t = torch.arange(T, device=obs.device)
+        time = self.time_emb(t)  # (T, C)
+        s = self.state_encoder(obs) + time + self.type_emb.weight[0]  # (B, T, C)
+        a = self.action_emb(actions) + time + self.type_emb.weight[1]  # (B, T, C)
+        x = torch.stack([s, a], dim=2).view(B, 2 * T, -1)  # (B, 2T, C) s0 a0 s1 a1 ...
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)
+        x = self.ln_f(x)
+        return self.head(x[:, 0::2])  # (B, T, vocab): hidden states at the state tokens
+
+    def loss(self, obs: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy on the action tokens where ``mask`` (B, T) is true."""
+        logits = self(obs, actions)  # (B, T, vocab)
+        ce = F.cross_entropy(logits.flatten(0, 1), actions.flatten(), reduction="none")  # (B*T,)
+        m = mask.flatten().float()
+        return (ce * m).sum() / m.sum().clamp_min(1.0)

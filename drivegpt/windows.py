@@ -1,0 +1,60 @@
+"""Context windows over driving logs: the batches DriveGPT trains and evaluates on."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from drivegpt.logs import LogDataset
+from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+
+
+class WindowBatch(NamedTuple):
+    obs: torch.Tensor  # (B, K, V, F) float32, normalised; zero-padded on the left
+    actions: torch.Tensor  # (B, K) int64 action tokens (0 where padded)
+    mask: torch.Tensor  # (B, K) bool: true on real steps
+
+
+class StepTable:
+    """All steps of some episodes, flattened: window ``(end, K)`` gathers the K steps up to ``end``."""
+
+    def __init__(self, obs: np.ndarray, tokens: np.ndarray, episode_start: np.ndarray):
+        self.obs = torch.from_numpy(obs)  # (N, V, F) normalised
+        self.tokens = torch.from_numpy(tokens)  # (N,)
+        self.start = torch.from_numpy(episode_start)  # (N,) index of each step's episode start
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def from_logs(cls, ds: LogDataset, episodes: list[int], actions: ActionTokenizer,
+                  norm: ObsNormalizer) -> StepTable:
+        obs, toks, starts, n = [], [], [], 0
+        for ep in ds.episodes(episodes):
+            T = len(ep.actions)
+            obs.append(norm(ep.observations[:T]))  # the observation each action was taken on
+            toks.append(actions.encode(ep.actions))
+            starts.append(np.full(T, n, np.int64))
+            n += T
+        return cls(np.concatenate(obs), np.concatenate(toks), np.concatenate(starts))
+
+    def windows(self, ends: torch.Tensor, K: int) -> WindowBatch:
+        """Windows of K steps ending at (inclusive) each index of ``ends`` (B,)."""
+        idx = ends[:, None] - torch.arange(K - 1, -1, -1)[None, :]  # (B, K)
+        mask = idx >= self.start[ends][:, None]
+        idx = torch.where(mask, idx, ends[:, None])
+        obs = self.obs[idx] * mask[..., None, None]
+        tokens = self.tokens[idx] * mask
+        return WindowBatch(obs, tokens, mask)
+
+    def sample(self, batch_size: int, K: int, gen: torch.Generator) -> WindowBatch:
+        return self.windows(torch.randint(len(self), (batch_size,), generator=gen), K)
+
+
+def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Train/validation split by episode (never by step), reproducible from ``seed``."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
