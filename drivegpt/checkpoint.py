@@ -39,10 +39,14 @@ def save_policy(dest: str | Path, model: DriveGPT, info: dict[str, Any]) -> Path
     """Write a policy directory atomically. ``info``: tokenizer + env configuration."""
     dest = Path(dest)
     tmp = _tmp_dir(dest)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(tmp / "model.safetensors"))
-    write_json(tmp / "policy.json", {"format": POLICY_FORMAT, "version": POLICY_VERSION,
-                                     "model": model.cfg.to_dict(), **info})
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        str(tmp / "model.safetensors"),
+    )
+    write_json(
+        tmp / "policy.json",
+        {"format": POLICY_FORMAT, "version": POLICY_VERSION, "model": model.cfg.to_dict(), **info},
+    )
     replace_dir(tmp, dest)
     return dest
 
@@ -72,13 +76,16 @@ def load_policy_dir(path: str | Path) -> tuple[DriveGPT, dict[str, Any]]:
     return model, meta
 
 
-def save_trainer(dest: str | Path, model: DriveGPT, optimizer: torch.optim.Optimizer,
-                 state: dict[str, Any]) -> None:
+def save_trainer(
+    dest: str | Path, model: DriveGPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
     """Model + optimizer moments + RNG + progress, atomically, for ``--resume``."""
     dest = Path(dest)
     tmp = _tmp_dir(dest)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(tmp / "model.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        str(tmp / "model.safetensors"),
+    )
     opt = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}

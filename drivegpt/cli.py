@@ -47,8 +47,15 @@ def friendly_errors(fn: F) -> F:
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, DataError, ValueError, FileNotFoundError, FileExistsError, KeyError,
-                RuntimeError) as err:
+        except (
+            ConfigError,
+            DataError,
+            ValueError,
+            FileNotFoundError,
+            FileExistsError,
+            KeyError,
+            RuntimeError,
+        ) as err:
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
@@ -129,7 +136,8 @@ def drive(
     ),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
     action: str | None = typer.Option(
-        None, help="Action interface for human/idm: meta (default) or continuous; learned policies carry theirs."
+        None,
+        help="Action interface for human/idm: meta (default) or continuous; learned policies carry theirs.",
     ),
     episodes: int = typer.Option(20, min=1),
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),

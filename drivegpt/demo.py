@@ -16,6 +16,7 @@ from drivegpt.config import FrozenConfig, load_config
 from drivegpt.evaluate import EVAL_SEED, evaluate, write_drive_outputs
 from drivegpt.logs import DataError, load_logs
 from drivegpt.policy import load_policy
+from drivegpt.pretrain import ModelSize, PretrainConfig, pretrain
 
 
 class DemoConfig(FrozenConfig):
@@ -23,14 +24,24 @@ class DemoConfig(FrozenConfig):
 
     collect: CollectConfig = CollectConfig(episodes=40)
     """Human-log collection stage."""
+    pretrain: PretrainConfig = PretrainConfig(
+        model=ModelSize(n_layer=2, n_head=4, n_embd=64, context=8), max_iters=600, eval_every=200
+    )
+    """DriveGPT pretraining stage (on the demo's own logs)."""
     eval_env: str = "drivegpt/Highway-v0"
     """Env of the closed-loop evaluation."""
     eval_episodes: int = Field(40, ge=1)
     """Held-out evaluation episodes per policy (seeds from 1,000,000)."""
-    eval_policies: tuple[str, ...] = ("human", "idm")
-    """Policies evaluated side by side."""
+    eval_policies: tuple[str, ...] = ("human", "idm", "drivegpt")
+    """Policies evaluated side by side (the demo's own DriveGPT run is added)."""
     video_seed: int = EVAL_SEED
     """Seed of the rendered human episode."""
+
+
+def load_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
 
 
 def _fmt_ci(m: dict) -> str:
@@ -55,11 +66,21 @@ def run_demo(config_path: str | Path, out: str | Path, command: str) -> Path:
         ds = load_logs(logs)
     timings["collect"] = time.time() - t0
 
+    t0 = time.time()
+    run = out / "pretrain"
+    if (run / "metrics.json").is_file() and (run / "policy" / "policy.json").is_file():
+        print(f"[pretrain] {run} is complete: skipped")
+    else:
+        pretrain(cfg.pretrain, logs, run, resume=(run / "checkpoint").exists(), command=command)
+    timings["pretrain"] = time.time() - t0
+    imitation = load_json(run / "metrics.json")
+
     rows = []
-    for policy in cfg.eval_policies:
+    for policy in (*cfg.eval_policies, f"drivegpt:{run}"):
         t0 = time.time()
         m, eps = evaluate(policy, cfg.eval_env, cfg.collect.action, cfg.eval_episodes)
-        write_drive_outputs(out / f"drive-{policy}", m, eps, {"policy": policy, "env": cfg.eval_env})
+        name = "drivegpt-demo" if policy.startswith("drivegpt:") else policy
+        write_drive_outputs(out / f"drive-{name}", m, eps, {"policy": policy, "env": cfg.eval_env})
         timings[f"drive {policy}"] = time.time() - t0
         km_c = "-" if m["km_per_collision"] is None else f"{m['km_per_collision']:.1f}"
         rows.append(

@@ -60,7 +60,10 @@ class DriveGPTPolicy:
         self.tokens[:, -1] = 0
         self.steps += 1
         # zero the padding exactly as in training (rolled-in stale rows are masked out)
-        valid = torch.arange(self.K)[None, :] >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
+        valid = (
+            torch.arange(self.K)[None, :]
+            >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
+        )
         self.obs *= valid[..., None, None]
         self.tokens *= valid
         logits = self.model(self.obs, self.tokens)[:, -1]  # (B, vocab)

@@ -89,8 +89,13 @@ class TrainingError(RuntimeError):
 
 
 @torch.no_grad()
-def evaluate_imitation(model: DriveGPT, table: StepTable, actions: ActionTokenizer,
-                       raw_actions: np.ndarray | None = None, batch: int = 1024) -> dict[str, float]:
+def evaluate_imitation(
+    model: DriveGPT,
+    table: StepTable,
+    actions: ActionTokenizer,
+    raw_actions: np.ndarray | None = None,
+    batch: int = 1024,
+) -> dict[str, float]:
     """Held-out figures on every step of ``table``, each predicted from its own K-step context."""
     model.eval()
     K = model.cfg.context
@@ -115,13 +120,20 @@ def evaluate_imitation(model: DriveGPT, table: StepTable, actions: ActionTokeniz
     return out
 
 
-def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: bool = False,
-             command: str = "", progress: bool = True) -> dict[str, Any]:
+def pretrain(
+    cfg: PretrainConfig,
+    data: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    command: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train DriveGPT on the logs in ``data``; write the run to ``out``; return the final figures."""
     out = Path(out)
     if (out / "checkpoint").exists() and not resume:
-        raise FileExistsError(f"{out}: a run already exists there; pass --resume to continue it "
-                              "or choose another --out")
+        raise FileExistsError(
+            f"{out}: a run already exists there; pass --resume to continue it or choose another --out"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ds = load_logs(data)
@@ -141,8 +153,11 @@ def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: boo
     model = DriveGPT(mcfg)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     start, best = 0, float("inf")
     if resume and (out / "checkpoint").exists():
@@ -150,13 +165,26 @@ def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: boo
         start, best = int(state["iter"]), float(state["best_val_ce"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "data": str(data),
-                                  "data_manifest": ds.manifest["files"].get("metadata.json"),
-                                  "train_episodes": len(train_eps), "val_episodes": len(val_eps),
-                                  "parameters": model.num_params()})
-    info = {"action": kind, "policy_frequency": POLICY_FREQUENCY[kind],
-            "observation": kinematics_observation(), "env_config": action_config(kind),  # type: ignore[arg-type]
-            "tokenizer": tokenizer_to_json(tok, norm), "trained_on": str(data)}
+    write_json(
+        out / "run.json",
+        {
+            "command": command,
+            "config": cfg.to_dict(),
+            "data": str(data),
+            "data_manifest": ds.manifest["files"].get("metadata.json"),
+            "train_episodes": len(train_eps),
+            "val_episodes": len(val_eps),
+            "parameters": model.num_params(),
+        },
+    )
+    info = {
+        "action": kind,
+        "policy_frequency": POLICY_FREQUENCY[kind],
+        "observation": kinematics_observation(),
+        "env_config": action_config(kind),  # type: ignore[arg-type]
+        "tokenizer": tokenizer_to_json(tok, norm),
+        "trained_on": str(data),
+    }
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -167,8 +195,14 @@ def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: boo
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(fields)
     tokens_per_iter = cfg.batch_size * mcfg.context * 2
-    bar = tqdm(range(start, cfg.max_iters), initial=start, total=cfg.max_iters, desc="pretrain",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(start, cfg.max_iters),
+        initial=start,
+        total=cfg.max_iters,
+        desc="pretrain",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     model.train()
     t0, it_t0, metrics = time.perf_counter(), start, {}
     for it in bar:
@@ -178,8 +212,10 @@ def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: boo
         batch = train.sample(cfg.batch_size, mcfg.context, gen)
         loss = model.loss(batch.obs, batch.actions, batch.mask)
         if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
-                                f"in {out / 'checkpoint'} — lower lr (now {cfg.lr}) and run with --resume")
+            raise TrainingError(
+                f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
+                f"in {out / 'checkpoint'} — lower lr (now {cfg.lr}) and run with --resume"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -197,13 +233,23 @@ def pretrain(cfg: PretrainConfig, data: str | Path, out: str | Path, resume: boo
             if metrics["cross_entropy"] < best:
                 best = metrics["cross_entropy"]
                 save_policy(out / "policy", model, {**info, "iter": it + 1, "val": metrics})
-            save_trainer(out / "checkpoint", model, opt, {"iter": it + 1, "best_val_ce": best,
-                                                          "generator": gen.get_state().tolist()})
+            save_trainer(
+                out / "checkpoint",
+                model,
+                opt,
+                {"iter": it + 1, "best_val_ce": best, "generator": gen.get_state().tolist()},
+            )
             t0, it_t0 = time.perf_counter(), it + 1
             metrics = {**metrics, "tokens_per_s": tps}
     tb.close()
     bar.close()
-    final = {"iter": cfg.max_iters, "best_val_cross_entropy": best, **metrics,
-             "parameters": model.num_params(), "train_steps": len(train), "val_steps": len(val)}
+    final = {
+        "iter": cfg.max_iters,
+        "best_val_cross_entropy": best,
+        **metrics,
+        "parameters": model.num_params(),
+        "train_steps": len(train),
+        "val_steps": len(val),
+    }
     write_json(out / "metrics.json", {k: v for k, v in final.items()})
     return final

@@ -29,8 +29,9 @@ class StepTable:
         return len(self.tokens)
 
     @classmethod
-    def from_logs(cls, ds: LogDataset, episodes: list[int], actions: ActionTokenizer,
-                  norm: ObsNormalizer) -> StepTable:
+    def from_logs(
+        cls, ds: LogDataset, episodes: list[int], actions: ActionTokenizer, norm: ObsNormalizer
+    ) -> StepTable:
         obs, toks, starts, n = [], [], [], 0
         for ep in ds.episodes(episodes):
             T = len(ep.actions)

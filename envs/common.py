@@ -31,10 +31,19 @@ def kinematics_observation(vehicles_count: int = VEHICLES_COUNT) -> dict[str, An
 POLICY_FREQUENCY: dict[str, int] = {"meta": 1, "continuous": 5}
 
 
+#: discrete target speeds of the meta-action ego [m/s]: FASTER / SLOWER move one level. highway-env's
+#: default (20, 25, 30) cannot slow below 20 m/s, so no driver could avoid a slower car ahead
+#: (traffic drives 18-25 m/s); 0..30 m/s in 5 m/s steps lets it brake to a stop.
+META_TARGET_SPEEDS: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+
+
 def action_config(kind: ActionKind) -> dict[str, Any]:
     """Env config entries that select an action interface (``meta`` or ``continuous``)."""
     if kind == "meta":
-        return {"action": {"type": "DiscreteMetaAction"}, "policy_frequency": POLICY_FREQUENCY[kind]}
+        return {
+            "action": {"type": "DiscreteMetaAction", "target_speeds": list(META_TARGET_SPEEDS)},
+            "policy_frequency": POLICY_FREQUENCY[kind],
+        }
     if kind == "continuous":
         return {
             "action": {

@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from drivegpt.checkpoint import CheckpointError, load_policy_dir, save_policy
+from drivegpt.gpt_policy import DriveGPTPolicy
+from drivegpt.model import DriveGPT, DriveGPTConfig
+from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
+from drivegpt_envs.common import action_config, kinematics_observation
+
+CFG = DriveGPTConfig(context=6, n_layer=2, n_head=2, n_embd=16)
+
+
+def _batch(B=3, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(B, T, 10, 7, generator=g)
+    obs[..., 0] = (torch.rand(B, T, 10, generator=g) > 0.3).float()
+    actions = torch.randint(0, 5, (B, T), generator=g)
+    return obs, actions
+
+
+def test_future_tokens_cannot_change_earlier_predictions():
+    torch.manual_seed(0)
+    model = DriveGPT(CFG).eval()
+    obs, actions = _batch()
+    base = model(obs, actions)
+    for t in range(CFG.context - 1):
+        obs2, actions2 = obs.clone(), actions.clone()
+        obs2[:, t + 1 :] = torch.randn_like(obs2[:, t + 1 :])
+        actions2[:, t:] = (actions2[:, t:] + 1) % 5  # a_t itself is the target of row t
+        out = model(obs2, actions2)
+        torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1])
+        assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
+
+
+def test_hand_checked_loss_uniform_logits_and_masking():
+    model = DriveGPT(CFG)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    obs, actions = _batch()
+    mask = torch.ones_like(actions, dtype=torch.bool)
+    assert float(model.loss(obs, actions, mask)) == pytest.approx(math.log(5), abs=1e-6)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([0.0, math.log(3), 0.0, 0.0, 0.0]))  # p(1)=3/7
+    ones = torch.ones_like(actions)
+    # CE of token 1 = -log(3/7); positions outside the mask must not count
+    mask[:, :2] = False
+    ones[:, :2] = 0  # their targets differ, but are masked out
+    assert float(model.loss(obs, ones, mask)) == pytest.approx(-math.log(3 / 7), abs=1e-6)
+
+
+def _meta(kind="meta"):
+    tok = ActionTokenizer(kind)
+    norm = ObsNormalizer(tuple([0.0] * 7), tuple([1.0] * 7))
+    return {
+        "action": kind,
+        "observation": kinematics_observation(),
+        "env_config": action_config(kind),
+        "tokenizer": tokenizer_to_json(tok, norm),
+    }
+
+
+def test_save_load_gives_identical_actions(tmp_path):
+    torch.manual_seed(1)
+    model = DriveGPT(CFG)
+    save_policy(tmp_path / "p", model, _meta())
+    loaded, meta = load_policy_dir(tmp_path / "p")
+    a, b = DriveGPTPolicy(model, _meta()), DriveGPTPolicy(loaded, meta)
+    rng = np.random.default_rng(0)
+    a.reset(0)
+    b.reset(0)
+    for _ in range(10):  # longer than the context: the history window slides
+        o = rng.normal(size=(10, 7)).astype(np.float32)
+        o[:, 0] = 1.0
+        assert a.act(o) == b.act(o)
+
+
+def test_batched_form_matches_single(tmp_path):
+    torch.manual_seed(2)
+    model = DriveGPT(CFG)
+    single, batched = DriveGPTPolicy(model, _meta()), DriveGPTPolicy(model, _meta())
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(8, 3, 10, 7)).astype(np.float32)
+    obs[..., 0] = 1.0
+    batched.reset_batch(3)
+    outs = np.stack([batched.act_batch(obs[t]) for t in range(8)])
+    for i in range(3):
+        single.reset(0)
+        np.testing.assert_array_equal([single.act(obs[t, i]) for t in range(8)], outs[:, i])
+
+
+def test_corrupt_or_missing_checkpoint_is_rejected(tmp_path):
+    model = DriveGPT(CFG)
+    save_policy(tmp_path / "p", model, _meta())
+    w = tmp_path / "p" / "model.safetensors"
+    raw = bytearray(w.read_bytes())
+    raw[:8] = b"\xff" * 8  # header length
+    w.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_policy_dir(tmp_path / "p")
+    w.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_policy_dir(tmp_path / "p")
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "policy.json").write_text("{oops")
+    save_policy(tmp_path / "r", model, _meta())
+    (tmp_path / "q" / "model.safetensors").write_bytes((tmp_path / "r" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="corrupt policy config"):
+        load_policy_dir(tmp_path / "q")

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import drivegpt.pretrain as pt
+from drivegpt.cli import app
+from drivegpt.config import load_config
+from drivegpt.pretrain import PretrainConfig, lr_at, pretrain
+
+runner = CliRunner()
+
+
+def test_lr_schedule():
+    cfg = PretrainConfig(lr=1.0, min_lr=0.1, warmup_iters=10, max_iters=110)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55)  # half-way through the cosine
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+
+
+def test_resume_after_kill_continues_from_the_same_step(tiny_logs, tmp_path, monkeypatch):
+    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml")
+    pretrain(cfg, tiny_logs, tmp_path / "straight", progress=False)
+
+    real_save = pt.save_trainer
+    calls = {"n": 0}
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls["n"] += 1
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(pt, "save_trainer", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, tiny_logs, tmp_path / "killed", progress=False)
+    monkeypatch.setattr(pt, "save_trainer", real_save)
+    state = json.loads((tmp_path / "killed" / "checkpoint" / "trainer.json").read_text())
+    assert state["iter"] == cfg.eval_every
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain(cfg, tiny_logs, tmp_path / "killed", progress=False)
+    pretrain(cfg, tiny_logs, tmp_path / "killed", resume=True, progress=False)
+    a = load_file(str(tmp_path / "straight" / "checkpoint" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "checkpoint" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_non_finite_loss_is_reported(tiny_logs, tmp_path):
+    cfg = PretrainConfig(
+        lr=1e30,
+        warmup_iters=0,
+        max_iters=50,
+        eval_every=25,
+        batch_size=8,
+        grad_clip=1e30,
+        model={"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 4},
+    )
+    with pytest.raises(pt.TrainingError, match="non-finite loss"):
+        pretrain(cfg, tiny_logs, tmp_path / "nan", progress=False)
+
+
+def test_pretrain_and_drive_cli(tiny_logs, tmp_path):
+    run = tmp_path / "run"
+    r = runner.invoke(
+        app,
+        ["pretrain", "--config", "configs/pretrain/tiny.yaml", "--data", str(tiny_logs), "--out", str(run)],
+    )
+    assert r.exit_code == 0, r.output
+    for f in [
+        "policy/model.safetensors",
+        "policy/policy.json",
+        "checkpoint/trainer.json",
+        "log.csv",
+        "run.json",
+    ]:
+        assert (run / f).is_file(), f
+    assert any((run / "tb").iterdir())
+    assert "drivegpt pretrain" in json.loads((run / "run.json").read_text())["command"]
+    r = runner.invoke(
+        app,
+        [
+            "drive",
+            "--policy",
+            f"drivegpt:{run}",
+            "--env",
+            "highway-fast-v0",
+            "--episodes",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert m["episodes"] == 2 and m["km_driven"] > 0
+    r = runner.invoke(
+        app, ["drive", "--policy", f"drivegpt:{tmp_path / 'nope'}", "--out", str(tmp_path / "e")]
+    )
+    assert r.exit_code == 2 and "missing" in r.output
+
+
+def test_pretrain_rejects_bad_config_key(tiny_logs, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {n_layers: 2}\n")
+    r = runner.invoke(
+        app, ["pretrain", "--config", str(bad), "--data", str(tiny_logs), "--out", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 2 and "n_layers" in r.output and "n_layer" in r.output
