@@ -3,7 +3,7 @@
 Held-out = validation episodes of the run's own split (never trained on); closed loop = seeds from
 1,000,000 (collection used seeds from 0), the same seeds for DriveGPT and the human model.
 
-    python bench/imitation.py --run runs/pretrain-meta --episodes 200 --envs drivegpt/Highway-v0 drivegpt/Merge-v0
+    python bench/imitation.py --run runs/pretrain-meta --episodes 200
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from drivegpt_envs.common import ActionKind
 from pydantic import Field
 
 from drivegpt.config import FrozenConfig
 from drivegpt.human import HumanDriver, PersonalityRanges
 from drivegpt.logs import write_logs
 from drivegpt.rollout import Backend, Episode, make_env, parallel_map, run_episode
+from drivegpt_envs.common import ActionKind
 
 
 class Scenario(FrozenConfig):

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any, Literal, Protocol, TypeVar
 
-import drivegpt_envs
 import gymnasium as gym
 import numpy as np
-from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
 from tqdm import tqdm
+
+import drivegpt_envs
+from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
 
 Backend = Literal["local", "ray"]
 J = TypeVar("J")

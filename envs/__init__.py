@@ -8,8 +8,9 @@ imports it for you.
 from __future__ import annotations
 
 import highway_env  # noqa: F401  (registers the stock highway-env ids)
-from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, action_config
 from gymnasium.envs.registration import register, registry
+
+from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, action_config
 
 #: id -> entry point of every registered DriveGPT environment.
 ENV_IDS: dict[str, str] = {

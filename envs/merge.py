@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from drivegpt_envs.common import action_config, kinematics_observation
 from highway_env.envs.merge_env import MergeEnv
+
+from drivegpt_envs.common import action_config, kinematics_observation
 
 
 class DriveMergeEnv(MergeEnv):

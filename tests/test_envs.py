@@ -1,9 +1,9 @@
-import drivegpt_envs
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import drivegpt_envs
 from drivegpt.human import HumanDriver
 from drivegpt.rollout import make_env, run_episode
 
