@@ -77,7 +77,8 @@ def main() -> None:
         "machine": platform.platform(),
     }
     print(
-        f"{args.policy}: {res['parameters']} params, context {K} steps ({2 * K} tokens), {args.threads} thread(s)"
+        f"{args.policy}: {res['parameters']} params, context {K} steps ({2 * K} tokens), "
+        f"{args.threads} thread(s)"
     )
     print(f"batch 1 latency: p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms (target p50 <= 2 ms)")
     print(f"batch 64: {dps:.0f} decisions/s; training: {tps:.0f} tokens/s")
