@@ -144,13 +144,40 @@ def drive(
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: str = typer.Option("local", help="Rollout backend: local or ray."),
     out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
+    takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
+    clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
+    monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (default: built-in)."),
 ) -> None:
-    """Drive a policy in closed loop and write metrics.json."""
-    from drivegpt.evaluate import evaluate, write_drive_outputs
+    """Drive a policy in closed loop and write metrics.json (with --takeovers: takeover figures + clips)."""
+    from drivegpt.evaluate import evaluate, evaluate_monitored, write_drive_outputs
 
     if action not in (None, "meta", "continuous"):
         raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
-    metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
+    if clips_out is not None and not takeovers:
+        raise ValueError("--clips-out needs --takeovers")
+    if takeovers:
+        from drivegpt.clips import write_clips
+        from drivegpt.takeover import MonitorConfig
+
+        mcfg = load_config(MonitorConfig, monitor_config) if monitor_config else MonitorConfig()
+        metrics, eps, clips = evaluate_monitored(
+            policy,
+            env,
+            action,
+            episodes,
+            seed,
+            workers,
+            backend,  # type: ignore[arg-type]
+            mcfg.to_dict(),
+        )
+        if clips_out is not None:
+            write_clips(clips_out, clips, {"command": _command_line(ctx), "monitor": mcfg.to_dict()})
+        typer.echo(
+            f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
+            f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
+        )
+    else:
+        metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
     write_drive_outputs(
         out,
         metrics,
@@ -169,6 +196,54 @@ def drive(
         f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
         f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
         f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def replay(
+    ctx: typer.Context,
+    clips: Path = typer.Argument(..., help="Clip directory written by `drive --takeovers --clips-out`."),
+    clip: list[str] | None = typer.Option(None, help="Replay only these clip ids (repeatable)."),
+    policy: str = typer.Option(..., help="Who drives from the takeover moment (policy spec)."),
+    monitor: bool = typer.Option(True, "--monitor/--no-monitor", help="A new takeover counts as failure."),
+    video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
+    out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
+) -> None:
+    """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
+    from drivegpt.atomic import write_json, write_text
+    from drivegpt.clips import load_clips
+    from drivegpt.replay import replay_clip
+    from drivegpt.takeover import MonitorConfig
+
+    loaded = load_clips(clips, clip or None)
+    results = []
+    for i, c in enumerate(loaded):
+        results.append(
+            replay_clip(
+                c,
+                policy,
+                MonitorConfig(),
+                video if (video is not None and i == 0) else None,
+                use_monitor=monitor,
+            )
+        )
+    n = len(results)
+    summary = {
+        "replays": n,
+        "resolution_rate": sum(r.resolved for r in results) / n if n else None,
+        "fidelity_max_abs": max((r.fidelity_max_abs for r in results), default=0.0),
+        "replays_per_s": n / max(1e-9, sum(r.seconds for r in results)),
+        "policy": policy,
+        "command": _command_line(ctx),
+    }
+    write_json(out / "replay.json", summary)
+    rows = [",".join(results[0]._fields if results else ["clip"])]
+    rows += [",".join(str(x) for x in r) for r in results]
+    write_text(out / "replays.csv", "\n".join(rows) + "\n")
+    typer.echo(
+        f"{n} replays: resolution rate {summary['resolution_rate'] or 0:.3f}, "
+        f"fidelity {summary['fidelity_max_abs']:g}, {summary['replays_per_s']:.2f} replays/s -> {out}"
     )
 
 

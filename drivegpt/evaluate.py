@@ -34,6 +34,69 @@ def drive_one(job: DriveJob) -> Episode:
     return run_episode(_CACHE[key], policy, job.seed)
 
 
+class MonitoredJob(NamedTuple):
+    policy: str
+    env_id: str
+    action: str
+    seed: int
+    monitor: dict[str, Any]
+
+
+def drive_monitored_one(job: MonitoredJob) -> tuple[Episode, list[Any]]:
+    """One episode of ``job.policy`` under the takeover monitor (runs in a worker process)."""
+    from drivegpt.takeover import MonitorConfig, run_monitored_episode, safety_driver
+
+    if job.policy not in _CACHE:
+        _CACHE[job.policy] = load_policy(job.policy, job.action)
+    policy = _CACHE[job.policy]
+    key = (job.env_id, job.action, job.policy)
+    if key not in _CACHE:
+        _CACHE[key] = make_env(job.env_id, job.action, getattr(policy, "env_config", None))  # type: ignore[arg-type]
+    return run_monitored_episode(
+        _CACHE[key], policy, safety_driver(), job.seed, MonitorConfig(**job.monitor), policy_spec=job.policy
+    )
+
+
+def takeover_metrics(episodes: list[Episode], clips: list[Any]) -> dict[str, Any]:
+    """Takeover figures over policy-controlled distance only (DESIGN.md)."""
+    from drivegpt.takeover import policy_distance_m
+
+    km = sum(policy_distance_m(e) for e in episodes) / 1000.0
+    n = len(clips)
+    return {
+        "takeovers": n,
+        "late_takeovers": sum(bool(c.late) for c in clips),
+        "takeovers_per_100km": 100.0 * n / km if km > 0 else None,
+        "km_per_takeover": km / n if n else None,
+    }
+
+
+def evaluate_monitored(
+    policy: str,
+    env_id: str,
+    action: str | None = None,
+    episodes: int = 100,
+    seed: int = EVAL_SEED,
+    workers: int | None = None,
+    backend: Backend = "local",
+    monitor: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], list[Episode], list[Any]]:
+    """Like :func:`evaluate` with the safety driver watching; also returns every takeover clip."""
+    from drivegpt.takeover import MonitorConfig
+
+    cfg = MonitorConfig(**(monitor or {}))
+    action = policy_action_kind(policy, action or "meta")
+    jobs = [MonitoredJob(policy, env_id, action, seed + i, cfg.to_dict()) for i in range(episodes)]
+    out = parallel_map(
+        drive_monitored_one, jobs, workers, backend, desc=f"drive {policy} (monitored)", progress=progress
+    )
+    eps = [e for e, _ in out]
+    clips = [c for _, cs in out for c in cs]
+    metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])
+    return {**metrics, **takeover_metrics(eps, clips)}, eps, clips
+
+
 def evaluate(
     policy: str,
     env_id: str,

@@ -36,6 +36,13 @@ class DriveGPTPolicy:
         model, meta = load_policy_dir(path)
         return cls(model, meta, threads)
 
+    def __deepcopy__(self, memo: dict) -> DriveGPTPolicy:
+        """Copies share the (read-only) model and copy the history: cheap look-ahead rollouts."""
+        new = object.__new__(DriveGPTPolicy)
+        new.__dict__.update(self.__dict__)
+        new.obs, new.tokens, new.steps = self.obs.clone(), self.tokens.clone(), self.steps.copy()
+        return new
+
     # -- DrivePolicy ------------------------------------------------------------------------
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
         self.reset_batch(1)

@@ -79,7 +79,7 @@ def write_logs(
     from minari import create_dataset_from_buffers
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    out = Path(out)
+    out = Path(out).resolve()  # Minari mishandles relative dataset roots
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_root = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp_root, ignore_errors=True)

@@ -1,6 +1,6 @@
 """The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
 
-Specs: ``human``, ``idm``, ``drivegpt`` (the checkpoint shipped with the package),
+Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
 ``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:PATH.zip``, ``sb3-ppo:PATH.zip``.
 """
 
@@ -19,6 +19,7 @@ POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
+    "constant": "always the same action: `constant:FASTER` (a meta-action name) or `constant:0.5,0` (acc,steer)",
     "sb3-dqn": "a stable-baselines3 DQN saved with model.save: `sb3-dqn:PATH.zip`",
     "sb3-ppo": "a stable-baselines3 PPO saved with model.save: `sb3-ppo:PATH.zip`",
 }
@@ -41,6 +42,34 @@ class DrivePolicy(Protocol):
     def reset(self, seed: int, env: gym.Env | None = None) -> None: ...
 
     def act(self, observation: np.ndarray) -> Any: ...
+
+
+class ConstantPolicy:
+    """Always the same action (a trivial baseline, and a reliable way to provoke takeovers)."""
+
+    def __init__(self, arg: str):
+        from drivegpt.human import META_ACTIONS
+
+        if arg.upper() in META_ACTIONS:
+            self.action: Any = META_ACTIONS.index(arg.upper())
+            self.action_kind = "meta"
+        else:
+            try:
+                self.action = np.array([float(x) for x in arg.split(",")], np.float32)
+            except ValueError:
+                raise ValueError(
+                    f"constant:{arg}: give a meta-action ({', '.join(META_ACTIONS)}) "
+                    "or 'acc,steer' in [-1, 1]"
+                ) from None
+            if self.action.shape != (2,):
+                raise ValueError(f"constant:{arg}: continuous actions are 'acc,steer'")
+            self.action_kind = "continuous"
+
+    def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        pass
+
+    def act(self, observation: np.ndarray) -> Any:
+        return self.action
 
 
 class SB3Policy:
@@ -83,6 +112,8 @@ def load_policy(spec: str, action: str = "meta") -> Any:
         from drivegpt.gpt_policy import DriveGPTPolicy
 
         return DriveGPTPolicy.load(arg or SHIPPED_CHECKPOINT)
+    elif kind == "constant":
+        return ConstantPolicy(arg)
     elif kind in ("sb3-dqn", "sb3-ppo"):
         return SB3Policy(kind, arg)
     else:
@@ -97,4 +128,6 @@ def policy_action_kind(spec: str, default: str = "meta") -> str:
     kind = spec.partition(":")[0]
     if kind in ("human", "idm"):
         return default
+    if kind == "constant":
+        return ConstantPolicy(spec.partition(":")[2]).action_kind
     return str(load_policy(spec).action_kind)

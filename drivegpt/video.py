@@ -25,8 +25,6 @@ def render_episode(
     env_id: str, action: str, driver: Driver, seed: int, path: str | Path, max_steps: int = 60, fps: int = 5
 ) -> list[np.ndarray]:
     """Drive one episode with rendering on and write it to ``path``; returns the frames."""
-    import imageio.v3 as iio
-
     ensure_headless()
     env = make_env(env_id, action, render_mode="rgb_array")  # type: ignore[arg-type]
     obs, _ = env.reset(seed=seed)
@@ -38,6 +36,14 @@ def render_episode(
         if terminated or truncated:
             break
     env.close()
+    write_video(path, frames, fps)
+    return frames
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 5) -> None:
+    """Write frames to a GIF (or MP4 with imageio-ffmpeg) atomically."""
+    import imageio.v3 as iio
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -46,4 +52,3 @@ def render_episode(
     else:
         iio.imwrite(tmp, np.stack(frames), fps=fps)
     os.replace(tmp, path)
-    return frames

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -64,3 +65,11 @@ def test_drive_writes_metrics(tmp_path):
 def test_console_script_entry_point():
     r = subprocess.run([sys.executable, "-m", "drivegpt.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "collect" in r.stdout and "drive" in r.stdout
+
+
+def test_collect_to_a_relative_path(tmp_path, monkeypatch):
+    cfg = (Path("configs/collect/tiny.yaml")).resolve()
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["collect", "--config", str(cfg), "--out", "runs/logs", "--episodes", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "runs" / "logs" / "manifest.json").is_file()

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from drivegpt.evaluate import evaluate
+from drivegpt.policy import SHIPPED_CHECKPOINT, DrivePolicy, load_policy
+from drivegpt.rollout import make_env, run_episode
+
+
+def test_every_driver_follows_the_protocol():
+    for spec in ["human", "idm", "drivegpt"]:
+        assert isinstance(load_policy(spec), DrivePolicy), spec
+
+
+def test_unknown_spec_lists_valid_kinds():
+    with pytest.raises(ValueError, match="valid kinds: human, idm, drivegpt"):
+        load_policy("robot:1")
+
+
+def test_shipped_checkpoint_is_small_and_drives_any_stock_env():
+    size = sum(f.stat().st_size for f in SHIPPED_CHECKPOINT.iterdir())
+    assert size < 5_000_000
+    pol = load_policy("drivegpt")
+    assert pol.action_kind == "meta"
+    for env_id in ["highway-fast-v0", "drivegpt/Merge-v0"]:
+        env = make_env(env_id, pol.action_kind, pol.env_config)
+        ep = run_episode(env, pol, seed=1_000_000, max_steps=5)
+        assert set(np.unique(ep.actions)) <= set(range(5))
+
+
+def test_same_seed_same_drivegpt_episode():
+    a, _ = evaluate("drivegpt", "drivegpt/Highway-v0", episodes=1, workers=1, progress=False)
+    b, _ = evaluate("drivegpt", "drivegpt/Highway-v0", episodes=1, workers=1, progress=False)
+    assert a == b
+
+
+def test_sb3_policy_spec(tmp_path):
+    from stable_baselines3 import DQN
+
+    env = make_env("drivegpt/Highway-v0", "meta", {"duration": 3})
+    model = DQN("MlpPolicy", env, learning_starts=10, buffer_size=100, seed=0)
+    model.learn(12)
+    model.save(tmp_path / "dqn.zip")
+    pol = load_policy(f"sb3-dqn:{tmp_path / 'dqn.zip'}")
+    assert pol.action_kind == "meta"
+    ep = run_episode(env, pol, seed=5)
+    assert len(ep.actions) >= 1
+    with pytest.raises(FileNotFoundError, match="no such SB3 model"):
+        load_policy(f"sb3-ppo:{tmp_path / 'none.zip'}")
