@@ -19,7 +19,7 @@ POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
-    "constant": "always the same action: `constant:FASTER` (a meta-action name) or `constant:0.5,0` (acc,steer)",
+    "constant": "always the same action: `constant:FASTER` (meta-action) or `constant:0.5,0` (acc,steer)",
     "sb3-dqn": "a stable-baselines3 DQN saved with model.save: `sb3-dqn:PATH.zip`",
     "sb3-ppo": "a stable-baselines3 PPO saved with model.save: `sb3-ppo:PATH.zip`",
 }
