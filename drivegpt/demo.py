@@ -11,12 +11,15 @@ from pathlib import Path
 from pydantic import Field
 
 from drivegpt.atomic import write_json, write_text
+from drivegpt.clips import load_clips, write_clips
 from drivegpt.collect import CollectConfig, collect
 from drivegpt.config import FrozenConfig, load_config
-from drivegpt.evaluate import EVAL_SEED, evaluate, write_drive_outputs
+from drivegpt.evaluate import EVAL_SEED, evaluate, evaluate_monitored, write_drive_outputs
 from drivegpt.logs import DataError, load_logs
 from drivegpt.policy import load_policy
 from drivegpt.pretrain import ModelSize, PretrainConfig, pretrain
+from drivegpt.replay import replay_clip
+from drivegpt.takeover import MonitorConfig
 
 
 class DemoConfig(FrozenConfig):
@@ -34,6 +37,8 @@ class DemoConfig(FrozenConfig):
     """Held-out evaluation episodes per policy (seeds from 1,000,000)."""
     eval_policies: tuple[str, ...] = ("human", "idm", "drivegpt")
     """Policies evaluated side by side (the demo's own DriveGPT run is added)."""
+    replay_clips: int = Field(10, ge=0)
+    """Takeover clips replayed with the human and with DriveGPT."""
     video_seed: int = EVAL_SEED
     """Seed of the rendered human episode."""
 
@@ -88,6 +93,36 @@ def run_demo(config_path: str | Path, out: str | Path, command: str) -> Path:
             f"{m['km_driven']:.1f} | {km_c} |"
         )
 
+    # Takeovers: the demo's DriveGPT under the safety driver, its clips replayed with two drivers.
+    t0 = time.time()
+    spec = f"drivegpt:{run}"
+    m, eps, clips = evaluate_monitored(spec, cfg.eval_env, None, cfg.eval_episodes)
+    write_drive_outputs(out / "takeovers", m, eps, {"policy": spec, "env": cfg.eval_env, "takeovers": True})
+    write_clips(out / "takeovers" / "clips", clips, {"command": command})
+    clips = load_clips(out / "takeovers" / "clips")[: cfg.replay_clips]
+    replays = {}
+    for who in ("human", spec):
+        video = out / "replay.gif" if who == spec and clips else None
+        rs = [replay_clip(c, who, MonitorConfig(), video if i == 0 else None) for i, c in enumerate(clips)]
+        replays[who] = (
+            sum(r.resolved for r in rs),
+            len(rs),
+            max((r.fidelity_max_abs for r in rs), default=0.0),
+        )
+    timings["takeovers + replay"] = time.time() - t0
+    kpt = "-" if m["km_per_takeover"] is None else f"{m['km_per_takeover']:.2f}"
+    takeover_lines = [
+        f"DriveGPT (demo run) on {cfg.eval_episodes} held-out episodes with the safety driver: "
+        f"{m['takeovers']} takeovers ({m['late_takeovers']} late), "
+        f"{m['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving, {kpt} km per takeover.",
+        "",
+        "| replayed with | resolved | fidelity (max abs) |",
+        "|---|---|---|",
+        *[f"| {who} | {ok}/{n} | {fid:g} |" for who, (ok, n, fid) in replays.items()],
+        "",
+        "![replay of a takeover with DriveGPT at the wheel](replay.gif)" if clips else "(no takeovers)",
+    ]
+
     from drivegpt.video import render_episode
 
     render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed, out / "human.gif")
@@ -115,6 +150,9 @@ def run_demo(config_path: str | Path, out: str | Path, command: str) -> Path:
             *rows,
             "",
             "![human driver](human.gif)",
+            "",
+            "## Takeovers and replay",
+            *takeover_lines,
             "",
             "## Stage wall times",
             *[f"- {k}: {v:.1f} s" for k, v in timings.items()],

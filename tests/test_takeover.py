@@ -165,3 +165,10 @@ def test_drive_takeovers_and_replay_cli(tmp_path):
 
     frames = iio.imread(gif)
     assert len(frames) >= 3 and not any(is_blank(f) for f in frames)
+
+
+def test_every_sample_clip_replays_exactly():
+    clips = load_clips("takeover_data/sample")
+    assert len(clips) >= 3
+    for c in clips:
+        assert restore(c)[2] == 0.0

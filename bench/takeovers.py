@@ -1,0 +1,93 @@
+"""Takeover figures: DriveGPT vs the human model under the monitor, replay fidelity and resolution.
+
+    python bench/takeovers.py --policy drivegpt:runs/pretrain-meta --episodes 200
+
+1. takeovers per 100 km (policy-controlled distance), km per takeover, late takeovers and collision
+   rate of the policy and of the (monitored) human model on held-out highway-fast seeds;
+2. replay fidelity (must be 0) on every clip of the policy and on takeover_data/sample, replays/s;
+3. resolution rate of the policy's own clips replayed with (a) the same policy, (b) the human model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from drivegpt.clips import load_clips, write_clips
+from drivegpt.evaluate import EVAL_SEED, evaluate_monitored
+from drivegpt.replay import replay_clip
+from drivegpt.takeover import MonitorConfig
+
+
+def _fmt(m: dict) -> str:
+    lo, hi = m["collision_rate_ci"]
+    per100 = m["takeovers_per_100km"]
+    kpt = "inf" if m["km_per_takeover"] is None else f"{m['km_per_takeover']:.2f}"
+    return (
+        f"takeovers={m['takeovers']} (late {m['late_takeovers']}) per_100km={per100:.2f} "
+        f"km_per_takeover={kpt} collision_rate={m['collision_rate']:.3f} [{lo:.3f}, {hi:.3f}] "
+        f"mean_speed={m['mean_speed_mps']:.2f} km={m['km_driven']:.1f}"
+    )
+
+
+def replay_all(clips, spec: str) -> dict:
+    t0 = time.perf_counter()
+    rs = [replay_clip(c, spec, MonitorConfig()) for c in clips]
+    wall = time.perf_counter() - t0
+    n = len(rs)
+    return {
+        "replays": n,
+        "resolution_rate": sum(r.resolved for r in rs) / n if n else None,
+        "fidelity_max_abs": max((r.fidelity_max_abs for r in rs), default=0.0),
+        "replays_per_s": n / wall if wall else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--policy", default="drivegpt")
+    ap.add_argument("--env", default="drivegpt/Highway-v0")
+    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--sample", default="takeover_data/sample")
+    ap.add_argument("--out", default="bench/results/takeovers.json")
+    args = ap.parse_args()
+    res: dict = {"env": args.env, "episodes": args.episodes, "machine": platform.platform()}
+    clips_by = {}
+    for name, spec in (("policy", args.policy), ("human", "human")):
+        t0 = time.time()
+        m, _, clips = evaluate_monitored(
+            spec, args.env, None, args.episodes, EVAL_SEED, args.workers, progress=False
+        )
+        print(f"{spec:28s} {_fmt(m)} wall={time.time() - t0:.0f}s", flush=True)
+        res[name] = m
+        clips_by[name] = clips
+    with tempfile.TemporaryDirectory() as tmp:  # replay what was written, not what is in memory
+        own = load_clips(write_clips(Path(tmp) / "c", clips_by["policy"]))
+    for who, spec in (("same_policy", args.policy), ("human", "human")):
+        r = replay_all(own, spec)
+        res[f"replay_{who}"] = r
+        print(
+            f"replay {len(own)} {args.policy} clips with {spec}: resolution_rate="
+            f"{r['resolution_rate'] if r['resolution_rate'] is None else round(r['resolution_rate'], 3)} "
+            f"fidelity_max_abs={r['fidelity_max_abs']} replays_per_s={r['replays_per_s'] or 0:.2f}",
+            flush=True,
+        )
+    if Path(args.sample).is_dir():
+        r = replay_all(load_clips(args.sample), "human")
+        res["replay_sample"] = r
+        print(
+            f"replay {r['replays']} sample clips ({args.sample}) with human: fidelity_max_abs="
+            f"{r['fidelity_max_abs']} resolution_rate={r['resolution_rate']:.3f} "
+            f"replays_per_s={r['replays_per_s']:.2f}"
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
