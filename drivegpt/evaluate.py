@@ -18,43 +18,36 @@ class DriveJob(NamedTuple):
     env_id: str
     action: str
     seed: int
+    monitor: dict[str, Any] | None = None  # MonitorConfig fields: drive under the safety driver
 
 
 _CACHE: dict[Any, Any] = {}
 
 
-def drive_one(job: DriveJob) -> Episode:
-    """One episode of ``job.policy`` (runs in a worker process; envs and policies are cached)."""
+def _policy_and_env(job: DriveJob) -> tuple[Any, Any]:
+    """The job's policy and env, built once per worker process."""
     if job.policy not in _CACHE:
         _CACHE[job.policy] = load_policy(job.policy, job.action)
     policy = _CACHE[job.policy]
     key = (job.env_id, job.action, job.policy)
     if key not in _CACHE:  # a learned policy carries the observation/action config it was trained with
         _CACHE[key] = make_env(job.env_id, job.action, getattr(policy, "env_config", None))  # type: ignore[arg-type]
-    return run_episode(_CACHE[key], policy, job.seed)
+    return policy, _CACHE[key]
 
 
-class MonitoredJob(NamedTuple):
-    policy: str
-    env_id: str
-    action: str
-    seed: int
-    monitor: dict[str, Any]
+def drive_one(job: DriveJob) -> Episode:
+    """One episode of ``job.policy`` (runs in a worker process)."""
+    policy, env = _policy_and_env(job)
+    return run_episode(env, policy, job.seed)
 
 
-def drive_monitored_one(job: MonitoredJob) -> tuple[Episode, list[Any]]:
+def drive_monitored_one(job: DriveJob) -> tuple[Episode, list[Any]]:
     """One episode of ``job.policy`` under the takeover monitor (runs in a worker process)."""
     from drivegpt.takeover import MonitorConfig, run_monitored_episode, safety_driver
 
-    if job.policy not in _CACHE:
-        _CACHE[job.policy] = load_policy(job.policy, job.action)
-    policy = _CACHE[job.policy]
-    key = (job.env_id, job.action, job.policy)
-    if key not in _CACHE:
-        _CACHE[key] = make_env(job.env_id, job.action, getattr(policy, "env_config", None))  # type: ignore[arg-type]
-    return run_monitored_episode(
-        _CACHE[key], policy, safety_driver(), job.seed, MonitorConfig(**job.monitor), policy_spec=job.policy
-    )
+    policy, env = _policy_and_env(job)
+    cfg = MonitorConfig(**(job.monitor or {}))
+    return run_monitored_episode(env, policy, safety_driver(), job.seed, cfg, policy_spec=job.policy)
 
 
 def takeover_metrics(episodes: list[Episode], clips: list[Any]) -> dict[str, Any]:
@@ -87,7 +80,7 @@ def evaluate_monitored(
 
     cfg = MonitorConfig(**(monitor or {}))
     action = policy_action_kind(policy, action or "meta")
-    jobs = [MonitoredJob(policy, env_id, action, seed + i, cfg.to_dict()) for i in range(episodes)]
+    jobs = [DriveJob(policy, env_id, action, seed + i, cfg.to_dict()) for i in range(episodes)]
     out = parallel_map(
         drive_monitored_one, jobs, workers, backend, desc=f"drive {policy} (monitored)", progress=progress
     )

@@ -80,6 +80,31 @@ class Episode:
     states: dict[str, np.ndarray]  # key -> (T+1,) float64, keys STATE_KEYS
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_steps(
+        cls,
+        env: gym.Env,
+        seed: int,
+        observations: list,
+        actions: list,
+        rewards: list,
+        terms: list,
+        truncs: list,
+        states: list[dict[str, float]],
+    ) -> Episode:
+        """Stack per-step lists into an episode."""
+        continuous = isinstance(env.action_space, gym.spaces.Box)
+        return cls(
+            seed=seed,
+            env_id=env.spec.id if env.spec else "",
+            observations=np.asarray(observations, np.float32),
+            actions=np.asarray(actions, np.float32 if continuous else np.int64),
+            rewards=np.asarray(rewards, np.float64),
+            terminations=np.asarray(terms, bool),
+            truncations=np.asarray(truncs, bool),
+            states={k: np.asarray([s[k] for s in states], np.float64) for k in STATE_KEYS},
+        )
+
     @property
     def crashed(self) -> bool:
         return bool(self.states["crashed"].max() > 0)
@@ -112,17 +137,7 @@ def run_episode(env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000
         states.append(ego_state(env))
         if terminated or truncated:
             break
-    continuous = isinstance(env.action_space, gym.spaces.Box)
-    return Episode(
-        seed=seed,
-        env_id=env.spec.id if env.spec else "",
-        observations=np.asarray(observations, np.float32),
-        actions=np.asarray(actions, np.float32 if continuous else np.int64),
-        rewards=np.asarray(rewards, np.float64),
-        terminations=np.asarray(terms, bool),
-        truncations=np.asarray(truncs, bool),
-        states={k: np.asarray([s[k] for s in states], np.float64) for k in STATE_KEYS},
-    )
+    return Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
 
 
 def default_workers() -> int:

@@ -28,7 +28,7 @@ from pydantic import Field
 from drivegpt.clips import Clip, vehicle_snapshot
 from drivegpt.config import FrozenConfig
 from drivegpt.human import HumanDriver, PersonalityRanges
-from drivegpt.rollout import STATE_KEYS, Episode, ego_state
+from drivegpt.rollout import Episode, ego_state
 
 TRIGGERS = ("ttc", "headway", "offroad", "predicted_failure", "disagreement")
 
@@ -172,27 +172,13 @@ def run_monitored_episode(
                 clip = None
         if terminated or truncated:
             break
-    ep = _as_episode(env, seed, observations, actions, rewards, terms, truncs, states)
+    ep = Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
     ep.meta["controller"] = controller
     return ep, clips
 
 
 def _no_lookahead(cfg: MonitorConfig) -> MonitorConfig:
     return cfg.model_copy(update={"lookahead_steps": 0, "disagreement_ttc": 0.0})
-
-
-def _as_episode(env, seed, observations, actions, rewards, terms, truncs, states) -> Episode:
-    continuous = isinstance(env.action_space, gym.spaces.Box)
-    return Episode(
-        seed=seed,
-        env_id=env.spec.id if env.spec else "",
-        observations=np.asarray(observations, np.float32),
-        actions=np.asarray(actions, np.float32 if continuous else np.int64),
-        rewards=np.asarray(rewards, np.float64),
-        terminations=np.asarray(terms, bool),
-        truncations=np.asarray(truncs, bool),
-        states={k: np.asarray([s[k] for s in states], np.float64) for k in STATE_KEYS},
-    )
 
 
 def policy_distance_m(ep: Episode) -> float:

@@ -19,6 +19,7 @@ pretrain:
   threads: 1
 eval_episodes: 2
 eval_policies: [human]
+replay_clips: 2
 """
 
 
