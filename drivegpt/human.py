@@ -222,18 +222,21 @@ class HumanDriver:
         ego, p = self.env.vehicle, self.personality
         if lane_change is not None and acc > -p.comfortable_deceleration / 2:
             return LANE_LEFT if lane_change[2] < ego.lane_index[2] else LANE_RIGHT
-        # Cruise level: the fastest discrete target speed at which IDM would not brake, given the
-        # current lead(s) — i.e. the discrete speed closest below IDM's equilibrium speed.
-        lanes = {ego.lane_index, self.target_lane}
-        fronts = [self.env.road.neighbour_vehicles(ego, lane)[0] for lane in lanes]
+        # Target-speed changes with hysteresis, one discrete level per step: step down when holding
+        # the current target would need braking (IDM < -1 m/s² there), step up when the next level
+        # is comfortably free (IDM > +0.3 m/s² there) and not above the desired speed (+2.5 m/s).
+        fronts = [self.env.road.neighbour_vehicles(ego, lane)[0] for lane in {ego.lane_index, self.target_lane}]
+
+        def comfortable(speed: float, margin: float) -> bool:
+            return all(self._acc_at(ego, front, speed) >= margin for front in fronts)
+
         speeds = np.asarray(ego.target_speeds)
-        level = float(speeds[0])
-        for candidate in speeds:
-            if candidate > p.desired_speed + 2.5:  # [m/s] tolerance to the nearest level
-                break
-            if all(self._acc_at(ego, front, float(candidate)) >= -0.5 for front in fronts):
-                level = float(candidate)
-        action = FASTER if level > ego.target_speed else SLOWER if level < ego.target_speed else IDLE
+        above = speeds[speeds > ego.target_speed + 1e-6]
+        action = IDLE
+        if not comfortable(float(ego.target_speed), -1.0):
+            action = SLOWER
+        elif above.size and above[0] <= p.desired_speed + 2.5 and comfortable(float(above[0]), 0.3):
+            action = FASTER
         if acc < -p.comfortable_deceleration:  # closing in fast right now: brake whatever the level
             action = SLOWER
         if self.rng.random() < p.action_noise:
