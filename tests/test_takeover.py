@@ -172,3 +172,45 @@ def test_every_sample_clip_replays_exactly():
     assert len(clips) >= 3
     for c in clips:
         assert restore(c)[2] == 0.0
+
+
+def test_replay_mismatch_is_an_error(clips, tmp_path):
+    from drivegpt.replay import ReplayError
+
+    path, _, _ = clips
+    c = load_clips(path)[0]
+    c.snapshot = c.snapshot.copy()
+    c.snapshot[0, 0] += 0.5  # a recorded state the simulation will not reproduce
+    write_clips(tmp_path / "moved", [c])  # consistent checksums: only replay can tell
+    with pytest.raises(ReplayError, match="differs from the recording by 0.5"):
+        restore(load_clips(tmp_path / "moved")[0])
+
+
+def test_cli_rejects_unknown_clip_and_bad_monitor_config(clips, tmp_path):
+    path, _, _ = clips
+    r = runner.invoke(
+        app, ["replay", str(path), "--clip", "nope", "--policy", "human", "--out", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 2 and "no clip 'nope'" in r.output
+    bad = tmp_path / "m.yaml"
+    bad.write_text("ttc: 2.0\n")
+    r = runner.invoke(
+        app,
+        [
+            "drive",
+            "--policy",
+            "human",
+            "--episodes",
+            "1",
+            "--takeovers",
+            "--monitor-config",
+            str(bad),
+            "--out",
+            str(tmp_path / "d"),
+        ],
+    )
+    assert r.exit_code == 2 and "ttc_threshold" in r.output
+    r = runner.invoke(
+        app, ["drive", "--policy", "human", "--clips-out", str(tmp_path / "c"), "--out", str(tmp_path / "d")]
+    )
+    assert r.exit_code == 2 and "--takeovers" in r.output
