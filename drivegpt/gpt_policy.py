@@ -50,6 +50,11 @@ class DriveGPTPolicy:
     def act(self, observation: np.ndarray) -> Any:
         return self.act_batch(np.asarray(observation)[None])[0]
 
+    def executed(self, action: Any) -> None:
+        """The action actually executed at the last step (e.g. the human's during a takeover):
+        the history then holds what happened, not what the policy proposed."""
+        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None]))
+
     # -- batched form ---------------------------------------------------------------------------
     def reset_batch(self, n: int) -> None:
         V, F = self.model.cfg.n_vehicles, self.model.cfg.n_features
@@ -57,7 +62,7 @@ class DriveGPTPolicy:
         self.tokens = torch.zeros(n, self.K, dtype=torch.long)  # (B, K)
         self.steps = np.zeros(n, np.int64)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
         """(B, V, F) raw observations -> (B,) meta ids or (B, 2) continuous actions."""
         x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)

@@ -152,6 +152,8 @@ def run_monitored_episode(
         if clip is not None:
             clip.add(obs, proposal, human_action)
             action = human_action
+            if hasattr(policy, "executed"):
+                policy.executed(action)
         else:
             action = proposal
         controller.append(0 if clip is None else 1)

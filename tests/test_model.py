@@ -110,3 +110,14 @@ def test_corrupt_or_missing_checkpoint_is_rejected(tmp_path):
     (tmp_path / "q" / "model.safetensors").write_bytes((tmp_path / "r" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="corrupt policy config"):
         load_policy_dir(tmp_path / "q")
+
+
+def test_executed_action_replaces_the_proposal_in_the_history():
+    torch.manual_seed(3)
+    pol = DriveGPTPolicy(DriveGPT(CFG), _meta())
+    pol.reset(0)
+    o = np.ones((10, 7), np.float32)
+    proposal = pol.act(o)
+    other = (int(proposal) + 1) % 5
+    pol.executed(other)
+    assert int(pol.tokens[0, -1]) == other
