@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from drivegpt.config import ConfigError, load_config
+from drivegpt.config import load_config
 
 app = typer.Typer(
     add_completion=False,
@@ -38,24 +38,25 @@ def _command_line(ctx: typer.Context) -> str:
     return shlex.join(args)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input (each with its fix), not bugs: ConfigError, DataError,
+    ClipError and CheckpointError are ValueErrors; the rest are listed."""
+    from drivegpt.pretrain import TrainingError
+    from drivegpt.replay import ReplayError
+
+    return (ValueError, KeyError, FileNotFoundError, FileExistsError, TrainingError, ReplayError)
+
+
 def friendly_errors(fn: F) -> F:
-    """Turn expected user errors into one clear line on stderr and exit code 2."""
+    """Turn expected user errors into one clear line on stderr and exit code 2 (bugs keep their traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from drivegpt.logs import DataError
-
         try:
             return fn(*args, **kwargs)
-        except (
-            ConfigError,
-            DataError,
-            ValueError,
-            FileNotFoundError,
-            FileExistsError,
-            KeyError,
-            RuntimeError,
-        ) as err:
+        except Exception as err:
+            if not isinstance(err, _user_errors()):
+                raise
             typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 

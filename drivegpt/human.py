@@ -225,7 +225,9 @@ class HumanDriver:
         # Target-speed changes with hysteresis, one discrete level per step: step down when holding
         # the current target would need braking (IDM < -1 m/s² there), step up when the next level
         # is comfortably free (IDM > +0.3 m/s² there) and not above the desired speed (+2.5 m/s).
-        fronts = [self.env.road.neighbour_vehicles(ego, lane)[0] for lane in {ego.lane_index, self.target_lane}]
+        fronts = [
+            self.env.road.neighbour_vehicles(ego, lane)[0] for lane in {ego.lane_index, self.target_lane}
+        ]
 
         def comfortable(speed: float, margin: float) -> bool:
             return all(self._acc_at(ego, front, speed) >= margin for front in fronts)
