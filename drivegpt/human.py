@@ -289,8 +289,14 @@ class StockIDMDriver:
             raise ValueError("StockIDMDriver needs the env at reset")
         base = env.unwrapped
         ego = base.vehicle
-        idm = IDMVehicle.create_from(ego)
-        idm.target_speed = 30.0  # [m/s] the lane speed limit; IDM caps at it
+        idm = IDMVehicle(
+            base.road,
+            ego.position,
+            ego.heading,
+            ego.speed,
+            target_lane_index=ego.lane_index,
+            target_speed=30.0,
+        )  # [m/s] lane speed limit
         base.road.vehicles[base.road.vehicles.index(ego)] = idm
         base.controlled_vehicles[0] = idm
         self.continuous = isinstance(base.action_type, ContinuousAction)

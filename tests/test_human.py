@@ -68,3 +68,14 @@ def test_continuous_brakes_hard_and_actions_are_normalised():
     action = driver.act()
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
     assert action[0] < -0.5  # more than 2.5 m/s² of braking
+
+
+@pytest.mark.parametrize("action", ["meta", "continuous"])
+def test_stock_idm_ego_drives_both_action_interfaces(action):
+    from drivegpt.human import StockIDMDriver
+    from drivegpt.rollout import run_episode
+
+    env = make_env("drivegpt/Highway-v0", action, {"duration": 3})
+    ep = run_episode(env, StockIDMDriver(), seed=0)
+    assert ep.distance_m > 20  # it drove on its own, whatever the (ignored) actions
+    assert type(env.unwrapped.vehicle).__name__ == "IDMVehicle"
