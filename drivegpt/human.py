@@ -139,9 +139,25 @@ class HumanDriver:
         self.queue = deque([neutral] * self.personality.reaction_delay)
 
     def act(self, observation: Any = None) -> Any:
-        """Decide now, execute ``reaction_delay`` steps later."""
-        self.queue.append(self._decide())
+        """Decide now, execute ``reaction_delay`` steps later, with action noise.
+
+        ``self.decision`` keeps what the driver decided from the current state before delay and
+        noise: the label imitation learns from (DART-style: the logs hold noisy, delayed driving
+        — recoveries included — labelled with the clean decision).
+        """
+        self.decision = self._decide()
+        self.queue.append(self._noisy(self.decision))
         return self.queue.popleft()
+
+    def _noisy(self, action: Any) -> Any:
+        p = self.personality
+        if self.continuous:
+            if p.action_noise > 0:
+                action = np.clip(action + self.rng.normal(0.0, p.action_noise, size=2), -1.0, 1.0)
+            return np.asarray(action, np.float32)
+        if self.rng.random() < p.action_noise:
+            return int(self.rng.choice([IDLE, FASTER, SLOWER]))
+        return action
 
     # -- decision ----------------------------------------------------------------------------
     def _lead_acceleration(self, vehicle: Any, lane_index: Any) -> float:
@@ -241,8 +257,6 @@ class HumanDriver:
             action = FASTER
         if acc < -p.comfortable_deceleration:  # closing in fast right now: brake whatever the level
             action = SLOWER
-        if self.rng.random() < p.action_noise:
-            action = int(self.rng.choice([IDLE, FASTER, SLOWER]))
         return action
 
     def _acc_at(self, ego: Any, front: Any, speed: float) -> float:
@@ -255,7 +269,7 @@ class HumanDriver:
         return idm_acceleration(speed, p.desired_speed + 2.5, gap, speed - lead_speed, p)
 
     def _continuous(self, acc: float) -> np.ndarray:
-        ego, p = self.env.vehicle, self.personality
+        ego = self.env.vehicle
         lane = self.env.road.network.get_lane(self.target_lane)
         s, lateral = lane.local_coordinates(ego.position)
         speed = max(ego.speed, 1.0)
@@ -272,8 +286,6 @@ class HumanDriver:
         action = np.array(
             [utils.lmap(acc, [a_lo, a_hi], [-1, 1]), utils.lmap(steering, [s_lo, s_hi], [-1, 1])]
         )
-        if p.action_noise > 0:
-            action = action + self.rng.normal(0.0, p.action_noise, size=2)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 

@@ -93,7 +93,7 @@ def write_logs(
             rewards=ep.rewards.tolist(),
             terminations=ep.terminations.tolist(),
             truncations=ep.truncations.tolist(),
-            infos={k: v.tolist() for k, v in ep.states.items()},
+            infos={**{k: v.tolist() for k, v in ep.states.items()}, "decision": _decision_rows(ep)},
         )
         for i, ep in enumerate(episodes)
     ]
@@ -129,12 +129,22 @@ def write_logs(
     return out
 
 
+def _decision_rows(ep: Episode) -> list[Any]:
+    """The driver's clean decision per observation (T+1 rows, Minari's infos length); the terminal
+    observation, where nobody decides, gets the neutral action (IDLE / zeros)."""
+    dec = ep.actions if ep.decisions is None else ep.decisions
+    neutral = np.zeros_like(dec[:1]) + (1 if dec.ndim == 1 else 0)
+    rows = np.concatenate([dec, neutral]) if len(dec) else neutral
+    return list(rows) if rows.ndim > 1 else rows.tolist()
+
+
 class LogEpisode(NamedTuple):
     """One episode as loaded: arrays from Minari plus our metadata."""
 
     id: int
     observations: np.ndarray  # (T+1, V, F) float32
-    actions: np.ndarray  # (T,) int64 or (T, 2) float32
+    actions: np.ndarray  # (T,) int64 or (T, 2) float32: executed (with delay and noise)
+    decisions: np.ndarray  # like actions: the human's clean decision at each step (the label)
     rewards: np.ndarray  # (T,)
     terminations: np.ndarray  # (T,) bool
     truncations: np.ndarray  # (T,) bool
@@ -161,14 +171,17 @@ class LogDataset:
         indices = list(range(len(self))) if indices is None else list(indices)
         metas = list(self.minari.storage.get_episode_metadata(indices))
         for ep, meta in zip(self.minari.iterate_episodes(indices), metas, strict=True):
+            T = len(ep.actions)
+            dec = np.asarray(ep.infos.get("decision", np.asarray(ep.actions)))[:T]
             yield LogEpisode(
                 ep.id,
                 np.asarray(ep.observations, np.float32),
                 np.asarray(ep.actions),
+                dec.astype(np.asarray(ep.actions).dtype),
                 np.asarray(ep.rewards),
                 np.asarray(ep.terminations, bool),
                 np.asarray(ep.truncations, bool),
-                {k: np.asarray(v, np.float64) for k, v in ep.infos.items()},
+                {k: np.asarray(v, np.float64) for k, v in ep.infos.items() if k != "decision"},
                 meta,
             )
 

@@ -122,7 +122,7 @@ class DriveGPT(nn.Module):
         self.cfg = cfg
         c = cfg.n_embd
         self.state_encoder = EgoAttentionEncoder(cfg)
-        self.action_emb = nn.Embedding(cfg.vocab_size, c)
+        self.action_emb = nn.Embedding(cfg.vocab_size + 1, c)  # + MASK: "action not shown"
         self.time_emb = nn.Embedding(cfg.context, c)
         self.type_emb = nn.Embedding(2, c)  # 0: state token, 1: action token
         self.drop = nn.Dropout(cfg.dropout)
@@ -142,6 +142,11 @@ class DriveGPT(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    @property
+    def mask_token(self) -> int:
+        """Action id that hides a past action (action-token dropout)."""
+        return self.cfg.vocab_size
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -167,9 +172,29 @@ class DriveGPT(nn.Module):
         x = self.ln_f(x)
         return self.head(x[:, 0::2])  # (B, T, vocab): hidden states at the state tokens
 
-    def loss(self, obs: torch.Tensor, actions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy on the action tokens where ``mask`` (B, T) is true."""
-        logits = self(obs, actions)  # (B, T, vocab)
-        ce = F.cross_entropy(logits.flatten(0, 1), actions.flatten(), reduction="none")  # (B*T,)
+    def loss(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        mask: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        action_dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Mean cross-entropy on the action tokens where ``mask`` (B, T) is true.
+
+        ``actions`` are the input tokens (what was executed); ``targets`` the labels (default: the
+        same tokens).
+        ``action_dropout``: probability of replacing each *input* action token by the MASK token
+        (targets are unchanged), so the model cannot simply copy its previous action and must read
+        the state — the "copycat" failure of history-conditioned behaviour cloning.
+        """
+        inputs = actions
+        if action_dropout > 0:
+            drop = torch.rand(actions.shape, generator=generator) < action_dropout
+            inputs = torch.where(drop, torch.full_like(actions, self.mask_token), actions)
+        logits = self(obs, inputs)  # (B, T, vocab)
+        targets = actions if targets is None else targets
+        ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")  # (B*T,)
         m = mask.flatten().float()
         return (ce * m).sum() / m.sum().clamp_min(1.0)

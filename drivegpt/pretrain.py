@@ -50,6 +50,8 @@ class PretrainConfig(FrozenConfig):
     """Model sizes."""
     bins: int = Field(9, ge=2)
     """Continuous actions: bins per dimension (vocabulary = bins²)."""
+    action_dropout: float = Field(0.0, ge=0, lt=1)
+    """Probability of hiding each past action token during training (fights copycat behaviour)."""
     batch_size: int = Field(64, ge=1)
     """Windows per step."""
     max_iters: int = Field(2000, ge=1)
@@ -104,7 +106,7 @@ def evaluate_imitation(
         ends = torch.arange(lo, min(lo + batch, len(table)))
         w = table.windows(ends, K)
         logits = model(w.obs, w.actions)[:, -1]  # (B, vocab)
-        target = w.actions[:, -1]
+        target = w.targets[:, -1]
         ce_sum += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
         pred = logits.argmax(-1)
         correct += int((pred == target).sum())
@@ -146,7 +148,7 @@ def pretrain(
     norm = ObsNormalizer.fit(train_obs)
     train = StepTable.from_logs(ds, train_eps, tok, norm)
     val = StepTable.from_logs(ds, val_eps, tok, norm)
-    val_raw = np.concatenate([ep.actions for ep in ds.episodes(val_eps)]) if kind == "continuous" else None
+    val_raw = np.concatenate([ep.decisions for ep in ds.episodes(val_eps)]) if kind == "continuous" else None
 
     torch.manual_seed(cfg.seed)
     mcfg = DriveGPTConfig(vocab_size=tok.vocab_size, **cfg.model.to_dict())
@@ -210,7 +212,7 @@ def pretrain(
         for g in opt.param_groups:
             g["lr"] = lr
         batch = train.sample(cfg.batch_size, mcfg.context, gen)
-        loss = model.loss(batch.obs, batch.actions, batch.mask)
+        loss = model.loss(batch.obs, batch.actions, batch.mask, batch.targets, cfg.action_dropout, gen)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "

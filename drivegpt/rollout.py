@@ -79,6 +79,7 @@ class Episode:
     truncations: np.ndarray  # (T,) bool
     states: dict[str, np.ndarray]  # key -> (T+1,) float64, keys STATE_KEYS
     meta: dict[str, Any] = field(default_factory=dict)
+    decisions: np.ndarray | None = None  # (T,) or (T, 2): the driver's clean decision (imitation label)
 
     @classmethod
     def from_steps(
@@ -124,10 +125,11 @@ def run_episode(env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000
     """Drive one episode from ``env.reset(seed=seed)`` until termination or truncation."""
     obs, _ = env.reset(seed=seed)
     driver.reset(seed=seed, env=env)
-    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+    observations, actions, rewards, terms, truncs, decisions = [obs], [], [], [], [], []
     states = [ego_state(env)]
     for _ in range(max_steps):
         action = driver.act(obs)
+        decisions.append(getattr(driver, "decision", action))
         obs, reward, terminated, truncated, _ = env.step(action)
         observations.append(obs)
         actions.append(action)
@@ -137,7 +139,9 @@ def run_episode(env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000
         states.append(ego_state(env))
         if terminated or truncated:
             break
-    return Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
+    ep = Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
+    ep.decisions = np.asarray(decisions, ep.actions.dtype)
+    return ep
 
 
 def default_workers() -> int:

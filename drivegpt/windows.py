@@ -13,16 +13,18 @@ from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
 
 class WindowBatch(NamedTuple):
     obs: torch.Tensor  # (B, K, V, F) float32, normalised; zero-padded on the left
-    actions: torch.Tensor  # (B, K) int64 action tokens (0 where padded)
+    actions: torch.Tensor  # (B, K) int64 executed action tokens (0 where padded): model inputs
+    targets: torch.Tensor  # (B, K) int64 label tokens: the human's clean decisions
     mask: torch.Tensor  # (B, K) bool: true on real steps
 
 
 class StepTable:
     """All steps of some episodes, flattened: window ``(end, K)`` gathers the K steps up to ``end``."""
 
-    def __init__(self, obs: np.ndarray, tokens: np.ndarray, episode_start: np.ndarray):
+    def __init__(self, obs: np.ndarray, tokens: np.ndarray, targets: np.ndarray, episode_start: np.ndarray):
         self.obs = torch.from_numpy(obs)  # (N, V, F) normalised
-        self.tokens = torch.from_numpy(tokens)  # (N,)
+        self.tokens = torch.from_numpy(tokens)  # (N,) executed actions
+        self.targets = torch.from_numpy(targets)  # (N,) labels
         self.start = torch.from_numpy(episode_start)  # (N,) index of each step's episode start
 
     def __len__(self) -> int:
@@ -32,14 +34,17 @@ class StepTable:
     def from_logs(
         cls, ds: LogDataset, episodes: list[int], actions: ActionTokenizer, norm: ObsNormalizer
     ) -> StepTable:
-        obs, toks, starts, n = [], [], [], 0
+        obs, toks, targets, starts, n = [], [], [], [], 0
         for ep in ds.episodes(episodes):
             T = len(ep.actions)
             obs.append(norm(ep.observations[:T]))  # the observation each action was taken on
             toks.append(actions.encode(ep.actions))
+            targets.append(actions.encode(ep.decisions))
             starts.append(np.full(T, n, np.int64))
             n += T
-        return cls(np.concatenate(obs), np.concatenate(toks), np.concatenate(starts))
+        if not toks:
+            raise ValueError("no episodes to build windows from (check val_fraction and dataset size)")
+        return cls(np.concatenate(obs), np.concatenate(toks), np.concatenate(targets), np.concatenate(starts))
 
     def windows(self, ends: torch.Tensor, K: int) -> WindowBatch:
         """Windows of K steps ending at (inclusive) each index of ``ends`` (B,)."""
@@ -48,7 +53,7 @@ class StepTable:
         idx = torch.where(mask, idx, ends[:, None])
         obs = self.obs[idx] * mask[..., None, None]
         tokens = self.tokens[idx] * mask
-        return WindowBatch(obs, tokens, mask)
+        return WindowBatch(obs, tokens, self.targets[idx] * mask, mask)
 
     def sample(self, batch_size: int, K: int, gen: torch.Generator) -> WindowBatch:
         return self.windows(torch.randint(len(self), (batch_size,), generator=gen), K)
