@@ -31,10 +31,16 @@ def _command_line(ctx: typer.Context) -> str:
         if value is None:
             continue
         param = next(p for p in ctx.command.params if p.name == name)
+        flag = f"--{name.replace('_', '-')}"
         if param.param_type_name == "argument":
             args.append(str(value))
+        elif isinstance(value, bool):
+            args.append(flag if value else f"--no-{name.replace('_', '-')}")
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                args += [flag, str(v)]
         else:
-            args += [f"--{name.replace('_', '-')}", str(value)]
+            args += [flag, str(value)]
     return shlex.join(args)
 
 
@@ -44,7 +50,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from drivegpt.pretrain import TrainingError
     from drivegpt.replay import ReplayError
 
-    return (ValueError, KeyError, FileNotFoundError, FileExistsError, TrainingError, ReplayError)
+    return (ValueError, FileNotFoundError, FileExistsError, TrainingError, ReplayError)
 
 
 def friendly_errors(fn: F) -> F:
@@ -207,24 +213,29 @@ def replay(
     clips: Path = typer.Argument(..., help="Clip directory written by `drive --takeovers --clips-out`."),
     clip: list[str] | None = typer.Option(None, help="Replay only these clip ids (repeatable)."),
     policy: str = typer.Option(..., help="Who drives from the takeover moment (policy spec)."),
-    monitor: bool = typer.Option(True, "--monitor/--no-monitor", help="A new takeover counts as failure."),
+    monitor: bool = typer.Option(
+        True,
+        "--monitor/--no-monitor",
+        help="--no-monitor: the look-ahead trigger does not count after hand-back.",
+    ),
     video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
     out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
 ) -> None:
     """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
     from drivegpt.atomic import write_json, write_text
-    from drivegpt.clips import load_clips
+    from drivegpt.clips import clip_monitor, load_clips
     from drivegpt.replay import replay_clip
     from drivegpt.takeover import MonitorConfig
 
     loaded = load_clips(clips, clip or None)
+    mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
     results = []
     for i, c in enumerate(loaded):
         results.append(
             replay_clip(
                 c,
                 policy,
-                MonitorConfig(),
+                mcfg,
                 video if (video is not None and i == 0) else None,
                 use_monitor=monitor,
             )

@@ -191,6 +191,15 @@ def write_clips(out: str | Path, clips: list[Clip], extra: dict[str, Any] | None
     return out
 
 
+def clip_monitor(path: str | Path) -> dict[str, Any]:
+    """The MonitorConfig fields the clips were recorded with ({} when not recorded)."""
+    meta = Path(path) / "metadata.json"
+    try:
+        return dict(json.loads(meta.read_text()).get("monitor", {}))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ClipError(f"{meta}: unreadable ({err})") from None
+
+
 def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
     """Verify checksums and load clips; :class:`ClipError` names the bad file."""
     path = Path(path)

@@ -98,7 +98,9 @@ def run_demo(config_path: str | Path, out: str | Path, command: str) -> Path:
     spec = f"drivegpt:{run}"
     m, eps, clips = evaluate_monitored(spec, cfg.eval_env, None, cfg.eval_episodes)
     write_drive_outputs(out / "takeovers", m, eps, {"policy": spec, "env": cfg.eval_env, "takeovers": True})
-    write_clips(out / "takeovers" / "clips", clips, {"command": command})
+    write_clips(
+        out / "takeovers" / "clips", clips, {"command": command, "monitor": MonitorConfig().to_dict()}
+    )
     clips = load_clips(out / "takeovers" / "clips")[: cfg.replay_clips]
     replays = {}
     for who in ("human", spec):

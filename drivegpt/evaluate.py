@@ -27,6 +27,10 @@ _CACHE: dict[Any, Any] = {}
 def _policy_and_env(job: DriveJob) -> tuple[Any, Any]:
     """The job's policy and env, built once per worker process."""
     if job.policy not in _CACHE:
+        if job.policy.startswith(("drivegpt", "sb3")):
+            import torch
+
+            torch.set_num_threads(1)  # one simulator + one network per worker process
         _CACHE[job.policy] = load_policy(job.policy, job.action)
     policy = _CACHE[job.policy]
     key = (job.env_id, job.action, job.policy)

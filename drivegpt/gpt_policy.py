@@ -17,7 +17,7 @@ from drivegpt.tokenizer import tokenizer_from_json
 class DriveGPTPolicy:
     """Greedy (argmax) DriveGPT driver; ``act_batch`` drives B envs with B separate histories."""
 
-    def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = 1):
+    def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.model = model.eval()
@@ -29,7 +29,7 @@ class DriveGPTPolicy:
         self.reset_batch(1)
 
     @classmethod
-    def load(cls, path: str | Path, threads: int | None = 1) -> DriveGPTPolicy:
+    def load(cls, path: str | Path, threads: int | None = None) -> DriveGPTPolicy:
         path = Path(path)
         if (path / "policy").is_dir():  # a pretrain run directory
             path = path / "policy"

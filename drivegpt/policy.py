@@ -130,4 +130,17 @@ def policy_action_kind(spec: str, default: str = "meta") -> str:
         return default
     if kind == "constant":
         return ConstantPolicy(spec.partition(":")[2]).action_kind
+    if kind == "drivegpt":  # read policy.json only: no model load in the parent process
+        import json
+
+        from drivegpt.checkpoint import CheckpointError
+
+        path = Path(spec.partition(":")[2] or SHIPPED_CHECKPOINT)
+        meta = path / "policy" / "policy.json" if (path / "policy").is_dir() else path / "policy.json"
+        if not meta.is_file():
+            raise CheckpointError(f"{meta}: missing; re-run `drivegpt pretrain` or check the path")
+        try:
+            return str(json.loads(meta.read_text())["action"])
+        except (json.JSONDecodeError, KeyError) as err:
+            raise CheckpointError(f"{meta}: corrupt policy config ({err})") from None
     return str(load_policy(spec).action_kind)

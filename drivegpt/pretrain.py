@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from drivegpt.atomic import write_json
@@ -41,6 +41,12 @@ class ModelSize(FrozenConfig):
     """Steps K in the context (2K tokens)."""
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout probability."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelSize:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        return self
 
 
 class PretrainConfig(FrozenConfig):
@@ -162,7 +168,11 @@ def pretrain(
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     start, best = 0, float("inf")
-    if resume and (out / "checkpoint").exists():
+    if resume and not (out / "checkpoint").exists():
+        leftovers = sorted(out.glob(".checkpoint.*")) if out.exists() else []
+        hint = f" (an interrupted write left {leftovers[0]}: rename it to checkpoint)" if leftovers else ""
+        raise FileNotFoundError(f"{out / 'checkpoint'}: nothing to resume{hint}; drop --resume to start over")
+    if resume:
         state = load_trainer(out / "checkpoint", model, opt)
         start, best = int(state["iter"]), float(state["best_val_ce"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
@@ -243,6 +253,8 @@ def pretrain(
             )
             t0, it_t0 = time.perf_counter(), it + 1
             metrics = {**metrics, "tokens_per_s": tps}
+    if not metrics:  # resumed a run that had already finished all its steps
+        metrics = evaluate_imitation(model, val, tok, val_raw)
     tb.close()
     bar.close()
     final = {

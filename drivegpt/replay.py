@@ -87,23 +87,35 @@ def replay_clip(
         policy: Any = HumanDriver(personality=Personality(**clip.personality))
     else:
         policy = load_policy(policy_spec, clip.action)
+    if getattr(policy, "action_kind", clip.action) != clip.action:
+        raise ValueError(
+            f"{policy_spec} drives {policy.action_kind} actions but clip {clip.id} was "
+            f"recorded with {clip.action} actions"
+        )
     policy.reset(seed=clip.seed, env=env)
+    if hasattr(policy, "executed"):  # a sequence policy gets the clip's context as its history
+        for o, a in zip(clip.context_obs[:-1], clip.context_actions, strict=True):
+            policy.act(o)
+            policy.executed(a)
     shadow = HumanDriver(personality=Personality(**clip.personality))
     shadow.reset(seed=clip.seed, env=env)
     collision = ttc_violation = new_takeover = False
     min_ttc, steps = math.inf, 0
-    # The takeover moment is unsafe by construction, so — as in the live monitor — the new driver
-    # first has to reach ``handback_safe_steps`` consecutive safe steps ("handed back"); any trigger
-    # after that is a new takeover.
+    # As in the live monitor: the takeover moment is unsafe by construction, so the new driver first
+    # has to reach ``handback_safe_steps`` consecutive safe steps (threshold triggers only: no
+    # look-ahead) — "handed back"; any trigger after that (look-ahead included, unless
+    # ``use_monitor`` is off) is a new takeover.
     monitor = monitor or MonitorConfig()
+    thresholds_only = monitor.thresholds_only()
     safe_run, handed_back = 0, False
     for _ in range(clip.horizon + monitor.handback_safe_steps + extra_steps):
         action = policy.act(obs)
         human_action = shadow.act(obs)
-        fired = check_triggers(env, policy if use_monitor else None, action, human_action, monitor)
-        if handed_back and fired is not None:
-            new_takeover = True
-        safe_run = 0 if fired is not None else safe_run + 1
+        if handed_back:
+            full = monitor if use_monitor else thresholds_only
+            new_takeover |= check_triggers(env, policy, action, human_action, full) is not None
+        unsafe = check_triggers(env, None, action, human_action, thresholds_only) is not None
+        safe_run = 0 if unsafe else safe_run + 1
         handed_back |= safe_run >= monitor.handback_safe_steps
         obs, _, terminated, truncated, _ = env.step(action)
         steps += 1

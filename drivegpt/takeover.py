@@ -48,8 +48,12 @@ class MonitorConfig(FrozenConfig):
     """Take over on a policy/human disagreement while TTC is below this [s] (0 disables)."""
     handback_safe_steps: int = Field(3, ge=1)
     """The human hands back after this many consecutive safe steps."""
-    context_steps: int = Field(5, ge=0)
-    """Steps before the takeover stored in each clip."""
+    context_steps: int = Field(8, ge=0)
+    """Steps before the takeover stored in each clip (>= a policy's context to replay it faithfully)."""
+
+    def thresholds_only(self) -> MonitorConfig:
+        """The same monitor without look-ahead and disagreement: "is the situation safe now?"."""
+        return self.model_copy(update={"lookahead_steps": 0, "disagreement_ttc": 0.0})
 
 
 def safety_driver() -> HumanDriver:
@@ -168,7 +172,7 @@ def run_monitored_episode(
             if env.unwrapped.vehicle.crashed:
                 clip.late = True
             safe_run = (
-                safe_run + 1 if check_triggers(env, None, None, None, _no_lookahead(cfg)) is None else 0
+                safe_run + 1 if check_triggers(env, None, None, None, cfg.thresholds_only()) is None else 0
             )
             if safe_run >= cfg.handback_safe_steps:
                 clip = None
@@ -177,10 +181,6 @@ def run_monitored_episode(
     ep = Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
     ep.meta["controller"] = controller
     return ep, clips
-
-
-def _no_lookahead(cfg: MonitorConfig) -> MonitorConfig:
-    return cfg.model_copy(update={"lookahead_steps": 0, "disagreement_ttc": 0.0})
 
 
 def policy_distance_m(ep: Episode) -> float:

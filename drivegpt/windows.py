@@ -61,6 +61,8 @@ class StepTable:
 
 def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Train/validation split by episode (never by step), reproducible from ``seed``."""
+    if n < 2:
+        raise ValueError(f"the dataset has {n} episode(s); a train/validation split needs at least 2")
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    n_val = min(n - 1, max(1, int(round(n * val_fraction))))
     return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())

@@ -121,3 +121,30 @@ def test_executed_action_replaces_the_proposal_in_the_history():
     other = (int(proposal) + 1) % 5
     pol.executed(other)
     assert int(pol.tokens[0, -1]) == other
+
+
+def test_policy_sees_exactly_the_training_windows(tiny_logs):
+    """The training/inference contract: DriveGPTPolicy's logits at each step equal the logits of
+    the training window ending at that step (same padding, alignment and normalisation)."""
+    from drivegpt.logs import load_logs
+    from drivegpt.windows import StepTable
+
+    ds = load_logs(tiny_logs)
+    torch.manual_seed(4)
+    tok = ActionTokenizer("meta")
+    norm = ObsNormalizer.fit(np.concatenate([e.observations for e in ds.episodes()]))
+    meta = {**_meta(), "tokenizer": tokenizer_to_json(tok, norm)}
+    model = DriveGPT(DriveGPTConfig(context=3, n_layer=1, n_head=2, n_embd=16)).eval()
+    pol = DriveGPTPolicy(model, meta)
+    ep = next(ds.episodes([0]))
+    table = StepTable.from_logs(ds, [0], tok, norm)
+    with torch.no_grad():
+        w = table.windows(torch.arange(len(table)), 3)
+        expected = model(w.obs, w.actions)[:, -1]
+    pol.reset(0)
+    for t in range(len(ep.actions)):
+        pol.act(ep.observations[t])
+        with torch.no_grad():
+            got = model(pol.obs, pol.tokens)[:, -1]
+        torch.testing.assert_close(got[0], expected[t])
+        pol.executed(ep.actions[t])

@@ -111,3 +111,11 @@ def test_pretrain_rejects_bad_config_key(tiny_logs, tmp_path):
         app, ["pretrain", "--config", str(bad), "--data", str(tiny_logs), "--out", str(tmp_path / "r")]
     )
     assert r.exit_code == 2 and "n_layers" in r.output and "n_layer" in r.output
+
+
+def test_resume_without_checkpoint_and_bad_sizes_are_clear_errors(tiny_logs, tmp_path):
+    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml")
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        pretrain(cfg, tiny_logs, tmp_path / "fresh", resume=True, progress=False)
+    with pytest.raises(ValueError, match="multiple of n_head"):
+        PretrainConfig(model={"n_head": 3, "n_embd": 16})

@@ -214,3 +214,18 @@ def test_cli_rejects_unknown_clip_and_bad_monitor_config(clips, tmp_path):
         app, ["drive", "--policy", "human", "--clips-out", str(tmp_path / "c"), "--out", str(tmp_path / "d")]
     )
     assert r.exit_code == 2 and "--takeovers" in r.output
+
+
+def test_human_resolves_sample_clips_and_fast_policy_does_not():
+    clips = load_clips("takeover_data/sample")[:3]
+    human = [replay_clip(c, "human", MonitorConfig()) for c in clips]
+    assert any(r.resolved for r in human)  # the clips are solvable
+    assert all(r.handed_back for r in human if r.resolved)
+    fast = [replay_clip(c, "constant:FASTER", MonitorConfig()) for c in clips]
+    assert not any(r.resolved for r in fast)
+
+
+def test_replay_rejects_a_policy_with_another_action_interface():
+    c = load_clips("takeover_data/sample")[0]
+    with pytest.raises(ValueError, match="drives continuous actions"):
+        replay_clip(c, "constant:0.5,0", MonitorConfig())
