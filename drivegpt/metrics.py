@@ -1,7 +1,7 @@
 """The metric registry of DESIGN.md: one place for names, meanings and the maths.
 
-Every ``metrics.json``, summary and table column uses these keys; asking for an unknown name fails
-with the list of valid ones.
+Driving summaries, benchmark tables and reports use these keys (training logs add their own
+figures, such as tokens per second); asking for an unknown name fails with the list of valid ones.
 """
 
 from __future__ import annotations

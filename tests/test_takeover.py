@@ -142,6 +142,8 @@ def test_drive_takeovers_and_replay_cli(tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert m["takeovers"] >= 1 and "km_per_takeover" in m
+    cmd = json.loads((tmp_path / "clips" / "metadata.json").read_text())["command"]
+    assert " --takeovers " in cmd and "True" not in cmd  # a runnable command line
     gif = tmp_path / "r" / "replay.gif"
     r = runner.invoke(
         app,
