@@ -15,6 +15,7 @@ from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, act
 #: id -> entry point of every registered DriveGPT environment.
 ENV_IDS: dict[str, str] = {
     "drivegpt/Highway-v0": "drivegpt_envs.highway:DriveHighwayEnv",
+    "drivegpt/HighwayDense-v0": "drivegpt_envs.highway:DriveHighwayDenseEnv",
     "drivegpt/Merge-v0": "drivegpt_envs.merge:DriveMergeEnv",
 }
 

@@ -22,3 +22,13 @@ class DriveHighwayEnv(HighwayEnvFast):
             }
         )
         return config
+
+
+class DriveHighwayDenseEnv(DriveHighwayEnv):
+    """The same road in denser traffic: twice the vehicle density, 30 vehicles."""
+
+    @classmethod
+    def default_config(cls) -> dict:
+        config = super().default_config()
+        config.update({"vehicles_density": 2.0, "vehicles_count": 30})
+        return config
