@@ -225,19 +225,19 @@ def pretrain(
         loss = model.loss(batch.obs, batch.actions, batch.mask, batch.targets, cfg.action_dropout, gen)
         if not torch.isfinite(loss):
             raise TrainingError(
-                f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
+                f"non-finite loss ({float(loss.detach())}) at iter {it}; the last good state is "
                 f"in {out / 'checkpoint'} — lower lr (now {cfg.lr}) and run with --resume"
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.1e}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
         last = it + 1 == cfg.max_iters
         if (it + 1) % cfg.eval_every == 0 or last:
             tps = tokens_per_iter * (it + 1 - it_t0) / (time.perf_counter() - t0)
             metrics = evaluate_imitation(model, val, tok, val_raw)
-            row = [it + 1, lr, float(loss), metrics["cross_entropy"], metrics["action_accuracy"], tps]
+            row = [it + 1, lr, float(loss.detach()), metrics["cross_entropy"], metrics["action_accuracy"], tps]
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow(row)
             for name, v in zip(fields[1:], row[1:], strict=True):
