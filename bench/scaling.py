@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scaling_plot import write_outputs  # bench/ is on sys.path when run as a script
+
 from drivegpt.pretrain import PretrainConfig, pretrain
 
 SIZES = {
@@ -68,31 +70,7 @@ def main() -> None:
     (out / "scaling.json").write_text(
         json.dumps({"rows": rows, "iters": args.iters, "machine": platform.platform()}, indent=2)
     )
-    lines = [
-        "| model | params | " + " | ".join(f"{n} episodes" for n in args.episodes) + " |",
-        "|---|---|" + "---|" * len(args.episodes),
-    ]
-    for size in SIZES:
-        r = [x for x in rows if x["model"] == size]
-        lines.append(f"| {size} | {r[0]['params']} | " + " | ".join(f"{x['val_ce']:.4f}" for x in r) + " |")
-    (out / "scaling.md").write_text("Validation cross-entropy [nats]\n\n" + "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for size in SIZES:
-        r = [x for x in rows if x["model"] == size]
-        ax.plot([x["train_steps"] for x in r], [x["val_ce"] for x in r], marker="o", label=size)
-    ax.set_xscale("log")
-    ax.set_xlabel("training steps (logged decisions)")
-    ax.set_ylabel("validation cross-entropy [nats]")
-    ax.set_title("DriveGPT scaling (meta-actions)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=120)
+    print(write_outputs(rows, out))
     print(f"wrote {out / 'scaling.png'}")
 
 
