@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import shlex
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
 
+from drivegpt.cli_util import _command_line, friendly_errors
 from drivegpt.config import load_config
 
 app = typer.Typer(
@@ -20,54 +17,6 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and verify driving-log datasets.")
 app.add_typer(data_app, name="data")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _command_line(ctx: typer.Context) -> str:
-    """The running subcommand with every resolved option, as a reproducible command line."""
-    args = ["drivegpt", *ctx.command_path.split()[1:]]
-    for name, value in ctx.params.items():
-        if value is None:
-            continue
-        param = next(p for p in ctx.command.params if p.name == name)
-        flag = f"--{name.replace('_', '-')}"
-        if param.param_type_name == "argument":
-            args.append(str(value))
-        elif isinstance(value, bool):
-            args.append(flag if value else f"--no-{name.replace('_', '-')}")
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                args += [flag, str(v)]
-        else:
-            args += [flag, str(value)]
-    return shlex.join(args)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that describe bad input (each with its fix), not bugs: ConfigError, DataError,
-    ClipError and CheckpointError are ValueErrors; the rest are listed."""
-    from drivegpt.pretrain import TrainingError
-    from drivegpt.replay import ReplayError
-
-    return (ValueError, FileNotFoundError, FileExistsError, TrainingError, ReplayError)
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn expected user errors into one clear line on stderr and exit code 2 (bugs keep their traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as err:
-            if not isinstance(err, _user_errors()):
-                raise
-            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 @app.command()
 @friendly_errors
@@ -293,6 +242,11 @@ def demo(
 
     report = run_demo(config, out, _command_line(ctx))
     typer.echo(f"report: {report}")
+
+
+# Subcommands that live in their own modules: each module has `register(app)` adding its commands.
+# One line per module, in this block only.
+# (end of registrations)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -237,7 +237,8 @@ def pretrain(
         if (it + 1) % cfg.eval_every == 0 or last:
             tps = tokens_per_iter * (it + 1 - it_t0) / (time.perf_counter() - t0)
             metrics = evaluate_imitation(model, val, tok, val_raw)
-            row = [it + 1, lr, float(loss.detach()), metrics["cross_entropy"], metrics["action_accuracy"], tps]
+            row = [it + 1, lr, float(loss.detach()), metrics["cross_entropy"]]
+            row += [metrics["action_accuracy"], tps]
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow(row)
             for name, v in zip(fields[1:], row[1:], strict=True):
