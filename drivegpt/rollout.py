@@ -121,9 +121,11 @@ class Episode:
         return self.states["speed"][1:]
 
 
-def run_episode(env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000) -> Episode:
-    """Drive one episode from ``env.reset(seed=seed)`` until termination or truncation."""
-    obs, _ = env.reset(seed=seed)
+def run_episode(
+    env: gym.Env, driver: Driver, seed: int, max_steps: int = 10_000, options: dict[str, Any] | None = None
+) -> Episode:
+    """Drive one episode from ``env.reset(seed=seed, options=options)`` until termination or truncation."""
+    obs, _ = env.reset(seed=seed, options=options)
     driver.reset(seed=seed, env=env)
     observations, actions, rewards, terms, truncs, decisions = [obs], [], [], [], [], []
     states = [ego_state(env)]
