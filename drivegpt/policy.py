@@ -1,7 +1,9 @@
 """The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
 
 Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
-``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:PATH.zip``, ``sb3-ppo:PATH.zip``.
+``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
+``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
+loads a user's own SB3 zip: SB3 zips contain pickled objects, so only load files you trust.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ POLICY_KINDS: dict[str, str] = {
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
     "constant": "always the same action: `constant:FASTER` (meta-action) or `constant:0.5,0` (acc,steer)",
-    "sb3-dqn": "a stable-baselines3 DQN saved with model.save: `sb3-dqn:PATH.zip`",
-    "sb3-ppo": "a stable-baselines3 PPO saved with model.save: `sb3-ppo:PATH.zip`",
+    "sb3-dqn": "a stable-baselines3 DQN: `sb3-dqn:RUN` (`baseline train`) or a trusted `PATH.zip`",
+    "sb3-ppo": "a stable-baselines3 PPO: `sb3-ppo:RUN` (`baseline train`) or a trusted `PATH.zip`",
 }
 
 #: the small pretrained checkpoint that ships with the package (see README to reproduce it)
@@ -73,27 +75,37 @@ class ConstantPolicy:
 
 
 class SB3Policy:
-    """A stable-baselines3 model as a DrivePolicy (deterministic actions)."""
+    """A stable-baselines3 DQN/PPO as a DrivePolicy (deterministic actions).
+
+    ``path``: a ``drivegpt baseline train`` run (or its ``policy/``), rebuilt from ``policy.json`` +
+    ``policy.safetensors``; or an SB3 ``.zip`` (pickle inside: trusted files only).
+    """
 
     def __init__(self, algo: str, path: str):
-        from stable_baselines3 import DQN, PPO
+        self.env_config: dict[str, Any] | None = None
+        if path.endswith(".zip"):
+            from stable_baselines3 import DQN, PPO
 
-        cls = {"sb3-dqn": DQN, "sb3-ppo": PPO}[algo]
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such SB3 model file; train one with stable-baselines3")
-        self.model = cls.load(path, device="cpu")
-        space = self.model.action_space
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such SB3 model file")
+            self.policy = {"sb3-dqn": DQN, "sb3-ppo": PPO}[algo].load(path, device="cpu").policy
+        else:
+            from drivegpt.baselines import load_exported_policy
+
+            self.policy, meta = load_exported_policy(path, algo.removeprefix("sb3-"))
+            self.env_config = meta["env_config"]
+        space = self.policy.action_space
         self.action_kind = "continuous" if isinstance(space, gym.spaces.Box) else "meta"
 
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
         pass
 
     def act(self, observation: np.ndarray) -> Any:
-        action, _ = self.model.predict(observation, deterministic=True)
+        action, _ = self.policy.predict(observation, deterministic=True)
         return action if self.action_kind == "continuous" else int(action)
 
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
-        actions, _ = self.model.predict(observations, deterministic=True)
+        actions, _ = self.policy.predict(observations, deterministic=True)
         return actions
 
 
@@ -143,4 +155,8 @@ def policy_action_kind(spec: str, default: str = "meta") -> str:
             return str(json.loads(meta.read_text())["action"])
         except (json.JSONDecodeError, KeyError) as err:
             raise CheckpointError(f"{meta}: corrupt policy config ({err})") from None
+    if kind in ("sb3-dqn", "sb3-ppo") and not spec.endswith(".zip"):  # policy.json only
+        from drivegpt.baselines import read_policy_json
+
+        return str(read_policy_json(spec.partition(":")[2], kind.removeprefix("sb3-"))["action"])
     return str(load_policy(spec).action_kind)
