@@ -11,6 +11,7 @@ import highway_env  # noqa: F401  (registers the stock highway-env ids)
 from gymnasium.envs.registration import register, registry
 
 from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, action_config
+from drivegpt_envs.families import FAMILIES, FAMILY_ENTRY_POINTS
 
 #: id -> entry point of every registered DriveGPT environment.
 ENV_IDS: dict[str, str] = {
@@ -19,10 +20,13 @@ ENV_IDS: dict[str, str] = {
     "drivegpt/Merge-v0": "drivegpt_envs.merge:DriveMergeEnv",
 }
 
+#: ids of the corner-case scenario families (``drivegpt_envs.families``), in ``FAMILIES`` order.
+FAMILY_IDS: tuple[str, ...] = tuple(FAMILIES.values())
+
 
 def register_envs() -> None:
-    """Register every DriveGPT env id once (calling it again is a no-op)."""
-    for env_id, entry_point in ENV_IDS.items():
+    """Register every DriveGPT env id, scenario families included, once (calling it again is a no-op)."""
+    for env_id, entry_point in {**ENV_IDS, **FAMILY_ENTRY_POINTS}.items():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point)
 
@@ -31,6 +35,7 @@ register_envs()
 
 __all__ = [
     "ENV_IDS",
+    "FAMILY_IDS",
     "FEATURES",
     "POLICY_FREQUENCY",
     "VEHICLES_COUNT",

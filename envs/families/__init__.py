@@ -1,0 +1,33 @@
+"""Corner-case scenario families: parameterised highway-env scenes registered as ``drivegpt/<Family>-v0``.
+
+Each family is one module with one env class (a :class:`~drivegpt_envs.families.spec.FamilyEnv`):
+``FAMILY`` (its name here), ``PARAMS`` (typed ranges), ``check_params`` and ``sample_params``.
+Parameters arrive through ``reset(seed=s, options={"params": {...}})``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from drivegpt_envs.families.spec import FamilyEnv, FamilyParamError, ParamSpec
+
+#: family name → env id.
+FAMILIES: dict[str, str] = {
+    "stalled_car": "drivegpt/StalledCar-v0",
+}
+
+#: env id → entry point (registered by ``drivegpt_envs.register_envs``).
+FAMILY_ENTRY_POINTS: dict[str, str] = {
+    "drivegpt/StalledCar-v0": "drivegpt_envs.families.stalled_car:StalledCarEnv",
+}
+
+
+def family_class(name: str) -> type[FamilyEnv]:
+    """The env class of family ``name`` (e.g. ``"stalled_car"``)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown scenario family {name!r}; valid: {', '.join(FAMILIES)}")
+    module, cls = FAMILY_ENTRY_POINTS[FAMILIES[name]].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+__all__ = ["FAMILIES", "FAMILY_ENTRY_POINTS", "FamilyEnv", "FamilyParamError", "ParamSpec", "family_class"]

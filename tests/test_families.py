@@ -1,0 +1,81 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import drivegpt_envs
+from drivegpt.human import FASTER, IDLE
+from drivegpt.rollout import make_env
+from drivegpt_envs.families import FAMILIES, FamilyParamError, family_class
+
+NAMES = list(FAMILIES)
+
+
+def _rollout(env, seed, params, actions):
+    """Observations, rewards and infos of a fixed action sequence (stops at termination)."""
+    obs, info = env.reset(seed=seed, options={"params": params})
+    observations, rewards, infos = [obs], [], [info]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return np.asarray(observations), np.asarray(rewards), infos
+
+
+def test_every_family_is_registered_under_its_id():
+    drivegpt_envs.register_envs()
+    assert drivegpt_envs.FAMILY_IDS == tuple(FAMILIES.values())
+    for name, env_id in FAMILIES.items():
+        assert env_id in gym.registry
+        assert family_class(name).FAMILY == name
+    with pytest.raises(ValueError, match="unknown scenario family 'nope'; valid: stalled_car"):
+        family_class("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("action", ["meta", "continuous"])
+def test_check_env(name, action):
+    env = make_env(FAMILIES[name], action)
+    check_env(env.unwrapped, skip_render_check=True)
+    assert env.observation_space.shape == (10, 7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_params_and_seed_same_episode_exactly(name):
+    cls = family_class(name)
+    params = cls.sample_params(np.random.default_rng(7))
+    actions = [IDLE, FASTER, IDLE, IDLE, FASTER, IDLE, IDLE, IDLE]
+    a = _rollout(make_env(FAMILIES[name]), 3, params, actions)
+    b = _rollout(make_env(FAMILIES[name]), 3, params, actions)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+    assert a[2][0]["params"] == cls.check_params(params)
+    other = cls.sample_params(np.random.default_rng(8))
+    c = _rollout(make_env(FAMILIES[name]), 3, other, actions)
+    assert not np.array_equal(a[0][:3], c[0][:3])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missing_params_default_to_midpoints(name):
+    cls = family_class(name)
+    env = make_env(FAMILIES[name])
+    _, info = env.reset(seed=0)
+    assert info["params"] == {k: 0.5 * (s.low + s.high) for k, s in cls.PARAMS.items()}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_params_are_clear_errors(name):
+    cls = family_class(name)
+    param, spec = next(iter(cls.PARAMS.items()))
+    env = make_env(FAMILIES[name])
+    with pytest.raises(FamilyParamError, match=rf"'{name}': parameter '{param}' = .* out of its range"):
+        env.reset(seed=0, options={"params": {param: spec.high + 1.0}})
+    unknown = rf"'{name}' has no parameter 'bogus'; valid parameters: {param},"
+    with pytest.raises(FamilyParamError, match=unknown):
+        cls.check_params({"bogus": 1.0})
+    with pytest.raises(ValueError, match=f"parameter '{param}' = nan"):
+        cls.check_params({param: float("nan")})
