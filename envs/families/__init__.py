@@ -14,11 +14,25 @@ from drivegpt_envs.families.spec import FamilyEnv, FamilyParamError, ParamSpec
 #: family name → env id.
 FAMILIES: dict[str, str] = {
     "stalled_car": "drivegpt/StalledCar-v0",
+    "hard_braking_lead": "drivegpt/HardBrakingLead-v0",
+    "slower_lead": "drivegpt/SlowerLead-v0",
+    "cut_in": "drivegpt/CutIn-v0",
+    "side_swipe": "drivegpt/SideSwipe-v0",
+    "aggressive_merge": "drivegpt/AggressiveMerge-v0",
+    "stop_and_go": "drivegpt/StopAndGo-v0",
+    "adversarial_vehicle": "drivegpt/AdversarialVehicle-v0",
 }
 
 #: env id → entry point (registered by ``drivegpt_envs.register_envs``).
 FAMILY_ENTRY_POINTS: dict[str, str] = {
     "drivegpt/StalledCar-v0": "drivegpt_envs.families.stalled_car:StalledCarEnv",
+    "drivegpt/HardBrakingLead-v0": "drivegpt_envs.families.hard_braking_lead:HardBrakingLeadEnv",
+    "drivegpt/SlowerLead-v0": "drivegpt_envs.families.slower_lead:SlowerLeadEnv",
+    "drivegpt/CutIn-v0": "drivegpt_envs.families.cut_in:CutInEnv",
+    "drivegpt/SideSwipe-v0": "drivegpt_envs.families.side_swipe:SideSwipeEnv",
+    "drivegpt/AggressiveMerge-v0": "drivegpt_envs.families.aggressive_merge:AggressiveMergeEnv",
+    "drivegpt/StopAndGo-v0": "drivegpt_envs.families.stop_and_go:StopAndGoEnv",
+    "drivegpt/AdversarialVehicle-v0": "drivegpt_envs.families.adversarial_vehicle:AdversarialVehicleEnv",
 }
 
 

@@ -29,6 +29,6 @@ class StalledCarEnv(FamilyHighwayEnv):
             self.road, self.road.network.get_lane(self._lane(0)).position(lead_x, 0.0), p["ego_speed"],
             self._lane(0), script_lane=self._lane(1),
         )
-        lead.watched, lead.trigger_gap, lead.ahead, lead.blind = stalled, p["reveal_distance"], False, True
+        lead.watched, lead.trigger_gap, lead.blind = stalled, -p["reveal_distance"], True
         self._add(lead)
         self._add_traffic(1, EGO_X - 60.0, stall_x + 100.0, speed=p["ego_speed"] - 3.0, spacing=45.0)

@@ -99,21 +99,20 @@ class TimedVehicle(ScriptedVehicle):
 
 
 class GapVehicle(ScriptedVehicle):
-    """Runs its script when its longitudinal offset to ``watched`` crosses ``trigger_gap`` [m].
-
-    ``ahead=True``: when ``self.x - watched.x`` rises to the gap (overtaking it from behind);
-    ``ahead=False``: when ``watched.x - self.x`` falls to the gap (closing on it).
-    """
+    """Runs its script when its longitudinal offset ``self.x - watched.x`` [m] reaches ``trigger_gap``
+    from whichever side it started (negative: behind ``watched``)."""
 
     watched: Vehicle | None = None
-    trigger_gap: float = 0.0
-    ahead: bool = True
+    trigger_gap: float = 0.0  # [m]
+    start_side: float = 0.0  # sign of the first offset - trigger_gap
 
     def trigger(self) -> bool:
         if self.watched is None:
             return False
-        offset = self.position[0] - self.watched.position[0]  # [m]
-        return offset >= self.trigger_gap if self.ahead else -offset <= self.trigger_gap
+        side = self.position[0] - self.watched.position[0] - self.trigger_gap
+        if self.start_side == 0.0:
+            self.start_side = 1.0 if side >= 0 else -1.0
+        return side * self.start_side <= 0.0
 
 
 class WaveLeader(ScriptedVehicle):
