@@ -28,6 +28,9 @@ def collect(
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     seed: int | None = typer.Option(None, help="First episode seed."),
     backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
 ) -> None:
     """Record human-driven episodes into a Minari dataset with a checksum manifest."""
     from drivegpt.collect import CollectConfig
@@ -36,7 +39,7 @@ def collect(
 
     cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
     t0 = time.time()
-    path = run_collect(cfg, out, backend=backend)  # type: ignore[arg-type]
+    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)  # type: ignore[arg-type]
     ds = load_logs(path)
     from drivegpt.atomic import write_json
 
@@ -99,6 +102,9 @@ def drive(
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
     out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
     takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
     clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
@@ -125,6 +131,7 @@ def drive(
             workers,
             backend,  # type: ignore[arg-type]
             mcfg.to_dict(),
+            ray_address=ray_address,
         )
         if clips_out is not None:
             write_clips(clips_out, clips, {"command": _command_line(ctx), "monitor": mcfg.to_dict()})
@@ -133,7 +140,9 @@ def drive(
             f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
         )
     else:
-        metrics, eps = evaluate(policy, env, action, episodes, seed, workers, backend)  # type: ignore[arg-type]
+        metrics, eps = evaluate(
+            policy, env, action, episodes, seed, workers, backend, ray_address=ray_address  # type: ignore[arg-type]
+        )
     write_drive_outputs(
         out,
         metrics,
@@ -169,26 +178,23 @@ def replay(
     ),
     video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
     out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
 ) -> None:
     """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
     from drivegpt.atomic import write_json, write_text
     from drivegpt.clips import clip_monitor, load_clips
-    from drivegpt.replay import replay_clip
+    from drivegpt.replay import replay_clips
     from drivegpt.takeover import MonitorConfig
 
     loaded = load_clips(clips, clip or None)
     mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
-    results = []
-    for i, c in enumerate(loaded):
-        results.append(
-            replay_clip(
-                c,
-                policy,
-                mcfg,
-                video if (video is not None and i == 0) else None,
-                use_monitor=monitor,
-            )
-        )
+    results = replay_clips(
+        loaded, policy, mcfg, video, monitor, workers, backend, ray_address  # type: ignore[arg-type]
+    )
     n = len(results)
     summary = {
         "replays": n,

@@ -90,10 +90,19 @@ def plan_jobs(cfg: CollectConfig) -> list[CollectJob]:
     return jobs
 
 
-def collect(cfg: CollectConfig, out: str | Path, backend: Backend = "local", progress: bool = True) -> Path:
-    """Run the collection described by ``cfg`` and write the dataset to ``out``."""
+def collect(
+    cfg: CollectConfig,
+    out: str | Path,
+    backend: Backend = "local",
+    progress: bool = True,
+    ray_address: str | None = None,
+) -> Path:
+    """Run the collection described by ``cfg`` and write the dataset to ``out`` (same seeds, same
+    dataset whatever the backend and the number of workers)."""
     jobs = plan_jobs(cfg)
-    episodes = parallel_map(collect_one, jobs, cfg.workers, backend, desc="collect", progress=progress)
+    episodes = parallel_map(
+        collect_one, jobs, cfg.workers, backend, desc="collect", progress=progress, ray_address=ray_address
+    )
     env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
     return write_logs(
         out,

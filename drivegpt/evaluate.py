@@ -78,6 +78,7 @@ def evaluate_monitored(
     backend: Backend = "local",
     monitor: dict[str, Any] | None = None,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> tuple[dict[str, Any], list[Episode], list[Any]]:
     """Like :func:`evaluate` with the safety driver watching; also returns every takeover clip."""
     from drivegpt.takeover import MonitorConfig
@@ -85,9 +86,8 @@ def evaluate_monitored(
     cfg = MonitorConfig(**(monitor or {}))
     action = policy_action_kind(policy, action or "meta")
     jobs = [DriveJob(policy, env_id, action, seed + i, cfg.to_dict()) for i in range(episodes)]
-    out = parallel_map(
-        drive_monitored_one, jobs, workers, backend, desc=f"drive {policy} (monitored)", progress=progress
-    )
+    desc = f"drive {policy} (monitored)"
+    out = parallel_map(drive_monitored_one, jobs, workers, backend, desc, progress, ray_address)
     eps = [e for e, _ in out]
     clips = [c for _, cs in out for c in cs]
     metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])
@@ -103,6 +103,7 @@ def evaluate(
     workers: int | None = None,
     backend: Backend = "local",
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> tuple[dict[str, Any], list[Episode]]:
     """Drive ``episodes`` episodes on seeds ``seed, seed+1, ...``; return (metrics, episodes).
 
@@ -111,7 +112,7 @@ def evaluate(
     """
     action = policy_action_kind(policy, action or "meta")  # also fails fast on a bad spec
     jobs = [DriveJob(policy, env_id, action, seed + i) for i in range(episodes)]
-    eps = parallel_map(drive_one, jobs, workers, backend, desc=f"drive {policy}", progress=progress)
+    eps = parallel_map(drive_one, jobs, workers, backend, f"drive {policy}", progress, ray_address)
     metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])
     return metrics, eps
 

@@ -18,7 +18,7 @@ import numpy as np
 from drivegpt.clips import Clip, vehicle_snapshot
 from drivegpt.human import HumanDriver, Personality
 from drivegpt.policy import load_policy
-from drivegpt.rollout import make_env
+from drivegpt.rollout import Backend, make_env, parallel_map
 from drivegpt.takeover import MonitorConfig, check_triggers, lead_figures
 from drivegpt.video import ensure_headless, write_video
 
@@ -144,3 +144,41 @@ def replay_clip(
         min_ttc,
         time.perf_counter() - t0,
     )
+
+
+class ReplayJob(NamedTuple):
+    clip: Clip
+    policy: str
+    monitor: dict[str, Any]  # MonitorConfig fields
+    use_monitor: bool
+
+
+def replay_one(job: ReplayJob) -> ReplayResult:
+    """:func:`replay_clip` without video (runs in a worker process)."""
+    if job.policy.startswith(("drivegpt", "sb3")):
+        import torch
+
+        torch.set_num_threads(1)  # one simulator + one network per worker process
+    return replay_clip(job.clip, job.policy, MonitorConfig(**job.monitor), None, job.use_monitor)
+
+
+def replay_clips(
+    clips: list[Clip],
+    policy_spec: str,
+    monitor: MonitorConfig,
+    video: str | Path | None = None,
+    use_monitor: bool = True,
+    workers: int | None = None,
+    backend: Backend = "local",
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> list[ReplayResult]:
+    """Replay every clip (in clip order) over worker processes; ``video`` of the first clip is
+    rendered in this process, so it lands on this machine whatever the backend."""
+    first = []
+    if video is not None and clips:
+        first = [replay_clip(clips[0], policy_spec, monitor, video, use_monitor)]
+        clips = clips[1:]
+    jobs = [ReplayJob(c, policy_spec, monitor.to_dict(), use_monitor) for c in clips]
+    desc = f"replay {policy_spec}"
+    return first + parallel_map(replay_one, jobs, workers, backend, desc, progress, ray_address)

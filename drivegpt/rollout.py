@@ -165,16 +165,20 @@ def parallel_map(
 ) -> list[R]:
     """``[fn(job) for job in jobs]`` over worker processes, in job order, with a progress bar.
 
-    ``fn`` must be a module-level function (it is pickled to the workers).
+    ``fn`` must be a module-level function (it is pickled to the workers). ``backend="ray"`` runs
+    the jobs as Ray tasks: on a local Ray instance with ``workers`` CPUs, or on the cluster at
+    ``ray_address`` (``auto``: the one ``ray start`` launched on this node); an already initialised
+    Ray is used as it is.
     """
+    if backend not in ("local", "ray"):
+        raise BackendError(f"unknown backend {backend!r}; valid: local, ray")
+    ray = _import_ray() if backend == "ray" else None
     workers = min(workers or default_workers(), max(1, len(jobs)))
     bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
     results: list[Any] = [None] * len(jobs)
     try:
-        if backend == "ray":
-            return _ray_map(fn, jobs, workers, bar, ray_address)
-        if backend != "local":
-            raise ValueError(f"unknown backend {backend!r}; valid: local, ray")
+        if ray is not None:
+            return _ray_map(ray, fn, jobs, workers, bar, ray_address)
         if workers == 1:
             for i, job in enumerate(jobs):
                 results[i] = fn(job)
@@ -202,21 +206,41 @@ def _mp_context() -> Any:
     return get_context("forkserver" if sys.platform != "win32" else "spawn")
 
 
-def _ray_map(
-    fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm, address: str | None
-) -> list[R]:
+class BackendError(ValueError):
+    """The execution backend cannot be used (unknown name, Ray not installed, no cluster)."""
+
+
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("the ray backend needs Ray: pip install 'drivegpt[ray]'") from None
+        raise BackendError(
+            "--backend ray needs Ray, which is not installed: pip install 'drivegpt[ray]'"
+        ) from None
+    return ray
+
+
+def _ray_map(
+    ray: Any, fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm, address: str | None
+) -> list[R]:
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False)
+        try:
+            ray.init(
+                address=address,
+                num_cpus=None if address else workers,
+                include_dashboard=False,
+                log_to_driver=False,  # worker warnings stay in Ray's logs, the bar stays readable
+                configure_logging=False,
+            )
+        except ConnectionError as err:
+            msg = f"cannot reach the Ray cluster at {address!r} ({err}); is `ray start --head` running?"
+            raise BackendError(msg) from None
     remote = ray.remote(num_cpus=1)(fn)
     refs = [remote.remote(job) for job in jobs]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(jobs)
     pending = list(refs)
-    while pending:
+    while pending:  # collect in completion order for the bar, store in job order
         done, pending = ray.wait(pending, num_returns=1)
         results[index[done[0]]] = ray.get(done[0])
         bar.update()
