@@ -10,7 +10,7 @@ DEMO_OUT ?= runs/demo
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ray]"  # ray: its tests run in `make test`
 	touch $(STAMP)
 
 install: $(STAMP)
