@@ -1,0 +1,367 @@
+"""The pipeline report: ``RUN/report.md`` and a self-contained ``RUN/report.html`` from the run's files.
+
+Every number is read from a stage's output (``metrics.json``, ``log.csv``, ``replay.json``,
+``timings.json``, ...); a section whose stage has not run is left out. Plots are PNGs made with
+matplotlib into ``RUN/figures/``; the HTML embeds them (and the GIFs) as base64 data URIs, so it
+is one file with no external assets.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from drivegpt.atomic import write_text
+
+#: the repository's scaling study (bench/scaling.py), shown when the package runs from a checkout
+SCALING = Path(__file__).resolve().parents[1] / "bench" / "results" / "scaling"
+
+
+def poisson_interval(count: int, z_tail: float = 0.025) -> tuple[float, float]:
+    """Exact (Garwood) 95% interval of a Poisson mean given ``count`` events, by bisection on the CDF."""
+
+    def cdf(k: int, mu: float) -> float:  # P(X <= k | mu)
+        if mu == 0:
+            return 1.0
+        term = total = math.exp(-mu)
+        for i in range(1, k + 1):
+            term *= mu / i
+            total += term
+        return total
+
+    def solve(f: Any, lo: float, hi: float) -> float:  # f increasing in mu, root by bisection
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+        return 0.5 * (lo + hi)
+
+    hi_bound = count + 20 + 10 * math.sqrt(count + 1)
+    lower = 0.0 if count == 0 else solve(lambda mu: (1 - cdf(count - 1, mu)) - z_tail, 0.0, hi_bound)
+    upper = solve(lambda mu: z_tail - cdf(count, mu), 0.0, hi_bound)
+    return lower, upper
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _num(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def rate_cell(m: dict[str, Any]) -> str:
+    """``0.025 [0.004, 0.129]`` from a metrics.json with a Wilson interval."""
+    lo, hi = m["collision_rate_ci"]
+    return f"{m['collision_rate']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def takeover_row(name: str, m: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
+    """A table row of takeover figures with the exact Poisson 95% interval of the rate per 100 km."""
+    n, per100 = m["takeovers"], m["takeovers_per_100km"]
+    ci = None
+    if per100 is not None and n:
+        km = 100.0 * n / per100
+    else:
+        km = None
+    if km:
+        lo, hi = poisson_interval(n)
+        ci = (100.0 * lo / km, 100.0 * hi / km)
+    ci_txt = "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+    row = (
+        f"| {name} | {m['episodes']} | {n} ({m['late_takeovers']} late) | {_num(per100, '.1f')} {ci_txt} | "
+        f"{_num(m['km_per_takeover'])} | {rate_cell(m)} | {m['mean_speed_mps']:.2f} |"
+    )
+    return row, ci
+
+
+def plot_pretrain_curve(log_csv: Path, png: Path) -> None:
+    """Validation cross-entropy and action accuracy vs optimisation step."""
+    rows = list(csv.DictReader(log_csv.open()))
+    it = [int(r["iter"]) for r in rows]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.plot(it, [float(r["train_loss"]) for r in rows], marker="o", label="train loss")
+    ax.plot(it, [float(r["val_cross_entropy"]) for r in rows], marker="o", label="validation CE")
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("cross-entropy [nats]")
+    ax2 = ax.twinx()
+    ax2.plot(it, [float(r["val_action_accuracy"]) for r in rows], color="k", ls="--", label="val accuracy")
+    ax2.set_ylabel("validation action accuracy")
+    ax.legend(loc="upper center", fontsize=8)
+    ax.set_title("DriveGPT imitation pretraining")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_benchmark(rows: list[tuple[str, dict[str, Any]]], png: Path) -> None:
+    """Collision rate (Wilson 95% interval) and mean speed per policy."""
+    plt = _plt()
+    names = [n for n, _ in rows]
+    rate = [m["collision_rate"] for _, m in rows]
+    err = [[m["collision_rate"] - m["collision_rate_ci"][0] for _, m in rows],
+           [m["collision_rate_ci"][1] - m["collision_rate"] for _, m in rows]]  # fmt: skip
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    a.bar(names, rate, yerr=err, capsize=4, color="tab:red")
+    a.set_ylabel("collision rate (95% CI)")
+    b.bar(names, [m["mean_speed_mps"] for _, m in rows], color="tab:blue")
+    b.set_ylabel("mean speed [m/s]")
+    for ax in (a, b):
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def plot_takeovers(rows: list[tuple[str, float, tuple[float, float] | None]], png: Path) -> None:
+    """Takeovers per 100 km with the exact Poisson 95% interval."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    vals = [v for _, v, _ in rows]
+    err = [[v - (ci[0] if ci else v) for _, v, ci in rows], [(ci[1] if ci else v) - v for _, v, ci in rows]]
+    ax.bar([n for n, _, _ in rows], vals, yerr=err, capsize=4, color="tab:orange")
+    ax.set_ylabel("takeovers per 100 km (95% CI)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def _section_run(out: Path, run: dict[str, Any], timings: dict[str, Any]) -> list[str]:
+    import yaml
+
+    lines = [
+        "## What was run",
+        "",
+        f"`{run['command']}` (started {timings.get('started', '?')}; total "
+        f"{_num(timings.get('total_s'), '.0f')} s this invocation).",
+        "",
+        "| stage | this invocation | wall time of its last run [s] | output |",
+        "|---|---|---|---|",
+    ]
+    for name, t in timings.get("stages", {}).items():
+        lines.append(f"| {name} | {t['status']} | {_num(t['seconds'], '.1f')} | `{t.get('output', '')}` |")
+    cfg = yaml.safe_dump(run["config"], sort_keys=False, default_flow_style=None, width=100)
+    return [*lines, "", "<details><summary>Resolved config</summary>", "", "```yaml", cfg.rstrip(), "```",
+            "", "</details>", ""]  # fmt: skip
+
+
+def _section_logs(out: Path) -> list[str]:
+    manifest = _json(out / "logs" / "manifest.json")
+    if manifest is None:
+        return []
+    cfg = manifest.get("config", {})
+    scen = ", ".join(s["env_id"] for s in cfg.get("scenarios", []))
+    return [
+        "## Human driving logs",
+        "",
+        f"{manifest['episodes']} human-driven episodes, {manifest['steps']} steps, "
+        f"{cfg.get('action', '?')} actions, scenarios: {scen}; every file checksummed "
+        f"(`drivegpt data check {out / 'logs'}`).",
+        "",
+    ]
+
+
+def _section_pretrain(out: Path, figs: Path) -> list[str]:
+    m = _json(out / "pretrain" / "metrics.json")
+    if m is None:
+        return []
+    lines = [
+        "## Imitation pretraining",
+        "",
+        f"DriveGPT with {m['parameters']:,} parameters, {m['iter']} steps on {m['train_steps']:,} logged "
+        f"decisions: held-out action accuracy **{m['action_accuracy']:.3f}**, cross-entropy "
+        f"**{m['cross_entropy']:.3f}** nats ({m['val_steps']:,} held-out decisions; the best "
+        f"validation CE, {m['best_val_cross_entropy']:.3f}, is the saved policy).",
+        "",
+    ]
+    if (out / "pretrain" / "log.csv").is_file():
+        plot_pretrain_curve(out / "pretrain" / "log.csv", figs / "pretrain_curve.png")
+        lines += ["![pretraining curve](figures/pretrain_curve.png)", ""]
+    return lines
+
+
+def _section_benchmark(out: Path, figs: Path) -> list[str]:
+    info = _json(out / "benchmark" / "policies.json")
+    if info is None:
+        return []
+    rows = [(name, _json(out / "benchmark" / name / "metrics.json")) for name in info["policies"]]
+    rows = [(n, m) for n, m in rows if m is not None]
+    lines = [
+        f"## Benchmark: closed loop on `{info['env']}`, held-out seeds from {info['seed']}",
+        "",
+        "| policy | spec | episodes | collision rate [Wilson 95% CI] | mean speed [m/s] | km "
+        "| km per collision |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows:
+        lines.append(
+            f"| {name} | `{info['policies'][name]}` | {m['episodes']} | {rate_cell(m)} | "
+            f"{m['mean_speed_mps']:.2f} | {m['km_driven']:.1f} | {_num(m['km_per_collision'], '.1f')} |"
+        )
+    plot_benchmark(rows, figs / "benchmark.png")
+    lines += ["", "![benchmark](figures/benchmark.png)", ""]
+    if (out / "benchmark" / "human.gif").is_file():
+        lines += ["The human driver model (the teacher) on the first evaluation seed:", "",
+                  "![human driver](benchmark/human.gif)", ""]  # fmt: skip
+    return lines
+
+
+def _section_takeovers(out: Path, figs: Path) -> list[str]:
+    runs = [("DriveGPT pretrained (before RLHF)", out / "takeovers"),
+            ("DriveGPT after RLHF", out / "takeovers_final")]  # fmt: skip
+    found = [(name, m) for name, d in runs if (m := _json(d / "metrics.json")) is not None]
+    if not found:
+        return []
+    env = _json(out / "takeovers" / "run.json") or {}
+    lines = [
+        f"## Takeovers per 100 km (`{env.get('env', '?')}`, held-out seeds from {env.get('seed', '?')})",
+        "",
+        "The simulated safety driver watches the policy; distances are policy-controlled km only. "
+        "Intervals: exact Poisson 95% for the rate, Wilson 95% for collisions.",
+        "",
+        "| policy | episodes | takeovers | per 100 km [95% CI] | km per takeover | collision rate "
+        "| mean speed [m/s] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    bars = []
+    for name, m in found:
+        row, ci = takeover_row(name, m)
+        lines.append(row)
+        bars.append((name.replace(" (before RLHF)", ""), m["takeovers_per_100km"] or 0.0, ci))
+    plot_takeovers(bars, figs / "takeovers.png")
+    return [*lines, "", "![takeovers per 100 km](figures/takeovers.png)", ""]
+
+
+def _section_scaling(figs: Path) -> list[str]:
+    if not (SCALING / "scaling.png").is_file():
+        return []
+    shutil.copyfile(SCALING / "scaling.png", figs / "scaling.png")
+    table = (SCALING / "scaling.md").read_text().strip() if (SCALING / "scaling.md").is_file() else ""
+    return [
+        "## Scaling (from the repository's `bench/scaling.py` study, not this run)",
+        "",
+        table,
+        "",
+        "![scaling](figures/scaling.png)",
+        "",
+    ]
+
+
+def _section_replay(out: Path) -> list[str]:
+    summary = _json(out / "replay" / "replay.json")
+    if summary is None:
+        return []
+    lines = [
+        "## Takeover clips replayed",
+        "",
+        "Each clip is re-simulated exactly to the takeover moment (fidelity = max abs state difference, "
+        "must be 0), then the driver below takes the wheel. Resolved: safe again with no collision, no "
+        "TTC violation and no new takeover.",
+        "",
+        "| driver | policy | replays | resolved | fidelity (max abs) |",
+        "|---|---|---|---|---|",
+    ]
+    for who in summary["drivers"]:
+        s = summary[who]
+        rate = s["resolution_rate"]
+        ok = "-" if rate is None else f"{round(rate * s['replays'])}/{s['replays']}"
+        lines.append(f"| {who} | `{s['policy']}` | {s['replays']} | {ok} | {s['fidelity_max_abs']:g} |")
+    lines.append("")
+    titles = {"human": "the takeover as it happened (the safety driver's correction)",
+              "final": "replayed with the final policy at the wheel"}  # fmt: skip
+    for g in sorted(summary["gifs"], key=lambda g: (g["clip"], g["driver"] != "human")):
+        lines += [f"**{g['clip']}**: {titles.get(g['driver'], g['driver'])}", "",
+                  f"![{g['clip']} {g['driver']}](replay/{g['file']})", ""]  # fmt: skip
+    return lines
+
+
+def _section_reproduce(out: Path, run: dict[str, Any]) -> list[str]:
+    from drivegpt.config import config_from_dict
+    from drivegpt.pipeline import PipelineConfig, stages
+
+    cfg = config_from_dict(PipelineConfig, run["config"], str(out / "run.json"))
+    lines = [
+        "## Reproduce",
+        "",
+        "The whole run (stages with a valid output are skipped; `--force STAGE` re-runs one and what "
+        "reads from it):",
+        "",
+        "```bash",
+        run["command"],
+        "```",
+        "",
+        "Stage by stage (the stage configs are in `configs/` next to this report):",
+        "",
+        "```bash",
+    ]
+    for st in stages():
+        lines += st.commands(cfg, out) if st.commands else []
+    return [*lines, "```", ""]
+
+
+def write_report(out: str | Path) -> Path:
+    """Build ``report.md``, ``report.html`` and ``figures/*.png`` from the stage outputs in ``out``."""
+    out = Path(out)
+    figs = out / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    run = json.loads((out / "run.json").read_text())
+    timings = _json(out / "timings.json") or {}
+    lines = ["# DriveGPT pipeline report", ""]
+    lines += _section_run(out, run, timings)
+    lines += _section_logs(out)
+    lines += _section_pretrain(out, figs)
+    lines += _section_benchmark(out, figs)
+    lines += _section_takeovers(out, figs)
+    lines += _section_scaling(figs)
+    lines += _section_replay(out)
+    lines += _section_reproduce(out, run)
+    md = "\n".join(lines)
+    write_text(out / "report.md", md)
+    write_text(out / "report.html", to_html(md, out))
+    return out / "report.md"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
+th{background:#f2f2f2}code,pre{background:#f6f6f6;font-size:.88em}pre{padding:.8em;overflow-x:auto}
+img{max-width:100%}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}"""
+
+
+def to_html(md: str, root: Path) -> str:
+    """One self-contained HTML page: markdown rendered, every local image embedded as a data URI."""
+    import markdown  # a dependency of tensorboard, which the project requires
+
+    body = markdown.markdown(md, extensions=["tables", "fenced_code", "md_in_html"])
+    kinds = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
+
+    def embed(match: re.Match[str]) -> str:
+        path = root / match.group(1)
+        if not path.is_file() or path.suffix not in kinds:
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'src="data:{kinds[path.suffix]};base64,{data}"'
+
+    body = re.sub(r'src="(?!data:|https?:)([^"]+)"', embed, body)
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>DriveGPT pipeline report</title><style>{CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )

@@ -1,0 +1,247 @@
+"""The pipeline's stages: each one calls a stage's library function and says what a valid output is.
+
+Every stage reads its inputs from earlier stages' folders under ``RUN/`` and writes its own folder;
+``check`` raises when that folder is missing, incomplete or corrupt (``load_logs`` verifies
+checksums, ``load_clips`` too). The order is the loop of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from drivegpt.atomic import write_json, write_text
+from drivegpt.pipeline import PipelineConfig, Stage
+
+
+def _read_json(path: Path, *keys: str) -> dict[str, Any]:
+    """``path`` parsed; ``KeyError`` naming the first missing key."""
+    data = json.loads(path.read_text())
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise KeyError(f"{path}: no {missing[0]!r}")
+    return data
+
+
+# -- collect: human-driven logs ---------------------------------------------------------------------
+
+
+def run_collect(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.collect import collect
+
+    collect(cfg.collect, out / "logs")
+    write_json(out / "logs" / "run.json", {"command": command, "config": cfg.collect.to_dict()})
+
+
+def cli_collect(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [f"drivegpt collect --config {out}/configs/collect.yaml --out {out}/logs"]
+
+
+def check_collect(path: Path) -> None:
+    from drivegpt.logs import load_logs
+
+    load_logs(path)
+
+
+# -- pretrain: DriveGPT imitation -------------------------------------------------------------------
+
+
+def run_pretrain(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.pretrain import pretrain
+
+    run = out / "pretrain"  # the runner keeps it only after a kill: resume when it is the same training
+    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
+    if same != cfg.pretrain.to_dict():
+        shutil.rmtree(run, ignore_errors=True)
+    pretrain(cfg.pretrain, out / "logs", run, resume=(run / "checkpoint").exists(), command=command)
+
+
+def cli_pretrain(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [f"drivegpt pretrain --config {out}/configs/pretrain.yaml --data {out}/logs --out {out}/pretrain"]
+
+
+def check_pretrain(path: Path) -> None:
+    _read_json(path / "metrics.json", "action_accuracy", "cross_entropy")
+    _read_json(path / "policy" / "policy.json")
+
+
+def pretrained_spec(out: Path) -> str:
+    return f"drivegpt:{out / 'pretrain'}"
+
+
+def final_spec(out: Path) -> str:
+    """The policy at the end of the loop: after RLHF when that stage exists, else the pretrained one."""
+    rlhf = out / "rlhf" / "policy"
+    return f"drivegpt:{rlhf}" if (rlhf / "policy.json").is_file() else pretrained_spec(out)
+
+
+# -- takeovers: the pretrained policy under the simulated safety driver -----------------------------
+
+
+def run_takeovers(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.clips import write_clips
+    from drivegpt.evaluate import evaluate_monitored, write_drive_outputs
+
+    spec, dest = pretrained_spec(out), out / "takeovers"
+    monitor = cfg.monitor.to_dict()
+    m, eps, clips = evaluate_monitored(
+        spec, cfg.eval_env, None, cfg.eval_episodes, cfg.eval_seed, cfg.workers, monitor=monitor
+    )
+    write_clips(dest / "clips", clips, {"command": command, "monitor": monitor})
+    info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed, "takeovers": True}
+    write_drive_outputs(dest, m, eps, info)
+
+
+def cli_takeovers(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [
+        f"drivegpt drive --policy {pretrained_spec(out)} --env {cfg.eval_env} --episodes {cfg.eval_episodes} "
+        f"--seed {cfg.eval_seed} --takeovers --monitor-config {out}/configs/monitor.yaml "
+        f"--clips-out {out}/takeovers/clips --out {out}/takeovers"
+    ]
+
+
+def check_takeovers(path: Path) -> None:
+    from drivegpt.clips import load_clips
+
+    _read_json(path / "metrics.json", "takeovers", "takeovers_per_100km")
+    load_clips(path / "clips")
+
+
+# -- benchmark: every policy side by side on held-out seeds -----------------------------------------
+
+
+def benchmark_policies(cfg: PipelineConfig, out: Path) -> dict[str, str]:
+    """Table name -> policy spec: the reference policies, then this run's own."""
+    names = {"drivegpt": "drivegpt-shipped"}
+    policies = {names.get(p, p.replace(":", "-").replace("/", "-")): p for p in cfg.eval_policies}
+    policies["drivegpt-pretrained"] = pretrained_spec(out)
+    if final_spec(out) != pretrained_spec(out):
+        policies["drivegpt-rlhf"] = final_spec(out)
+    return policies
+
+
+def run_benchmark(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.evaluate import evaluate, write_drive_outputs
+    from drivegpt.policy import load_policy
+    from drivegpt.video import render_episode
+
+    dest = out / "benchmark"
+    policies = benchmark_policies(cfg, out)
+    for name, spec in policies.items():
+        action = cfg.collect.action
+        m, eps = evaluate(spec, cfg.eval_env, action, cfg.eval_episodes, cfg.eval_seed, cfg.workers)
+        info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed}
+        write_drive_outputs(dest / name, m, eps, info)
+    render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed, dest / "human.gif")
+    write_json(dest / "policies.json", {"env": cfg.eval_env, "seed": cfg.eval_seed, "policies": policies})
+
+
+def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [
+        f"drivegpt drive --policy {spec} --env {cfg.eval_env} --action {cfg.collect.action} "
+        f"--episodes {cfg.eval_episodes} --seed {cfg.eval_seed} --out {out}/benchmark/{name}"
+        for name, spec in benchmark_policies(cfg, out).items()
+    ]
+
+
+def check_benchmark(path: Path) -> None:
+    policies = _read_json(path / "policies.json", "policies")["policies"]
+    for name in policies:
+        _read_json(path / name / "metrics.json", "collision_rate", "mean_speed_mps")
+
+
+# -- replay: the takeover clips with the final policy at the wheel ----------------------------------
+
+
+def run_replay(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.clips import clip_monitor, load_clips
+    from drivegpt.replay import replay_clip
+    from drivegpt.takeover import MonitorConfig
+
+    src, dest = out / "takeovers" / "clips", out / "replay"
+    clips = load_clips(src)[: cfg.replay_clips]
+    monitor = MonitorConfig(**clip_monitor(src))  # judged with the thresholds they were recorded with
+    drivers = {"final": final_spec(out), "human": "human"}
+    summary: dict[str, Any] = {"command": command, "clips": str(src), "drivers": drivers, "gifs": []}
+    rows = ["driver,clip,resolved,collision,ttc_violation,new_takeover,fidelity_max_abs"]
+    for name, spec in drivers.items():
+        results = []
+        for i, clip in enumerate(clips):
+            video = dest / f"{clip.id}-{name}.gif" if i < cfg.gif_clips else None
+            r = replay_clip(clip, spec, monitor, video)
+            results.append(r)
+            rows.append(
+                f"{name},{r.clip},{int(r.resolved)},{int(r.collision)},{int(r.ttc_violation)},"
+                f"{int(r.new_takeover)},{r.fidelity_max_abs:g}"
+            )
+            if video is not None:
+                summary["gifs"].append({"clip": clip.id, "driver": name, "file": video.name})
+        n = len(results)
+        summary[name] = {
+            "policy": spec,
+            "replays": n,
+            "resolution_rate": sum(r.resolved for r in results) / n if n else None,
+            "fidelity_max_abs": max((r.fidelity_max_abs for r in results), default=0.0),
+        }
+    write_text(dest / "replays.csv", "\n".join(rows) + "\n")
+    write_json(dest / "replay.json", summary)
+
+
+def cli_replay(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [
+        f"drivegpt replay {out}/takeovers/clips --policy {spec} --out {out}/replay-{name}  "
+        f"# the pipeline replays the first {cfg.replay_clips} clips"
+        for name, spec in (("final", final_spec(out)), ("human", "human"))
+    ]
+
+
+def check_replay(path: Path) -> None:
+    summary = _read_json(path / "replay.json", "final", "human", "gifs")
+    for gif in summary["gifs"]:
+        if not (path / gif["file"]).is_file():
+            raise FileNotFoundError(path / gif["file"])
+
+
+STAGES: list[Stage] = [
+    Stage("collect", "logs", ("collect",), (), run_collect, check_collect, commands=cli_collect),
+    Stage(
+        "pretrain",
+        "pretrain",
+        ("pretrain",),
+        ("collect",),
+        run_pretrain,
+        check_pretrain,
+        resumable=True,
+        commands=cli_pretrain,
+    ),
+    Stage(
+        "takeovers",
+        "takeovers",
+        ("monitor", "eval_env", "eval_episodes", "eval_seed"),
+        ("pretrain",),
+        run_takeovers,
+        check_takeovers,
+        commands=cli_takeovers,
+    ),
+    Stage(
+        "benchmark",
+        "benchmark",
+        ("eval_env", "eval_episodes", "eval_seed", "eval_policies", "video_seed"),
+        ("pretrain",),
+        run_benchmark,
+        check_benchmark,
+        commands=cli_benchmark,
+    ),
+    Stage(
+        "replay",
+        "replay",
+        ("replay_clips", "gif_clips"),
+        ("takeovers",),
+        run_replay,
+        check_replay,
+        commands=cli_replay,
+    ),
+]
+"""The stages in order."""

@@ -1,0 +1,93 @@
+import json
+import math
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from drivegpt.cli import app
+from drivegpt.pipeline import PipelineConfig, stages
+from drivegpt.report import poisson_interval
+
+TINY = "configs/pipeline/tiny.yaml"
+runner = CliRunner()
+
+
+def _statuses(out):
+    return {k: v["status"] for k, v in json.loads((out / "timings.json").read_text())["stages"].items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out, r.output
+
+
+def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
+    out, output = tiny_run
+    names = [st.name for st in stages()]
+    assert _statuses(out) == {**{n: "ran" for n in names}, "report": "ran"}
+    for n in names:
+        assert f"[{n}] done in" in output
+    report = (out / "report.md").read_text()
+    bench = json.loads((out / "benchmark" / "policies.json").read_text())["policies"]
+    assert set(bench) == {"human", "drivegpt-pretrained"}
+    for name, spec in bench.items():  # one benchmark table row per policy, numbers from its metrics.json
+        m = json.loads((out / "benchmark" / name / "metrics.json").read_text())
+        assert f"| {name} | `{spec}` | {m['episodes']} | {m['collision_rate']:.3f} [" in report
+    takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
+    assert f"| DriveGPT pretrained (before RLHF) | 2 | {takeovers} (" in report
+    assert "drivegpt pipeline --config configs/pipeline/tiny.yaml" in report
+    html = (out / "report.html").read_text()
+    assert 'src="figures/' not in html and 'src="replay/' not in html  # everything embedded
+    assert html.count('src="data:image/png;base64,') >= 2
+    assert (out / "configs" / "collect.yaml").is_file() and (out / "configs" / "pretrain.yaml").is_file()
+
+
+def test_rerun_skips_everything_and_resumes_after_a_deleted_stage(tiny_run):
+    out, _ = tiny_run
+    logs_mtime = (out / "logs" / "manifest.json").stat().st_mtime_ns
+    r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert set(_statuses(out).values()) == {"skipped", "ran"} and _statuses(out)["collect"] == "skipped"
+    assert all(s == "skipped" for k, s in _statuses(out).items() if k != "report")
+    shutil.rmtree(out / "takeovers" / "clips")  # a deleted (or half-deleted) stage output is redone
+    r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    st = _statuses(out)
+    assert st["takeovers"] == "ran" and st["replay"] == "ran"  # replay reads the takeovers
+    assert st["collect"] == st["pretrain"] == st["benchmark"] == "skipped"
+    assert (out / "logs" / "manifest.json").stat().st_mtime_ns == logs_mtime
+    # `drivegpt demo` is the same pipeline
+    r = runner.invoke(app, ["demo", "--config", TINY, "--out", str(out)])
+    assert r.exit_code == 0 and "[collect] skipped" in r.output, r.output
+
+
+def test_force_reruns_the_stage_and_unknown_stages_fail(tiny_run):
+    out, _ = tiny_run
+    r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out), "--force", "collecte"])
+    assert r.exit_code == 2 and "valid stages: collect, pretrain" in r.output
+    r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out), "--force", "replay"])
+    assert r.exit_code == 0, r.output
+    assert "[replay] running (forced)" in r.output
+    assert {k for k, s in _statuses(out).items() if s == "ran"} == {"replay", "report"}
+
+
+def test_config_errors_name_the_valid_keys(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("eval_episode: 3\n")
+    r = runner.invoke(app, ["pipeline", "--config", str(bad), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "unknown key 'eval_episode'" in r.output and "eval_episodes" in r.output
+    assert PipelineConfig().eval_env == "drivegpt/Highway-v0"
+
+
+def test_poisson_interval_by_hand():
+    # Garwood intervals: 0 events -> [0, -ln 0.025]; 1 event -> [-ln 0.975, 5.5716]
+    lo, hi = poisson_interval(0)
+    assert lo == 0.0 and hi == pytest.approx(-math.log(0.025), abs=1e-6)
+    lo, hi = poisson_interval(1)
+    assert lo == pytest.approx(-math.log(0.975), abs=1e-6) and hi == pytest.approx(5.5716, abs=1e-4)
+    lo, hi = poisson_interval(10)
+    assert lo == pytest.approx(4.7954, abs=1e-4) and hi == pytest.approx(18.3904, abs=1e-4)
