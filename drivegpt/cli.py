@@ -254,6 +254,7 @@ def demo(
 # One line per module, in this block only.
 from drivegpt.cli_baseline import register as _register_baseline; _register_baseline(app)  # noqa: E402, E702, I001
 from drivegpt.cli_corner import register as _register_corner; _register_corner(app)  # noqa: E402, E702, I001
+from drivegpt.cli_pipeline import register as _register_pipeline; _register_pipeline(app)  # noqa: E402, E702, I001
 # (end of registrations)
 
 
