@@ -1,0 +1,70 @@
+import csv
+import json
+
+import imageio.v3 as iio
+import pytest
+from typer.testing import CliRunner
+
+from drivegpt.benchmark import episode_score, parse_policies
+from drivegpt.cli import app
+from drivegpt.metrics import METRICS
+from drivegpt.suite import outcome_of
+
+runner = CliRunner()
+
+
+def test_parse_policies():
+    assert parse_policies(["h=human", "drivegpt"]) == {"h": "human", "drivegpt": "drivegpt"}
+    with pytest.raises(ValueError, match="unique NAME"):
+        parse_policies(["a=human", "a=idm"])
+
+
+def test_score_by_hand():
+    trace = {"ttc": [9.0, 9.0, 9.0], "gap": [9.0] * 3, "speed": [20.0, 20.0, 20.0], "speeding": [0, 0, 1]}
+    o = outcome_of(False, False, 40.0, trace, 1.0)  # half the steps above the limit, no other violation
+    assert episode_score(o, 0.5) == pytest.approx((5 * 0.5 + 5 + 4 * 0.5 + 2) / 16)
+    assert episode_score(o, 2.0) == pytest.approx((5 + 5 + 2 + 2) / 16)  # progress capped at 1
+    assert episode_score(o, 0.1) == 0.0  # not making progress
+    assert episode_score(o._replace(crashed=True), 1.0) == 0.0
+
+
+def test_search_replay_and_bench_through_cli(tmp_path):
+    suite = tmp_path / "suite"
+    r = runner.invoke(
+        app,
+        ["corner-cases", "search", "--family", "stalled_car", "--policy", "human", "--budget", "3",
+         "--method", "lhs", "--keep", "all", "--workers", "1", "--out", str(suite)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    summary = json.loads((suite / "summary.json").read_text())["stalled_car"]
+    assert {"failure_rate", "sims", "sims_to_first_failure", "clusters"} <= set(summary)
+    assert "corner-cases search" in json.loads((suite / "metadata.json").read_text())["created_by"]
+    r = runner.invoke(app, ["corner-cases", "replay", str(suite), "--workers", "1"])
+    assert r.exit_code == 0 and "replayed exactly" in r.output, r.output
+
+    out = tmp_path / "bench"
+    r = runner.invoke(
+        app,
+        ["bench", "--suite", str(suite), "--policy", "human=human", "--policy", "fast=constant:FASTER",
+         "--gifs", "1", "--workers", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(x["policy"], x["family"]) for x in rows] == [
+        ("human", "stalled_car"), ("human", "all"), ("fast", "stalled_car"), ("fast", "all")
+    ]  # fmt: skip
+    assert set(rows[0]) - {"policy", "family"} <= set(METRICS)
+    assert rows[2]["collision_rate"] == "1.0000"  # flooring it into a stalled car always crashes
+    assert float(rows[0]["progress"]) == pytest.approx(1.0)  # the human is the progress reference
+    md = (out / "results.md").read_text()
+    assert md.count("| fast | stalled_car | 3 | 1.000 [") == 1
+    assert (out / "plots" / "collision_rate.png").stat().st_size > 1000
+    gif = next((out / "gifs").glob("*.gif"))
+    assert iio.imread(gif).std() > 1.0  # frames show something
+    assert "drivegpt bench" in json.loads((out / "run.json").read_text())["command"]
+
+    (suite / "scenarios.jsonl").write_text("{}\n")
+    args = ["bench", "--suite", str(suite), "--policy", "human", "--out", str(tmp_path / "x")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "checksum mismatch" in r.output
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,82 @@
+import json
+import math
+
+import pytest
+
+from drivegpt.suite import (
+    Scenario,
+    ScenarioJob,
+    SuiteError,
+    job_of,
+    load_suite,
+    outcome_of,
+    replay_mismatches,
+    simulate,
+    write_suite,
+)
+
+STALL = "drivegpt/StalledCar-v0"
+
+
+def test_outcome_by_hand():
+    # speeds 20 -> 20 -> 25 m/s at 1 s steps: accelerations 0 and 5 m/s² (> 2.40: a comfort violation)
+    trace = {"ttc": [math.inf, 3.0, 0.5], "gap": [10.0, 4.0, 2.0], "speed": [20.0, 20.0, 25.0]}
+    trace["speeding"] = [0, 0, 1]
+    o = outcome_of(False, False, 45.0, trace, dt=1.0)
+    assert (o.steps, o.distance_m, o.mean_speed_mps) == (2, 45.0, 22.5)
+    assert o.min_ttc_s == 0.5 and o.ttc_violation and o.comfort_violation
+    assert o.speeding_fraction == 0.5 and not o.failed
+    assert o.risk == pytest.approx(0.5 * max(math.exp(-0.25), math.exp(-2.0)))
+    calm = outcome_of(False, False, 40.0, {**trace, "ttc": [math.inf] * 3, "speed": [20.0] * 3}, 1.0)
+    assert calm.min_ttc_s == 100.0 and not calm.ttc_violation and not calm.comfort_violation
+    assert outcome_of(True, False, 1.0, trace, 1.0).risk == 1.0
+
+
+def test_same_scenario_same_outcome_and_params_matter():
+    job = ScenarioJob("human", STALL, "meta", 3, {"ego_speed": 28.0, "stall_distance": 120.0})
+    a, b = simulate(job), simulate(job)
+    assert a == b
+    c = simulate(job._replace(params={"ego_speed": 21.0, "stall_distance": 240.0}))
+    assert c != a
+
+
+def _scenarios() -> list[Scenario]:
+    out = []
+    for i, p in enumerate([{"ego_speed": 29.0, "stall_distance": 105.0}, {"ego_speed": 22.0}]):
+        s = Scenario(f"stalled_car-{i:05d}", "stalled_car", STALL, p, 10 + i, "constant:FASTER", "meta", {})
+        s.outcome = simulate(job_of(s))._asdict()
+        out.append(s)
+    return out
+
+
+def test_suite_round_trip_replays_exactly(tmp_path):
+    scenarios = _scenarios()
+    write_suite(tmp_path / "s", scenarios, "test")
+    meta, loaded = load_suite(tmp_path / "s")
+    assert meta["format"] == "drivegpt-suite" and meta["families"] == ["stalled_car"]
+    assert loaded == scenarios
+    for s in loaded:
+        assert replay_mismatches(s, simulate(job_of(s))) == {}
+    other = simulate(job_of(loaded[0], policy="human"))
+    assert replay_mismatches(loaded[0], other)  # another driver: a different outcome, reported
+
+
+def test_corrupt_suites_are_rejected(tmp_path):
+    path = write_suite(tmp_path / "s", _scenarios()[:1], "test")
+    data = path / "scenarios.jsonl"
+    good = data.read_bytes()
+    data.write_bytes(good.replace(b"29.0", b"29.5"))
+    with pytest.raises(SuiteError, match="checksum mismatch"):
+        load_suite(path)
+    data.write_bytes(good[:-20])
+    with pytest.raises(SuiteError, match="scenarios.jsonl: checksum"):
+        load_suite(path)
+    data.write_bytes(good)
+    load_suite(path)
+    meta = json.loads((path / "metadata.json").read_text())
+    (path / "metadata.json").write_text(json.dumps({**meta, "version": 99}))
+    with pytest.raises(SuiteError, match="not drivegpt-suite v1"):
+        load_suite(path)
+    (path / "metadata.json").unlink()
+    with pytest.raises(SuiteError, match="missing"):
+        load_suite(path)
