@@ -15,6 +15,9 @@ Layout of a clip directory ``CLIPS/``::
                                chosen (n,[2])          the human's actions (chosen)
                                snapshot (N,7)          every vehicle at the takeover moment: x, y [m],
                                                        heading [rad], speed [m/s], lane id, crashed, ego flag
+      policy_steps.npz       optional: every step of the drive, for the reward model's weak samples:
+                               obs (N,V,F), actions (N,[2]), start (N,) index of the episode's first
+                               step, weak (N,) true where the policy drove with no takeover soon after
 
 Why not Minari: a clip is not an episode but a fragment plus replay information (seed, prefix,
 snapshot); a directory with ``metadata.json`` + numeric arrays is the smallest format that holds it
@@ -39,6 +42,7 @@ from drivegpt.atomic import replace_dir, write_bytes, write_json
 
 FORMAT = "drivegpt-clips"
 VERSION = 1
+POLICY_STEPS = "policy_steps.npz"  #: optional: the steps the policy drove itself (weak samples)
 
 
 class ClipError(ValueError):
@@ -162,8 +166,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_clips(out: str | Path, clips: list[Clip], extra: dict[str, Any] | None = None) -> Path:
-    """Write clips (ids assigned in order) atomically with a checksum manifest."""
+def write_clips(
+    out: str | Path,
+    clips: list[Clip],
+    extra: dict[str, Any] | None = None,
+    policy_steps: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write clips (ids assigned in order) atomically with a checksum manifest.
+
+    ``policy_steps`` (optional, see :mod:`drivegpt.preferences`): the steps the policy drove
+    itself, saved as ``policy_steps.npz``: the reward model's weakly-good samples.
+    """
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -177,6 +190,11 @@ def write_clips(out: str | Path, clips: list[Clip], extra: dict[str, Any] | None
         for name, data in ((f"{clip.id}.npz", buf.getvalue()), (f"{clip.id}.json", header)):
             write_bytes(tmp / name, data)
             files[name] = _sha(data)
+    if policy_steps is not None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **policy_steps)
+        write_bytes(tmp / POLICY_STEPS, buf.getvalue())
+        files[POLICY_STEPS] = _sha(buf.getvalue())
     write_json(
         tmp / "metadata.json",
         {
@@ -244,3 +262,17 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
         )
         clips.append(clip)
     return clips
+
+
+def load_policy_steps(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The optional ``policy_steps.npz`` of a clip directory, checksum-verified (None if absent)."""
+    path = Path(path)
+    meta = json.loads((path / "metadata.json").read_text())
+    if POLICY_STEPS not in meta.get("files", {}):
+        return None
+    f = path / POLICY_STEPS
+    data = f.read_bytes() if f.is_file() else b""
+    if _sha(data) != meta["files"][POLICY_STEPS]:
+        raise ClipError(f"{f}: missing or checksum mismatch; regenerate with `drivegpt drive --takeovers`")
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

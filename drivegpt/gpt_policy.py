@@ -15,7 +15,11 @@ from drivegpt.tokenizer import tokenizer_from_json
 
 
 class DriveGPTPolicy:
-    """Greedy (argmax) DriveGPT driver; ``act_batch`` drives B envs with B separate histories."""
+    """Greedy (argmax) DriveGPT driver; ``act_batch`` drives B envs with B separate histories.
+
+    With ``sampler`` set (a seeded torch.Generator) it samples from ``softmax(logits / temperature)``
+    instead: the exploring policy of RL fine-tuning.
+    """
 
     def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = None):
         if threads:
@@ -26,6 +30,8 @@ class DriveGPTPolicy:
         self.action_kind: str = meta["action"]
         self.env_config: dict[str, Any] = {"observation": meta["observation"], **meta["env_config"]}
         self.K = model.cfg.context
+        self.sampler: torch.Generator | None = None
+        self.temperature = 1.0
         self.reset_batch(1)
 
     @classmethod
@@ -41,6 +47,7 @@ class DriveGPTPolicy:
         new = object.__new__(DriveGPTPolicy)
         new.__dict__.update(self.__dict__)
         new.obs, new.tokens, new.steps = self.obs.clone(), self.tokens.clone(), self.steps.copy()
+        new.sampler = None  # look-ahead predicts with the greedy policy
         return new
 
     # -- DrivePolicy ------------------------------------------------------------------------
@@ -79,6 +86,10 @@ class DriveGPTPolicy:
         self.obs *= valid[..., None, None]
         self.tokens *= valid
         logits = self.model(self.obs, self.tokens)[:, -1]  # (B, vocab)
-        token = logits.argmax(-1)  # (B,)
+        if self.sampler is None:
+            token = logits.argmax(-1)  # (B,)
+        else:
+            probs = (logits / self.temperature).softmax(-1)  # (B, vocab)
+            token = torch.multinomial(probs, 1, generator=self.sampler)[:, 0]  # (B,)
         self.tokens[:, -1] = token
         return self.tokenizer.decode(token.numpy())

@@ -33,6 +33,7 @@ METRICS: dict[str, str] = {
     "action_accuracy": "held-out imitation accuracy",
     "cross_entropy": "held-out imitation cross-entropy [nats]",
     "pairwise_accuracy": "reward model accuracy on held-out pairs",
+    "reward_mean": "reward model score: mean centred reward r(h, a) - mean_a' r(h, a') per step",
     "fidelity_max_abs": "max abs state difference at the takeover moment on replay",
     "resolution_rate": "fraction of replays resolved by the new policy",
     "replays": "replays run",
@@ -62,6 +63,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     lo = 0.0 if successes == 0 else max(0.0, centre - half)
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return (lo, hi)
+
+
+def poisson_interval(count: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% interval of a Poisson mean from one ``count`` (Byar's approximation; exact enough for n ≥ 1).
+
+    Divide by the exposure (e.g. km / 100) for an interval of a rate such as takeovers per 100 km.
+    """
+    if count == 0:
+        return 0.0, -math.log(0.025)  # exact one-sided for zero events: 3.69
+    n, m = count, count + 1
+    lo = n * (1 - 1 / (9 * n) - z / (3 * math.sqrt(n))) ** 3
+    hi = m * (1 - 1 / (9 * m) + z / (3 * math.sqrt(m))) ** 3
+    return lo, hi
 
 
 def driving_metrics(

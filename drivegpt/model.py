@@ -158,6 +158,10 @@ class DriveGPT(nn.Module):
         the last step is never seen by its own prediction; pass anything there, e.g. 0).
         Returns logits (B, T, vocab): row t predicts a_t from s_0..s_t and a_0..a_{t-1}.
         """
+        return self.head(self.hidden(obs, actions))
+
+    def hidden(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Final hidden states at the state tokens (B, T, C): what the heads (policy, reward, value) read."""
         B, T = actions.shape
         if T > self.cfg.context:
             raise ValueError(f"sequence of {T} steps exceeds the context of {self.cfg.context}")
@@ -169,8 +173,7 @@ class DriveGPT(nn.Module):
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)
-        x = self.ln_f(x)
-        return self.head(x[:, 0::2])  # (B, T, vocab): hidden states at the state tokens
+        return self.ln_f(x)[:, 0::2]  # (B, T, C): hidden states at the state tokens
 
     def loss(
         self,

@@ -1,22 +1,25 @@
 """Preference data from takeover clips and the losses that learn from it (groundwork for RLHF).
 
 A takeover says, at each step the human drove: in this context the human's action (chosen) is
-preferred to the policy's proposal (rejected). One loader turns clips into such pairs; the
-Bradley-Terry loss trains a reward model on them and the DPO loss trains the policy directly
-against a frozen reference.
+preferred to the policy's proposal (rejected). The steps the policy drove with no takeover soon
+after are weakly good: unpaired samples saying "this action was fine here". One loader
+(:func:`load_preferences`) turns clip directories into both; the Bradley-Terry loss trains a reward
+model on them and the DPO loss trains the policy directly against a frozen reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from drivegpt.clips import Clip
+from drivegpt.clips import Clip, load_clips, load_policy_steps
 from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+from drivegpt.windows import StepTable, WindowBatch
 
 
 class PreferenceBatch(NamedTuple):
@@ -25,12 +28,16 @@ class PreferenceBatch(NamedTuple):
     mask: torch.Tensor  # (B, K) bool, true on real steps
     chosen: torch.Tensor  # (B,) the human's action token
     rejected: torch.Tensor  # (B,) the policy's proposed token
+    group: torch.Tensor  # (B,) index of the clip the pair comes from (split by clip, never by pair)
+
+    def take(self, idx: torch.Tensor) -> PreferenceBatch:
+        return PreferenceBatch(*(x[idx] for x in self))
 
 
 def clip_pairs(clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer, K: int) -> PreferenceBatch:
     """One pair per human-driven step where the human and the policy disagreed."""
-    obs_rows, act_rows, masks, chosen, rejected = [], [], [], [], []
-    for c in clips:
+    obs_rows, act_rows, masks, chosen, rejected, group = [], [], [], [], [], []
+    for g, c in enumerate(clips):
         # observations: context before the takeover, then each step the human drove
         seq_obs = np.concatenate([c.context_obs[:-1], np.asarray(c.obs)]) if len(c.obs) else c.context_obs
         seq_act = np.concatenate([tok.encode(c.context_actions), tok.encode(np.asarray(c.chosen))])
@@ -49,6 +56,7 @@ def clip_pairs(clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer,
             masks.append(np.arange(K) >= pad)
             chosen.append(ch[j])
             rejected.append(rj[j])
+            group.append(g)
     if not chosen:
         raise ValueError("no preference pairs: the clips hold no step where human and policy disagreed")
     return PreferenceBatch(
@@ -57,7 +65,74 @@ def clip_pairs(clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer,
         torch.from_numpy(np.stack(masks)),
         torch.tensor(chosen),
         torch.tensor(rejected),
+        torch.tensor(group),
     )
+
+
+def policy_steps(episodes: Sequence[Any], margin: int = 5) -> dict[str, np.ndarray]:
+    """Every step of monitored episodes, flagged ``weak`` where the policy drove and no takeover
+    (nor crash) came within ``margin`` steps: the arrays of ``policy_steps.npz``."""
+    obs, actions, start, weak, n = [], [], [], [], 0
+    for ep in episodes:
+        T = len(ep.actions)
+        ctrl = np.asarray(ep.meta.get("controller", np.zeros(T)), np.int64)  # 0 policy, 1 human
+        bad = ctrl.astype(bool)
+        if ep.crashed:
+            bad[-1] = True
+        soon = np.array([bad[t : t + margin + 1].any() for t in range(T)])  # (T,) trouble within margin
+        obs.append(np.asarray(ep.observations[:T], np.float32))
+        actions.append(np.asarray(ep.actions))
+        start.append(np.full(T, n, np.int64))
+        weak.append((ctrl == 0) & ~soon)
+        n += T
+    return {
+        "obs": np.concatenate(obs),
+        "actions": np.concatenate(actions),
+        "start": np.concatenate(start),
+        "weak": np.concatenate(weak),
+    }
+
+
+def weak_windows(
+    steps: dict[str, np.ndarray], tok: ActionTokenizer, norm: ObsNormalizer, K: int
+) -> WindowBatch:
+    """K-step windows ending at each weakly-good step; ``targets`` = the policy's executed action."""
+    tokens = tok.encode(steps["actions"])
+    table = StepTable(norm(steps["obs"]), tokens, tokens, steps["start"])
+    return table.windows(torch.from_numpy(np.flatnonzero(steps["weak"])), K)
+
+
+class PreferenceData(NamedTuple):
+    pairs: PreferenceBatch  # chosen ≻ rejected at every human-driven step where they differ
+    weak: WindowBatch | None  # weakly-good policy steps (None when the clips carry no policy_steps)
+    clips: int  # clips read
+
+
+def load_preferences(
+    clip_dirs: Sequence[str | Path], tok: ActionTokenizer, norm: ObsNormalizer, K: int, max_weak: int = 20_000
+) -> PreferenceData:
+    """The one loader behind the reward model, DPO and RLHF: every clip directory, verified."""
+    clips = [c for d in clip_dirs for c in load_clips(d)]
+    if not clips:
+        raise ValueError(f"{', '.join(map(str, clip_dirs))}: no takeover clips; drive with --takeovers first")
+    weak = []
+    for d in clip_dirs:
+        steps = load_policy_steps(d)
+        if steps is not None and steps["weak"].any():
+            weak.append(weak_windows(steps, tok, norm, K))
+    w = WindowBatch(*(torch.cat(x)[:max_weak] for x in zip(*weak, strict=True))) if weak else None
+    return PreferenceData(clip_pairs(clips, tok, norm, K), w, len(clips))
+
+
+def split_pairs(
+    pairs: PreferenceBatch, val_fraction: float, seed: int
+) -> tuple[PreferenceBatch, PreferenceBatch]:
+    """Train / held-out pairs, split by clip (a clip's pairs never straddle the split)."""
+    groups = torch.unique(pairs.group)
+    perm = groups[torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed))]
+    n_val = max(1, int(round(len(groups) * val_fraction))) if len(groups) > 1 else 0
+    val = torch.isin(pairs.group, perm[:n_val])
+    return pairs.take(torch.nonzero(~val)[:, 0]), pairs.take(torch.nonzero(val)[:, 0])
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:

@@ -118,10 +118,13 @@ def run_monitored_episode(
     cfg: MonitorConfig,
     policy_spec: str = "",
     max_steps: int = 10_000,
+    stop_at_takeover: bool = False,
 ) -> tuple[Episode, list[Clip]]:
     """Drive one episode with ``policy`` under the monitor; the human (shadowing every step) takes over.
 
     Returns the episode (with ``meta['controller']``: 0 policy, 1 human, per step) and its clips.
+    ``stop_at_takeover``: end the episode at the first takeover, before the human's step (RL
+    rollouts: the takeover ends the policy's control; the clip holds that one step).
     """
     obs, _ = env.reset(seed=seed)
     policy.reset(seed=seed, env=env)
@@ -155,6 +158,8 @@ def run_monitored_episode(
                 safe_run = 0
         if clip is not None:
             clip.add(obs, proposal, human_action)
+            if stop_at_takeover:
+                break
             action = human_action
             if hasattr(policy, "executed"):
                 policy.executed(action)
