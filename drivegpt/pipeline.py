@@ -23,10 +23,12 @@ from typing import Any
 from pydantic import Field
 
 from drivegpt.atomic import write_json, write_text
+from drivegpt.baselines import BaselineConfig
 from drivegpt.collect import CollectConfig
 from drivegpt.config import FrozenConfig
 from drivegpt.evaluate import EVAL_SEED
 from drivegpt.pretrain import ModelSize, PretrainConfig
+from drivegpt.search import SearchConfig
 from drivegpt.takeover import MonitorConfig
 
 
@@ -51,6 +53,14 @@ class PipelineConfig(FrozenConfig):
     """Reference policies benchmarked next to this run's DriveGPT policies (any policy spec)."""
     workers: int | None = Field(None, ge=1)
     """Worker processes of the evaluations (None: all cores)."""
+    baseline: BaselineConfig = BaselineConfig(total_steps=5000, checkpoint_every=5000)
+    """The stable-baselines3 baseline trained on the env reward (benchmarked next to DriveGPT)."""
+    search: SearchConfig = SearchConfig(budget=20, batch=10, feasibility_refs=1)
+    """Corner-case search against the final policy, per family (the suite keeps every simulation)."""
+    search_families: tuple[str, ...] = ("stalled_car", "hard_braking_lead", "cut_in")
+    """Scenario families searched (``drivegpt_envs.families.FAMILIES``)."""
+    bench_gifs: int = Field(2, ge=0)
+    """GIFs of the worst failures in the corner-case benchmark."""
     replay_clips: int = Field(10, ge=0)
     """Takeover clips replayed with the final policy (and with the human, for reference)."""
     gif_clips: int = Field(2, ge=0)

@@ -224,6 +224,48 @@ def _section_benchmark(out: Path, figs: Path) -> list[str]:
     return lines
 
 
+def _section_suite(out: Path) -> list[str]:
+    """The corner-case search and every policy on the suite it found."""
+    summary, suite = _json(out / "search" / "summary.json"), out / "benchmark" / "suite"
+    if summary is None or not (suite / "results.md").is_file():
+        return []
+    policy = next(iter(summary.values()))["policy"] if summary else "?"
+    lines = [
+        f"## Corner cases: failure search against `{policy}`",
+        "",
+        "| family | method | sims | failures | failure rate [Wilson 95% CI] | sims to first failure "
+        "| clusters | unavoidable |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for fam, s in summary.items():
+        lo, hi = s["failure_rate_ci"]
+        lines.append(
+            f"| {fam} | {s['method']} | {s['sims']} | {s['failures']} | {s['failure_rate']:.3f} "
+            f"[{lo:.3f}, {hi:.3f}] | {_num(s['sims_to_first_failure'], 'd')} | {s['clusters']} | "
+            f"{s['unavoidable']} |"
+        )
+    lines += ["", "Every policy on every scenario the search simulated (`search/`, a replayable suite):", ""]
+    lines += [(suite / "results.md").read_text().strip(), ""]
+    lines += [f"![{p.stem}](benchmark/suite/plots/{p.name})" for p in sorted((suite / "plots").glob("*.png"))]
+    gifs = sorted((suite / "gifs").glob("*.gif"))
+    if gifs:
+        lines += ["", "Worst failures:", ""]
+        lines += [f"**{g.stem}**\n\n![{g.stem}](benchmark/suite/gifs/{g.name})\n" for g in gifs]
+    return [*lines, ""]
+
+
+def _section_baseline(out: Path) -> list[str]:
+    train, run = _json(out / "baseline" / "train.json"), _json(out / "baseline" / "run.json")
+    if train is None or run is None:
+        return []
+    c = run["config"]
+    return [
+        f"Baseline: stable-baselines3 {c['algo'].upper()} trained on the env reward of `{c['env_id']}` "
+        f"for {train['steps']:,} simulator steps ({train['seconds']:.0f} s, {c['action']} actions).",
+        "",
+    ]
+
+
 def _section_takeovers(out: Path, figs: Path) -> list[str]:
     runs = [("DriveGPT pretrained (before RLHF)", out / "takeovers"),
             ("DriveGPT after RLHF", out / "takeovers_final")]  # fmt: skip
@@ -329,6 +371,8 @@ def write_report(out: str | Path) -> Path:
     lines += _section_logs(out)
     lines += _section_pretrain(out, figs)
     lines += _section_benchmark(out, figs)
+    lines += _section_baseline(out)
+    lines += _section_suite(out)
     lines += _section_takeovers(out, figs)
     lines += _section_scaling(figs)
     lines += _section_replay(out)

@@ -109,6 +109,60 @@ def check_takeovers(path: Path) -> None:
     load_clips(path / "clips")
 
 
+# -- baseline: stable-baselines3 on the env reward ---------------------------------------------------
+
+
+def run_baseline(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.baselines import train_baseline
+
+    run = out / "baseline"  # kept only after a kill: resume when it is the same training
+    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
+    if same != cfg.baseline.to_dict():
+        shutil.rmtree(run, ignore_errors=True)
+    resume = (run / "checkpoint" / "model.zip").is_file()
+    train_baseline(cfg.baseline, run, command, resume=resume)
+
+
+def check_baseline(path: Path) -> None:
+    _read_json(path / "train.json", "steps")
+    _read_json(path / "policy" / "policy.json")
+
+
+def cli_baseline(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [f"drivegpt baseline train --config {out}/configs/baseline.yaml --out {out}/baseline"]
+
+
+# -- search: corner cases of the final policy -------------------------------------------------------
+
+
+def run_search(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.policy import policy_action_kind
+    from drivegpt.search import search_family, to_scenarios
+    from drivegpt.suite import write_suite
+
+    spec, dest = final_spec(out), out / "search"
+    kind = policy_action_kind(spec, cfg.collect.action)
+    results = [search_family(f, spec, cfg.search, kind, cfg.workers) for f in cfg.search_families]
+    scenarios = [sc for r in results for sc in to_scenarios(r, kind, "all")]
+    write_suite(dest, scenarios, command, {"search": cfg.search.to_dict(), "policy": spec, "keep": "all"})
+    write_json(dest / "summary.json", {r.family: r.summary for r in results})
+
+
+def check_search(path: Path) -> None:
+    from drivegpt.suite import load_suite
+
+    load_suite(path)
+    _read_json(path / "summary.json")
+
+
+def cli_search(cfg: PipelineConfig, out: Path) -> list[str]:
+    fams = " ".join(f"--family {f}" for f in cfg.search_families)
+    return [
+        f"drivegpt corner-cases search {fams} --policy {final_spec(out)} --config {out}/configs/search.yaml "
+        f"--keep all --out {out}/search"
+    ]
+
+
 # -- benchmark: every policy side by side on held-out seeds -----------------------------------------
 
 
@@ -119,12 +173,15 @@ def benchmark_policies(cfg: PipelineConfig, out: Path) -> dict[str, str]:
     policies["drivegpt-pretrained"] = pretrained_spec(out)
     if final_spec(out) != pretrained_spec(out):
         policies["drivegpt-rlhf"] = final_spec(out)
+    policies[f"sb3-{cfg.baseline.algo}"] = f"sb3-{cfg.baseline.algo}:{out / 'baseline'}"
     return policies
 
 
 def run_benchmark(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.benchmark import BenchConfig, bench
     from drivegpt.evaluate import evaluate, write_drive_outputs
     from drivegpt.policy import load_policy
+    from drivegpt.suite import load_suite
     from drivegpt.video import render_episode
 
     dest = out / "benchmark"
@@ -135,21 +192,30 @@ def run_benchmark(cfg: PipelineConfig, out: Path, command: str) -> None:
         info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed}
         write_drive_outputs(dest / name, m, eps, info)
     render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed, dest / "human.gif")
+    _, scenarios = load_suite(out / "search")
+    bench_cfg = BenchConfig(policies=policies, gifs=cfg.bench_gifs)
+    info = {"command": command, "suite": str(out / "search")}
+    bench(scenarios, bench_cfg, dest / "suite", info, cfg.workers)
     write_json(dest / "policies.json", {"env": cfg.eval_env, "seed": cfg.eval_seed, "policies": policies})
 
 
 def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
-    return [
+    policies = benchmark_policies(cfg, out)
+    lines = [
         f"drivegpt drive --policy {spec} --env {cfg.eval_env} --action {cfg.collect.action} "
         f"--episodes {cfg.eval_episodes} --seed {cfg.eval_seed} --out {out}/benchmark/{name}"
-        for name, spec in benchmark_policies(cfg, out).items()
+        for name, spec in policies.items()
     ]
+    named = " ".join(f"--policy {name}={spec}" for name, spec in policies.items())
+    suite = f"drivegpt bench --suite {out}/search {named} --gifs {cfg.bench_gifs} --out {out}/benchmark/suite"
+    return [*lines, suite]
 
 
 def check_benchmark(path: Path) -> None:
     policies = _read_json(path / "policies.json", "policies")["policies"]
     for name in policies:
         _read_json(path / name / "metrics.json", "collision_rate", "mean_speed_mps")
+    _read_json(path / "suite" / "run.json", "config")
 
 
 # -- replay: the takeover clips with the final policy at the wheel ----------------------------------
@@ -226,10 +292,29 @@ STAGES: list[Stage] = [
         commands=cli_takeovers,
     ),
     Stage(
-        "benchmark",
-        "benchmark",
-        ("eval_env", "eval_episodes", "eval_seed", "eval_policies", "video_seed"),
+        "baseline",
+        "baseline",
+        ("baseline",),
+        (),
+        run_baseline,
+        check_baseline,
+        resumable=True,
+        commands=cli_baseline,
+    ),
+    Stage(
+        "search",
+        "search",
+        ("search", "search_families"),
         ("pretrain",),
+        run_search,
+        check_search,
+        commands=cli_search,
+    ),
+    Stage(
+        "benchmark",
+        "benchmark",
+        ("eval_env", "eval_episodes", "eval_seed", "eval_policies", "video_seed", "bench_gifs"),
+        ("pretrain", "baseline", "search"),
         run_benchmark,
         check_benchmark,
         commands=cli_benchmark,

@@ -33,10 +33,12 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
         assert f"[{n}] done in" in output
     report = (out / "report.md").read_text()
     bench = json.loads((out / "benchmark" / "policies.json").read_text())["policies"]
-    assert set(bench) == {"human", "drivegpt-pretrained"}
+    assert set(bench) == {"human", "drivegpt-pretrained", "sb3-ppo"}
     for name, spec in bench.items():  # one benchmark table row per policy, numbers from its metrics.json
         m = json.loads((out / "benchmark" / name / "metrics.json").read_text())
         assert f"| {name} | `{spec}` | {m['episodes']} | {m['collision_rate']:.3f} [" in report
+    for name in bench:  # and on the corner-case suite the search found
+        assert f"| {name} | stalled_car | 2 | " in report
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
     assert f"| DriveGPT pretrained (before RLHF) | 2 | {takeovers} (" in report
     assert "drivegpt pipeline --config configs/pipeline/tiny.yaml" in report
@@ -58,7 +60,7 @@ def test_rerun_skips_everything_and_resumes_after_a_deleted_stage(tiny_run):
     assert r.exit_code == 0, r.output
     st = _statuses(out)
     assert st["takeovers"] == "ran" and st["replay"] == "ran"  # replay reads the takeovers
-    assert st["collect"] == st["pretrain"] == st["benchmark"] == "skipped"
+    assert st["collect"] == st["pretrain"] == st["baseline"] == st["benchmark"] == "skipped"
     assert (out / "logs" / "manifest.json").stat().st_mtime_ns == logs_mtime
     # `drivegpt demo` is the same pipeline
     r = runner.invoke(app, ["demo", "--config", TINY, "--out", str(out)])
