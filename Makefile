@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/drivegpt demo --out $(DEMO_OUT)
+	$(BIN)/drivegpt pipeline --config configs/quickstart.yaml --out $(DEMO_OUT)
+	@echo "report: $(DEMO_OUT)/report.md (self-contained: open $(DEMO_OUT)/report.html in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
