@@ -3,6 +3,9 @@
 ``RUN/`` holds: ``run.json`` (command + resolved config), ``log.csv`` and ``tb/`` (TensorBoard),
 ``checkpoint/`` (resumable trainer state, rewritten atomically at every evaluation) and
 ``policy/`` (the shareable policy: safetensors weights + ``policy.json``).
+
+Under ``torchrun --nproc-per-node N`` the same config trains data-parallel (``drivegpt.distributed``):
+``batch_size`` stays the global batch, split over the N processes; rank 0 alone evaluates and writes.
 """
 
 from __future__ import annotations
@@ -15,16 +18,27 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from drivegpt.atomic import write_json
 from drivegpt.checkpoint import load_trainer, save_policy, save_trainer
 from drivegpt.config import FrozenConfig
+from drivegpt.distributed import (
+    DistContext,
+    all_sum,
+    broadcast,
+    setup,
+    shard,
+    shard_batch,
+    teardown,
+    wrap,
+)
 from drivegpt.logs import load_logs
 from drivegpt.model import DriveGPT, DriveGPTConfig
 from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
-from drivegpt.windows import StepTable, split_episodes
+from drivegpt.windows import StepTable, WindowBatch, split_episodes
 from drivegpt_envs.common import POLICY_FREQUENCY, action_config, kinematics_observation
 
 
@@ -59,7 +73,7 @@ class PretrainConfig(FrozenConfig):
     action_dropout: float = Field(0.0, ge=0, lt=1)
     """Probability of hiding each past action token during training (fights copycat behaviour)."""
     batch_size: int = Field(64, ge=1)
-    """Windows per step."""
+    """Windows per step (the global batch: under torchrun, split over the processes)."""
     max_iters: int = Field(2000, ge=1)
     """Optimisation steps."""
     lr: float = Field(1e-3, gt=0)
@@ -106,17 +120,17 @@ def evaluate_imitation(
 ) -> dict[str, float]:
     """Held-out figures on every step of ``table``, each predicted from its own K-step context."""
     model.eval()
-    K = model.cfg.context
+    K, device = model.cfg.context, next(model.parameters()).device
     ce_sum, correct, n, preds = 0.0, 0, 0, []
     for lo in range(0, len(table), batch):
         ends = torch.arange(lo, min(lo + batch, len(table)))
         w = table.windows(ends, K)
-        logits = model(w.obs, w.actions)[:, -1]  # (B, vocab)
-        target = w.targets[:, -1]
+        logits = model(w.obs.to(device), w.actions.to(device))[:, -1]  # (B, vocab)
+        target = w.targets[:, -1].to(device)
         ce_sum += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
         pred = logits.argmax(-1)
         correct += int((pred == target).sum())
-        preds.append(pred.numpy())
+        preds.append(pred.cpu().numpy())
         n += len(ends)
     out = {"cross_entropy": ce_sum / n, "action_accuracy": correct / n}
     if raw_actions is not None and actions.kind == "continuous":
@@ -126,6 +140,32 @@ def evaluate_imitation(
         out["mae_steering_rad"] = float(err[1] * math.pi / 4)  # [-1, 1] -> ±π/4 rad
     model.train()
     return out
+
+
+def drop_actions(actions: torch.Tensor, p: float, gen: torch.Generator, mask_token: int) -> torch.Tensor:
+    """Replace each input action token by MASK with probability ``p`` (drawn for the global batch)."""
+    if p <= 0:
+        return actions
+    drop = torch.rand(actions.shape, generator=gen) < p
+    return torch.where(drop, torch.full_like(actions, mask_token), actions)
+
+
+def train_step(
+    model: torch.nn.Module, batch: WindowBatch, inputs: torch.Tensor, ctx: DistContext
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward + backward of this rank's slice of the global batch; returns (global mean loss, local).
+
+    The loss is the mean cross-entropy over the action tokens of the *global* batch: each rank sums
+    over its own tokens and divides by the global count, so DDP's gradient average (× world size)
+    is exactly the one-process gradient.
+    """
+    count = batch.mask.sum().clamp_min(1).to(ctx.device)  # real steps in the global batch
+    local, local_inputs = shard_batch(batch, ctx), shard(inputs, ctx)
+    logits = model(local.obs, local_inputs)  # (b, K, vocab), b = B / world_size
+    ce = F.cross_entropy(logits.flatten(0, 1), local.targets.flatten(), reduction="none")  # (b*K,)
+    loss = (ce * local.mask.flatten().float()).sum() / count
+    (loss * ctx.world_size).backward()
+    return all_sum(loss.detach(), ctx), loss
 
 
 def pretrain(
@@ -144,6 +184,9 @@ def pretrain(
         )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    ctx = setup()
+    if cfg.batch_size % ctx.world_size:
+        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {ctx.world_size} processes")
     ds = load_logs(data)
     kind = ds.action_kind
     train_eps, val_eps = split_episodes(len(ds), cfg.val_fraction, cfg.seed)
@@ -156,9 +199,9 @@ def pretrain(
     val = StepTable.from_logs(ds, val_eps, tok, norm)
     val_raw = np.concatenate([ep.decisions for ep in ds.episodes(val_eps)]) if kind == "continuous" else None
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     mcfg = DriveGPTConfig(vocab_size=tok.vocab_size, **cfg.model.to_dict())
-    model = DriveGPT(mcfg)
+    model = DriveGPT(mcfg).to(ctx.device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -166,7 +209,7 @@ def pretrain(
         lr=cfg.lr,
         betas=(0.9, 0.95),
     )
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the same global batches on every rank
     start, best = 0, float("inf")
     if resume and not (out / "checkpoint").exists():
         leftovers = sorted(out.glob(".checkpoint.*")) if out.exists() else []
@@ -176,19 +219,6 @@ def pretrain(
         state = load_trainer(out / "checkpoint", model, opt)
         start, best = int(state["iter"]), float(state["best_val_ce"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(
-        out / "run.json",
-        {
-            "command": command,
-            "config": cfg.to_dict(),
-            "data": str(data),
-            "data_manifest": ds.manifest["files"].get("metadata.json"),
-            "train_episodes": len(train_eps),
-            "val_episodes": len(val_eps),
-            "parameters": model.num_params(),
-        },
-    )
     info = {
         "action": kind,
         "policy_frequency": POLICY_FREQUENCY[kind],
@@ -197,47 +227,62 @@ def pretrain(
         "tokenizer": tokenizer_to_json(tok, norm),
         "trained_on": str(data),
     }
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    tb = SummaryWriter(str(out / "tb"))
-    log_path = out / "log.csv"
     fields = ["iter", "lr", "train_loss", "val_cross_entropy", "val_action_accuracy", "tokens_per_s"]
-    if not log_path.exists() or start == 0:
-        with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(fields)
+    log_path = out / "log.csv"
+    if ctx.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(
+            out / "run.json",
+            {
+                "command": command,
+                "config": cfg.to_dict(),
+                "data": str(data),
+                "data_manifest": ds.manifest["files"].get("metadata.json"),
+                "train_episodes": len(train_eps),
+                "val_episodes": len(val_eps),
+                "parameters": model.num_params(),
+                "processes": ctx.world_size,
+            },
+        )
+        tb = SummaryWriter(str(out / "tb"))
+        if not log_path.exists() or start == 0:
+            with open(log_path, "w", newline="") as f:
+                csv.writer(f).writerow(fields)
     tokens_per_iter = cfg.batch_size * mcfg.context * 2
     bar = tqdm(
         range(start, cfg.max_iters),
         initial=start,
         total=cfg.max_iters,
         desc="pretrain",
-        disable=not progress,
+        disable=not (progress and ctx.main),
         dynamic_ncols=True,
     )
+    ddp = wrap(model, ctx)
     model.train()
     t0, it_t0, metrics = time.perf_counter(), start, {}
     for it in bar:
         lr = lr_at(it, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = train.sample(cfg.batch_size, mcfg.context, gen)
-        loss = model.loss(batch.obs, batch.actions, batch.mask, batch.targets, cfg.action_dropout, gen)
-        if not torch.isfinite(loss):
+        batch = train.sample(cfg.batch_size, mcfg.context, gen)  # (B, K, ...) global batch
+        inputs = drop_actions(batch.actions, cfg.action_dropout, gen, model.mask_token)
+        opt.zero_grad(set_to_none=True)
+        loss, _ = train_step(ddp, batch, inputs, ctx)
+        if not torch.isfinite(loss):  # the same verdict on every rank: the loss is all-reduced
             raise TrainingError(
-                f"non-finite loss ({float(loss.detach())}) at iter {it}; the last good state is "
+                f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
                 f"in {out / 'checkpoint'} — lower lr (now {cfg.lr}) and run with --resume"
             )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
+        bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.1e}")
         last = it + 1 == cfg.max_iters
-        if (it + 1) % cfg.eval_every == 0 or last:
+        if ((it + 1) % cfg.eval_every == 0 or last) and ctx.main:
             tps = tokens_per_iter * (it + 1 - it_t0) / (time.perf_counter() - t0)
             metrics = evaluate_imitation(model, val, tok, val_raw)
-            row = [it + 1, lr, float(loss.detach()), metrics["cross_entropy"]]
+            row = [it + 1, lr, float(loss), metrics["cross_entropy"]]
             row += [metrics["action_accuracy"], tps]
             with open(log_path, "a", newline="") as f:
                 csv.writer(f).writerow(row)
@@ -254,17 +299,22 @@ def pretrain(
             )
             t0, it_t0 = time.perf_counter(), it + 1
             metrics = {**metrics, "tokens_per_s": tps}
-    if not metrics:  # resumed a run that had already finished all its steps
-        metrics = evaluate_imitation(model, val, tok, val_raw)
-    tb.close()
     bar.close()
-    final = {
-        "iter": cfg.max_iters,
-        "best_val_cross_entropy": best,
-        **metrics,
-        "parameters": model.num_params(),
-        "train_steps": len(train),
-        "val_steps": len(val),
-    }
-    write_json(out / "metrics.json", {k: v for k, v in final.items()})
+    final: dict[str, Any] = {}
+    if ctx.main:
+        if not metrics:  # resumed a run that had already finished all its steps
+            metrics = evaluate_imitation(model, val, tok, val_raw)
+        tb.close()
+        final = {
+            "iter": cfg.max_iters,
+            "best_val_cross_entropy": best,
+            **metrics,
+            "parameters": model.num_params(),
+            "train_steps": len(train),
+            "val_steps": len(val),
+            "processes": ctx.world_size,
+        }
+        write_json(out / "metrics.json", final)
+    final = broadcast(final, ctx)  # every rank returns rank 0's figures
+    teardown(ctx)
     return final
