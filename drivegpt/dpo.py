@@ -104,7 +104,8 @@ def dpo(
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
         if (it + 1) % max(1, cfg.iters // 5) == 0 or it + 1 == cfg.iters:
-            log.append([it + 1, float(loss), float(d), float(bc), implicit_accuracy(policy, ref, val)])
+            row = [it + 1, float(loss.detach()), float(d.detach()), float(bc.detach())]
+            log.append(row + [implicit_accuracy(policy, ref, val)])
     with open(out / "log.csv", "w", newline="") as f:
         csv.writer(f).writerows(log)
     save_policy(out / "policy", policy, {**meta, "dpo_reference": str(reference_path or policy_path)})

@@ -113,7 +113,8 @@ def run_flywheel(
             spec, mon = f"drivegpt:{current}", cfg.monitor.to_dict()
             n, w = cfg.drive_episodes, cfg.workers
             m, eps, cl = evaluate_monitored(spec, cfg.env_id, None, n, seed, w, "local", mon, progress)
-            extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m}
+            steps = sum(len(e.actions) for e in eps)  # policy steps simulated: the round's drive budget
+            extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}
             write_clips(clips, cl, extra, policy_steps(eps))
         clip_dirs.append(clips)
         tuned = rd / cfg.method

@@ -128,9 +128,9 @@ def train_reward_model(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        bar.set_postfix(bt=f"{float(bt):.3f}")
+        bar.set_postfix(bt=f"{float(bt.detach()):.3f}")
         if (it + 1) % max(1, cfg.iters // 5) == 0 or it + 1 == cfg.iters:
-            row = [it + 1, float(loss), float(bt), float(weak)]
+            row = [it + 1, float(loss.detach()), float(bt.detach()), float(weak.detach())]
             log.append(row + [pairwise_accuracy(model, train), pairwise_accuracy(model, val)])
     bar.close()
     with open(out / "log.csv", "w", newline="") as f:
