@@ -181,4 +181,3 @@ def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(out / "learning_curve.png")
-

@@ -51,10 +51,7 @@ def test_kl_is_zero_when_the_policy_is_the_reference():
     def obs(n):
         return rng.normal(size=(n, 10, 7)).astype(np.float32)
 
-    rollouts = [
-        Rollout(obs(n), rng.integers(0, 5, n), False, False, 0, np.ones(n))
-        for n in (3, 6)
-    ]
+    rollouts = [Rollout(obs(n), rng.integers(0, 5, n), False, False, 0, np.ones(n)) for n in (3, 6)]
     w = windows_of(rollouts, meta, model.cfg.context)
     assert w.obs.shape == (9, model.cfg.context, 10, 7)
     assert not w.mask[0, :-1].any() and w.mask[3, -1] and not w.mask[3, -2]  # windows stop at episode starts
@@ -136,8 +133,15 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     args = ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    for f in ("round_1/clips/metadata.json", "round_1/reward/reward/model.safetensors", "round_1/ppo/log.csv",
-              "round_0/eval/metrics.json", "round_1/eval/metrics.json", "policy/policy.json", "run.json"):
+    for f in (
+        "round_1/clips/metadata.json",
+        "round_1/reward/reward/model.safetensors",
+        "round_1/ppo/log.csv",
+        "round_0/eval/metrics.json",
+        "round_1/eval/metrics.json",
+        "policy/policy.json",
+        "run.json",
+    ):
         assert (out / f).is_file(), f
     curve = (out / "curve.csv").read_text().splitlines()
     assert curve[0].startswith("round,takeovers") and len(curve) == 3
