@@ -16,8 +16,8 @@ class CutInEnv(FamilyHighwayEnv):
     FAMILY = "cut_in"
     PARAMS = {
         "ego_speed": ParamSpec(20.0, 30.0, "m/s", "initial ego speed"),
-        "speed_difference": ParamSpec(1.0, 10.0, "m/s", "ego speed minus the cutting car's speed"),
-        "cut_in_gap": ParamSpec(6.0, 25.0, "m", "cutting car ahead of the ego when it steers in"),
+        "speed_difference": ParamSpec(0.0, 8.0, "m/s", "ego speed minus the cutting car's, at the cut-in"),
+        "cut_in_gap": ParamSpec(8.0, 35.0, "m", "cutting car ahead of the ego when it steers in"),
     }
 
     @classmethod
@@ -29,12 +29,12 @@ class CutInEnv(FamilyHighwayEnv):
     def _create_vehicles(self) -> None:
         p = self.params
         ego = self._add_ego(lane=1, speed=p["ego_speed"])
-        speed = p["ego_speed"] - p["speed_difference"]  # [m/s]
-        x = EGO_X + p["cut_in_gap"] + p["speed_difference"] * LEAD_TIME  # [m]
+        speed = p["ego_speed"] - p["speed_difference"] - 2.0  # [m/s] until the cut-in (the ego overtakes)
+        x = EGO_X + p["cut_in_gap"] + (p["speed_difference"] + 2.0) * LEAD_TIME  # [m]
         car = GapVehicle(
             self.road, self.road.network.get_lane(self._lane(2)).position(x, 0.0), speed,
             self._lane(2), script_lane=self._lane(1),
         )
-        car.watched, car.trigger_gap = ego, p["cut_in_gap"]
+        car.watched, car.trigger_gap, car.relative_speed = ego, p["cut_in_gap"], -p["speed_difference"]
         self._add(car)
         self._add_traffic(0, EGO_X - 60.0, x + 250.0, speed=p["ego_speed"] - 2.0, spacing=40.0)

@@ -70,10 +70,10 @@ class ScriptedVehicle(IDMVehicle):
                 self.target_lane_index = self.script_lane
         super().act()
         if self.triggered_at is not None and self.clock - self.triggered_at >= self.brake_delay:
-            self.target_speed = self.brake_to_speed
             if self.speed > self.brake_to_speed + 0.5:
-                scripted = -self.deceleration
+                scripted = -self.deceleration  # (IDM keeps its cruise speed: only a car ahead brakes it more)
             else:
+                self.target_speed = self.brake_to_speed  # reached: hold it
                 scripted = self.KP_A * (self.brake_to_speed - self.speed)
             self.action["acceleration"] = min(self.action["acceleration"], scripted)
         self.action["acceleration"] = self._speed_profile(self.action["acceleration"])
@@ -105,6 +105,9 @@ class GapVehicle(ScriptedVehicle):
     watched: Vehicle | None = None
     trigger_gap: float = 0.0  # [m]
     start_side: float = 0.0  # sign of the first offset - trigger_gap
+    #: if set, the speed relative to ``watched`` the car takes when the script fires [m/s]
+    #: (so a cut-in happens at a known gap *and* closing speed, whatever the ego did before)
+    relative_speed: float | None = None
 
     def trigger(self) -> bool:
         if self.watched is None:
@@ -112,11 +115,15 @@ class GapVehicle(ScriptedVehicle):
         side = self.position[0] - self.watched.position[0] - self.trigger_gap
         if self.start_side == 0.0:
             self.start_side = 1.0 if side >= 0 else -1.0
-        return side * self.start_side <= 0.0
+        fired = side * self.start_side <= 0.0
+        if fired and self.relative_speed is not None:
+            self.speed = self.target_speed = max(0.0, self.watched.speed + self.relative_speed)
+        return fired
 
 
 class WaveLeader(ScriptedVehicle):
-    """Lead of a stop-and-go wave: speed ``mean + amplitude·sin(2π t / period)``, clipped at 0 [m/s]."""
+    """Lead of a stop-and-go wave: speed ``mean + amplitude·cos(2π t / period)`` [m/s] (it starts at the
+    top), never below 0, braking at most ``max_deceleration``."""
 
     mean_speed: float = 15.0  # [m/s]
     amplitude: float = 5.0  # [m/s]
@@ -124,7 +131,7 @@ class WaveLeader(ScriptedVehicle):
     max_deceleration: float = 6.0  # [m/s²]
 
     def _speed_profile(self, acceleration: float) -> float:
-        reference = max(0.0, self.mean_speed + self.amplitude * np.sin(2 * np.pi * self.clock / self.period))
+        reference = max(0.0, self.mean_speed + self.amplitude * np.cos(2 * np.pi * self.clock / self.period))
         command = float(np.clip(self.KP_A * (reference - self.speed), -self.max_deceleration, self.ACC_MAX))
         return min(acceleration, command)
 
