@@ -79,3 +79,39 @@ def test_bad_params_are_clear_errors(name):
         cls.check_params({"bogus": 1.0})
     with pytest.raises(ValueError, match=f"parameter '{param}' = nan"):
         cls.check_params({param: float("nan")})
+
+
+#: family → (parameters, constant meta-action) that must crash: hand-built worst cases.
+CERTAIN_FAILURES = {
+    "stalled_car": (
+        {"ego_speed": 30.0, "lead_gap": 15.0, "stall_distance": 120.0, "reveal_distance": 20.0}, FASTER
+    ),
+    "hard_braking_lead": ({"ego_speed": 30.0, "gap": 12.0, "brake_time": 1.0, "deceleration": 9.0}, IDLE),
+    "slower_lead": ({"ego_speed": 30.0, "lead_speed": 0.0, "distance": 30.0}, FASTER),
+    "cut_in": ({"ego_speed": 30.0, "speed_difference": 8.0, "cut_in_gap": 10.0}, FASTER),
+    "side_swipe": ({"offset": 0.0, "speed_difference": 0.0, "swerve_time": 2.0}, IDLE),
+    "aggressive_merge": ({"ego_speed": 25.0, "merger_speed": 25.0, "arrival_offset": 0.0}, IDLE),
+    "stop_and_go": (
+        {"high_speed": 28.0, "low_speed": 0.0, "period": 5.0, "leader_deceleration": 9.0,
+         "platoon_size": 0.0, "ego_gap": 12.0},
+        FASTER,
+    ),
+    "adversarial_vehicle": (
+        {"speed_difference": 2.0, "cut_in_gap": 3.0, "brake_delay": 0.0, "deceleration": 9.0,
+         "speed_drop": 25.0},
+        IDLE,
+    ),
+}
+
+
+def test_every_family_has_a_certain_failure_case():
+    assert set(CERTAIN_FAILURES) == set(FAMILIES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_worst_case_parameters_crash_a_careless_driver(name):
+    params, action = CERTAIN_FAILURES[name]
+    env = make_env(FAMILIES[name])
+    _, rewards, infos = _rollout(env, 0, params, [action] * 25)
+    assert infos[-1]["crashed"] and env.unwrapped.vehicle.crashed
+    assert len(rewards) < 25  # terminated on the crash, before the time limit

@@ -26,7 +26,7 @@ class AdversarialVehicleEnv(FamilyHighwayEnv):
     def _create_vehicles(self) -> None:
         p = self.params
         ego = self._add_ego(lane=0, speed=p["ego_speed"])
-        speed = p["ego_speed"] + p["speed_difference"]  # [m/s]
+        speed = self._cruise_speed(ego) + p["speed_difference"]  # [m/s]
         car = GapVehicle(
             self.road, self.road.network.get_lane(self._lane(1)).position(EGO_X - START_BEHIND, 0.0),
             speed, self._lane(1), script_lane=self._lane(0), brake_delay=p["brake_delay"],

@@ -38,6 +38,11 @@ class AggressiveMergeEnv(FamilyEnv, DriveMergeEnv):
         config.update(family_config(duration=20, lanes=2))
         return config
 
+    def _make_road(self) -> None:
+        super()._make_road()
+        for lane in self.road.network.lanes_list():
+            lane.speed_limit = 30.0  # [m/s] (highway-env's default 20 m/s would slow the merger down)
+
     def _make_vehicles(self) -> None:
         p, road = self.params, self.road
         ego_x = MERGE_X - p["arrival_offset"] - p["ego_speed"] * ARRIVAL_TIME  # [m]

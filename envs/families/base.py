@@ -56,6 +56,11 @@ class FamilyHighwayEnv(FamilyEnv, HighwayEnv):
         self.road.vehicles.append(ego)
         return ego
 
+    @staticmethod
+    def _cruise_speed(ego: Vehicle) -> float:
+        """Speed the ego will hold [m/s]: meta-action egos snap to their nearest target speed."""
+        return float(getattr(ego, "target_speed", ego.speed))
+
     def _add(self, vehicle: Vehicle) -> Vehicle:
         self.road.vehicles.append(vehicle)
         return vehicle

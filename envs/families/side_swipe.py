@@ -15,7 +15,7 @@ class SideSwipeEnv(FamilyHighwayEnv):
     PARAMS = {
         "ego_speed": ParamSpec(20.0, 28.0, "m/s", "initial ego speed"),
         "offset": ParamSpec(-10.0, 12.0, "m", "side car's position ahead of the ego when it swerves"),
-        "speed_difference": ParamSpec(-3.0, 3.0, "m/s", "side car's speed minus the ego's initial speed"),
+        "speed_difference": ParamSpec(-3.0, 3.0, "m/s", "side car's speed minus the ego's cruise speed"),
         "swerve_time": ParamSpec(2.0, 6.0, "s", "when the side car starts its lane change"),
     }
 
@@ -27,11 +27,11 @@ class SideSwipeEnv(FamilyHighwayEnv):
 
     def _create_vehicles(self) -> None:
         p = self.params
-        self._add_ego(lane=1, speed=p["ego_speed"])
+        ego = self._add_ego(lane=1, speed=p["ego_speed"])
         x = EGO_X + p["offset"] - p["speed_difference"] * p["swerve_time"]  # [m] offset at the swerve
         car = TimedVehicle(
             self.road, self.road.network.get_lane(self._lane(0)).position(x, 0.0),
-            p["ego_speed"] + p["speed_difference"], self._lane(0), script_lane=self._lane(1),
+            self._cruise_speed(ego) + p["speed_difference"], self._lane(0), script_lane=self._lane(1),
         )
         car.trigger_time = p["swerve_time"]
         self._add(car)

@@ -16,7 +16,7 @@ class StalledCarEnv(FamilyHighwayEnv):
         "ego_speed": ParamSpec(20.0, 30.0, "m/s", "speed of the ego and its lead"),
         "lead_gap": ParamSpec(15.0, 40.0, "m", "initial distance ego → lead, centre to centre"),
         "stall_distance": ParamSpec(120.0, 250.0, "m", "initial distance ego → stalled car"),
-        "reveal_distance": ParamSpec(15.0, 70.0, "m", "lead's distance to the stalled car when it swerves"),
+        "reveal_distance": ParamSpec(20.0, 80.0, "m", "lead's distance to the stalled car when it swerves"),
     }
 
     def _create_vehicles(self) -> None:

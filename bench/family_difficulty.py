@@ -1,0 +1,128 @@
+"""Figure: how hard each scenario family is for the human model under random parameters.
+
+For each family, ``--episodes`` episodes on held-out seeds (from ``EVAL_SEED``): the parameters are
+drawn by the family's ``sample_params`` from a generator seeded with the episode seed, the human
+model (``load_policy("human")``, a personality sampled per seed) drives. Failure = ego collision or
+leaving the road. A good family is hard but not impossible: flagged when the human fails more than
+50 % of the time or never.
+
+    nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action meta]
+
+Writes ``bench/results/family_difficulty.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from drivegpt.atomic import write_json, write_text
+from drivegpt.evaluate import EVAL_SEED
+from drivegpt.metrics import check_metric_names, wilson_interval
+from drivegpt.policy import load_policy
+from drivegpt.rollout import make_env, parallel_map, run_episode
+from drivegpt_envs.families import FAMILIES, family_class
+
+TOO_HARD = 0.5  #: flag families where the human fails more often than this
+
+
+class Job(NamedTuple):
+    family: str
+    seed: int
+    action: str
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """One random-parameter episode of ``job.family`` driven by the human model."""
+    params = family_class(job.family).sample_params(np.random.default_rng(job.seed))
+    env = make_env(FAMILIES[job.family], job.action)
+    ep = run_episode(env, load_policy("human", job.action), job.seed, options={"params": params})
+    env.close()
+    return {
+        "seed": job.seed,
+        "params": params,
+        "crashed": ep.crashed,
+        "off_road": bool(ep.states["on_road"].min() < 1.0),
+        "mean_speed_mps": float(ep.speeds.mean()),
+        "steps": int(len(ep.rewards)),
+    }
+
+
+def summarise(family: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(episodes)
+    failures = sum(e["crashed"] or e["off_road"] for e in episodes)
+    crashes = sum(e["crashed"] for e in episodes)
+    metrics = {
+        "episodes": n,
+        "failure_rate": failures / n,
+        "collision_rate": crashes / n,
+        "collision_rate_ci": list(wilson_interval(crashes, n)),
+        "mean_speed_mps": float(np.mean([e["mean_speed_mps"] for e in episodes])),
+    }
+    check_metric_names(metrics)
+    rate = metrics["failure_rate"]
+    flag = "too hard (> 50 %)" if rate > TOO_HARD else "never fails" if failures == 0 else ""
+    return {
+        "family": family,
+        "env_id": FAMILIES[family],
+        **metrics,
+        "intervals": {"failure_rate": list(wilson_interval(failures, n))},
+        "flag": flag,
+    }
+
+
+def markdown(rows: list[dict[str, Any]], header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| family | failure rate | Wilson 95% CI | mean speed [m/s] | flag |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lo, hi = r["intervals"]["failure_rate"]
+        lines.append(
+            f"| {r['family']} | {r['failure_rate']:.2f} | [{lo:.2f}, {hi:.2f}] | "
+            f"{r['mean_speed_mps']:.1f} | {r['flag']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--action", choices=["meta", "continuous"], default="meta")
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    ap.add_argument("--out", default="bench/results/family_difficulty")
+    args = ap.parse_args()
+    t0 = time.time()
+    seeds = range(EVAL_SEED, EVAL_SEED + args.episodes)
+    jobs = [Job(f, s, args.action) for f in args.families for s in seeds]
+    results = parallel_map(run_job, jobs, workers=args.workers, desc="family episodes")
+    by_family = {f: [r for j, r in zip(jobs, results, strict=True) if j.family == f] for f in args.families}
+    rows = [summarise(f, episodes) for f, episodes in by_family.items()]
+    wall = time.time() - t0
+    command = "python " + " ".join(sys.argv)
+    header = (
+        f"Human model ({args.action} actions), {args.episodes} random-parameter episodes per family, "
+        f"seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1}; `{command}`; {wall:.0f} s wall on "
+        f"{platform.platform()} ({args.workers} workers, machine shared with other jobs)."
+    )
+    table = markdown(rows, header)
+    print(table)
+    write_text(args.out + ".md", table)
+    write_json(
+        args.out + ".json",
+        {"command": command, "action": args.action, "wall_s": wall, "machine": platform.platform(),
+         "rows": rows, "episodes": by_family},
+    )
+    print(f"wrote {args.out}.json and {args.out}.md")
+
+
+if __name__ == "__main__":
+    main()
