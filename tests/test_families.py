@@ -4,7 +4,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivegpt_envs
-from drivegpt.human import FASTER, IDLE
+from drivegpt.human import FASTER, IDLE, LANE_LEFT
 from drivegpt.rollout import make_env
 from drivegpt_envs.families import FAMILIES, FamilyParamError, family_class
 
@@ -101,6 +101,7 @@ CERTAIN_FAILURES = {
          "speed_drop": 25.0},
         IDLE,
     ),
+    "oncoming_overtake": ({"oncoming_distance": 120.0, "oncoming_speed": 30.0}, LANE_LEFT),
 }
 
 

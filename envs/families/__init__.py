@@ -21,6 +21,7 @@ FAMILIES: dict[str, str] = {
     "aggressive_merge": "drivegpt/AggressiveMerge-v0",
     "stop_and_go": "drivegpt/StopAndGo-v0",
     "adversarial_vehicle": "drivegpt/AdversarialVehicle-v0",
+    "oncoming_overtake": "drivegpt/OncomingOvertake-v0",
 }
 
 #: env id → entry point (registered by ``drivegpt_envs.register_envs``).
@@ -33,6 +34,7 @@ FAMILY_ENTRY_POINTS: dict[str, str] = {
     "drivegpt/AggressiveMerge-v0": "drivegpt_envs.families.aggressive_merge:AggressiveMergeEnv",
     "drivegpt/StopAndGo-v0": "drivegpt_envs.families.stop_and_go:StopAndGoEnv",
     "drivegpt/AdversarialVehicle-v0": "drivegpt_envs.families.adversarial_vehicle:AdversarialVehicleEnv",
+    "drivegpt/OncomingOvertake-v0": "drivegpt_envs.families.oncoming_overtake:OncomingOvertakeEnv",
 }
 
 
