@@ -29,7 +29,8 @@ class CutInEnv(FamilyHighwayEnv):
     def _create_vehicles(self) -> None:
         p = self.params
         ego = self._add_ego(lane=1, speed=p["ego_speed"])
-        speed = p["ego_speed"] - p["speed_difference"] - 2.0  # [m/s] until the cut-in (the ego overtakes)
+        # [m/s] until the cut-in: 2 m/s slower than the ego cruise, so the ego overtakes it
+        speed = self._cruise_speed(ego) - p["speed_difference"] - 2.0
         x = EGO_X + p["cut_in_gap"] + (p["speed_difference"] + 2.0) * LEAD_TIME  # [m]
         car = GapVehicle(
             self.road, self.road.network.get_lane(self._lane(2)).position(x, 0.0), speed,
