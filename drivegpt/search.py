@@ -9,6 +9,9 @@ Every method spends the same budget of simulations in the family's parameter box
   ``batch`` simulations is drawn from a per-parameter truncated normal fitted (with smoothing and a
   minimum std) to the elite simulations so far, ranked by ``risk`` (1 on failure, else a smooth
   closeness to one from the min TTC and min gap, so it has a gradient before the first failure).
+  The scenario seed sets what the parameters do not (background traffic, the human's personality):
+  with probability ``seed_reuse`` a CEM simulation takes the seed of a random elite instead of a
+  fresh one, so the search also adapts over seeds.
 
 Failures are clustered in normalised parameter space (single linkage, distance ``cluster_eps``) and
 each one is checked for feasibility: alert human drivers (no reaction delay or noise, personalities
@@ -48,6 +51,8 @@ class SearchConfig(FrozenConfig):
     """CEM: floor on each normalised std, so the search keeps exploring."""
     smoothing: float = Field(0.7, gt=0, le=1)
     """CEM: weight of the new fit against the previous mean/std."""
+    seed_reuse: float = Field(0.5, ge=0, le=1)
+    """CEM: probability that a simulation reuses an elite's scenario seed (else a fresh seed)."""
     cluster_eps: float = Field(0.25, gt=0)
     """Failures closer than this (normalised parameter space) share a cluster."""
     feasibility_refs: int = Field(3, ge=0)
@@ -110,6 +115,12 @@ def cluster(points: np.ndarray, eps: float) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: g[0])
 
 
+def select_elites(sims: list[Sim], mean: np.ndarray, k: int) -> list[Sim]:
+    """The ``k`` riskiest sims; ties (every failure has risk 1) go to the sims nearest ``mean``, so
+    the fit seeks one failure mode instead of averaging several."""
+    return sorted(sims, key=lambda s: (-s.outcome.risk, float(np.linalg.norm(s.u - mean)), s.index))[:k]
+
+
 def _bounds(family: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     from drivegpt_envs.families import family_class
 
@@ -135,10 +146,11 @@ def search_family(
     sims: list[Sim] = []
     t0 = time.time()
 
-    def run(u: np.ndarray, desc: str) -> None:
+    def run(u: np.ndarray, desc: str, seeds: list[int] | None = None) -> None:
         start = len(sims)
         params = [{k: float(v) for k, v in zip(names, low + row * (high - low), strict=True)} for row in u]
-        jobs = [ScenarioJob(policy, env_id, action, cfg.seed + start + i, p) for i, p in enumerate(params)]
+        seeds = seeds or [cfg.seed + start + i for i in range(len(u))]  # fresh: seed + sim index
+        jobs = [ScenarioJob(policy, env_id, action, seeds[i], p) for i, p in enumerate(params)]
         outs = parallel_map(simulate, jobs, workers, backend, desc, progress, ray_address)
         for i, (j, o) in enumerate(zip(jobs, outs, strict=True)):
             sims.append(Sim(start + i, u[i], params[i], j.seed, o))
@@ -153,12 +165,16 @@ def search_family(
         run(latin_hypercube(rng, min(cfg.batch, cfg.budget), d), f"{family} cem gen 0")
         mean, std = np.full(d, 0.5), np.full(d, 0.3)
         while len(sims) < cfg.budget:
-            order = sorted(sims, key=lambda s: (-s.outcome.risk, s.index))[:n_elite]
-            elite = np.stack([s.u for s in order])  # (n_elite, d)
-            mean = cfg.smoothing * elite.mean(0) + (1 - cfg.smoothing) * mean
-            std = np.maximum(cfg.smoothing * elite.std(0) + (1 - cfg.smoothing) * std, cfg.min_std)
+            elites = select_elites(sims, mean, n_elite)
+            u = np.stack([s.u for s in elites])  # (n_elite, d)
+            mean = cfg.smoothing * u.mean(0) + (1 - cfg.smoothing) * mean
+            std = np.maximum(cfg.smoothing * u.std(0) + (1 - cfg.smoothing) * std, cfg.min_std)
             n = min(cfg.batch, cfg.budget - len(sims))
-            run(truncated_normal(rng, mean, std, n), f"{family} cem gen {len(sims) // cfg.batch}")
+            reuse = rng.random(n) < cfg.seed_reuse
+            picks = rng.integers(0, len(elites), n)
+            fresh = cfg.seed + len(sims) + np.arange(n)
+            seeds = [elites[p].seed if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
+            run(truncated_normal(rng, mean, std, n), f"{family} cem gen {len(sims) // cfg.batch}", seeds)
     refs = cfg.feasibility_refs
     feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress)
     summary = summarise(family, policy, cfg, sims, feasible, names, time.time() - t0)

@@ -18,6 +18,17 @@ from drivegpt.suite import (
 STALL = "drivegpt/StalledCar-v0"
 
 
+def _corner(speed: str, distance: str) -> dict[str, float]:
+    """Stalled-car parameters at a corner of the box: ego speed and stall distance at low/high."""
+    from drivegpt_envs.families import family_class
+
+    spec = family_class("stalled_car").PARAMS
+    return {
+        "ego_speed": getattr(spec["ego_speed"], speed),
+        "stall_distance": getattr(spec["stall_distance"], distance),
+    }
+
+
 def test_outcome_by_hand():
     # speeds 20 -> 20 -> 25 m/s at 1 s steps: accelerations 0 and 5 m/s² (> 2.40: a comfort violation)
     trace = {"ttc": [math.inf, 3.0, 0.5], "gap": [10.0, 4.0, 2.0], "speed": [20.0, 20.0, 25.0]}
@@ -33,16 +44,16 @@ def test_outcome_by_hand():
 
 
 def test_same_scenario_same_outcome_and_params_matter():
-    job = ScenarioJob("human", STALL, "meta", 3, {"ego_speed": 28.0, "stall_distance": 120.0})
+    job = ScenarioJob("human", STALL, "meta", 3, _corner("high", "low"))
     a, b = simulate(job), simulate(job)
     assert a == b
-    c = simulate(job._replace(params={"ego_speed": 21.0, "stall_distance": 240.0}))
+    c = simulate(job._replace(params=_corner("low", "high")))
     assert c != a
 
 
 def _scenarios() -> list[Scenario]:
     out = []
-    for i, p in enumerate([{"ego_speed": 29.0, "stall_distance": 105.0}, {"ego_speed": 22.0}]):
+    for i, p in enumerate([_corner("high", "low"), _corner("low", "high")]):
         s = Scenario(f"stalled_car-{i:05d}", "stalled_car", STALL, p, 10 + i, "constant:FASTER", "meta", {})
         s.outcome = simulate(job_of(s))._asdict()
         out.append(s)
@@ -65,7 +76,7 @@ def test_corrupt_suites_are_rejected(tmp_path):
     path = write_suite(tmp_path / "s", _scenarios()[:1], "test")
     data = path / "scenarios.jsonl"
     good = data.read_bytes()
-    data.write_bytes(good.replace(b"29.0", b"29.5"))
+    data.write_bytes(good.replace(b'"seed": 10', b'"seed": 11'))
     with pytest.raises(SuiteError, match="checksum mismatch"):
         load_suite(path)
     data.write_bytes(good[:-20])
