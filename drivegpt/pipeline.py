@@ -27,6 +27,7 @@ from drivegpt.baselines import BaselineConfig
 from drivegpt.collect import CollectConfig
 from drivegpt.config import FrozenConfig
 from drivegpt.evaluate import EVAL_SEED
+from drivegpt.flywheel import FlywheelConfig
 from drivegpt.pretrain import ModelSize, PretrainConfig
 from drivegpt.search import SearchConfig
 from drivegpt.takeover import MonitorConfig
@@ -53,6 +54,8 @@ class PipelineConfig(FrozenConfig):
     """Reference policies benchmarked next to this run's DriveGPT policies (any policy spec)."""
     workers: int | None = Field(None, ge=1)
     """Worker processes of the evaluations (None: all cores)."""
+    rlhf: FlywheelConfig = FlywheelConfig(rounds=2, drive_episodes=20, eval_episodes=20)
+    """The flywheel: rounds of drive with the monitor → clips → reward model → PPO (or DPO)."""
     baseline: BaselineConfig = BaselineConfig(total_steps=5000, checkpoint_every=5000)
     """The stable-baselines3 baseline trained on the env reward (benchmarked next to DriveGPT)."""
     search: SearchConfig = SearchConfig(budget=20, batch=10, feasibility_refs=1)

@@ -11,40 +11,16 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import math
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from drivegpt.atomic import write_text
+from drivegpt.metrics import poisson_interval
 
 #: the repository's scaling study (bench/scaling.py), shown when the package runs from a checkout
 SCALING = Path(__file__).resolve().parents[1] / "bench" / "results" / "scaling"
-
-
-def poisson_interval(count: int, z_tail: float = 0.025) -> tuple[float, float]:
-    """Exact (Garwood) 95% interval of a Poisson mean given ``count`` events, by bisection on the CDF."""
-
-    def cdf(k: int, mu: float) -> float:  # P(X <= k | mu)
-        if mu == 0:
-            return 1.0
-        term = total = math.exp(-mu)
-        for i in range(1, k + 1):
-            term *= mu / i
-            total += term
-        return total
-
-    def solve(f: Any, lo: float, hi: float) -> float:  # f increasing in mu, root by bisection
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
-        return 0.5 * (lo + hi)
-
-    hi_bound = count + 20 + 10 * math.sqrt(count + 1)
-    lower = 0.0 if count == 0 else solve(lambda mu: (1 - cdf(count - 1, mu)) - z_tail, 0.0, hi_bound)
-    upper = solve(lambda mu: z_tail - cdf(count, mu), 0.0, hi_bound)
-    return lower, upper
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -73,21 +49,19 @@ def rate_cell(m: dict[str, Any]) -> str:
     return f"{m['collision_rate']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def takeover_row(name: str, m: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
-    """A table row of takeover figures with the exact Poisson 95% interval of the rate per 100 km."""
+def takeover_row(name: str, env: str, m: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
+    """A table row of takeover figures with the Poisson 95% interval of the rate per 100 km."""
     n, per100 = m["takeovers"], m["takeovers_per_100km"]
+    km = 100.0 * n / per100 if n and per100 else m["km_driven"]  # policy-controlled km (all km if none)
     ci = None
-    if per100 is not None and n:
-        km = 100.0 * n / per100
-    else:
-        km = None
     if km:
         lo, hi = poisson_interval(n)
         ci = (100.0 * lo / km, 100.0 * hi / km)
     ci_txt = "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
     row = (
-        f"| {name} | {m['episodes']} | {n} ({m['late_takeovers']} late) | {_num(per100, '.1f')} {ci_txt} | "
-        f"{_num(m['km_per_takeover'])} | {rate_cell(m)} | {m['mean_speed_mps']:.2f} |"
+        f"| {name} | `{env}` | {m['episodes']} | {n} ({m['late_takeovers']} late) | "
+        f"{_num(per100, '.1f')} {ci_txt} | {_num(m['km_per_takeover'])} | {rate_cell(m)} | "
+        f"{m['mean_speed_mps']:.2f} |"
     )
     return row, ci
 
@@ -267,29 +241,65 @@ def _section_baseline(out: Path) -> list[str]:
 
 
 def _section_takeovers(out: Path, figs: Path) -> list[str]:
-    runs = [("DriveGPT pretrained (before RLHF)", out / "takeovers"),
-            ("DriveGPT after RLHF", out / "takeovers_final")]  # fmt: skip
-    found = [(name, m) for name, d in runs if (m := _json(d / "metrics.json")) is not None]
+    """Takeovers per 100 km before/after RLHF: the takeovers stage and every flywheel round's evaluation."""
+    found = []
+    if (m := _json(out / "takeovers" / "metrics.json")) is not None:
+        info = _json(out / "takeovers" / "run.json") or {}
+        found.append(("DriveGPT pretrained", info.get("env", "?"), m))
+    fly = (_json(out / "rlhf" / "run.json") or {}).get("config", {})
+    for k in range(int(fly.get("rounds", 0)) + 1):
+        if (m := _json(out / "rlhf" / f"round_{k}" / "eval" / "metrics.json")) is not None:
+            name = "pretrained (round 0)" if k == 0 else f"after RLHF round {k} ({fly['method'].upper()})"
+            found.append((name, fly["eval_env"], m))
     if not found:
         return []
-    env = _json(out / "takeovers" / "run.json") or {}
     lines = [
-        f"## Takeovers per 100 km (`{env.get('env', '?')}`, held-out seeds from {env.get('seed', '?')})",
+        "## Takeovers per 100 km, before and after RLHF (held-out seeds from 1,000,000)",
         "",
         "The simulated safety driver watches the policy; distances are policy-controlled km only. "
-        "Intervals: exact Poisson 95% for the rate, Wilson 95% for collisions.",
+        "Intervals: Poisson 95% for the rate (`drivegpt.metrics.poisson_interval`), Wilson 95% for "
+        "collisions.",
         "",
-        "| policy | episodes | takeovers | per 100 km [95% CI] | km per takeover | collision rate "
+        "| policy | env | episodes | takeovers | per 100 km [95% CI] | km per takeover | collision rate "
         "| mean speed [m/s] |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     bars = []
-    for name, m in found:
-        row, ci = takeover_row(name, m)
+    for name, env, m in found:
+        row, ci = takeover_row(name, env, m)
         lines.append(row)
-        bars.append((name.replace(" (before RLHF)", ""), m["takeovers_per_100km"] or 0.0, ci))
+        bars.append((name.split(" (")[0], m["takeovers_per_100km"] or 0.0, ci))
     plot_takeovers(bars, figs / "takeovers.png")
     return [*lines, "", "![takeovers per 100 km](figures/takeovers.png)", ""]
+
+
+def _section_rlhf(out: Path) -> list[str]:
+    """The flywheel's learning curve and, per round, the reward model and the distance to the reference."""
+    m, curve = _json(out / "rlhf" / "metrics.json"), out / "rlhf" / "curve.csv"
+    if m is None or not curve.is_file():
+        return []
+    cfg = (_json(out / "rlhf" / "run.json") or {}).get("config", {})
+    lines = [
+        f"## RLHF: {m['rounds']} flywheel rounds ({m['method'].upper()}) on `{cfg.get('env_id', '?')}`",
+        "",
+        "Each round: drive with the safety driver → takeover clips → reward model (Bradley-Terry on the "
+        "takeover pairs, from the pretrained backbone) → fine-tuning with a KL penalty to the pretrained "
+        "policy. Evaluation on held-out seeds after every round:",
+        "",
+        "| round | takeovers | per 100 km | collision rate | mean speed [m/s] | KL to pretrained [nats] "
+        "| reward model pairwise accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in csv.DictReader(curve.open()):
+        f = {k: (float(v) if v not in ("", "None") else None) for k, v in r.items()}
+        lines.append(
+            f"| {r['round']} | {r['takeovers']} | {_num(f['takeovers_per_100km'], '.1f')} | "
+            f"{_num(f['collision_rate'], '.3f')} | {_num(f['mean_speed_mps'])} | "
+            f"{_num(f['kl_to_reference'], '.4f')} | {_num(f['pairwise_accuracy'], '.3f')} |"
+        )
+    if (out / "rlhf" / "learning_curve.png").is_file():
+        lines += ["", "![RLHF learning curve](rlhf/learning_curve.png)"]
+    return [*lines, ""]
 
 
 def _section_scaling(figs: Path) -> list[str]:
@@ -374,6 +384,7 @@ def write_report(out: str | Path) -> Path:
     lines += _section_baseline(out)
     lines += _section_suite(out)
     lines += _section_takeovers(out, figs)
+    lines += _section_rlhf(out)
     lines += _section_scaling(figs)
     lines += _section_replay(out)
     lines += _section_reproduce(out, run)

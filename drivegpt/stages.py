@@ -83,13 +83,14 @@ def final_spec(out: Path) -> str:
 def run_takeovers(cfg: PipelineConfig, out: Path, command: str) -> None:
     from drivegpt.clips import write_clips
     from drivegpt.evaluate import evaluate_monitored, write_drive_outputs
+    from drivegpt.preferences import policy_steps
 
     spec, dest = pretrained_spec(out), out / "takeovers"
     monitor = cfg.monitor.to_dict()
     m, eps, clips = evaluate_monitored(
         spec, cfg.eval_env, None, cfg.eval_episodes, cfg.eval_seed, cfg.workers, monitor=monitor
     )
-    write_clips(dest / "clips", clips, {"command": command, "monitor": monitor})
+    write_clips(dest / "clips", clips, {"command": command, "monitor": monitor}, policy_steps(eps))
     info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed, "takeovers": True}
     write_drive_outputs(dest, m, eps, info)
 
@@ -107,6 +108,30 @@ def check_takeovers(path: Path) -> None:
 
     _read_json(path / "metrics.json", "takeovers", "takeovers_per_100km")
     load_clips(path / "clips")
+
+
+# -- rlhf: reward model + fine-tuning, in flywheel rounds -------------------------------------------
+
+
+def run_rlhf(cfg: PipelineConfig, out: Path, command: str) -> None:
+    from drivegpt.flywheel import run_flywheel
+
+    run = out / "rlhf"  # the flywheel resumes its own rounds, when it is the same flywheel
+    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
+    if same != cfg.rlhf.to_dict():
+        shutil.rmtree(run, ignore_errors=True)
+    run_flywheel(cfg.rlhf, out / "pretrain", run, command)
+
+
+def check_rlhf(path: Path) -> None:
+    _read_json(path / "metrics.json", "rounds")
+    _read_json(path / "policy" / "policy.json")
+    if not (path / "curve.csv").is_file():
+        raise FileNotFoundError(path / "curve.csv")
+
+
+def cli_rlhf(cfg: PipelineConfig, out: Path) -> list[str]:
+    return [f"drivegpt rlhf --config {out}/configs/rlhf.yaml --policy {out}/pretrain --out {out}/rlhf"]
 
 
 # -- baseline: stable-baselines3 on the env reward ---------------------------------------------------
@@ -292,6 +317,16 @@ STAGES: list[Stage] = [
         commands=cli_takeovers,
     ),
     Stage(
+        "rlhf",
+        "rlhf",
+        ("rlhf",),
+        ("pretrain",),
+        run_rlhf,
+        check_rlhf,
+        resumable=True,
+        commands=cli_rlhf,
+    ),
+    Stage(
         "baseline",
         "baseline",
         ("baseline",),
@@ -305,7 +340,7 @@ STAGES: list[Stage] = [
         "search",
         "search",
         ("search", "search_families"),
-        ("pretrain",),
+        ("pretrain", "rlhf"),
         run_search,
         check_search,
         commands=cli_search,
@@ -314,7 +349,7 @@ STAGES: list[Stage] = [
         "benchmark",
         "benchmark",
         ("eval_env", "eval_episodes", "eval_seed", "eval_policies", "video_seed", "bench_gifs"),
-        ("pretrain", "baseline", "search"),
+        ("pretrain", "rlhf", "baseline", "search"),
         run_benchmark,
         check_benchmark,
         commands=cli_benchmark,
@@ -323,7 +358,7 @@ STAGES: list[Stage] = [
         "replay",
         "replay",
         ("replay_clips", "gif_clips"),
-        ("takeovers",),
+        ("takeovers", "rlhf"),
         run_replay,
         check_replay,
         commands=cli_replay,

@@ -1,5 +1,4 @@
 import json
-import math
 import shutil
 
 import pytest
@@ -7,7 +6,6 @@ from typer.testing import CliRunner
 
 from drivegpt.cli import app
 from drivegpt.pipeline import PipelineConfig, stages
-from drivegpt.report import poisson_interval
 
 TINY = "configs/pipeline/tiny.yaml"
 runner = CliRunner()
@@ -33,14 +31,17 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
         assert f"[{n}] done in" in output
     report = (out / "report.md").read_text()
     bench = json.loads((out / "benchmark" / "policies.json").read_text())["policies"]
-    assert set(bench) == {"human", "drivegpt-pretrained", "sb3-ppo"}
+    assert set(bench) == {"human", "drivegpt-pretrained", "drivegpt-rlhf", "sb3-ppo"}
     for name, spec in bench.items():  # one benchmark table row per policy, numbers from its metrics.json
         m = json.loads((out / "benchmark" / name / "metrics.json").read_text())
         assert f"| {name} | `{spec}` | {m['episodes']} | {m['collision_rate']:.3f} [" in report
     for name in bench:  # and on the corner-case suite the search found
         assert f"| {name} | stalled_car | 2 | " in report
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
-    assert f"| DriveGPT pretrained (before RLHF) | 2 | {takeovers} (" in report
+    assert f"| DriveGPT pretrained | `drivegpt/Highway-v0` | 2 | {takeovers} (" in report
+    rounds = (out / "rlhf" / "curve.csv").read_text().splitlines()[1:]
+    assert len(rounds) == 2 and "after RLHF round 1 (PPO)" in report  # before/after rows from the run
+    assert "![RLHF learning curve](rlhf/learning_curve.png)" in report
     assert "drivegpt pipeline --config configs/pipeline/tiny.yaml" in report
     html = (out / "report.html").read_text()
     assert 'src="figures/' not in html and 'src="replay/' not in html  # everything embedded
@@ -60,7 +61,7 @@ def test_rerun_skips_everything_and_resumes_after_a_deleted_stage(tiny_run):
     assert r.exit_code == 0, r.output
     st = _statuses(out)
     assert st["takeovers"] == "ran" and st["replay"] == "ran"  # replay reads the takeovers
-    assert st["collect"] == st["pretrain"] == st["baseline"] == st["benchmark"] == "skipped"
+    assert st["collect"] == st["pretrain"] == st["rlhf"] == st["benchmark"] == "skipped"
     assert (out / "logs" / "manifest.json").stat().st_mtime_ns == logs_mtime
     # `drivegpt demo` is the same pipeline
     r = runner.invoke(app, ["demo", "--config", TINY, "--out", str(out)])
@@ -83,13 +84,3 @@ def test_config_errors_name_the_valid_keys(tmp_path):
     r = runner.invoke(app, ["pipeline", "--config", str(bad), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "unknown key 'eval_episode'" in r.output and "eval_episodes" in r.output
     assert PipelineConfig().eval_env == "drivegpt/Highway-v0"
-
-
-def test_poisson_interval_by_hand():
-    # Garwood intervals: 0 events -> [0, -ln 0.025]; 1 event -> [-ln 0.975, 5.5716]
-    lo, hi = poisson_interval(0)
-    assert lo == 0.0 and hi == pytest.approx(-math.log(0.025), abs=1e-6)
-    lo, hi = poisson_interval(1)
-    assert lo == pytest.approx(-math.log(0.975), abs=1e-6) and hi == pytest.approx(5.5716, abs=1e-4)
-    lo, hi = poisson_interval(10)
-    assert lo == pytest.approx(4.7954, abs=1e-4) and hi == pytest.approx(18.3904, abs=1e-4)
