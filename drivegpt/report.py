@@ -18,6 +18,7 @@ from typing import Any
 
 from drivegpt.atomic import write_text
 from drivegpt.metrics import poisson_interval
+from drivegpt.report_figures import plot_benchmark, plot_pretrain_curve, plot_takeovers
 
 #: the repository's scaling study (bench/scaling.py), shown when the package runs from a checkout
 SCALING = Path(__file__).resolve().parents[1] / "bench" / "results" / "scaling"
@@ -32,15 +33,6 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def _num(x: float | None, fmt: str = ".2f") -> str:
     return "-" if x is None else format(x, fmt)
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def rate_cell(m: dict[str, Any]) -> str:
@@ -64,58 +56,6 @@ def takeover_row(name: str, env: str, m: dict[str, Any]) -> tuple[str, tuple[flo
         f"{m['mean_speed_mps']:.2f} |"
     )
     return row, ci
-
-
-def plot_pretrain_curve(log_csv: Path, png: Path) -> None:
-    """Validation cross-entropy and action accuracy vs optimisation step."""
-    rows = list(csv.DictReader(log_csv.open()))
-    it = [int(r["iter"]) for r in rows]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    ax.plot(it, [float(r["train_loss"]) for r in rows], marker="o", label="train loss")
-    ax.plot(it, [float(r["val_cross_entropy"]) for r in rows], marker="o", label="validation CE")
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("cross-entropy [nats]")
-    ax2 = ax.twinx()
-    ax2.plot(it, [float(r["val_action_accuracy"]) for r in rows], color="k", ls="--", label="val accuracy")
-    ax2.set_ylabel("validation action accuracy")
-    ax.legend(loc="upper center", fontsize=8)
-    ax.set_title("DriveGPT imitation pretraining")
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-
-
-def plot_benchmark(rows: list[tuple[str, dict[str, Any]]], png: Path) -> None:
-    """Collision rate (Wilson 95% interval) and mean speed per policy."""
-    plt = _plt()
-    names = [n for n, _ in rows]
-    rate = [m["collision_rate"] for _, m in rows]
-    err = [[m["collision_rate"] - m["collision_rate_ci"][0] for _, m in rows],
-           [m["collision_rate_ci"][1] - m["collision_rate"] for _, m in rows]]  # fmt: skip
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
-    a.bar(names, rate, yerr=err, capsize=4, color="tab:red")
-    a.set_ylabel("collision rate (95% CI)")
-    b.bar(names, [m["mean_speed_mps"] for _, m in rows], color="tab:blue")
-    b.set_ylabel("mean speed [m/s]")
-    for ax in (a, b):
-        ax.tick_params(axis="x", rotation=30, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-
-
-def plot_takeovers(rows: list[tuple[str, float, tuple[float, float] | None]], png: Path) -> None:
-    """Takeovers per 100 km with the exact Poisson 95% interval."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    vals = [v for _, v, _ in rows]
-    err = [[v - (ci[0] if ci else v) for _, v, ci in rows], [(ci[1] if ci else v) - v for _, v, ci in rows]]
-    ax.bar([n for n, _, _ in rows], vals, yerr=err, capsize=4, color="tab:orange")
-    ax.set_ylabel("takeovers per 100 km (95% CI)")
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
 
 
 def _section_run(out: Path, run: dict[str, Any], timings: dict[str, Any]) -> list[str]:
@@ -245,12 +185,12 @@ def _section_takeovers(out: Path, figs: Path) -> list[str]:
     found = []
     if (m := _json(out / "takeovers" / "metrics.json")) is not None:
         info = _json(out / "takeovers" / "run.json") or {}
-        found.append(("DriveGPT pretrained", info.get("env", "?"), m))
+        found.append(("DriveGPT pretrained", info.get("env", "?"), m, False))
     fly = (_json(out / "rlhf" / "run.json") or {}).get("config", {})
     for k in range(int(fly.get("rounds", 0)) + 1):
         if (m := _json(out / "rlhf" / f"round_{k}" / "eval" / "metrics.json")) is not None:
             name = "pretrained (round 0)" if k == 0 else f"after RLHF round {k} ({fly['method'].upper()})"
-            found.append((name, fly["eval_env"], m))
+            found.append((name, fly["eval_env"], m, True))
     if not found:
         return []
     lines = [
@@ -265,10 +205,13 @@ def _section_takeovers(out: Path, figs: Path) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     bars = []
-    for name, env, m in found:
+    plotted = any(f[3] for f in found)  # the plot: the flywheel's rounds (one env, same seeds) if any
+    for name, env, m, flywheel in found:
         row, ci = takeover_row(name, env, m)
         lines.append(row)
-        bars.append((name.split(" (")[0], m["takeovers_per_100km"] or 0.0, ci))
+        if flywheel or not plotted:
+            label = name.split(" (")[0].replace("after RLHF ", "RLHF ").replace("DriveGPT ", "")
+            bars.append((label, m["takeovers_per_100km"] or 0.0, ci))
     plot_takeovers(bars, figs / "takeovers.png")
     return [*lines, "", "![takeovers per 100 km](figures/takeovers.png)", ""]
 
