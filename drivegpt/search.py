@@ -47,11 +47,11 @@ class SearchConfig(FrozenConfig):
     """CEM: simulations per generation (run in parallel)."""
     elite_fraction: float = Field(0.2, gt=0, le=1)
     """CEM: elites = this fraction of a generation (at least 2), the riskiest simulations so far."""
-    min_std: float = Field(0.05, gt=0, le=1)
+    min_std: float = Field(0.03, gt=0, le=1)
     """CEM: floor on each normalised std, so the search keeps exploring."""
     smoothing: float = Field(0.7, gt=0, le=1)
     """CEM: weight of the new fit against the previous mean/std."""
-    seed_reuse: float = Field(0.5, ge=0, le=1)
+    seed_reuse: float = Field(0.8, ge=0, le=1)
     """CEM: probability that a simulation reuses an elite's scenario seed (else a fresh seed)."""
     cluster_eps: float = Field(0.25, gt=0)
     """Failures closer than this (normalised parameter space) share a cluster."""
