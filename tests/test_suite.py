@@ -91,3 +91,13 @@ def test_corrupt_suites_are_rejected(tmp_path):
     (path / "metadata.json").unlink()
     with pytest.raises(SuiteError, match="missing"):
         load_suite(path)
+
+
+def test_shipped_standard_suite_loads_and_covers_every_family():
+    from drivegpt.suite import resolve_suite
+    from drivegpt_envs.families import FAMILIES
+
+    meta, scenarios = load_suite(resolve_suite("standard"))
+    assert meta["families"] == sorted(FAMILIES)  # regenerate with the command in metadata.json
+    assert meta["created_by"].startswith("drivegpt corner-cases search --family all")
+    assert all(s.policy == "human" and s.env_id == FAMILIES[s.family] for s in scenarios)
