@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from drivegpt.atomic import write_json, write_text
+from drivegpt.evaluate import EVAL_SEED
 from drivegpt.pipeline import PipelineConfig, Stage
 
 
@@ -120,6 +121,14 @@ def run_rlhf(cfg: PipelineConfig, out: Path, command: str) -> None:
     same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
     if same != cfg.rlhf.to_dict():
         shutil.rmtree(run, ignore_errors=True)
+    fly, round0 = cfg.rlhf, run / "round_0" / "eval" / "metrics.json"
+    drive = (fly.eval_env, fly.eval_episodes, fly.monitor, EVAL_SEED)
+    if drive == (cfg.eval_env, cfg.eval_episodes, cfg.monitor, cfg.eval_seed) and not round0.exists():
+        # Round 0 evaluates the pretrained policy exactly as the takeovers stage drove it (same env,
+        # seeds and monitor: deterministic, so the same figures); the flywheel skips an evaluation
+        # whose metrics.json exists. KL of the reference to itself is 0.
+        m = _read_json(out / "takeovers" / "metrics.json")
+        write_json(round0, {**m, "kl_to_reference": 0.0})
     run_flywheel(cfg.rlhf, out / "pretrain", run, command)
 
 

@@ -42,6 +42,14 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     rounds = (out / "rlhf" / "curve.csv").read_text().splitlines()[1:]
     assert len(rounds) == 2 and "after RLHF round 1 (PPO)" in report  # before/after rows from the run
     assert "![RLHF learning curve](rlhf/learning_curve.png)" in report
+    # round 0 (the pretrained policy, same env/seeds/monitor as the takeovers stage) is taken from the
+    # takeovers stage: valid because a fresh monitored drive gives exactly the same figures
+    from drivegpt.evaluate import evaluate_monitored
+
+    spec = f"drivegpt:{out / 'pretrain'}"
+    fresh, _, _ = evaluate_monitored(spec, "drivegpt/Highway-v0", None, 2, workers=1, progress=False)
+    round0 = json.loads((out / "rlhf" / "round_0" / "eval" / "metrics.json").read_text())
+    assert {**fresh, "kl_to_reference": 0.0} == round0
     assert "drivegpt pipeline --config configs/pipeline/tiny.yaml" in report
     html = (out / "report.html").read_text()
     assert 'src="figures/' not in html and 'src="replay/' not in html  # everything embedded
