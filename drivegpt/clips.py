@@ -15,6 +15,11 @@ Layout of a clip directory ``CLIPS/``::
                                chosen (n,[2])          the human's actions (chosen)
                                snapshot (N,7)          every vehicle at the takeover moment: x, y [m],
                                                        heading [rad], speed [m/s], lane id, crashed, ego flag
+                               optional, with MonitorConfig.ranking_steps = H > 0 (HAOMO's ranking,
+                               simulated from copies of the takeover moment):
+                               ranked_obs (3,H,V,F)     old policy alone / takeover-corrected (human,
+                               ranked_actions (3,H,[2]) then the policy after hand-back) / human alone
+                               ranked_len (3,)          steps each segment lasted (a crash ends it)
       policy_steps.npz       optional: every step of the drive, for the reward model's weak samples:
                                obs (N,V,F), actions (N,[2]), start (N,) index of the episode's first
                                step, weak (N,) true where the policy drove with no takeover soon after
@@ -87,6 +92,7 @@ class Clip:
     context_actions: np.ndarray
     snapshot: np.ndarray
     late: bool = False
+    ranked: dict[str, np.ndarray] | None = None  # ranked_obs, ranked_actions, ranked_len (optional)
     obs: list[np.ndarray] = field(default_factory=list)
     rejected: list[Any] = field(default_factory=list)
     chosen: list[Any] = field(default_factory=list)
@@ -143,7 +149,7 @@ class Clip:
         def act(x: Any) -> np.ndarray:
             return np.asarray(x, dtype) if len(x) else np.zeros(shape, dtype)
 
-        return {
+        return (self.ranked or {}) | {
             "action_prefix": act(self.action_prefix),
             "context_obs": np.asarray(self.context_obs),
             "context_actions": act(self.context_actions),
@@ -155,6 +161,7 @@ class Clip:
 
     def header(self) -> dict[str, Any]:
         skip = {"action_prefix", "context_obs", "context_actions", "snapshot", "obs", "rejected", "chosen"}
+        skip.add("ranked")
         return {k: v for k, v in asdict(self).items() if k not in skip} | {"horizon": self.horizon}
 
 
@@ -259,6 +266,7 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
             obs=list(arrays["obs"]),
             rejected=list(arrays["rejected"]),
             chosen=list(arrays["chosen"]),
+            ranked={k: v for k, v in arrays.items() if k.startswith("ranked_")} or None,
         )
         clips.append(clip)
     return clips

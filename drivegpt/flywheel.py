@@ -47,6 +47,8 @@ class FlywheelConfig(FrozenConfig):
     """First training seed of the drives (round k uses the next ``drive_episodes`` after round k-1's)."""
     monitor: MonitorConfig = MonitorConfig()
     """The safety driver (drives, PPO rollouts and evaluation)."""
+    ranking_steps: int = Field(5, ge=0)
+    """H of the old ≺ corrected ≺ human segments recorded at each takeover of the drives (0: none)."""
     reward: RewardConfig = RewardConfig()
     """Reward model of each round (trained on every clip so far)."""
     ppo: RLHFConfig = RLHFConfig(seed=500_000)
@@ -110,8 +112,8 @@ def run_flywheel(
         clips = rd / "clips"
         if not (clips / "metadata.json").is_file():
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
-            spec, mon = f"drivegpt:{current}", cfg.monitor.to_dict()
-            n, w = cfg.drive_episodes, cfg.workers
+            spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
+            mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()
             m, eps, cl = evaluate_monitored(spec, cfg.env_id, None, n, seed, w, "local", mon, progress)
             steps = sum(len(e.actions) for e in eps)  # policy steps simulated: the round's drive budget
             extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}

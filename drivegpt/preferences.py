@@ -102,10 +102,65 @@ def weak_windows(
     return table.windows(torch.from_numpy(np.flatnonzero(steps["weak"])), K)
 
 
+class RankedBatch(NamedTuple):
+    """HAOMO's ranking: per takeover, three futures from the same moment, worst to best."""
+
+    obs: torch.Tensor  # (B, 3, K, V, F) context then segment, left-padded; 0 old, 1 corrected, 2 human
+    actions: torch.Tensor  # (B, 3, K) executed tokens
+    segment: torch.Tensor  # (B, 3, K) bool: positions of the segment's own steps (what is scored)
+    pairs: torch.Tensor  # (B, 3) bool: (old ≺ corrected, corrected ≺ human, old ≺ human) is informative
+    group: torch.Tensor  # (B,) index of the clip
+
+
+RANK_PAIRS = ((0, 1), (1, 2), (0, 2))  #: (worse, better) segment indices
+
+
+def ranked_batch(
+    clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer, K: int
+) -> RankedBatch | None:
+    """The ranked segments of every clip that has them (None if none does); a pair whose two
+    segments took the same actions says nothing and is masked out."""
+    rows: list[tuple[Any, ...]] = []
+    for g, c in enumerate(clips):
+        if not c.ranked:
+            continue
+        seg_obs, seg_act, lens = c.ranked["ranked_obs"], c.ranked["ranked_actions"], c.ranked["ranked_len"]
+        L = max(0, min(len(c.context_actions), K - int(lens.max())))  # context steps that fit
+        ctx_obs, ctx_act = (
+            c.context_obs[:-1][len(c.context_obs) - 1 - L :],
+            tok.encode(c.context_actions)[-L:] if L else [],
+        )
+        o3, a3, m3, toks = [], [], [], []
+        for i in range(3):
+            n = int(lens[i])
+            t = tok.encode(seg_act[i][:n])
+            o = norm(np.concatenate([ctx_obs, seg_obs[i][:n]]).astype(np.float32))
+            a = np.concatenate([np.asarray(ctx_act, np.int64), t])
+            pad = K - len(a)
+            o3.append(np.concatenate([np.zeros((pad, *o.shape[1:]), np.float32), o]))
+            a3.append(np.concatenate([np.zeros(pad, np.int64), a]))
+            m3.append(np.arange(K) >= K - n)
+            toks.append(t)
+        informative = [not np.array_equal(toks[i], toks[j]) for i, j in RANK_PAIRS]
+        if any(informative):
+            rows.append((np.stack(o3), np.stack(a3), np.stack(m3), np.asarray(informative), g))
+    if not rows:
+        return None
+    o, a, m, p, g = zip(*rows, strict=True)
+    return RankedBatch(
+        torch.from_numpy(np.stack(o)),
+        torch.from_numpy(np.stack(a)),
+        torch.from_numpy(np.stack(m)),
+        torch.from_numpy(np.stack(p)),
+        torch.tensor(g),
+    )
+
+
 class PreferenceData(NamedTuple):
     pairs: PreferenceBatch  # chosen ≻ rejected at every human-driven step where they differ
     weak: WindowBatch | None  # weakly-good policy steps (None when the clips carry no policy_steps)
     clips: int  # clips read
+    ranked: RankedBatch | None = None  # HAOMO three-way ranking (clips recorded with ranking_steps > 0)
 
 
 def load_preferences(
@@ -121,7 +176,7 @@ def load_preferences(
         if steps is not None and steps["weak"].any():
             weak.append(weak_windows(steps, tok, norm, K))
     w = WindowBatch(*(torch.cat(x)[:max_weak] for x in zip(*weak, strict=True))) if weak else None
-    return PreferenceData(clip_pairs(clips, tok, norm, K), w, len(clips))
+    return PreferenceData(clip_pairs(clips, tok, norm, K), w, len(clips), ranked_batch(clips, tok, norm, K))
 
 
 def split_pairs(

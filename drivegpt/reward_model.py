@@ -26,7 +26,14 @@ from drivegpt.atomic import write_json
 from drivegpt.checkpoint import CheckpointError, load_policy_dir, save_policy
 from drivegpt.config import FrozenConfig
 from drivegpt.model import DriveGPT
-from drivegpt.preferences import PreferenceBatch, bradley_terry_loss, load_preferences, split_pairs
+from drivegpt.preferences import (
+    RANK_PAIRS,
+    PreferenceBatch,
+    RankedBatch,
+    bradley_terry_loss,
+    load_preferences,
+    split_pairs,
+)
 from drivegpt.tokenizer import tokenizer_from_json
 
 
@@ -43,6 +50,9 @@ class RewardConfig(FrozenConfig):
     """AdamW weight decay."""
     weak_weight: float = Field(0.1, ge=0)
     """Weight of the weakly-good term: -log softmax(r)[executed action] on non-taken-over steps."""
+    ranking_weight: float = Field(0.5, ge=0)
+    """Weight of HAOMO's ranking term (old policy ≺ takeover-corrected ≺ human segments), when the
+    clips hold ranked segments."""
     val_fraction: float = Field(0.2, ge=0, lt=1)
     """Fraction of clips held out for the pairwise accuracy."""
     seed: int = 0
@@ -66,6 +76,35 @@ def pairwise_accuracy(model: DriveGPT, pairs: PreferenceBatch) -> float:
     r = model(pairs.obs, pairs.actions)[:, -1]  # (B, vocab)
     rc, rr = r.gather(1, pairs.chosen[:, None]), r.gather(1, pairs.rejected[:, None])
     return float((rc > rr).float().mean())
+
+
+def segment_returns(model: DriveGPT, rb: RankedBatch) -> torch.Tensor:
+    """Mean centred reward over each segment's own steps, (B, 3)."""
+    B, _, K = rb.actions.shape
+    acts = rb.actions.flatten(0, 1)  # (3B, K)
+    r = model(rb.obs.flatten(0, 1), acts)  # (3B, K, vocab)
+    r = r - r.mean(-1, keepdim=True)
+    ra = r.gather(2, acts[..., None])[..., 0]  # (3B, K)
+    m = rb.segment.flatten(0, 1).float()
+    return ((ra * m).sum(1) / m.sum(1).clamp_min(1.0)).view(B, 3)
+
+
+def ranking_loss(R: torch.Tensor, informative: torch.Tensor) -> torch.Tensor:
+    """Bradley–Terry over the informative (worse, better) segment pairs of ``RANK_PAIRS``."""
+    terms = torch.stack([-F.logsigmoid(R[:, j] - R[:, i]) for i, j in RANK_PAIRS], 1)  # (B, 3)
+    m = informative.float()
+    return (terms * m).sum() / m.sum().clamp_min(1.0)
+
+
+@torch.no_grad()
+def ranking_accuracy(model: DriveGPT, rb: RankedBatch | None) -> float:
+    """Fraction of informative segment pairs ranked in HAOMO's order."""
+    if rb is None or len(rb.group) == 0:
+        return float("nan")
+    model.eval()
+    R = segment_returns(model, rb)
+    ok = torch.stack([R[:, j] > R[:, i] for i, j in RANK_PAIRS], 1)
+    return float(ok[rb.pairs].float().mean())
 
 
 def load_reward_model(path: str | Path) -> tuple[DriveGPT, dict[str, Any]]:
@@ -101,6 +140,13 @@ def train_reward_model(
     if len(train.chosen) == 0:
         raise ValueError(f"{clip_dirs}: too few clips to train on after holding out {cfg.val_fraction:.0%}")
     initial = {"train": pairwise_accuracy(model, train), "val": pairwise_accuracy(model, val)}
+    rk_train = rk_val = None
+    if data.ranked is not None:
+        held = torch.isin(data.ranked.group, torch.unique(val.group))
+        rk_train = RankedBatch(*(x[~held] for x in data.ranked))
+        rk_val = RankedBatch(*(x[held] for x in data.ranked))
+        if len(rk_train.group) == 0:
+            rk_train = None
 
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -108,7 +154,17 @@ def train_reward_model(
     out.mkdir(parents=True, exist_ok=True)
     run = {"command": command, "config": cfg.to_dict(), "clips": list(map(str, clip_dirs)), "init": str(init)}
     write_json(out / "run.json", run)
-    log = [["iter", "loss", "bt_loss", "weak_loss", "train_pairwise_accuracy", "val_pairwise_accuracy"]]
+    log = [
+        [
+            "iter",
+            "loss",
+            "bt_loss",
+            "weak_loss",
+            "rank_loss",
+            "train_pairwise_accuracy",
+            "val_pairwise_accuracy",
+        ]
+    ]
     bar = tqdm(range(cfg.iters), desc="reward model", disable=not progress, dynamic_ncols=True)
     for it in bar:
         model.train()
@@ -121,7 +177,12 @@ def train_reward_model(
             j = torch.randint(len(data.weak.obs), (cfg.batch_size,), generator=gen)
             rw = model(data.weak.obs[j], data.weak.actions[j])[:, -1]  # (B, vocab)
             weak = F.cross_entropy(rw, data.weak.targets[j, -1])
-        loss = bt + cfg.weak_weight * weak
+        rank = torch.zeros(())
+        if rk_train is not None and cfg.ranking_weight > 0:
+            j = torch.randint(len(rk_train.group), (min(cfg.batch_size, 32),), generator=gen)
+            rb = RankedBatch(*(x[j] for x in rk_train))
+            rank = ranking_loss(segment_returns(model, rb), rb.pairs)
+        loss = bt + cfg.weak_weight * weak + cfg.ranking_weight * rank
         if not torch.isfinite(loss):
             raise ValueError(f"non-finite reward-model loss at iter {it}; lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
@@ -130,7 +191,13 @@ def train_reward_model(
         opt.step()
         bar.set_postfix(bt=f"{float(bt.detach()):.3f}")
         if (it + 1) % max(1, cfg.iters // 5) == 0 or it + 1 == cfg.iters:
-            row = [it + 1, float(loss.detach()), float(bt.detach()), float(weak.detach())]
+            row = [
+                it + 1,
+                float(loss.detach()),
+                float(bt.detach()),
+                float(weak.detach()),
+                float(rank.detach()),
+            ]
             log.append(row + [pairwise_accuracy(model, train), pairwise_accuracy(model, val)])
     bar.close()
     with open(out / "log.csv", "w", newline="") as f:
@@ -144,6 +211,9 @@ def train_reward_model(
         "val_pairs": len(val.chosen),
         "clips": data.clips,
         "weak_samples": 0 if data.weak is None else len(data.weak.obs),
+        "ranked_clips": 0 if data.ranked is None else len(data.ranked.group),
+        "val_ranking_accuracy": ranking_accuracy(model, rk_val),
+        "train_ranking_accuracy": ranking_accuracy(model, rk_train),
     }
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -50,6 +50,9 @@ class MonitorConfig(FrozenConfig):
     """The human hands back after this many consecutive safe steps."""
     context_steps: int = Field(8, ge=0)
     """Steps before the takeover stored in each clip (>= a policy's context to replay it faithfully)."""
+    ranking_steps: int = Field(0, ge=0)
+    """With H > 0, each clip also holds three H-step segments simulated from copies of the takeover
+    moment, for HAOMO's ranking old policy ≺ takeover-corrected ≺ human (costs 3·H steps a takeover)."""
 
     def thresholds_only(self) -> MonitorConfig:
         """The same monitor without look-ahead and disagreement: "is the situation safe now?"."""
@@ -110,6 +113,48 @@ def predict_crash(env: gym.Env, policy: Any, proposal: Any, horizon: int) -> int
     return None
 
 
+def ranked_segments(
+    env: gym.Env, policy: Any, human: Any, first: tuple[Any, Any], cfg: MonitorConfig
+) -> dict[str, np.ndarray]:
+    """Three H-step futures from the current state, each in its own copy of the simulator:
+    the policy alone (old), the human until the state is safe then the policy (takeover-corrected),
+    the human alone. ``first``: (policy proposal, human action) already computed for this step.
+    Arrays padded to H; ``ranked_len`` says how long each lasted."""
+    H = cfg.ranking_steps
+    obs0 = env.unwrapped.observation_type.observe()
+    segs_obs, segs_act, lens = [], [], []
+    for mode in ("old", "corrected", "human"):
+        sim, pol, hum = copy.deepcopy((env.unwrapped, policy, human))
+        if hasattr(pol, "sampler"):
+            pol.sampler = None  # segments are the greedy policy's
+        obs, o_seq, a_seq, safe = obs0, [], [], 0
+        for k in range(H):
+            p_act, h_act = first if k == 0 else (pol.act(obs), hum.act(obs))
+            use_human = mode == "human" or (mode == "corrected" and safe < cfg.handback_safe_steps)
+            action = h_act if use_human else p_act
+            if hasattr(pol, "executed"):
+                pol.executed(action)
+            o_seq.append(obs)
+            a_seq.append(action)
+            obs, _, terminated, truncated, _ = sim.step(action)
+            if mode == "corrected":
+                safe = safe + 1 if check_triggers(sim, None, None, None, cfg.thresholds_only()) is None else 0
+            if terminated or truncated or sim.vehicle.crashed:
+                break
+        lens.append(len(a_seq))
+        pad = H - len(a_seq)
+        segs_obs.append(
+            np.concatenate([np.asarray(o_seq, np.float32), np.zeros((pad, *np.shape(obs0)), np.float32)])
+        )
+        acts = np.asarray(a_seq)
+        segs_act.append(np.concatenate([acts, np.zeros((pad, *acts.shape[1:]), acts.dtype)]))
+    return {
+        "ranked_obs": np.stack(segs_obs),
+        "ranked_actions": np.stack(segs_act),
+        "ranked_len": np.asarray(lens),
+    }
+
+
 def run_monitored_episode(
     env: gym.Env,
     policy: Any,
@@ -154,6 +199,8 @@ def run_monitored_episode(
                     personality=human.personality.to_dict(),
                     snapshot=vehicle_snapshot(env),
                 )
+                if cfg.ranking_steps:
+                    clip.ranked = ranked_segments(env, policy, human, (proposal, human_action), cfg)
                 clips.append(clip)
                 safe_run = 0
         if clip is not None:

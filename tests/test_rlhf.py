@@ -154,3 +154,23 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     bad.write_text("method: ppo\nroundz: 2\n")
     r = runner.invoke(app, ["rlhf", "--config", str(bad), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
     assert r.exit_code == 2 and "roundz" in r.output and "rounds" in r.output
+
+
+def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
+    from drivegpt.evaluate import DriveJob, drive_monitored_one
+    from drivegpt.preferences import ranked_batch
+    from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+
+    job = DriveJob("constant:FASTER", "drivegpt/Highway-v0", "meta", 1_000_000, {"ranking_steps": 3})
+    ep, clips = drive_monitored_one(job)
+    plain, plain_clips = drive_monitored_one(job._replace(monitor={}))
+    np.testing.assert_array_equal(ep.observations, plain.observations)  # copies only: same episode
+    assert clips and plain_clips and plain_clips[0].ranked is None
+    r = clips[0].ranked
+    assert r["ranked_obs"].shape == (3, 3, 10, 7) and r["ranked_actions"].shape == (3, 3)
+    n = int(r["ranked_len"][0])
+    assert (r["ranked_actions"][0][:n] == 3).all()  # the old policy keeps going FASTER
+    assert r["ranked_actions"][2][0] == clips[0].chosen[0]  # the human's first action is the correction
+    rb = ranked_batch(clips, ActionTokenizer("meta"), ObsNormalizer((0.0,) * 7, (1.0,) * 7), K=8)
+    assert rb is not None and rb.obs.shape[1:3] == (3, 8) and rb.pairs.any()
+    assert int(rb.segment[0, 0].sum()) == n
