@@ -4,8 +4,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivegpt_envs
-from drivegpt.human import FASTER, IDLE, LANE_LEFT
-from drivegpt.rollout import make_env
+from drivegpt.human import FASTER, IDLE, LANE_LEFT, HumanDriver
+from drivegpt.rollout import make_env, run_episode
 from drivegpt_envs.families import FAMILIES, FamilyParamError, family_class
 
 NAMES = list(FAMILIES)
@@ -57,6 +57,17 @@ def test_same_params_and_seed_same_episode_exactly(name):
     other = cls.sample_params(np.random.default_rng(8))
     c = _rollout(make_env(FAMILIES[name]), 3, other, actions)
     assert not np.array_equal(a[0][:3], c[0][:3])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_human_driven_episode_is_reproducible(name):
+    params = family_class(name).sample_params(np.random.default_rng(11))
+    short = {"duration": 10}  # [s]
+    a = run_episode(make_env(FAMILIES[name], "meta", short), HumanDriver(), 5, options={"params": params})
+    b = run_episode(make_env(FAMILIES[name], "meta", short), HumanDriver(), 5, options={"params": params})
+    np.testing.assert_array_equal(a.observations, b.observations)
+    np.testing.assert_array_equal(a.rewards, b.rewards)
+    np.testing.assert_array_equal(a.states["x"], b.states["x"])
 
 
 @pytest.mark.parametrize("name", NAMES)
