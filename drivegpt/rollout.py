@@ -233,7 +233,10 @@ def _ray_map(
                 configure_logging=False,
             )
         except ConnectionError as err:
-            msg = f"cannot reach the Ray cluster at {address!r} ({err}); is `ray start --head` running?"
+            msg = (
+                f"cannot reach the Ray cluster at {address!r} ({err}); is `ray start --head` running? "
+                "(a cluster started with token authentication also needs RAY_AUTH_MODE=token here)"
+            )
             raise BackendError(msg) from None
     remote = ray.remote(num_cpus=1)(fn)
     refs = [remote.remote(job) for job in jobs]
