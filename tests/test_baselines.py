@@ -26,7 +26,7 @@ def ppo_run(tmp_path_factory):
     """A tiny PPO trained through the CLI (2 subprocess envs)."""
     out = tmp_path_factory.mktemp("baseline") / "ppo"
     args = ["baseline", "train", "--algo", "ppo", "--config", "configs/baselines/tiny-ppo.yaml"]
-    r = runner.invoke(app, [*args, "--steps", "128", "--out", str(out)])
+    r = runner.invoke(app, [*args, "--steps", "64", "--out", str(out)])  # one rollout of 2 x 32
     assert r.exit_code == 0, r.output
     return out
 
@@ -41,7 +41,7 @@ def test_cli_train_writes_run_and_drives(ppo_run, tmp_path):
     for f in ["policy/policy.safetensors", "policy/policy.json", "checkpoint/model.zip"]:
         assert (ppo_run / f).is_file(), f
     assert "drivegpt baseline train" in json.loads((ppo_run / "run.json").read_text())["command"]
-    assert json.loads((ppo_run / "train.json").read_text())["steps"] == 128
+    assert json.loads((ppo_run / "train.json").read_text())["steps"] == 64
     assert (ppo_run / "progress.csv").read_text().startswith(("rollout", "time", "train"))
     assert policy_action_kind(f"sb3-ppo:{ppo_run}") == "meta"
     env = make_env("drivegpt/Highway-v0", "meta")
@@ -67,15 +67,15 @@ def test_safetensors_export_acts_like_the_sb3_model(ppo_run):
 def test_dqn_round_trip_and_resume(tmp_path):
     from stable_baselines3 import DQN
 
-    cfg = load_config(BaselineConfig, "configs/baselines/tiny-dqn.yaml", {"total_steps": 64})
+    cfg = load_config(BaselineConfig, "configs/baselines/tiny-dqn.yaml", {"total_steps": 40})
     train_baseline(cfg, tmp_path / "dqn", progress=False)
     with pytest.raises(FileExistsError, match="--resume"):
         train_baseline(cfg, tmp_path / "dqn", progress=False)
-    more = cfg.model_copy(update={"total_steps": 96})
+    more = cfg.model_copy(update={"total_steps": 56})
     figures = train_baseline(more, tmp_path / "dqn", resume=True, progress=False)
-    assert figures["steps"] == 96  # continued from 64, not restarted
+    assert figures["steps"] == 56  # continued from 40, not restarted
     policy, meta = load_exported_policy(tmp_path / "dqn", "dqn")
-    assert meta["steps"] == 96 and meta["action_space"] == {"type": "Discrete", "n": 5}
+    assert meta["steps"] == 56 and meta["action_space"] == {"type": "Discrete", "n": 5}
     model = DQN.load(tmp_path / "dqn" / "checkpoint" / "model.zip", device="cpu")
     obs = _observations(20)
     want, _ = model.predict(obs, deterministic=True)
