@@ -133,11 +133,14 @@ def _checkpoint_callback(out: Path, every: int, with_buffer: bool) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Checkpoint(BaseCallback):
-        """Rewrites ``out/checkpoint`` atomically every ``every`` steps (and at the end)."""
+        """Rewrites ``out/checkpoint`` atomically every ``every`` steps."""
 
         def __init__(self) -> None:
             super().__init__()
             self.last = 0
+
+        def _on_training_start(self) -> None:
+            self.last = self.num_timesteps  # a resumed run counts from where it stopped
 
         def _on_step(self) -> bool:
             if self.num_timesteps - self.last >= every:
@@ -173,26 +176,30 @@ def train_baseline(
         raise FileExistsError(f"{out}: a run already exists there; pass --resume or choose another --out")
     if resume and not ckpt.exists():
         raise FileNotFoundError(f"{ckpt}: nothing to resume; drop --resume to start over")
-    torch.set_num_threads(1)  # the envs use the other cores
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the envs use the other cores (restored below)
     env = make_vec_env(cfg)
-    cls = _algo_class(cfg.algo)
-    if resume:  # our own checkpoint, written by this trainer (SB3's zip format: trusted input only)
-        model = cls.load(ckpt, env=env, device="cpu")
-        if cfg.algo == "dqn" and (out / "checkpoint" / "replay_buffer.pkl").exists():
-            model.load_replay_buffer(out / "checkpoint" / "replay_buffer.pkl")
-    else:
-        model = cls("MlpPolicy", env, seed=cfg.seed, device="cpu", verbose=1, **_sb3_kwargs(cfg))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
-    model.set_logger(configure(str(out), ["csv", "tensorboard", *(["stdout"] if progress else [])]))
-    callback = _checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")
-    start, t0 = model.num_timesteps, time.perf_counter()
-    remaining = max(0, cfg.total_steps - start)
-    if remaining:
-        model.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume)
-    seconds = time.perf_counter() - t0
-    callback.save()
-    env.close()
+    try:
+        cls = _algo_class(cfg.algo)
+        if resume:  # our own checkpoint, written by this trainer (SB3's zip format: trusted input only)
+            model = cls.load(ckpt, env=env, device="cpu")
+            if cfg.algo == "dqn" and (out / "checkpoint" / "replay_buffer.pkl").exists():
+                model.load_replay_buffer(out / "checkpoint" / "replay_buffer.pkl")
+        else:
+            model = cls("MlpPolicy", env, seed=cfg.seed, device="cpu", verbose=1, **_sb3_kwargs(cfg))
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
+        model.set_logger(configure(str(out), ["csv", "tensorboard", *(["stdout"] if progress else [])]))
+        callback = _checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")
+        start, t0 = model.num_timesteps, time.perf_counter()
+        remaining = max(0, cfg.total_steps - start)
+        if remaining:
+            model.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume)
+        seconds = time.perf_counter() - t0
+        save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
+    finally:
+        env.close()
+        torch.set_num_threads(threads)
     export_policy(model, cfg, out / "policy")
     figures = {
         "steps": int(model.num_timesteps),

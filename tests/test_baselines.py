@@ -68,7 +68,9 @@ def test_dqn_round_trip_and_resume(tmp_path):
     from stable_baselines3 import DQN
 
     cfg = load_config(BaselineConfig, "configs/baselines/tiny-dqn.yaml", {"total_steps": 40})
+    threads = torch.get_num_threads()
     train_baseline(cfg, tmp_path / "dqn", progress=False)
+    assert torch.get_num_threads() == threads  # the trainer's 1-thread setting does not leak
     with pytest.raises(FileExistsError, match="--resume"):
         train_baseline(cfg, tmp_path / "dqn", progress=False)
     more = cfg.model_copy(update={"total_steps": 56})
