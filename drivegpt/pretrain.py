@@ -143,7 +143,8 @@ def evaluate_imitation(
 
 
 def drop_actions(actions: torch.Tensor, p: float, gen: torch.Generator, mask_token: int) -> torch.Tensor:
-    """Replace each input action token by MASK with probability ``p`` (drawn for the global batch)."""
+    """Replace each input action token by MASK with probability ``p`` (drawn for the global batch,
+    so every rank and a one-process run draw the same mask)."""
     if p <= 0:
         return actions
     drop = torch.rand(actions.shape, generator=gen) < p
@@ -152,8 +153,8 @@ def drop_actions(actions: torch.Tensor, p: float, gen: torch.Generator, mask_tok
 
 def train_step(
     model: torch.nn.Module, batch: WindowBatch, inputs: torch.Tensor, ctx: DistContext
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward + backward of this rank's slice of the global batch; returns (global mean loss, local).
+) -> torch.Tensor:
+    """Forward + backward of this rank's slice of the global batch; returns the global mean loss.
 
     The loss is the mean cross-entropy over the action tokens of the *global* batch: each rank sums
     over its own tokens and divides by the global count, so DDP's gradient average (× world size)
@@ -165,7 +166,7 @@ def train_step(
     ce = F.cross_entropy(logits.flatten(0, 1), local.targets.flatten(), reduction="none")  # (b*K,)
     loss = (ce * local.mask.flatten().float()).sum() / count
     (loss * ctx.world_size).backward()
-    return all_sum(loss.detach(), ctx), loss
+    return all_sum(loss.detach(), ctx)
 
 
 def pretrain(
@@ -269,7 +270,7 @@ def pretrain(
         batch = train.sample(cfg.batch_size, mcfg.context, gen)  # (B, K, ...) global batch
         inputs = drop_actions(batch.actions, cfg.action_dropout, gen, model.mask_token)
         opt.zero_grad(set_to_none=True)
-        loss, _ = train_step(ddp, batch, inputs, ctx)
+        loss = train_step(ddp, batch, inputs, ctx)
         if not torch.isfinite(loss):  # the same verdict on every rank: the loss is all-reduced
             raise TrainingError(
                 f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
