@@ -26,6 +26,13 @@ def _read_json(path: Path, *keys: str) -> dict[str, Any]:
     return data
 
 
+def _resume_or_clear(run: Path, config: dict[str, Any]) -> None:
+    """Keep a partial ``run`` left by a kill only when it was started with ``config`` (it resumes)."""
+    started = run / "run.json"
+    if not started.is_file() or json.loads(started.read_text()).get("config") != config:
+        shutil.rmtree(run, ignore_errors=True)
+
+
 # -- collect: human-driven logs ---------------------------------------------------------------------
 
 
@@ -52,10 +59,8 @@ def check_collect(path: Path) -> None:
 def run_pretrain(cfg: PipelineConfig, out: Path, command: str) -> None:
     from drivegpt.pretrain import pretrain
 
-    run = out / "pretrain"  # the runner keeps it only after a kill: resume when it is the same training
-    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
-    if same != cfg.pretrain.to_dict():
-        shutil.rmtree(run, ignore_errors=True)
+    run = out / "pretrain"
+    _resume_or_clear(run, cfg.pretrain.to_dict())
     pretrain(cfg.pretrain, out / "logs", run, resume=(run / "checkpoint").exists(), command=command)
 
 
@@ -117,10 +122,8 @@ def check_takeovers(path: Path) -> None:
 def run_rlhf(cfg: PipelineConfig, out: Path, command: str) -> None:
     from drivegpt.flywheel import run_flywheel
 
-    run = out / "rlhf"  # the flywheel resumes its own rounds, when it is the same flywheel
-    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
-    if same != cfg.rlhf.to_dict():
-        shutil.rmtree(run, ignore_errors=True)
+    run = out / "rlhf"  # the flywheel resumes its own rounds
+    _resume_or_clear(run, cfg.rlhf.to_dict())
     fly, round0 = cfg.rlhf, run / "round_0" / "eval" / "metrics.json"
     drive = (fly.eval_env, fly.eval_episodes, fly.monitor, EVAL_SEED)
     if drive == (cfg.eval_env, cfg.eval_episodes, cfg.monitor, cfg.eval_seed) and not round0.exists():
@@ -149,10 +152,8 @@ def cli_rlhf(cfg: PipelineConfig, out: Path) -> list[str]:
 def run_baseline(cfg: PipelineConfig, out: Path, command: str) -> None:
     from drivegpt.baselines import train_baseline
 
-    run = out / "baseline"  # kept only after a kill: resume when it is the same training
-    same = (_read_json(run / "run.json") if (run / "run.json").is_file() else {}).get("config")
-    if same != cfg.baseline.to_dict():
-        shutil.rmtree(run, ignore_errors=True)
+    run = out / "baseline"
+    _resume_or_clear(run, cfg.baseline.to_dict())
     resume = (run / "checkpoint" / "model.zip").is_file()
     train_baseline(cfg.baseline, run, command, resume=resume)
 
@@ -304,73 +305,21 @@ def check_replay(path: Path) -> None:
             raise FileNotFoundError(path / gif["file"])
 
 
+EVAL_KEYS = ("eval_env", "eval_episodes", "eval_seed")
+#: the stages in order: name, output folder, config keys read, stages read, run, check, ...
 STAGES: list[Stage] = [
     Stage("collect", "logs", ("collect",), (), run_collect, check_collect, commands=cli_collect),
-    Stage(
-        "pretrain",
-        "pretrain",
-        ("pretrain",),
-        ("collect",),
-        run_pretrain,
-        check_pretrain,
-        resumable=True,
-        commands=cli_pretrain,
-    ),
-    Stage(
-        "takeovers",
-        "takeovers",
-        ("monitor", "eval_env", "eval_episodes", "eval_seed"),
-        ("pretrain",),
-        run_takeovers,
-        check_takeovers,
-        commands=cli_takeovers,
-    ),
-    Stage(
-        "rlhf",
-        "rlhf",
-        ("rlhf",),
-        ("pretrain",),
-        run_rlhf,
-        check_rlhf,
-        resumable=True,
-        commands=cli_rlhf,
-    ),
-    Stage(
-        "baseline",
-        "baseline",
-        ("baseline",),
-        (),
-        run_baseline,
-        check_baseline,
-        resumable=True,
-        commands=cli_baseline,
-    ),
-    Stage(
-        "search",
-        "search",
-        ("search", "search_families"),
-        ("pretrain", "rlhf"),
-        run_search,
-        check_search,
-        commands=cli_search,
-    ),
-    Stage(
-        "benchmark",
-        "benchmark",
-        ("eval_env", "eval_episodes", "eval_seed", "eval_policies", "video_seed", "bench_gifs"),
-        ("pretrain", "rlhf", "baseline", "search"),
-        run_benchmark,
-        check_benchmark,
-        commands=cli_benchmark,
-    ),
-    Stage(
-        "replay",
-        "replay",
-        ("replay_clips", "gif_clips"),
-        ("takeovers", "rlhf"),
-        run_replay,
-        check_replay,
-        commands=cli_replay,
-    ),
-]
-"""The stages in order."""
+    Stage("pretrain", "pretrain", ("pretrain",), ("collect",), run_pretrain, check_pretrain,
+          resumable=True, commands=cli_pretrain),
+    Stage("takeovers", "takeovers", ("monitor", *EVAL_KEYS), ("pretrain",), run_takeovers, check_takeovers,
+          commands=cli_takeovers),
+    Stage("rlhf", "rlhf", ("rlhf",), ("pretrain",), run_rlhf, check_rlhf, resumable=True, commands=cli_rlhf),
+    Stage("baseline", "baseline", ("baseline",), (), run_baseline, check_baseline, resumable=True,
+          commands=cli_baseline),
+    Stage("search", "search", ("search", "search_families"), ("pretrain", "rlhf"), run_search, check_search,
+          commands=cli_search),
+    Stage("benchmark", "benchmark", (*EVAL_KEYS, "eval_policies", "video_seed", "bench_gifs"),
+          ("pretrain", "rlhf", "baseline", "search"), run_benchmark, check_benchmark, commands=cli_benchmark),
+    Stage("replay", "replay", ("replay_clips", "gif_clips"), ("takeovers", "rlhf"), run_replay, check_replay,
+          commands=cli_replay),
+]  # fmt: skip

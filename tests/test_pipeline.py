@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drivegpt.cli import app
+from drivegpt.config import load_config
 from drivegpt.pipeline import PipelineConfig, stages
 
 TINY = "configs/pipeline/tiny.yaml"
@@ -54,7 +55,10 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     html = (out / "report.html").read_text()
     assert 'src="figures/' not in html and 'src="replay/' not in html  # everything embedded
     assert html.count('src="data:image/png;base64,') >= 2
-    assert (out / "configs" / "collect.yaml").is_file() and (out / "configs" / "pretrain.yaml").is_file()
+    cfg = load_config(PipelineConfig, TINY)
+    for name in ("collect", "pretrain", "monitor", "rlhf", "baseline", "search"):  # what the commands read
+        sub = getattr(cfg, name)
+        assert load_config(type(sub), out / "configs" / f"{name}.yaml") == sub
 
 
 def test_rerun_skips_everything_and_resumes_after_a_deleted_stage(tiny_run):
