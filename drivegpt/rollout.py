@@ -245,6 +245,11 @@ def _ray_map(
     pending = list(refs)
     while pending:  # collect in completion order for the bar, store in job order
         done, pending = ray.wait(pending, num_returns=1)
-        results[index[done[0]]] = ray.get(done[0])
+        try:
+            results[index[done[0]]] = ray.get(done[0])
+        except ray.exceptions.RayTaskError as err:  # the worker's own error, as the local backend raises it
+            if isinstance(getattr(err, "cause", None), Exception):
+                raise err.cause from None
+            raise
         bar.update()
     return results

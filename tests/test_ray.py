@@ -67,3 +67,17 @@ def test_missing_ray_is_one_clear_line(monkeypatch, tmp_path):
     assert r.exit_code == 2 and "error: --backend ray needs Ray" in r.output
     r = runner.invoke(app, ["drive", "--episodes", "1", "--backend", "dask", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "valid: local, ray" in r.output
+
+
+def test_a_worker_error_reads_as_with_the_local_backend(ray_instance, tmp_path):
+    import shutil
+
+    from drivegpt.policy import SHIPPED_CHECKPOINT
+
+    shutil.copytree(SHIPPED_CHECKPOINT, tmp_path / "policy")
+    (tmp_path / "policy" / "model.safetensors").write_bytes(b"garbage")  # fails in the worker
+    args = ["drive", "--policy", f"drivegpt:{tmp_path}", "--episodes", "2", "--workers", "2"]
+    r = runner.invoke(app, [*args, "--backend", "ray", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert "error: " in r.output and "model.safetensors: corrupt or mismatched weights" in r.output
+    assert "Traceback" not in r.output and "ray::" not in r.output
