@@ -172,6 +172,8 @@ def parallel_map(
     """
     if backend not in ("local", "ray"):
         raise BackendError(f"unknown backend {backend!r}; valid: local, ray")
+    if ray_address and backend != "ray":
+        raise BackendError(f"--ray-address {ray_address} needs --backend ray")
     ray = _import_ray() if backend == "ray" else None
     workers = min(workers or default_workers(), max(1, len(jobs)))
     bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)

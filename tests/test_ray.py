@@ -67,6 +67,8 @@ def test_missing_ray_is_one_clear_line(monkeypatch, tmp_path):
     assert r.exit_code == 2 and "error: --backend ray needs Ray" in r.output
     r = runner.invoke(app, ["drive", "--episodes", "1", "--backend", "dask", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "valid: local, ray" in r.output
+    r = runner.invoke(app, ["drive", "--episodes", "1", "--ray-address", "auto", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "--ray-address auto needs --backend ray" in r.output
 
 
 def test_a_worker_error_reads_as_with_the_local_backend(ray_instance, tmp_path):
