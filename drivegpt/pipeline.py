@@ -13,6 +13,7 @@ of two runs). Otherwise it is skipped: a killed pipeline resumes where it stoppe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from drivegpt.config import FrozenConfig
 from drivegpt.evaluate import EVAL_SEED
 from drivegpt.flywheel import FlywheelConfig
 from drivegpt.pretrain import ModelSize, PretrainConfig
+from drivegpt.rollout import default_workers
 from drivegpt.search import SearchConfig
 from drivegpt.takeover import MonitorConfig
 
@@ -152,7 +154,12 @@ def run_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
     write_stage_configs(cfg, out / "configs")
-    timings: dict[str, Any] = {"stages": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    timings: dict[str, Any] = {
+        "stages": {},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cores": default_workers(),  # wall times depend on these two: say them next to the times
+        "load_average_at_start": os.getloadavg()[0],
+    }
     ran: set[str] = set()
     t_all = time.perf_counter()
     for st in all_stages:
@@ -180,6 +187,7 @@ def run_pipeline(
         ran.add(st.name)
         log(f"[{st.name}] done in {seconds:.1f} s")
         write_json(out / "timings.json", {**timings, "total_s": time.perf_counter() - t_all})
+    write_json(out / "timings.json", {**timings, "total_s": time.perf_counter() - t_all})  # for the report
     t0 = time.perf_counter()
     report = write_report(out)
     seconds = time.perf_counter() - t0

@@ -64,7 +64,8 @@ def _section_run(out: Path, run: dict[str, Any], timings: dict[str, Any]) -> lis
     lines = [
         "## What was run",
         "",
-        f"`{run['command']}` (started {timings.get('started', '?')}; total "
+        f"`{run['command']}` (started {timings.get('started', '?')} on {timings.get('cores', '?')} cores, "
+        f"1-minute load average {_num(timings.get('load_average_at_start'), '.1f')} at the start; total "
         f"{_num(timings.get('total_s'), '.0f')} s this invocation).",
         "",
         "| stage | this invocation | wall time of its last run [s] | output |",
