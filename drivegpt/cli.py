@@ -243,7 +243,7 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run."),
     config: Path = typer.Option(Path("configs/quickstart.yaml"), help="Demo config."),
 ) -> None:
-    """The quickstart: collect human logs, verify them, evaluate the human driver, write a report."""
+    """The quickstart: `drivegpt pipeline` with configs/quickstart.yaml (what `make demo` runs)."""
     from drivegpt.demo import run_demo
 
     report = run_demo(config, out, _command_line(ctx))
