@@ -57,8 +57,8 @@ class RewardConfig(FrozenConfig):
     """Fraction of clips held out for the pairwise accuracy."""
     seed: int = 0
     """Split and batch-sampling seed."""
-    threads: int = Field(2, ge=1)
-    """torch threads."""
+    threads: int = Field(1, ge=1)
+    """torch threads (1 is fastest for models this small, and robust when the cores are shared)."""
 
 
 def reward_of(model: DriveGPT, pairs: PreferenceBatch, which: torch.Tensor) -> torch.Tensor:

@@ -82,8 +82,8 @@ class RLHFConfig(FrozenConfig):
     """Rollout worker processes (default: all cores)."""
     backend: Literal["local", "ray"] = "local"
     """Rollout backend."""
-    threads: int = Field(2, ge=1)
-    """torch threads of the learner."""
+    threads: int = Field(1, ge=1)
+    """torch threads (1 is fastest for models this small, and robust when the cores are shared)."""
 
 
 class RolloutJob(NamedTuple):
