@@ -3,7 +3,8 @@
 No reward model and no rollouts: the policy is trained directly on the same (context, human
 correction ≻ policy proposal) pairs the reward model learns from, against the frozen pretrained
 reference, plus a behaviour-cloning term on the human's actions so the chosen action's own
-likelihood does not drop along with the rejected one's.
+likelihood does not drop along with the rejected one's, and (``weak_weight``) one on the policy's
+own weakly-good steps so that driving away from takeovers stays as it was.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class DPOConfig(FrozenConfig):
     """DPO β: how far the policy's log-ratios may move from the reference's."""
     bc_weight: float = Field(0.1, ge=0)
     """Weight of the behaviour-cloning term -log π(human action)."""
+    weak_weight: float = Field(0.0, ge=0)
+    """Weight of -log π(own action) on the weakly-good steps (the policy's driving far from any
+    takeover): an anchor that keeps normal driving as it was while the takeover states change."""
     val_fraction: float = Field(0.2, ge=0, lt=1)
     """Clips held out to report the preference accuracy of the implicit reward."""
     seed: int = 0
@@ -97,6 +101,10 @@ def dpo(
         d = dpo_loss(c, r, ref_c[i], ref_r[i], cfg.beta)
         bc = -c.mean()
         loss = d + cfg.bc_weight * bc
+        if data.weak is not None and cfg.weak_weight > 0:
+            j = torch.randint(len(data.weak.obs), (cfg.batch_size,), generator=gen)
+            logits = policy(data.weak.obs[j], data.weak.actions[j])[:, -1]  # (B, vocab)
+            loss = loss + cfg.weak_weight * F.cross_entropy(logits, data.weak.targets[j, -1])
         if not torch.isfinite(loss):
             raise ValueError(f"non-finite DPO loss at iter {it}; lower lr (now {cfg.lr}) or beta")
         opt.zero_grad(set_to_none=True)

@@ -1,7 +1,8 @@
 """RLHF fine-tuning: PPO on DriveGPT against the reward model, with a KL leash to the pretrained policy.
 
 Per step the policy earns ``reward_scale · r̂(h_t, a_t) − β · KL(π(·|h_t) ‖ π_ref(·|h_t))``, where r̂ is
-the reward model's score centred over the action vocabulary (so states carry no offset and ending an
+the reward model's score centred over the action vocabulary and scaled to unit standard deviation over
+each update (so states carry no offset, β has a fixed meaning, and ending an
 episode early is never a reward in itself). Rollouts run under the live safety driver: a takeover
 ends the policy's control at once and costs ``takeover_penalty``; so does a collision.
 
@@ -50,7 +51,10 @@ class RLHFConfig(FrozenConfig):
     beta: float = Field(0.05, ge=0)
     """KL coefficient β."""
     reward_scale: float = Field(1.0, ge=0)
-    """Multiplier of the reward model's centred score."""
+    """Multiplier of the reward model's centred score (after normalisation, if on)."""
+    normalize_reward: bool = True
+    """Divide the reward model's scores by their standard deviation over the update's steps, so β
+    and the takeover penalty are in units of one typical step's reward whatever the model's scale."""
     takeover_penalty: float = Field(5.0, ge=0)
     """Reward at a takeover (or a collision) is minus this; the episode ends there."""
     gamma: float = Field(0.95, gt=0, le=1)
@@ -248,7 +252,8 @@ def rlhf(
         rollouts = parallel_map(rollout_one, jobs, cfg.workers, cfg.backend, progress=False)
         w = windows_of(rollouts, meta, K)
         s = score_steps(policy, ref, reward, critic, w, cfg.temperature)
-        step_r = (cfg.reward_scale * s["rm"] - cfg.beta * s["kl"]).numpy()
+        rm = s["rm"] / (s["rm"].std() + 1e-8) if cfg.normalize_reward else s["rm"]
+        step_r = (cfg.reward_scale * rm - cfg.beta * s["kl"]).numpy()
         adv, ret, lo = [], [], 0
         for r in rollouts:
             n = len(r.actions)
