@@ -134,7 +134,10 @@ def drive(
             ray_address=ray_address,
         )
         if clips_out is not None:
-            write_clips(clips_out, clips, {"command": _command_line(ctx), "monitor": mcfg.to_dict()})
+            from drivegpt.preferences import policy_steps
+
+            extra = {"command": _command_line(ctx), "monitor": mcfg.to_dict()}
+            write_clips(clips_out, clips, extra, policy_steps(eps))
         typer.echo(
             f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
             f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
@@ -255,6 +258,7 @@ def demo(
 from drivegpt.cli_baseline import register as _register_baseline; _register_baseline(app)  # noqa: E402, E702, I001
 from drivegpt.cli_corner import register as _register_corner; _register_corner(app)  # noqa: E402, E702, I001
 from drivegpt.cli_pipeline import register as _register_pipeline; _register_pipeline(app)  # noqa: E402, E702, I001
+from drivegpt.cli_rlhf import register as _register_rlhf; _register_rlhf(app)  # noqa: E402, E702, I001
 # (end of registrations)
 
 
