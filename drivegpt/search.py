@@ -115,10 +115,16 @@ def cluster(points: np.ndarray, eps: float) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-def select_elites(sims: list[Sim], mean: np.ndarray, k: int) -> list[Sim]:
-    """The ``k`` riskiest sims; ties (every failure has risk 1) go to the sims nearest ``mean``, so
-    the fit seeks one failure mode instead of averaging several."""
-    return sorted(sims, key=lambda s: (-s.outcome.risk, float(np.linalg.norm(s.u - mean)), s.index))[:k]
+def select_elites(sims: list[Sim], mean: np.ndarray, k: int, tiebreak: np.ndarray) -> list[Sim]:
+    """The ``k`` riskiest sims. Ties between failures (all risk 1) go to the sims nearest ``mean``, so
+    the fit seeks one failure mode instead of averaging several; other ties go by ``tiebreak`` (a
+    random permutation), so a flat risk leaves the search exploring instead of shrinking to the mean."""
+
+    def key(s: Sim) -> tuple[float, float, int]:
+        near = float(np.linalg.norm(s.u - mean)) if s.outcome.failed else 0.0
+        return (-s.outcome.risk, near, int(tiebreak[s.index]))
+
+    return sorted(sims, key=key)[:k]
 
 
 def _bounds(family: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -165,7 +171,7 @@ def search_family(
         run(latin_hypercube(rng, min(cfg.batch, cfg.budget), d), f"{family} cem gen 0")
         mean, std = np.full(d, 0.5), np.full(d, 0.3)
         while len(sims) < cfg.budget:
-            elites = select_elites(sims, mean, n_elite)
+            elites = select_elites(sims, mean, n_elite, rng.permutation(len(sims)))
             u = np.stack([s.u for s in elites])  # (n_elite, d)
             mean = cfg.smoothing * u.mean(0) + (1 - cfg.smoothing) * mean
             std = np.maximum(cfg.smoothing * u.std(0) + (1 - cfg.smoothing) * std, cfg.min_std)
