@@ -61,11 +61,14 @@ def takeover_row(name: str, env: str, m: dict[str, Any]) -> tuple[str, tuple[flo
 def _section_run(out: Path, run: dict[str, Any], timings: dict[str, Any]) -> list[str]:
     import yaml
 
+    machine = ""
+    if "cores" in timings:
+        load = timings["load_average_at_start"]
+        machine = f" on {timings['cores']} cores, 1-minute load average {load:.1f} at the start"
     lines = [
         "## What was run",
         "",
-        f"`{run['command']}` (started {timings.get('started', '?')} on {timings.get('cores', '?')} cores, "
-        f"1-minute load average {_num(timings.get('load_average_at_start'), '.1f')} at the start; total "
+        f"`{run['command']}` (started {timings.get('started', '?')}{machine}; total "
         f"{_num(timings.get('total_s'), '.0f')} s this invocation).",
         "",
         "| stage | this invocation | wall time of its last run [s] | output |",
@@ -190,8 +193,12 @@ def _section_takeovers(out: Path, figs: Path) -> list[str]:
     fly = (_json(out / "rlhf" / "run.json") or {}).get("config", {})
     for k in range(int(fly.get("rounds", 0)) + 1):
         if (m := _json(out / "rlhf" / f"round_{k}" / "eval" / "metrics.json")) is not None:
-            name = "pretrained (round 0)" if k == 0 else f"after RLHF round {k} ({fly['method'].upper()})"
+            method = fly["method"].upper()
+            name = "DriveGPT pretrained (round 0)" if k == 0 else f"after RLHF round {k} ({method})"
             found.append((name, fly["eval_env"], m, True))
+    if len(found) > 1 and found[0][1] == found[1][1]:  # round 0 re-used the takeovers drive: one row
+        if {**found[0][2], "kl_to_reference": 0.0} == found[1][2]:
+            found = found[1:]
     if not found:
         return []
     lines = [

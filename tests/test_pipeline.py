@@ -39,7 +39,7 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     for name in bench:  # and on the corner-case suite the search found
         assert f"| {name} | stalled_car | 2 | " in report
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
-    assert f"| DriveGPT pretrained | `drivegpt/Highway-v0` | 2 | {takeovers} (" in report
+    assert f"| DriveGPT pretrained (round 0) | `drivegpt/Highway-v0` | 2 | {takeovers} (" in report
     rounds = (out / "rlhf" / "curve.csv").read_text().splitlines()[1:]
     assert len(rounds) == 2 and "after RLHF round 1 (PPO)" in report  # before/after rows from the run
     assert "![RLHF learning curve](rlhf/learning_curve.png)" in report
@@ -68,6 +68,7 @@ def test_rerun_skips_everything_and_resumes_after_a_deleted_stage(tiny_run):
     assert r.exit_code == 0, r.output
     assert set(_statuses(out).values()) == {"skipped", "ran"} and _statuses(out)["collect"] == "skipped"
     assert all(s == "skipped" for k, s in _statuses(out).items() if k != "report")
+    assert "| collect | skipped |" in (out / "report.md").read_text()  # the report of this invocation
     shutil.rmtree(out / "takeovers" / "clips")  # a deleted (or half-deleted) stage output is redone
     r = runner.invoke(app, ["pipeline", "--config", TINY, "--out", str(out)])
     assert r.exit_code == 0, r.output
