@@ -97,3 +97,15 @@ def test_config_errors_name_the_valid_keys(tmp_path):
     r = runner.invoke(app, ["pipeline", "--config", str(bad), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "unknown key 'eval_episode'" in r.output and "eval_episodes" in r.output
     assert PipelineConfig().eval_env == "drivegpt/Highway-v0"
+
+
+def test_a_killed_stage_resumes_only_with_the_same_config(tmp_path):
+    from drivegpt.stages import _resume_or_clear
+
+    run = tmp_path / "pretrain"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"config": {"max_iters": 10}}))
+    _resume_or_clear(run, {"max_iters": 10})  # same training: its checkpoint is kept to resume from
+    assert (run / "checkpoint").is_dir()
+    _resume_or_clear(run, {"max_iters": 20})  # another training: start over
+    assert not run.exists()
