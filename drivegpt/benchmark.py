@@ -91,7 +91,7 @@ def run_benchmark(
     """Simulate every policy on every scenario (plus the human reference) in parallel."""
     from drivegpt.policy import policy_action_kind
 
-    monitor = cfg.monitor if cfg.takeovers else None
+    monitor = None
     if cfg.takeovers:
         from drivegpt.takeover import MonitorConfig
 

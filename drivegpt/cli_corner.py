@@ -155,6 +155,8 @@ def bench(
     from drivegpt.benchmark import bench as run_bench
     from drivegpt.suite import load_suite, resolve_suite
 
+    if monitor_config is not None and not takeovers:
+        raise ValueError("--monitor-config needs --takeovers")
     monitor = {}
     if monitor_config is not None:
         from drivegpt.takeover import MonitorConfig
