@@ -10,8 +10,8 @@ Every method spends the same budget of simulations in the family's parameter box
   minimum std) to the elite simulations so far, ranked by ``risk`` (1 on failure, else a smooth
   closeness to one from the min TTC and min gap, so it has a gradient before the first failure).
   The scenario seed sets what the parameters do not (background traffic, the human's personality):
-  with probability ``seed_reuse`` a CEM simulation takes the seed of a random elite instead of a
-  fresh one, so the search also adapts over seeds.
+  with probability ``seed_reuse`` a CEM simulation takes the seed of a random failed elite instead
+  of a fresh one, so the search also adapts over seeds (before the first failure: fresh seeds).
 
 Failures are clustered in normalised parameter space (single linkage, distance ``cluster_eps``) and
 each one is checked for feasibility: alert human drivers (no reaction delay or noise, personalities
@@ -52,7 +52,7 @@ class SearchConfig(FrozenConfig):
     smoothing: float = Field(0.7, gt=0, le=1)
     """CEM: weight of the new fit against the previous mean/std."""
     seed_reuse: float = Field(0.8, ge=0, le=1)
-    """CEM: probability that a simulation reuses an elite's scenario seed (else a fresh seed)."""
+    """CEM: probability that a simulation reuses a failed elite's scenario seed (else a fresh seed)."""
     cluster_eps: float = Field(0.25, gt=0)
     """Failures closer than this (normalised parameter space) share a cluster."""
     feasibility_refs: int = Field(3, ge=0)
@@ -176,10 +176,11 @@ def search_family(
             mean = cfg.smoothing * u.mean(0) + (1 - cfg.smoothing) * mean
             std = np.maximum(cfg.smoothing * u.std(0) + (1 - cfg.smoothing) * std, cfg.min_std)
             n = min(cfg.batch, cfg.budget - len(sims))
-            reuse = rng.random(n) < cfg.seed_reuse
-            picks = rng.integers(0, len(elites), n)
+            failing = [s.seed for s in elites if s.outcome.failed] or [-1]  # -1: none yet, fresh seeds
+            picks = [failing[p] for p in rng.integers(0, len(failing), n)]
+            reuse = (rng.random(n) < cfg.seed_reuse) & (np.array(picks) >= 0)
             fresh = cfg.seed + len(sims) + np.arange(n)
-            seeds = [elites[p].seed if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
+            seeds = [p if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
             run(truncated_normal(rng, mean, std, n), f"{family} cem gen {len(sims) // cfg.batch}", seeds)
     refs = cfg.feasibility_refs
     feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress)
