@@ -9,6 +9,8 @@ Every method spends the same budget of simulations in the family's parameter box
   ``batch`` simulations is drawn from a per-parameter truncated normal fitted (with smoothing and a
   minimum std) to the elite simulations so far, ranked by ``risk`` (1 on failure, else a smooth
   closeness to one from the min TTC and min gap, so it has a gradient before the first failure).
+  While the elites are no riskier than the median simulation (a flat risk), a generation is a new
+  Latin hypercube instead: the search explores until it has a signal.
   The scenario seed sets what the parameters do not (background traffic, the human's personality):
   with probability ``seed_reuse`` a CEM simulation takes the seed of a random failed elite instead
   of a fresh one, so the search also adapts over seeds (before the first failure: fresh seeds).
@@ -172,16 +174,20 @@ def search_family(
         mean, std = np.full(d, 0.5), np.full(d, 0.3)
         while len(sims) < cfg.budget:
             elites = select_elites(sims, mean, n_elite, rng.permutation(len(sims)))
+            n = min(cfg.batch, cfg.budget - len(sims))
+            gen = f"{family} cem gen {len(sims) // cfg.batch}"
+            if elites[-1].outcome.risk <= np.median([s.outcome.risk for s in sims]):
+                run(latin_hypercube(rng, n, d), gen)  # flat risk, no failure: no signal yet, explore
+                continue
             u = np.stack([s.u for s in elites])  # (n_elite, d)
             mean = cfg.smoothing * u.mean(0) + (1 - cfg.smoothing) * mean
             std = np.maximum(cfg.smoothing * u.std(0) + (1 - cfg.smoothing) * std, cfg.min_std)
-            n = min(cfg.batch, cfg.budget - len(sims))
             failing = [s.seed for s in elites if s.outcome.failed] or [-1]  # -1: none yet, fresh seeds
             picks = [failing[p] for p in rng.integers(0, len(failing), n)]
             reuse = (rng.random(n) < cfg.seed_reuse) & (np.array(picks) >= 0)
             fresh = cfg.seed + len(sims) + np.arange(n)
             seeds = [p if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
-            run(truncated_normal(rng, mean, std, n), f"{family} cem gen {len(sims) // cfg.batch}", seeds)
+            run(truncated_normal(rng, mean, std, n), gen, seeds)
     refs = cfg.feasibility_refs
     feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress)
     summary = summarise(family, policy, cfg, sims, feasible, names, time.time() - t0)
