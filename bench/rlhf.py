@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--baseline", action="append", default=[], help="extra policy spec, e.g. sb3-ppo:RUN")
     ap.add_argument("--tag", default="", help="suffix of the result files")
+    ap.add_argument("--last-only", action="store_true", help="pretrained and final policy only")
     args = ap.parse_args()
 
     rows, budgets = [], {}
@@ -81,7 +82,7 @@ def main() -> None:
         budgets[name] = policy_steps_used(run)
         rounds = sorted(int(p.name.split("_")[1]) for p in run.glob("round_[1-9]*") if (p / "eval").exists())
         method = json.loads((run / "run.json").read_text())["config"]["method"]
-        for k in [0, *rounds]:
+        for k in [0, rounds[-1]] if args.last_only else [0, *rounds]:
             pdir = ref if k == 0 else str(run / f"round_{k}" / method / "policy")
             if k == 0 and ref in pretrained_done:
                 rows.append({**pretrained_done[ref], "run": name})
