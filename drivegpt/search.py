@@ -9,8 +9,8 @@ Every method spends the same budget of simulations in the family's parameter box
   ``batch`` simulations is drawn from a per-parameter truncated normal fitted (with smoothing and a
   minimum std) to the elite simulations so far, ranked by ``risk`` (1 on failure, else a smooth
   closeness to one from the min TTC and min gap, so it has a gradient before the first failure).
-  While the elites are no riskier than the median simulation (a flat risk), a generation is a new
-  Latin hypercube instead: the search explores until it has a signal.
+  While the elites are neither failures nor riskier than the median simulation (a flat risk), a
+  generation is a new Latin hypercube instead: the search explores until it has a signal.
   The scenario seed sets what the parameters do not (background traffic, the human's personality):
   with probability ``seed_reuse`` a CEM simulation takes the seed of a random failed elite instead
   of a fresh one, so the search also adapts over seeds (before the first failure: fresh seeds).
@@ -176,7 +176,8 @@ def search_family(
             elites = select_elites(sims, mean, n_elite, rng.permutation(len(sims)))
             n = min(cfg.batch, cfg.budget - len(sims))
             gen = f"{family} cem gen {len(sims) // cfg.batch}"
-            if elites[-1].outcome.risk <= np.median([s.outcome.risk for s in sims]):
+            last = elites[-1].outcome
+            if not last.failed and last.risk <= np.median([s.outcome.risk for s in sims]):
                 run(latin_hypercube(rng, n, d), gen)  # flat risk, no failure: no signal yet, explore
                 continue
             u = np.stack([s.u for s in elites])  # (n_elite, d)
