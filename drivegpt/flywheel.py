@@ -51,7 +51,7 @@ class FlywheelConfig(FrozenConfig):
     """H of the old ≺ corrected ≺ human segments recorded at each takeover of the drives (0: none)."""
     reward: RewardConfig = RewardConfig()
     """Reward model of each round (trained on every clip so far)."""
-    ppo: RLHFConfig = RLHFConfig(seed=500_000)
+    ppo: RLHFConfig = RLHFConfig()
     """PPO of each round (its rollout seeds move on by updates × episodes each round)."""
     dpo: DPOConfig = DPOConfig()
     """DPO of each round (on every clip so far)."""

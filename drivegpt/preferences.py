@@ -132,7 +132,7 @@ def ranked_batch(
         )
         o3, a3, m3, toks = [], [], [], []
         for i in range(3):
-            n = int(lens[i])
+            n = min(int(lens[i]), K)  # a segment longer than the context is cropped
             t = tok.encode(seg_act[i][:n])
             o = norm(np.concatenate([ctx_obs, seg_obs[i][:n]]).astype(np.float32))
             a = np.concatenate([np.asarray(ctx_act, np.int64), t])

@@ -46,8 +46,9 @@ class RLHFConfig(FrozenConfig):
     """PPO updates (each: fresh rollouts, then ``epochs`` passes over them)."""
     episodes_per_update: int = Field(16, ge=1)
     """Rollout episodes per update."""
-    seed: int = Field(0, ge=0, lt=1_000_000)
-    """First rollout seed (training seeds stay below the evaluation seeds at 1,000,000)."""
+    seed: int = Field(500_000, ge=0, lt=1_000_000)
+    """First rollout seed: training seeds, away from the drives' (from 0) and below the evaluation
+    seeds (from 1,000,000)."""
     beta: float = Field(0.05, ge=0)
     """KL coefficient β."""
     reward_scale: float = Field(1.0, ge=0)

@@ -174,3 +174,5 @@ def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
     rb = ranked_batch(clips, ActionTokenizer("meta"), ObsNormalizer((0.0,) * 7, (1.0,) * 7), K=8)
     assert rb is not None and rb.obs.shape[1:3] == (3, 8) and rb.pairs.any()
     assert int(rb.segment[0, 0].sum()) == n
+    short = ranked_batch(clips, ActionTokenizer("meta"), ObsNormalizer((0.0,) * 7, (1.0,) * 7), K=2)
+    assert short is not None and short.obs.shape[2] == 2  # segments longer than the context are cropped
