@@ -56,6 +56,9 @@ class RLHFConfig(FrozenConfig):
     normalize_reward: bool = True
     """Divide the reward model's scores by their standard deviation over the update's steps, so β
     and the takeover penalty are in units of one typical step's reward whatever the model's scale."""
+    progress_coef: float = Field(0.0, ge=0)
+    """Bonus per step of ``progress_coef · speed / 30 m/s`` (the env's own progress term): keeps the
+    policy from buying fewer takeovers by crawling. 0: the reward is the reward model − β·KL only."""
     takeover_penalty: float = Field(5.0, ge=0)
     """Reward at a takeover (or a collision) is minus this; the episode ends there."""
     gamma: float = Field(0.95, gt=0, le=1)
@@ -259,6 +262,8 @@ def rlhf(
         for r in rollouts:
             n = len(r.actions)
             rew = step_r[lo : lo + n].copy()
+            k = min(n, len(r.speeds))  # a rejected last proposal was never executed: no progress
+            rew[:k] += cfg.progress_coef * r.speeds[:k] / 30.0
             if r.taken_over or r.crashed:
                 rew[-1] -= cfg.takeover_penalty
             a = gae(rew, s["value"][lo : lo + n].numpy(), cfg.gamma, cfg.gae_lambda)
