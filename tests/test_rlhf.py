@@ -118,10 +118,11 @@ def test_dpo_raises_the_chosen_log_ratio(tmp_path):
 TINY = """
 method: ppo
 rounds: 1
-drive_episodes: 3
-reward: {iters: 10, val_fraction: 0.0, threads: 1}
-ppo: {updates: 1, episodes_per_update: 2, max_steps: 10, threads: 1}
-eval_episodes: 2
+drive_episodes: 2
+ranking_steps: 2
+reward: {iters: 5, val_fraction: 0.0}
+ppo: {updates: 1, episodes_per_update: 2, max_steps: 5}
+eval_episodes: 1
 workers: 1
 """
 
