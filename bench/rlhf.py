@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from drivegpt.evaluate import EVAL_SEED, evaluate_monitored
-from drivegpt.flywheel import _mean_kl
+from drivegpt.flywheel import mean_kl
 from drivegpt.metrics import poisson_interval
 
 RESULTS = Path(__file__).parent / "results"
@@ -90,7 +90,7 @@ def main() -> None:
             m, eps, _ = evaluate_monitored(
                 f"drivegpt:{pdir}", args.env, None, args.episodes, EVAL_SEED, args.workers
             )
-            r = row_of(name, k, pdir, m, _mean_kl(Path(pdir), ref, eps))
+            r = row_of(name, k, pdir, m, mean_kl(Path(pdir), ref, eps))
             if k == 0:
                 pretrained_done[ref] = r
             rows.append(r)

@@ -67,7 +67,7 @@ def _done(path: Path) -> bool:
     return (path / "metrics.json").is_file()
 
 
-def _mean_kl(policy_dir: Path, ref_dir: str | Path, episodes: list[Any]) -> float:
+def mean_kl(policy_dir: Path, ref_dir: str | Path, episodes: list[Any]) -> float:
     """Mean KL(π ‖ π_ref) over the states of ``episodes`` (greedy action distributions at τ=1)."""
     policy, meta = load_run_policy(policy_dir)
     ref, _ = load_run_policy(ref_dir)
@@ -87,7 +87,7 @@ def _evaluate(cfg: FlywheelConfig, policy_dir: Path, ref: str | Path, out: Path)
     spec, mon = f"drivegpt:{policy_dir}", cfg.monitor.to_dict()
     n, w = cfg.eval_episodes, cfg.workers
     m, eps, _ = evaluate_monitored(spec, cfg.eval_env, None, n, EVAL_SEED, w, monitor=mon, progress=False)
-    m["kl_to_reference"] = _mean_kl(policy_dir, ref, eps)
+    m["kl_to_reference"] = mean_kl(policy_dir, ref, eps)
     write_json(out / "metrics.json", m)
     return m
 
