@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from drivegpt.atomic import write_json, write_text
-from drivegpt.suite import load_suite, resolve_suite
+from drivegpt.core.atomic import write_json, write_text
+from drivegpt.corner.suite import load_suite, resolve_suite
 
 POLICIES = ["human=human", "idm=idm", "drivegpt=drivegpt", "idle=constant:IDLE"]
 

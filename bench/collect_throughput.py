@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.collect import CollectConfig, Scenario, collect
-from drivegpt.rollout import make_env
+from drivegpt.data.collect import CollectConfig, Scenario, collect
+from drivegpt.sim.rollout import make_env
 
 
 def raw_steps_per_s(env_id: str, action: str, episodes: int, seed: int) -> float:
@@ -38,7 +38,7 @@ def raw_steps_per_s(env_id: str, action: str, episodes: int, seed: int) -> float
 
 def driver_steps_per_s(env_id: str, action: str, episodes: int, seed: int) -> float:
     """The human driver at the wheel, nothing recorded: isolates the cost of logging itself."""
-    from drivegpt.human import HumanDriver
+    from drivegpt.sim.human import HumanDriver
 
     env, driver = make_env(env_id, action), HumanDriver()
     steps, t0 = 0, time.perf_counter()

@@ -27,7 +27,7 @@ import yaml
 def run(config: dict, data: Path, out: Path, procs: int) -> dict:
     cfg_path = out.with_suffix(".yaml")
     cfg_path.write_text(yaml.safe_dump(config))
-    cli = ["-m", "drivegpt.cli", "pretrain", "--config", str(cfg_path), "--data", str(data)]
+    cli = ["-m", "drivegpt.cli.app", "pretrain", "--config", str(cfg_path), "--data", str(data)]
     cli += ["--out", str(out)]
     if procs > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
@@ -54,7 +54,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     data = args.data
     if data is None:
-        from drivegpt.collect import CollectConfig, collect
+        from drivegpt.data.collect import CollectConfig, collect
 
         data = collect(CollectConfig(episodes=40, workers=2), tmp / "logs", progress=False)
     base = yaml.safe_load(Path(args.config).read_text())

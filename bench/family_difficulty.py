@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from drivegpt.atomic import write_json, write_text
-from drivegpt.evaluate import EVAL_SEED
-from drivegpt.metrics import check_metric_names, wilson_interval
-from drivegpt.policy import load_policy
-from drivegpt.rollout import make_env, parallel_map, run_episode
+from drivegpt.core.atomic import write_json, write_text
+from drivegpt.core.metrics import check_metric_names, wilson_interval
+from drivegpt.eval.closed_loop import EVAL_SEED
+from drivegpt.policies.registry import load_policy
+from drivegpt.sim.rollout import make_env, parallel_map, run_episode
 from drivegpt_envs.families import FAMILIES, family_class
 
 TOO_HARD = 0.5  #: flag families where the human fails more often than this

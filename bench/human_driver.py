@@ -14,7 +14,7 @@ import platform
 import time
 from pathlib import Path
 
-from drivegpt.evaluate import EVAL_SEED, evaluate
+from drivegpt.eval.closed_loop import EVAL_SEED, evaluate
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drivegpt.policy import load_policy
+from drivegpt.policies.registry import load_policy
 
 
 def main() -> None:

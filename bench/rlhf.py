@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.evaluate import EVAL_SEED, evaluate_monitored
-from drivegpt.flywheel import mean_kl
-from drivegpt.metrics import poisson_interval
+from drivegpt.core.metrics import poisson_interval
+from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
+from drivegpt.rlhf.flywheel import mean_kl
 
 RESULTS = Path(__file__).parent / "results"
 

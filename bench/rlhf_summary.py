@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.metrics import poisson_interval
+from drivegpt.core.metrics import poisson_interval
 
 
 def _row(name: str, rnd: int | str, m: dict, base: dict | None) -> dict:

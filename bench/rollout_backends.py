@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.evaluate import evaluate
+from drivegpt.eval.closed_loop import evaluate
 
 
 def steps_per_s(policy: str, env: str, episodes: int, workers: int, backend: str) -> tuple[float, dict]:

@@ -21,8 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from drivegpt.atomic import write_json, write_text
-from drivegpt.search import SearchConfig, acceleration_factor, search_family
+from drivegpt.core.atomic import write_json, write_text
+from drivegpt.corner.search import SearchConfig, acceleration_factor, search_family
 from drivegpt_envs.families import FAMILIES
 
 RARE = 0.05  #: random failure rate below which the >= 10x target applies

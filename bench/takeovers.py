@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from drivegpt.clips import load_clips, write_clips
-from drivegpt.evaluate import EVAL_SEED, evaluate_monitored
-from drivegpt.replay import replay_clip
-from drivegpt.takeover import MonitorConfig
+from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
+from drivegpt.takeover.clips import load_clips, write_clips
+from drivegpt.takeover.monitor import MonitorConfig
+from drivegpt.takeover.replay import replay_clip
 
 
 def _fmt(m: dict) -> str:

@@ -8,8 +8,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 @pytest.fixture(scope="session")
 def tiny_logs(tmp_path_factory):
     """A tiny human-driven dataset collected once per test session."""
-    from drivegpt.collect import CollectConfig, collect
-    from drivegpt.config import load_config
+    from drivegpt.core.config import load_config
+    from drivegpt.data.collect import CollectConfig, collect
 
     cfg = load_config(CollectConfig, "configs/collect/tiny.yaml")
     out = tmp_path_factory.mktemp("logs") / "tiny"

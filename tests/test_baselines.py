@@ -5,18 +5,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from drivegpt.baselines import (
+from drivegpt.cli.app import app
+from drivegpt.core.config import ConfigError, config_from_dict, load_config
+from drivegpt.model.checkpoint import CheckpointError
+from drivegpt.policies.registry import SB3Policy, load_policy, policy_action_kind
+from drivegpt.policies.sb3 import (
     BaselineConfig,
     load_exported_policy,
     space_from_json,
     space_to_json,
     train_baseline,
 )
-from drivegpt.checkpoint import CheckpointError
-from drivegpt.cli import app
-from drivegpt.config import ConfigError, config_from_dict, load_config
-from drivegpt.policy import SB3Policy, load_policy, policy_action_kind
-from drivegpt.rollout import make_env, run_episode
+from drivegpt.sim.rollout import make_env, run_episode
 
 runner = CliRunner()
 

@@ -5,10 +5,10 @@ import imageio.v3 as iio
 import pytest
 from typer.testing import CliRunner
 
-from drivegpt.benchmark import episode_score, parse_policies
-from drivegpt.cli import app
-from drivegpt.metrics import METRICS
-from drivegpt.suite import outcome_of
+from drivegpt.cli.app import app
+from drivegpt.core.metrics import METRICS
+from drivegpt.corner.suite import outcome_of
+from drivegpt.eval.benchmark import episode_score, parse_policies
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from drivegpt.cli import app
+from drivegpt.cli.app import app
 
 runner = CliRunner()
 
@@ -63,7 +63,7 @@ def test_drive_writes_metrics(tmp_path):
 
 
 def test_console_script_entry_point():
-    r = subprocess.run([sys.executable, "-m", "drivegpt.cli", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "drivegpt.cli.app", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "collect" in r.stdout and "drive" in r.stdout
 
 

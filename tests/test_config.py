@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from drivegpt.collect import CollectConfig
-from drivegpt.config import ConfigError, load_config
+from drivegpt.core.config import ConfigError, load_config
+from drivegpt.data.collect import CollectConfig
 
 
 def test_unknown_key_names_file_key_and_valid_keys(tmp_path):

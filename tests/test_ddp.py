@@ -10,9 +10,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from drivegpt.config import load_config
-from drivegpt.distributed import DistContext, shard
-from drivegpt.pretrain import PretrainConfig, pretrain
+from drivegpt.core.config import load_config
+from drivegpt.model.distributed import DistContext, shard
+from drivegpt.model.pretrain import PretrainConfig, pretrain
 
 CONFIG = {
     "model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 4},
@@ -37,7 +37,7 @@ def test_two_gloo_processes_match_one(tiny_logs, tmp_path):
     one = pretrain(load_config(PretrainConfig, config), tiny_logs, tmp_path / "one", progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    cmd += ["-m", "drivegpt.cli", "pretrain", "--config", str(config), "--data", str(tiny_logs)]
+    cmd += ["-m", "drivegpt.cli.app", "pretrain", "--config", str(config), "--data", str(tiny_logs)]
     r = subprocess.run([*cmd, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(_losses(tmp_path / "two")) == 3  # rank 0 alone wrote the log

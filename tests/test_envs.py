@@ -4,8 +4,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivegpt_envs
-from drivegpt.human import HumanDriver
-from drivegpt.rollout import make_env, run_episode
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.rollout import make_env, run_episode
 
 IDS = list(drivegpt_envs.ENV_IDS)
 

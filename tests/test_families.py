@@ -4,8 +4,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drivegpt_envs
-from drivegpt.human import FASTER, IDLE, LANE_LEFT, HumanDriver
-from drivegpt.rollout import make_env, run_episode
+from drivegpt.sim.human import FASTER, IDLE, LANE_LEFT, HumanDriver
+from drivegpt.sim.rollout import make_env, run_episode
 from drivegpt_envs.families import FAMILIES, FamilyParamError, family_class
 
 NAMES = list(FAMILIES)

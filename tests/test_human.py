@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 from highway_env.vehicle.kinematics import Vehicle
 
-from drivegpt.human import FASTER, IDLE, SLOWER, HumanDriver, Personality, PersonalityRanges, idm_acceleration
-from drivegpt.rollout import make_env
+from drivegpt.sim.human import (
+    FASTER,
+    IDLE,
+    SLOWER,
+    HumanDriver,
+    Personality,
+    PersonalityRanges,
+    idm_acceleration,
+)
+from drivegpt.sim.rollout import make_env
 
 
 def test_idm_hand_computed():
@@ -72,8 +80,8 @@ def test_continuous_brakes_hard_and_actions_are_normalised():
 
 @pytest.mark.parametrize("action", ["meta", "continuous"])
 def test_stock_idm_ego_drives_both_action_interfaces(action):
-    from drivegpt.human import StockIDMDriver
-    from drivegpt.rollout import run_episode
+    from drivegpt.sim.human import StockIDMDriver
+    from drivegpt.sim.rollout import run_episode
 
     env = make_env("drivegpt/Highway-v0", action, {"duration": 3})
     ep = run_episode(env, StockIDMDriver(), seed=0)

@@ -5,8 +5,8 @@ import minari
 import numpy as np
 import pytest
 
-from drivegpt.collect import CollectConfig, collect
-from drivegpt.logs import DataError, load_logs
+from drivegpt.data.collect import CollectConfig, collect
+from drivegpt.data.logs import DataError, load_logs
 
 
 def test_loads_with_minari_and_ours(tiny_logs):

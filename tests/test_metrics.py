@@ -1,6 +1,6 @@
 import pytest
 
-from drivegpt.metrics import check_metric_names, driving_metrics, wilson_interval
+from drivegpt.core.metrics import check_metric_names, driving_metrics, wilson_interval
 
 
 def test_wilson_hand_computed():

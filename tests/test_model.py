@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from drivegpt.checkpoint import CheckpointError, load_policy_dir, save_policy
-from drivegpt.gpt_policy import DriveGPTPolicy
-from drivegpt.model import DriveGPT, DriveGPTConfig
-from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
+from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
+from drivegpt.model.checkpoint import CheckpointError, load_policy_dir, save_policy
+from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
+from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt_envs.common import action_config, kinematics_observation
 
 CFG = DriveGPTConfig(context=6, n_layer=2, n_head=2, n_embd=16)
@@ -126,8 +126,8 @@ def test_executed_action_replaces_the_proposal_in_the_history():
 def test_policy_sees_exactly_the_training_windows(tiny_logs):
     """The training/inference contract: DriveGPTPolicy's logits at each step equal the logits of
     the training window ending at that step (same padding, alignment and normalisation)."""
-    from drivegpt.logs import load_logs
-    from drivegpt.windows import StepTable
+    from drivegpt.data.logs import load_logs
+    from drivegpt.data.windows import StepTable
 
     ds = load_logs(tiny_logs)
     torch.manual_seed(4)

@@ -4,9 +4,10 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from drivegpt.cli import app
-from drivegpt.config import load_config
-from drivegpt.pipeline import PipelineConfig, stages
+from drivegpt.cli.app import app
+from drivegpt.core.config import load_config
+from drivegpt.pipeline.config import PipelineConfig
+from drivegpt.pipeline.stages import STAGES
 
 TINY = "configs/pipeline/tiny.yaml"
 runner = CliRunner()
@@ -26,7 +27,7 @@ def tiny_run(tmp_path_factory):
 
 def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     out, output = tiny_run
-    names = [st.name for st in stages()]
+    names = [st.name for st in STAGES]
     assert _statuses(out) == {**{n: "ran" for n in names}, "report": "ran"}
     for n in names:
         assert f"[{n}] done in" in output
@@ -45,7 +46,7 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     assert "![RLHF learning curve](rlhf/learning_curve.png)" in report
     # round 0 (the pretrained policy, same env/seeds/monitor as the takeovers stage) is taken from the
     # takeovers stage: valid because a fresh monitored drive gives exactly the same figures
-    from drivegpt.evaluate import evaluate_monitored
+    from drivegpt.eval.closed_loop import evaluate_monitored
 
     spec = f"drivegpt:{out / 'pretrain'}"
     fresh, _, _ = evaluate_monitored(spec, "drivegpt/Highway-v0", None, 2, workers=1, progress=False)
@@ -100,7 +101,7 @@ def test_config_errors_name_the_valid_keys(tmp_path):
 
 
 def test_a_killed_stage_resumes_only_with_the_same_config(tmp_path):
-    from drivegpt.stages import _resume_or_clear
+    from drivegpt.pipeline.stages import _resume_or_clear
 
     run = tmp_path / "pretrain"
     (run / "checkpoint").mkdir(parents=True)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from drivegpt.evaluate import evaluate
-from drivegpt.policy import SHIPPED_CHECKPOINT, DrivePolicy, load_policy
-from drivegpt.rollout import make_env, run_episode
+from drivegpt.eval.closed_loop import evaluate
+from drivegpt.policies.registry import SHIPPED_CHECKPOINT, DrivePolicy, load_policy
+from drivegpt.sim.rollout import make_env, run_episode
 
 
 def test_every_driver_follows_the_protocol():

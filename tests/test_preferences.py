@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from drivegpt.clips import load_clips
-from drivegpt.preferences import bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
-from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
+from drivegpt.rlhf.preferences import bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
+from drivegpt.takeover.clips import load_clips
 
 
 def test_bradley_terry_by_hand():

@@ -5,10 +5,10 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import drivegpt.pretrain as pt
-from drivegpt.cli import app
-from drivegpt.config import load_config
-from drivegpt.pretrain import PretrainConfig, lr_at, pretrain
+import drivegpt.model.pretrain as pt
+from drivegpt.cli.app import app
+from drivegpt.core.config import load_config
+from drivegpt.model.pretrain import PretrainConfig, lr_at, pretrain
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from drivegpt.cli import app
-from drivegpt.rollout import BackendError, parallel_map
+from drivegpt.cli.app import app
+from drivegpt.sim.rollout import BackendError, parallel_map
 
 runner = CliRunner()
 
@@ -74,7 +74,7 @@ def test_missing_ray_is_one_clear_line(monkeypatch, tmp_path):
 def test_a_worker_error_reads_as_with_the_local_backend(ray_instance, tmp_path):
     import shutil
 
-    from drivegpt.policy import SHIPPED_CHECKPOINT
+    from drivegpt.policies.registry import SHIPPED_CHECKPOINT
 
     shutil.copytree(SHIPPED_CHECKPOINT, tmp_path / "policy")
     (tmp_path / "policy" / "model.safetensors").write_bytes(b"garbage")  # fails in the worker

@@ -8,14 +8,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from drivegpt.checkpoint import CheckpointError, load_policy_dir
-from drivegpt.cli import app
-from drivegpt.dpo import DPOConfig, dpo
-from drivegpt.policy import SHIPPED_CHECKPOINT
-from drivegpt.preferences import policy_steps
-from drivegpt.reward_model import RewardConfig, load_reward_model, train_reward_model
-from drivegpt.rlhf import Rollout, RolloutJob, ValueHead, gae, rollout_one, score_steps, windows_of
-from drivegpt.takeover import MonitorConfig
+from drivegpt.cli.app import app
+from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
+from drivegpt.policies.registry import SHIPPED_CHECKPOINT
+from drivegpt.rlhf.dpo import DPOConfig, dpo
+from drivegpt.rlhf.ppo import Rollout, RolloutJob, ValueHead, gae, rollout_one, score_steps, windows_of
+from drivegpt.rlhf.preferences import policy_steps
+from drivegpt.rlhf.reward_model import RewardConfig, load_reward_model, train_reward_model
+from drivegpt.takeover.monitor import MonitorConfig
 
 SAMPLE = "takeover_data/sample"
 runner = CliRunner()
@@ -104,9 +104,9 @@ def test_dpo_raises_the_chosen_log_ratio(tmp_path):
     cfg = DPOConfig(iters=40, val_fraction=0.0, threads=1)
     m = dpo(cfg, [SAMPLE], SHIPPED_CHECKPOINT, tmp_path, progress=False)
     assert m["train_pairs"] > 0
-    from drivegpt.dpo import implicit_accuracy
-    from drivegpt.preferences import load_preferences
-    from drivegpt.tokenizer import tokenizer_from_json
+    from drivegpt.data.tokenizer import tokenizer_from_json
+    from drivegpt.rlhf.dpo import implicit_accuracy
+    from drivegpt.rlhf.preferences import load_preferences
 
     policy, meta = load_policy_dir(tmp_path / "policy")
     ref, _ = load_policy_dir(SHIPPED_CHECKPOINT)
@@ -158,9 +158,10 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
 
 
 def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
-    from drivegpt.evaluate import DriveJob, drive_monitored_one
-    from drivegpt.preferences import ranked_batch
-    from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+    from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
+    from drivegpt.eval.closed_loop import drive_monitored_one
+    from drivegpt.policies.registry import DriveJob
+    from drivegpt.rlhf.preferences import ranked_batch
 
     job = DriveJob("constant:FASTER", "drivegpt/Highway-v0", "meta", 1_000_000, {"ranking_steps": 3})
     ep, clips = drive_monitored_one(job)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from drivegpt.metrics import check_metric_names
-from drivegpt.search import (
+from drivegpt.core.metrics import check_metric_names
+from drivegpt.corner.search import (
     SearchConfig,
     cluster,
     latin_hypercube,

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from drivegpt.suite import (
+from drivegpt.corner.suite import (
     Scenario,
     ScenarioJob,
     SuiteError,
@@ -94,7 +94,7 @@ def test_corrupt_suites_are_rejected(tmp_path):
 
 
 def test_shipped_standard_suite_loads_and_covers_every_family():
-    from drivegpt.suite import resolve_suite
+    from drivegpt.corner.suite import resolve_suite
     from drivegpt_envs.families import FAMILIES
 
     meta, scenarios = load_suite(resolve_suite("standard"))

@@ -5,15 +5,16 @@ import pytest
 from highway_env.vehicle.kinematics import Vehicle
 from typer.testing import CliRunner
 
-from drivegpt.cli import app
-from drivegpt.clips import ClipError, load_clips, write_clips
-from drivegpt.evaluate import evaluate_monitored
-from drivegpt.human import FASTER, SLOWER
-from drivegpt.policy import load_policy
-from drivegpt.replay import replay_clip, restore
-from drivegpt.rollout import make_env
-from drivegpt.takeover import MonitorConfig, check_triggers, lead_figures
-from drivegpt.video import is_blank
+from drivegpt.cli.app import app
+from drivegpt.eval.closed_loop import evaluate_monitored
+from drivegpt.policies.registry import load_policy
+from drivegpt.sim.geometry import lead_figures
+from drivegpt.sim.human import FASTER, SLOWER
+from drivegpt.sim.rollout import make_env
+from drivegpt.sim.video import is_blank
+from drivegpt.takeover.clips import ClipError, load_clips, write_clips
+from drivegpt.takeover.monitor import MonitorConfig, check_triggers
+from drivegpt.takeover.replay import replay_clip, restore
 
 runner = CliRunner()
 
@@ -177,7 +178,7 @@ def test_every_sample_clip_replays_exactly():
 
 
 def test_replay_mismatch_is_an_error(clips, tmp_path):
-    from drivegpt.replay import ReplayError
+    from drivegpt.takeover.replay import ReplayError
 
     path, _, _ = clips
     c = load_clips(path)[0]

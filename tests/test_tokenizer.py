@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from drivegpt.tokenizer import ActionTokenizer, ObsNormalizer
+from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
 
 
 def test_meta_round_trip():

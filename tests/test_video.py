@@ -1,7 +1,7 @@
 import os
 
-from drivegpt.human import HumanDriver
-from drivegpt.video import is_blank, render_episode
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.video import is_blank, render_episode
 
 
 def test_rendered_frames_are_not_blank(tmp_path):

@@ -1,0 +1,266 @@
+"""The ``drivegpt`` command: thin subcommands over library functions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from drivegpt.cli.util import _command_line, friendly_errors
+from drivegpt.core.config import load_config
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="DriveGPT: imitation + RLHF from simulated takeovers on highway-env.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Inspect and verify driving-log datasets.")
+app.add_typer(data_app, name="data")
+
+@app.command()
+@friendly_errors
+def collect(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/quickstart.yaml"),
+    out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
+    episodes: int | None = typer.Option(None, help="Override the config's episode count."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    seed: int | None = typer.Option(None, help="First episode seed."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
+) -> None:
+    """Record human-driven episodes into a Minari dataset with a checksum manifest."""
+    from drivegpt.data.collect import CollectConfig
+    from drivegpt.data.collect import collect as run_collect
+    from drivegpt.data.logs import load_logs
+
+    cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
+    t0 = time.time()
+    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)  # type: ignore[arg-type]
+    ds = load_logs(path)
+    from drivegpt.core.atomic import write_json
+
+    write_json(Path(out) / "run.json", {"command": _command_line(ctx), "config": cfg.to_dict()})
+    typer.echo(
+        f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} in {time.time() - t0:.1f} s"
+    )
+
+
+@data_app.command("check")
+@friendly_errors
+def data_check(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+    """Verify checksums and integrity; exit 0 when sound, non-zero with the reason otherwise."""
+    from drivegpt.data.logs import load_logs
+
+    ds = load_logs(path)
+    n_steps = sum(len(ep.rewards) for ep in ds.episodes())  # reads every arrow file
+    typer.echo(
+        f"ok: {path} ({len(ds)} episodes, {n_steps} steps, {len(ds.manifest['files'])} files verified)"
+    )
+
+
+@data_app.command("info")
+@friendly_errors
+def data_info(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+    """Summarise a dataset: episodes, steps, scenarios, collisions, personalities."""
+    import numpy as np
+
+    from drivegpt.data.logs import load_logs
+
+    ds = load_logs(path)
+    eps = list(ds.episodes())
+    crashed = [bool(ep.states["crashed"].max() > 0) for ep in eps]
+    envs: dict[str, int] = {}
+    for ep in eps:
+        envs[ep.meta["env_id"]] = envs.get(ep.meta["env_id"], 0) + 1
+    speeds = np.concatenate([ep.states["speed"][1:] for ep in eps])
+    typer.echo(
+        f"{path}: {len(eps)} episodes, {sum(len(e.rewards) for e in eps)} steps, action={ds.action_kind}"
+    )
+    typer.echo(f"  scenarios: {envs}")
+    typer.echo(
+        f"  collisions: {sum(crashed)} ({100 * np.mean(crashed):.1f}%), mean speed {speeds.mean():.2f} m/s"
+    )
+
+
+@app.command()
+@friendly_errors
+def drive(
+    ctx: typer.Context,
+    policy: str = typer.Option(
+        "human", help="Policy spec: human, idm, drivegpt, drivegpt:RUN_DIR, sb3-dqn:PATH, sb3-ppo:PATH."
+    ),
+    env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
+    action: str | None = typer.Option(
+        None,
+        help="Action interface for human/idm: meta (default) or continuous; learned policies carry theirs.",
+    ),
+    episodes: int = typer.Option(20, min=1),
+    seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
+    out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
+    takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
+    clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
+    monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (default: built-in)."),
+) -> None:
+    """Drive a policy in closed loop and write metrics.json (with --takeovers: takeover figures + clips)."""
+    from drivegpt.eval.closed_loop import evaluate, evaluate_monitored, write_drive_outputs
+
+    if action not in (None, "meta", "continuous"):
+        raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
+    if clips_out is not None and not takeovers:
+        raise ValueError("--clips-out needs --takeovers")
+    if takeovers:
+        from drivegpt.takeover.clips import write_clips
+        from drivegpt.takeover.monitor import MonitorConfig
+
+        mcfg = load_config(MonitorConfig, monitor_config) if monitor_config else MonitorConfig()
+        metrics, eps, clips = evaluate_monitored(
+            policy,
+            env,
+            action,
+            episodes,
+            seed,
+            workers,
+            backend,  # type: ignore[arg-type]
+            mcfg.to_dict(),
+            ray_address=ray_address,
+        )
+        if clips_out is not None:
+            from drivegpt.rlhf.preferences import policy_steps
+
+            extra = {"command": _command_line(ctx), "monitor": mcfg.to_dict()}
+            write_clips(clips_out, clips, extra, policy_steps(eps))
+        typer.echo(
+            f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
+            f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
+        )
+    else:
+        metrics, eps = evaluate(
+            policy, env, action, episodes, seed, workers, backend, ray_address=ray_address  # type: ignore[arg-type]
+        )
+    write_drive_outputs(
+        out,
+        metrics,
+        eps,
+        {
+            "command": _command_line(ctx),
+            "policy": policy,
+            "env": env,
+            "action": action,
+            "episodes": episodes,
+            "seed": seed,
+        },
+    )
+    lo, hi = metrics["collision_rate_ci"]
+    typer.echo(
+        f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "
+        f"[{lo:.3f}, {hi:.3f}], mean speed {metrics['mean_speed_mps']:.2f} m/s, "
+        f"{metrics['km_driven']:.1f} km -> {out / 'metrics.json'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def replay(
+    ctx: typer.Context,
+    clips: Path = typer.Argument(..., help="Clip directory written by `drive --takeovers --clips-out`."),
+    clip: list[str] | None = typer.Option(None, help="Replay only these clip ids (repeatable)."),
+    policy: str = typer.Option(..., help="Who drives from the takeover moment (policy spec)."),
+    monitor: bool = typer.Option(
+        True,
+        "--monitor/--no-monitor",
+        help="--no-monitor: the look-ahead trigger does not count after hand-back.",
+    ),
+    video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
+    out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(
+        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
+    ),
+) -> None:
+    """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
+    from drivegpt.core.atomic import write_json, write_text
+    from drivegpt.takeover.clips import clip_monitor, load_clips
+    from drivegpt.takeover.monitor import MonitorConfig
+    from drivegpt.takeover.replay import replay_clips
+
+    loaded = load_clips(clips, clip or None)
+    mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
+    results = replay_clips(
+        loaded, policy, mcfg, video, monitor, workers, backend, ray_address  # type: ignore[arg-type]
+    )
+    n = len(results)
+    summary = {
+        "replays": n,
+        "resolution_rate": sum(r.resolved for r in results) / n if n else None,
+        "fidelity_max_abs": max((r.fidelity_max_abs for r in results), default=0.0),
+        "replays_per_s": n / max(1e-9, sum(r.seconds for r in results)),
+        "policy": policy,
+        "command": _command_line(ctx),
+    }
+    write_json(out / "replay.json", summary)
+    rows = [",".join(results[0]._fields if results else ["clip"])]
+    rows += [",".join(str(x) for x in r) for r in results]
+    write_text(out / "replays.csv", "\n".join(rows) + "\n")
+    typer.echo(
+        f"{n} replays: resolution rate {summary['resolution_rate'] or 0:.3f}, "
+        f"fidelity {summary['fidelity_max_abs']:g}, {summary['replays_per_s']:.2f} replays/s -> {out}"
+    )
+
+
+@app.command()
+@friendly_errors
+def pretrain(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., help="YAML pretrain config, e.g. configs/pretrain/meta-small.yaml"),
+    data: Path = typer.Option(..., help="Log dataset directory written by `drivegpt collect`."),
+    out: Path = typer.Option(..., help="Run directory (checkpoint/, policy/, log.csv, tb/)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    max_iters: int | None = typer.Option(None, help="Override the config's max_iters."),
+) -> None:
+    """Pretrain DriveGPT by next-action-token imitation of the human logs."""
+    from drivegpt.model.pretrain import PretrainConfig
+    from drivegpt.model.pretrain import pretrain as run_pretrain
+
+    cfg = load_config(PretrainConfig, config, {"max_iters": max_iters})
+    m = run_pretrain(cfg, data, out, resume=resume, command=_command_line(ctx))
+    typer.echo(
+        f"val accuracy {m['action_accuracy']:.3f}, val CE {m['cross_entropy']:.3f} nats "
+        f"({m['parameters']} parameters) -> policy in {out / 'policy'}"
+    )
+
+
+@app.command()
+@friendly_errors
+def demo(
+    ctx: typer.Context,
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run."),
+    config: Path = typer.Option(Path("configs/quickstart.yaml"), help="Demo config."),
+) -> None:
+    """The quickstart: `drivegpt pipeline` with configs/quickstart.yaml (what `make demo` runs)."""
+    from drivegpt.pipeline.demo import run_demo
+
+    report = run_demo(config, out, _command_line(ctx))
+    typer.echo(f"report: {report}")
+
+
+# Subcommands that live in their own modules: each module has `register(app)` adding its commands.
+# One line per module, in this block only.
+from drivegpt.cli.baseline import register as _register_baseline; _register_baseline(app)  # noqa: E402, E702, I001
+from drivegpt.cli.corner import register as _register_corner; _register_corner(app)  # noqa: E402, E702, I001
+from drivegpt.cli.pipeline import register as _register_pipeline; _register_pipeline(app)  # noqa: E402, E702, I001
+from drivegpt.cli.rlhf import register as _register_rlhf; _register_rlhf(app)  # noqa: E402, E702, I001
+# (end of registrations)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

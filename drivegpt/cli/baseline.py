@@ -1,0 +1,51 @@
+"""``drivegpt baseline train``: stable-baselines3 DQN/PPO baselines on the env reward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from drivegpt.cli.util import command_line, friendly_errors
+from drivegpt.core.config import load_config
+from drivegpt.core.resources import packaged_configs
+
+#: rl-zoo-style hyperparameter files, one per algorithm
+
+
+def register(app: typer.Typer) -> None:
+    baseline_app = typer.Typer(no_args_is_help=True, help="stable-baselines3 baselines (DQN, PPO).")
+    app.add_typer(baseline_app, name="baseline")
+
+    @baseline_app.command("train")
+    @friendly_errors
+    def train(
+        ctx: typer.Context,
+        algo: str = typer.Option(..., help="dqn (meta-actions) or ppo (meta or continuous)."),
+        out: Path = typer.Option(..., help="Run directory (policy/, checkpoint/, progress.csv, events)."),
+        env: str | None = typer.Option(None, help="Env id (default: the config's, drivegpt/Highway-v0)."),
+        steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),
+        config: Path | None = typer.Option(None, help="YAML config (default: configs/baselines/ALGO.yaml)."),
+        action: str | None = typer.Option(None, help="meta or continuous (default: the config's)."),
+        n_envs: int | None = typer.Option(None, min=1, help="Parallel envs (default: one per core)."),
+        seed: int | None = typer.Option(None, help="Seed (default: the config's)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    ) -> None:
+        """Train an SB3 baseline; load it afterwards as `sb3-dqn:OUT` / `sb3-ppo:OUT`."""
+        from drivegpt.policies.sb3 import BaselineConfig, train_baseline
+
+        if algo not in ("dqn", "ppo"):
+            raise ValueError(f"--algo {algo!r}: valid choices are dqn, ppo")
+        if action not in (None, "meta", "continuous"):
+            raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
+        overrides = {"algo": algo, "env_id": env, "total_steps": steps, "action": action}
+        cfg = load_config(
+            BaselineConfig,
+            config or packaged_configs() / "baselines" / f"{algo}.yaml",
+            {**overrides, "n_envs": n_envs, "seed": seed},
+        )
+        figures = train_baseline(cfg, out, command=command_line(ctx), resume=resume)
+        typer.echo(
+            f"{cfg.algo} on {cfg.env_id}: {figures['steps']} steps at {figures['steps_per_s'] or 0:.1f} "
+            f"steps/s ({figures['n_envs']} envs) -> load as sb3-{cfg.algo}:{out}"
+        )

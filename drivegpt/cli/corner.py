@@ -1,0 +1,185 @@
+"""``drivegpt corner-cases`` (failure search, suite replay and info) and ``drivegpt bench``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from drivegpt.cli.util import command_line, friendly_errors
+from drivegpt.core.config import load_config
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``corner-cases`` group and the ``bench`` command to ``app``."""
+    corner = typer.Typer(no_args_is_help=True, help="Search corner cases; replay and inspect suites.")
+    app.add_typer(corner, name="corner-cases")
+    corner.command("search")(friendly_errors(search))
+    corner.command("replay")(friendly_errors(replay))
+    corner.command("info")(friendly_errors(info))
+    app.command("bench")(friendly_errors(bench))
+
+
+def _backend(backend: str) -> str:
+    if backend not in ("local", "ray"):
+        raise ValueError(f"--backend {backend!r}: valid choices are local, ray")
+    return backend
+
+
+def search(
+    ctx: typer.Context,
+    family: list[str] = typer.Option(..., help="Scenario family (repeatable), or 'all'."),
+    policy: str = typer.Option("human", help="Policy spec under test (human, drivegpt, drivegpt:RUN, ...)."),
+    budget: int | None = typer.Option(None, min=1, help="Simulations per family (overrides the config)."),
+    method: str | None = typer.Option(None, help="random | lhs (baselines) | cem (adaptive)."),
+    seed: int | None = typer.Option(None, help="Sampler seed; simulation i uses scenario seed SEED + i."),
+    config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
+    action: str = typer.Option("meta", help="Action interface for human/idm: meta or continuous."),
+    keep: str = typer.Option("failures", help="Suite content: failures, or all simulations."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+    out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
+) -> None:
+    """Search the parameters of scenario families for failures of POLICY; write a replayable suite."""
+    from drivegpt.core.atomic import write_json, write_text
+    from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
+    from drivegpt.corner.suite import family_env_id, write_suite
+    from drivegpt.policies.registry import policy_action_kind
+    from drivegpt_envs.families import FAMILIES
+
+    if keep not in ("failures", "all"):
+        raise ValueError(f"--keep {keep!r}: valid choices are failures, all")
+    over = {"budget": budget, "method": method, "seed": seed}
+    if config is not None:
+        cfg = load_config(SearchConfig, config, over)
+    else:
+        cfg = SearchConfig(**{k: v for k, v in over.items() if v is not None})
+    families = list(FAMILIES) if family == ["all"] else family
+    for f in families:
+        family_env_id(f)  # fail fast on an unknown name
+    kind = policy_action_kind(policy, action)
+    cmd = command_line(ctx)
+    results = []
+    for f in families:
+        r = search_family(f, policy, cfg, kind, workers, _backend(backend), ray_address)  # type: ignore[arg-type]
+        results.append(r)
+        s = r.summary
+        typer.echo(
+            f"{f}: {s['failures']}/{s['sims']} failed ({s['failure_rate']:.3f}), first at sim "
+            f"{s['sims_to_first_failure']}, {s['clusters']} clusters, {s['unavoidable']} unavoidable"
+        )
+    scenarios = [sc for r in results for sc in to_scenarios(r, kind, keep)]  # type: ignore[arg-type]
+    write_suite(out, scenarios, cmd, {"search": cfg.to_dict(), "policy": policy, "keep": keep})
+    write_json(out / "summary.json", {r.family: r.summary for r in results})
+    rows = ["family,index,seed,params,failed,crashed,offroad,risk,min_ttc_s,min_gap_m,feasible"]
+    for r in results:
+        for x in r.sims:
+            p = ";".join(f"{k}={v:.4f}" for k, v in x.params.items())
+            o = x.outcome
+            rows.append(
+                f"{r.family},{x.index},{x.seed},{p},{int(o.failed)},{int(o.crashed)},{int(o.offroad)},"
+                f"{o.risk:.4f},{o.min_ttc_s:.3f},{o.min_gap_m:.3f},{r.feasible.get(x.index, '')}"
+            )
+    write_text(out / "sims.csv", "\n".join(rows) + "\n")
+    run = {"command": cmd, "config": cfg.to_dict(), "policy": policy, "families": families}
+    write_json(out / "run.json", run)
+    typer.echo(f"wrote {len(scenarios)} scenarios to {out}")
+
+
+def replay(
+    suite: str = typer.Argument(..., help="Suite directory (or a shipped suite name, e.g. standard)."),
+    ids: list[str] | None = typer.Option(None, "--id", help="Replay only these scenario ids (repeatable)."),
+    policy: str | None = typer.Option(None, help="Drive with this policy instead (no outcome comparison)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+) -> None:
+    """Re-simulate a suite's scenarios; without --policy every recorded outcome must match exactly."""
+    from drivegpt.corner.suite import (
+        SuiteError,
+        job_of,
+        load_suite,
+        replay_mismatches,
+        resolve_suite,
+        simulate,
+    )
+    from drivegpt.policies.registry import policy_action_kind
+    from drivegpt.sim.rollout import parallel_map
+
+    path = resolve_suite(suite)
+    _, scenarios = load_suite(path)
+    if ids:
+        unknown = sorted(set(ids) - {s.id for s in scenarios})
+        if unknown:
+            raise SuiteError(f"{path}: no scenario {unknown[0]!r}; see `drivegpt corner-cases info {suite}`")
+        scenarios = [s for s in scenarios if s.id in ids]
+    jobs = [job_of(s, policy, policy_action_kind(policy, s.action) if policy else None) for s in scenarios]
+    outs = parallel_map(simulate, jobs, workers, _backend(backend), "replay", True, ray_address)  # type: ignore[arg-type]
+    if policy:
+        failed = [s.id for s, o in zip(scenarios, outs, strict=True) if o.failed]
+        typer.echo(f"{policy}: {len(failed)}/{len(scenarios)} scenarios failed {failed[:10]}")
+        return
+    bad = {s.id: m for s, o in zip(scenarios, outs, strict=True) if (m := replay_mismatches(s, o))}
+    if bad:
+        first = next(iter(bad))
+        raise SuiteError(
+            f"{path}: {len(bad)}/{len(scenarios)} scenarios replay differently, e.g. {first}: {bad[first]}; "
+            "check the package versions in metadata.json or regenerate the suite"
+        )
+    typer.echo(f"ok: {len(scenarios)} scenarios of {path} replayed exactly")
+
+
+def info(suite: str = typer.Argument(..., help="Suite directory (or a shipped suite name).")) -> None:
+    """Families, scenario counts, failures and feasibility of a suite."""
+    from drivegpt.corner.suite import load_suite, resolve_suite
+
+    path = resolve_suite(suite)
+    meta, scenarios = load_suite(path)
+    typer.echo(f"{path}: {len(scenarios)} scenarios, created by: {meta.get('created_by')}")
+    for fam in meta["families"]:
+        group = [s for s in scenarios if s.family == fam]
+        failed = sum(bool(s.outcome.get("failed")) for s in group)
+        unavoidable = sum(s.feasible is False for s in group)
+        typer.echo(f"  {fam}: {len(group)} scenarios, {failed} failed, {unavoidable} unavoidable")
+
+
+def bench(
+    ctx: typer.Context,
+    suite: str = typer.Option("standard", help="Suite directory, or a shipped suite name (standard)."),
+    policy: list[str] = typer.Option(..., help="NAME=SPEC (repeatable), e.g. human=human gpt=drivegpt."),
+    out: Path = typer.Option(..., help="Output directory (results.csv/.md, plots/, gifs/, run.json)."),
+    takeovers: bool = typer.Option(False, "--takeovers", help="Drive under the monitor: km per takeover."),
+    monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (with --takeovers)."),
+    gifs: int = typer.Option(3, min=0, help="GIFs of the worst failures."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+) -> None:
+    """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs."""
+    from drivegpt.corner.suite import load_suite, resolve_suite
+    from drivegpt.eval.benchmark import BenchConfig, parse_policies
+    from drivegpt.eval.benchmark import bench as run_bench
+
+    if monitor_config is not None and not takeovers:
+        raise ValueError("--monitor-config needs --takeovers")
+    monitor = {}
+    if monitor_config is not None:
+        from drivegpt.takeover.monitor import MonitorConfig
+
+        monitor = load_config(MonitorConfig, monitor_config).to_dict()
+    cfg = BenchConfig(policies=parse_policies(policy), takeovers=takeovers, monitor=monitor, gifs=gifs)
+    path = resolve_suite(suite)
+    meta, scenarios = load_suite(path)
+    t0 = time.time()
+    run = {"command": command_line(ctx), "suite": str(path), "suite_sha": meta["sha256"], "workers": workers}
+    entries = run_bench(scenarios, cfg, out, run, workers, _backend(backend), ray_address)  # type: ignore[arg-type]
+    for e in (e for e in entries if e["family"] == "all"):
+        lo, hi = e["collision_rate_ci"]
+        typer.echo(
+            f"{e['policy']}: collision rate {e['collision_rate']:.3f} [{lo:.3f}, {hi:.3f}], "
+            f"score {e['score']:.3f}, progress {e['progress']:.3f}"
+        )
+    n = len(scenarios)
+    typer.echo(f"{n} scenarios x {len(cfg.policies)} policies in {time.time() - t0:.1f} s -> {out}")

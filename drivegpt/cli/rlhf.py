@@ -1,0 +1,104 @@
+"""``drivegpt reward train|score``, ``drivegpt rlhf`` (the flywheel) and ``drivegpt dpo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from drivegpt.cli.util import command_line, friendly_errors
+from drivegpt.core.config import load_config
+
+reward_app = typer.Typer(no_args_is_help=True, help="Reward model: learn from takeovers, score policies.")
+
+
+@reward_app.command("train")
+@friendly_errors
+def reward_train(
+    ctx: typer.Context,
+    data: list[Path] = typer.Option(..., help="Clip directory (repeat for several)."),
+    init: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir: the backbone to start from."),
+    out: Path = typer.Option(..., help="Output run directory (reward/, metrics.json, log.csv)."),
+    config: Path | None = typer.Option(None, help="YAML RewardConfig (default: built-in)."),
+) -> None:
+    """Train a Bradley–Terry reward model on takeover pairs; report held-out pairwise accuracy."""
+    from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
+
+    cfg = load_config(RewardConfig, config) if config else RewardConfig()
+    m = train_reward_model(cfg, list(data), init, out, command_line(ctx))
+    typer.echo(
+        f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs "
+        f"(train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}"
+    )
+
+
+@reward_app.command("score")
+@friendly_errors
+def reward_score(
+    ctx: typer.Context,
+    reward: Path = typer.Option(..., help="Reward-model run directory (from `drivegpt reward train`)."),
+    policy: list[str] = typer.Option(..., help="Policy spec to score (repeat): human, drivegpt:RUN, ..."),
+    env: str = typer.Option("drivegpt/Highway-v0", help="Env id."),
+    episodes: int = typer.Option(20, min=1),
+    seed: int = typer.Option(1_000_000, help="First seed (held-out seeds start at 1,000,000)."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    out: Path | None = typer.Option(None, help="Write scores.json here."),
+) -> None:
+    """Score any policy's driving with the reward model (DriveGPT as an evaluator)."""
+    from drivegpt.core.atomic import write_json
+    from drivegpt.eval.closed_loop import evaluate
+    from drivegpt.rlhf.reward_model import load_reward_model, score_episodes
+
+    model, meta = load_reward_model(reward)
+    scores = {}
+    for spec in policy:
+        m, eps = evaluate(spec, env, meta["action"], episodes, seed, workers)
+        s = score_episodes(model, meta, eps)
+        scores[spec] = {"reward_mean": s["reward_mean"], "episodes": s["episodes"], **m}
+        typer.echo(f"{spec}: reward {s['reward_mean']:+.3f}/step, collision rate {m['collision_rate']:.3f}")
+    if out is not None:
+        run = {"command": command_line(ctx), "reward": str(reward)}
+        write_json(out / "scores.json", {**run, "scores": scores})
+
+
+@friendly_errors
+def rlhf(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., help="YAML FlywheelConfig, e.g. configs/rlhf/quick.yaml"),
+    policy: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir (also the KL reference)."),
+    out: Path = typer.Option(..., help="Output dir (round_<k>/, curve.csv, learning_curve.png, policy/)."),
+    rounds: int | None = typer.Option(None, help="Override the config's rounds."),
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+) -> None:
+    """RLHF flywheel: drive with the monitor → takeover clips → reward model → PPO (or DPO), in rounds.
+
+    Resumes where it stopped when run again with the same --out."""
+    from drivegpt.rlhf.flywheel import FlywheelConfig, run_flywheel
+
+    cfg = load_config(FlywheelConfig, config, {"rounds": rounds, "workers": workers})
+    m = run_flywheel(cfg, policy, out, command_line(ctx))
+    tail = f", {m['takeovers_per_100km']:.0f} takeovers/100 km held-out" if "takeovers_per_100km" in m else ""
+    typer.echo(f"{cfg.method} flywheel: {cfg.rounds} rounds{tail} -> {out / 'policy'}")
+
+
+@friendly_errors
+def dpo(
+    ctx: typer.Context,
+    data: list[Path] = typer.Option(..., help="Clip directory (repeat for several)."),
+    policy: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir (also the reference)."),
+    out: Path = typer.Option(..., help="Output run directory (policy/, metrics.json, log.csv)."),
+    config: Path | None = typer.Option(None, help="YAML DPOConfig (default: built-in)."),
+) -> None:
+    """DPO on takeover pairs against the frozen pretrained policy, with a behaviour-cloning term."""
+    from drivegpt.rlhf.dpo import DPOConfig
+    from drivegpt.rlhf.dpo import dpo as run_dpo
+
+    cfg = load_config(DPOConfig, config) if config else DPOConfig()
+    m = run_dpo(cfg, list(data), policy, out, None, command_line(ctx))
+    typer.echo(f"held-out implicit preference accuracy {m['val_implicit_accuracy']:.3f} -> {out / 'policy'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(reward_app, name="reward")
+    app.command("rlhf")(rlhf)
+    app.command("dpo")(dpo)

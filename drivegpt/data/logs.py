@@ -1,0 +1,241 @@
+"""Driving logs: a Minari dataset (arrow backend) plus DriveGPT's checksum manifest.
+
+Layout of a log directory ``DIR`` (version 1)::
+
+    DIR/
+      manifest.json          # format, version, sha256 of every file under data/, collect config
+      data/                  # a plain Minari dataset: minari.MinariDataset(DIR / "data") opens it
+        metadata.json        # Minari's dataset metadata (spaces, totals, ...)
+        episode_id=<i>/      # arrow files of episode i
+        <i>/metadata.json    # Minari episode metadata + ours: env_id, action, personality
+
+Per step Minari stores the observation (V=10 vehicles x F=7 Kinematics features), the action, the
+reward, terminated/truncated flags and ``infos`` = the ego state (speed [m/s], x, y [m], heading
+[rad], lane, crashed, on_road). Everything goes through :func:`load_logs`, which verifies every
+checksum before opening and raises :class:`DataError` naming the bad file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from drivegpt.core.atomic import replace_dir, write_json
+from drivegpt.sim.rollout import Episode
+
+FORMAT = "drivegpt-logs"
+VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class DataError(ValueError):
+    """A dataset on disk is missing, truncated, corrupt or of an unknown version."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _data_files(data_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file())
+
+
+@contextlib.contextmanager
+def _minari_root(root: Path) -> Iterator[None]:
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def write_logs(
+    out: str | Path, episodes: Sequence[Episode], env: gym.Env, config: dict[str, Any], description: str = ""
+) -> Path:
+    """Write ``episodes`` as a Minari dataset with a manifest, atomically (tmp dir + rename).
+
+    ``env`` (the first scenario's env) gives the spaces and the spec Minari's
+    ``recover_environment`` rebuilds; each episode's own env id and config are in its metadata.
+    """
+    import warnings
+
+    from minari import create_dataset_from_buffers
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    out = Path(out).resolve()  # Minari mishandles relative dataset roots
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    dataset_id = "drivegpt-logs-v0"
+    buffers = [
+        EpisodeBuffer(
+            id=i,
+            seed=ep.seed,
+            observations=ep.observations,
+            actions=ep.actions,
+            rewards=ep.rewards.tolist(),
+            terminations=ep.terminations.tolist(),
+            truncations=ep.truncations.tolist(),
+            infos={**{k: v.tolist() for k, v in ep.states.items()}, "decision": _decision_rows(ep)},
+        )
+        for i, ep in enumerate(episodes)
+    ]
+    with _minari_root(tmp_root), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="minari")
+        ds = create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            env=env,
+            algorithm_name="drivegpt-human-driver",
+            author="DriveGPT",
+            author_email="drivegpt@users.noreply.github.com",
+            code_permalink="https://github.com/drivegpt/drivegpt",
+            description=description or "Human-driver logs",
+            data_format="arrow",
+        )
+    ds.storage.update_episode_metadata(
+        [{"env_id": ep.env_id, **ep.meta} for ep in episodes], range(len(episodes))
+    )
+    tmp = tmp_root / dataset_id
+    data_dir = tmp / "data"
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "episodes": len(episodes),
+        "steps": int(sum(len(ep.rewards) for ep in episodes)),
+        "files": {rel: sha256_file(data_dir / rel) for rel in _data_files(data_dir)},
+        "config": config,
+    }
+    write_json(tmp / MANIFEST, manifest)
+    replace_dir(tmp, out)
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    return out
+
+
+def _decision_rows(ep: Episode) -> list[Any]:
+    """The driver's clean decision per observation (T+1 rows, Minari's infos length); the terminal
+    observation, where nobody decides, gets the neutral action (IDLE / zeros)."""
+    dec = ep.actions if ep.decisions is None else ep.decisions
+    neutral = np.zeros_like(dec[:1]) + (1 if dec.ndim == 1 else 0)
+    rows = np.concatenate([dec, neutral]) if len(dec) else neutral
+    return list(rows) if rows.ndim > 1 else rows.tolist()
+
+
+class LogEpisode(NamedTuple):
+    """One episode as loaded: arrays from Minari plus our metadata."""
+
+    id: int
+    observations: np.ndarray  # (T+1, V, F) float32
+    actions: np.ndarray  # (T,) int64 or (T, 2) float32: executed (with delay and noise)
+    decisions: np.ndarray  # like actions: the human's clean decision at each step (the label)
+    rewards: np.ndarray  # (T,)
+    terminations: np.ndarray  # (T,) bool
+    truncations: np.ndarray  # (T,) bool
+    states: dict[str, np.ndarray]  # STATE_KEYS -> (T+1,)
+    meta: dict[str, Any]  # env_id, seed, action, personality, scenario
+
+
+class LogDataset:
+    """A verified log directory. ``minari`` is the underlying :class:`minari.MinariDataset`."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], minari_dataset: Any):
+        self.path = path
+        self.manifest = manifest
+        self.minari = minari_dataset
+
+    def __len__(self) -> int:
+        return int(self.manifest["episodes"])
+
+    @property
+    def action_kind(self) -> str:
+        return str(self.manifest["config"].get("action", "meta"))
+
+    def episodes(self, indices: Sequence[int] | None = None) -> Iterator[LogEpisode]:
+        indices = list(range(len(self))) if indices is None else list(indices)
+        metas = list(self.minari.storage.get_episode_metadata(indices))
+        for ep, meta in zip(self.minari.iterate_episodes(indices), metas, strict=True):
+            T = len(ep.actions)
+            dec = np.asarray(ep.infos.get("decision", np.asarray(ep.actions)))[:T]
+            yield LogEpisode(
+                ep.id,
+                np.asarray(ep.observations, np.float32),
+                np.asarray(ep.actions),
+                dec.astype(np.asarray(ep.actions).dtype),
+                np.asarray(ep.rewards),
+                np.asarray(ep.terminations, bool),
+                np.asarray(ep.truncations, bool),
+                {k: np.asarray(v, np.float64) for k, v in ep.infos.items() if k != "decision"},
+                meta,
+            )
+
+
+def verify_logs(path: str | Path) -> dict[str, Any]:
+    """Check the manifest and every file's sha256; return the manifest or raise :class:`DataError`."""
+    path = Path(path)
+    fix = "re-run `drivegpt collect` to regenerate it"
+    if not path.is_dir():
+        raise DataError(f"{path}: no such dataset directory; {fix}")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise DataError(
+            f"{mpath}: missing manifest (not a DriveGPT log dataset or an interrupted write); {fix}"
+        )
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{mpath}: corrupt manifest ({err}); {fix}") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise DataError(
+            f"{mpath}: format {manifest.get('format')!r} v{manifest.get('version')!r}, "
+            f"expected {FORMAT!r} v{VERSION}; {fix}"
+        )
+    data_dir = path / "data"
+    files: dict[str, str] = manifest.get("files", {})
+    on_disk = set(_data_files(data_dir)) if data_dir.is_dir() else set()
+    for rel, digest in files.items():
+        f = data_dir / rel
+        if not f.is_file():
+            raise DataError(f"{f}: missing file listed in the manifest; {fix}")
+        if sha256_file(f) != digest:
+            raise DataError(f"{f}: checksum mismatch (truncated or corrupt file); {fix}")
+    extra = sorted(on_disk - set(files))
+    if extra:
+        raise DataError(f"{data_dir / extra[0]}: file not in the manifest ({len(extra)} unexpected); {fix}")
+    return manifest
+
+
+def load_logs(path: str | Path) -> LogDataset:
+    """The one way to open driving logs: verify checksums and integrity, then open with Minari."""
+    import minari
+
+    path = Path(path)
+    manifest = verify_logs(path)
+    try:
+        ds = minari.MinariDataset(path / "data")
+    except Exception as err:  # noqa: BLE001 - any reader failure is a data error for the user
+        raise DataError(
+            f"{path / 'data'}: Minari cannot open the dataset ({err}); re-run `drivegpt collect`"
+        ) from None
+    if ds.total_episodes != manifest["episodes"] or ds.total_steps != manifest["steps"]:
+        raise DataError(
+            f"{path / 'data' / 'metadata.json'}: {ds.total_episodes} episodes / "
+            f"{ds.total_steps} steps, manifest says {manifest['episodes']} / {manifest['steps']}"
+        )
+    return LogDataset(path, manifest, ds)

@@ -1,0 +1,95 @@
+"""DriveGPT as a :class:`~drivegpt.sim.policy.DrivePolicy`: keeps the last K steps and acts greedily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from drivegpt.data.tokenizer import tokenizer_from_json
+from drivegpt.model.checkpoint import load_policy_dir
+from drivegpt.model.gpt import DriveGPT
+
+
+class DriveGPTPolicy:
+    """Greedy (argmax) DriveGPT driver; ``act_batch`` drives B envs with B separate histories.
+
+    With ``sampler`` set (a seeded torch.Generator) it samples from ``softmax(logits / temperature)``
+    instead: the exploring policy of RL fine-tuning.
+    """
+
+    def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model.eval()
+        self.meta = meta
+        self.tokenizer, self.normalizer = tokenizer_from_json(meta["tokenizer"])
+        self.action_kind: str = meta["action"]
+        self.env_config: dict[str, Any] = {"observation": meta["observation"], **meta["env_config"]}
+        self.K = model.cfg.context
+        self.sampler: torch.Generator | None = None
+        self.temperature = 1.0
+        self.reset_batch(1)
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None) -> DriveGPTPolicy:
+        path = Path(path)
+        if (path / "policy").is_dir():  # a pretrain run directory
+            path = path / "policy"
+        model, meta = load_policy_dir(path)
+        return cls(model, meta, threads)
+
+    def __deepcopy__(self, memo: dict) -> DriveGPTPolicy:
+        """Copies share the (read-only) model and copy the history: cheap look-ahead rollouts."""
+        new = object.__new__(DriveGPTPolicy)
+        new.__dict__.update(self.__dict__)
+        new.obs, new.tokens, new.steps = self.obs.clone(), self.tokens.clone(), self.steps.copy()
+        new.sampler = None  # look-ahead predicts with the greedy policy
+        return new
+
+    # -- DrivePolicy ------------------------------------------------------------------------
+    def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        self.reset_batch(1)
+
+    def act(self, observation: np.ndarray) -> Any:
+        return self.act_batch(np.asarray(observation)[None])[0]
+
+    def executed(self, action: Any) -> None:
+        """The action actually executed at the last step (e.g. the human's during a takeover):
+        the history then holds what happened, not what the policy proposed."""
+        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None]))
+
+    # -- batched form ---------------------------------------------------------------------------
+    def reset_batch(self, n: int) -> None:
+        V, F = self.model.cfg.n_vehicles, self.model.cfg.n_features
+        self.obs = torch.zeros(n, self.K, V, F)  # (B, K, V, F) left-padded history
+        self.tokens = torch.zeros(n, self.K, dtype=torch.long)  # (B, K)
+        self.steps = np.zeros(n, np.int64)
+
+    @torch.no_grad()
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        """(B, V, F) raw observations -> (B,) meta ids or (B, 2) continuous actions."""
+        x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
+        self.obs = torch.roll(self.obs, -1, dims=1)
+        self.tokens = torch.roll(self.tokens, -1, dims=1)
+        self.obs[:, -1] = x
+        self.tokens[:, -1] = 0
+        self.steps += 1
+        # zero the padding exactly as in training (rolled-in stale rows are masked out)
+        valid = (
+            torch.arange(self.K)[None, :]
+            >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
+        )
+        self.obs *= valid[..., None, None]
+        self.tokens *= valid
+        logits = self.model(self.obs, self.tokens)[:, -1]  # (B, vocab)
+        if self.sampler is None:
+            token = logits.argmax(-1)  # (B,)
+        else:
+            probs = (logits / self.temperature).softmax(-1)  # (B, vocab)
+            token = torch.multinomial(probs, 1, generator=self.sampler)[:, 0]  # (B,)
+        self.tokens[:, -1] = token
+        return self.tokenizer.decode(token.numpy())

@@ -1,0 +1,7 @@
+"""The whole loop in one command: the pipeline config, its stages, the runner and the report.
+
+Owns: ``config`` (``PipelineConfig`` and ``Stage``), ``stages`` (each stage: run, check, commands),
+``run`` (``run_pipeline``: run what is not done, resume what was killed), ``report`` and ``figures``
+(the Markdown/HTML report read from the stage outputs), ``demo`` (the quickstart).
+May import: every layer below it.
+"""

@@ -1,0 +1,149 @@
+"""The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
+
+Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
+``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
+``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
+loads a user's own SB3 zip: SB3 zips contain pickled objects, so only load files you trust.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from drivegpt.core.resources import CHECKPOINTS
+from drivegpt.sim.human import HumanDriver, PersonalityRanges, StockIDMDriver
+from drivegpt.sim.policy import ConstantPolicy, DrivePolicy
+from drivegpt.sim.rollout import make_env
+
+#: spec prefix -> what it loads
+POLICY_KINDS: dict[str, str] = {
+    "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
+    "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
+    "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
+    "constant": "always the same action: `constant:FASTER` (meta-action) or `constant:0.5,0` (acc,steer)",
+    "sb3-dqn": "a stable-baselines3 DQN: `sb3-dqn:RUN` (`baseline train`) or a trusted `PATH.zip`",
+    "sb3-ppo": "a stable-baselines3 PPO: `sb3-ppo:RUN` (`baseline train`) or a trusted `PATH.zip`",
+}
+
+#: the small pretrained checkpoint that ships with the package (see README to reproduce it)
+SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-meta-small"
+
+
+class SB3Policy:
+    """A stable-baselines3 DQN/PPO as a DrivePolicy (deterministic actions).
+
+    ``path``: a ``drivegpt baseline train`` run (or its ``policy/``), rebuilt from ``policy.json`` +
+    ``policy.safetensors``; or an SB3 ``.zip`` (pickle inside: trusted files only).
+    """
+
+    def __init__(self, algo: str, path: str):
+        self.env_config: dict[str, Any] | None = None
+        if path.endswith(".zip"):
+            from stable_baselines3 import DQN, PPO
+
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such SB3 model file")
+            self.policy = {"sb3-dqn": DQN, "sb3-ppo": PPO}[algo].load(path, device="cpu").policy
+        else:
+            from drivegpt.policies.sb3 import load_exported_policy
+
+            self.policy, meta = load_exported_policy(path, algo.removeprefix("sb3-"))
+            self.env_config = meta["env_config"]
+        space = self.policy.action_space
+        self.action_kind = "continuous" if isinstance(space, gym.spaces.Box) else "meta"
+
+    def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        pass
+
+    def act(self, observation: np.ndarray) -> Any:
+        action, _ = self.policy.predict(observation, deterministic=True)
+        return action if self.action_kind == "continuous" else int(action)
+
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        actions, _ = self.policy.predict(observations, deterministic=True)
+        return actions
+
+
+def load_policy(spec: str, action: str = "meta") -> DrivePolicy:
+    """Return the driver named by ``spec``; unknown specs fail with the list of valid ones.
+
+    ``action`` is the action kind for drivers that can use either (human, idm); learned policies
+    carry their own.
+    """
+    kind, _, arg = spec.partition(":")
+    if kind == "human":
+        driver: Any = HumanDriver(ranges=PersonalityRanges())
+    elif kind == "idm":
+        driver = StockIDMDriver()
+    elif kind == "drivegpt":
+        from drivegpt.model.policy import DriveGPTPolicy
+
+        return DriveGPTPolicy.load(arg or SHIPPED_CHECKPOINT)
+    elif kind == "constant":
+        return ConstantPolicy(arg)
+    elif kind in ("sb3-dqn", "sb3-ppo"):
+        return SB3Policy(kind, arg)
+    else:
+        valid = ", ".join(POLICY_KINDS)
+        raise ValueError(f"unknown policy spec {spec!r}; valid kinds: {valid}")
+    driver.action_kind = action
+    return driver
+
+
+def policy_action_kind(spec: str, default: str = "meta") -> str:
+    """The action kind a spec drives with (learned policies carry it; others use ``default``)."""
+    kind = spec.partition(":")[0]
+    if kind in ("human", "idm"):
+        return default
+    if kind == "constant":
+        return ConstantPolicy(spec.partition(":")[2]).action_kind
+    if kind == "drivegpt":  # read policy.json only: no model load in the parent process
+        import json
+
+        from drivegpt.model.checkpoint import CheckpointError
+
+        path = Path(spec.partition(":")[2] or SHIPPED_CHECKPOINT)
+        meta = path / "policy" / "policy.json" if (path / "policy").is_dir() else path / "policy.json"
+        if not meta.is_file():
+            raise CheckpointError(f"{meta}: missing; re-run `drivegpt pretrain` or check the path")
+        try:
+            return str(json.loads(meta.read_text())["action"])
+        except (json.JSONDecodeError, KeyError) as err:
+            raise CheckpointError(f"{meta}: corrupt policy config ({err})") from None
+    if kind in ("sb3-dqn", "sb3-ppo") and not spec.endswith(".zip"):  # policy.json only
+        from drivegpt.policies.sb3 import read_policy_json
+
+        return str(read_policy_json(spec.partition(":")[2], kind.removeprefix("sb3-"))["action"])
+    return str(load_policy(spec).action_kind)
+
+
+class DriveJob(NamedTuple):
+    """One episode to drive in a worker process: a policy spec on an env, from a seed."""
+
+    policy: str
+    env_id: str
+    action: str
+    seed: int
+    monitor: dict[str, Any] | None = None  # MonitorConfig fields: drive under the safety driver
+
+
+_CACHE: dict[Any, Any] = {}
+
+
+def policy_and_env(job: DriveJob) -> tuple[DrivePolicy, gym.Env]:
+    """The job's policy and env, built once per worker process (loading a checkpoint is slow)."""
+    if job.policy not in _CACHE:
+        if job.policy.startswith(("drivegpt", "sb3")):
+            import torch
+
+            torch.set_num_threads(1)  # one simulator + one network per worker process
+        _CACHE[job.policy] = load_policy(job.policy, job.action)
+    policy = _CACHE[job.policy]
+    key = (job.env_id, job.action, job.policy)
+    if key not in _CACHE:  # a learned policy carries the observation/action config it was trained with
+        _CACHE[key] = make_env(job.env_id, job.action, getattr(policy, "env_config", None))
+    return policy, _CACHE[key]

@@ -1,0 +1,318 @@
+"""stable-baselines3 baselines (DQN, PPO) trained on the env reward, exported without pickle.
+
+``RUN/`` holds: ``run.json`` (command + resolved config), ``progress.csv`` and TensorBoard events
+(SB3's logger), ``checkpoint/`` (SB3's own zip, for ``--resume`` on the machine that wrote it),
+``train.json`` (steps, wall time, steps/s) and ``policy/`` — what users share: ``policy.safetensors``
+(the policy network's state dict) and ``policy.json`` (algo, env, action kind, the network's
+hyperparameters, observation/action spaces), enough to rebuild the network without pickle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from drivegpt.core.atomic import replace_dir, write_json
+from drivegpt.core.config import FrozenConfig
+from drivegpt.model.checkpoint import CheckpointError
+from drivegpt.sim.rollout import default_workers, make_env
+from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+
+Algo = Literal["dqn", "ppo"]
+POLICY_FORMAT = "drivegpt-sb3-policy"
+POLICY_VERSION = 1
+
+#: constructor arguments that the trainer sets itself or that need Python objects (not YAML)
+_NOT_HYPERPARAMS = {
+    "self", "policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model",
+    "replay_buffer_class", "rollout_buffer_class", "replay_buffer_kwargs", "rollout_buffer_kwargs",
+}  # fmt: skip
+#: policy_kwargs that can be given in YAML (activation functions by name)
+_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "normalize_images"}
+ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+}
+
+
+def _algo_class(algo: str) -> Any:
+    from stable_baselines3 import DQN, PPO
+
+    return {"dqn": DQN, "ppo": PPO}[algo]
+
+
+def valid_hyperparams(algo: str) -> list[str]:
+    """The SB3 constructor arguments a YAML config may set for ``algo``."""
+    params = inspect.signature(_algo_class(algo).__init__).parameters
+    return sorted(set(params) - _NOT_HYPERPARAMS)
+
+
+class BaselineConfig(FrozenConfig):
+    """``drivegpt baseline train``: algorithm, env and SB3 hyperparameters (rl-zoo style)."""
+
+    algo: Algo = "ppo"
+    """``dqn`` (meta-actions only) or ``ppo`` (meta or continuous)."""
+    env_id: str = "drivegpt/Highway-v0"
+    """Gymnasium id to train on (``drivegpt/`` or stock highway-env)."""
+    action: ActionKind = "meta"
+    """Action interface: ``meta`` (Discrete(5)) or ``continuous`` (Box(2): acceleration, steering)."""
+    env_config: dict[str, Any] = {}
+    """highway-env config overrides on top of DriveGPT's observation and action settings."""
+    total_steps: int = Field(100_000, ge=1)
+    """Simulator steps (policy steps, summed over the parallel envs)."""
+    n_envs: int | None = Field(None, ge=1)
+    """Parallel envs (SubprocVecEnv when > 1; None: one per core)."""
+    seed: int = Field(0, ge=0)
+    """Seed of the networks, the exploration and the envs (env i is seeded ``seed + i``)."""
+    checkpoint_every: int = Field(10_000, ge=1)
+    """Write the resumable checkpoint every this many steps."""
+    hyperparams: dict[str, Any] = {}
+    """SB3 constructor arguments (``learning_rate``, ``policy_kwargs``: {net_arch: [...]}, ...)."""
+
+    @field_validator("hyperparams")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
+        algo = info.data.get("algo", "ppo")
+        valid = valid_hyperparams(algo)
+        unknown = sorted(set(value) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {algo} hyperparameter(s) {unknown}; valid: {', '.join(valid)}")
+        pk = value.get("policy_kwargs") or {}
+        if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
+            raise ValueError(f"policy_kwargs: a mapping with keys among {', '.join(sorted(_POLICY_KWARGS))}")
+        if "activation_fn" in pk and pk["activation_fn"] not in ACTIVATIONS:
+            raise ValueError(f"activation_fn {pk['activation_fn']!r}; valid: {', '.join(ACTIVATIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _dqn_is_discrete(self) -> BaselineConfig:
+        if self.algo == "dqn" and self.action != "meta":
+            raise ValueError("dqn needs discrete actions: use action: meta, or algo: ppo for continuous")
+        return self
+
+
+def policy_kwargs(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """YAML ``policy_kwargs`` as SB3 wants them (activation name -> class)."""
+    pk = dict(hyperparams.get("policy_kwargs") or {})
+    if "activation_fn" in pk:
+        pk["activation_fn"] = ACTIVATIONS[pk["activation_fn"]]
+    return pk
+
+
+def _sb3_kwargs(cfg: BaselineConfig) -> dict[str, Any]:
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.hyperparams.items()}
+    kwargs["policy_kwargs"] = policy_kwargs(cfg.hyperparams)
+    return kwargs
+
+
+def make_vec_env(cfg: BaselineConfig) -> Any:
+    """``n_envs`` Monitor-wrapped envs, in subprocesses when more than one."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    n = cfg.n_envs or default_workers()
+    factory = partial(make_env, cfg.env_id, cfg.action, dict(cfg.env_config))
+    vec_cls = SubprocVecEnv if n > 1 else DummyVecEnv
+    return sb3_make_vec_env(factory, n_envs=n, seed=cfg.seed, vec_env_cls=vec_cls)
+
+
+def _checkpoint_callback(out: Path, every: int, with_buffer: bool) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Checkpoint(BaseCallback):
+        """Rewrites ``out/checkpoint`` atomically every ``every`` steps."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.last = 0
+
+        def _on_training_start(self) -> None:
+            self.last = self.num_timesteps  # a resumed run counts from where it stopped
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps - self.last >= every:
+                self.save()
+            return True
+
+        def save(self) -> None:
+            save_checkpoint(self.model, out / "checkpoint", with_buffer)
+            self.last = self.num_timesteps
+
+    return Checkpoint()
+
+
+def save_checkpoint(model: Any, dest: Path, with_buffer: bool) -> None:
+    """SB3's zip (+ DQN replay buffer): trainer state for resuming, never shared with users."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save(tmp / "model.zip")
+    if with_buffer:
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    replace_dir(tmp, dest)
+
+
+def train_baseline(
+    cfg: BaselineConfig, out: str | Path, command: str = "", resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train ``cfg.algo`` for ``cfg.total_steps`` steps; export ``out/policy``; return training figures."""
+    from stable_baselines3.common.logger import configure
+
+    out = Path(out)
+    ckpt = out / "checkpoint" / "model.zip"
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{out}: a run already exists there; pass --resume or choose another --out")
+    if resume and not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt}: nothing to resume; drop --resume to start over")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the envs use the other cores (restored below)
+    env = make_vec_env(cfg)
+    try:
+        cls = _algo_class(cfg.algo)
+        if resume:  # our own checkpoint, written by this trainer (SB3's zip format: trusted input only)
+            model = cls.load(ckpt, env=env, device="cpu")
+            if cfg.algo == "dqn" and (out / "checkpoint" / "replay_buffer.pkl").exists():
+                model.load_replay_buffer(out / "checkpoint" / "replay_buffer.pkl")
+        else:
+            model = cls("MlpPolicy", env, seed=cfg.seed, device="cpu", verbose=1, **_sb3_kwargs(cfg))
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
+        model.set_logger(configure(str(out), ["csv", "tensorboard", *(["stdout"] if progress else [])]))
+        callback = _checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")
+        start, t0 = model.num_timesteps, time.perf_counter()
+        remaining = max(0, cfg.total_steps - start)
+        if remaining:
+            model.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume)
+        seconds = time.perf_counter() - t0
+        save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
+    finally:
+        env.close()
+        torch.set_num_threads(threads)
+    export_policy(model, cfg, out / "policy")
+    figures = {
+        "steps": int(model.num_timesteps),
+        "seconds": seconds,
+        "steps_per_s": (model.num_timesteps - start) / seconds if seconds > 0 else None,
+        "n_envs": cfg.n_envs or default_workers(),
+    }
+    write_json(out / "train.json", figures)
+    return figures
+
+
+def _num(x: float) -> float | str:
+    return float(x) if math.isfinite(x) else str(float(x))  # ±inf as "inf"/"-inf": strict JSON
+
+
+def space_to_json(space: gym.Space) -> dict[str, Any]:
+    """A Discrete or Box space as plain JSON (Box bounds as one value when uniform)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    if isinstance(space, gym.spaces.Box):
+        bounds = {}
+        for name, arr in (("low", space.low), ("high", space.high)):
+            uniform = bool(np.all(arr == arr.flat[0]))
+            bounds[name] = _num(arr.flat[0]) if uniform else [_num(x) for x in arr.ravel().tolist()]
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), **bounds}
+    raise ValueError(f"cannot describe space {space!r}: only Discrete and Box are supported")
+
+
+def space_from_json(d: dict[str, Any]) -> gym.Space:
+    if d["type"] == "Discrete":
+        return gym.spaces.Discrete(int(d["n"]))
+    shape = tuple(d["shape"])
+
+    def bound(v: Any) -> np.ndarray:
+        vals = np.asarray([float(x) for x in v] if isinstance(v, list) else float(v), d["dtype"])
+        return np.broadcast_to(vals.reshape(shape) if vals.ndim else vals, shape).copy()
+
+    return gym.spaces.Box(bound(d["low"]), bound(d["high"]), shape, np.dtype(d["dtype"]))
+
+
+def export_policy(model: Any, cfg: BaselineConfig, dest: str | Path) -> Path:
+    """``policy.safetensors`` + ``policy.json``, written atomically: the shareable policy."""
+    from safetensors.torch import save_file
+
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
+    save_file(state, str(tmp / "policy.safetensors"))
+    meta = {
+        "format": POLICY_FORMAT,
+        "version": POLICY_VERSION,
+        "algo": cfg.algo,
+        "env_id": cfg.env_id,
+        "action": cfg.action,
+        "env_config": {
+            "observation": kinematics_observation(),
+            **action_config(cfg.action),
+            **cfg.env_config,
+        },
+        "policy_kwargs": cfg.hyperparams.get("policy_kwargs") or {},
+        "use_sde": bool(cfg.hyperparams.get("use_sde", False)),
+        "observation_space": space_to_json(model.observation_space),
+        "action_space": space_to_json(model.action_space),
+        "steps": int(model.num_timesteps),
+    }
+    write_json(tmp / "policy.json", meta)
+    replace_dir(tmp, dest)
+    return dest
+
+
+def policy_dir(path: str | Path) -> Path:
+    """A run directory or its ``policy/``: the directory that holds ``policy.json``."""
+    path = Path(path)
+    return path / "policy" if (path / "policy").is_dir() else path
+
+
+def read_policy_json(path: str | Path, algo: str | None = None) -> dict[str, Any]:
+    """``policy.json`` of an exported ``algo`` baseline (no model load); :class:`CheckpointError` if bad."""
+    meta_path = policy_dir(path) / "policy.json"
+    fix = "train one with `drivegpt baseline train` or point to its run directory"
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: missing; {fix}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{meta_path}: corrupt policy config ({err}); {fix}") from None
+    if meta.get("format") != POLICY_FORMAT or meta.get("version") != POLICY_VERSION:
+        raise CheckpointError(f"{meta_path}: not a {POLICY_FORMAT} v{POLICY_VERSION} file; {fix}")
+    if algo is not None and meta.get("algo") != algo:
+        raise CheckpointError(f"{meta_path}: a {meta.get('algo')} policy; load it as sb3-{meta.get('algo')}:")
+    return meta
+
+
+def load_exported_policy(path: str | Path, algo: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the SB3 policy network from ``policy.json`` and load ``policy.safetensors``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    meta = read_policy_json(path, algo)
+    obs_space = space_from_json(meta["observation_space"])
+    act_space = space_from_json(meta["action_space"])
+    kwargs = policy_kwargs(meta)
+    if meta["algo"] == "ppo":
+        policy = ActorCriticPolicy(obs_space, act_space, lambda _: 0.0, use_sde=meta["use_sde"], **kwargs)
+    else:
+        policy = DQNPolicy(obs_space, act_space, lambda _: 0.0, **kwargs)
+    weights = policy_dir(path) / "policy.safetensors"
+    try:
+        policy.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError, OSError) as err:
+        raise CheckpointError(f"{weights}: corrupt or mismatched weights ({str(err)[:120]})") from None
+    policy.set_training_mode(False)
+    return policy, meta

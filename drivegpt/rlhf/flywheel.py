@@ -1,0 +1,185 @@
+"""The improvement flywheel: drive with the monitor → takeover clips → reward model → fine-tune, in rounds.
+
+Round ``k`` writes ``out/round_<k>/``: ``clips/`` (what the current policy's takeovers taught),
+``reward/`` (reward model on every clip so far, from the pretrained backbone), ``ppo/`` or ``dpo/``
+(the fine-tuned policy; the KL reference is always the pretrained policy) and ``eval/`` (held-out
+takeover figures of the new policy). Each step skips itself when its output is complete, so a
+killed flywheel resumes where it stopped. ``curve.csv`` and ``learning_curve.png`` track takeovers
+per 100 km and the KL to the reference round by round; ``policy/`` is the final policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from drivegpt.core.atomic import write_json
+from drivegpt.core.config import FrozenConfig
+from drivegpt.core.metrics import poisson_interval
+from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
+from drivegpt.model.checkpoint import load_policy_dir, save_policy
+from drivegpt.rlhf.dpo import DPOConfig, dpo
+from drivegpt.rlhf.ppo import RLHFConfig, Rollout, load_run_policy, rlhf, windows_of
+from drivegpt.rlhf.preferences import kl_to_reference, policy_steps
+from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
+from drivegpt.takeover.clips import write_clips
+from drivegpt.takeover.monitor import MonitorConfig
+
+
+class FlywheelConfig(FrozenConfig):
+    """``drivegpt rlhf`` settings: ``configs/rlhf/*.yaml``."""
+
+    method: Literal["ppo", "dpo"] = "ppo"
+    """Fine-tuning of each round: PPO against the reward model, or DPO on the pairs."""
+    rounds: int = Field(3, ge=1)
+    """Flywheel rounds."""
+    env_id: str = "drivegpt/HighwayDense-v0"
+    """Env of the deployment drives (and of PPO's rollouts)."""
+    drive_episodes: int = Field(40, ge=1)
+    """Monitored episodes per round that produce the round's takeover clips."""
+    drive_seed: int = Field(0, ge=0, lt=1_000_000)
+    """First training seed of the drives (round k uses the next ``drive_episodes`` after round k-1's)."""
+    monitor: MonitorConfig = MonitorConfig()
+    """The safety driver (drives, PPO rollouts and evaluation)."""
+    ranking_steps: int = Field(5, ge=0)
+    """H of the old ≺ corrected ≺ human segments recorded at each takeover of the drives (0: none)."""
+    reward: RewardConfig = RewardConfig()
+    """Reward model of each round (trained on every clip so far)."""
+    ppo: RLHFConfig = RLHFConfig()
+    """PPO of each round (its rollout seeds move on by updates × episodes each round)."""
+    dpo: DPOConfig = DPOConfig()
+    """DPO of each round (on every clip so far)."""
+    eval_episodes: int = Field(40, ge=0)
+    """Held-out monitored episodes per round (seeds from 1,000,000); 0 skips evaluation."""
+    eval_env: str = "drivegpt/HighwayDense-v0"
+    """Env of the held-out evaluation."""
+    workers: int | None = None
+    """Worker processes (default: all cores)."""
+
+
+def _done(path: Path) -> bool:
+    return (path / "metrics.json").is_file()
+
+
+def mean_kl(policy_dir: Path, ref_dir: str | Path, episodes: list[Any]) -> float:
+    """Mean KL(π ‖ π_ref) over the states of ``episodes`` (greedy action distributions at τ=1)."""
+    policy, meta = load_run_policy(policy_dir)
+    ref, _ = load_run_policy(ref_dir)
+    rollouts = [
+        Rollout(e.observations[: len(e.actions)], np.asarray(e.actions), False, False, 0.0, e.speeds)
+        for e in episodes
+        if len(e.actions)
+    ]
+    w = windows_of(rollouts, meta, policy.cfg.context)
+    with torch.no_grad():
+        return float(kl_to_reference(policy(w.obs, w.actions)[:, -1], ref(w.obs, w.actions)[:, -1]).mean())
+
+
+def _evaluate(cfg: FlywheelConfig, policy_dir: Path, ref: str | Path, out: Path) -> dict[str, Any]:
+    if _done(out):
+        return json.loads((out / "metrics.json").read_text())
+    spec, mon = f"drivegpt:{policy_dir}", cfg.monitor.to_dict()
+    n, w = cfg.eval_episodes, cfg.workers
+    m, eps, _ = evaluate_monitored(spec, cfg.eval_env, None, n, EVAL_SEED, w, monitor=mon, progress=False)
+    m["kl_to_reference"] = mean_kl(policy_dir, ref, eps)
+    write_json(out / "metrics.json", m)
+    return m
+
+
+def run_flywheel(
+    cfg: FlywheelConfig, pretrained: str | Path, out: str | Path, command: str = "", progress: bool = True
+) -> dict[str, Any]:
+    """Run (or resume) the flywheel from the pretrained policy; returns the final round's figures."""
+    out = Path(out)
+    pretrained = Path(pretrained)
+    ref = pretrained / "policy" if (pretrained / "policy").is_dir() else pretrained
+    load_policy_dir(ref)  # fail fast, with the checkpoint's own message
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "pretrained": str(ref)})
+    rows: list[dict[str, Any]] = []
+    if cfg.eval_episodes:
+        rows.append({"round": 0, **_evaluate(cfg, ref, ref, out / "round_0" / "eval")})
+    current, clip_dirs = ref, []
+    for k in range(1, cfg.rounds + 1):
+        rd = out / f"round_{k}"
+        print(f"[flywheel] round {k}/{cfg.rounds}: drive {current}")
+        clips = rd / "clips"
+        if not (clips / "metadata.json").is_file():
+            seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
+            spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
+            mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()
+            m, eps, cl = evaluate_monitored(spec, cfg.env_id, None, n, seed, w, "local", mon, progress)
+            steps = sum(len(e.actions) for e in eps)  # policy steps simulated: the round's drive budget
+            extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}
+            write_clips(clips, cl, extra, policy_steps(eps))
+        clip_dirs.append(clips)
+        tuned = rd / cfg.method
+        rm: dict[str, Any] = {}
+        if cfg.method == "ppo":
+            if not _done(rd / "reward"):
+                train_reward_model(cfg.reward, clip_dirs, ref, rd / "reward", command, progress)
+            rm = json.loads((rd / "reward" / "metrics.json").read_text())
+            if not _done(tuned):
+                seed = cfg.ppo.seed + (k - 1) * cfg.ppo.updates * cfg.ppo.episodes_per_update
+                update = {"seed": seed, "monitor": cfg.monitor, "workers": cfg.workers}
+                ppo_cfg = cfg.ppo.model_copy(update=update)
+                rlhf(ppo_cfg, current, rd / "reward", tuned, ref, command, progress)
+        elif not _done(tuned):
+            dpo(cfg.dpo, clip_dirs, ref, tuned, ref, command, progress)
+        current = tuned / "policy"
+        row: dict[str, Any] = {"round": k, "pairwise_accuracy": rm.get("pairwise_accuracy")}
+        if cfg.eval_episodes:
+            row |= _evaluate(cfg, current, ref, rd / "eval")
+        rows.append(row)
+        _write_curve(out, rows)
+    final_model, final_meta = load_policy_dir(current)
+    save_policy(out / "policy", final_model, {**final_meta, "flywheel": str(out)})
+    final = {**rows[-1], "rounds": cfg.rounds, "method": cfg.method}
+    write_json(out / "metrics.json", final)
+    return final
+
+
+def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``curve.csv`` and ``learning_curve.png``: held-out takeovers per 100 km and KL by round."""
+    keys = ["round", "takeovers", "takeovers_per_100km", "km_driven", "collision_rate", "mean_speed_mps"]
+    keys += ["kl_to_reference", "pairwise_accuracy"]
+    with open(out / "curve.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for r in rows:
+            w.writerow([r.get(k) for k in keys])
+    rows = [r for r in rows if r.get("takeovers_per_100km") is not None]
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["round"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    rate = np.array([r["takeovers_per_100km"] for r in rows])
+    # exposure: policy-controlled distance [100 km] = takeovers / rate (all km when none)
+    per = np.array(
+        [r["takeovers"] / q if q else r["km_driven"] / 100 for r, q in zip(rows, rate, strict=True)]
+    )
+    ci = np.array([poisson_interval(r["takeovers"]) for r in rows]) / per[:, None]  # (R, 2)
+    err = [np.maximum(rate - ci[:, 0], 0), np.maximum(ci[:, 1] - rate, 0)]
+    a1.errorbar(x, rate, yerr=err, marker="o", capsize=3)
+    a1.set(xlabel="round", ylabel="takeovers / 100 km (held-out)", title="takeovers", ylim=(0, None))
+    a2.plot(x, [r.get("kl_to_reference") or 0.0 for r in rows], marker="o", color="C1")
+    a2.set(xlabel="round", ylabel="KL(π ‖ π_pretrained) [nats]", title="distance from the pretrained policy")
+    for a in (a1, a2):
+        a.set_xticks(x)
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out / ".learning_curve.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out / "learning_curve.png")

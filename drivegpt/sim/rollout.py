@@ -1,0 +1,254 @@
+"""Rollouts: build an env, drive one episode with any driver, and map jobs over worker processes.
+
+The execution backend is one parameter of :func:`parallel_map` (``local`` process pool by default,
+``ray`` when installed); results always come back in job order, so the same seeds give the same
+output whatever the backend or the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any, Literal, TypeVar
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import drivegpt_envs
+from drivegpt.sim.policy import DrivePolicy
+from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+
+Backend = Literal["local", "ray"]
+J = TypeVar("J")
+R = TypeVar("R")
+
+#: keys of the per-step ego state saved with every step (``infos`` in the logs).
+STATE_KEYS: tuple[str, ...] = ("speed", "x", "y", "heading", "lane", "crashed", "on_road")
+
+
+def make_env(
+    env_id: str,
+    action: ActionKind = "meta",
+    overrides: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """Any stock highway-env id or ``drivegpt/`` id, with DriveGPT's observation and ``action`` kind."""
+    drivegpt_envs.register_envs()
+    config = {"observation": kinematics_observation(), **action_config(action), **(overrides or {})}
+    try:
+        return gym.make(env_id, config=config, render_mode=render_mode)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make env '{env_id}': {err}") from None
+
+
+def ego_state(env: gym.Env) -> dict[str, float]:
+    """Ego figures recorded each step: speed [m/s], x, y [m], heading [rad], lane id, flags."""
+    v = env.unwrapped.vehicle
+    return {
+        "speed": float(v.speed),
+        "x": float(v.position[0]),
+        "y": float(v.position[1]),
+        "heading": float(v.heading),
+        "lane": float(v.lane_index[2] if v.lane_index else -1),
+        "crashed": float(v.crashed),
+        "on_road": float(v.on_road),
+    }
+
+
+@dataclass
+class Episode:
+    """One driven episode. ``T`` steps: observations and states have ``T + 1`` rows (reset included)."""
+
+    seed: int
+    env_id: str
+    observations: np.ndarray  # (T+1, V, F) float32
+    actions: np.ndarray  # (T,) int64 meta-actions or (T, 2) float32 [acc, steer] in [-1, 1]
+    rewards: np.ndarray  # (T,) float64
+    terminations: np.ndarray  # (T,) bool
+    truncations: np.ndarray  # (T,) bool
+    states: dict[str, np.ndarray]  # key -> (T+1,) float64, keys STATE_KEYS
+    meta: dict[str, Any] = field(default_factory=dict)
+    decisions: np.ndarray | None = None  # (T,) or (T, 2): the driver's clean decision (imitation label)
+
+    @classmethod
+    def from_steps(
+        cls,
+        env: gym.Env,
+        seed: int,
+        observations: list,
+        actions: list,
+        rewards: list,
+        terms: list,
+        truncs: list,
+        states: list[dict[str, float]],
+    ) -> Episode:
+        """Stack per-step lists into an episode."""
+        continuous = isinstance(env.action_space, gym.spaces.Box)
+        return cls(
+            seed=seed,
+            env_id=env.spec.id if env.spec else "",
+            observations=np.asarray(observations, np.float32),
+            actions=np.asarray(actions, np.float32 if continuous else np.int64),
+            rewards=np.asarray(rewards, np.float64),
+            terminations=np.asarray(terms, bool),
+            truncations=np.asarray(truncs, bool),
+            states={k: np.asarray([s[k] for s in states], np.float64) for k in STATE_KEYS},
+        )
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self.states["crashed"].max() > 0)
+
+    @property
+    def distance_m(self) -> float:
+        """Ego path length [m]."""
+        xy = np.stack([self.states["x"], self.states["y"]], axis=1)
+        return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+
+    @property
+    def speeds(self) -> np.ndarray:
+        return self.states["speed"][1:]
+
+
+def run_episode(
+    env: gym.Env,
+    driver: DrivePolicy,
+    seed: int,
+    max_steps: int = 10_000,
+    options: dict[str, Any] | None = None,
+) -> Episode:
+    """Drive one episode from ``env.reset(seed=seed, options=options)`` until termination or truncation."""
+    obs, _ = env.reset(seed=seed, options=options)
+    driver.reset(seed=seed, env=env)
+    observations, actions, rewards, terms, truncs, decisions = [obs], [], [], [], [], []
+    states = [ego_state(env)]
+    for _ in range(max_steps):
+        action = driver.act(obs)
+        decisions.append(getattr(driver, "decision", action))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(reward)
+        terms.append(terminated)
+        truncs.append(truncated)
+        states.append(ego_state(env))
+        if terminated or truncated:
+            break
+    ep = Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
+    ep.decisions = np.asarray(decisions, ep.actions.dtype)
+    return ep
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(
+    fn: Callable[[J], R],
+    jobs: Sequence[J],
+    workers: int | None = None,
+    backend: Backend = "local",
+    desc: str = "episodes",
+    progress: bool = True,
+    ray_address: str | None = None,
+) -> list[R]:
+    """``[fn(job) for job in jobs]`` over worker processes, in job order, with a progress bar.
+
+    ``fn`` must be a module-level function (it is pickled to the workers). ``backend="ray"`` runs
+    the jobs as Ray tasks: on a local Ray instance with ``workers`` CPUs, or on the cluster at
+    ``ray_address`` (``auto``: the one ``ray start`` launched on this node); an already initialised
+    Ray is used as it is.
+    """
+    if backend not in ("local", "ray"):
+        raise BackendError(f"unknown backend {backend!r}; valid: local, ray")
+    if ray_address and backend != "ray":
+        raise BackendError(f"--ray-address {ray_address} needs --backend ray")
+    ray = _import_ray() if backend == "ray" else None
+    workers = min(workers or default_workers(), max(1, len(jobs)))
+    bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
+    results: list[Any] = [None] * len(jobs)
+    try:
+        if ray is not None:
+            return _ray_map(ray, fn, jobs, workers, bar, ray_address)
+        if workers == 1:
+            for i, job in enumerate(jobs):
+                results[i] = fn(job)
+                bar.update()
+            return results
+        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update()
+        return results
+    finally:
+        bar.close()
+
+
+def _mp_context() -> Any:
+    """``fork`` (fast start) unless torch is loaded: its thread pools do not survive a fork, so
+    then a clean ``forkserver`` process forks the workers."""
+    import sys
+
+    if sys.platform == "linux" and "torch" not in sys.modules:
+        return get_context("fork")
+    return get_context("forkserver" if sys.platform != "win32" else "spawn")
+
+
+class BackendError(ValueError):
+    """The execution backend cannot be used (unknown name, Ray not installed, no cluster)."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise BackendError(
+            "--backend ray needs Ray, which is not installed: pip install 'drivegpt[ray]'"
+        ) from None
+    return ray
+
+
+def _ray_map(
+    ray: Any, fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm, address: str | None
+) -> list[R]:
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=address,
+                num_cpus=None if address else workers,
+                include_dashboard=False,
+                log_to_driver=False,  # worker warnings stay in Ray's logs, the bar stays readable
+                configure_logging=False,
+            )
+        except ConnectionError as err:
+            msg = (
+                f"cannot reach the Ray cluster at {address!r} ({err}); is `ray start --head` running? "
+                "(a cluster started with token authentication also needs RAY_AUTH_MODE=token here)"
+            )
+            raise BackendError(msg) from None
+    remote = ray.remote(num_cpus=1)(fn)
+    refs = [remote.remote(job) for job in jobs]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(jobs)
+    pending = list(refs)
+    while pending:  # collect in completion order for the bar, store in job order
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            results[index[done[0]]] = ray.get(done[0])
+        except ray.exceptions.RayTaskError as err:  # the worker's own error, as the local backend raises it
+            if isinstance(getattr(err, "cause", None), Exception):
+                raise err.cause from None
+            raise
+        bar.update()
+    return results
