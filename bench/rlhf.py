@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.core.metrics import poisson_interval
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.rlhf.flywheel import mean_kl
 
@@ -43,8 +42,6 @@ def policy_steps_used(run: Path) -> int:
 def row_of(name: str, rnd: int | str, spec: str, m: dict, kl: float | None) -> dict:
     n = m["takeovers"]
     rate = m["takeovers_per_100km"] or 0.0
-    exposure = n / rate if rate else m["km_driven"] / 100  # policy-controlled [100 km]
-    lo, hi = poisson_interval(n)
     return {
         "run": name,
         "round": rnd,
@@ -52,7 +49,7 @@ def row_of(name: str, rnd: int | str, spec: str, m: dict, kl: float | None) -> d
         "episodes": m["episodes"],
         "takeovers": n,
         "takeovers_per_100km": rate,
-        "takeovers_per_100km_ci": [lo / exposure, hi / exposure],
+        "takeovers_per_100km_ci": m["takeovers_per_100km_ci"],
         "late_takeovers": m["late_takeovers"],
         "collisions": round(m["collision_rate"] * m["episodes"]),
         "collision_rate": m["collision_rate"],

@@ -17,13 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.core.metrics import poisson_interval
-
 
 def _row(name: str, rnd: int | str, m: dict, base: dict | None) -> dict:
     n, rate = m["takeovers"], m["takeovers_per_100km"] or 0.0
-    exposure = n / rate if rate else m["km_driven"] / 100  # policy-controlled [100 km]
-    lo, hi = (x / exposure for x in poisson_interval(n))
+    lo, hi = m["takeovers_per_100km_ci"]
     return {
         "run": name,
         "round": rnd,

@@ -34,13 +34,13 @@ def test_weak_steps_are_policy_steps_far_from_a_takeover():
     ep = SimpleNamespace(
         actions=np.arange(8),
         observations=np.zeros((9, 10, 7), np.float32),
-        meta={"controller": [0, 0, 0, 0, 0, 1, 1, 0]},
+        controller=np.array([0, 0, 0, 0, 0, 1, 1, 0], np.int8),
         crashed=False,
     )
     steps = policy_steps([ep], margin=2)
     # takeover at step 5: steps 3, 4 (within 2 steps of it) and the human's 5, 6 are not weak
     assert steps["weak"].tolist() == [True, True, True, False, False, False, False, True]
-    crashed = SimpleNamespace(**{**vars(ep), "meta": {"controller": [0] * 8}, "crashed": True})
+    crashed = SimpleNamespace(**{**vars(ep), "controller": np.zeros(8, np.int8), "crashed": True})
     assert policy_steps([crashed], margin=2)["weak"].tolist() == [True] * 5 + [False] * 3
 
 

@@ -93,7 +93,7 @@ def test_takeover_metrics_and_one_clip_per_takeover(clips):
     for cs in by_seed.values():  # a takeover in progress never opens a second clip
         for a, b in zip(cs, cs[1:], strict=False):
             assert b.step >= a.step + a.horizon
-    controller = np.concatenate([e.meta["controller"] for e in eps])
+    controller = np.concatenate([e.controller for e in eps])
     assert controller.sum() == sum(c.horizon for c in loaded)
 
 

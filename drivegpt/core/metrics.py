@@ -22,7 +22,9 @@ METRICS: dict[str, str] = {
     "mean_speed_mps": "mean ego speed over all steps [m/s]",
     "takeovers": "monitor takeovers",
     "late_takeovers": "takeovers followed by a collision anyway",
+    "km_policy": "ego distance driven under policy control [km] (the exposure of takeover rates)",
     "takeovers_per_100km": "takeovers per 100 km of policy-controlled distance",
+    "takeovers_per_100km_ci": "Poisson 95% interval [lo, hi] of takeovers_per_100km",
     "km_per_takeover": "policy-controlled km per takeover (null if none)",
     "ttc_violation_rate": "fraction of episodes with a step of time-to-collision < 0.95 s",
     "comfort_violation_rate": (
@@ -98,6 +100,22 @@ def driving_metrics(
         "km_driven": km,
         "km_per_collision": km / collisions if collisions else None,
         "mean_speed_mps": float(all_speeds.mean()) if all_speeds.size else 0.0,
+    }
+    check_metric_names(out)
+    return out
+
+
+def takeover_metrics(takeovers: int, late_takeovers: int, km_policy: float) -> dict[str, Any]:
+    """Takeover figures over ``km_policy``, the distance the policy drove [km] (never the safety driver's)."""
+    lo, hi = poisson_interval(takeovers)
+    per100 = 100.0 / km_policy if km_policy > 0 else None
+    out = {
+        "takeovers": takeovers,
+        "late_takeovers": late_takeovers,
+        "km_policy": km_policy,
+        "takeovers_per_100km": takeovers * per100 if per100 else None,
+        "takeovers_per_100km_ci": [lo * per100, hi * per100] if per100 else None,
+        "km_per_takeover": km_policy / takeovers if takeovers else None,
     }
     check_metric_names(out)
     return out

@@ -153,11 +153,10 @@ def simulate(job: ScenarioJob) -> Outcome:
         ep = run_episode(wrapped, policy, job.seed)
         takeovers, policy_m = 0, ep.distance_m
     else:
-        from drivegpt.takeover.monitor import policy_distance_m
 
         cfg = MonitorConfig(**job.monitor)
         ep, clips = run_monitored_episode(wrapped, policy, safety_driver(), job.seed, cfg, job.policy)
-        takeovers, policy_m = len(clips), policy_distance_m(ep)
+        takeovers, policy_m = len(clips), ep.policy_distance_m
     dt = 1.0 / float(env.unwrapped.config["policy_frequency"])  # [s] per policy step
     offroad = bool(ep.states["on_road"].min() < 1)
     return outcome_of(ep.crashed, offroad, ep.distance_m, wrapped.trace, dt, takeovers, policy_m)

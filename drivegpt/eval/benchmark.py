@@ -23,7 +23,7 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.config import FrozenConfig
-from drivegpt.core.metrics import check_metric_names, wilson_interval
+from drivegpt.core.metrics import check_metric_names, takeover_metrics, wilson_interval
 from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of, simulate
 from drivegpt.sim.rollout import Backend, parallel_map
 
@@ -137,8 +137,8 @@ def aggregate(rows: list[Row], takeovers: bool) -> dict[str, Any]:
     if takeovers:
         t = sum(r.outcome.takeovers for r in rows)
         policy_km = sum(r.outcome.policy_distance_m for r in rows) / 1000.0
-        out["takeovers"] = t
-        out["km_per_takeover"] = policy_km / t if t else None
+        out.update(takeover_metrics(t, 0, policy_km))
+        del out["late_takeovers"]  # a suite outcome does not record whether a takeover came too late
     check_metric_names(out)
     return out
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from drivegpt.core.atomic import write_json, write_text
-from drivegpt.core.metrics import driving_metrics
+from drivegpt.core.metrics import driving_metrics, takeover_metrics
 from drivegpt.policies.registry import DriveJob, policy_action_kind, policy_and_env
 from drivegpt.sim.rollout import Backend, Episode, parallel_map, run_episode
 
@@ -28,18 +28,10 @@ def drive_monitored_one(job: DriveJob) -> tuple[Episode, list[Any]]:
     return run_monitored_episode(env, policy, safety_driver(), job.seed, cfg, policy_spec=job.policy)
 
 
-def takeover_metrics(episodes: list[Episode], clips: list[Any]) -> dict[str, Any]:
-    """Takeover figures over policy-controlled distance only (DESIGN.md)."""
-    from drivegpt.takeover.monitor import policy_distance_m
-
-    km = sum(policy_distance_m(e) for e in episodes) / 1000.0
-    n = len(clips)
-    return {
-        "takeovers": n,
-        "late_takeovers": sum(bool(c.late) for c in clips),
-        "takeovers_per_100km": 100.0 * n / km if km > 0 else None,
-        "km_per_takeover": km / n if n else None,
-    }
+def episode_takeover_metrics(episodes: list[Episode], clips: list[Any]) -> dict[str, Any]:
+    """Takeover figures over the policy-controlled distance the episodes store."""
+    km = sum(e.policy_distance_m for e in episodes) / 1000.0
+    return takeover_metrics(len(clips), sum(bool(c.late) for c in clips), km)
 
 
 def evaluate_monitored(
@@ -65,7 +57,7 @@ def evaluate_monitored(
     eps = [e for e, _ in out]
     clips = [c for _, cs in out for c in cs]
     metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])
-    return {**metrics, **takeover_metrics(eps, clips)}, eps, clips
+    return {**metrics, **episode_takeover_metrics(eps, clips)}, eps, clips
 
 
 def evaluate(

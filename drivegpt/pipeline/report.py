@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from drivegpt.core.atomic import write_text
-from drivegpt.core.metrics import poisson_interval
 from drivegpt.pipeline.figures import plot_benchmark, plot_pretrain_curve, plot_takeovers
 
 #: the repository's scaling study (bench/scaling.py), shown when the package runs from a checkout
@@ -42,11 +41,7 @@ def rate_cell(m: dict[str, Any]) -> str:
 def takeover_row(name: str, env: str, m: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
     """A table row of takeover figures with the Poisson 95% interval of the rate per 100 km."""
     n, per100 = m["takeovers"], m["takeovers_per_100km"]
-    km = 100.0 * n / per100 if n and per100 else m["km_driven"]  # policy-controlled km (all km if none)
-    ci = None
-    if km:
-        lo, hi = poisson_interval(n)
-        ci = (100.0 * lo / km, 100.0 * hi / km)
+    ci = tuple(m["takeovers_per_100km_ci"]) if m.get("takeovers_per_100km_ci") else None
     ci_txt = "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
     row = (
         f"| {name} | `{env}` | {m['episodes']} | {n} ({m['late_takeovers']} late) | "

@@ -21,7 +21,6 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig
-from drivegpt.core.metrics import poisson_interval
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.rlhf.dpo import DPOConfig, dpo
@@ -165,11 +164,7 @@ def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     x = [r["round"] for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     rate = np.array([r["takeovers_per_100km"] for r in rows])
-    # exposure: policy-controlled distance [100 km] = takeovers / rate (all km when none)
-    per = np.array(
-        [r["takeovers"] / q if q else r["km_driven"] / 100 for r, q in zip(rows, rate, strict=True)]
-    )
-    ci = np.array([poisson_interval(r["takeovers"]) for r in rows]) / per[:, None]  # (R, 2)
+    ci = np.array([r["takeovers_per_100km_ci"] for r in rows])  # (R, 2) Poisson 95% interval
     err = [np.maximum(rate - ci[:, 0], 0), np.maximum(ci[:, 1] - rate, 0)]
     a1.errorbar(x, rate, yerr=err, marker="o", capsize=3)
     a1.set(xlabel="round", ylabel="takeovers / 100 km (held-out)", title="takeovers", ylim=(0, None))

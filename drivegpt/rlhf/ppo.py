@@ -34,7 +34,7 @@ from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.model.gpt import DriveGPT
 from drivegpt.rlhf.preferences import kl_to_reference
 from drivegpt.sim.rollout import parallel_map
-from drivegpt.takeover.monitor import MonitorConfig, policy_distance_m
+from drivegpt.takeover.monitor import MonitorConfig
 
 
 class RLHFConfig(FrozenConfig):
@@ -146,7 +146,7 @@ def rollout_one(job: RolloutJob) -> Rollout:
         np.asarray(actions, np.int64),
         bool(clips),
         ep.crashed,
-        policy_distance_m(ep) / 1000.0,
+        ep.policy_distance_m / 1000.0,
         ep.speeds,
     )
 

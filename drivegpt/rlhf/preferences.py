@@ -75,7 +75,7 @@ def policy_steps(episodes: Sequence[Any], margin: int = 5) -> dict[str, np.ndarr
     obs, actions, start, weak, n = [], [], [], [], 0
     for ep in episodes:
         T = len(ep.actions)
-        ctrl = np.asarray(ep.meta.get("controller", np.zeros(T)), np.int64)  # 0 policy, 1 human
+        ctrl = np.zeros(T, np.int64) if ep.controller is None else ep.controller.astype(np.int64)
         bad = ctrl.astype(bool)
         if ep.crashed:
             bad[-1] = True

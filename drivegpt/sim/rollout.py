@@ -73,6 +73,7 @@ class Episode:
     states: dict[str, np.ndarray]  # key -> (T+1,) float64, keys STATE_KEYS
     meta: dict[str, Any] = field(default_factory=dict)
     decisions: np.ndarray | None = None  # (T,) or (T, 2): the driver's clean decision (imitation label)
+    controller: np.ndarray | None = None  # (T,) int8: 0 the policy drove step t, 1 the safety driver
 
     @classmethod
     def from_steps(
@@ -108,6 +109,13 @@ class Episode:
         """Ego path length [m]."""
         xy = np.stack([self.states["x"], self.states["y"]], axis=1)
         return float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+
+    @property
+    def policy_distance_m(self) -> float:
+        """Ego path length while the policy, not the safety driver, was in control [m]."""
+        xy = np.stack([self.states["x"], self.states["y"]], axis=1)
+        seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)  # (T,) distance of step t [m]
+        return float(seg.sum() if self.controller is None else seg[self.controller == 0].sum())
 
     @property
     def speeds(self) -> np.ndarray:

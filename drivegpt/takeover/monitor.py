@@ -153,7 +153,7 @@ def run_monitored_episode(
 ) -> tuple[Episode, list[Clip]]:
     """Drive one episode with ``policy`` under the monitor; the human (shadowing every step) takes over.
 
-    Returns the episode (with ``meta['controller']``: 0 policy, 1 human, per step) and its clips.
+    Returns the episode (with ``controller``: 0 policy, 1 human, per step) and its clips.
     ``stop_at_takeover``: end the episode at the first takeover, before the human's step (RL
     rollouts: the takeover ends the policy's control; the clip holds that one step).
     """
@@ -217,12 +217,5 @@ def run_monitored_episode(
         if terminated or truncated:
             break
     ep = Episode.from_steps(env, seed, observations, actions, rewards, terms, truncs, states)
-    ep.meta["controller"] = controller
+    ep.controller = np.asarray(controller, np.int8)
     return ep, clips
-
-
-def policy_distance_m(ep: Episode) -> float:
-    """Ego distance driven while the policy (not the human) was in control [m]."""
-    xy = np.stack([ep.states["x"], ep.states["y"]], axis=1)
-    seg = np.linalg.norm(np.diff(xy, axis=0), axis=1)  # (T,) distance of step t
-    return float(seg[np.asarray(ep.meta["controller"]) == 0].sum())
