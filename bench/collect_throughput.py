@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivegpt.data.collect import CollectConfig, Scenario, collect
+from drivegpt.data.collect import CollectConfig, CollectScenario, collect
 from drivegpt.sim.rollout import make_env
 
 
@@ -55,7 +55,11 @@ def driver_steps_per_s(env_id: str, action: str, episodes: int, seed: int) -> fl
 
 def collect_steps_per_s(env_id: str, action: str, episodes: int, seed: int, workers: int) -> float:
     cfg = CollectConfig(
-        action=action, scenarios=(Scenario(env_id=env_id),), episodes=episodes, seed=seed, workers=workers
+        action=action,
+        scenarios=(CollectScenario(env_id=env_id),),
+        episodes=episodes,
+        seed=seed,
+        workers=workers,
     )
     tmp = Path(tempfile.mkdtemp())
     try:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import highway_env  # noqa: F401  (registers the stock highway-env ids)
 from gymnasium.envs.registration import register, registry
 
-from drivegpt_envs.common import FEATURES, POLICY_FREQUENCY, VEHICLES_COUNT, action_config
+from drivegpt_envs.actions import register_action_type
+from drivegpt_envs.common import (
+    ACTION_KINDS,
+    DEFAULT_ACTION,
+    FEATURES,
+    POLICY_FREQUENCY,
+    VEHICLES_COUNT,
+    action_config,
+)
 from drivegpt_envs.families import FAMILIES, FAMILY_ENTRY_POINTS
 
 #: id -> entry point of every registered DriveGPT environment.
@@ -25,7 +33,9 @@ FAMILY_IDS: tuple[str, ...] = tuple(FAMILIES.values())
 
 
 def register_envs() -> None:
-    """Register every DriveGPT env id, scenario families included, once (calling it again is a no-op)."""
+    """Register every DriveGPT env id, scenario families included, and the ``AccelLaneAction`` action
+    type once (calling it again is a no-op)."""
+    register_action_type()
     for env_id, entry_point in {**ENV_IDS, **FAMILY_ENTRY_POINTS}.items():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point)
@@ -34,6 +44,8 @@ def register_envs() -> None:
 register_envs()
 
 __all__ = [
+    "ACTION_KINDS",
+    "DEFAULT_ACTION",
     "ENV_IDS",
     "FAMILY_IDS",
     "FEATURES",

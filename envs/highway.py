@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from highway_env.envs.highway_env import HighwayEnvFast
 
-from drivegpt_envs.common import action_config, kinematics_observation
+from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 
 
 class DriveHighwayEnv(HighwayEnvFast):
@@ -16,7 +16,7 @@ class DriveHighwayEnv(HighwayEnvFast):
         config.update(
             {
                 "observation": kinematics_observation(),
-                **action_config("meta"),
+                **action_config(DEFAULT_ACTION),
                 "simulation_frequency": 5,  # [Hz]
                 "duration": 30,  # [s]
             }

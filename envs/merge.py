@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from highway_env.envs.common.action import DiscreteMetaAction
 from highway_env.envs.merge_env import MergeEnv
 
-from drivegpt_envs.common import action_config, kinematics_observation
+from drivegpt_envs.actions import KEEP, AccelLaneAction, decode_accel_lane
+from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 
 
 class DriveMergeEnv(MergeEnv):
@@ -16,7 +18,7 @@ class DriveMergeEnv(MergeEnv):
         config.update(
             {
                 "observation": kinematics_observation(),
-                **action_config("meta"),
+                **action_config(DEFAULT_ACTION),
                 "simulation_frequency": 5,  # [Hz]
                 "duration": 40,  # [s] safety cap; the merge is normally passed in ~15 s
             }
@@ -24,10 +26,14 @@ class DriveMergeEnv(MergeEnv):
         return config
 
     def _rewards(self, action) -> dict[str, float]:
-        # highway-env's merge reward tests ``action in [0, 2]``, which breaks on continuous actions;
-        # a lane change only exists for meta-actions.
-        is_meta = not hasattr(action, "shape") or getattr(action, "shape", ()) == ()
-        lane_change = action in (0, 2) if is_meta else False
+        # highway-env's merge reward tests ``action in [0, 2]``, which only means a lane change for
+        # meta-actions; ``accel`` tokens carry the lane intent, continuous control has none.
+        if isinstance(self.action_type, AccelLaneAction):
+            lane_change = bool(decode_accel_lane(int(action))[1] != KEEP)
+        elif isinstance(self.action_type, DiscreteMetaAction):
+            lane_change = int(action) in (0, 2)
+        else:
+            lane_change = False
         rewards = super()._rewards(1)  # IDLE: no lane-change term
         rewards["lane_change_reward"] = float(lane_change)
         return rewards

@@ -1,18 +1,35 @@
 """Reward model, PPO pieces, DPO and one tiny flywheel round through the CLI."""
 
 import json
+import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
+from drivegpt.data.tokenizer import tokenizer_from_json
+from drivegpt.data.windows import WindowBatch
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
+from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
 from drivegpt.policies.registry import SHIPPED_CHECKPOINT
 from drivegpt.rlhf.dpo import DPOConfig, dpo
-from drivegpt.rlhf.ppo import Rollout, RolloutJob, ValueHead, gae, rollout_one, score_steps, windows_of
+from drivegpt.rlhf.ppo import (
+    RLHFConfig,
+    Rollout,
+    RolloutJob,
+    ValueHead,
+    bootstrap_values,
+    final_windows,
+    gae,
+    ppo_update,
+    rollout_one,
+    score_steps,
+    windows_of,
+)
 from drivegpt.rlhf.preferences import policy_steps
 from drivegpt.rlhf.reward_model import RewardConfig, load_reward_model, train_reward_model
 from drivegpt.takeover.monitor import MonitorConfig
@@ -22,12 +39,67 @@ runner = CliRunner()
 
 
 def test_gae_by_hand():
-    # λ = 1, V = 0: advantages are the discounted returns-to-go; the episode ends at its last step
-    adv = gae(np.array([1.0, 0.0, -5.0]), np.zeros(3), gamma=0.5, lam=1.0)
+    # λ = 1, V = 0: advantages are the discounted returns-to-go; the episode terminates at its last step
+    adv = gae(np.array([1.0, 0.0, -5.0]), np.zeros(3), gamma=0.5, lam=1.0, next_value=None)
     np.testing.assert_allclose(adv, [1.0 + 0.25 * -5.0, 0.5 * -5.0, -5.0])
     # λ = 0: one-step TD errors r + γ V(t+1) - V(t)
-    adv = gae(np.array([1.0, 2.0]), np.array([0.5, 1.0]), gamma=0.5, lam=0.0)
+    adv = gae(np.array([1.0, 2.0]), np.array([0.5, 1.0]), gamma=0.5, lam=0.0, next_value=None)
     np.testing.assert_allclose(adv, [1.0 + 0.5 * 1.0 - 0.5, 2.0 - 1.0])
+    with pytest.raises(ValueError, match="3 rewards but 2 values"):
+        gae(np.zeros(3), np.zeros(2), gamma=0.5, lam=0.5, next_value=None)
+
+
+def test_gae_truncation_bootstraps_and_termination_does_not():
+    r, v = np.array([1.0, 0.0, 2.0]), np.array([0.5, 1.0, 2.0])  # rewards, V(s_0), V(s_1), V(s_2)
+    # γ = 0.5, λ = 0.5 (γλ = 0.25). Truncated by the time limit, V(s_3) = 4 from the value head:
+    #   δ2 = 2 + 0.5·4 - 2   = 2    A2 = 2
+    #   δ1 = 0 + 0.5·2 - 1   = 0    A1 = 0 + 0.25·2   = 0.5
+    #   δ0 = 1 + 0.5·1 - 0.5 = 1    A0 = 1 + 0.25·0.5 = 1.125
+    np.testing.assert_allclose(gae(r, v, gamma=0.5, lam=0.5, next_value=4.0), [1.125, 0.5, 2.0])
+    # Terminated (a collision, or a takeover): nothing follows s_2, whatever V(s_3) would say
+    #   δ2 = 2 - 2 = 0    A2 = 0
+    #   δ1 = 0            A1 = 0 + 0.25·0 = 0
+    #   δ0 = 1            A0 = 1 + 0.25·0 = 1
+    np.testing.assert_allclose(gae(r, v, gamma=0.5, lam=0.5, next_value=None), [1.0, 0.0, 0.0])
+    # One step ended by a takeover (reward -5, V(s_0) = 1): A = -5 - 1 = -6; the same step cut by
+    # the time limit with V(s_1) = 3 would be A = -5 + 0.5·3 - 1 = -4.5
+    assert gae(np.array([-5.0]), np.array([1.0]), 0.5, 0.9, next_value=None).tolist() == [-6.0]
+    assert gae(np.array([-5.0]), np.array([1.0]), 0.5, 0.9, next_value=3.0).tolist() == [-4.5]
+
+
+def test_the_bootstrap_value_reads_the_final_observation_after_the_episode():
+    model, meta = load_policy_dir(SHIPPED_CHECKPOINT)
+    K = model.cfg.context
+    rng = np.random.default_rng(1)
+
+    def obs(n: int) -> np.ndarray:
+        o = rng.normal(size=(n, 10, 7)).astype(np.float32)
+        o[:, :, 0] = 1.0
+        return o
+
+    crashed = Rollout(obs(2), np.array([1, 3]), False, True, 0.0, np.ones(2))
+    truncated = Rollout(obs(3), np.array([4, 0, 2]), False, False, 0.0, np.ones(3), obs(1)[0])
+    taken_over = Rollout(obs(4), np.array([1, 1, 1, 3]), True, False, 0.0, np.ones(3))
+    assert (crashed.truncated, truncated.truncated, taken_over.truncated) == (False, True, False)
+    rollouts = [crashed, truncated, taken_over]
+    w = final_windows(rollouts, meta, K)
+    assert w is not None and w.obs.shape == (1, K, 10, 7)  # one window: the truncated rollout's s_{T+1}
+    _, norm = tokenizer_from_json(meta["tokenizer"])
+    seen = norm(np.concatenate([truncated.obs, truncated.final_obs[None]]))  # s_0..s_2 then s_3
+    torch.testing.assert_close(w.obs[0, -4:], torch.from_numpy(seen))
+    assert w.mask[0].tolist() == [False] * (K - 4) + [True] * 4  # its own history, not the crashed one's
+    assert w.actions[0, -4:-1].tolist() == [4, 0, 2]
+    critic = ValueHead(model.cfg.n_embd)
+    values = bootstrap_values(model, critic, rollouts, meta, K)
+    assert values[0] is None and values[2] is None  # terminated: no bootstrap
+    assert values[1] is not None
+    for a in range(5):  # V(s_3) is the value head there, whatever token stands at a_3 (never seen)
+        actions = w.actions.clone()
+        actions[0, -1] = a
+        with torch.no_grad():
+            assert float(critic(model.hidden(w.obs, actions)[:, -1])[0]) == pytest.approx(values[1], abs=1e-5)
+    assert final_windows([crashed, taken_over], meta, K) is None
+    assert bootstrap_values(model, critic, [crashed, taken_over], meta, K) == [None, None]
 
 
 def test_weak_steps_are_policy_steps_far_from_a_takeover():
@@ -57,7 +129,91 @@ def test_kl_is_zero_when_the_policy_is_the_reference():
     assert not w.mask[0, :-1].any() and w.mask[3, -1] and not w.mask[3, -2]  # windows stop at episode starts
     s = score_steps(model, model, model, ValueHead(model.cfg.n_embd), w, tau=0.5)
     torch.testing.assert_close(s["kl"], torch.zeros(9), atol=1e-6, rtol=0)
-    assert torch.all(s["logp"] <= 0)
+    with torch.no_grad():
+        logits = model(w.obs, w.actions)[:, -1]  # (9, vocab)
+    a = w.actions[:, -1:]
+    # log π(a_t) at temperature 0.5; the reward model's score centred over the vocabulary
+    torch.testing.assert_close(s["logp"], F.log_softmax(logits / 0.5, -1).gather(1, a)[:, 0])
+    torch.testing.assert_close(s["rm"], (logits - logits.mean(-1, keepdim=True)).gather(1, a)[:, 0])
+    torch.manual_seed(0)
+    other = DriveGPT(model.cfg)  # another policy: a positive KL to the reference
+    s = score_steps(other, model, model, ValueHead(model.cfg.n_embd), w, tau=0.5)
+    assert bool((s["kl"] > 0).all())
+
+
+TINY_GPT = DriveGPTConfig(context=3, n_layer=1, n_head=2, n_embd=16)
+UNIFORM_LOGP = -math.log(5)
+
+
+def _uniform_policy_batch(last: list[int]) -> tuple[DriveGPT, ValueHead, WindowBatch]:
+    """A tiny policy with a zero head (π uniform: log π(a) = -log 5 everywhere), a critic whose
+    V is 0, and one window per entry of ``last`` (the action taken at the window's last step)."""
+    torch.manual_seed(0)
+    policy, critic = DriveGPT(TINY_GPT), ValueHead(TINY_GPT.n_embd)
+    with torch.no_grad():
+        policy.head.weight.zero_()
+        policy.head.bias.zero_()
+        critic.net[-1].weight.zero_()
+        critic.net[-1].bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    B, K = len(last), TINY_GPT.context
+    obs = torch.randn(B, K, 10, 7, generator=g)
+    obs[..., 0] = 1.0
+    actions = torch.randint(0, 5, (B, K), generator=g)
+    actions[:, -1] = torch.tensor(last)
+    return policy, critic, WindowBatch(obs, actions, actions, torch.ones(B, K, dtype=torch.bool))
+
+
+def _logp(policy: DriveGPT, w: WindowBatch) -> torch.Tensor:
+    with torch.no_grad():
+        return F.log_softmax(policy(w.obs, w.actions)[:, -1], -1).gather(1, w.actions[:, -1:])[:, 0]
+
+
+PPO = RLHFConfig(epochs=1, minibatch_size=4, temperature=1.0, clip_range=0.2, max_grad_norm=100.0)
+
+
+def _ppo(policy: DriveGPT, critic: ValueHead, w: WindowBatch, old: list[float], adv: list[float]) -> dict:
+    opt = torch.optim.SGD(policy.parameters(), lr=0.1)  # plain gradient steps: the sign is the gradient's
+    vf_opt = torch.optim.SGD(critic.parameters(), lr=0.01)
+    returns = torch.tensor([1.0, 2.0, -1.0, 0.0])
+    gen = torch.Generator().manual_seed(0)
+    return ppo_update(policy, critic, opt, vf_opt, w, torch.tensor(old), torch.tensor(adv), returns, PPO, gen)
+
+
+def test_ppo_update_raises_positive_advantage_actions_and_lowers_negative_ones():
+    policy, critic, w = _uniform_policy_batch([1, 1, 3, 3])
+    torch.testing.assert_close(_logp(policy, w), torch.full((4,), UNIFORM_LOGP))
+    stats = _ppo(policy, critic, w, [UNIFORM_LOGP] * 4, [1.0, 1.0, -1.0, -1.0])
+    after = _logp(policy, w)
+    assert bool((after[:2] > UNIFORM_LOGP + 1e-3).all()) and bool((after[2:] < UNIFORM_LOGP - 1e-3).all())
+    # logged on the batch before the step: ratio 1 (nothing clipped), the uniform policy's entropy
+    # log 5, and the critic's MSE with V = 0 against returns (1, 2, -1, 0): (1 + 4 + 1 + 0) / 4
+    assert stats["clip_fraction"] == 0.0
+    assert stats["entropy"] == pytest.approx(math.log(5), abs=1e-6)
+    assert stats["value_loss"] == pytest.approx(1.5, abs=1e-6)
+    with torch.no_grad():  # and the critic's step moved V toward the returns
+        v = critic(policy.hidden(w.obs, w.actions)[:, -1])
+    assert float(F.mse_loss(v, torch.tensor([1.0, 2.0, -1.0, 0.0]))) < 1.5
+
+
+def test_ppo_clip_stops_the_gradient_only_past_the_trust_region_in_the_advantages_direction():
+    policy, critic, w = _uniform_policy_batch([1, 1, 3, 3])
+    adv = [1.0, 1.0, -1.0, -1.0]
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    # old log π = log π - 1 on the positive advantages: ratio e = 2.72 > 1 + 0.2; old = log π + 1 on
+    # the negative ones: ratio 1/e = 0.37 < 1 - 0.2. Both already moved past the clip the way their
+    # advantage pushes, so min(ratio·A, clip(ratio)·A) = clip(ratio)·A = 1.2 or -0.8: a constant, a zero
+    # gradient, and the policy does not move at all.
+    stats = _ppo(policy, critic, w, [UNIFORM_LOGP - 1] * 2 + [UNIFORM_LOGP + 1] * 2, adv)
+    assert stats["clip_fraction"] == 1.0
+    for k, v in policy.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    # The same ratios the other way round (1/e on positive advantages, e on negative ones) are outside
+    # the range too, but there the unclipped ratio·A is the smaller term: its gradient stays.
+    stats = _ppo(policy, critic, w, [UNIFORM_LOGP + 1] * 2 + [UNIFORM_LOGP - 1] * 2, adv)
+    assert stats["clip_fraction"] == 1.0
+    after = _logp(policy, w)
+    assert bool((after[:2] > UNIFORM_LOGP + 1e-3).all()) and bool((after[2:] < UNIFORM_LOGP - 1e-3).all())
 
 
 def test_rollouts_are_deterministic_and_end_at_the_first_takeover():
@@ -66,8 +222,19 @@ def test_rollouts_are_deterministic_and_end_at_the_first_takeover():
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.obs, b.obs)
     assert len(a.obs) == len(a.actions) > 0
+    # seed 3 is taken over at step 8 of 40: terminal for the policy, so no state to bootstrap from
+    assert a.taken_over and len(a.actions) < 40 and not a.truncated and a.final_obs is None
     other = rollout_one(job._replace(seed=4))
     assert len(other.actions) != len(a.actions) or not np.array_equal(other.obs, a.obs)
+
+
+def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation():
+    job = RolloutJob(SHIPPED_CHECKPOINT, 0.5, 0, "drivegpt/HighwayDense-v0", 3, MonitorConfig().to_dict(), 3)
+    short, longer = rollout_one(job), rollout_one(job._replace(max_steps=4))
+    assert not (short.taken_over or short.crashed) and short.truncated and len(short.actions) == 3
+    np.testing.assert_array_equal(short.obs, longer.obs[:3])  # same seed, same first steps
+    assert short.final_obs is not None
+    np.testing.assert_array_equal(short.final_obs, longer.obs[3])  # s_{T+1}: where the policy drives on
 
 
 @pytest.fixture(scope="module")

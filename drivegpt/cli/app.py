@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
+from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
+from drivegpt.core.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -27,10 +29,8 @@ def collect(
     episodes: int | None = typer.Option(None, help="Override the config's episode count."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     seed: int | None = typer.Option(None, help="First episode seed."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(
-        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
-    ),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Record human-driven episodes into a Minari dataset with a checksum manifest."""
     from drivegpt.data.collect import CollectConfig
@@ -39,7 +39,7 @@ def collect(
 
     cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
     t0 = time.time()
-    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)  # type: ignore[arg-type]
+    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)
     ds = load_logs(path)
     from drivegpt.core.atomic import write_json
 
@@ -94,17 +94,12 @@ def drive(
         "human", help="Policy spec: human, idm, drivegpt, drivegpt:RUN_DIR, sb3-dqn:PATH, sb3-ppo:PATH."
     ),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
-    action: str | None = typer.Option(
-        None,
-        help="Action interface for human/idm: meta (default) or continuous; learned policies carry theirs.",
-    ),
+    action: ActionOpt = None,
     episodes: int = typer.Option(20, min=1),
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(
-        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
-    ),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
     takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
     clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
@@ -113,10 +108,8 @@ def drive(
     """Drive a policy in closed loop and write metrics.json (with --takeovers: takeover figures + clips)."""
     from drivegpt.eval.closed_loop import evaluate, evaluate_monitored, write_drive_outputs
 
-    if action not in (None, "meta", "continuous"):
-        raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
     if clips_out is not None and not takeovers:
-        raise ValueError("--clips-out needs --takeovers")
+        raise UserError("--clips-out needs --takeovers")
     if takeovers:
         from drivegpt.takeover.clips import write_clips
         from drivegpt.takeover.monitor import MonitorConfig
@@ -129,7 +122,7 @@ def drive(
             episodes,
             seed,
             workers,
-            backend,  # type: ignore[arg-type]
+            backend,
             mcfg.to_dict(),
             ray_address=ray_address,
         )
@@ -144,7 +137,7 @@ def drive(
         )
     else:
         metrics, eps = evaluate(
-            policy, env, action, episodes, seed, workers, backend, ray_address=ray_address  # type: ignore[arg-type]
+            policy, env, action, episodes, seed, workers, backend, ray_address=ray_address
         )
     write_drive_outputs(
         out,
@@ -182,10 +175,8 @@ def replay(
     video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
     out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(
-        None, help="With --backend ray: an existing cluster (`auto`: the one on this node)."
-    ),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
     from drivegpt.core.atomic import write_json, write_text
@@ -196,7 +187,7 @@ def replay(
     loaded = load_clips(clips, clip or None)
     mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
     results = replay_clips(
-        loaded, policy, mcfg, video, monitor, workers, backend, ray_address  # type: ignore[arg-type]
+        loaded, policy, mcfg, video, monitor, workers, backend, ray_address
     )
     n = len(results)
     summary = {

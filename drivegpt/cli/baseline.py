@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
+from drivegpt.cli.options import ActionOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
+from drivegpt.core.errors import UserError
 from drivegpt.core.resources import packaged_configs
 
 #: rl-zoo-style hyperparameter files, one per algorithm
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
         env: str | None = typer.Option(None, help="Env id (default: the config's, drivegpt/Highway-v0)."),
         steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),
         config: Path | None = typer.Option(None, help="YAML config (default: configs/baselines/ALGO.yaml)."),
-        action: str | None = typer.Option(None, help="meta or continuous (default: the config's)."),
+        action: ActionOpt = None,
         n_envs: int | None = typer.Option(None, min=1, help="Parallel envs (default: one per core)."),
         seed: int | None = typer.Option(None, help="Seed (default: the config's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
@@ -35,9 +37,7 @@ def register(app: typer.Typer) -> None:
         from drivegpt.policies.sb3 import BaselineConfig, train_baseline
 
         if algo not in ("dqn", "ppo"):
-            raise ValueError(f"--algo {algo!r}: valid choices are dqn, ppo")
-        if action not in (None, "meta", "continuous"):
-            raise ValueError(f"--action {action!r}: valid choices are meta, continuous")
+            raise UserError(f"--algo {algo!r}: valid choices are dqn, ppo")
         overrides = {"algo": algo, "env_id": env, "total_steps": steps, "action": action}
         cfg = load_config(
             BaselineConfig,

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 
+from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
+from drivegpt.core.errors import UserError
+from drivegpt_envs.common import DEFAULT_ACTION
 
 
 def register(app: typer.Typer) -> None:
@@ -21,12 +24,6 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(friendly_errors(bench))
 
 
-def _backend(backend: str) -> str:
-    if backend not in ("local", "ray"):
-        raise ValueError(f"--backend {backend!r}: valid choices are local, ray")
-    return backend
-
-
 def search(
     ctx: typer.Context,
     family: list[str] = typer.Option(..., help="Scenario family (repeatable), or 'all'."),
@@ -35,11 +32,11 @@ def search(
     method: str | None = typer.Option(None, help="random | lhs (baselines) | cem (adaptive)."),
     seed: int | None = typer.Option(None, help="Sampler seed; simulation i uses scenario seed SEED + i."),
     config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
-    action: str = typer.Option("meta", help="Action interface for human/idm: meta or continuous."),
+    action: ActionOpt = None,
     keep: str = typer.Option("failures", help="Suite content: failures, or all simulations."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
 ) -> None:
     """Search the parameters of scenario families for failures of POLICY; write a replayable suite."""
@@ -50,7 +47,7 @@ def search(
     from drivegpt_envs.families import FAMILIES
 
     if keep not in ("failures", "all"):
-        raise ValueError(f"--keep {keep!r}: valid choices are failures, all")
+        raise UserError(f"--keep {keep!r}: valid choices are failures, all")
     over = {"budget": budget, "method": method, "seed": seed}
     if config is not None:
         cfg = load_config(SearchConfig, config, over)
@@ -59,18 +56,18 @@ def search(
     families = list(FAMILIES) if family == ["all"] else family
     for f in families:
         family_env_id(f)  # fail fast on an unknown name
-    kind = policy_action_kind(policy, action)
+    kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     cmd = command_line(ctx)
     results = []
     for f in families:
-        r = search_family(f, policy, cfg, kind, workers, _backend(backend), ray_address)  # type: ignore[arg-type]
+        r = search_family(f, policy, cfg, kind, workers, backend, ray_address)
         results.append(r)
         s = r.summary
         typer.echo(
             f"{f}: {s['failures']}/{s['sims']} failed ({s['failure_rate']:.3f}), first at sim "
             f"{s['sims_to_first_failure']}, {s['clusters']} clusters, {s['unavoidable']} unavoidable"
         )
-    scenarios = [sc for r in results for sc in to_scenarios(r, kind, keep)]  # type: ignore[arg-type]
+    scenarios = [sc for r in results for sc in to_scenarios(r, kind, keep)]
     write_suite(out, scenarios, cmd, {"search": cfg.to_dict(), "policy": policy, "keep": keep})
     write_json(out / "summary.json", {r.family: r.summary for r in results})
     rows = ["family,index,seed,params,failed,crashed,offroad,risk,min_ttc_s,min_gap_m,feasible"]
@@ -93,8 +90,8 @@ def replay(
     ids: list[str] | None = typer.Option(None, "--id", help="Replay only these scenario ids (repeatable)."),
     policy: str | None = typer.Option(None, help="Drive with this policy instead (no outcome comparison)."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Re-simulate a suite's scenarios; without --policy every recorded outcome must match exactly."""
     from drivegpt.corner.suite import (
@@ -116,7 +113,7 @@ def replay(
             raise SuiteError(f"{path}: no scenario {unknown[0]!r}; see `drivegpt corner-cases info {suite}`")
         scenarios = [s for s in scenarios if s.id in ids]
     jobs = [job_of(s, policy, policy_action_kind(policy, s.action) if policy else None) for s in scenarios]
-    outs = parallel_map(simulate, jobs, workers, _backend(backend), "replay", True, ray_address)  # type: ignore[arg-type]
+    outs = parallel_map(simulate, jobs, workers, backend, "replay", True, ray_address)
     if policy:
         failed = [s.id for s, o in zip(scenarios, outs, strict=True) if o.failed]
         typer.echo(f"{policy}: {len(failed)}/{len(scenarios)} scenarios failed {failed[:10]}")
@@ -154,8 +151,8 @@ def bench(
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (with --takeovers)."),
     gifs: int = typer.Option(3, min=0, help="GIFs of the worst failures."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    backend: str = typer.Option("local", help="Rollout backend: local or ray."),
-    ray_address: str | None = typer.Option(None, help="Ray cluster address (with --backend ray)."),
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs."""
     from drivegpt.corner.suite import load_suite, resolve_suite
@@ -163,7 +160,7 @@ def bench(
     from drivegpt.eval.benchmark import bench as run_bench
 
     if monitor_config is not None and not takeovers:
-        raise ValueError("--monitor-config needs --takeovers")
+        raise UserError("--monitor-config needs --takeovers")
     monitor = {}
     if monitor_config is not None:
         from drivegpt.takeover.monitor import MonitorConfig
@@ -174,7 +171,7 @@ def bench(
     meta, scenarios = load_suite(path)
     t0 = time.time()
     run = {"command": command_line(ctx), "suite": str(path), "suite_sha": meta["sha256"], "workers": workers}
-    entries = run_bench(scenarios, cfg, out, run, workers, _backend(backend), ray_address)  # type: ignore[arg-type]
+    entries = run_bench(scenarios, cfg, out, run, workers, backend, ray_address)
     for e in (e for e in entries if e["family"] == "all"):
         lo, hi = e["collision_rate_ci"]
         typer.echo(

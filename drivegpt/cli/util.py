@@ -1,6 +1,6 @@
 """Shared pieces of the ``drivegpt`` subcommands: reproducible command lines and one-line user errors.
 
-Every CLI module (``cli.py`` and the ``cli_*.py`` modules it registers) decorates its commands with
+Every CLI module (``app`` and the modules it registers) decorates its commands with
 :func:`friendly_errors` and saves :func:`command_line` next to its outputs.
 """
 
@@ -37,12 +37,12 @@ def command_line(ctx: typer.Context) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that describe bad input (each with its fix), not bugs: ConfigError, DataError,
-    ClipError and CheckpointError are ValueErrors; the rest are listed."""
-    from drivegpt.model.pretrain import TrainingError
-    from drivegpt.takeover.replay import ReplayError
+    """The project's own user errors (``drivegpt.core.errors.UserError`` and its subclasses, and the
+    scenario families' parameter errors); anything else is a bug and keeps its traceback."""
+    from drivegpt.core.errors import UserError
+    from drivegpt_envs.families.spec import FamilyParamError
 
-    return (ValueError, FileNotFoundError, FileExistsError, TrainingError, ReplayError)
+    return (UserError, FamilyParamError)
 
 
 def friendly_errors(fn: F) -> F:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from drivegpt.core.errors import UserError
 from drivegpt.core.resources import packaged_configs, resolve_config
 
 __all__ = ["ConfigError", "FrozenConfig", "load_config", "config_from_dict"]
@@ -21,7 +22,7 @@ __all__ = ["ConfigError", "FrozenConfig", "load_config", "config_from_dict"]
 C = TypeVar("C", bound="FrozenConfig")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file or value is wrong; the message says where and how to fix it."""
 
 

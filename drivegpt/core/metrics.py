@@ -1,4 +1,4 @@
-"""The metric registry of DESIGN.md: one place for names, meanings and the maths.
+"""The metric registry (docs/metrics.md): one place for names, meanings and the maths.
 
 Driving summaries, benchmark tables and reports use these keys (training logs add their own
 figures, such as tokens per second); asking for an unknown name fails with the list of valid ones.
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-#: key -> meaning (DESIGN.md, "Metric names").
+#: key -> meaning (docs/metrics.md).
 METRICS: dict[str, str] = {
     "episodes": "episodes run",
     "collision_rate": "fraction of episodes with an ego collision",

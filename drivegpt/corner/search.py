@@ -227,7 +227,7 @@ def summarise(
     names: list[str],
     seconds: float,
 ) -> dict[str, Any]:
-    """``summary.json`` figures (DESIGN.md names) and one entry per failure cluster."""
+    """``summary.json`` figures and one entry per failure cluster."""
     failed = [s for s in sims if s.outcome.failed]
     n, k = len(sims), len(failed)
     groups = cluster(np.stack([s.u for s in failed]), cfg.cluster_eps) if failed else []

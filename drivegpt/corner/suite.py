@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from drivegpt.core.atomic import replace_dir, write_bytes, write_json
+from drivegpt.core.errors import UserError
 from drivegpt.core.resources import SUITES
 from drivegpt.sim.geometry import TTC_VIOLATION, box_clearance, lead_figures
 
@@ -38,13 +39,13 @@ FORMAT = "drivegpt-suite"
 VERSION = 1
 TTC_CAP = 100.0  #: [s] min TTC when no lead ever closes in (JSON has no infinity)
 GAP_CAP = 1000.0  #: [m] min gap when no other vehicle is on the road
-ACC_RANGE = (-4.05, 2.40)  #: [m/s²] DESIGN.md comfort bounds on longitudinal acceleration
-JERK_MAX = 4.13  #: [m/s³] DESIGN.md comfort bound on |jerk|
+ACC_RANGE = (-4.05, 2.40)  #: [m/s²] comfort bounds (docs/metrics.md) on longitudinal acceleration
+JERK_MAX = 4.13  #: [m/s³] comfort bound (docs/metrics.md) on |jerk|
 SHIPPED_SUITES = SUITES  #: suites that ship with the package
 ALERT_HUMAN = "alert-human"  #: policy name of the feasibility reference (see :func:`simulate`)
 
 
-class SuiteError(ValueError):
+class SuiteError(UserError):
     """A suite directory is missing, corrupt or tampered with."""
 
 

@@ -16,7 +16,7 @@ from drivegpt.sim.rollout import Backend, Episode, make_env, parallel_map, run_e
 from drivegpt_envs.common import ActionKind
 
 
-class Scenario(FrozenConfig):
+class CollectScenario(FrozenConfig):
     """One entry of the scenario mix."""
 
     env_id: str = "drivegpt/Highway-v0"
@@ -32,7 +32,7 @@ class CollectConfig(FrozenConfig):
 
     action: ActionKind = "meta"
     """Action interface: ``meta`` (DiscreteMetaAction) or ``continuous`` (acceleration, steering)."""
-    scenarios: tuple[Scenario, ...] = (Scenario(), Scenario(env_id="drivegpt/Merge-v0"))
+    scenarios: tuple[CollectScenario, ...] = (CollectScenario(), CollectScenario(env_id="drivegpt/Merge-v0"))
     """The scenario mix; each episode draws one scenario from its seed."""
     episodes: int = Field(100, ge=1)
     """Episodes to record."""

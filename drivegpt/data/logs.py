@@ -24,12 +24,13 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from drivegpt.core.atomic import replace_dir, write_json
+from drivegpt.core.errors import UserError
 from drivegpt.sim.rollout import Episode
 
 FORMAT = "drivegpt-logs"
@@ -37,7 +38,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset on disk is missing, truncated, corrupt or of an unknown version."""
 
 
@@ -90,10 +91,11 @@ def write_logs(
             seed=ep.seed,
             observations=ep.observations,
             actions=ep.actions,
-            rewards=ep.rewards.tolist(),
-            terminations=ep.terminations.tolist(),
-            truncations=ep.truncations.tolist(),
-            infos={**{k: v.tolist() for k, v in ep.states.items()}, "decision": _decision_rows(ep)},
+            rewards=ep.rewards,  # numpy arrays go to Arrow as they are
+            terminations=ep.terminations,
+            truncations=ep.truncations,
+            # Minari's Arrow storage encodes infos from Python lists (1-D numpy arrays lose their shape)
+            infos={**{k: v.tolist() for k, v in ep.states.items()}, "decision": _decision_rows(ep).tolist()},
         )
         for i, ep in enumerate(episodes)
     ]
@@ -104,9 +106,6 @@ def write_logs(
             buffers,
             env=env,
             algorithm_name="drivegpt-human-driver",
-            author="DriveGPT",
-            author_email="drivegpt@users.noreply.github.com",
-            code_permalink="https://github.com/drivegpt/drivegpt",
             description=description or "Human-driver logs",
             data_format="arrow",
         )
@@ -129,27 +128,12 @@ def write_logs(
     return out
 
 
-def _decision_rows(ep: Episode) -> list[Any]:
-    """The driver's clean decision per observation (T+1 rows, Minari's infos length); the terminal
-    observation, where nobody decides, gets the neutral action (IDLE / zeros)."""
+def _decision_rows(ep: Episode) -> np.ndarray:
+    """The driver's clean decision per observation: Minari stores infos per observation (T+1 rows),
+    so the terminal observation, where nobody decides, repeats the last decision (the loader reads
+    the first T rows)."""
     dec = ep.actions if ep.decisions is None else ep.decisions
-    neutral = np.zeros_like(dec[:1]) + (1 if dec.ndim == 1 else 0)
-    rows = np.concatenate([dec, neutral]) if len(dec) else neutral
-    return list(rows) if rows.ndim > 1 else rows.tolist()
-
-
-class LogEpisode(NamedTuple):
-    """One episode as loaded: arrays from Minari plus our metadata."""
-
-    id: int
-    observations: np.ndarray  # (T+1, V, F) float32
-    actions: np.ndarray  # (T,) int64 or (T, 2) float32: executed (with delay and noise)
-    decisions: np.ndarray  # like actions: the human's clean decision at each step (the label)
-    rewards: np.ndarray  # (T,)
-    terminations: np.ndarray  # (T,) bool
-    truncations: np.ndarray  # (T,) bool
-    states: dict[str, np.ndarray]  # STATE_KEYS -> (T+1,)
-    meta: dict[str, Any]  # env_id, seed, action, personality, scenario
+    return np.concatenate([dec, dec[-1:]]) if len(dec) else np.zeros((1, *dec.shape[1:]), dec.dtype)
 
 
 class LogDataset:
@@ -159,6 +143,7 @@ class LogDataset:
         self.path = path
         self.manifest = manifest
         self.minari = minari_dataset
+        self._decoded: dict[int, Episode] = {}  # episode index -> arrays, filled on first read
 
     def __len__(self) -> int:
         return int(self.manifest["episodes"])
@@ -167,23 +152,30 @@ class LogDataset:
     def action_kind(self) -> str:
         return str(self.manifest["config"].get("action", "meta"))
 
-    def episodes(self, indices: Sequence[int] | None = None) -> Iterator[LogEpisode]:
+    def episodes(self, indices: Sequence[int] | None = None) -> Iterator[Episode]:
+        """The episodes at ``indices`` (all by default), decoded from Arrow once per process."""
         indices = list(range(len(self))) if indices is None else list(indices)
-        metas = list(self.minari.storage.get_episode_metadata(indices))
-        for ep, meta in zip(self.minari.iterate_episodes(indices), metas, strict=True):
-            T = len(ep.actions)
-            dec = np.asarray(ep.infos.get("decision", np.asarray(ep.actions)))[:T]
-            yield LogEpisode(
-                ep.id,
-                np.asarray(ep.observations, np.float32),
-                np.asarray(ep.actions),
-                dec.astype(np.asarray(ep.actions).dtype),
-                np.asarray(ep.rewards),
-                np.asarray(ep.terminations, bool),
-                np.asarray(ep.truncations, bool),
-                {k: np.asarray(v, np.float64) for k, v in ep.infos.items() if k != "decision"},
-                meta,
-            )
+        missing = [i for i in dict.fromkeys(indices) if i not in self._decoded]
+        if missing:
+            metas = list(self.minari.storage.get_episode_metadata(missing))
+            for ep, meta in zip(self.minari.iterate_episodes(missing), metas, strict=True):
+                actions = np.asarray(ep.actions)
+                T = len(actions)
+                dec = np.asarray(ep.infos.get("decision", actions))[:T]
+                self._decoded[int(ep.id)] = Episode(
+                    seed=int(meta.get("seed", -1)),
+                    env_id=str(meta.get("env_id", "")),
+                    observations=np.asarray(ep.observations, np.float32),
+                    actions=actions,
+                    rewards=np.asarray(ep.rewards, np.float64),
+                    terminations=np.asarray(ep.terminations, bool),
+                    truncations=np.asarray(ep.truncations, bool),
+                    states={k: np.asarray(v, np.float64) for k, v in ep.infos.items() if k != "decision"},
+                    meta=dict(meta),
+                    decisions=dec.astype(actions.dtype),
+                )
+        for i in indices:
+            yield self._decoded[i]
 
 
 def verify_logs(path: str | Path) -> dict[str, Any]:
@@ -221,11 +213,35 @@ def verify_logs(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+_OPENED: dict[tuple[Any, ...], LogDataset] = {}  # one verified, decoded dataset per files' state
+
+
+def _files_state(path: Path) -> tuple[Any, ...]:
+    """(name, size, mtime) of every file of the dataset: a change of any file invalidates the cache."""
+    files = sorted(f for f in path.rglob("*") if f.is_file())
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
 def load_logs(path: str | Path) -> LogDataset:
-    """The one way to open driving logs: verify checksums and integrity, then open with Minari."""
+    """The one way to open driving logs: verify checksums and integrity, then open with Minari.
+
+    Within one process a dataset is verified and decoded once; opening it again returns the same
+    object unless a file changed (size or modification time) in between.
+    """
+    path = Path(path).resolve()
+    key = (path, _files_state(path)) if path.is_dir() else None
+    if key is not None and key in _OPENED:
+        return _OPENED[key]
+    ds = _open_logs(path)
+    if key is not None:
+        _OPENED.clear()  # keep only the latest dataset: the caller's memory, not a growing cache
+        _OPENED[key] = ds
+    return ds
+
+
+def _open_logs(path: Path) -> LogDataset:
     import minari
 
-    path = Path(path)
     manifest = verify_logs(path)
     try:
         ds = minari.MinariDataset(path / "data")

@@ -2,8 +2,9 @@
 
 * Observations: each Kinematics feature is standardised with a mean and std computed on the
   training logs (present vehicles only) and saved next to the model (``tokenizer.json``).
-* Actions: ``meta`` uses the 5 meta-actions as tokens (LANE_LEFT=0, IDLE=1, LANE_RIGHT=2,
-  FASTER=3, SLOWER=4). ``continuous`` bins the normalised acceleration and steering, each in
+* Actions: ``accel`` (the default) uses the env's own 42 tokens, acceleration bin × lane intent
+  (``drivegpt_envs.actions``), as they are. ``meta`` uses the 5 meta-actions as tokens (LANE_LEFT=0,
+  IDLE=1, LANE_RIGHT=2, FASTER=3, SLOWER=4). ``continuous`` bins the normalised acceleration and steering, each in
   [-1, 1], into ``bins`` equal-width bins (edges ``linspace(-1, 1, bins + 1)``) and joins them into
   one token ``acc_bin * bins + steer_bin``; decoding returns the bin centres, so a centre encodes and
   decodes exactly.
@@ -17,25 +18,30 @@ from typing import Any
 
 import numpy as np
 
+from drivegpt_envs.actions import N_TOKENS
+
+#: vocabulary size of each discrete action kind (its env action ids are its tokens).
+DISCRETE_VOCAB: dict[str, int] = {"accel": N_TOKENS, "meta": 5}
+
 
 @dataclass(frozen=True)
 class ActionTokenizer:
     """Maps env actions to token ids and back."""
 
-    kind: str = "meta"
-    """``meta`` or ``continuous``."""
+    kind: str = "accel"
+    """``accel``, ``meta`` or ``continuous``."""
     bins: int = 9
     """Continuous only: bins per dimension (odd, so 0 is a bin centre)."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("meta", "continuous"):
-            raise ValueError(f"action kind {self.kind!r}; valid: meta, continuous")
+        if self.kind not in (*DISCRETE_VOCAB, "continuous"):
+            raise ValueError(f"action kind {self.kind!r}; valid: accel, meta, continuous")
         if self.kind == "continuous" and self.bins < 2:
             raise ValueError("continuous action tokenizer needs bins >= 2")
 
     @property
     def vocab_size(self) -> int:
-        return 5 if self.kind == "meta" else self.bins * self.bins
+        return DISCRETE_VOCAB.get(self.kind, self.bins * self.bins)
 
     @property
     def centres(self) -> np.ndarray:
@@ -44,21 +50,21 @@ class ActionTokenizer:
         return (edges[:-1] + edges[1:]) / 2
 
     def encode(self, actions: np.ndarray) -> np.ndarray:
-        """(T,) meta ids or (T, 2) normalised [acc, steer] -> (T,) int64 tokens."""
+        """(T,) accel / meta ids or (T, 2) normalised [acc, steer] -> (T,) int64 tokens."""
         actions = np.asarray(actions)
-        if self.kind == "meta":
+        if self.kind in DISCRETE_VOCAB:
             tokens = actions.astype(np.int64).reshape(-1)
-            if tokens.size and (tokens.min() < 0 or tokens.max() > 4):
-                raise ValueError("meta-action ids must be in 0..4")
+            if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+                raise ValueError(f"{self.kind} action ids must be in 0..{self.vocab_size - 1}")
             return tokens
         a = np.clip(actions.reshape(-1, 2), -1.0, 1.0)
         idx = np.clip(((a + 1.0) / 2.0 * self.bins).astype(np.int64), 0, self.bins - 1)
         return idx[:, 0] * self.bins + idx[:, 1]
 
     def decode(self, tokens: np.ndarray) -> np.ndarray:
-        """Tokens -> env actions ((T,) int64 meta or (T, 2) float32 bin centres)."""
+        """Tokens -> env actions ((T,) int64 accel / meta ids or (T, 2) float32 bin centres)."""
         tokens = np.asarray(tokens, np.int64).reshape(-1)
-        if self.kind == "meta":
+        if self.kind in DISCRETE_VOCAB:
             return tokens
         c = self.centres
         return np.stack([c[tokens // self.bins], c[tokens % self.bins]], axis=1).astype(np.float32)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from drivegpt.core.errors import UserError
 from drivegpt.data.logs import LogDataset
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
 
@@ -43,7 +44,7 @@ class StepTable:
             starts.append(np.full(T, n, np.int64))
             n += T
         if not toks:
-            raise ValueError("no episodes to build windows from (check val_fraction and dataset size)")
+            raise UserError("no episodes to build windows from (check val_fraction and dataset size)")
         return cls(np.concatenate(obs), np.concatenate(toks), np.concatenate(targets), np.concatenate(starts))
 
     def windows(self, ends: torch.Tensor, K: int) -> WindowBatch:
@@ -62,7 +63,7 @@ class StepTable:
 def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Train/validation split by episode (never by step), reproducible from ``seed``."""
     if n < 2:
-        raise ValueError(f"the dataset has {n} episode(s); a train/validation split needs at least 2")
+        raise UserError(f"the dataset has {n} episode(s); a train/validation split needs at least 2")
     perm = np.random.default_rng(seed).permutation(n)
     n_val = min(n - 1, max(1, int(round(n * val_fraction))))
     return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())

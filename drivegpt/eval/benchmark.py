@@ -1,7 +1,7 @@
 """Benchmark: every policy on every scenario of a suite, side by side.
 
 Each (policy, scenario) pair is one simulation in a worker process; the human model also drives
-every scenario once as the progress reference (DESIGN.md: progress = distance / the human's
+every scenario once as the progress reference (docs/metrics.md: progress = distance / the human's
 distance in the same scenario and seed). Per policy and family the figures use the metric
 registry's names; outputs in ``OUT/``: ``results.csv``, ``results.md``, ``episodes.csv``,
 ``plots/*.png``, ``gifs/*.gif`` (the worst failures) and ``run.json``.
@@ -23,6 +23,7 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import check_metric_names, takeover_metrics, wilson_interval
 from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of, simulate
 from drivegpt.sim.rollout import Backend, parallel_map
@@ -63,7 +64,7 @@ def parse_policies(items: list[str]) -> dict[str, str]:
         name, sep, spec = item.partition("=")
         name, spec = (name, spec) if sep else (item, item)
         if not name or not spec or name in out:
-            raise ValueError(f"--policy {item!r}: give NAME=SPEC with a unique NAME (e.g. gpt=drivegpt)")
+            raise UserError(f"--policy {item!r}: give NAME=SPEC with a unique NAME (e.g. gpt=drivegpt)")
         out[name] = spec
     return out
 

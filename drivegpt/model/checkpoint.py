@@ -18,13 +18,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from drivegpt.core.atomic import replace_dir, write_json
+from drivegpt.core.errors import UserError
 from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
 
 POLICY_FORMAT = "drivegpt-policy"
 POLICY_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing or corrupt."""
 
 

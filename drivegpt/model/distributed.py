@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from drivegpt.core.errors import UserError
+
 T = TypeVar("T", bound=tuple)
 
 
@@ -66,7 +68,7 @@ def shard(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """This rank's contiguous slice (dim 0) of a global batch tensor, on its device."""
     n = len(t)
     if n % ctx.world_size:
-        raise ValueError(
+        raise UserError(
             f"batch_size {n} is not divisible by {ctx.world_size} processes; "
             "choose a global batch_size that is a multiple of --nproc-per-node"
         )

@@ -15,30 +15,45 @@ The hidden state at ``s_t`` predicts ``a_t`` (loss on action tokens only); causa
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+from pydantic import Field, model_validator
 from torch.nn import functional as F
 
+from drivegpt.core.config import FrozenConfig
 
-@dataclass(frozen=True)
-class DriveGPTConfig:
-    n_vehicles: int = 10
+
+class ModelSize(FrozenConfig):
+    """The sizes a user chooses (the ``model:`` section of a pretrain config)."""
+
+    n_layer: int = Field(2, ge=1)
+    """Transformer blocks."""
+    n_head: int = Field(4, ge=1)
+    """Attention heads (also in the ego-attention pooling)."""
+    n_embd: int = Field(64, ge=8)
+    """Embedding width C (a multiple of n_head)."""
+    context: int = Field(8, ge=1)
+    """Steps K in the context (2K tokens)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout probability."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelSize:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        return self
+
+
+class DriveGPTConfig(ModelSize):
+    """Everything that fixes the network's shape: the sizes plus what the data fixes."""
+
+    n_vehicles: int = Field(10, ge=1)
     """Kinematics rows per observation (V)."""
-    n_features: int = 7
+    n_features: int = Field(7, ge=1)
     """Features per row (F): presence, x, y, vx, vy, cos_h, sin_h."""
-    vocab_size: int = 5
-    """Action tokens (5 meta-actions, or bins² for continuous)."""
-    context: int = 8
-    """Steps K in the context window (2K tokens)."""
-    n_layer: int = 2
-    n_head: int = 4
-    n_embd: int = 64
-    dropout: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    vocab_size: int = Field(5, ge=2)
+    """Action tokens (the tokenizer's vocabulary)."""
 
 
 class EgoAttentionEncoder(nn.Module):

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import load_policy_dir
 from drivegpt.model.gpt import DriveGPT
@@ -37,8 +38,7 @@ class DriveGPTPolicy:
     @classmethod
     def load(cls, path: str | Path, threads: int | None = None) -> DriveGPTPolicy:
         path = Path(path)
-        if (path / "policy").is_dir():  # a pretrain run directory
-            path = path / "policy"
+        path = policy_dir(path)  # a run directory or its policy/
         model, meta = load_policy_dir(path)
         return cls(model, meta, threads)
 

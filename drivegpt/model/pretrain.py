@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 from tqdm import tqdm
 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import MissingInputError, OutputExistsError, TrainingError, UserError
 from drivegpt.data.logs import load_logs
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
 from drivegpt.data.windows import StepTable, WindowBatch, split_episodes
@@ -38,29 +39,8 @@ from drivegpt.model.distributed import (
     teardown,
     wrap,
 )
-from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
+from drivegpt.model.gpt import DriveGPT, DriveGPTConfig, ModelSize
 from drivegpt_envs.common import POLICY_FREQUENCY, action_config, kinematics_observation
-
-
-class ModelSize(FrozenConfig):
-    """Transformer sizes."""
-
-    n_layer: int = Field(2, ge=1)
-    """Transformer blocks."""
-    n_head: int = Field(4, ge=1)
-    """Attention heads (also in the ego-attention pooling)."""
-    n_embd: int = Field(64, ge=8)
-    """Embedding width C (a multiple of n_head)."""
-    context: int = Field(8, ge=1)
-    """Steps K in the context (2K tokens)."""
-    dropout: float = Field(0.0, ge=0, lt=1)
-    """Dropout probability."""
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelSize:
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        return self
 
 
 class PretrainConfig(FrozenConfig):
@@ -104,10 +84,6 @@ def lr_at(it: int, cfg: PretrainConfig) -> float:
         return cfg.lr * (it + 1) / cfg.warmup_iters
     ratio = (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * min(1.0, ratio))) * (cfg.lr - cfg.min_lr)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, ...); the message says what to change."""
 
 
 @torch.no_grad()
@@ -180,14 +156,14 @@ def pretrain(
     """Train DriveGPT on the logs in ``data``; write the run to ``out``; return the final figures."""
     out = Path(out)
     if (out / "checkpoint").exists() and not resume:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out}: a run already exists there; pass --resume to continue it or choose another --out"
         )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx = setup()
     if cfg.batch_size % ctx.world_size:
-        raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {ctx.world_size} processes")
+        raise UserError(f"batch_size {cfg.batch_size} must be a multiple of the {ctx.world_size} processes")
     ds = load_logs(data)
     kind = ds.action_kind
     train_eps, val_eps = split_episodes(len(ds), cfg.val_fraction, cfg.seed)
@@ -215,7 +191,7 @@ def pretrain(
     if resume and not (out / "checkpoint").exists():
         leftovers = sorted(out.glob(".checkpoint.*")) if out.exists() else []
         hint = f" (an interrupted write left {leftovers[0]}: rename it to checkpoint)" if leftovers else ""
-        raise FileNotFoundError(f"{out / 'checkpoint'}: nothing to resume{hint}; drop --resume to start over")
+        raise MissingInputError(f"{out / 'checkpoint'}: nothing to resume{hint}; drop --resume to start over")
     if resume:
         state = load_trainer(out / "checkpoint", model, opt)
         start, best = int(state["iter"]), float(state["best_val_ce"])

@@ -12,10 +12,12 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_text
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import UserError
 from drivegpt.corner.search import SearchConfig
 from drivegpt.data.collect import CollectConfig
 from drivegpt.eval.closed_loop import EVAL_SEED
-from drivegpt.model.pretrain import ModelSize, PretrainConfig
+from drivegpt.model.gpt import ModelSize
+from drivegpt.model.pretrain import PretrainConfig
 from drivegpt.policies.sb3 import BaselineConfig
 from drivegpt.rlhf.flywheel import FlywheelConfig
 from drivegpt.takeover.monitor import MonitorConfig
@@ -63,7 +65,7 @@ class PipelineConfig(FrozenConfig):
 NOT_FINISHED = "no finished output"
 
 
-class StageError(ValueError):
+class StageError(UserError):
     """A stage name or a stage's input is wrong; the message lists the valid choices."""
 
 

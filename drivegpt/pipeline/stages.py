@@ -2,7 +2,7 @@
 
 Every stage reads its inputs from earlier stages' folders under ``RUN/`` and writes its own folder;
 ``check`` raises when that folder is missing, incomplete or corrupt (``load_logs`` verifies
-checksums, ``load_clips`` too). The order is the loop of DESIGN.md.
+checksums, ``load_clips`` too). The order is the loop of docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.core.resources import CHECKPOINTS
+from drivegpt.core.rundir import policy_dir
 from drivegpt.sim.human import HumanDriver, PersonalityRanges, StockIDMDriver
 from drivegpt.sim.policy import ConstantPolicy, DrivePolicy
 from drivegpt.sim.rollout import make_env
@@ -46,7 +48,7 @@ class SB3Policy:
             from stable_baselines3 import DQN, PPO
 
             if not Path(path).is_file():
-                raise FileNotFoundError(f"{path}: no such SB3 model file")
+                raise MissingInputError(f"{path}: no such SB3 model file")
             self.policy = {"sb3-dqn": DQN, "sb3-ppo": PPO}[algo].load(path, device="cpu").policy
         else:
             from drivegpt.policies.sb3 import load_exported_policy
@@ -89,7 +91,7 @@ def load_policy(spec: str, action: str = "meta") -> DrivePolicy:
         return SB3Policy(kind, arg)
     else:
         valid = ", ".join(POLICY_KINDS)
-        raise ValueError(f"unknown policy spec {spec!r}; valid kinds: {valid}")
+        raise UserError(f"unknown policy spec {spec!r}; valid kinds: {valid}")
     driver.action_kind = action
     return driver
 
@@ -107,7 +109,7 @@ def policy_action_kind(spec: str, default: str = "meta") -> str:
         from drivegpt.model.checkpoint import CheckpointError
 
         path = Path(spec.partition(":")[2] or SHIPPED_CHECKPOINT)
-        meta = path / "policy" / "policy.json" if (path / "policy").is_dir() else path / "policy.json"
+        meta = policy_dir(path) / "policy.json"
         if not meta.is_file():
             raise CheckpointError(f"{meta}: missing; re-run `drivegpt pretrain` or check the path")
         try:

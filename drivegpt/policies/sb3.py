@@ -25,6 +25,8 @@ from pydantic import Field, field_validator, model_validator
 
 from drivegpt.core.atomic import replace_dir, write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
+from drivegpt.core.rundir import policy_dir
 from drivegpt.model.checkpoint import CheckpointError
 from drivegpt.sim.rollout import default_workers, make_env
 from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
@@ -89,18 +91,18 @@ class BaselineConfig(FrozenConfig):
         valid = valid_hyperparams(algo)
         unknown = sorted(set(value) - set(valid))
         if unknown:
-            raise ValueError(f"unknown {algo} hyperparameter(s) {unknown}; valid: {', '.join(valid)}")
+            raise UserError(f"unknown {algo} hyperparameter(s) {unknown}; valid: {', '.join(valid)}")
         pk = value.get("policy_kwargs") or {}
         if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
-            raise ValueError(f"policy_kwargs: a mapping with keys among {', '.join(sorted(_POLICY_KWARGS))}")
+            raise UserError(f"policy_kwargs: a mapping with keys among {', '.join(sorted(_POLICY_KWARGS))}")
         if "activation_fn" in pk and pk["activation_fn"] not in ACTIVATIONS:
-            raise ValueError(f"activation_fn {pk['activation_fn']!r}; valid: {', '.join(ACTIVATIONS)}")
+            raise UserError(f"activation_fn {pk['activation_fn']!r}; valid: {', '.join(ACTIVATIONS)}")
         return value
 
     @model_validator(mode="after")
     def _dqn_is_discrete(self) -> BaselineConfig:
         if self.algo == "dqn" and self.action != "meta":
-            raise ValueError("dqn needs discrete actions: use action: meta, or algo: ppo for continuous")
+            raise UserError("dqn needs discrete actions: use action: meta, or algo: ppo for continuous")
         return self
 
 
@@ -173,9 +175,9 @@ def train_baseline(
     out = Path(out)
     ckpt = out / "checkpoint" / "model.zip"
     if ckpt.exists() and not resume:
-        raise FileExistsError(f"{out}: a run already exists there; pass --resume or choose another --out")
+        raise OutputExistsError(f"{out}: a run already exists there; pass --resume or choose another --out")
     if resume and not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt}: nothing to resume; drop --resume to start over")
+        raise MissingInputError(f"{ckpt}: nothing to resume; drop --resume to start over")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the envs use the other cores (restored below)
     env = make_vec_env(cfg)
@@ -269,12 +271,6 @@ def export_policy(model: Any, cfg: BaselineConfig, dest: str | Path) -> Path:
     write_json(tmp / "policy.json", meta)
     replace_dir(tmp, dest)
     return dest
-
-
-def policy_dir(path: str | Path) -> Path:
-    """A run directory or its ``policy/``: the directory that holds ``policy.json``."""
-    path = Path(path)
-    return path / "policy" if (path / "policy").is_dir() else path
 
 
 def read_policy_json(path: str | Path, algo: str | None = None) -> dict[str, Any]:

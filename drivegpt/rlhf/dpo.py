@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import TrainingError
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import save_policy
 from drivegpt.rlhf.ppo import load_run_policy
@@ -106,7 +107,7 @@ def dpo(
             logits = policy(data.weak.obs[j], data.weak.actions[j])[:, -1]  # (B, vocab)
             loss = loss + cfg.weak_weight * F.cross_entropy(logits, data.weak.targets[j, -1])
         if not torch.isfinite(loss):
-            raise ValueError(f"non-finite DPO loss at iter {it}; lower lr (now {cfg.lr}) or beta")
+            raise TrainingError(f"non-finite DPO loss at iter {it}; lower lr (now {cfg.lr}) or beta")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

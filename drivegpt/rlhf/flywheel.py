@@ -21,6 +21,7 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.rlhf.dpo import DPOConfig, dpo
@@ -97,7 +98,7 @@ def run_flywheel(
     """Run (or resume) the flywheel from the pretrained policy; returns the final round's figures."""
     out = Path(out)
     pretrained = Path(pretrained)
-    ref = pretrained / "policy" if (pretrained / "policy").is_dir() else pretrained
+    ref = policy_dir(pretrained)
     load_policy_dir(ref)  # fail fast, with the checkpoint's own message
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "pretrained": str(ref)})

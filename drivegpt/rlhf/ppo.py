@@ -6,6 +6,12 @@ each update (so states carry no offset, β has a fixed meaning, and ending an
 episode early is never a reward in itself). Rollouts run under the live safety driver: a takeover
 ends the policy's control at once and costs ``takeover_penalty``; so does a collision.
 
+How an episode ends decides its advantages (``gae``). A *termination* has nothing after it: a
+collision (or any other end the env reports as terminal), and a takeover, which is terminal for the
+policy (its control is over and the penalty is the last reward it gets). A *truncation* (the env's
+time limit, or the ``max_steps`` cap) only stops the rollout in a state the policy would drive on
+from, so the last step bootstraps from the value head's V(s_{T+1}) on the observation after it.
+
 Why our own compact PPO and not stable-baselines3's: the policy acts on a K-step history of
 (state, action) tokens, the KL term needs the frozen reference's full action distribution at every
 step, and the episode must end on the monitor's verdict. SB3's PPO takes a per-observation policy
@@ -111,6 +117,14 @@ class Rollout(NamedTuple):
     crashed: bool
     policy_km: float
     speeds: np.ndarray  # (T',) ego speed per step [m/s]
+    final_obs: np.ndarray | None = None
+    """(V, F) raw observation after the last step when the episode was truncated (time limit or step
+    cap): the state the advantage bootstraps from. None when it terminated (collision, takeover)."""
+
+    @property
+    def truncated(self) -> bool:
+        """Stopped by a time limit in a live state (else terminated: nothing follows the last step)."""
+        return self.final_obs is not None
 
 
 _WORKER: dict[str, Any] = {}
@@ -141,6 +155,9 @@ def rollout_one(job: RolloutJob) -> Rollout:
     if clips:  # the proposal that was rejected is the policy's last action
         actions.append(clips[0].rejected[0])
         obs = ep.observations[: len(actions)]
+    # a takeover or a collision is terminal, and so is any end the env calls terminal; otherwise the
+    # env's time limit or the step cap stopped a live episode, and its last observation is s_{T+1}
+    terminated = bool(clips) or ep.crashed or bool(ep.terminations.any())
     return Rollout(
         np.asarray(obs, np.float32),
         np.asarray(actions, np.int64),
@@ -148,6 +165,7 @@ def rollout_one(job: RolloutJob) -> Rollout:
         ep.crashed,
         ep.policy_distance_m / 1000.0,
         ep.speeds,
+        None if terminated else np.asarray(ep.observations[len(actions)], np.float32),
     )
 
 
@@ -162,27 +180,75 @@ class ValueHead(nn.Module):
         return self.net(hidden.detach())[..., 0]  # (B,)
 
 
-def windows_of(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> WindowBatch:
-    """Every step of every rollout as a K-step window (B = total steps)."""
-    tok, norm = tokenizer_from_json(meta["tokenizer"])
+def _step_table(rollouts: list[Rollout], meta: dict[str, Any]) -> StepTable:
+    _, norm = tokenizer_from_json(meta["tokenizer"])
     lengths = [len(r.actions) for r in rollouts]
     first = np.cumsum([0, *lengths[:-1]])  # index of each rollout's first step
     starts = np.repeat(first, lengths)
     obs = norm(np.concatenate([r.obs for r in rollouts]))
     tokens = np.concatenate([r.actions for r in rollouts])
-    table = StepTable(obs, tokens, tokens, starts.astype(np.int64))
-    return table.windows(torch.arange(len(tokens)), K)
+    return StepTable(obs, tokens, tokens, starts.astype(np.int64))
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, gamma: float, lam: float) -> np.ndarray:
-    """Advantages of one episode that ends at its last step (no bootstrap)."""
-    adv, last = np.zeros_like(rewards), 0.0
-    for t in range(len(rewards) - 1, -1, -1):
-        next_v = values[t + 1] if t + 1 < len(rewards) else 0.0
+def windows_of(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> WindowBatch:
+    """Every step of every rollout as a K-step window (B = total steps)."""
+    table = _step_table(rollouts, meta)
+    return table.windows(torch.arange(len(table)), K)
+
+
+def final_windows(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> WindowBatch | None:
+    """One K-step window per truncated rollout, ending at s_{T+1} (its ``final_obs``) after the
+    episode's own history, in rollout order; None if no rollout was truncated.
+
+    The action token at s_{T+1} is a placeholder (0): the hidden state at a state token never sees
+    its own action, so V(s_{T+1}) does not depend on it."""
+    ext = [
+        r._replace(obs=np.concatenate([r.obs, r.final_obs[None]]), actions=np.append(r.actions, 0))
+        for r in rollouts
+        if r.final_obs is not None
+    ]
+    if not ext:
+        return None
+    table = _step_table(ext, meta)
+    ends = np.cumsum([len(r.actions) for r in ext]) - 1  # the appended step of each rollout
+    return table.windows(torch.from_numpy(ends), K)
+
+
+@torch.no_grad()
+def bootstrap_values(
+    policy: DriveGPT, critic: ValueHead, rollouts: list[Rollout], meta: dict[str, Any], K: int
+) -> list[float | None]:
+    """Per rollout: V(s_{T+1}) from the value head if it was truncated, None if it terminated."""
+    w = final_windows(rollouts, meta, K)
+    if w is None:
+        return [None] * len(rollouts)
+    policy.eval()
+    v = iter(critic(policy.hidden(w.obs, w.actions)[:, -1]).tolist())
+    return [next(v) if r.truncated else None for r in rollouts]
+
+
+def gae(
+    rewards: np.ndarray, values: np.ndarray, gamma: float, lam: float, next_value: float | None
+) -> np.ndarray:
+    """GAE(γ, λ) advantages of one episode of T steps.
+
+    ``values``: V(s_0..s_{T-1}). ``next_value``: V(s_{T+1}), the value of the state after the last
+    step, when the episode was truncated (time limit): the last TD error is r + γ·V(s_{T+1}) − V(s_T).
+    None when it terminated (collision, takeover): nothing follows, the last TD error is r − V(s_T).
+    """
+    T = len(rewards)
+    if len(values) != T:
+        raise ValueError(f"{T} rewards but {len(values)} values")
+    adv, last = np.zeros(T, np.float64), 0.0
+    for t in range(T - 1, -1, -1):
+        if t + 1 < T:
+            next_v = float(values[t + 1])
+        else:
+            next_v = 0.0 if next_value is None else float(next_value)
         delta = rewards[t] + gamma * next_v - values[t]
         last = delta + gamma * lam * last
         adv[t] = last
-    return adv
+    return adv.astype(np.result_type(rewards, values), copy=False)
 
 
 @torch.no_grad()
@@ -258,15 +324,17 @@ def rlhf(
         s = score_steps(policy, ref, reward, critic, w, cfg.temperature)
         rm = s["rm"] / (s["rm"].std() + 1e-8) if cfg.normalize_reward else s["rm"]
         step_r = (cfg.reward_scale * rm - cfg.beta * s["kl"]).numpy()
+        boot = bootstrap_values(policy, critic, rollouts, meta, K)
         adv, ret, lo = [], [], 0
-        for r in rollouts:
+        for r, next_v in zip(rollouts, boot, strict=True):
             n = len(r.actions)
             rew = step_r[lo : lo + n].copy()
             k = min(n, len(r.speeds))  # a rejected last proposal was never executed: no progress
             rew[:k] += cfg.progress_coef * r.speeds[:k] / 30.0
             if r.taken_over or r.crashed:
                 rew[-1] -= cfg.takeover_penalty
-            a = gae(rew, s["value"][lo : lo + n].numpy(), cfg.gamma, cfg.gae_lambda)
+            # truncated: bootstrap from V(s_{T+1}); terminated (takeover, collision): next_v is None
+            a = gae(rew, s["value"][lo : lo + n].numpy(), cfg.gamma, cfg.gae_lambda, next_v)
             adv.append(a)
             ret.append(a + s["value"][lo : lo + n].numpy())
             lo += n
@@ -331,8 +399,8 @@ def ppo_update(
             vl.backward()
             vf_opt.step()
             clipped.append(float(((ratio - 1).abs() > cfg.clip_range).float().mean()))
-            ents.append(float(entropy))
-            vls.append(float(vl))
+            ents.append(float(entropy.detach()))
+            vls.append(float(vl.detach()))
     return {
         "clip_fraction": float(np.mean(clipped)),
         "entropy": float(np.mean(ents)),

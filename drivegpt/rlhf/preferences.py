@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from drivegpt.core.errors import UserError
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
 from drivegpt.data.windows import StepTable, WindowBatch
 from drivegpt.takeover.clips import Clip, load_clips, load_policy_steps
@@ -58,7 +59,7 @@ def clip_pairs(clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer,
             rejected.append(rj[j])
             group.append(g)
     if not chosen:
-        raise ValueError("no preference pairs: the clips hold no step where human and policy disagreed")
+        raise UserError("no preference pairs: the clips hold no step where human and policy disagreed")
     return PreferenceBatch(
         torch.from_numpy(np.stack(obs_rows)),
         torch.from_numpy(np.stack(act_rows)),
@@ -169,7 +170,7 @@ def load_preferences(
     """The one loader behind the reward model, DPO and RLHF: every clip directory, verified."""
     clips = [c for d in clip_dirs for c in load_clips(d)]
     if not clips:
-        raise ValueError(f"{', '.join(map(str, clip_dirs))}: no takeover clips; drive with --takeovers first")
+        raise UserError(f"{', '.join(map(str, clip_dirs))}: no takeover clips; drive with --takeovers first")
     weak = []
     for d in clip_dirs:
         steps = load_policy_steps(d)

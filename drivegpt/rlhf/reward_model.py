@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import TrainingError, UserError
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir, save_policy
 from drivegpt.model.gpt import DriveGPT
@@ -138,7 +139,7 @@ def train_reward_model(
     data = load_preferences(clip_dirs, tok, norm, K)
     train, val = split_pairs(data.pairs, cfg.val_fraction, cfg.seed)
     if len(train.chosen) == 0:
-        raise ValueError(f"{clip_dirs}: too few clips to train on after holding out {cfg.val_fraction:.0%}")
+        raise UserError(f"{clip_dirs}: too few clips to train on after holding out {cfg.val_fraction:.0%}")
     initial = {"train": pairwise_accuracy(model, train), "val": pairwise_accuracy(model, val)}
     rk_train = rk_val = None
     if data.ranked is not None:
@@ -184,7 +185,7 @@ def train_reward_model(
             rank = ranking_loss(segment_returns(model, rb), rb.pairs)
         loss = bt + cfg.weak_weight * weak + cfg.ranking_weight * rank
         if not torch.isfinite(loss):
-            raise ValueError(f"non-finite reward-model loss at iter {it}; lower lr (now {cfg.lr})")
+            raise TrainingError(f"non-finite reward-model loss at iter {it}; lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -6,10 +6,14 @@ token for token:
 * ``DiscreteMetaAction``: the IDM acceleration gives a speed the driver wants one policy step ahead;
   it is mapped to FASTER / SLOWER / IDLE against the ego's discrete target speeds, and a MOBIL
   lane change to LANE_LEFT / LANE_RIGHT.
+* ``AccelLaneAction`` (``accel``, the default): the IDM acceleration quantised to the nearest bin,
+  braking down to -8 m/s² when IDM asks for it (emergency braking, not just the comfortable
+  deceleration), and the MOBIL lane change as the lane intent.
 * ``ContinuousAction``: the IDM acceleration [m/s²] and a lateral controller's steering angle [rad]
   toward the MOBIL target lane, normalised to the env's [-1, 1] ranges.
 
-Reaction delay queues each decision for ``reaction_delay`` policy steps; action noise perturbs it.
+Reaction delay queues each decision for ``reaction_delay`` seconds (rounded to policy steps); action
+noise perturbs it.
 Everything random comes from one generator seeded at ``reset``: same seed and personality give the
 same episode, exactly.
 """
@@ -28,6 +32,15 @@ from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
 from drivegpt.sim.geometry import bumper_gap, closing_speed
+from drivegpt_envs.actions import (
+    ACCEL_BINS,
+    KEEP,
+    LEFT,
+    NEUTRAL_TOKEN,
+    RIGHT,
+    AccelLaneAction,
+    encode_accel_lane,
+)
 
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
@@ -48,10 +61,12 @@ class Personality(FrozenConfig):
     """MOBIL politeness p: weight of the followers' acceleration changes []."""
     lane_change_threshold: float = Field(0.2, ge=0)
     """MOBIL threshold Δa_th: acceleration gain needed to change lane [m/s²]."""
-    reaction_delay: int = Field(0, ge=0)
-    """Decisions are executed this many policy steps late [steps]."""
+    reaction_delay: float = Field(0.0, ge=0)
+    """Decisions are executed this late [s], rounded to whole policy steps (accel and continuous:
+    0.2 s steps; meta: 1 s steps)."""
     action_noise: float = Field(0.0, ge=0, le=1)
-    """Meta: probability of a random longitudinal action; continuous: std of normalised noise."""
+    """Meta: probability of a random longitudinal action; continuous: std of normalised noise;
+    accel: std of the acceleration noise in units of ``ACCEL_NOISE_SCALE`` (5 m/s²) []."""
     max_acceleration: float = Field(3.0, gt=0)
     """IDM comfortable acceleration a [m/s²]."""
     comfortable_deceleration: float = Field(4.0, gt=0)
@@ -71,8 +86,8 @@ class PersonalityRanges(FrozenConfig):
     """[]"""
     lane_change_threshold: Range = (0.1, 0.4)
     """[m/s²]"""
-    reaction_delay: tuple[int, int] = (0, 1)
-    """[policy steps], integers, both ends included."""
+    reaction_delay: Range = (0.2, 0.6)
+    """[s] perception-reaction delay of an attentive driver in traffic."""
     action_noise: Range = (0.0, 0.05)
     """[] (see Personality.action_noise)"""
 
@@ -83,10 +98,7 @@ class PersonalityRanges(FrozenConfig):
             lo, hi = getattr(self, name)
             if hi < lo:
                 raise ValueError(f"personality range '{name}' has hi < lo: [{lo}, {hi}]")
-            if name == "reaction_delay":
-                values[name] = int(rng.integers(lo, hi + 1))
-            else:
-                values[name] = float(rng.uniform(lo, hi))
+            values[name] = float(rng.uniform(lo, hi))
         return Personality(**values)
 
 
@@ -111,6 +123,7 @@ class HumanDriver:
     """IDM + MOBIL driver acting through the env's action space. Needs the env (privileged state)."""
 
     LANE_CHANGE_PERIOD = 1.0  # [s] MOBIL is consulted at most this often
+    ACCEL_NOISE_SCALE = 5.0  # [m/s²] accel: action_noise 1 is a noise std of this
     LATERAL_TAU = 1.0  # [s] lateral offset → lateral speed
     HEADING_TAU = 0.4  # [s] heading error → heading rate
 
@@ -131,13 +144,19 @@ class HumanDriver:
         self.rng = np.random.default_rng([int(seed), 0x48554D])  # "HUM": independent of env rng
         if self.fixed_personality is None:
             self.personality = self.ranges.sample(self.rng)
-        self.continuous = isinstance(self.env.action_type, ContinuousAction)
-        if not self.continuous and not isinstance(self.env.action_type, DiscreteMetaAction):
-            raise ValueError("HumanDriver drives DiscreteMetaAction or ContinuousAction envs only")
+        action_type = self.env.action_type
+        self.continuous = isinstance(action_type, ContinuousAction)
+        self.accel = isinstance(action_type, AccelLaneAction)
+        if not (self.continuous or self.accel or isinstance(action_type, DiscreteMetaAction)):
+            raise ValueError(
+                "HumanDriver drives AccelLaneAction, DiscreteMetaAction or ContinuousAction envs only"
+            )
         self.target_lane = self.env.vehicle.lane_index
         self.since_lane_change = 0.0  # [s]
-        neutral: Any = np.zeros(2, np.float32) if self.continuous else IDLE
-        self.queue = deque([neutral] * self.personality.reaction_delay)
+        neutral: Any = np.zeros(2, np.float32) if self.continuous else NEUTRAL_TOKEN if self.accel else IDLE
+        delay = round(self.personality.reaction_delay * self.env.config["policy_frequency"])  # [steps]
+        self.queue = deque([0.0 if self.accel else neutral] * delay)  # accel: accelerations [m/s²]
+        self.primed = False
 
     def act(self, observation: Any = None) -> Any:
         """Decide now, execute ``reaction_delay`` steps later, with action noise.
@@ -147,6 +166,12 @@ class HumanDriver:
         — recoveries included — labelled with the clean decision).
         """
         self.decision = self._decide()
+        if self.accel:  # the acceleration is delayed; the lane intent (a self-paced manoeuvre) is not
+            acc = self.acc + self.rng.normal(0.0, self.personality.action_noise * self.ACCEL_NOISE_SCALE)
+            if not self.primed:  # the driver was already driving before the episode began
+                self.queue, self.primed = deque([acc] * len(self.queue)), True
+            self.queue.append(acc)
+            return self._token(self.queue.popleft(), self.intent)
         self.queue.append(self._noisy(self.decision))
         return self.queue.popleft()
 
@@ -232,7 +257,17 @@ class HumanDriver:
             acc = min(acc, self._lead_acceleration(ego, self.target_lane))
         if self.continuous:
             return self._continuous(acc)
+        if self.accel:  # IDM as it is (emergency braking included), MOBIL as the lane intent
+            self.acc, self.intent = acc, KEEP  # [m/s²], lane intent
+            if lane_change is not None and acc > -self.personality.comfortable_deceleration / 2:
+                self.intent = LEFT if lane_change[2] < ego.lane_index[2] else RIGHT
+            return self._token(acc, self.intent)
         return self._meta(acc, lane_change, dt)
+
+    @staticmethod
+    def _token(acc: float, intent: int) -> int:
+        """The nearest acceleration bin (braking down to -8 m/s²) joined with the lane intent."""
+        return int(encode_accel_lane(float(np.clip(acc, ACCEL_BINS[0], ACCEL_BINS[-1])), intent))
 
     def _meta(self, acc: float, lane_change: Any, dt: float) -> int:
         ego, p = self.env.vehicle, self.personality
@@ -312,6 +347,7 @@ class StockIDMDriver:
         base.road.vehicles[base.road.vehicles.index(ego)] = idm
         base.controlled_vehicles[0] = idm
         self.continuous = isinstance(base.action_type, ContinuousAction)
+        self.neutral = NEUTRAL_TOKEN if isinstance(base.action_type, AccelLaneAction) else IDLE
 
     def act(self, observation: Any = None) -> Any:
-        return np.zeros(2, np.float32) if self.continuous else IDLE
+        return np.zeros(2, np.float32) if self.continuous else self.neutral

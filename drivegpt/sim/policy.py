@@ -11,7 +11,9 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from drivegpt.core.errors import UserError
 from drivegpt.sim.human import META_ACTIONS
+from drivegpt_envs.actions import LANE_INTENTS, N_TOKENS, decode_accel_lane, encode_accel_lane
 
 
 @runtime_checkable
@@ -19,8 +21,8 @@ class DrivePolicy(Protocol):
     """Every driver in the project: ``reset`` once per episode, then ``act`` once per step.
 
     ``env`` is given to drivers that read the simulator (the human model); learned policies
-    ignore it. ``action_kind`` is the action interface the policy was built for (``meta`` or
-    ``continuous``); ``act_batch`` (optional) drives B envs at once.
+    ignore it. ``action_kind`` is the action interface the policy was built for (``accel``, ``meta``
+    or ``continuous``); ``act_batch`` (optional) drives B envs at once.
     """
 
     action_kind: str
@@ -31,23 +33,48 @@ class DrivePolicy(Protocol):
 
 
 class ConstantPolicy:
-    """Always the same action (a trivial baseline, and a reliable way to provoke takeovers)."""
+    """Always the same action (a trivial baseline, and a reliable way to provoke takeovers).
+
+    ``arg``: a meta-action (``FASTER``); an ``accel`` token as ``ACC[,keep|left|right]`` (``-3,keep``:
+    the acceleration [m/s²] snapped to the nearest bin; the lane intent defaults to keep) or as
+    ``token:N``; or a continuous ``acc,steer`` in [-1, 1].
+    """
 
     def __init__(self, arg: str):
+        parts = [x.strip().lower() for x in arg.split(",")]
         if arg.upper() in META_ACTIONS:
             self.action: Any = META_ACTIONS.index(arg.upper())
             self.action_kind = "meta"
+        elif arg.startswith("token:") or len(parts) == 1 or (len(parts) == 2 and parts[1] in LANE_INTENTS):
+            self.action = self._accel_token(arg, parts)
+            self.action_kind = "accel"
         else:
             try:
                 self.action = np.array([float(x) for x in arg.split(",")], np.float32)
             except ValueError:
-                raise ValueError(
+                raise UserError(
                     f"constant:{arg}: give a meta-action ({', '.join(META_ACTIONS)}) "
                     "or 'acc,steer' in [-1, 1]"
                 ) from None
             if self.action.shape != (2,):
-                raise ValueError(f"constant:{arg}: continuous actions are 'acc,steer'")
+                raise UserError(f"constant:{arg}: continuous actions are 'acc,steer'")
             self.action_kind = "continuous"
+
+    @staticmethod
+    def _accel_token(arg: str, parts: list[str]) -> int:
+        try:
+            if arg.startswith("token:"):
+                token = int(arg.removeprefix("token:"))
+                decode_accel_lane(token)  # range check
+                return token
+            intent = LANE_INTENTS.index(parts[1]) if len(parts) == 2 else 0
+            return int(encode_accel_lane(float(parts[0]), intent))
+        except ValueError:
+            raise ValueError(
+                f"constant:{arg}: give a meta-action ({', '.join(META_ACTIONS)}), an accel token "
+                f"'ACC[,keep|left|right]' (ACC in m/s²) or 'token:N' (N in 0..{N_TOKENS - 1}), "
+                "or 'acc,steer' in [-1, 1]"
+            ) from None
 
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
         pass

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 import drivegpt_envs
+from drivegpt.core.errors import UserError
 from drivegpt.sim.policy import DrivePolicy
 from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
 
@@ -42,7 +43,7 @@ def make_env(
     try:
         return gym.make(env_id, config=config, render_mode=render_mode)
     except gym.error.Error as err:
-        raise ValueError(f"cannot make env '{env_id}': {err}") from None
+        raise UserError(f"cannot make env '{env_id}': {err}") from None
 
 
 def ego_state(env: gym.Env) -> dict[str, float]:
@@ -213,7 +214,7 @@ def _mp_context() -> Any:
     return get_context("forkserver" if sys.platform != "win32" else "spawn")
 
 
-class BackendError(ValueError):
+class BackendError(UserError):
     """The execution backend cannot be used (unknown name, Ray not installed, no cluster)."""
 
 

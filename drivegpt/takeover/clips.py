@@ -44,13 +44,14 @@ import gymnasium as gym
 import numpy as np
 
 from drivegpt.core.atomic import replace_dir, write_bytes, write_json
+from drivegpt.core.errors import UserError
 
 FORMAT = "drivegpt-clips"
 VERSION = 1
 POLICY_STEPS = "policy_steps.npz"  #: optional: the steps the policy drove itself (weak samples)
 
 
-class ClipError(ValueError):
+class ClipError(UserError):
     """A clip directory is missing, corrupt or tampered with."""
 
 

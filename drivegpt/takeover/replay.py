@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from drivegpt.core.errors import UserError
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim.geometry import TTC_VIOLATION, lead_figures
 from drivegpt.sim.human import HumanDriver, Personality
@@ -24,7 +25,7 @@ from drivegpt.takeover.clips import Clip, vehicle_snapshot
 from drivegpt.takeover.monitor import MonitorConfig, check_triggers
 
 
-class ReplayError(RuntimeError):
+class ReplayError(UserError, RuntimeError):
     """Re-simulation did not reproduce the recorded state."""
 
 
@@ -87,7 +88,7 @@ def replay_clip(
     else:
         policy = load_policy(policy_spec, clip.action)
     if getattr(policy, "action_kind", clip.action) != clip.action:
-        raise ValueError(
+        raise UserError(
             f"{policy_spec} drives {policy.action_kind} actions but clip {clip.id} was "
             f"recorded with {clip.action} actions"
         )

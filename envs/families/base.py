@@ -13,7 +13,7 @@ from highway_env.road.road import LaneIndex, Road, RoadNetwork
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
-from drivegpt_envs.common import action_config, kinematics_observation
+from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 from drivegpt_envs.families.spec import FamilyEnv
 
 EGO_X = 50.0  # [m] ego start along the road
@@ -23,7 +23,7 @@ def family_config(duration: float, lanes: int, simulation_frequency: int = 10) -
     """Config entries every family shares: DriveGPT's observation, meta actions, a short episode."""
     return {
         "observation": kinematics_observation(),
-        **action_config("meta"),
+        **action_config(DEFAULT_ACTION),
         "simulation_frequency": simulation_frequency,  # [Hz]
         "duration": duration,  # [s]
         "lanes_count": lanes,

@@ -1,0 +1,53 @@
+"""Batched highway simulator: B independent highway-env episodes stepped at once on torch tensors.
+
+A struct-of-arrays port of highway-env's highway road (``drivegpt/Highway-v0``,
+``drivegpt/HighwayDense-v0``): kinematic bicycle model, lane-following and speed controllers, IDM
+traffic with MOBIL lane changes, ego-vs-traffic collisions, the Kinematics observation, HighwayEnv's
+reward and episode ends. float64 on CPU by default; pass a CUDA device for the same code on GPU.
+No Python loop runs over vehicles or episodes inside ``step``.
+
+Files, in reading order: ``config`` (static settings), ``state`` (the tensors), ``road`` (lanes,
+neighbour search), ``controller``, ``idm``, ``mobil``, ``kinematics``, ``collision``, ``ego`` (action
+interfaces), ``step``, ``observe`` (observation, reward, termination), ``spawn`` (reset), ``transfer``
+(to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv).
+
+Usage::
+
+    config = make_config("drivegpt/HighwayDense-v0", action="meta")
+    state = reset(range(1024), config)
+    state = step(state, torch.ones(1024, dtype=torch.long))  # IDLE
+    obs, r = observe(state), reward(state)
+"""
+
+from __future__ import annotations
+
+from drivegpt.sim.batched.config import ACTION_KINDS, SUPPORTED_ENV_IDS, SimConfig, make_config
+from drivegpt.sim.batched.ego import META_ACTIONS, validate_action
+from drivegpt.sim.batched.observe import FEATURES, observe, on_road, reward, terminated, truncated
+from drivegpt.sim.batched.spawn import empty_state, reset
+from drivegpt.sim.batched.state import BatchState, Behavior, concat
+from drivegpt.sim.batched.step import step
+from drivegpt.sim.batched.transfer import from_highway_env, to_highway_env
+
+__all__ = [
+    "ACTION_KINDS",
+    "FEATURES",
+    "META_ACTIONS",
+    "SUPPORTED_ENV_IDS",
+    "BatchState",
+    "Behavior",
+    "SimConfig",
+    "concat",
+    "empty_state",
+    "from_highway_env",
+    "make_config",
+    "observe",
+    "on_road",
+    "reset",
+    "reward",
+    "step",
+    "terminated",
+    "to_highway_env",
+    "truncated",
+    "validate_action",
+]

@@ -1,0 +1,115 @@
+"""Lane-change decisions of highway-env's ``IDMVehicle.change_lane_policy`` and ``mobil``.
+
+Owns ``lane_change_policy``: per traffic vehicle, either (a) a lane change is under way and is
+aborted when another controlled vehicle ahead, within its desired gap, is changing into the same
+lane, or (b) every ``LANE_CHANGE_DELAY`` the MOBIL model picks a side lane (the right one wins when
+both qualify, as in highway-env's loop order).
+
+Only the few vehicles that decide at this sub-step (timer elapsed) are evaluated: they are compacted
+into a flat list first. highway-env runs ``act`` vehicle after vehicle, so the abort test of vehicle i
+sees the *updated* target lane of vehicles before it and the *old* one of vehicles after it. MOBIL
+depends on positions only, so all decisions are computed at once; the abort rule is then resolved on
+the vehicles changing lanes, compacted into K columns per episode, by Gauss-Seidel sweeps that reach
+the sequential result after at most K sweeps (in practice one or two).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from drivegpt.sim.batched.config import SimConfig
+from drivegpt.sim.batched.idm import IdmParams, Kin, KinTable, acceleration, desired_gap
+from drivegpt.sim.batched.road import Neighbours, reachable
+from drivegpt.sim.batched.state import BatchState
+
+
+def mobil(s: BatchState, table: KinTable, nb: Neighbours, rows: torch.Tensor, side_lane: torch.Tensor
+          ) -> torch.Tensor:
+    """``IDMVehicle.mobil(lane)`` of vehicles ``rows`` (M,) flat indices, candidate lanes (M, 2) -> bool."""
+    b = s.behavior
+    lane = s.lane.reshape(-1).index_select(0, rows).unsqueeze(1)  # (M, 1)
+    front, rear = nb.front.index_select(0, rows), nb.rear.index_select(0, rows)  # (M, K)
+    k = front.shape[1]
+    new_front = front.gather(1, side_lane.clamp(0, k - 1))  # (M, 2)
+    new_rear = rear.gather(1, side_lane.clamp(0, k - 1))
+    me = table.at(rows.unsqueeze(1))  # (M, 1)
+    p = IdmParams.of(b, rows).map(lambda t: t.unsqueeze(1))  # (M, 1)
+    new_preceding, new_following = table.at(new_front), table.at(new_rear)  # (M, 2)
+    old_preceding, old_following = table.at(front.gather(1, lane)), table.at(rear.gather(1, lane))  # (M, 1)
+    new_following_a = acceleration(new_following, new_preceding, p)  # (M, 2) [m/s²]
+    new_following_pred_a = acceleration(new_following, me, p)
+    max_braking = b.lane_change_max_braking.reshape(-1).index_select(0, rows).unsqueeze(1)  # (M, 1)
+    safe = new_following_pred_a >= -max_braking
+    self_pred_a = acceleration(me, new_preceding, p)
+    self_a = acceleration(me, old_preceding, p)  # (M, 1)
+    old_following_a = acceleration(old_following, me, p)
+    old_following_pred_a = acceleration(old_following, old_preceding, p)
+    politeness = b.politeness.reshape(-1).index_select(0, rows).unsqueeze(1)
+    jerk = self_pred_a - self_a + politeness * (
+        new_following_pred_a - new_following_a + old_following_pred_a - old_following_a
+    )
+    gain = b.lane_change_min_acc_gain.reshape(-1).index_select(0, rows).unsqueeze(1)
+    return safe & (jerk >= gain)
+
+
+def _abort(s: BatchState, table: KinTable, changing: torch.Tensor, new_target: torch.Tensor) -> torch.Tensor:
+    """Resolve the sequential abort rule for the ``changing`` vehicles; returns final target lanes (B, N)."""
+    bsz, n = s.x.shape
+    old_target = s.target_lane
+    # vehicles whose target lane may be seen by others differ from their lane (before or after MOBIL)
+    candidate = s.present & s.controlled & ((s.lane != old_target) | (s.lane != new_target))  # (B, N)
+    k = int(candidate.sum(1).max())
+    slots = torch.arange(n, device=s.x.device).expand(bsz, n)
+    cols = torch.where(candidate, slots, slots + n).sort(1).values[:, :k]  # (B, K) candidates first
+    valid = cols < n
+    cols = torch.where(valid, cols, torch.zeros_like(cols))
+    flat = cols + (torch.arange(bsz, device=s.x.device) * n).unsqueeze(1)  # (B, K)
+
+    def at(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1)[flat]
+
+    lane_c, old_c, new_c = at(s.lane), at(old_target), at(new_target)  # (B, K)
+    is_i = at(changing) & valid  # (B, K) vehicles that run the abort test
+    ego = table.at(flat.unsqueeze(2))  # (B, K, 1) the vehicle testing
+    other = table.at(flat.unsqueeze(1))  # (B, 1, K) the vehicle ahead
+    p = IdmParams.of(s.behavior, flat.reshape(-1)).map(lambda t: t.view(bsz, k, 1))
+    gap = other.x - ego.x  # (B, K, K) [m]
+    target_i = new_c.unsqueeze(2)  # (B, K, 1) the lane i is changing into (MOBIL leaves it unchanged)
+    close = (0 < gap) & (gap < desired_gap(ego, other, p)) & valid.unsqueeze(1)
+    close &= (lane_c.unsqueeze(1) != target_i) & (cols.unsqueeze(2) != cols.unsqueeze(1))
+    before = cols.unsqueeze(1) < cols.unsqueeze(2)  # (B, K, K) v acts before i
+    final = new_c
+    for _ in range(k + 1):  # Gauss-Seidel sweeps, at most K needed
+        seen = torch.where(before, final.unsqueeze(1), old_c.unsqueeze(1))  # (B, K, K) v's target seen by i
+        abort = is_i & (close & (seen == target_i)).any(2)  # (B, K)
+        updated = torch.where(abort, lane_c, new_c)
+        if bool((updated == final).all()):
+            break
+        final = updated
+    return new_target.reshape(-1).scatter(0, flat.reshape(-1), torch.where(valid, final, at(new_target)).reshape(-1)
+                                          ).view(bsz, n)
+
+
+def lane_change_policy(s: BatchState, table: KinTable, nb: Neighbours, config: SimConfig
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``change_lane_policy`` of every traffic vehicle: (target lane (B, N), timer (B, N) [s])."""
+    b = s.behavior
+    acting = s.present & ~s.crashed & b.enable_lane_change  # (B, N) vehicles running change_lane_policy
+    acting[:, 0] = False  # the ego is not an IDM vehicle
+    changing = s.lane != s.target_lane  # (B, N)
+    decide = acting & ~changing & (b.lane_change_delay < s.timer)  # (B, N) utils.do_every
+    timer = torch.where(decide, torch.zeros_like(s.timer), s.timer)
+    target = s.target_lane
+    rows = (decide & (s.speed.abs() >= 1)).reshape(-1).nonzero().squeeze(1)  # (M,) flat deciders
+    if rows.numel():
+        lane = s.lane.reshape(-1).index_select(0, rows)  # (M,)
+        side_lane = torch.stack([lane - 1, lane + 1], dim=1)  # (M, 2) side_lanes order: left, right
+        x = s.x.reshape(-1).index_select(0, rows).unsqueeze(1)
+        y = s.y.reshape(-1).index_select(0, rows).unsqueeze(1)
+        ok = (side_lane >= 0) & (side_lane < config.lanes_count) & reachable(x, y, side_lane)
+        ok &= mobil(s, table, nb, rows, side_lane)  # (M, 2)
+        chosen = torch.where(ok[:, 1], side_lane[:, 1], torch.where(ok[:, 0], side_lane[:, 0], lane))
+        target = target.reshape(-1).index_copy(0, rows, chosen).view_as(target)
+    if bool((acting & changing).any()):
+        target = _abort(s, table, acting & changing, target)
+    return target, timer
