@@ -1,8 +1,10 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
@@ -10,7 +12,10 @@ from drivegpt.core.config import ConfigError, config_from_dict, load_config
 from drivegpt.model.checkpoint import CheckpointError
 from drivegpt.policies.registry import SB3Policy, load_policy, policy_action_kind
 from drivegpt.policies.sb3 import (
+    ACTIVATIONS,
     BaselineConfig,
+    _algo_class,
+    _sb3_kwargs,
     load_exported_policy,
     space_from_json,
     space_to_json,
@@ -95,12 +100,32 @@ def test_unknown_hyperparameter_is_rejected_with_the_valid_ones():
     assert r.exit_code == 2 and "valid choices are dqn, ppo" in r.output
 
 
-def test_shipped_configs_load():
-    for name in ("dqn", "ppo", "tiny-dqn", "tiny-ppo"):
-        cfg = load_config(BaselineConfig, f"configs/baselines/{name}.yaml")
-        assert cfg.hyperparams["policy_kwargs"]["net_arch"]
-    dqn = load_config(BaselineConfig, "configs/baselines/dqn.yaml")
-    assert dqn.hyperparams["target_update_interval"] == 50 and dqn.hyperparams["buffer_size"] == 15000
+def _widths(net: torch.nn.Module) -> list[int]:
+    return [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_shipped_configs_build_the_models_they_describe():
+    paths = sorted(Path("configs/baselines").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"dqn", "ppo", "tiny-dqn", "tiny-ppo"}
+    for path in paths:
+        written = yaml.safe_load(path.read_text())
+        cfg = load_config(BaselineConfig, path)
+        assert {k: cfg.to_dict()[k] for k in written} == written, path  # nothing dropped or defaulted
+        env = make_env(cfg.env_id, cfg.action, dict(cfg.env_config))
+        model = _algo_class(cfg.algo)("MlpPolicy", env, device="cpu", **_sb3_kwargs(cfg))
+        hp = dict(written["hyperparams"])
+        pk = hp.pop("policy_kwargs")
+        arch = pk["net_arch"]
+        if "train_freq" in hp:  # SB3 wraps it: TrainFreq(frequency, unit)
+            assert model.train_freq.frequency == hp.pop("train_freq"), path
+        assert {k: getattr(model, k) for k in hp} == hp, path  # every hyperparameter reaches SB3
+        if cfg.algo == "dqn":
+            assert _widths(model.q_net.q_net) == [*arch, 5], path
+        else:
+            assert _widths(model.policy.mlp_extractor.policy_net) == arch["pi"], path
+            assert _widths(model.policy.mlp_extractor.value_net) == arch["vf"], path
+        if "activation_fn" in pk:
+            assert isinstance(model.policy.activation_fn(), ACTIVATIONS[pk["activation_fn"]]), path
 
 
 def test_space_json_round_trip():

@@ -1,4 +1,8 @@
+from pathlib import Path
+from typing import Any
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from drivegpt.core.config import ConfigError, load_config
@@ -37,10 +41,25 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(CollectConfig, f)
 
 
-def test_configs_in_repo_load():
-    for name in ["tiny", "highway_merge_meta", "highway_merge_continuous"]:
-        cfg = load_config(CollectConfig, f"configs/collect/{name}.yaml")
-        assert cfg.episodes >= 1
+def holds(loaded: Any, written: Any) -> bool:
+    """Everything ``written`` in a YAML file is in the ``loaded`` config's dict (which adds defaults)."""
+    if isinstance(written, dict):
+        return isinstance(loaded, dict) and all(
+            k in loaded and holds(loaded[k], w) for k, w in written.items()
+        )
+    if isinstance(written, list):
+        return isinstance(loaded, list) and len(loaded) == len(written) and all(map(holds, loaded, written))
+    return bool(loaded == written)
+
+
+def test_configs_in_repo_load_with_every_setting_they_write():
+    paths = sorted(Path("configs/collect").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"tiny", "highway_merge_meta", "highway_merge_continuous"}
+    for path in paths:
+        written = yaml.safe_load(path.read_text())
+        assert holds(load_config(CollectConfig, path).to_dict(), written), path
+    assert not holds({"episodes": 4, "seed": 0}, {"episodes": 5})  # the check itself can fail
+    assert not holds({"scenarios": [{"weight": 1}]}, {"scenarios": [{"weight": 1}, {"weight": 2}]})
 
 
 def test_config_is_frozen():

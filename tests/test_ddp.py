@@ -1,6 +1,7 @@
 """Pretraining under torchrun: 2 gloo processes follow the 1-process loss curve (same global batch)."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -46,7 +47,9 @@ def test_two_gloo_processes_match_one(tiny_logs, tmp_path):
     b = load_file(str(tmp_path / "two" / "checkpoint" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
-    assert one["processes"] == 1
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert (one["processes"], two["processes"]) == (1, 2)  # each run reports the processes that trained it
+    assert two["best_val_cross_entropy"] == pytest.approx(one["best_val_cross_entropy"], rel=1e-5)
 
 
 def test_shard_splits_the_global_batch_in_rank_order():

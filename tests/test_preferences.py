@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
-from drivegpt.rlhf.preferences import bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
+from drivegpt.rlhf.preferences import RANK_PAIRS, bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
+from drivegpt.rlhf.reward_model import ranking_loss
 from drivegpt.takeover.clips import load_clips
 
 
@@ -24,6 +25,38 @@ def test_dpo_by_hand():
     # the policy equal to the reference: margin 0 -> log 2 whatever beta
     same = torch.tensor([-1.2])
     assert float(dpo_loss(same, same - 1, same, same - 1, 3.0)) == pytest.approx(math.log(2), abs=1e-6)
+
+
+def softplus(x: float) -> float:
+    return math.log(1 + math.exp(x))  # -log σ(-x)
+
+
+def test_ranking_loss_by_hand_on_three_segments():
+    # Segment returns of one clip: old policy R0 = 0, takeover-corrected R1 = 1, human R2 = 3; the
+    # (worse, better) pairs are (0, 1), (1, 2), (0, 2), each -log σ(R_better - R_worse):
+    #   -log σ(1) = 0.313262   -log σ(2) = 0.126928   -log σ(3) = 0.048587
+    assert RANK_PAIRS == ((0, 1), (1, 2), (0, 2))
+    R = torch.tensor([[0.0, 1.0, 3.0]], requires_grad=True)
+    loss = ranking_loss(R, torch.tensor([[True, True, True]]))
+    assert float(loss.detach()) == pytest.approx((0.313262 + 0.126928 + 0.048587) / 3, abs=1e-6)
+    # d/dR_worse of -log σ(R_b - R_w) is σ(R_w - R_b), d/dR_better is -σ(R_w - R_b): over the mean of 3,
+    #   dR0 = (σ(-1) + σ(-3)) / 3, dR1 = (-σ(-1) + σ(-2)) / 3, dR2 = (-σ(-2) - σ(-3)) / 3
+    loss.backward()
+
+    def sig(x: float) -> float:
+        return 1 / (1 + math.exp(-x))
+
+    expected = [(sig(-1) + sig(-3)) / 3, (-sig(-1) + sig(-2)) / 3, (-sig(-2) - sig(-3)) / 3]
+    assert R.grad is not None
+    assert R.grad[0].tolist() == pytest.approx(expected, abs=1e-6)  # the human segment goes up most
+    # Only informative pairs count, averaged over all of them in the batch: a second clip ranked the
+    # wrong way (R = 2, 0, 0) whose (1, 2) pair took the same actions (uninformative), and the first
+    # clip's (1, 2) pair masked out too: (-log σ(1) - log σ(3) + -log σ(-2) + -log σ(-2)) / 4
+    R2 = torch.tensor([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, False, True], [True, False, True]])
+    want = (softplus(-1) + softplus(-3) + softplus(2) + softplus(2)) / 4
+    assert float(ranking_loss(R2, mask)) == pytest.approx(want, abs=1e-6)
+    assert float(ranking_loss(R2, torch.zeros(2, 3, dtype=torch.bool))) == 0.0  # nothing informative
 
 
 def test_kl_is_zero_for_the_reference_itself_and_positive_otherwise():

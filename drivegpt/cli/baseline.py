@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def train(
         ctx: typer.Context,
-        algo: str = typer.Option(..., help="dqn (meta-actions) or ppo (meta or continuous)."),
+        algo: str = typer.Option(..., help="dqn (accel or meta) or ppo (any action interface)."),
         out: Path = typer.Option(..., help="Run directory (policy/, checkpoint/, progress.csv, events)."),
         env: str | None = typer.Option(None, help="Env id (default: the config's, drivegpt/Highway-v0)."),
         steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),

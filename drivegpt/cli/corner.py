@@ -170,7 +170,7 @@ def bench(
     path = resolve_suite(suite)
     meta, scenarios = load_suite(path)
     t0 = time.time()
-    run = {"command": command_line(ctx), "suite": str(path), "suite_sha": meta["sha256"], "workers": workers}
+    run = {"command": command_line(ctx), "suite": str(path), "suite_files": meta["files"], "workers": workers}
     entries = run_bench(scenarios, cfg, out, run, workers, backend, ray_address)
     for e in (e for e in entries if e["family"] == "all"):
         lo, hi = e["collision_rate_ci"]

@@ -141,7 +141,7 @@ def search_family(
     family: str,
     policy: str,
     cfg: SearchConfig,
-    action: str = "meta",
+    action: str = "accel",
     workers: int | None = None,
     backend: Backend = "local",
     ray_address: str | None = None,

@@ -17,7 +17,6 @@ field exactly (:func:`replay_mismatches`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from drivegpt.core import manifest
 from drivegpt.core.atomic import replace_dir, write_bytes, write_json
 from drivegpt.core.errors import UserError
 from drivegpt.core.resources import SUITES
@@ -216,10 +216,6 @@ def family_env_id(family: str) -> str:
     return FAMILIES[family]
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in ("drivegpt", "highway-env", "gymnasium", "numpy"):
@@ -246,7 +242,7 @@ def write_suite(
         "families": sorted({s.family for s in scenarios}),
         "scenarios": len(scenarios),
         "created_by": command,
-        "sha256": {"scenarios.jsonl": _sha(data)},
+        "files": {"scenarios.jsonl": manifest.sha256_bytes(data)},
         "versions": _versions(),
         **(extra or {}),
     }
@@ -259,20 +255,10 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Scenario]]:
     """Verify and load a suite: (metadata, scenarios); :class:`SuiteError` names the bad file and the fix."""
     path = Path(path)
     fix = "regenerate it with `drivegpt corner-cases search ... --out SUITE`"
-    meta_path, data_path = path / "metadata.json", path / "scenarios.jsonl"
-    if not meta_path.is_file():
-        raise SuiteError(f"{meta_path}: missing (not a scenario suite); {fix}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise SuiteError(f"{meta_path}: corrupt ({err}); {fix}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise SuiteError(f"{meta_path}: not {FORMAT} v{VERSION}; {fix}")
-    if not data_path.is_file():
-        raise SuiteError(f"{data_path}: missing; {fix}")
+    meta = manifest.read_header(path / "metadata.json", FORMAT, VERSION, SuiteError, fix)
+    data_path = path / "scenarios.jsonl"
+    manifest.verify(path, meta["files"], SuiteError, fix, names=["scenarios.jsonl"])
     data = data_path.read_bytes()
-    if _sha(data) != meta.get("sha256", {}).get("scenarios.jsonl"):
-        raise SuiteError(f"{data_path}: checksum mismatch (tampered or corrupt suite); {fix}")
     scenarios = []
     for i, line in enumerate(data.decode().splitlines(), 1):
         try:

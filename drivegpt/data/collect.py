@@ -30,8 +30,9 @@ class CollectScenario(FrozenConfig):
 class CollectConfig(FrozenConfig):
     """``drivegpt collect``: who drives, where, how much."""
 
-    action: ActionKind = "meta"
-    """Action interface: ``meta`` (DiscreteMetaAction) or ``continuous`` (acceleration, steering)."""
+    action: ActionKind = "accel"
+    """Action interface: ``accel`` (acceleration bin × lane intent tokens, the default), ``meta``
+    (DiscreteMetaAction) or ``continuous`` (acceleration, steering)."""
     scenarios: tuple[CollectScenario, ...] = (CollectScenario(), CollectScenario(env_id="drivegpt/Merge-v0"))
     """The scenario mix; each episode draws one scenario from its seed."""
     episodes: int = Field(100, ge=1)

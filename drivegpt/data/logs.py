@@ -18,8 +18,6 @@ checksum before opening and raises :class:`DataError` naming the bad file.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -29,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from drivegpt.core import manifest
 from drivegpt.core.atomic import replace_dir, write_json
 from drivegpt.core.errors import UserError
 from drivegpt.sim.rollout import Episode
@@ -40,14 +39,6 @@ MANIFEST = "manifest.json"
 
 class DataError(UserError):
     """A dataset on disk is missing, truncated, corrupt or of an unknown version."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _data_files(data_dir: Path) -> list[str]:
@@ -114,15 +105,15 @@ def write_logs(
     )
     tmp = tmp_root / dataset_id
     data_dir = tmp / "data"
-    manifest = {
+    header = {
         "format": FORMAT,
         "version": VERSION,
         "episodes": len(episodes),
         "steps": int(sum(len(ep.rewards) for ep in episodes)),
-        "files": {rel: sha256_file(data_dir / rel) for rel in _data_files(data_dir)},
+        "files": manifest.digest(data_dir, _data_files(data_dir)),
         "config": config,
     }
-    write_json(tmp / MANIFEST, manifest)
+    write_json(tmp / MANIFEST, header)
     replace_dir(tmp, out)
     shutil.rmtree(tmp_root, ignore_errors=True)
     return out
@@ -184,33 +175,9 @@ def verify_logs(path: str | Path) -> dict[str, Any]:
     fix = "re-run `drivegpt collect` to regenerate it"
     if not path.is_dir():
         raise DataError(f"{path}: no such dataset directory; {fix}")
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise DataError(
-            f"{mpath}: missing manifest (not a DriveGPT log dataset or an interrupted write); {fix}"
-        )
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{mpath}: corrupt manifest ({err}); {fix}") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise DataError(
-            f"{mpath}: format {manifest.get('format')!r} v{manifest.get('version')!r}, "
-            f"expected {FORMAT!r} v{VERSION}; {fix}"
-        )
-    data_dir = path / "data"
-    files: dict[str, str] = manifest.get("files", {})
-    on_disk = set(_data_files(data_dir)) if data_dir.is_dir() else set()
-    for rel, digest in files.items():
-        f = data_dir / rel
-        if not f.is_file():
-            raise DataError(f"{f}: missing file listed in the manifest; {fix}")
-        if sha256_file(f) != digest:
-            raise DataError(f"{f}: checksum mismatch (truncated or corrupt file); {fix}")
-    extra = sorted(on_disk - set(files))
-    if extra:
-        raise DataError(f"{data_dir / extra[0]}: file not in the manifest ({len(extra)} unexpected); {fix}")
-    return manifest
+    header = manifest.read_header(path / MANIFEST, FORMAT, VERSION, DataError, fix)
+    manifest.verify(path / "data", header["files"], DataError, fix, exact=True)
+    return header
 
 
 _OPENED: dict[tuple[Any, ...], LogDataset] = {}  # one verified, decoded dataset per files' state

@@ -4,10 +4,10 @@
   training logs (present vehicles only) and saved next to the model (``tokenizer.json``).
 * Actions: ``accel`` (the default) uses the env's own 42 tokens, acceleration bin × lane intent
   (``drivegpt_envs.actions``), as they are. ``meta`` uses the 5 meta-actions as tokens (LANE_LEFT=0,
-  IDLE=1, LANE_RIGHT=2, FASTER=3, SLOWER=4). ``continuous`` bins the normalised acceleration and steering, each in
-  [-1, 1], into ``bins`` equal-width bins (edges ``linspace(-1, 1, bins + 1)``) and joins them into
-  one token ``acc_bin * bins + steer_bin``; decoding returns the bin centres, so a centre encodes and
-  decodes exactly.
+  IDLE=1, LANE_RIGHT=2, FASTER=3, SLOWER=4). ``continuous`` bins the normalised acceleration and
+  steering, each in [-1, 1], into ``bins`` equal-width bins (edges ``linspace(-1, 1, bins + 1)``)
+  and joins them into one token ``acc_bin * bins + steer_bin``; decoding returns the bin centres, so
+  a centre encodes and decodes exactly.
 """
 
 from __future__ import annotations

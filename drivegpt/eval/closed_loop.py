@@ -9,6 +9,7 @@ from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.metrics import driving_metrics, takeover_metrics
 from drivegpt.policies.registry import DriveJob, policy_action_kind, policy_and_env
 from drivegpt.sim.rollout import Backend, Episode, parallel_map, run_episode
+from drivegpt_envs.common import DEFAULT_ACTION
 
 EVAL_SEED = 1_000_000  #: default first evaluation seed: never used by collection configs
 
@@ -50,7 +51,7 @@ def evaluate_monitored(
     from drivegpt.takeover.monitor import MonitorConfig
 
     cfg = MonitorConfig(**(monitor or {}))
-    action = policy_action_kind(policy, action or "meta")
+    action = policy_action_kind(policy, action or DEFAULT_ACTION)
     jobs = [DriveJob(policy, env_id, action, seed + i, cfg.to_dict()) for i in range(episodes)]
     desc = f"drive {policy} (monitored)"
     out = parallel_map(drive_monitored_one, jobs, workers, backend, desc, progress, ray_address)
@@ -73,10 +74,10 @@ def evaluate(
 ) -> tuple[dict[str, Any], list[Episode]]:
     """Drive ``episodes`` episodes on seeds ``seed, seed+1, ...``; return (metrics, episodes).
 
-    ``action`` (meta/continuous) applies to drivers that can use either; a learned policy's own
+    ``action`` (accel/meta/continuous) applies to drivers that can use either; a learned policy's own
     action kind always wins.
     """
-    action = policy_action_kind(policy, action or "meta")  # also fails fast on a bad spec
+    action = policy_action_kind(policy, action or DEFAULT_ACTION)  # also fails fast on a bad spec
     jobs = [DriveJob(policy, env_id, action, seed + i) for i in range(episodes)]
     eps = parallel_map(drive_one, jobs, workers, backend, f"drive {policy}", progress, ray_address)
     metrics = driving_metrics([e.crashed for e in eps], [e.distance_m for e in eps], [e.speeds for e in eps])

@@ -20,13 +20,16 @@ from drivegpt.core.rundir import policy_dir
 from drivegpt.sim.human import HumanDriver, PersonalityRanges, StockIDMDriver
 from drivegpt.sim.policy import ConstantPolicy, DrivePolicy
 from drivegpt.sim.rollout import make_env
+from drivegpt_envs.actions import N_TOKENS
+from drivegpt_envs.common import DEFAULT_ACTION
 
 #: spec prefix -> what it loads
 POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
-    "constant": "always the same action: `constant:FASTER` (meta-action) or `constant:0.5,0` (acc,steer)",
+    "constant": "always the same action: `constant:-3,keep` (accel [m/s²], lane intent), `constant:FASTER` "
+    "(meta-action) or `constant:0.5,0` (continuous acc,steer)",
     "sb3-dqn": "a stable-baselines3 DQN: `sb3-dqn:RUN` (`baseline train`) or a trusted `PATH.zip`",
     "sb3-ppo": "a stable-baselines3 PPO: `sb3-ppo:RUN` (`baseline train`) or a trusted `PATH.zip`",
 }
@@ -56,7 +59,9 @@ class SB3Policy:
             self.policy, meta = load_exported_policy(path, algo.removeprefix("sb3-"))
             self.env_config = meta["env_config"]
         space = self.policy.action_space
-        self.action_kind = "continuous" if isinstance(space, gym.spaces.Box) else "meta"
+        self.action_kind = (
+            "continuous" if isinstance(space, gym.spaces.Box) else "accel" if space.n == N_TOKENS else "meta"
+        )
 
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
         pass
@@ -70,7 +75,7 @@ class SB3Policy:
         return actions
 
 
-def load_policy(spec: str, action: str = "meta") -> DrivePolicy:
+def load_policy(spec: str, action: str = DEFAULT_ACTION) -> DrivePolicy:
     """Return the driver named by ``spec``; unknown specs fail with the list of valid ones.
 
     ``action`` is the action kind for drivers that can use either (human, idm); learned policies
@@ -96,7 +101,7 @@ def load_policy(spec: str, action: str = "meta") -> DrivePolicy:
     return driver
 
 
-def policy_action_kind(spec: str, default: str = "meta") -> str:
+def policy_action_kind(spec: str, default: str = DEFAULT_ACTION) -> str:
     """The action kind a spec drives with (learned policies carry it; others use ``default``)."""
     kind = spec.partition(":")[0]
     if kind in ("human", "idm"):

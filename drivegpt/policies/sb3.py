@@ -66,11 +66,12 @@ class BaselineConfig(FrozenConfig):
     """``drivegpt baseline train``: algorithm, env and SB3 hyperparameters (rl-zoo style)."""
 
     algo: Algo = "ppo"
-    """``dqn`` (meta-actions only) or ``ppo`` (meta or continuous)."""
+    """``dqn`` (discrete: accel or meta) or ``ppo`` (any action interface)."""
     env_id: str = "drivegpt/Highway-v0"
     """Gymnasium id to train on (``drivegpt/`` or stock highway-env)."""
-    action: ActionKind = "meta"
-    """Action interface: ``meta`` (Discrete(5)) or ``continuous`` (Box(2): acceleration, steering)."""
+    action: ActionKind = "accel"
+    """Action interface: ``accel`` (Discrete(42)), ``meta`` (Discrete(5)) or ``continuous`` (Box(2):
+    acceleration, steering)."""
     env_config: dict[str, Any] = {}
     """highway-env config overrides on top of DriveGPT's observation and action settings."""
     total_steps: int = Field(100_000, ge=1)
@@ -101,8 +102,8 @@ class BaselineConfig(FrozenConfig):
 
     @model_validator(mode="after")
     def _dqn_is_discrete(self) -> BaselineConfig:
-        if self.algo == "dqn" and self.action != "meta":
-            raise UserError("dqn needs discrete actions: use action: meta, or algo: ppo for continuous")
+        if self.algo == "dqn" and self.action == "continuous":
+            raise UserError("dqn needs discrete actions (accel or meta); use algo ppo for continuous")
         return self
 
 

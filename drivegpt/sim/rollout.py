@@ -21,7 +21,7 @@ from tqdm import tqdm
 import drivegpt_envs
 from drivegpt.core.errors import UserError
 from drivegpt.sim.policy import DrivePolicy
-from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+from drivegpt_envs.common import DEFAULT_ACTION, ActionKind, action_config, kinematics_observation
 
 Backend = Literal["local", "ray"]
 J = TypeVar("J")
@@ -33,7 +33,7 @@ STATE_KEYS: tuple[str, ...] = ("speed", "x", "y", "heading", "lane", "crashed", 
 
 def make_env(
     env_id: str,
-    action: ActionKind = "meta",
+    action: ActionKind = DEFAULT_ACTION,
     overrides: dict[str, Any] | None = None,
     render_mode: str | None = None,
 ) -> gym.Env:
@@ -67,7 +67,7 @@ class Episode:
     seed: int
     env_id: str
     observations: np.ndarray  # (T+1, V, F) float32
-    actions: np.ndarray  # (T,) int64 meta-actions or (T, 2) float32 [acc, steer] in [-1, 1]
+    actions: np.ndarray  # (T,) int64 accel tokens / meta-actions or (T, 2) float32 [acc, steer] in [-1, 1]
     rewards: np.ndarray  # (T,) float64
     terminations: np.ndarray  # (T,) bool
     truncations: np.ndarray  # (T,) bool

@@ -31,7 +31,6 @@ without pickle.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -43,8 +42,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from drivegpt.core import manifest
 from drivegpt.core.atomic import replace_dir, write_bytes, write_json
 from drivegpt.core.errors import UserError
+from drivegpt_envs.actions import AccelLaneAction
 
 FORMAT = "drivegpt-clips"
 VERSION = 1
@@ -116,11 +117,12 @@ class Clip:
     ) -> Clip:
         base = env.unwrapped
         continuous = isinstance(env.action_space, gym.spaces.Box)
+        accel = isinstance(base.action_type, AccelLaneAction)
         config = base.config  # the whole env config: replay rebuilds exactly this env
         return cls(
             env.spec.id if env.spec else "",
             _jsonable(config),
-            "continuous" if continuous else "meta",
+            "continuous" if continuous else "accel" if accel else "meta",
             seed,
             step,
             trigger,
@@ -170,10 +172,6 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_clips(
     out: str | Path,
     clips: list[Clip],
@@ -197,12 +195,12 @@ def write_clips(
         header = json.dumps(_jsonable(clip.header()), indent=2).encode()
         for name, data in ((f"{clip.id}.npz", buf.getvalue()), (f"{clip.id}.json", header)):
             write_bytes(tmp / name, data)
-            files[name] = _sha(data)
+            files[name] = manifest.sha256_bytes(data)
     if policy_steps is not None:
         buf = io.BytesIO()
         np.savez_compressed(buf, **policy_steps)
         write_bytes(tmp / POLICY_STEPS, buf.getvalue())
-        files[POLICY_STEPS] = _sha(buf.getvalue())
+        files[POLICY_STEPS] = manifest.sha256_bytes(buf.getvalue())
     write_json(
         tmp / "metadata.json",
         {
@@ -230,32 +228,17 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
     """Verify checksums and load clips; :class:`ClipError` names the bad file."""
     path = Path(path)
     fix = "regenerate it with `drivegpt drive --takeovers --clips-out DIR`"
-    meta_path = path / "metadata.json"
-    if not meta_path.is_file():
-        raise ClipError(f"{meta_path}: missing (not a clip directory); {fix}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ClipError(f"{meta_path}: corrupt ({err}); {fix}") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ClipError(f"{meta_path}: not {FORMAT} v{VERSION}; {fix}")
+    meta = manifest.read_header(path / "metadata.json", FORMAT, VERSION, ClipError, fix)
     wanted = meta["clips"] if ids is None else ids
     unknown = [i for i in wanted if i not in meta["clips"]]
     if unknown:
         raise ClipError(f"{path}: no clip {unknown[0]!r}; clips here: {', '.join(meta['clips'][:10])}")
+    names = [f"{cid}.{ext}" for cid in wanted for ext in ("json", "npz")]
+    manifest.verify(path, meta["files"], ClipError, fix, names=names)
     clips = []
     for cid in wanted:
-        raw = {}
-        for name in (f"{cid}.json", f"{cid}.npz"):
-            f = path / name
-            if not f.is_file():
-                raise ClipError(f"{f}: missing; {fix}")
-            data = f.read_bytes()
-            if _sha(data) != meta["files"].get(name):
-                raise ClipError(f"{f}: checksum mismatch (tampered or corrupt clip); {fix}")
-            raw[name] = data
-        header = json.loads(raw[f"{cid}.json"])
-        with np.load(io.BytesIO(raw[f"{cid}.npz"]), allow_pickle=False) as z:
+        header = json.loads((path / f"{cid}.json").read_text())
+        with np.load(path / f"{cid}.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header.pop("horizon", None)
         clip = Clip(
@@ -276,12 +259,10 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
 def load_policy_steps(path: str | Path) -> dict[str, np.ndarray] | None:
     """The optional ``policy_steps.npz`` of a clip directory, checksum-verified (None if absent)."""
     path = Path(path)
-    meta = json.loads((path / "metadata.json").read_text())
-    if POLICY_STEPS not in meta.get("files", {}):
+    fix = "regenerate it with `drivegpt drive --takeovers --clips-out DIR`"
+    meta = manifest.read_header(path / "metadata.json", FORMAT, VERSION, ClipError, fix)
+    if POLICY_STEPS not in meta["files"]:
         return None
-    f = path / POLICY_STEPS
-    data = f.read_bytes() if f.is_file() else b""
-    if _sha(data) != meta["files"][POLICY_STEPS]:
-        raise ClipError(f"{f}: missing or checksum mismatch; regenerate with `drivegpt drive --takeovers`")
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+    manifest.verify(path, meta["files"], ClipError, fix, names=[POLICY_STEPS])
+    with np.load(path / POLICY_STEPS, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -49,13 +49,13 @@ def _integers(raw: torch.Tensor, count: int, what: str) -> torch.Tensor:
 def validate_action(state: BatchState, action: EgoAction) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Check an ego action batch and convert it to tensors; raise ValueError if malformed.
 
-    accel: (B,) tokens in [0, 42). accel_lane: a pair (acceleration (B,) [m/s²] finite within
-    ``ACCEL_RANGE``, intent (B,) in {-1, 0, +1}) or a (B, 2) array of those columns. meta: (B,) ints in
+    accel: (B,) tokens in [0, 42). accel_lane: a tuple (acceleration (B,) [m/s²] finite within
+    ``ACCEL_RANGE``, intent (B,) in {-1, 0, +1}) or a (B, 2) array / nested list of those columns. meta: (B,) ints in
     [0, 5). continuous: (B, 2) finite in [-1, 1] (acceleration, steering).
     Returns tokens/meta indices, (acceleration, intent) for accel and accel_lane, or the (B, 2) array.
     """
     kind, bsz = state.config.action, state.batch_size
-    if kind == "accel_lane" and isinstance(action, (tuple, list)) and len(action) == 2 and bsz != 2:
+    if kind == "accel_lane" and isinstance(action, tuple) and len(action) == 2:
         accel, intent = (_tensor(a, state) for a in action)
     else:
         raw = _tensor(action, state)
