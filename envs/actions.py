@@ -156,3 +156,15 @@ def register_action_type() -> None:
     """Let highway-env build ``{"type": "AccelLaneAction"}`` (idempotent)."""
     _action.action_factory = _action_factory
     _abstract.action_factory = _action_factory
+
+
+def env_action_kind(env: Any) -> str:
+    """The action interface of a highway-env env (``accel``, ``meta``, ``continuous``, or the class name)."""
+    action_type = env.unwrapped.action_type
+    if isinstance(action_type, AccelLaneAction):
+        return "accel"
+    if isinstance(action_type, _action.DiscreteMetaAction):
+        return "meta"
+    if isinstance(action_type, _action.ContinuousAction):
+        return "continuous"
+    return type(action_type).__name__

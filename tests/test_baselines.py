@@ -104,7 +104,7 @@ def _widths(net: torch.nn.Module) -> list[int]:
     return [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)]
 
 
-def test_shipped_configs_build_the_models_they_describe():
+def test_shipped_configs_build_the_models_they_describe() -> None:
     paths = sorted(Path("configs/baselines").glob("*.yaml"))
     assert {p.stem for p in paths} >= {"dqn", "ppo", "tiny-dqn", "tiny-ppo"}
     for path in paths:

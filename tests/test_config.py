@@ -52,7 +52,7 @@ def holds(loaded: Any, written: Any) -> bool:
     return bool(loaded == written)
 
 
-def test_configs_in_repo_load_with_every_setting_they_write():
+def test_configs_in_repo_load_with_every_setting_they_write() -> None:
     paths = sorted(Path("configs/collect").glob("*.yaml"))
     assert {p.stem for p in paths} >= {"tiny", "highway_merge_meta", "highway_merge_continuous"}
     for path in paths:

@@ -40,13 +40,13 @@ def test_wilson_hand_computed():
     assert wilson_interval(0, 200)[1] == pytest.approx(0.01884, abs=1e-4)
 
 
-def test_exact_poisson_reference_matches_the_published_table():
+def test_exact_poisson_reference_matches_the_published_table() -> None:
     assert garwood(10) == pytest.approx((4.795, 18.390), abs=1e-3)  # exact 95% interval for 10 events
     assert garwood(0) == pytest.approx((0.0, 3.689), abs=1e-3)
     assert garwood(1) == pytest.approx((0.0253, 5.572), abs=1e-3)
 
 
-def test_poisson_interval_against_the_exact_interval():
+def test_poisson_interval_against_the_exact_interval() -> None:
     assert poisson_interval(0) == pytest.approx((0.0, 3.689), abs=1e-3)  # exact: -ln 0.025 events
     assert poisson_interval(10) == pytest.approx((4.795, 18.390), rel=0.01)  # Byar: (4.787, 18.391)
     for n in (5, 6, 8, 10, 20, 50, 100, 1000):  # Byar's approximation within 1% of Garwood's bounds
@@ -61,16 +61,16 @@ def test_poisson_interval_against_the_exact_interval():
 
 
 @pytest.mark.xfail(strict=True, reason="Byar's lower bound is 48% low at one event (0.0131 vs 0.0253)")
-def test_poisson_lower_bound_is_within_one_percent_for_small_counts():
+def test_poisson_lower_bound_is_within_one_percent_for_small_counts() -> None:
     for n in range(1, 5):
         assert poisson_interval(n)[0] == pytest.approx(garwood(n)[0], rel=0.01), n
 
 
-def test_driving_metrics():
+def test_driving_metrics() -> None:
     m = driving_metrics(
         [True, False, False, False], [1000.0, 500.0, 500.0, 0.0], [[10.0, 20.0], [30.0], [20.0], []]
     )
-    assert m["collision_rate"] == 0.25
+    assert m["collision_rate"] == 0.25 and m["collision_rate_ci"] == list(wilson_interval(1, 4))
     assert m["km_driven"] == pytest.approx(2.0)
     assert m["km_per_collision"] == pytest.approx(2.0)
     assert m["mean_speed_mps"] == pytest.approx(20.0)

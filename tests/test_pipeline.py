@@ -97,7 +97,6 @@ def test_config_errors_name_the_valid_keys(tmp_path):
     bad.write_text("eval_episode: 3\n")
     r = runner.invoke(app, ["pipeline", "--config", str(bad), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "unknown key 'eval_episode'" in r.output and "eval_episodes" in r.output
-    assert PipelineConfig().eval_env == "drivegpt/Highway-v0"
 
 
 def test_a_killed_stage_resumes_only_with_the_same_config(tmp_path):
@@ -110,3 +109,16 @@ def test_a_killed_stage_resumes_only_with_the_same_config(tmp_path):
     assert (run / "checkpoint").is_dir()
     _resume_or_clear(run, {"max_iters": 20})  # another training: start over
     assert not run.exists()
+
+
+def test_a_corrupt_output_is_named_in_the_report_not_dropped(tiny_run, tmp_path):
+    from drivegpt.pipeline.report import write_report
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    good = (out / "report.md").read_text()
+    assert "Unreadable files" not in good and "## Imitation pretraining" in good
+    (out / "pretrain" / "metrics.json").write_text('{"action_accuracy": 0.7')  # truncated write
+    report = write_report(out).read_text()
+    assert "## Unreadable files" in report
+    assert f"`{out / 'pretrain' / 'metrics.json'}`" in report

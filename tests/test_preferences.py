@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
-from drivegpt.rlhf.preferences import RANK_PAIRS, bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
+from drivegpt.rlhf.preferences import bradley_terry_loss, clip_pairs, dpo_loss, kl_to_reference
 from drivegpt.rlhf.reward_model import ranking_loss
 from drivegpt.takeover.clips import load_clips
 
@@ -31,11 +31,10 @@ def softplus(x: float) -> float:
     return math.log(1 + math.exp(x))  # -log σ(-x)
 
 
-def test_ranking_loss_by_hand_on_three_segments():
+def test_ranking_loss_by_hand_on_three_segments() -> None:
     # Segment returns of one clip: old policy R0 = 0, takeover-corrected R1 = 1, human R2 = 3; the
     # (worse, better) pairs are (0, 1), (1, 2), (0, 2), each -log σ(R_better - R_worse):
     #   -log σ(1) = 0.313262   -log σ(2) = 0.126928   -log σ(3) = 0.048587
-    assert RANK_PAIRS == ((0, 1), (1, 2), (0, 2))
     R = torch.tensor([[0.0, 1.0, 3.0]], requires_grad=True)
     loss = ranking_loss(R, torch.tensor([[True, True, True]]))
     assert float(loss.detach()) == pytest.approx((0.313262 + 0.126928 + 0.048587) / 3, abs=1e-6)
@@ -49,9 +48,9 @@ def test_ranking_loss_by_hand_on_three_segments():
     expected = [(sig(-1) + sig(-3)) / 3, (-sig(-1) + sig(-2)) / 3, (-sig(-2) - sig(-3)) / 3]
     assert R.grad is not None
     assert R.grad[0].tolist() == pytest.approx(expected, abs=1e-6)  # the human segment goes up most
-    # Only informative pairs count, averaged over all of them in the batch: a second clip ranked the
-    # wrong way (R = 2, 0, 0) whose (1, 2) pair took the same actions (uninformative), and the first
-    # clip's (1, 2) pair masked out too: (-log σ(1) - log σ(3) + -log σ(-2) + -log σ(-2)) / 4
+    # Only informative pairs count, averaged over all of them in the batch. Mask out the (1, 2) pair
+    # (its segments took the same actions) of the clip above and of a second clip ranked the wrong
+    # way (R = 2, 0, 0): (-log σ(1) - log σ(3) - log σ(-2) - log σ(-2)) / 4
     R2 = torch.tensor([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]])
     mask = torch.tensor([[True, False, True], [True, False, True]])
     want = (softplus(-1) + softplus(-3) + softplus(2) + softplus(2)) / 4

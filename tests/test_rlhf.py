@@ -38,7 +38,7 @@ SAMPLE = "takeover_data/sample"
 runner = CliRunner()
 
 
-def test_gae_by_hand():
+def test_gae_by_hand() -> None:
     # λ = 1, V = 0: advantages are the discounted returns-to-go; the episode terminates at its last step
     adv = gae(np.array([1.0, 0.0, -5.0]), np.zeros(3), gamma=0.5, lam=1.0, next_value=None)
     np.testing.assert_allclose(adv, [1.0 + 0.25 * -5.0, 0.5 * -5.0, -5.0])
@@ -49,7 +49,7 @@ def test_gae_by_hand():
         gae(np.zeros(3), np.zeros(2), gamma=0.5, lam=0.5, next_value=None)
 
 
-def test_gae_truncation_bootstraps_and_termination_does_not():
+def test_gae_truncation_bootstraps_and_termination_does_not() -> None:
     r, v = np.array([1.0, 0.0, 2.0]), np.array([0.5, 1.0, 2.0])  # rewards, V(s_0), V(s_1), V(s_2)
     # γ = 0.5, λ = 0.5 (γλ = 0.25). Truncated by the time limit, V(s_3) = 4 from the value head:
     #   δ2 = 2 + 0.5·4 - 2   = 2    A2 = 2
@@ -67,7 +67,7 @@ def test_gae_truncation_bootstraps_and_termination_does_not():
     assert gae(np.array([-5.0]), np.array([1.0]), 0.5, 0.9, next_value=3.0).tolist() == [-4.5]
 
 
-def test_the_bootstrap_value_reads_the_final_observation_after_the_episode():
+def test_the_bootstrap_value_reads_the_final_observation_after_the_episode() -> None:
     model, meta = load_policy_dir(SHIPPED_CHECKPOINT)
     K = model.cfg.context
     rng = np.random.default_rng(1)
@@ -116,7 +116,7 @@ def test_weak_steps_are_policy_steps_far_from_a_takeover():
     assert policy_steps([crashed], margin=2)["weak"].tolist() == [True] * 5 + [False] * 3
 
 
-def test_kl_is_zero_when_the_policy_is_the_reference():
+def test_kl_is_zero_when_the_policy_is_the_reference() -> None:
     model, meta = load_policy_dir(SHIPPED_CHECKPOINT)
     rng = np.random.default_rng(0)
 
@@ -180,7 +180,7 @@ def _ppo(policy: DriveGPT, critic: ValueHead, w: WindowBatch, old: list[float], 
     return ppo_update(policy, critic, opt, vf_opt, w, torch.tensor(old), torch.tensor(adv), returns, PPO, gen)
 
 
-def test_ppo_update_raises_positive_advantage_actions_and_lowers_negative_ones():
+def test_ppo_update_raises_positive_advantage_actions_and_lowers_negative_ones() -> None:
     policy, critic, w = _uniform_policy_batch([1, 1, 3, 3])
     torch.testing.assert_close(_logp(policy, w), torch.full((4,), UNIFORM_LOGP))
     stats = _ppo(policy, critic, w, [UNIFORM_LOGP] * 4, [1.0, 1.0, -1.0, -1.0])
@@ -196,7 +196,7 @@ def test_ppo_update_raises_positive_advantage_actions_and_lowers_negative_ones()
     assert float(F.mse_loss(v, torch.tensor([1.0, 2.0, -1.0, 0.0]))) < 1.5
 
 
-def test_ppo_clip_stops_the_gradient_only_past_the_trust_region_in_the_advantages_direction():
+def test_ppo_clip_stops_the_gradient_only_past_the_trust_region_in_the_advantages_direction() -> None:
     policy, critic, w = _uniform_policy_batch([1, 1, 3, 3])
     adv = [1.0, 1.0, -1.0, -1.0]
     before = {k: v.clone() for k, v in policy.state_dict().items()}
@@ -216,7 +216,7 @@ def test_ppo_clip_stops_the_gradient_only_past_the_trust_region_in_the_advantage
     assert bool((after[:2] > UNIFORM_LOGP + 1e-3).all()) and bool((after[2:] < UNIFORM_LOGP - 1e-3).all())
 
 
-def test_rollouts_are_deterministic_and_end_at_the_first_takeover():
+def test_rollouts_are_deterministic_and_end_at_the_first_takeover() -> None:
     job = RolloutJob(SHIPPED_CHECKPOINT, 0.5, 0, "drivegpt/HighwayDense-v0", 3, MonitorConfig().to_dict(), 40)
     a, b = rollout_one(job), rollout_one(job)
     np.testing.assert_array_equal(a.actions, b.actions)
@@ -228,7 +228,7 @@ def test_rollouts_are_deterministic_and_end_at_the_first_takeover():
     assert len(other.actions) != len(a.actions) or not np.array_equal(other.obs, a.obs)
 
 
-def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation():
+def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation() -> None:
     job = RolloutJob(SHIPPED_CHECKPOINT, 0.5, 0, "drivegpt/HighwayDense-v0", 3, MonitorConfig().to_dict(), 3)
     short, longer = rollout_one(job), rollout_one(job._replace(max_steps=4))
     assert not (short.taken_over or short.crashed) and short.truncated and len(short.actions) == 3

@@ -6,6 +6,7 @@ import pytest
 import drivegpt.corner.search as search
 from drivegpt.corner.search import (
     SearchConfig,
+    SearchResult,
     acceleration_factor,
     cluster,
     latin_hypercube,
@@ -58,9 +59,11 @@ def test_config_rejects_unknown_method():
         SearchConfig(method="grid")
 
 
-def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(monkeypatch):
+def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(search, "simulate", rare_failure)  # workers=1: simulations run in this process
-    runs: dict[str, list] = {"random": [], "lhs": [], "cem": []}
+    runs: dict[str, list[SearchResult]] = {"random": [], "lhs": [], "cem": []}
     for seed in range(10):
         for method, out in runs.items():
             cfg = SearchConfig(method=method, budget=200, batch=20, seed=seed, feasibility_refs=0)
@@ -76,7 +79,8 @@ def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(m
         assert s["failure_rate"] > 10 * rnd.summary["failure_rate"] and s["sims"] == 200
         assert s["sims_to_first_failure"] <= 60 and s["clusters"] == 1  # one failure mode, one cluster
         failed = [x for x in cem.sims if x.outcome.failed]
-        assert s["failures"] == len(failed) and all(x.outcome.min_gap_m < RARE_RADIUS for x in failed)
+        assert s["failures"] == len(failed) > 0
+        assert all(np.linalg.norm(x.u - RARE_CENTRE) < RARE_RADIUS for x in failed)  # inside the ball
     for method, rs in runs.items():  # same seed, same search
         cfg = SearchConfig(method=method, budget=200, batch=20, seed=9, feasibility_refs=0)
         again = search_family(RARE_FAMILY, "human", cfg, workers=1, progress=False)
@@ -85,7 +89,7 @@ def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(m
 
 
 @pytest.mark.parametrize("method", ["random", "lhs", "cem"])
-def test_every_method_reports_real_simulations_of_a_certain_failure(method):
+def test_every_method_reports_real_simulations_of_a_certain_failure(method: str) -> None:
     # Flooring it toward a car stalled in the ego's lane crashes for every parameter in the box:
     # the real simulator end to end (seeds, summary, feasibility, suite lines), not a comparison.
     cfg = SearchConfig(method=method, budget=4, batch=2, feasibility_refs=1 if method == "cem" else 0)

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -9,8 +10,8 @@ from drivegpt.sim.video import is_blank, render_episode
 
 
 def test_rendered_frames_are_not_blank_even_when_asked_for_the_dummy_driver(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
-):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # highway-env draws black frames with it
     frames = render_episode("drivegpt/Highway-v0", "meta", HumanDriver(), 3, tmp_path / "a.gif", max_steps=3)
     assert os.environ["SDL_VIDEODRIVER"] == "offscreen"  # switched to a driver that draws

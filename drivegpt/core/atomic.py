@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +72,20 @@ def replace_dir(tmp: Path, dest: Path) -> None:
     fsync_dir(dest.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_csv(path: str | Path, rows: Iterable[Sequence[Any]]) -> None:
+    """Write ``rows`` (the header first) as a CSV file, atomically."""
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def append_csv_row(path: str | Path, row: Sequence[Any]) -> None:
+    """Add one row to a CSV log: the whole file is rewritten atomically, so a kill mid-write leaves
+    either the old log or the new one, never a torn last line."""
+    path = Path(path)
+    buf = io.StringIO()
+    csv.writer(buf).writerow(row)
+    old = path.read_text() if path.is_file() else ""
+    write_text(path, old + buf.getvalue())

@@ -77,6 +77,20 @@ def load_policy_dir(path: str | Path) -> tuple[DriveGPT, dict[str, Any]]:
     return model, meta
 
 
+def check_action_interface(meta: dict[str, Any], source: str | Path, env: Any) -> None:
+    """Raise :class:`CheckpointError` (one line naming ``source`` and the fix) when ``env`` does not use
+    the action interface the policy was trained on (``policy.json`` ``action``)."""
+    from drivegpt_envs.actions import env_action_kind
+
+    trained, used = str(meta.get("action")), env_action_kind(env)
+    if trained != used:
+        raise CheckpointError(
+            f"{source}: the policy was trained on the '{trained}' action interface, the env uses '{used}'; "
+            f"build the env from the policy (make_env(env_id, '{trained}', policy.env_config), as `drivegpt "
+            f"drive` does) or retrain it on '{used}' logs"
+        )
+
+
 def save_trainer(
     dest: str | Path, model: DriveGPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
-from drivegpt.model.checkpoint import load_policy_dir
+from drivegpt.model.checkpoint import check_action_interface, load_policy_dir
 from drivegpt.model.gpt import DriveGPT
 
 
@@ -22,7 +22,10 @@ class DriveGPTPolicy:
     instead: the exploring policy of RL fine-tuning.
     """
 
-    def __init__(self, model: DriveGPT, meta: dict[str, Any], threads: int | None = None):
+    def __init__(
+        self, model: DriveGPT, meta: dict[str, Any], threads: int | None = None, source: str | Path = ""
+    ):
+        self.source = str(source) or "this policy's policy.json"  # named in interface-mismatch errors
         if threads:
             torch.set_num_threads(threads)
         self.model = model.eval()
@@ -40,7 +43,7 @@ class DriveGPTPolicy:
         path = Path(path)
         path = policy_dir(path)  # a run directory or its policy/
         model, meta = load_policy_dir(path)
-        return cls(model, meta, threads)
+        return cls(model, meta, threads, source=path / "policy.json")
 
     def __deepcopy__(self, memo: dict) -> DriveGPTPolicy:
         """Copies share the (read-only) model and copy the history: cheap look-ahead rollouts."""
@@ -52,6 +55,9 @@ class DriveGPTPolicy:
 
     # -- DrivePolicy ------------------------------------------------------------------------
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
+        """Start an episode; an ``env`` of another action interface than the policy's is an error."""
+        if env is not None:
+            check_action_interface(self.meta, self.source, env)
         self.reset_batch(1)
 
     def act(self, observation: np.ndarray) -> Any:
@@ -71,7 +77,7 @@ class DriveGPTPolicy:
 
     @torch.no_grad()
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
-        """(B, V, F) raw observations -> (B,) meta ids or (B, 2) continuous actions."""
+        """(B, V, F) raw observations -> (B,) accel / meta ids or (B, 2) continuous actions."""
         x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
         self.obs = torch.roll(self.obs, -1, dims=1)
         self.tokens = torch.roll(self.tokens, -1, dims=1)

@@ -10,7 +10,6 @@ Under ``torchrun --nproc-per-node N`` the same config trains data-parallel (``dr
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from tqdm import tqdm
 
-from drivegpt.core.atomic import write_json
+from drivegpt.core.atomic import append_csv_row, write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import MissingInputError, OutputExistsError, TrainingError, UserError
 from drivegpt.data.logs import load_logs
@@ -225,8 +224,7 @@ def pretrain(
         )
         tb = SummaryWriter(str(out / "tb"))
         if not log_path.exists() or start == 0:
-            with open(log_path, "w", newline="") as f:
-                csv.writer(f).writerow(fields)
+            write_csv(log_path, [fields])
     tokens_per_iter = cfg.batch_size * mcfg.context * 2
     bar = tqdm(
         range(start, cfg.max_iters),
@@ -261,8 +259,7 @@ def pretrain(
             metrics = evaluate_imitation(model, val, tok, val_raw)
             row = [it + 1, lr, float(loss), metrics["cross_entropy"]]
             row += [metrics["action_accuracy"], tps]
-            with open(log_path, "a", newline="") as f:
-                csv.writer(f).writerow(row)
+            append_csv_row(log_path, row)
             for name, v in zip(fields[1:], row[1:], strict=True):
                 tb.add_scalar(name, v, it + 1)
             if metrics["cross_entropy"] < best:

@@ -18,13 +18,18 @@ from typing import Any
 from drivegpt.core.atomic import write_text
 from drivegpt.pipeline.figures import plot_benchmark, plot_pretrain_curve, plot_takeovers
 
-#: the repository's scaling study (bench/scaling.py), shown when the package runs from a checkout
+_UNREADABLE: list[str] = []  #: files of this report's run that exist but could not be parsed
 
 
 def _json(path: Path) -> dict[str, Any] | None:
+    """``path`` parsed, or None when it does not exist (a stage that did not run). A file that exists
+    but does not parse is listed at the top of the report: its section is never dropped silently."""
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        _UNREADABLE.append(f"`{path}`: {str(err).splitlines()[0]}")
         return None
 
 
@@ -304,10 +309,10 @@ def write_report(out: str | Path) -> Path:
     out = Path(out)
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
+    _UNREADABLE.clear()
     run = json.loads((out / "run.json").read_text())
     timings = _json(out / "timings.json") or {}
-    lines = ["# DriveGPT pipeline report", ""]
-    lines += _section_run(out, run, timings)
+    lines = _section_run(out, run, timings)
     lines += _section_logs(out)
     lines += _section_pretrain(out, figs)
     lines += _section_benchmark(out, figs)
@@ -317,7 +322,18 @@ def write_report(out: str | Path) -> Path:
     lines += _section_rlhf(out)
     lines += _section_replay(out)
     lines += _section_reproduce(out, run)
-    md = "\n".join(lines)
+    head = ["# DriveGPT pipeline report", ""]
+    if _UNREADABLE:  # say what is missing and why, first
+        head += [
+            "## Unreadable files",
+            "",
+            "These outputs exist but could not be read; the sections that",
+            "need them are missing or incomplete. Re-run the stage that writes each one",
+            "(`--force STAGE`).",
+            "",
+        ]
+        head += [f"- {u}" for u in _UNREADABLE] + [""]
+    md = "\n".join(head + lines)
     write_text(out / "report.md", md)
     write_text(out / "report.html", to_html(md, out))
     return out / "report.md"
@@ -331,7 +347,7 @@ img{max-width:100%}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 
 def to_html(md: str, root: Path) -> str:
     """One self-contained HTML page: markdown rendered, every local image embedded as a data URI."""
-    import markdown  # a dependency of tensorboard, which the project requires
+    import markdown
 
     body = markdown.markdown(md, extensions=["tables", "fenced_code", "md_in_html"])
     kinds = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}

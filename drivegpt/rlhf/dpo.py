@@ -9,7 +9,6 @@ own weakly-good steps so that driving away from takeovers stays as it was.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import Field
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from drivegpt.core.atomic import write_json
+from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import TrainingError
 from drivegpt.data.tokenizer import tokenizer_from_json
@@ -115,8 +114,7 @@ def dpo(
         if (it + 1) % max(1, cfg.iters // 5) == 0 or it + 1 == cfg.iters:
             row = [it + 1, float(loss.detach()), float(d.detach()), float(bc.detach())]
             log.append(row + [implicit_accuracy(policy, ref, val)])
-    with open(out / "log.csv", "w", newline="") as f:
-        csv.writer(f).writerows(log)
+    write_csv(out / "log.csv", log)
     save_policy(out / "policy", policy, {**meta, "dpo_reference": str(reference_path or policy_path)})
     metrics = {
         "val_implicit_accuracy": implicit_accuracy(policy, ref, val),

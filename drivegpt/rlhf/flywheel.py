@@ -10,7 +10,6 @@ per 100 km and the KL to the reference round by round; ``policy/`` is the final 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from drivegpt.core.atomic import write_json
+from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
@@ -149,11 +148,7 @@ def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     """``curve.csv`` and ``learning_curve.png``: held-out takeovers per 100 km and KL by round."""
     keys = ["round", "takeovers", "takeovers_per_100km", "km_driven", "collision_rate", "mean_speed_mps"]
     keys += ["kl_to_reference", "pairwise_accuracy"]
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        for r in rows:
-            w.writerow([r.get(k) for k in keys])
+    write_csv(out / "curve.csv", [keys, *([r.get(k) for k in keys] for r in rows)])
     rows = [r for r in rows if r.get("takeovers_per_100km") is not None]
     if not rows:
         return

@@ -12,7 +12,6 @@ Saved as a policy directory (``reward/model.safetensors`` + ``reward/policy.json
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from pydantic import Field
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from drivegpt.core.atomic import write_json
+from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import TrainingError, UserError
 from drivegpt.data.tokenizer import tokenizer_from_json
@@ -201,8 +200,7 @@ def train_reward_model(
             ]
             log.append(row + [pairwise_accuracy(model, train), pairwise_accuracy(model, val)])
     bar.close()
-    with open(out / "log.csv", "w", newline="") as f:
-        csv.writer(f).writerows(log)
+    write_csv(out / "log.csv", log)
     save_policy(out / "reward", model.eval(), {**meta, "role": "reward", "reward_init": str(init)})
     metrics = {
         "pairwise_accuracy": pairwise_accuracy(model, val),
