@@ -6,6 +6,7 @@ from gymnasium.utils.env_checker import check_env
 import drivegpt_envs
 from drivegpt.sim.human import HumanDriver
 from drivegpt.sim.rollout import make_env, run_episode
+from drivegpt_envs.actions import KEEP, LEFT, encode_accel_lane, env_action_kind
 
 IDS = list(drivegpt_envs.ENV_IDS)
 
@@ -19,7 +20,7 @@ def test_registration_is_idempotent_and_namespaced():
 
 
 @pytest.mark.parametrize("env_id", IDS)
-@pytest.mark.parametrize("action", ["meta", "continuous"])
+@pytest.mark.parametrize("action", ["accel", "meta", "continuous"])
 def test_check_env(env_id, action):
     env = make_env(env_id, action)
     check_env(env.unwrapped, skip_render_check=True)
@@ -27,7 +28,7 @@ def test_check_env(env_id, action):
 
 
 @pytest.mark.parametrize("env_id", IDS)
-@pytest.mark.parametrize("action", ["meta", "continuous"])
+@pytest.mark.parametrize("action", ["accel", "meta", "continuous"])
 def test_same_seed_same_episode_exactly(env_id, action):
     env = make_env(env_id, action, {"duration": 8})
     a = run_episode(env, HumanDriver(), seed=123)
@@ -43,6 +44,23 @@ def test_same_seed_same_episode_exactly(env_id, action):
 def test_module_prefixed_make_imports_the_package():
     env = gym.make("drivegpt_envs:drivegpt/Highway-v0")
     assert env.observation_space.shape == (10, 7)
+
+
+@pytest.mark.parametrize("env_id", [*IDS, *drivegpt_envs.FAMILY_IDS])
+def test_the_default_action_interface_is_accel(env_id):
+    env = gym.make(env_id)
+    assert env.action_space == gym.spaces.Discrete(42)
+    assert env.unwrapped.config["policy_frequency"] == 5  # [Hz] a decision every 0.2 s
+    assert env_action_kind(env) == "accel" == drivegpt_envs.DEFAULT_ACTION
+    assert make_env(env_id).action_space == gym.spaces.Discrete(42)
+
+
+def test_merge_reward_counts_accel_lane_intents_as_lane_changes():
+    env = make_env("drivegpt/Merge-v0", "accel")
+    env.reset(seed=0)
+    keep = env.unwrapped._rewards(int(encode_accel_lane(0.0, KEEP)))
+    left = env.unwrapped._rewards(int(encode_accel_lane(0.0, LEFT)))
+    assert keep["lane_change_reward"] == 0.0 and left["lane_change_reward"] == 1.0
 
 
 def test_unknown_env_id_is_a_clear_error():

@@ -6,6 +6,7 @@ from gymnasium.utils.env_checker import check_env
 import drivegpt_envs
 from drivegpt.sim.human import FASTER, IDLE, LANE_LEFT, HumanDriver
 from drivegpt.sim.rollout import make_env, run_episode
+from drivegpt_envs.actions import KEEP, NEUTRAL_TOKEN, encode_accel_lane
 from drivegpt_envs.families import FAMILIES, FamilyParamError, family_class
 
 NAMES = list(FAMILIES)
@@ -36,7 +37,7 @@ def test_every_family_is_registered_under_its_id():
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("action", ["meta", "continuous"])
+@pytest.mark.parametrize("action", ["accel", "meta", "continuous"])
 def test_check_env(name, action):
     env = make_env(FAMILIES[name], action)
     check_env(env.unwrapped, skip_render_check=True)
@@ -47,7 +48,8 @@ def test_check_env(name, action):
 def test_same_params_and_seed_same_episode_exactly(name):
     cls = family_class(name)
     params = cls.sample_params(np.random.default_rng(7))
-    actions = [IDLE, FASTER, IDLE, IDLE, FASTER, IDLE, IDLE, IDLE]
+    hold, faster = NEUTRAL_TOKEN, int(encode_accel_lane(1.5, KEEP))  # the default interface: accel
+    actions = [hold, faster, hold, hold, faster, hold, hold, hold]
     a = _rollout(make_env(FAMILIES[name]), 3, params, actions)
     b = _rollout(make_env(FAMILIES[name]), 3, params, actions)
     np.testing.assert_array_equal(a[0], b[0])
@@ -60,11 +62,12 @@ def test_same_params_and_seed_same_episode_exactly(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_human_driven_episode_is_reproducible(name):
+@pytest.mark.parametrize("action", ["accel", "meta"])
+def test_human_driven_episode_is_reproducible(name, action):
     params = family_class(name).sample_params(np.random.default_rng(11))
     short = {"duration": 10}  # [s]
-    a = run_episode(make_env(FAMILIES[name], "meta", short), HumanDriver(), 5, options={"params": params})
-    b = run_episode(make_env(FAMILIES[name], "meta", short), HumanDriver(), 5, options={"params": params})
+    a = run_episode(make_env(FAMILIES[name], action, short), HumanDriver(), 5, options={"params": params})
+    b = run_episode(make_env(FAMILIES[name], action, short), HumanDriver(), 5, options={"params": params})
     np.testing.assert_array_equal(a.observations, b.observations)
     np.testing.assert_array_equal(a.rewards, b.rewards)
     np.testing.assert_array_equal(a.states["x"], b.states["x"])
@@ -123,7 +126,7 @@ def test_every_family_has_a_certain_failure_case():
 @pytest.mark.parametrize("name", NAMES)
 def test_worst_case_parameters_crash_a_careless_driver(name):
     params, action = CERTAIN_FAILURES[name]
-    env = make_env(FAMILIES[name])
+    env = make_env(FAMILIES[name], "meta")
     _, rewards, infos = _rollout(env, 0, params, [action] * 25)
     assert infos[-1]["crashed"] and env.unwrapped.vehicle.crashed
     assert len(rewards) < 25  # terminated on the crash, before the time limit

@@ -120,7 +120,7 @@ def test_kl_is_zero_when_the_policy_is_the_reference() -> None:
     model, meta = load_policy_dir(SHIPPED_CHECKPOINT)
     rng = np.random.default_rng(0)
 
-    def obs(n):
+    def obs(n: int) -> np.ndarray:
         return rng.normal(size=(n, 10, 7)).astype(np.float32)
 
     rollouts = [Rollout(obs(n), rng.integers(0, 5, n), False, False, 0, np.ones(n)) for n in (3, 6)]
@@ -172,7 +172,9 @@ def _logp(policy: DriveGPT, w: WindowBatch) -> torch.Tensor:
 PPO = RLHFConfig(epochs=1, minibatch_size=4, temperature=1.0, clip_range=0.2, max_grad_norm=100.0)
 
 
-def _ppo(policy: DriveGPT, critic: ValueHead, w: WindowBatch, old: list[float], adv: list[float]) -> dict:
+def _ppo(
+    policy: DriveGPT, critic: ValueHead, w: WindowBatch, old: list[float], adv: list[float]
+) -> dict[str, float]:
     opt = torch.optim.SGD(policy.parameters(), lr=0.1)  # plain gradient steps: the sign is the gradient's
     vf_opt = torch.optim.SGD(critic.parameters(), lr=0.01)
     returns = torch.tensor([1.0, 2.0, -1.0, 0.0])

@@ -12,6 +12,18 @@ def test_meta_round_trip():
         tok.encode(np.array([5]))
 
 
+def test_accel_tokens_are_the_env_tokens():
+    tok = ActionTokenizer()
+    assert tok.kind == "accel" and tok.vocab_size == 42
+    a = np.arange(42)
+    np.testing.assert_array_equal(tok.encode(a), a)
+    np.testing.assert_array_equal(tok.decode(a), a)
+    with pytest.raises(ValueError, match="0..41"):
+        tok.encode(np.array([42]))
+    with pytest.raises(ValueError, match="valid: accel, meta, continuous"):
+        ActionTokenizer("steer")
+
+
 def test_continuous_bin_centres_are_exact():
     tok = ActionTokenizer("continuous", bins=9)
     assert tok.vocab_size == 81

@@ -89,7 +89,8 @@ class RLHFConfig(FrozenConfig):
     max_grad_norm: float = Field(0.5, gt=0)
     """Gradient clipping."""
     max_steps: int = Field(200, ge=1)
-    """Cap on policy steps per episode."""
+    """Cap on policy steps per episode (a truncation, like the env's time limit: the last step
+    bootstraps from the value of the state after it)."""
     monitor: MonitorConfig = MonitorConfig()
     """The live safety driver."""
     workers: int | None = None

@@ -37,37 +37,40 @@ class PreferenceBatch(NamedTuple):
 
 def clip_pairs(clips: Sequence[Clip], tok: ActionTokenizer, norm: ObsNormalizer, K: int) -> PreferenceBatch:
     """One pair per human-driven step where the human and the policy disagreed."""
-    obs_rows, act_rows, masks, chosen, rejected, group = [], [], [], [], [], []
+    seqs: list[tuple[np.ndarray, np.ndarray]] = []  # per clip: (observations, executed tokens)
+    ends, chosen, rejected, group, n = [], [], [], [], 0
     for g, c in enumerate(clips):
-        # observations: context before the takeover, then each step the human drove
-        seq_obs = np.concatenate([c.context_obs[:-1], np.asarray(c.obs)]) if len(c.obs) else c.context_obs
+        # the context before the takeover, then each step the human drove
+        seq_obs = (
+            np.concatenate([c.context_obs[:-1], np.asarray(c.obs)]) if len(c.obs) else c.context_obs[:-1]
+        )
         seq_act = np.concatenate([tok.encode(c.context_actions), tok.encode(np.asarray(c.chosen))])
-        start = len(c.context_obs) - 1  # index of the takeover step in seq_obs
+        seqs.append((seq_obs, seq_act))
+        takeover = n + len(c.context_obs) - 1  # table index of the takeover step
         ch, rj = tok.encode(np.asarray(c.chosen)), tok.encode(np.asarray(c.rejected))
-        for j in range(c.horizon):
-            if ch[j] == rj[j]:
-                continue  # no preference when they agree
-            t = start + j
-            lo = max(0, t - K + 1)
-            o, a = norm(seq_obs[lo : t + 1]), seq_act[lo : t + 1].copy()
-            a[-1] = 0  # the decision slot: filled with chosen / rejected by the losses
-            pad = K - len(o)
-            obs_rows.append(np.concatenate([np.zeros((pad, *o.shape[1:]), np.float32), o]))
-            act_rows.append(np.concatenate([np.zeros(pad, np.int64), a]))
-            masks.append(np.arange(K) >= pad)
+        for j in np.flatnonzero(ch != rj):  # no preference where they agree
+            ends.append(takeover + j)
             chosen.append(ch[j])
             rejected.append(rj[j])
             group.append(g)
+        n += len(seq_act)
     if not chosen:
         raise UserError("no preference pairs: the clips hold no step where human and policy disagreed")
+    w = _table(seqs, norm).windows(torch.tensor(ends), K)
+    actions = w.actions.clone()
+    actions[:, -1] = 0  # the decision slot: filled with chosen / rejected by the losses
     return PreferenceBatch(
-        torch.from_numpy(np.stack(obs_rows)),
-        torch.from_numpy(np.stack(act_rows)),
-        torch.from_numpy(np.stack(masks)),
-        torch.tensor(chosen),
-        torch.tensor(rejected),
-        torch.tensor(group),
+        w.obs, actions, w.mask, torch.tensor(chosen), torch.tensor(rejected), torch.tensor(group)
     )
+
+
+def _table(seqs: Sequence[tuple[np.ndarray, np.ndarray]], norm: ObsNormalizer) -> StepTable:
+    """The sequences, one after another, as one table: windows never cross from one into the next."""
+    lengths = [len(a) for _, a in seqs]
+    starts = np.repeat(np.cumsum([0, *lengths[:-1]]), lengths).astype(np.int64)
+    obs = norm(np.concatenate([o[: len(a)] for o, a in seqs]).astype(np.float32))
+    tokens = np.concatenate([a for _, a in seqs]).astype(np.int64)
+    return StepTable(obs, tokens, tokens, starts)
 
 
 def policy_steps(episodes: Sequence[Any], margin: int = 5) -> dict[str, np.ndarray]:
@@ -121,39 +124,37 @@ def ranked_batch(
 ) -> RankedBatch | None:
     """The ranked segments of every clip that has them (None if none does); a pair whose two
     segments took the same actions says nothing and is masked out."""
-    rows: list[tuple[Any, ...]] = []
+    seqs: list[tuple[np.ndarray, np.ndarray]] = []  # 3 per kept clip: context + segment
+    seg_len, informative, group = [], [], []
     for g, c in enumerate(clips):
         if not c.ranked:
             continue
         seg_obs, seg_act, lens = c.ranked["ranked_obs"], c.ranked["ranked_actions"], c.ranked["ranked_len"]
-        L = max(0, min(len(c.context_actions), K - int(lens.max())))  # context steps that fit
-        ctx_obs, ctx_act = (
-            c.context_obs[:-1][len(c.context_obs) - 1 - L :],
-            tok.encode(c.context_actions)[-L:] if L else [],
-        )
-        o3, a3, m3, toks = [], [], [], []
+        L = max(0, min(len(c.context_actions), K - int(lens.max())))  # context steps that fit all three
+        ctx_obs = c.context_obs[:-1][len(c.context_obs) - 1 - L :]
+        ctx_act = tok.encode(c.context_actions)[len(c.context_actions) - L :]
+        ns = [min(int(lens[i]), K) for i in range(3)]  # a segment longer than the context is cropped
+        toks = [tok.encode(seg_act[i][: ns[i]]) for i in range(3)]
+        flags = [not np.array_equal(toks[i], toks[j]) for i, j in RANK_PAIRS]
+        if not any(flags):
+            continue
         for i in range(3):
-            n = min(int(lens[i]), K)  # a segment longer than the context is cropped
-            t = tok.encode(seg_act[i][:n])
-            o = norm(np.concatenate([ctx_obs, seg_obs[i][:n]]).astype(np.float32))
-            a = np.concatenate([np.asarray(ctx_act, np.int64), t])
-            pad = K - len(a)
-            o3.append(np.concatenate([np.zeros((pad, *o.shape[1:]), np.float32), o]))
-            a3.append(np.concatenate([np.zeros(pad, np.int64), a]))
-            m3.append(np.arange(K) >= K - n)
-            toks.append(t)
-        informative = [not np.array_equal(toks[i], toks[j]) for i, j in RANK_PAIRS]
-        if any(informative):
-            rows.append((np.stack(o3), np.stack(a3), np.stack(m3), np.asarray(informative), g))
-    if not rows:
+            seqs.append((np.concatenate([ctx_obs, seg_obs[i][: ns[i]]]), np.concatenate([ctx_act, toks[i]])))
+        seg_len.append(ns)
+        informative.append(flags)
+        group.append(g)
+    if not group:
         return None
-    o, a, m, p, g = zip(*rows, strict=True)
+    B = len(group)
+    ends = torch.from_numpy(np.cumsum([len(a) for _, a in seqs]) - 1)  # each sequence's last step
+    w = _table(seqs, norm).windows(ends, K)
+    segment = torch.arange(K)[None, None, :] >= K - torch.tensor(seg_len)[..., None]  # (B, 3, K)
     return RankedBatch(
-        torch.from_numpy(np.stack(o)),
-        torch.from_numpy(np.stack(a)),
-        torch.from_numpy(np.stack(m)),
-        torch.from_numpy(np.stack(p)),
-        torch.tensor(g),
+        w.obs.reshape(B, 3, *w.obs.shape[1:]),
+        w.actions.reshape(B, 3, K),
+        segment,
+        torch.tensor(informative),
+        torch.tensor(group),
     )
 
 

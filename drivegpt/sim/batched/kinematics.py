@@ -33,7 +33,10 @@ def bicycle_step(
     state: BatchState, acceleration: torch.Tensor, steering: torch.Tensor, dt: float,
     ego_speed_range: tuple[float, float] = (MIN_SPEED, MAX_SPEED),
 ) -> BatchState:
-    """Integrate every present vehicle over ``dt`` [s] given its commands (B, N); absent slots stay.
+    """Integrate every vehicle over ``dt`` [s] given its commands (B, N).
+
+    Absent slots have zero speed and zero acceleration (IDM gives 0 to a non-existing vehicle), so
+    they stay where they are without masking.
 
     The ego's speed limits may differ (``AccelVehicle``: [0, 40] m/s, its speed floored at the minimum
     after the step); traffic uses ``Vehicle``'s.
@@ -55,16 +58,15 @@ def bicycle_step(
     speed = s.speed + acceleration * dt  # (B, N) [m/s]
     if ego_min != MIN_SPEED:  # AccelVehicle.step floors its speed
         speed = torch.cat([speed[:, :1].clamp(min=ego_min), speed[:, 1:]], dim=1)
-    lane = closest_lane(x, y, heading, s.config.lanes_count)  # (B, N)
-    p = s.present
+    lane = closest_lane(y, s.config.lanes_count)  # (B, N)
     return s.replace(
-        x=torch.where(p, x, s.x),
-        y=torch.where(p, y, s.y),
-        heading=torch.where(p, heading, s.heading),
-        speed=torch.where(p, speed, s.speed),
-        lane=torch.where(p, lane, s.lane),
-        target_lane=torch.where(p & ~s.controlled, lane, s.target_lane),  # a plain Vehicle has no target
-        crashed=crashed & p,
+        x=x,
+        y=y,
+        heading=heading,
+        speed=speed,
+        lane=lane,
+        target_lane=torch.where(s.controlled, s.target_lane, lane),  # a plain Vehicle has no target lane
+        crashed=crashed,
         has_impact=torch.zeros_like(s.has_impact),
         impact=torch.zeros_like(s.impact),
     )

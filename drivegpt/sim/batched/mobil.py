@@ -58,9 +58,11 @@ def _abort(s: BatchState, table: KinTable, changing: torch.Tensor, new_target: t
     old_target = s.target_lane
     # vehicles whose target lane may be seen by others differ from their lane (before or after MOBIL)
     candidate = s.present & s.controlled & ((s.lane != old_target) | (s.lane != new_target))  # (B, N)
-    k = int(candidate.sum(1).max())
+    rank = candidate.cumsum(1) - 1  # (B, N) column of each candidate, in slot order
+    k = int(rank[:, -1].max()) + 1
     slots = torch.arange(n, device=s.x.device).expand(bsz, n)
-    cols = torch.where(candidate, slots, slots + n).sort(1).values[:, :k]  # (B, K) candidates first
+    cols = torch.full((bsz, k + 1), n, dtype=torch.long, device=s.x.device)  # (B, K + 1), column K: others
+    cols = cols.scatter(1, torch.where(candidate, rank, k), slots)[:, :k]  # (B, K) candidate slots
     valid = cols < n
     cols = torch.where(valid, cols, torch.zeros_like(cols))
     flat = cols + (torch.arange(bsz, device=s.x.device) * n).unsqueeze(1)  # (B, K)

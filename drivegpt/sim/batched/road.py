@@ -34,13 +34,14 @@ def lane_centres(lanes: int, like: torch.Tensor) -> torch.Tensor:
     return torch.arange(lanes, device=like.device, dtype=like.dtype) * LANE_WIDTH
 
 
-def closest_lane(x: torch.Tensor, y: torch.Tensor, heading: torch.Tensor, lanes: int) -> torch.Tensor:
-    """``RoadNetwork.get_closest_lane_index`` (position and heading distance), int64 like x."""
-    lateral = (y.unsqueeze(-1) - lane_centres(lanes, y)).abs()  # (..., K) [m]
-    outside = (x - ROAD_LENGTH).clamp(min=0) + (-x).clamp(min=0)  # (...) [m]
-    angle = wrap_to_pi(heading).abs()  # (...) [rad] (lanes have heading 0)
-    distance = lateral + outside.unsqueeze(-1) + angle.unsqueeze(-1)  # (..., K)
-    return distance.argmin(dim=-1)
+def closest_lane(y: torch.Tensor, lanes: int) -> torch.Tensor:
+    """``RoadNetwork.get_closest_lane_index``: the lane whose centre is nearest to y (int64 like y).
+
+    highway-env adds the distance beyond the lane ends and the heading difference to every lane's
+    lateral distance; on this road both are the same for all lanes, so only the lateral distance
+    decides. A tie (y exactly half-way between two centres) goes to the lower index, like ``argmin``.
+    """
+    return torch.ceil(y / LANE_WIDTH - 0.5).clamp(0, lanes - 1).long()
 
 
 def on_lane(x: torch.Tensor, y: torch.Tensor, lane: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
@@ -76,41 +77,36 @@ def neighbours(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, lanes: i
     """Per-lane front/rear vehicle search of ``Road.neighbour_vehicles`` for all vehicles at once.
 
     A vehicle belongs to lane k when it lies on it with a 1 m lateral margin (so a vehicle between
-    two lanes belongs to both). Vehicles are sorted by x once; along that order a reverse cumulative
-    min of member positions gives the next member ahead, a cumulative max the previous one behind.
+    two lanes belongs to both). Vehicles are sorted by x once; in that order a cumulative count of
+    each lane's members gives every position the rank of the next member ahead and of the last
+    member behind, and a rank -> position table (one scatter) turns ranks into vehicles.
     Exactly equal x coordinates (a measure-zero event) are ordered by slot instead of by
     highway-env's list-order rule.
     """
     b, n = x.shape
-    member = on_lane(
-        x.unsqueeze(-1), y.unsqueeze(-1), torch.arange(lanes, device=x.device), NEIGHBOUR_MARGIN
-    ) & present.unsqueeze(-1)  # (B, N, K)
+    dev = x.device
     key = torch.where(present, x, torch.full_like(x, math.inf))  # (B, N) [m] absent slots last
     order = torch.argsort(key, dim=1, stable=True)  # (B, N) slot at each sorted position
-    member_sorted = member.gather(1, order.unsqueeze(-1).expand(b, n, lanes))  # (B, N, K)
-    pos = torch.arange(n, device=x.device).view(1, n, 1).expand(b, n, lanes)  # (B, N, K)
-    big = torch.full_like(pos, n)
-    after = torch.where(member_sorted, pos, big).flip(1).cummin(1).values.flip(1)  # (B, N, K) first member >= p
-    before = torch.where(member_sorted, pos, torch.full_like(pos, -1)).cummax(1).values  # last member <= p
-    front_pos = torch.cat([after[:, 1:], big[:, :1]], dim=1)  # (B, N, K) strictly after p
-    rear_pos = torch.cat([torch.full_like(pos[:, :1], -1), before[:, :-1]], dim=1)  # strictly before p
-    order_k = order.unsqueeze(-1).expand(b, n, lanes)
-
-    def to_slot(p: torch.Tensor) -> torch.Tensor:
-        valid = (p >= 0) & (p < n)
-        return torch.where(valid, order_k.gather(1, p.clamp(0, n - 1)), torch.full_like(p, NONE))
-
-    inverse = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=x.device).expand(b, n))
-    inverse_k = inverse.unsqueeze(-1).expand(b, n, lanes)  # sorted position of each slot
-    base = (torch.arange(b, device=x.device) * n).view(b, 1, 1)  # flat index of slot 0 of each episode
+    xs, ys, ps = x.gather(1, order), y.gather(1, order), present.gather(1, order)  # (B, N) sorted
+    centres = lane_centres(lanes, y).view(1, lanes, 1)  # (1, K, 1) [m]
+    on_road = ps & (xs >= -LANE_VEHICLE_LENGTH) & (xs < ROAD_LENGTH + LANE_VEHICLE_LENGTH)
+    member = ((ys.unsqueeze(1) - centres).abs() <= LANE_WIDTH / 2 + NEIGHBOUR_MARGIN) & on_road.unsqueeze(1)
+    count = member.cumsum(2)  # (B, K, N) members of lane k at sorted positions <= p
+    # table[rank + 1] = sorted position of the lane's member of that rank; table[0] and unused -> n
+    pos = torch.arange(n, device=dev).expand(b, lanes, n)
+    table = torch.full((b, lanes, n + 3), n, dtype=torch.long, device=dev)
+    table.scatter_(2, torch.where(member, count, n + 2), pos)
+    front_pos = table.gather(2, count + 1)  # (B, K, N) next member strictly after p, or n
+    rear_pos = table.gather(2, count - member.long())  # last member strictly before p, or n
+    flat = order + (torch.arange(b, device=dev) * n).unsqueeze(1)  # (B, N) flat index at each position
+    flat = torch.cat([flat, torch.full_like(flat[:, :1], NONE)], dim=1).unsqueeze(1).expand(b, lanes, n + 1)
+    inverse = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=dev).expand(b, n))
+    inverse = inverse.unsqueeze(1).expand(b, lanes, n)  # (B, K, N) sorted position of each slot
 
     def to_flat(p: torch.Tensor) -> torch.Tensor:  # sorted positions -> flat indices, in slot order
-        slot = to_slot(p).gather(1, inverse_k)  # (B, N, K)
-        return torch.where(slot >= 0, slot + base, slot).view(b * n, lanes)
+        return flat.gather(2, p).gather(2, inverse).transpose(1, 2).reshape(b * n, lanes)
 
     return Neighbours(front=to_flat(front_pos), rear=to_flat(rear_pos))
-
-
 
 def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """values (B, N) gathered at slot indices index (B, ...) (``NONE`` reads slot 0; mask it yourself)."""

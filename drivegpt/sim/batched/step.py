@@ -55,9 +55,7 @@ def substep(s: BatchState, dt: float) -> BatchState:
     s, accel, steering = traffic_commands(s)
     accel = torch.cat([ego_accel.unsqueeze(1), accel[:, 1:]], dim=1)  # (B, N) [m/s²]
     steering = torch.cat([ego_steering.unsqueeze(1), steering[:, 1:]], dim=1)  # (B, N) [rad]
-    traffic = torch.ones_like(s.present)
-    traffic[:, 0] = False
-    s = s.replace(timer=torch.where(traffic & s.present, s.timer + dt, s.timer))  # IDMVehicle.step
+    s = s.replace(timer=s.timer + dt)  # IDMVehicle.step (the ego's and empty slots' timers are unused)
     s = bicycle_step(s, accel, steering, dt, ego_speed_range(s.config.action))
     s = ego_collisions(s, dt)
     return s.replace(steps=s.steps + 1)
