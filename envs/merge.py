@@ -28,7 +28,9 @@ class DriveMergeEnv(MergeEnv):
     def _rewards(self, action) -> dict[str, float]:
         # highway-env's merge reward tests ``action in [0, 2]``, which only means a lane change for
         # meta-actions; ``accel`` tokens carry the lane intent, continuous control has none.
-        if isinstance(self.action_type, AccelLaneAction):
+        if action is None:  # e.g. the info of a reset
+            lane_change = False
+        elif isinstance(self.action_type, AccelLaneAction):
             lane_change = bool(decode_accel_lane(int(action))[1] != KEEP)
         elif isinstance(self.action_type, DiscreteMetaAction):
             lane_change = int(action) in (0, 2)

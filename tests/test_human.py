@@ -12,6 +12,7 @@ from drivegpt.sim.human import (
     idm_acceleration,
 )
 from drivegpt.sim.rollout import make_env
+from drivegpt_envs.actions import ACCEL_BINS, KEEP, decode_accel_lane
 
 
 def test_idm_hand_computed():
@@ -29,7 +30,7 @@ def test_personality_sampling_is_seeded_and_in_range():
     b = r.sample(np.random.default_rng(7))
     assert a == b
     assert r.desired_speed[0] <= a.desired_speed <= r.desired_speed[1]
-    assert a.reaction_delay in (0, 1)
+    assert r.reaction_delay[0] <= a.reaction_delay <= r.reaction_delay[1]  # [s]
 
 
 def test_bad_range_is_rejected():
@@ -62,11 +63,44 @@ def test_meta_brakes_for_a_stalled_car_and_speeds_up_on_an_empty_road():
 
 
 def test_reaction_delay_postpones_the_decision():
-    late = Personality(reaction_delay=2, action_noise=0.0)
+    late = Personality(reaction_delay=2.0, action_noise=0.0)  # [s]: 2 meta steps at 1 Hz
     env = _stalled_car_ahead("meta", gap=40.0)
     driver = HumanDriver(personality=late)
     driver.reset(seed=0, env=env)
     assert [driver.act(), driver.act(), driver.act()] == [IDLE, IDLE, SLOWER]
+
+
+def test_accel_brakes_as_hard_as_idm_asks_down_to_emergency_braking():
+    calm = Personality(reaction_delay=0.0, action_noise=0.0)
+    for gap, lo, hi in ((20.0, -8.0, -8.0), (120.0, -4.5, -2.0), (300.0, -0.2, 3.0)):
+        env = _stalled_car_ahead("accel", gap=gap)
+        driver = HumanDriver(personality=calm)
+        driver.reset(seed=0, env=env)
+        acc, intent = decode_accel_lane(driver.act())
+        assert lo <= acc <= hi and intent == KEEP, (gap, acc)
+        assert acc == ACCEL_BINS[np.abs(np.asarray(ACCEL_BINS) - np.clip(driver.acc, -8, 3)).argmin()]
+
+
+def test_accel_reaction_delay_is_in_seconds_and_the_driver_is_already_driving():
+    late = Personality(reaction_delay=0.4, action_noise=0.0)  # [s]: 2 steps at 5 Hz
+    env = _stalled_car_ahead("accel", gap=40.0)
+    driver = HumanDriver(personality=late)
+    driver.reset(seed=0, env=env)
+    assert len(driver.queue) == 2
+    first = driver.act()  # the queue starts with the driver's first decision, not with "coast"
+    assert decode_accel_lane(first)[0] < -1.0
+    assert first == driver.decision
+
+
+def test_accel_noise_perturbs_the_acceleration_not_the_label():
+    noisy = Personality(reaction_delay=0.0, action_noise=0.5, desired_speed=25.0)
+    env = make_env("drivegpt/Highway-v0", "accel", {"vehicles_count": 0})
+    env.reset(seed=0)
+    driver = HumanDriver(personality=noisy)
+    driver.reset(seed=0, env=env)
+    pairs = [(driver.act(), driver.decision) for _ in range(20)]
+    assert any(a != d for a, d in pairs)  # std 2.5 m/s²: executed tokens differ from the decision
+    assert len({d for _, d in pairs}) == 1  # the clean decision on an empty road is steady
 
 
 def test_continuous_brakes_hard_and_actions_are_normalised():
@@ -78,8 +112,8 @@ def test_continuous_brakes_hard_and_actions_are_normalised():
     assert action[0] < -0.5  # more than 2.5 m/s² of braking
 
 
-@pytest.mark.parametrize("action", ["meta", "continuous"])
-def test_stock_idm_ego_drives_both_action_interfaces(action):
+@pytest.mark.parametrize("action", ["accel", "meta", "continuous"])
+def test_stock_idm_ego_drives_every_action_interface(action):
     from drivegpt.sim.human import StockIDMDriver
     from drivegpt.sim.rollout import run_episode
 

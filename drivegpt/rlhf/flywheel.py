@@ -23,6 +23,8 @@ from drivegpt.core.config import FrozenConfig
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
+from drivegpt.policies.registry import policy_action_kind
+from drivegpt.rlhf.dagger import LABELS, DaggerConfig, finetune, save_labels, takeover_labels, visited_labels
 from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import RLHFConfig, Rollout, load_run_policy, rlhf, windows_of
 from drivegpt.rlhf.preferences import kl_to_reference, policy_steps
@@ -34,8 +36,10 @@ from drivegpt.takeover.monitor import MonitorConfig
 class FlywheelConfig(FrozenConfig):
     """``drivegpt rlhf`` settings: ``configs/rlhf/*.yaml``."""
 
-    method: Literal["ppo", "dpo"] = "ppo"
-    """Fine-tuning of each round: PPO against the reward model, or DPO on the pairs."""
+    method: Literal["ppo", "dpo", "hg-dagger", "dagger", "hg-dagger+ppo", "dagger+ppo"] = "ppo"
+    """Each round: PPO against the reward model, DPO on the pairs, imitation of the human's
+    corrections (HG-DAgger: takeover steps; DAgger: every visited step labelled), or one of the
+    DAgger variants followed by PPO."""
     rounds: int = Field(3, ge=1)
     """Flywheel rounds."""
     env_id: str = "drivegpt/HighwayDense-v0"
@@ -54,6 +58,8 @@ class FlywheelConfig(FrozenConfig):
     """PPO of each round (its rollout seeds move on by updates × episodes each round)."""
     dpo: DPOConfig = DPOConfig()
     """DPO of each round (on every clip so far)."""
+    dagger: DaggerConfig = DaggerConfig()
+    """HG-DAgger / DAgger fine-tuning of each round (on every round's labels so far)."""
     eval_episodes: int = Field(40, ge=0)
     """Held-out monitored episodes per round (seeds from 1,000,000); 0 skips evaluation."""
     eval_env: str = "drivegpt/HighwayDense-v0"
@@ -64,6 +70,23 @@ class FlywheelConfig(FrozenConfig):
 
 def _done(path: Path) -> bool:
     return (path / "metrics.json").is_file()
+
+
+def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress: bool) -> Path:
+    """Round ``k``'s human labels: the takeover steps of its clips (HG-DAgger), or every step of
+    the current policy's drives on the round's seeds (DAgger)."""
+    path = rd / "labels" / LABELS
+    if not path.is_file():
+        if cfg.method.startswith("hg-dagger"):
+            labels = takeover_labels(rd / "clips")
+        else:
+            seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes  # the round's drive seeds, unmonitored
+            spec, action = f"drivegpt:{current}", policy_action_kind(f"drivegpt:{current}")
+            labels = visited_labels(
+                spec, cfg.env_id, action, cfg.drive_episodes, seed, cfg.workers, progress=progress
+            )
+        save_labels(path, labels)
+    return path
 
 
 def mean_kl(policy_dir: Path, ref_dir: str | Path, episodes: list[Any]) -> float:
@@ -104,7 +127,7 @@ def run_flywheel(
     rows: list[dict[str, Any]] = []
     if cfg.eval_episodes:
         rows.append({"round": 0, **_evaluate(cfg, ref, ref, out / "round_0" / "eval")})
-    current, clip_dirs = ref, []
+    current, clip_dirs, label_files = ref, [], []
     for k in range(1, cfg.rounds + 1):
         rd = out / f"round_{k}"
         print(f"[flywheel] round {k}/{cfg.rounds}: drive {current}")
@@ -118,9 +141,16 @@ def run_flywheel(
             extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}
             write_clips(clips, cl, extra, policy_steps(eps))
         clip_dirs.append(clips)
-        tuned = rd / cfg.method
+        row: dict[str, Any] = {"round": k}
+        if "dagger" in cfg.method:  # imitate the human's labels of every round so far
+            label_files.append(_label_round(cfg, k, current, rd, progress))
+            if not _done(rd / "dagger"):
+                finetune(cfg.dagger, current, label_files, rd / "dagger", progress)
+            current = rd / "dagger" / "policy"
+            row["human_labels"] = json.loads((rd / "dagger" / "metrics.json").read_text())["human_labels"]
+        tuned = rd / cfg.method.rpartition("+")[2]
         rm: dict[str, Any] = {}
-        if cfg.method == "ppo":
+        if tuned.name == "ppo":
             if not _done(rd / "reward"):
                 train_reward_model(cfg.reward, clip_dirs, ref, rd / "reward", command, progress)
             rm = json.loads((rd / "reward" / "metrics.json").read_text())
@@ -129,10 +159,11 @@ def run_flywheel(
                 update = {"seed": seed, "monitor": cfg.monitor, "workers": cfg.workers}
                 ppo_cfg = cfg.ppo.model_copy(update=update)
                 rlhf(ppo_cfg, current, rd / "reward", tuned, ref, command, progress)
-        elif not _done(tuned):
+        elif tuned.name == "dpo" and not _done(tuned):
             dpo(cfg.dpo, clip_dirs, ref, tuned, ref, command, progress)
-        current = tuned / "policy"
-        row: dict[str, Any] = {"round": k, "pairwise_accuracy": rm.get("pairwise_accuracy")}
+        if tuned.name in ("ppo", "dpo"):
+            current = tuned / "policy"
+        row["pairwise_accuracy"] = rm.get("pairwise_accuracy")
         if cfg.eval_episodes:
             row |= _evaluate(cfg, current, ref, rd / "eval")
         rows.append(row)
@@ -147,7 +178,7 @@ def run_flywheel(
 def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     """``curve.csv`` and ``learning_curve.png``: held-out takeovers per 100 km and KL by round."""
     keys = ["round", "takeovers", "takeovers_per_100km", "km_driven", "collision_rate", "mean_speed_mps"]
-    keys += ["kl_to_reference", "pairwise_accuracy"]
+    keys += ["kl_to_reference", "pairwise_accuracy", "human_labels"]
     write_csv(out / "curve.csv", [keys, *([r.get(k) for k in keys] for r in rows)])
     rows = [r for r in rows if r.get("takeovers_per_100km") is not None]
     if not rows:

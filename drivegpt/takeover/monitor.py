@@ -42,14 +42,16 @@ class MonitorConfig(FrozenConfig):
     """Take over when the time headway to the lead is below this [s] (0 disables)."""
     offroad: bool = True
     """Take over when the ego leaves the road."""
-    lookahead_steps: int = Field(2, ge=0)
-    """Policy steps rolled forward in a copy of the simulator to predict a crash (0 disables)."""
+    lookahead_steps: int = Field(5, ge=0)
+    """Policy steps rolled forward in a copy of the simulator to predict a crash (0 disables); 5 is
+    1 s with the default ``accel`` interface (5 Hz); meta-actions decide at 1 Hz."""
     disagreement_ttc: float = Field(0.0, ge=0)
     """Take over on a policy/human disagreement while TTC is below this [s] (0 disables)."""
-    handback_safe_steps: int = Field(3, ge=1)
-    """The human hands back after this many consecutive safe steps."""
-    context_steps: int = Field(8, ge=0)
-    """Steps before the takeover stored in each clip (>= a policy's context to replay it faithfully)."""
+    handback_safe_steps: int = Field(5, ge=1)
+    """The human hands back after this many consecutive safe steps (5: 1 s at 5 Hz)."""
+    context_steps: int = Field(20, ge=0)
+    """Steps before the takeover stored in each clip (>= a policy's context to replay it faithfully;
+    20: 4 s at 5 Hz, the shipped accel checkpoint's context)."""
     ranking_steps: int = Field(0, ge=0)
     """With H > 0, each clip also holds three H-step segments simulated from copies of the takeover
     moment, for HAOMO's ranking old policy ≺ takeover-corrected ≺ human (costs 3·H steps a takeover)."""
@@ -60,8 +62,11 @@ class MonitorConfig(FrozenConfig):
 
 
 def safety_driver() -> HumanDriver:
-    """The human who takes over: a sampled personality, but alert (no reaction delay, no noise)."""
-    return HumanDriver(ranges=PersonalityRanges(reaction_delay=(0, 0), action_noise=(0.0, 0.0)))
+    """The human who takes over: a sampled personality, but alert (no reaction delay, no noise), with
+    the authority of the env's action interface: with ``accel`` (the default) it brakes as hard as IDM
+    asks, down to -8 m/s² (emergency braking); with meta-actions it can only step the target speed
+    down 5 m/s per decision, so a hard-braking situation may be lost whoever drives."""
+    return HumanDriver(ranges=PersonalityRanges(reaction_delay=(0.0, 0.0), action_noise=(0.0, 0.0)))
 
 
 def check_triggers(

@@ -1,0 +1,150 @@
+"""Throughput of the batched highway simulator against highway-env, per CPU core.
+
+Both simulators run the same scenario (traffic + an ego holding one constant action, highway-fast
+settings) on one thread (``torch.set_num_threads(1)``). A policy step is ``step`` + observation +
+reward + termination/truncation for the batched simulator and ``env.step`` for highway-env (its
+resets are not timed; batched episodes keep running after a crash, the crashed ego braking to a stop).
+Rates are policy steps per CPU-second of this process (per core) and per wall-second; the load average
+is printed because the rates fall when other processes share the cores. Also printed: the state's
+memory per episode and per vehicle slot, and where the time of a step goes (components, then the
+top torch operators).
+
+    .venv/bin/python bench/sim_throughput.py --env drivegpt/HighwayDense-v0 --action accel
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import fields
+
+import gymnasium as gym
+import torch
+
+import drivegpt_envs
+from drivegpt.sim.batched import BatchState, make_config, observe, reset, reward, step, terminated, truncated
+from drivegpt.sim.batched.collision import ego_collisions
+from drivegpt.sim.batched.controller import steering_control
+from drivegpt.sim.batched.idm import IdmParams, KinTable, acceleration
+from drivegpt.sim.batched.kinematics import bicycle_step
+from drivegpt.sim.batched.mobil import lane_change_policy
+from drivegpt.sim.batched.road import neighbours
+from drivegpt_envs.actions import NEUTRAL_TOKEN
+
+CONSTANT_ACTION = {"accel": NEUTRAL_TOKEN, "meta": 1}  # hold speed / IDLE
+
+
+def timed(fn, min_seconds: float, min_calls: int = 2) -> tuple[float, float, int]:  # noqa: ANN001
+    """(CPU seconds per call, wall seconds per call, calls) of ``fn`` run for about ``min_seconds``."""
+    fn()
+    calls, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
+    while calls < min_calls or time.perf_counter() - wall0 < min_seconds:
+        fn()
+        calls += 1
+    return (time.process_time() - cpu0) / calls, (time.perf_counter() - wall0) / calls, calls
+
+
+def highway_env_rate(env_id: str, kind: str, seconds: float) -> tuple[float, float]:
+    """highway-env policy steps per CPU-second and per wall-second (env.step only)."""
+    env = gym.make(env_id)
+    env.unwrapped.configure(drivegpt_envs.action_config(kind))
+    env.reset(seed=0)
+    cpu = wall = 0.0
+    steps, episode = 0, 0
+    while wall < seconds:
+        c0, w0 = time.process_time(), time.perf_counter()
+        _, _, term, trunc, _ = env.step(CONSTANT_ACTION[kind])
+        cpu, wall, steps = cpu + time.process_time() - c0, wall + time.perf_counter() - w0, steps + 1
+        if term or trunc:
+            episode += 1
+            env.reset(seed=episode)
+    return steps / cpu, steps / wall
+
+
+def policy_step(state: BatchState, action: torch.Tensor) -> BatchState:
+    state = step(state, action)
+    observe(state), reward(state), terminated(state), truncated(state)
+    return state
+
+
+def state_bytes(state: BatchState) -> int:
+    tensors = [getattr(state, f.name) for f in fields(state) if f.name not in ("config", "behavior")]
+    tensors += [getattr(state.behavior, f.name) for f in fields(state.behavior)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def components(state: BatchState, seconds: float) -> list[tuple[str, float]]:
+    """CPU ms per call of the parts of one simulation sub-step (and of the observation)."""
+    cfg, dt = state.config, state.config.dt
+    table = KinTable(state)
+    nb = neighbours(state.x, state.y, state.present, cfg.lanes_count)
+    zeros = torch.zeros_like(state.x)
+    front = nb.in_lane(state.lane.reshape(-1))[0]
+    parts = {
+        "neighbour search": lambda: neighbours(state.x, state.y, state.present, cfg.lanes_count),
+        "MOBIL + abort": lambda: lane_change_policy(state, table, nb, cfg),
+        "IDM (current lane)": lambda: acceleration(table.all, table.at(front), IdmParams.of(state.behavior)),
+        "steering control": lambda: steering_control(state.y, state.heading, state.speed, state.target_lane),
+        "bicycle model": lambda: bicycle_step(state, zeros, zeros, dt),
+        "collisions": lambda: ego_collisions(state, dt),
+        "observation": lambda: observe(state),
+    }
+    return [(name, timed(fn, seconds)[0] * 1e3) for name, fn in parts.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="drivegpt/HighwayDense-v0")
+    parser.add_argument("--action", default="accel", choices=sorted(CONSTANT_ACTION))
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 1024, 4096, 8192])
+    parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing per measurement")
+    parser.add_argument("--profile-batch", type=int, default=1024)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = make_config(args.env, args.action)
+    print(f"{args.env}, action {args.action} (constant), {config.slots} vehicle slots, "
+          f"{config.frames} simulation sub-step(s) per policy step, float64, CPU, 1 thread")
+    print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    he_cpu, he_wall = highway_env_rate(args.env, args.action, args.seconds)
+    print(f"highway-env: {he_cpu:.1f} policy steps per CPU-second, {he_wall:.1f} per wall-second\n")
+    header = f"{'B':>6} {'steps/CPU-s':>12} {'steps/wall-s':>13} {'x highway-env':>14} {'ms/step':>9} {'MB state':>9}"
+    print(header)
+    print("-" * len(header))
+    best = 0.0
+    for b in args.batches:
+        state = reset(range(b), config)
+        action = torch.full((b,), CONSTANT_ACTION[args.action])
+        holder = [state]
+
+        def run() -> None:
+            holder[0] = policy_step(holder[0], action)  # noqa: B023
+
+        cpu, wall, _ = timed(run, args.seconds)
+        rate = b / cpu
+        best = max(best, rate)
+        print(f"{b:>6} {rate:>12.0f} {b / wall:>13.0f} {rate / he_cpu:>13.0f}x {wall * 1e3:>9.2f} "
+              f"{state_bytes(state) / 2**20:>9.2f}", flush=True)
+    print(f"\nbest: {best:.0f} policy steps per CPU-second = {best / he_cpu:.0f}x highway-env")
+    probe = reset(range(256), config)
+    print(f"state memory: {state_bytes(probe) / 256:.0f} B per episode, "
+          f"{state_bytes(probe) / (256 * config.slots):.0f} B per vehicle slot")
+    print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+
+    b = args.profile_batch
+    state = reset(range(b), config)
+    for _ in range(3):  # lane changes under way, some crashes
+        state = step(state, torch.full((b,), CONSTANT_ACTION[args.action]))
+    print(f"\nwhere a step goes (B={b}, CPU ms per call):")
+    for name, ms in components(state, 0.5):
+        print(f"  {name:20s} {ms:8.2f}")
+    action = torch.full((b,), CONSTANT_ACTION[args.action])
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            state = policy_step(state, action)
+    print(f"\ntorch.profiler, 3 policy steps at B={b}:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=28))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""HG-DAgger and DAgger: the labels each collects, their aggregation, and fine-tuning on them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drivegpt.core.config import ConfigError, config_from_dict
+from drivegpt.core.resources import CHECKPOINTS
+from drivegpt.data.tokenizer import tokenizer_from_json
+from drivegpt.data.windows import StepTable
+from drivegpt.model.checkpoint import load_policy_dir
+from drivegpt.rlhf.dagger import (
+    DaggerConfig,
+    Labels,
+    concat,
+    finetune,
+    load_labels,
+    save_labels,
+    takeover_labels,
+    visited_labels,
+)
+from drivegpt.rlhf.flywheel import FlywheelConfig
+from drivegpt.takeover.clips import load_clips
+
+SAMPLE = Path(__file__).resolve().parents[1] / "takeover_data" / "sample"
+META_POLICY = CHECKPOINTS / "drivegpt-meta-small"
+
+
+def test_hg_dagger_labels_are_exactly_the_human_driven_steps_of_each_clip():
+    clips = load_clips(SAMPLE)
+    labels = takeover_labels(SAMPLE)
+    assert labels.n_labels == sum(len(c.chosen) for c in clips)
+    assert len(labels.obs) == sum(len(c.context_actions) + len(c.chosen) for c in clips)
+    first = clips[0]
+    n_ctx, n_h = len(first.context_actions), len(first.chosen)
+    assert not labels.labelled[:n_ctx].any() and labels.labelled[n_ctx : n_ctx + n_h].all()
+    np.testing.assert_array_equal(labels.labels[n_ctx : n_ctx + n_h], np.asarray(first.chosen))
+    np.testing.assert_array_equal(labels.obs[n_ctx : n_ctx + n_h], np.asarray(first.obs, np.float32))
+    # one episode per clip: the second clip's steps start where the first one ends
+    assert labels.start[n_ctx + n_h] == n_ctx + n_h and (labels.start[: n_ctx + n_h] == 0).all()
+
+
+def test_dagger_labels_every_visited_step_deterministically():
+    a = visited_labels("constant:IDLE", "drivegpt/Highway-v0", "meta", 1, 1_000_000, workers=1, progress=False)
+    b = visited_labels("constant:IDLE", "drivegpt/Highway-v0", "meta", 1, 1_000_000, workers=1, progress=False)
+    assert a.labelled.all() and len(a.obs) > 0
+    assert (a.actions == 1).all()  # the policy drove: IDLE at every step
+    assert set(a.labels.tolist()) <= {0, 1, 2, 3, 4} and (a.labels != 1).any()  # the human would not idle
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_aggregation_keeps_every_round_in_order(tmp_path):
+    r1, r2 = takeover_labels(SAMPLE), takeover_labels(SAMPLE)
+    save_labels(tmp_path / "r1.npz", r1)
+    both = concat([load_labels(tmp_path / "r1.npz"), r2])
+    assert both.n_labels == r1.n_labels + r2.n_labels
+    np.testing.assert_array_equal(both.obs[: len(r1.obs)], r1.obs)
+    np.testing.assert_array_equal(both.start[len(r1.obs) :], r2.start + len(r1.obs))
+    with pytest.raises(ValueError, match="no labelled steps"):
+        concat([])
+
+
+def _label_accuracy(policy: Path, labels: Labels) -> float:
+    model, meta = load_policy_dir(policy)
+    tok, norm = tokenizer_from_json(meta["tokenizer"])
+    table = StepTable(norm(labels.obs), tok.encode(labels.actions), tok.encode(labels.labels), labels.start)
+    w = table.windows(torch.from_numpy(np.flatnonzero(labels.labelled)), model.cfg.context)
+    with torch.no_grad():
+        return float((model(w.obs, w.actions)[:, -1].argmax(-1) == w.targets[:, -1]).float().mean())
+
+
+def test_finetuning_on_the_corrections_learns_them(tmp_path):
+    labels = takeover_labels(SAMPLE)
+    save_labels(tmp_path / "labels.npz", labels)
+    cfg = DaggerConfig(iters=60, batch_size=32, lr=2e-3, threads=1)
+    m = finetune(cfg, META_POLICY, [tmp_path / "labels.npz"], tmp_path / "out", progress=False)
+    assert m["human_labels"] == labels.n_labels and m["label_sets"] == 1
+    before = _label_accuracy(META_POLICY, labels)
+    after = _label_accuracy(tmp_path / "out" / "policy", labels)
+    assert after > before + 0.1, (before, after)
+
+
+def test_a_flywheel_method_must_be_known():
+    with pytest.raises(ConfigError, match="hg-dagger"):
+        config_from_dict(FlywheelConfig, {"method": "dagger-ppo"})
+    assert config_from_dict(FlywheelConfig, {"method": "hg-dagger+ppo"}).method == "hg-dagger+ppo"
+
+
+def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):
+    from drivegpt.rlhf.flywheel import run_flywheel
+
+    cfg = config_from_dict(
+        FlywheelConfig,
+        {
+            "method": "dagger",
+            "rounds": 2,
+            "env_id": "drivegpt/Highway-v0",
+            "drive_episodes": 1,
+            "eval_episodes": 0,
+            "workers": 1,
+            "ranking_steps": 0,
+            "dagger": {"iters": 5, "batch_size": 8, "threads": 1},
+        },
+    )
+    out = tmp_path / "fly"
+    final = run_flywheel(cfg, META_POLICY, out, progress=False)
+    n1 = load_labels(out / "round_1" / "labels" / "labels.npz").n_labels
+    n2 = load_labels(out / "round_2" / "labels" / "labels.npz").n_labels
+    assert final["human_labels"] == n1 + n2 > 0  # round 2 trains on round 1's labels too
+    assert (out / "policy" / "policy.json").is_file()
+    mtime = (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns
+    assert run_flywheel(cfg, META_POLICY, out, progress=False) == final  # a re-run resumes: nothing redone
+    assert (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns == mtime
