@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,22 @@ def test_no_import_cycles() -> None:
 def test_each_part_says_what_it_owns_and_may_import(part: str) -> None:
     doc = importlib.import_module(f"drivegpt.{part}").__doc__ or ""
     assert "Owns:" in doc and "May import:" in doc, f"drivegpt/{part}/__init__.py: docstring incomplete"
+
+
+def test_library_code_never_reads_the_repository_tree(tmp_path, monkeypatch):
+    """Run from another directory, ``configs/...`` names the packaged config (as after ``pip install .``)."""
+    from drivegpt.core.config import ConfigError, load_config
+    from drivegpt.core.resources import packaged_configs
+    from drivegpt.pipeline.config import PipelineConfig
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(PipelineConfig, "configs/pipeline/tiny.yaml")
+    assert cfg == load_config(PipelineConfig, packaged_configs() / "pipeline" / "tiny.yaml")
+    (tmp_path / "configs" / "pipeline").mkdir(parents=True)  # a user's own file of that name wins
+    (tmp_path / "configs" / "pipeline" / "tiny.yaml").write_text("eval_episodes: 7\n")
+    assert load_config(PipelineConfig, "configs/pipeline/tiny.yaml").eval_episodes == 7
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(PipelineConfig, "configs/pipeline/nope.yaml")
+    climbs = re.compile(r'(parent|parents\[\d\])\s*/\s*"(bench|configs|takeover_data|tests)"')
+    for path in ROOT.rglob("*.py"):  # no library module climbs out of the package to find files
+        assert not climbs.search(path.read_text()), path
