@@ -53,12 +53,13 @@ def main() -> None:
         wall = time.perf_counter() - t0
         sims = len(scenarios) * len(POLICIES)  # the human policy doubles as the progress reference
         run = {"workers": w, "wall_s": round(wall, 1), "sims": sims, "sims_per_s": round(sims / wall, 2),
-               "load_before": round(load, 2), "command": " ".join(["drivegpt", *cmd[1:]])}  # fmt: skip
+               "load_before": round(load, 2),
+               "command": " ".join(["drivegpt", *cmd[1:-1], "OUT"])}  # OUT: a temporary folder  # fmt: skip
         res["runs"].append(run)
         print(run, flush=True)
         if w == 2:
             table = (out / "results.md").read_text()
-            note = f"`{run['command']}` ({len(scenarios)} scenarios, {wall:.0f} s on 2 shared cores)\n\n"
+            note = f"`{run['command']}` ({len(scenarios)} scenarios, {wall:.0f} s on 2 cores)\n\n"
             write_text("bench/results/bench_standard.md", note + table)
             png = "bench/results/bench_standard_collision_rate.png"
             shutil.copy(out / "plots" / "collision_rate.png", png)
@@ -73,7 +74,7 @@ def main() -> None:
         )
     text = (
         f"`drivegpt bench` on the `{args.suite}` suite ({len(scenarios)} scenarios, {len(meta['families'])} "
-        f"families) x {len(POLICIES)} policies, {res['cores']} cores shared with other jobs.\n\n"
+        f"families) x {len(POLICIES)} policies, {res['cores']} cores.\n\n"
         + "\n".join(lines)
         + f"\n\nspeed-up 2 vs 1 workers: {res.get('speedup_2_vs_1')}\n"
     )

@@ -94,7 +94,7 @@ def main() -> None:
         f"2 processes vs 1 process x 1 thread: {summary['speedup_2_processes_vs_1_thread']:.2f}x; "
         f"vs 1 process x 2 threads: {summary['speedup_2_processes_vs_2_threads']:.2f}x.",
         f"Loss curve, 2 processes vs 1 ({len(one['losses'])} points): max abs difference {diff:.2e}.",
-        f"Machine: {summary['cpus']} CPUs, shared (1-min load average at the end: "
+        f"Machine: {summary['cpus']} CPUs (1-min load average at the end: "
         f"{summary['load_average_1min']:.1f}).",
     ]
     print("\n".join(lines))

@@ -6,7 +6,7 @@ model (``load_policy("human")``, a personality sampled per seed) drives. Failure
 leaving the road. A good family is hard but not impossible: flagged when the human fails more than
 50 % of the time or never.
 
-    nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action meta]
+    nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action accel]
 
 Writes ``bench/results/family_difficulty.{json,md}``.
 """
@@ -14,6 +14,7 @@ Writes ``bench/results/family_difficulty.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -96,7 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--action", choices=["meta", "continuous"], default="meta")
+    ap.add_argument("--action", choices=["accel", "meta", "continuous"], default="accel")
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--out", default="bench/results/family_difficulty")
     args = ap.parse_args()
@@ -111,7 +112,8 @@ def main() -> None:
     header = (
         f"Human model ({args.action} actions), {args.episodes} random-parameter episodes per family, "
         f"seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1}; `{command}`; {wall:.0f} s wall on "
-        f"{platform.platform()} ({args.workers} workers, machine shared with other jobs)."
+        f"{platform.platform()} ({args.workers} workers, machine shared with other jobs; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end)."
     )
     table = markdown(rows, header)
     print(table)

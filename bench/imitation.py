@@ -3,13 +3,15 @@
 Held-out = validation episodes of the run's own split (never trained on); closed loop = seeds from
 1,000,000 (collection used seeds from 0), the same seeds for DriveGPT and the human model.
 
-    python bench/imitation.py --run runs/pretrain-meta --episodes 200
+    python bench/imitation.py --run runs/pretrain-accel --episodes 100 --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -29,18 +31,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--run", required=True)
     ap.add_argument("--episodes", type=int, default=200)
-    ap.add_argument("--envs", nargs="+", default=["drivegpt/Highway-v0", "drivegpt/Merge-v0"])
+    ap.add_argument(
+        "--envs", nargs="+", default=["drivegpt/Highway-v0", "drivegpt/HighwayDense-v0", "drivegpt/Merge-v0"]
+    )
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     run = Path(args.run)
     val = json.loads((run / "metrics.json").read_text())
     policy = json.loads((run / "policy" / "policy.json").read_text())
+    vocab = policy["model"]["vocab_size"]
     print(
         f"{run}: action={policy['action']} params={val['parameters']} best-checkpoint held-out "
         f"accuracy={policy['val']['action_accuracy']:.4f} CE={policy['val']['cross_entropy']:.4f} nats "
-        f"(chance ln {5 if policy['action'] == 'meta' else 81} = "
-        f"{__import__('math').log(5 if policy['action'] == 'meta' else 81):.2f})"
+        f"(uniform over the {vocab} tokens: ln {vocab} = {math.log(vocab):.2f})"
     )
     for k in ("mae_acceleration_mps2", "mae_steering_rad"):
         if k in policy["val"]:
@@ -52,8 +56,9 @@ def main() -> None:
             m, _ = evaluate(
                 spec, env_id, policy["action"], args.episodes, EVAL_SEED, args.workers, progress=False
             )
-            print(f"{env_id:22s} {name:8s} {_fmt(m)} wall={time.time() - t0:.0f}s", flush=True)
-            res["closed_loop"].setdefault(env_id, {})[name] = m
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            print(f"{env_id:22s} {name:8s} {_fmt(m)} wall={time.time() - t0:.0f}s load={load}", flush=True)
+            res["closed_loop"].setdefault(env_id, {})[name] = {**m, "load_average": load}
         d, h = res["closed_loop"][env_id]["drivegpt"], res["closed_loop"][env_id]["human"]
         ratio = d["collision_rate"] / h["collision_rate"] if h["collision_rate"] else float("inf")
         print(

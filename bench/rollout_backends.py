@@ -84,7 +84,7 @@ def main() -> None:
         "",
         f"Ray overhead vs local at 2 workers: {100 * res['ray_overhead_vs_local_2']:.1f}% (target <= 15%); "
         f"`ray.init` took {ray_init_s:.1f} s once. Metrics identical across all runs.",
-        f"Machine: {res['cpus']} CPUs, shared (1-min load average at the end: "
+        f"Machine: {res['cpus']} CPUs (1-min load average at the end: "
         f"{res['load_average_1min']:.1f}).",
     ]
     print("\n".join(lines))

@@ -48,8 +48,15 @@ def collect(kind: str, env_id: str, states: int, horizon: int, seed: int) -> tup
             obs, r, term, trunc, _ = env.step(a)
             u = env.unwrapped
             vehicles = [
-                (v.position.copy(), v.heading, v.speed, v.lane_index[2], getattr(v, "target_lane_index", v.lane_index)[2],
-                 v.crashed, v.impact is not None)
+                (
+                    v.position.copy(),
+                    v.heading,
+                    v.speed,
+                    v.lane_index[2],
+                    getattr(v, "target_lane_index", v.lane_index)[2],
+                    v.crashed,
+                    v.impact is not None,
+                )
                 for v in u.road.vehicles
             ]
             actions.append(a)
@@ -83,7 +90,9 @@ def compare(kind: str, imported: list, actions: list, after: list) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--states", type=int, default=1000, help="imported states per action kind")
     parser.add_argument("--env", default="drivegpt/HighwayDense-v0")
     parser.add_argument("--kinds", nargs="+", default=["accel", "meta", "continuous"])
@@ -98,8 +107,10 @@ def main() -> None:
         changing = sum(int((s.lane != s.target_lane)[0, 1:].sum()) for s in imported)
         crashed = sum(int(s.crashed[0, 0]) for s in imported)
         result = compare(kind, imported, actions, after)
-        print(f"\n[{kind}] states {len(imported)}, traffic lane changes under way {changing}, "
-              f"ego crashed in {crashed} ({time.perf_counter() - t0:.0f} s)")
+        print(
+            f"\n[{kind}] states {len(imported)}, traffic lane changes under way {changing}, "
+            f"ego crashed in {crashed} ({time.perf_counter() - t0:.0f} s)"
+        )
         for name, value in result.items():
             unit = {"x": "m", "y": "m", "heading": "rad", "speed": "m/s"}.get(name, "")
             label = f"max abs error {name}" if "mismatches" not in name else name

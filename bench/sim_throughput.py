@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import fields
 
 import gymnasium as gym
@@ -35,7 +36,7 @@ from drivegpt_envs.actions import NEUTRAL_TOKEN
 CONSTANT_ACTION = {"accel": NEUTRAL_TOKEN, "meta": 1}  # hold speed / IDLE
 
 
-def timed(fn, min_seconds: float, min_calls: int = 2) -> tuple[float, float, int]:  # noqa: ANN001
+def timed(fn: Callable[[], object], min_seconds: float, min_calls: int = 2) -> tuple[float, float, int]:
     """(CPU seconds per call, wall seconds per call, calls) of ``fn`` run for about ``min_seconds``."""
     fn()
     calls, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
@@ -80,7 +81,7 @@ def components(state: BatchState, seconds: float) -> list[tuple[str, float]]:
     table = KinTable(state)
     nb = neighbours(state.x, state.y, state.present, cfg.lanes_count)
     zeros = torch.zeros_like(state.x)
-    front = nb.in_lane(state.lane.reshape(-1))[0]
+    front = nb.front(torch.arange(state.x.numel()), state.lane.reshape(-1))
     parts = {
         "neighbour search": lambda: neighbours(state.x, state.y, state.present, cfg.lanes_count),
         "MOBIL + abort": lambda: lane_change_policy(state, table, nb, cfg),
@@ -94,7 +95,9 @@ def components(state: BatchState, seconds: float) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="drivegpt/HighwayDense-v0")
     parser.add_argument("--action", default="accel", choices=sorted(CONSTANT_ACTION))
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 1024, 4096, 8192])
@@ -103,12 +106,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = make_config(args.env, args.action)
-    print(f"{args.env}, action {args.action} (constant), {config.slots} vehicle slots, "
-          f"{config.frames} simulation sub-step(s) per policy step, float64, CPU, 1 thread")
+    print(
+        f"{args.env}, action {args.action} (constant), {config.slots} vehicle slots, "
+        f"{config.frames} simulation sub-step(s) per policy step, float64, CPU, 1 thread"
+    )
     print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     he_cpu, he_wall = highway_env_rate(args.env, args.action, args.seconds)
     print(f"highway-env: {he_cpu:.1f} policy steps per CPU-second, {he_wall:.1f} per wall-second\n")
-    header = f"{'B':>6} {'steps/CPU-s':>12} {'steps/wall-s':>13} {'x highway-env':>14} {'ms/step':>9} {'MB state':>9}"
+    header = f"{'B':>6} {'steps/CPU-s':>12} {'steps/wall-s':>13} {'x highway-env':>14} {'ms/step':>9}"
+    header += f" {'MB state':>9}"
     print(header)
     print("-" * len(header))
     best = 0.0
@@ -123,12 +129,17 @@ def main() -> None:
         cpu, wall, _ = timed(run, args.seconds)
         rate = b / cpu
         best = max(best, rate)
-        print(f"{b:>6} {rate:>12.0f} {b / wall:>13.0f} {rate / he_cpu:>13.0f}x {wall * 1e3:>9.2f} "
-              f"{state_bytes(state) / 2**20:>9.2f}", flush=True)
+        print(
+            f"{b:>6} {rate:>12.0f} {b / wall:>13.0f} {rate / he_cpu:>13.0f}x {wall * 1e3:>9.2f} "
+            f"{state_bytes(state) / 2**20:>9.2f}",
+            flush=True,
+        )
     print(f"\nbest: {best:.0f} policy steps per CPU-second = {best / he_cpu:.0f}x highway-env")
     probe = reset(range(256), config)
-    print(f"state memory: {state_bytes(probe) / 256:.0f} B per episode, "
-          f"{state_bytes(probe) / (256 * config.slots):.0f} B per vehicle slot")
+    print(
+        f"state memory: {state_bytes(probe) / 256:.0f} B per episode, "
+        f"{state_bytes(probe) / (256 * config.slots):.0f} B per vehicle slot"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 
     b = args.profile_batch

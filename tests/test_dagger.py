@@ -45,8 +45,9 @@ def test_hg_dagger_labels_are_exactly_the_human_driven_steps_of_each_clip():
 
 
 def test_dagger_labels_every_visited_step_deterministically():
-    a = visited_labels("constant:IDLE", "drivegpt/Highway-v0", "meta", 1, 1_000_000, workers=1, progress=False)
-    b = visited_labels("constant:IDLE", "drivegpt/Highway-v0", "meta", 1, 1_000_000, workers=1, progress=False)
+    args = ("constant:IDLE", "drivegpt/Highway-v0", "meta", 1, 1_000_000)
+    a = visited_labels(*args, workers=1, progress=False)
+    b = visited_labels(*args, workers=1, progress=False)
     assert a.labelled.all() and len(a.obs) > 0
     assert (a.actions == 1).all()  # the policy drove: IDLE at every step
     assert set(a.labels.tolist()) <= {0, 1, 2, 3, 4} and (a.labels != 1).any()  # the human would not idle

@@ -7,6 +7,7 @@ import pytest
 
 from drivegpt.data.collect import CollectConfig, collect
 from drivegpt.data.logs import DataError, load_logs
+from drivegpt.sim.rollout import make_env
 
 
 def test_loads_with_minari_and_ours(tiny_logs):
@@ -17,11 +18,13 @@ def test_loads_with_minari_and_ours(tiny_logs):
     ours = load_logs(tiny_logs)
     eps = list(ours.episodes())
     assert len(eps) == 4
+    n_actions = make_env("drivegpt/Highway-v0", ours.action_kind).action_space.n  # a discrete interface
     for e in eps:
         assert e.observations.shape[0] == len(e.actions) + 1
         assert set(e.meta["personality"]) >= {"desired_speed", "reaction_delay", "action_noise"}
         assert e.meta["env_id"] in ("drivegpt/Highway-v0", "drivegpt/Merge-v0")
-        assert set(np.unique(e.actions)) <= set(range(5))
+        assert set(np.unique(e.actions)) <= set(range(n_actions))
+        assert e.decisions.shape == e.actions.shape and e.seed == e.meta["seed"]
     assert ds.recover_environment().observation_space.shape == (10, 7)
 
 

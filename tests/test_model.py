@@ -131,10 +131,11 @@ def test_policy_sees_exactly_the_training_windows(tiny_logs):
 
     ds = load_logs(tiny_logs)
     torch.manual_seed(4)
-    tok = ActionTokenizer("meta")
+    tok = ActionTokenizer(ds.action_kind)  # the language the logs were driven in
     norm = ObsNormalizer.fit(np.concatenate([e.observations for e in ds.episodes()]))
-    meta = {**_meta(), "tokenizer": tokenizer_to_json(tok, norm)}
-    model = DriveGPT(DriveGPTConfig(context=3, n_layer=1, n_head=2, n_embd=16)).eval()
+    meta = {**_meta(ds.action_kind), "tokenizer": tokenizer_to_json(tok, norm)}
+    gpt = DriveGPTConfig(context=3, n_layer=1, n_head=2, n_embd=16, vocab_size=tok.vocab_size)
+    model = DriveGPT(gpt).eval()
     pol = DriveGPTPolicy(model, meta)
     ep = next(ds.episodes([0]))
     table = StepTable.from_logs(ds, [0], tok, norm)

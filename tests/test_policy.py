@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from drivegpt.eval.closed_loop import evaluate
+from drivegpt.model.checkpoint import CheckpointError
 from drivegpt.policies.registry import SHIPPED_CHECKPOINT, DrivePolicy, load_policy
 from drivegpt.sim.rollout import make_env, run_episode
 
@@ -20,11 +21,39 @@ def test_shipped_checkpoint_is_small_and_drives_any_stock_env():
     size = sum(f.stat().st_size for f in SHIPPED_CHECKPOINT.iterdir())
     assert size < 5_000_000
     pol = load_policy("drivegpt")
-    assert pol.action_kind == "meta"
+    assert pol.action_kind == "accel" and pol.K * pol.env_config["policy_frequency"] >= 20  # >= 4 s
     for env_id in ["highway-fast-v0", "drivegpt/Merge-v0"]:
         env = make_env(env_id, pol.action_kind, pol.env_config)
         ep = run_episode(env, pol, seed=1_000_000, max_steps=5)
-        assert set(np.unique(ep.actions)) <= set(range(5))
+        assert set(np.unique(ep.actions)) <= set(range(42))
+
+
+def test_the_meta_checkpoint_still_ships_and_drives_meta():
+    pol = load_policy(f"drivegpt:{SHIPPED_CHECKPOINT.parent / 'drivegpt-meta-small'}")
+    assert pol.action_kind == "meta"
+    env = make_env("drivegpt/Highway-v0", "meta", pol.env_config)
+    ep = run_episode(env, pol, seed=1_000_000, max_steps=3)
+    assert set(np.unique(ep.actions)) <= set(range(5))
+
+
+def test_a_policy_on_an_env_of_another_interface_is_a_one_line_error():
+    pol = load_policy("drivegpt")
+    env = make_env("drivegpt/Highway-v0", "meta")
+    env.reset(seed=0)
+    expected = "trained on the 'accel' action interface, the env uses 'meta'"
+    with pytest.raises(CheckpointError, match=expected) as err:
+        pol.reset(seed=0, env=env)
+    msg = str(err.value)
+    assert "\n" not in msg and str(SHIPPED_CHECKPOINT / "policy.json") in msg and "make_env(" in msg
+
+
+def test_constant_specs_of_every_interface():
+    assert load_policy("constant:-3,keep").action_kind == "accel"
+    assert load_policy("constant:token:24").action == 24
+    assert load_policy("constant:FASTER").action_kind == "meta"
+    assert load_policy("constant:0.5,0").action_kind == "continuous"
+    with pytest.raises(ValueError, match="token:N"):
+        load_policy("constant:token:42")
 
 
 def test_same_seed_same_drivegpt_episode():

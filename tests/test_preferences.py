@@ -46,8 +46,7 @@ def test_ranking_loss_by_hand_on_three_segments() -> None:
         return 1 / (1 + math.exp(-x))
 
     expected = [(sig(-1) + sig(-3)) / 3, (-sig(-1) + sig(-2)) / 3, (-sig(-2) - sig(-3)) / 3]
-    assert R.grad is not None
-    assert R.grad[0].tolist() == pytest.approx(expected, abs=1e-6)  # the human segment goes up most
+    assert R.grad is not None and R.grad[0].tolist() == pytest.approx(expected, abs=1e-6)  # human: up most
     # Only informative pairs count, averaged over all of them in the batch. Mask out the (1, 2) pair
     # (its segments took the same actions) of the clip above and of a second clip ranked the wrong
     # way (R = 2, 0, 0): (-log σ(1) - log σ(3) - log σ(-2) - log σ(-2)) / 4

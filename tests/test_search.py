@@ -90,10 +90,10 @@ def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(
 
 @pytest.mark.parametrize("method", ["random", "lhs", "cem"])
 def test_every_method_reports_real_simulations_of_a_certain_failure(method: str) -> None:
-    # Flooring it toward a car stalled in the ego's lane crashes for every parameter in the box:
-    # the real simulator end to end (seeds, summary, feasibility, suite lines), not a comparison.
+    # Flooring it (+3 m/s², keeping the lane) toward a car stalled in the ego's lane crashes for every
+    # parameter in the box: the real simulator end to end (seeds, summary, feasibility, suite lines).
     cfg = SearchConfig(method=method, budget=4, batch=2, feasibility_refs=1 if method == "cem" else 0)
-    r = search_family("stalled_car", "constant:FASTER", cfg, workers=1, progress=False)
+    r = search_family("stalled_car", "constant:3,keep", cfg, "accel", workers=1, progress=False)
     s = r.summary
     assert s["sims"] == 4 and s["failure_rate"] == 1.0 and s["sims_to_first_failure"] == 1
     assert all(x.outcome.crashed and x.outcome.risk == 1.0 for x in r.sims)
@@ -103,7 +103,7 @@ def test_every_method_reports_real_simulations_of_a_certain_failure(method: str)
         assert seeds[:2] == [0, 1] and all(sd == i or sd in seeds[:i] for i, sd in enumerate(seeds))
     else:
         assert seeds == [0, 1, 2, 3]
-    suite = to_scenarios(r, "meta")
+    suite = to_scenarios(r, "accel")
     assert len(suite) == 4 and all(sc.outcome["failed"] for sc in suite)
     if method == "cem":  # every failure checked by an alert human: feasible or flagged unavoidable
         assert set(r.feasible) == {0, 1, 2, 3} and s["unavoidable"] == sum(not v for v in r.feasible.values())

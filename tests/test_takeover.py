@@ -232,3 +232,37 @@ def test_replay_rejects_a_policy_with_another_action_interface():
     c = load_clips("takeover_data/sample")[0]
     with pytest.raises(ValueError, match="drives continuous actions"):
         replay_clip(c, "constant:0.5,0", MonitorConfig())
+
+
+def _stalled_at(action: str, speed: float, gap: float):
+    """Empty road, ego at ``speed`` [m/s], a stalled car ``gap`` metres (bumper to bumper) ahead."""
+    env = make_env("drivegpt/Highway-v0", action, {"vehicles_count": 0, "duration": 20})
+    env.reset(seed=0)
+    road, ego = env.unwrapped.road, env.unwrapped.vehicle
+    ego.speed = speed
+    if action == "meta":
+        ego.target_speed = speed
+    lane = road.network.get_lane(ego.lane_index)
+    s, _ = lane.local_coordinates(ego.position)
+    d = gap + ego.LENGTH
+    road.vehicles.append(Vehicle(road, lane.position(s + d, 0), lane.heading_at(s + d), speed=0.0))
+    return env
+
+
+def test_the_safety_driver_brakes_as_hard_as_needed_with_accel():
+    """TTC trigger at 1.45 s, 20 m/s toward a stalled car: stopping needs ~7 m/s² (20² / (2 · 29))."""
+    from drivegpt.takeover.monitor import safety_driver
+
+    outcome = {}
+    for action, steps in (("accel", 50), ("meta", 10)):
+        env = _stalled_at(action, speed=20.0, gap=29.0)
+        assert check_triggers(env, None, None, None, MonitorConfig(lookahead_steps=0))[0] == "ttc"
+        driver = safety_driver()
+        driver.reset(seed=3, env=env)
+        obs = None
+        for _ in range(steps):
+            obs, _, terminated, truncated, _ = env.step(driver.act(obs))
+            if terminated or truncated:
+                break
+        outcome[action] = bool(env.unwrapped.vehicle.crashed)
+    assert outcome == {"accel": False, "meta": True}  # meta: one SLOWER a second is not enough

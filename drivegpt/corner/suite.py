@@ -4,8 +4,9 @@ A *scenario* is a family (``drivegpt_envs.families``), its parameters and a seed
 gives the same episode, so a suite is a regression test. Layout of a suite (``drivegpt-suite`` v1)::
 
     SUITE/
-      metadata.json     format, version, families, scenario count, created-by command, sha256 of
-                        scenarios.jsonl, package versions (highway-env, gymnasium, drivegpt)
+      metadata.json     format, version, families, scenario count, created-by command, files: the
+                        sha256 of scenarios.jsonl, package versions (drivegpt, highway-env,
+                        gymnasium, numpy)
       scenarios.jsonl   one scenario per line: id, family, env_id, params, seed, policy, action,
                         outcome (what ``policy`` did: failed, crashed, offroad, steps, distance, ...),
                         feasible (an alert human avoids the failure: true; every one fails: false;

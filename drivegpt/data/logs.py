@@ -3,11 +3,12 @@
 Layout of a log directory ``DIR`` (version 1)::
 
     DIR/
-      manifest.json          # format, version, sha256 of every file under data/, collect config
+      manifest.json          # format, version, files: sha256 of every file under data/, collect config
       data/                  # a plain Minari dataset: minari.MinariDataset(DIR / "data") opens it
         metadata.json        # Minari's dataset metadata (spaces, totals, ...)
         episode_id=<i>/      # arrow files of episode i
-        <i>/metadata.json    # Minari episode metadata + ours: env_id, action, personality
+        <i>/metadata.json    # Minari episode metadata + ours: env_id, seed, action, scenario,
+                             #   env_config, personality
 
 Per step Minari stores the observation (V=10 vehicles x F=7 Kinematics features), the action, the
 reward, terminated/truncated flags and ``infos`` = the ego state (speed [m/s], x, y [m], heading

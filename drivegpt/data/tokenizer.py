@@ -1,7 +1,7 @@
 """Tokenizer: observation normalisation statistics and the action vocabulary.
 
 * Observations: each Kinematics feature is standardised with a mean and std computed on the
-  training logs (present vehicles only) and saved next to the model (``tokenizer.json``).
+  training logs (present vehicles only) and saved with the model (the ``tokenizer`` entry of ``policy.json``).
 * Actions: ``accel`` (the default) uses the env's own 42 tokens, acceleration bin × lane intent
   (``drivegpt_envs.actions``), as they are. ``meta`` uses the 5 meta-actions as tokens (LANE_LEFT=0,
   IDLE=1, LANE_RIGHT=2, FASTER=3, SLOWER=4). ``continuous`` bins the normalised acceleration and

@@ -1,8 +1,9 @@
-"""Learning from takeovers: preferences, the reward model, PPO, DPO and the flywheel.
+"""Learning from takeovers: preferences, the reward model, PPO, DPO, DAgger and the flywheel.
 
 Owns: ``preferences`` (pairs, rankings and weakly-good steps from takeover clips, and their losses),
 ``reward_model`` (Bradley-Terry reward model on the pretrained backbone), ``ppo`` (KL-regularised PPO
 against the reward model under the live safety driver), ``dpo`` (direct preference optimisation),
+``dagger`` (HG-DAgger and DAgger: imitation of the human's corrections, aggregated over rounds),
 ``flywheel`` (rounds of drive -> clips -> reward model -> fine-tune -> evaluate, resumable).
 May import: every layer below it (core, sim, data, model, policies, takeover, corner, eval).
 """

@@ -13,10 +13,10 @@ interfaces), ``step``, ``observe`` (observation, reward, termination), ``spawn``
 
 Usage::
 
-    config = make_config("drivegpt/HighwayDense-v0", action="meta")
-    state = reset(range(1024), config)
-    state = step(state, torch.ones(1024, dtype=torch.long))  # IDLE
-    obs, r = observe(state), reward(state)
+    config = make_config("drivegpt/HighwayDense-v0", action="accel")
+    state = reset(range(1024), config)  # one episode per seed
+    state = step(state, torch.full((1024,), 24))  # accel token 24: 0 m/s², keep lane
+    obs, r, done = observe(state), reward(state), terminated(state) | truncated(state)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from drivegpt.sim.batched.spawn import empty_state, reset
 from drivegpt.sim.batched.state import BatchState, Behavior, concat
 from drivegpt.sim.batched.step import step
 from drivegpt.sim.batched.transfer import from_highway_env, to_highway_env
+from drivegpt.sim.batched.vector_env import BatchedHighwayVectorEnv
 
 __all__ = [
     "ACTION_KINDS",
@@ -35,6 +36,7 @@ __all__ = [
     "META_ACTIONS",
     "SUPPORTED_ENV_IDS",
     "BatchState",
+    "BatchedHighwayVectorEnv",
     "Behavior",
     "SimConfig",
     "concat",

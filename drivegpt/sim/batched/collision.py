@@ -18,8 +18,14 @@ from drivegpt.sim.batched.state import BatchState
 def _corners(x: torch.Tensor, y: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
     """``RoadObject.polygon`` without the closing point: (P, 4, 2) [m]."""
     local = torch.tensor(
-        [[-LENGTH / 2, -WIDTH / 2], [-LENGTH / 2, WIDTH / 2], [LENGTH / 2, WIDTH / 2], [LENGTH / 2, -WIDTH / 2]],
-        dtype=x.dtype, device=x.device,
+        [
+            [-LENGTH / 2, -WIDTH / 2],
+            [-LENGTH / 2, WIDTH / 2],
+            [LENGTH / 2, WIDTH / 2],
+            [LENGTH / 2, -WIDTH / 2],
+        ],
+        dtype=x.dtype,
+        device=x.device,
     )  # (4, 2)
     c, s = torch.cos(heading).unsqueeze(-1), torch.sin(heading).unsqueeze(-1)  # (P, 1)
     px = c * local[:, 0] - s * local[:, 1] + x.unsqueeze(-1)  # (P, 4)
@@ -27,8 +33,9 @@ def _corners(x: torch.Tensor, y: torch.Tensor, heading: torch.Tensor) -> torch.T
     return torch.stack([px, py], dim=-1)
 
 
-def _sat(a: torch.Tensor, b: torch.Tensor, disp_a: torch.Tensor, disp_b: torch.Tensor
-         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _sat(
+    a: torch.Tensor, b: torch.Tensor, disp_a: torch.Tensor, disp_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``are_polygons_intersecting`` on P rectangle pairs: (intersecting, will_intersect, translation)."""
     edges = torch.cat([a.roll(-1, 1) - a, b.roll(-1, 1) - b], dim=1)  # (P, 8, 2) p2 - p1 per edge
     normal = torch.stack([-edges[..., 1], edges[..., 0]], dim=-1)  # (P, 8, 2)
@@ -43,7 +50,9 @@ def _sat(a: torch.Tensor, b: torch.Tensor, disp_a: torch.Tensor, disp_b: torch.T
 
     intersecting = (interval_distance(min_a, max_a) <= 0).all(1)  # (P,)
     vp = (normal * (disp_a - disp_b).unsqueeze(1)).sum(-1)  # (P, 8) velocity projection
-    distance = interval_distance(torch.where(vp < 0, min_a + vp, min_a), torch.where(vp < 0, max_a, max_a + vp))
+    distance = interval_distance(
+        torch.where(vp < 0, min_a + vp, min_a), torch.where(vp < 0, max_a, max_a + vp)
+    )
     will_intersect = (distance <= 0).all(1)  # (P,)
     axis = distance.abs().argmin(1, keepdim=True)  # (P, 1) first axis of minimum |distance|
     best = normal.gather(1, axis.unsqueeze(-1).expand(-1, 1, 2)).squeeze(1)  # (P, 2)
@@ -76,9 +85,10 @@ def ego_collisions(state: BatchState, dt: float) -> BatchState:
     impact[eb[will], ev[will]] = -translation[will] / 2
     has_impact[eb[will], ev[will]] = True
     # the ego keeps the impact of its last colliding pair in slot order (highway-env's loop order)
-    wb, wv, wt = eb[will], ev[will], translation[will]
+    wb, wt = eb[will], translation[will]
     last = torch.full((bsz,), -1, dtype=torch.long, device=s.x.device).scatter_reduce(
-        0, wb, torch.arange(wb.numel(), device=s.x.device), reduce="amax")
+        0, wb, torch.arange(wb.numel(), device=s.x.device), reduce="amax"
+    )
     has = last >= 0
     impact[has, 0] = wt[last[has]] / 2
     has_impact[has, 0] = True

@@ -28,7 +28,12 @@ ActionKind = Literal["accel", "accel_lane", "meta", "continuous"]
 #: highway-env's DiscreteMetaAction and ContinuousAction.
 ACTION_KINDS: tuple[str, ...] = ("accel", "accel_lane", "meta", "continuous")
 #: the env action kind (drivegpt_envs.common.action_config) behind each simulator action kind.
-ENV_ACTION_KIND: dict[str, str] = {"accel": "accel", "accel_lane": "accel", "meta": "meta", "continuous": "continuous"}
+ENV_ACTION_KIND: dict[str, str] = {
+    "accel": "accel",
+    "accel_lane": "accel",
+    "meta": "meta",
+    "continuous": "continuous",
+}
 
 #: env ids the batched simulator reproduces -> their highway-env class.
 SUPPORTED_ENV_IDS: dict[str, type] = {
@@ -120,7 +125,8 @@ class SimConfig:
 def _check_env_id(env_id: str) -> type:
     if env_id not in SUPPORTED_ENV_IDS:
         raise ValueError(
-            f"the batched simulator does not support env id {env_id!r}; supported: {', '.join(SUPPORTED_ENV_IDS)}"
+            f"the batched simulator does not support env id {env_id!r}; "
+            f"supported: {', '.join(SUPPORTED_ENV_IDS)}"
         )
     return SUPPORTED_ENV_IDS[env_id]
 
@@ -147,7 +153,10 @@ def make_config(
     act = config["action"]
     speeds = act.get("target_speeds", meta["target_speeds"]) if action == "meta" else meta["target_speeds"]
     if action == "continuous":
-        continuous = {**continuous, **{k: act[k] for k in ("acceleration_range", "steering_range") if k in act}}
+        continuous = {
+            **continuous,
+            **{k: act[k] for k in ("acceleration_range", "steering_range") if k in act},
+        }
     obs = config["observation"]
     if (
         obs.get("type") != "Kinematics"
@@ -157,9 +166,13 @@ def make_config(
         or tuple(obs.get("features", ())) != FEATURES
         or obs.get("features_range")
     ):
-        raise ValueError(f"{env_id}: only the project's sorted, relative, normalised Kinematics observation is supported")
+        raise ValueError(
+            f"{env_id}: only the project's sorted, relative, normalised Kinematics observation is supported"
+        )
     if config.get("other_vehicles_type") != "highway_env.vehicle.behavior.IDMVehicle":
-        raise ValueError(f"{env_id}: only IDMVehicle traffic is supported, got {config.get('other_vehicles_type')}")
+        raise ValueError(
+            f"{env_id}: only IDMVehicle traffic is supported, got {config.get('other_vehicles_type')}"
+        )
     if config.get("initial_lane_id") is not None:
         raise ValueError(f"{env_id}: a fixed initial_lane_id is not supported")
     if config.get("controlled_vehicles", 1) != 1 or config.get("manual_control", False):

@@ -50,9 +50,9 @@ def validate_action(state: BatchState, action: EgoAction) -> torch.Tensor | tupl
     """Check an ego action batch and convert it to tensors; raise ValueError if malformed.
 
     accel: (B,) tokens in [0, 42). accel_lane: a tuple (acceleration (B,) [m/s²] finite within
-    ``ACCEL_RANGE``, intent (B,) in {-1, 0, +1}) or a (B, 2) array / nested list of those columns. meta: (B,) ints in
-    [0, 5). continuous: (B, 2) finite in [-1, 1] (acceleration, steering).
-    Returns tokens/meta indices, (acceleration, intent) for accel and accel_lane, or the (B, 2) array.
+    ``ACCEL_RANGE``, intent (B,) in {-1, 0, +1}) or a (B, 2) array / nested list of those columns.
+    meta: (B,) ints in [0, 5). continuous: (B, 2) finite in [-1, 1] (acceleration, steering).
+    Returns (acceleration, intent) for accel and accel_lane, meta indices, or the continuous array.
     """
     kind, bsz = state.config.action, state.batch_size
     if kind == "accel_lane" and isinstance(action, tuple) and len(action) == 2:
@@ -85,7 +85,9 @@ def validate_action(state: BatchState, action: EgoAction) -> torch.Tensor | tupl
     return accel, intent.long()
 
 
-def _shift_target_lane(state: BatchState, base: torch.Tensor, shift: torch.Tensor, clip: bool) -> torch.Tensor:
+def _shift_target_lane(
+    state: BatchState, base: torch.Tensor, shift: torch.Tensor, clip: bool
+) -> torch.Tensor:
     """New ego target lane (B,): ``base + shift`` if reachable (clipped into the road, or refused off it)."""
     s, k = state, state.config.lanes_count
     lane = base + shift

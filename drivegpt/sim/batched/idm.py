@@ -9,6 +9,7 @@ highway-env, the model parameters are those of the vehicle *doing the reasoning*
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,10 @@ class Kin:
     sin_h: torch.Tensor  # (S) []
     target_speed: torch.Tensor  # (S) [m/s]
 
-    def map(self, fn) -> Kin:  # noqa: ANN001 (fn: Tensor -> Tensor)
-        return Kin(*(fn(t) for t in (self.exists, self.x, self.speed, self.cos_h, self.sin_h, self.target_speed)))
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Kin:
+        return Kin(
+            *(fn(t) for t in (self.exists, self.x, self.speed, self.cos_h, self.sin_h, self.target_speed))
+        )
 
 
 class KinTable:
@@ -67,9 +70,19 @@ class IdmParams:
             return IdmParams(*(t.reshape(-1) for t in columns))
         return IdmParams(*(t.reshape(-1).index_select(0, index) for t in columns))
 
-    def map(self, fn) -> IdmParams:  # noqa: ANN001 (fn: Tensor -> Tensor)
-        return IdmParams(*(fn(t) for t in (self.comfort_acc_max, self.comfort_acc_min, self.distance_wanted,
-                                           self.time_wanted, self.delta)))
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> IdmParams:
+        return IdmParams(
+            *(
+                fn(t)
+                for t in (
+                    self.comfort_acc_max,
+                    self.comfort_acc_min,
+                    self.distance_wanted,
+                    self.time_wanted,
+                    self.delta,
+                )
+            )
+        )
 
 
 def desired_gap(ego: Kin, front: Kin, p: IdmParams) -> torch.Tensor:
@@ -81,16 +94,24 @@ def desired_gap(ego: Kin, front: Kin, p: IdmParams) -> torch.Tensor:
     return p.distance_wanted + ego.speed * p.time_wanted + ego.speed * dv / (2 * torch.sqrt(ab))
 
 
-def acceleration(ego: Kin, front: Kin, p: IdmParams) -> torch.Tensor:
+def free_road(ego: Kin, p: IdmParams) -> torch.Tensor:
+    """The free-road term ``COMFORT_ACC_MAX * (1 - (v / v0) ** delta)`` of ``acceleration`` [m/s²].
+
+    ``(v / v0) ** delta`` is evaluated as exp(delta * log(v / v0)): equal to within a few ulps, and
+    (unlike torch.pow with a tensor exponent on CPU) bitwise independent of the batch size.
+    """
+    target = not_zero(ego.target_speed.clamp(0, SPEED_LIMIT)).abs()  # [m/s] lane speed limit applied
+    ratio = ego.speed.clamp(min=0) / target  # []
+    return p.comfort_acc_max * (1 - torch.exp(p.delta * torch.log(ratio)))
+
+
+def acceleration(ego: Kin, front: Kin, p: IdmParams, free: torch.Tensor | None = None) -> torch.Tensor:
     """``IDMVehicle.acceleration(ego_vehicle=ego, front_vehicle=front)`` [m/s²]; 0 where no ego.
 
-    The free-road term ``(v / v0) ** delta`` is evaluated as exp(delta * log(v / v0)): equal to within a
-    few ulps, and (unlike torch.pow with a tensor exponent on CPU) bitwise independent of the batch size.
+    ``free`` may pass ``free_road(ego, p)`` when it was already computed for the same ego and params.
     """
-    target = not_zero(ego.target_speed.clamp(0, SPEED_LIMIT)).abs()  # [m/s]
-    ratio = ego.speed.clamp(min=0) / target  # []
-    acc = p.comfort_acc_max * (1 - torch.exp(p.delta * torch.log(ratio)))  # [m/s²] free road
+    free = free_road(ego, p) if free is None else free
     gap = front.x - ego.x  # [m] lane_distance_to (straight lanes)
     interaction = p.comfort_acc_max * (desired_gap(ego, front, p) / not_zero(gap)) ** 2  # [m/s²]
-    acc = torch.where(front.exists, acc - interaction, acc)
+    acc = torch.where(front.exists, free - interaction, free)
     return torch.where(ego.exists, acc, torch.zeros_like(acc))

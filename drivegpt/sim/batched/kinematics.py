@@ -15,8 +15,12 @@ from drivegpt.sim.batched.state import BatchState
 
 
 def clip_actions(
-    speed: torch.Tensor, crashed: torch.Tensor, acceleration: torch.Tensor, steering: torch.Tensor,
-    min_speed: torch.Tensor | float, max_speed: torch.Tensor | float,
+    speed: torch.Tensor,
+    crashed: torch.Tensor,
+    acceleration: torch.Tensor,
+    steering: torch.Tensor,
+    min_speed: torch.Tensor | float,
+    max_speed: torch.Tensor | float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``Vehicle.clip_actions``: (acceleration [m/s²], steering [rad]), all (B, N)."""
     steering = torch.where(crashed, torch.zeros_like(steering), steering)
@@ -30,7 +34,10 @@ def clip_actions(
 
 
 def bicycle_step(
-    state: BatchState, acceleration: torch.Tensor, steering: torch.Tensor, dt: float,
+    state: BatchState,
+    acceleration: torch.Tensor,
+    steering: torch.Tensor,
+    dt: float,
     ego_speed_range: tuple[float, float] = (MIN_SPEED, MAX_SPEED),
 ) -> BatchState:
     """Integrate every vehicle over ``dt`` [s] given its commands (B, N).

@@ -18,38 +18,48 @@ from __future__ import annotations
 import torch
 
 from drivegpt.sim.batched.config import SimConfig
-from drivegpt.sim.batched.idm import IdmParams, Kin, KinTable, acceleration, desired_gap
+from drivegpt.sim.batched.idm import IdmParams, KinTable, acceleration, desired_gap, free_road
 from drivegpt.sim.batched.road import Neighbours, reachable
 from drivegpt.sim.batched.state import BatchState
 
 
-def mobil(s: BatchState, table: KinTable, nb: Neighbours, rows: torch.Tensor, side_lane: torch.Tensor
-          ) -> torch.Tensor:
-    """``IDMVehicle.mobil(lane)`` of vehicles ``rows`` (M,) flat indices, candidate lanes (M, 2) -> bool."""
+def mobil(
+    s: BatchState, table: KinTable, nb: Neighbours, rows: torch.Tensor, side_lane: torch.Tensor
+) -> torch.Tensor:
+    """``IDMVehicle.mobil(lane)`` of vehicles ``rows`` (M,) flat indices, candidate lanes (M, 2) -> bool.
+
+    Each predicted vehicle's free-road term is computed once and shared by its two predictions. When
+    every deciding vehicle has zero politeness (highway-env's default) the followers' terms are
+    multiplied by 0 and are not computed: the result is bitwise the same.
+    """
     b = s.behavior
-    lane = s.lane.reshape(-1).index_select(0, rows).unsqueeze(1)  # (M, 1)
-    front, rear = nb.front.index_select(0, rows), nb.rear.index_select(0, rows)  # (M, K)
-    k = front.shape[1]
-    new_front = front.gather(1, side_lane.clamp(0, k - 1))  # (M, 2)
-    new_rear = rear.gather(1, side_lane.clamp(0, k - 1))
-    me = table.at(rows.unsqueeze(1))  # (M, 1)
-    p = IdmParams.of(b, rows).map(lambda t: t.unsqueeze(1))  # (M, 1)
-    new_preceding, new_following = table.at(new_front), table.at(new_rear)  # (M, 2)
-    old_preceding, old_following = table.at(front.gather(1, lane)), table.at(rear.gather(1, lane))  # (M, 1)
-    new_following_a = acceleration(new_following, new_preceding, p)  # (M, 2) [m/s²]
-    new_following_pred_a = acceleration(new_following, me, p)
-    max_braking = b.lane_change_max_braking.reshape(-1).index_select(0, rows).unsqueeze(1)  # (M, 1)
-    safe = new_following_pred_a >= -max_braking
-    self_pred_a = acceleration(me, new_preceding, p)
-    self_a = acceleration(me, old_preceding, p)  # (M, 1)
-    old_following_a = acceleration(old_following, me, p)
-    old_following_pred_a = acceleration(old_following, old_preceding, p)
-    politeness = b.politeness.reshape(-1).index_select(0, rows).unsqueeze(1)
-    jerk = self_pred_a - self_a + politeness * (
-        new_following_pred_a - new_following_a + old_following_pred_a - old_following_a
-    )
-    gain = b.lane_change_min_acc_gain.reshape(-1).index_select(0, rows).unsqueeze(1)
-    return safe & (jerk >= gain)
+
+    def param(t: torch.Tensor) -> torch.Tensor:  # (M, 1) a parameter of the deciding vehicles
+        return t.reshape(-1).index_select(0, rows).unsqueeze(1)
+
+    lane = param(s.lane)  # (M, 1)
+    me_rows = rows.unsqueeze(1)  # (M, 1)
+    both = me_rows.expand_as(side_lane)  # (M, 2)
+    new_preceding, new_following = table.at(nb.front(both, side_lane)), table.at(nb.rear(both, side_lane))
+    old_preceding = table.at(nb.front(me_rows, lane))  # (M, 1)
+    me = table.at(me_rows)  # (M, 1)
+    p = IdmParams.of(b, rows).map(lambda t: t.unsqueeze(1))  # (M, 1) the deciding vehicle's model
+    free_new_following = free_road(new_following, p)  # (M, 2) [m/s²]
+    new_following_pred_a = acceleration(new_following, me, p, free_new_following)
+    safe = new_following_pred_a >= -param(b.lane_change_max_braking)
+    free_me = free_road(me, p)  # (M, 1)
+    jerk = acceleration(me, new_preceding, p, free_me) - acceleration(me, old_preceding, p, free_me)
+    politeness = param(b.politeness)
+    if bool((politeness != 0).any()):
+        old_following = table.at(nb.rear(me_rows, lane))  # (M, 1)
+        free_old_following = free_road(old_following, p)
+        new_following_a = acceleration(new_following, new_preceding, p, free_new_following)
+        old_following_a = acceleration(old_following, me, p, free_old_following)
+        old_following_pred_a = acceleration(old_following, old_preceding, p, free_old_following)
+        jerk = jerk + politeness * (
+            new_following_pred_a - new_following_a + old_following_pred_a - old_following_a
+        )
+    return safe & (jerk >= param(b.lane_change_min_acc_gain))
 
 
 def _abort(s: BatchState, table: KinTable, changing: torch.Tensor, new_target: torch.Tensor) -> torch.Tensor:
@@ -88,12 +98,16 @@ def _abort(s: BatchState, table: KinTable, changing: torch.Tensor, new_target: t
         if bool((updated == final).all()):
             break
         final = updated
-    return new_target.reshape(-1).scatter(0, flat.reshape(-1), torch.where(valid, final, at(new_target)).reshape(-1)
-                                          ).view(bsz, n)
+    return (
+        new_target.reshape(-1)
+        .scatter(0, flat.reshape(-1), torch.where(valid, final, at(new_target)).reshape(-1))
+        .view(bsz, n)
+    )
 
 
-def lane_change_policy(s: BatchState, table: KinTable, nb: Neighbours, config: SimConfig
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def lane_change_policy(
+    s: BatchState, table: KinTable, nb: Neighbours, config: SimConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``change_lane_policy`` of every traffic vehicle: (target lane (B, N), timer (B, N) [s])."""
     b = s.behavior
     acting = s.present & ~s.crashed & b.enable_lane_change  # (B, N) vehicles running change_lane_policy

@@ -47,8 +47,10 @@ def closest_lane(y: torch.Tensor, lanes: int) -> torch.Tensor:
 def on_lane(x: torch.Tensor, y: torch.Tensor, lane: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
     """``AbstractLane.on_lane`` of the given lane index (bool, like x)."""
     lateral = y - lane.to(y.dtype) * LANE_WIDTH
-    return (lateral.abs() <= LANE_WIDTH / 2 + margin) & (x >= -LANE_VEHICLE_LENGTH) & (
-        x < ROAD_LENGTH + LANE_VEHICLE_LENGTH
+    return (
+        (lateral.abs() <= LANE_WIDTH / 2 + margin)
+        & (x >= -LANE_VEHICLE_LENGTH)
+        & (x < ROAD_LENGTH + LANE_VEHICLE_LENGTH)
     )
 
 
@@ -60,21 +62,41 @@ def reachable(x: torch.Tensor, y: torch.Tensor, lane: torch.Tensor) -> torch.Ten
 
 @dataclass(frozen=True)
 class Neighbours:
-    """Front and rear vehicle of every vehicle in every lane, as flat indices b * N + slot (``NONE``: none)."""
+    """Per-lane order of the vehicles of a batch, queried for front and rear vehicles.
 
-    front: torch.Tensor  # (B * N, K) int64: nearest vehicle with x >= own x on lane k
-    rear: torch.Tensor  # (B * N, K) int64: nearest vehicle with x < own x on lane k
+    Queries take vehicles as flat indices b * N + slot and return flat indices (``NONE``: no vehicle).
+    """
 
-    def in_lane(self, lane: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Front and rear (M,) of vehicles ``rows`` (M,) flat indices (all if None) on lanes ``lane`` (M,)."""
-        k = lane.clamp(0, self.front.shape[-1] - 1).unsqueeze(-1)  # (M, 1)
-        front = self.front if rows is None else self.front.index_select(0, rows)
-        rear = self.rear if rows is None else self.rear.index_select(0, rows)
-        return front.gather(1, k).squeeze(1), rear.gather(1, k).squeeze(1)
+    count: torch.Tensor  # (B * K * N,) int64 members of lane k at sorted positions <= p
+    member: torch.Tensor  # (B * K * N,) int64 1 if the vehicle at sorted position p is on lane k
+    table: torch.Tensor  # (B * K * (N + 3),) int64 [rank + 1] -> sorted position of that member, else N
+    slot_at: torch.Tensor  # (B * (N + 1),) int64 flat index of the vehicle at sorted position p; N -> NONE
+    position: torch.Tensor  # (B * N,) int64 sorted position of each vehicle
+    lanes: int
+    slots: int
+
+    def _lookup(self, rows: torch.Tensor, lane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, k = self.slots, self.lanes
+        b = torch.div(rows, n, rounding_mode="floor")  # (M,) episode of each query
+        lane_row = b * k + lane.clamp(0, k - 1)  # (M,) row of (episode, lane)
+        at = lane_row * n + self.position.take(rows)  # (M,) index into count / member
+        return b, lane_row * (n + 3), at
+
+    def front(self, rows: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
+        """Nearest vehicle with x >= own x on lane ``lane`` (M,) of vehicles ``rows`` (M,) (itself excluded)."""
+        b, table_row, at = self._lookup(rows, lane)
+        sorted_pos = self.table.take(table_row + self.count.take(at) + 1)  # next member after p, or N
+        return self.slot_at.take(b * (self.slots + 1) + sorted_pos)
+
+    def rear(self, rows: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
+        """Nearest vehicle with x < own x on lane ``lane`` (M,) of vehicles ``rows`` (M,)."""
+        b, table_row, at = self._lookup(rows, lane)
+        sorted_pos = self.table.take(table_row + self.count.take(at) - self.member.take(at))  # last before p
+        return self.slot_at.take(b * (self.slots + 1) + sorted_pos)
 
 
 def neighbours(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, lanes: int) -> Neighbours:
-    """Per-lane front/rear vehicle search of ``Road.neighbour_vehicles`` for all vehicles at once.
+    """Per-lane front/rear vehicle search of ``Road.neighbour_vehicles``, built once per sub-step.
 
     A vehicle belongs to lane k when it lies on it with a 1 m lateral margin (so a vehicle between
     two lanes belongs to both). Vehicles are sorted by x once; in that order a cumulative count of
@@ -91,24 +113,19 @@ def neighbours(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, lanes: i
     centres = lane_centres(lanes, y).view(1, lanes, 1)  # (1, K, 1) [m]
     on_road = ps & (xs >= -LANE_VEHICLE_LENGTH) & (xs < ROAD_LENGTH + LANE_VEHICLE_LENGTH)
     member = ((ys.unsqueeze(1) - centres).abs() <= LANE_WIDTH / 2 + NEIGHBOUR_MARGIN) & on_road.unsqueeze(1)
-    count = member.cumsum(2)  # (B, K, N) members of lane k at sorted positions <= p
-    # table[rank + 1] = sorted position of the lane's member of that rank; table[0] and unused -> n
+    count = member.cumsum(2)  # (B, K, N)
     pos = torch.arange(n, device=dev).expand(b, lanes, n)
     table = torch.full((b, lanes, n + 3), n, dtype=torch.long, device=dev)
     table.scatter_(2, torch.where(member, count, n + 2), pos)
-    front_pos = table.gather(2, count + 1)  # (B, K, N) next member strictly after p, or n
-    rear_pos = table.gather(2, count - member.long())  # last member strictly before p, or n
-    flat = order + (torch.arange(b, device=dev) * n).unsqueeze(1)  # (B, N) flat index at each position
-    flat = torch.cat([flat, torch.full_like(flat[:, :1], NONE)], dim=1).unsqueeze(1).expand(b, lanes, n + 1)
-    inverse = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=dev).expand(b, n))
-    inverse = inverse.unsqueeze(1).expand(b, lanes, n)  # (B, K, N) sorted position of each slot
-
-    def to_flat(p: torch.Tensor) -> torch.Tensor:  # sorted positions -> flat indices, in slot order
-        return flat.gather(2, p).gather(2, inverse).transpose(1, 2).reshape(b * n, lanes)
-
-    return Neighbours(front=to_flat(front_pos), rear=to_flat(rear_pos))
-
-def take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values (B, N) gathered at slot indices index (B, ...) (``NONE`` reads slot 0; mask it yourself)."""
-    flat = index.clamp(min=0).reshape(index.shape[0], -1)
-    return values.gather(1, flat).reshape(index.shape)
+    slot_at = order + (torch.arange(b, device=dev) * n).unsqueeze(1)  # (B, N) flat index at each position
+    slot_at = torch.cat([slot_at, torch.full_like(slot_at[:, :1], NONE)], dim=1)  # (B, N + 1)
+    position = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=dev).expand(b, n))
+    return Neighbours(
+        count=count.reshape(-1),
+        member=member.long().reshape(-1),
+        table=table.reshape(-1),
+        slot_at=slot_at.reshape(-1),
+        position=position.reshape(-1),
+        lanes=lanes,
+        slots=n,
+    )

@@ -17,14 +17,15 @@ from collections.abc import Sequence
 
 import torch
 
-from drivegpt.sim.batched.config import SPEED_LIMIT, LANE_WIDTH, SimConfig
+from drivegpt.sim.batched.config import LANE_WIDTH, SPEED_LIMIT, SimConfig
 from drivegpt.sim.batched.state import BatchState, Behavior
 
 EGO_SPEED = 25.0  # [m/s] HighwayEnv._create_vehicles
 
 
-def empty_state(config: SimConfig, batch: int, device: torch.device | str = "cpu",
-                dtype: torch.dtype = torch.float64) -> BatchState:
+def empty_state(
+    config: SimConfig, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64
+) -> BatchState:
     """A batch with every slot absent and default behaviour parameters (filled in by callers)."""
     n = config.slots
     idm = config.idm
@@ -50,13 +51,23 @@ def empty_state(config: SimConfig, batch: int, device: torch.device | str = "cpu
     return BatchState(
         config=config,
         present=false.clone(),
-        x=full(0.0), y=full(0.0), heading=full(0.0), speed=full(0.0),
-        lane=zeros_long.clone(), target_lane=zeros_long.clone(),
-        target_speed=full(0.0), timer=full(0.0),
-        crashed=false.clone(), impact=full(0.0, (batch, n, 2)), has_impact=false.clone(),
-        controlled=false.clone(), behavior=behavior,
-        ego_accel=full(0.0, (batch,)), ego_steering=full(0.0, (batch,)),
-        time=full(0.0, (batch,)), steps=torch.zeros(batch, dtype=torch.long, device=device),
+        x=full(0.0),
+        y=full(0.0),
+        heading=full(0.0),
+        speed=full(0.0),
+        lane=zeros_long.clone(),
+        target_lane=zeros_long.clone(),
+        target_speed=full(0.0),
+        timer=full(0.0),
+        crashed=false.clone(),
+        impact=full(0.0, (batch, n, 2)),
+        has_impact=false.clone(),
+        controlled=false.clone(),
+        behavior=behavior,
+        ego_accel=full(0.0, (batch,)),
+        ego_steering=full(0.0, (batch,)),
+        time=full(0.0, (batch,)),
+        steps=torch.zeros(batch, dtype=torch.long, device=device),
     )
 
 
@@ -66,8 +77,12 @@ def _draws(seed: int, config: SimConfig) -> torch.Tensor:
     return torch.rand(config.slots, 4, generator=generator, dtype=torch.float64)
 
 
-def reset(seeds: Sequence[int] | torch.Tensor, config: SimConfig, device: torch.device | str = "cpu",
-          dtype: torch.dtype = torch.float64) -> BatchState:
+def reset(
+    seeds: Sequence[int] | torch.Tensor,
+    config: SimConfig,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+) -> BatchState:
     """New episodes, one per seed (B = len(seeds)), spawned with highway-env's distribution."""
     seeds = [int(x) for x in (seeds.tolist() if torch.is_tensor(seeds) else seeds)]
     if not seeds:
@@ -96,7 +111,14 @@ def reset(seeds: Sequence[int] | torch.Tensor, config: SimConfig, device: torch.
         target_speed[:, 0] = 0.0
         controlled[:, 0] = False
     return s.replace(
-        present=torch.ones_like(s.present), x=x, y=y, speed=speed, lane=lane, target_lane=lane.clone(),
-        target_speed=target_speed, timer=timer, controlled=controlled,
+        present=torch.ones_like(s.present),
+        x=x,
+        y=y,
+        speed=speed,
+        lane=lane,
+        target_lane=lane.clone(),
+        target_speed=target_speed,
+        timer=timer,
+        controlled=controlled,
         behavior=Behavior(**{**s.behavior.__dict__, "delta": delta}),
     )

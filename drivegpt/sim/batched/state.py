@@ -7,6 +7,7 @@ slots. A state is never mutated in place by the simulator: ``step`` returns a ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -29,9 +30,6 @@ class Behavior:
     lane_change_max_braking: torch.Tensor  # (B, N) [m/s²]
     lane_change_delay: torch.Tensor  # (B, N) [s]
     enable_lane_change: torch.Tensor  # (B, N) bool
-
-    def map(self, fn) -> Behavior:  # noqa: ANN001 (fn: Tensor -> Tensor)
-        return Behavior(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,20 @@ class BatchState:
         """A copy with some fields changed (the others shared, tensors are never mutated)."""
         return replace(self, **changes)
 
-    def map(self, fn) -> BatchState:  # noqa: ANN001 (fn: Tensor -> Tensor)
-        """Apply ``fn`` to every tensor (e.g. move devices or index episodes)."""
-        out = {f.name: fn(getattr(self, f.name)) for f in fields(self) if f.name not in ("config", "behavior")}
-        return BatchState(config=self.config, behavior=self.behavior.map(fn), **out)
+    def map(self, fn: Callable[..., torch.Tensor], *others: BatchState) -> BatchState:
+        """Apply ``fn`` to every tensor (with the matching tensors of ``others`` as further arguments)."""
+        out = {
+            f.name: fn(getattr(self, f.name), *(getattr(o, f.name) for o in others))
+            for f in fields(self)
+            if f.name not in ("config", "behavior")
+        }
+        behavior = Behavior(
+            **{
+                f.name: fn(getattr(self.behavior, f.name), *(getattr(o.behavior, f.name) for o in others))
+                for f in fields(Behavior)
+            }
+        )
+        return BatchState(config=self.config, behavior=behavior, **out)
 
     def to(self, device: torch.device | str) -> BatchState:
         return self.map(lambda t: t.to(device))
@@ -90,31 +98,17 @@ class BatchState:
         """The episodes ``index`` (along the batch axis)."""
         return self.map(lambda t: t[index])
 
-    def where(self, mask: torch.Tensor, other: BatchState) -> BatchState:
-        """Episode-wise choice: ``other`` where ``mask`` (B,) is True, else ``self`` (used by auto-reset)."""
+    def put(self, index: torch.Tensor, other: BatchState) -> BatchState:
+        """A copy whose episodes ``index`` (K,) are replaced by the K episodes of ``other`` (auto-reset)."""
 
-        def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            m = mask.view(-1, *([1] * (a.dim() - 1)))
-            return torch.where(m, b, a)
+        def put(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            out = a.clone()
+            out[index] = b
+            return out
 
-        out = {
-            f.name: pick(getattr(self, f.name), getattr(other, f.name))
-            for f in fields(self)
-            if f.name not in ("config", "behavior")
-        }
-        behavior = Behavior(
-            **{f.name: pick(getattr(self.behavior, f.name), getattr(other.behavior, f.name)) for f in fields(Behavior)}
-        )
-        return BatchState(config=self.config, behavior=behavior, **out)
+        return self.map(put, other)
 
 
 def concat(states: list[BatchState]) -> BatchState:
     """Stack several batches along the batch axis (same config and slot count)."""
-    first = states[0]
-    out = {
-        f.name: torch.cat([getattr(s, f.name) for s in states])
-        for f in fields(first)
-        if f.name not in ("config", "behavior")
-    }
-    behavior = Behavior(**{f.name: torch.cat([getattr(s.behavior, f.name) for s in states]) for f in fields(Behavior)})
-    return BatchState(config=first.config, behavior=behavior, **out)
+    return states[0].map(lambda *ts: torch.cat(ts), *states[1:])

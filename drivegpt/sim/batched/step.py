@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from drivegpt.sim.batched.collision import ego_collisions
-from drivegpt.sim.batched.controller import steering_control
 from drivegpt.sim.batched.config import MAX_STEERING_ANGLE
+from drivegpt.sim.batched.controller import steering_control
 from drivegpt.sim.batched.ego import EgoAction, apply_action, ego_commands, ego_speed_range, validate_action
 from drivegpt.sim.batched.idm import IdmParams, KinTable, acceleration
 from drivegpt.sim.batched.kinematics import bicycle_step
@@ -37,11 +37,12 @@ def traffic_commands(s: BatchState) -> tuple[BatchState, torch.Tensor, torch.Ten
     steering = steering_control(s.y, s.heading, s.speed, s.target_lane).clamp(
         -MAX_STEERING_ANGLE, MAX_STEERING_ANGLE
     )  # (B, N) [rad]
-    front, _ = nb.in_lane(s.lane.reshape(-1))  # (B * N,) front vehicle on the current lane
+    every = torch.arange(bsz * n, device=s.x.device)  # (B * N,) flat index of every vehicle
+    front = nb.front(every, s.lane.reshape(-1))  # (B * N,) front vehicle on the current lane
     accel = acceleration(table.all, table.at(front), IdmParams.of(s.behavior))  # (B * N,) [m/s²]
     rows = (s.lane != s.target_lane).reshape(-1).nonzero().squeeze(1)  # (M,) changing lanes
     if rows.numel():  # also keep behind the front vehicle of the target lane
-        target_front, _ = nb.in_lane(s.target_lane.reshape(-1).index_select(0, rows), rows)
+        target_front = nb.front(rows, s.target_lane.reshape(-1).index_select(0, rows))
         acc_target = acceleration(table.at(rows), table.at(target_front), IdmParams.of(s.behavior, rows))
         accel = accel.index_copy(0, rows, torch.minimum(accel.index_select(0, rows), acc_target))
     acc_max = s.behavior.acc_max

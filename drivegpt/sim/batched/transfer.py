@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from highway_env.envs.common.action import ContinuousAction, DiscreteMetaAction
 from highway_env.envs.common.abstract import AbstractEnv
+from highway_env.envs.common.action import ContinuousAction, DiscreteMetaAction
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.controller import ControlledVehicle, MDPVehicle
 from highway_env.vehicle.kinematics import Vehicle
@@ -59,12 +59,20 @@ def _env_config(env: object, accel_kind: str = "accel") -> SimConfig:
         kind = accel_kind
     elif type(action) is DiscreteMetaAction and action.longitudinal and action.lateral:
         kind = "meta"
-    elif type(action) is ContinuousAction and action.longitudinal and action.lateral and action.clip \
-            and not action.dynamical and not action.speed_range:
+    elif (
+        type(action) is ContinuousAction
+        and action.longitudinal
+        and action.lateral
+        and action.clip
+        and not action.dynamical
+        and not action.speed_range
+    ):
         kind = "continuous"
     else:
-        raise ValueError(f"unsupported action type {type(action).__name__} (supported: AccelLaneAction, "
-                         "DiscreteMetaAction, ContinuousAction with throttle and steering)")
+        raise ValueError(
+            f"unsupported action type {type(action).__name__} (supported: AccelLaneAction, "
+            "DiscreteMetaAction, ContinuousAction with throttle and steering)"
+        )
     return make_config(ids[0], kind, env_config=u.config)
 
 
@@ -78,21 +86,29 @@ def _check_vehicle(v: Vehicle, i: int, ego_kind: str) -> None:
     if i == 0:
         expected = {"meta": MDPVehicle, "continuous": Vehicle}.get(ego_kind, AccelVehicle)
         if type(v) is not expected:
-            raise ValueError(f"the ego is a {type(v).__name__}; with {ego_kind} actions it must be {expected.__name__}")
+            raise ValueError(
+                f"the ego is a {type(v).__name__}; with {ego_kind} actions it must be {expected.__name__}"
+            )
     elif type(v) is not IDMVehicle:
         raise ValueError(f"vehicle {i} is a {type(v).__name__}: only IDMVehicle traffic can be represented")
     speeds = ego_speed_range(ego_kind) if i == 0 else (MIN_SPEED, MAX_SPEED)
     if (v.LENGTH, v.WIDTH, v.MIN_SPEED, v.MAX_SPEED) != (LENGTH, WIDTH, *speeds):
         raise ValueError(f"vehicle {i} has a non-default size or speed limit")
     if not (v.collidable and v.solid) or v.check_collisions != (i == 0):
-        raise ValueError(f"vehicle {i}: only HighwayEnvFast collision settings (ego-vs-traffic) are supported")
+        raise ValueError(
+            f"vehicle {i}: only HighwayEnvFast collision settings (ego-vs-traffic) are supported"
+        )
     route = getattr(v, "route", None)
     if route and any(r[2] is not None for r in route[:1]):
         raise ValueError(f"vehicle {i} follows a route with a fixed lane, which is not supported")
 
 
-def from_highway_env(envs: Sequence[object], device: torch.device | str = "cpu",
-                     dtype: torch.dtype = torch.float64, accel_kind: str = "accel") -> BatchState:
+def from_highway_env(
+    envs: Sequence[object],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    accel_kind: str = "accel",
+) -> BatchState:
     """Import the current state of live highway-env envs (one episode each) as a batch.
 
     Envs driven by ``AccelLaneAction`` import as ``accel`` (tokens) or, with ``accel_kind="accel_lane"``,
@@ -107,20 +123,28 @@ def from_highway_env(envs: Sequence[object], device: torch.device | str = "cpu",
     if any(c != config for c in configs):
         raise ValueError("all envs of a batch must share one configuration")
     n, bsz = config.slots, len(envs)
-    f = {k: np.zeros((bsz, n)) for k in ("x", "y", "heading", "speed", "target_speed", "timer",
-                                         "ego_accel", "ego_steering", "time")}
+    f = {
+        k: np.zeros((bsz, n))
+        for k in ("x", "y", "heading", "speed", "target_speed", "timer", "ego_accel", "ego_steering", "time")
+    }
     i64 = {k: np.zeros((bsz, n), dtype=np.int64) for k in ("lane", "target_lane", "steps")}
-    flags = {k: np.zeros((bsz, n), dtype=bool) for k in ("present", "crashed", "has_impact", "controlled",
-                                                         "enable_lane_change")}
+    flags = {
+        k: np.zeros((bsz, n), dtype=bool)
+        for k in ("present", "crashed", "has_impact", "controlled", "enable_lane_change")
+    }
     impact = np.zeros((bsz, n, 2))
-    params = {k: np.full((bsz, n), getattr(IDMVehicle, a), dtype=np.float64) for k, a in BEHAVIOR_ATTRIBUTES.items()}
+    params = {
+        k: np.full((bsz, n), getattr(IDMVehicle, a), dtype=np.float64) for k, a in BEHAVIOR_ATTRIBUTES.items()
+    }
     for b, env in enumerate(envs):
         u = env.unwrapped if hasattr(env, "unwrapped") else env
         road = u.road
         if road.objects:
             raise ValueError("road objects (obstacles, landmarks) are not supported")
         if len(u.controlled_vehicles) != 1 or not road.vehicles or road.vehicles[0] is not u.vehicle:
-            raise ValueError("the ego must be the single controlled vehicle and the first vehicle of the road")
+            raise ValueError(
+                "the ego must be the single controlled vehicle and the first vehicle of the road"
+            )
         if len(road.vehicles) > n:
             raise ValueError(f"{len(road.vehicles)} vehicles do not fit in {n} slots")
         for i, v in enumerate(road.vehicles):
@@ -132,8 +156,9 @@ def from_highway_env(envs: Sequence[object], device: torch.device | str = "cpu",
             flags["controlled"][b, i] = controlled
             flags["present"][b, i] = True
             flags["crashed"][b, i] = v.crashed
-            i64["target_lane"][b, i] = _lane_id(v.target_lane_index, f"vehicle {i} target") if controlled \
-                else i64["lane"][b, i]
+            i64["target_lane"][b, i] = (
+                _lane_id(v.target_lane_index, f"vehicle {i} target") if controlled else i64["lane"][b, i]
+            )
             f["target_speed"][b, i] = getattr(v, "target_speed", 0)
             if v.impact is not None:
                 flags["has_impact"][b, i] = True
@@ -159,9 +184,13 @@ def from_highway_env(envs: Sequence[object], device: torch.device | str = "cpu",
         **{k: t(i64[k]) for k in ("lane", "target_lane")},
         **{k: t(flags[k]) for k in ("present", "crashed", "has_impact", "controlled")},
         impact=t(impact),
-        behavior=Behavior(**{k: t(v) for k, v in params.items()}, enable_lane_change=t(flags["enable_lane_change"])),
-        ego_accel=t(f["ego_accel"][:, 0]), ego_steering=t(f["ego_steering"][:, 0]),
-        time=t(f["time"][:, 0]), steps=t(i64["steps"][:, 0]),
+        behavior=Behavior(
+            **{k: t(v) for k, v in params.items()}, enable_lane_change=t(flags["enable_lane_change"])
+        ),
+        ego_accel=t(f["ego_accel"][:, 0]),
+        ego_steering=t(f["ego_steering"][:, 0]),
+        time=t(f["time"][:, 0]),
+        steps=t(i64["steps"][:, 0]),
     )
 
 

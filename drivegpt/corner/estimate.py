@@ -1,0 +1,385 @@
+"""Failure probability under the naturalistic distribution: plain Monte Carlo or importance sampling.
+
+Everything happens in the *standard space* of the nominal distribution, ``z ~ N(0, I_d)``
+(:mod:`drivegpt.corner.naturalistic` maps it to a family's parameters), and simulations go through a
+pluggable ``simulate_batch(params (n, d), seeds (n,)) -> failed (n,) bool``:
+
+* ``mc``: ``z`` from the nominal; estimate = failures / simulations, Wilson 95% interval.
+* ``is``: a proposal ``q`` fitted by the cross-entropy method, then ``p = mean(w * failed)`` with
+  ``w = p(z) / q(z)``, a normal 95% interval from the sample variance. The pilot first draws from the
+  nominal widened by each factor of ``inflation`` in turn until ``min_elites`` failures show up (with
+  a yes/no simulator nothing else points at the failure region); a Gaussian mixture is then fitted by
+  weighted EM to the failures so far, each weighted by its likelihood ratio under the proposal that
+  drew it, and refined ``ce_refine`` times. The estimation proposal is that mixture plus a defensive
+  component, the nominal itself with weight ``defensive``: it keeps support everywhere and bounds
+  every weight by ``1 / defensive``. Only simulations from the final proposal enter the estimate
+  (i.i.d., so it is unbiased); the pilot's simulations are counted in ``sims``.
+
+Both stop after a batch once the relative half-width (95% half-width / estimate) is at most the
+target, or at ``max_sims``. Importance weights whose effective sample size over failures,
+``(sum w f)^2 / sum (w f)^2``, is below ``min_ess`` are *degenerate*: the result says so, and its
+interval is ``[0, 1]`` with no relative half-width, never a tight interval. Same seed, same result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Protocol
+
+import numpy as np
+from pydantic import Field
+
+from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import UserError
+from drivegpt.core.metrics import check_metric_names, wilson_interval
+
+Z95 = 1.959963984540054
+SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Method = Literal["mc", "is"]
+
+
+class EstimateConfig(FrozenConfig):
+    """Failure-probability estimation settings."""
+
+    method: Method = "is"
+    """mc: plain Monte Carlo from the naturalistic distribution; is: importance sampling (CE proposal)."""
+    rel_halfwidth: float = Field(0.2, gt=0)
+    """Stop once the 95% half-width / estimate is at most this."""
+    max_sims: int = Field(10_000, ge=1)
+    """Simulations at most (pilot included)."""
+    seed: int = Field(0, ge=0)
+    """Sampler seed; simulation i uses scenario seed ``seed + i``."""
+    batch: int = Field(100, ge=1)
+    """Simulations between two checks of the stopping rule."""
+    min_batches: int = Field(2, ge=1)
+    """Estimation batches before the stopping rule may stop."""
+    pilot_batch: int = Field(200, ge=1)
+    """IS: simulations per pilot stage."""
+    inflation: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    """IS: std factors of the widened nominal the pilot draws from, in turn, until failures show up."""
+    min_elites: int = Field(10, ge=1)
+    """IS: failures the pilot wants before fitting the mixture."""
+    ce_refine: int = Field(2, ge=0)
+    """IS: cross-entropy refinement stages after the first fit."""
+    components: int = Field(2, ge=1)
+    """IS: Gaussians in the fitted mixture (at most)."""
+    defensive: float = Field(0.1, gt=0, lt=1)
+    """IS: weight of the nominal in the proposal (support everywhere, weights at most 1/defensive)."""
+    widen: float = Field(2.0, ge=1)
+    """IS: fitted covariances are multiplied by this (few failures under-estimate spread: heavy weights)."""
+    reg: float = Field(0.01, gt=0)
+    """IS: added to each fitted covariance's diagonal (standard units squared)."""
+    min_ess: float = Field(30.0, gt=0)
+    """Effective sample size over failures below which weights are flagged as degenerate."""
+
+
+class Proposal(Protocol):
+    """A sampling density on the standard space."""
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
+    def logpdf(self, z: np.ndarray) -> np.ndarray: ...
+
+
+class GaussianMixture(NamedTuple):
+    """``sum_k weights[k] N(means[k], covs[k])`` on R^d."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    covs: np.ndarray  # (K, d, d)
+
+    def component_logpdf(self, z: np.ndarray) -> np.ndarray:
+        """(n, K) log density of each component (without its weight)."""
+        out = []
+        for m, c in zip(self.means, self.covs, strict=True):
+            chol = np.linalg.cholesky(c)
+            sol = np.linalg.solve(chol, (z - m).T)  # (d, n)
+            logdet = 2 * np.log(np.diag(chol)).sum()
+            out.append(-0.5 * (sol**2).sum(0) - 0.5 * logdet - 0.5 * len(m) * math.log(2 * math.pi))
+        return np.stack(out, 1)
+
+    def logpdf(self, z: np.ndarray) -> np.ndarray:
+        a = self.component_logpdf(z) + np.log(self.weights)
+        top = a.max(1, keepdims=True)
+        return (top + np.log(np.exp(a - top).sum(1, keepdims=True)))[:, 0]
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        k = rng.choice(len(self.weights), size=n, p=self.weights)
+        eps = rng.standard_normal((n, self.means.shape[1]))
+        chols = np.linalg.cholesky(self.covs)  # (K, d, d)
+        return self.means[k] + np.einsum("nij,nj->ni", chols[k], eps)
+
+
+def nominal(d: int, scale: float = 1.0) -> GaussianMixture:
+    """``N(0, scale^2 I_d)``: the naturalistic distribution in standard space (``scale`` 1)."""
+    return GaussianMixture(np.ones(1), np.zeros((1, d)), scale**2 * np.eye(d)[None])
+
+
+def with_defensive(mix: GaussianMixture, defensive: float) -> GaussianMixture:
+    """``defensive * nominal + (1 - defensive) * mix``."""
+    d = mix.means.shape[1]
+    return GaussianMixture(
+        np.concatenate([[defensive], (1 - defensive) * mix.weights]),
+        np.concatenate([np.zeros((1, d)), mix.means]),
+        np.concatenate([np.eye(d)[None], mix.covs]),
+    )
+
+
+def check_support(q: Proposal, d: int, rng: np.random.Generator, n: int = 4096) -> None:
+    """Refuse a proposal with zero density (or an invalid one) where the nominal has mass."""
+    z = np.concatenate([rng.standard_normal((n, d)), 6.0 * np.concatenate([np.eye(d), -np.eye(d)])])
+    try:
+        logq = np.asarray(q.logpdf(z), float)
+    except np.linalg.LinAlgError as err:
+        raise UserError(f"proposal refused: a covariance is not positive definite ({err})") from None
+    bad = ~np.isfinite(logq)
+    if isinstance(q, GaussianMixture) and (np.any(q.weights < 0) or abs(q.weights.sum() - 1) > 1e-9):
+        raise UserError(f"proposal refused: mixture weights {q.weights} are not a distribution")
+    if bad.any():
+        where = np.round(z[np.flatnonzero(bad)[0]], 3).tolist()
+        raise UserError(
+            f"proposal refused: no support at {bad.sum()}/{len(z)} points where the naturalistic "
+            f"distribution has mass (e.g. z={where}); the estimate would be biased"
+        )
+
+
+def fit_mixture(
+    z: np.ndarray, w: np.ndarray, k: int, reg: float, rng: np.random.Generator, iters: int = 50
+) -> GaussianMixture:
+    """Weighted EM fit of a ``k``-Gaussian mixture to points ``z`` (n, d) with weights ``w`` (n,)."""
+    n, d = z.shape
+    w = w / w.sum()
+    k = max(1, min(k, int((w > 0).sum())))
+    centres = [z[rng.choice(n, p=w)]]  # weighted farthest-point start: separate modes, separate Gaussians
+    for _ in range(1, k):
+        far = np.min([((z - c) ** 2).sum(1) for c in centres], 0) * w
+        centres.append(z[int(far.argmax())])
+    spread = np.cov(z.T, aweights=w + 1e-300, bias=True).reshape(d, d) if n > 1 else np.eye(d)
+    mix = GaussianMixture(np.full(k, 1 / k), np.stack(centres), np.stack([spread + reg * np.eye(d)] * k))
+    for _ in range(iters):
+        a = mix.component_logpdf(z) + np.log(mix.weights)
+        r = np.exp(a - a.max(1, keepdims=True))
+        r = r / r.sum(1, keepdims=True) * w[:, None]  # (n, K) weighted responsibilities
+        mass = r.sum(0)
+        keep = mass > 1e-3
+        r, mass = r[:, keep], mass[keep]
+        means = (r.T @ z) / mass[:, None]
+        covs = np.stack(
+            [
+                ((z - m).T * rk) @ (z - m) / mk + reg * np.eye(d)
+                for m, rk, mk in zip(means, r.T, mass, strict=True)
+            ]
+        )
+        mix = GaussianMixture(mass / mass.sum(), means, covs)
+    return mix
+
+
+class Estimate(NamedTuple):
+    method: str
+    failure_probability: float
+    failure_probability_ci: tuple[float, float]
+    rel_halfwidth: float | None  # None: no estimate yet (no failure) or degenerate weights
+    effective_sample_size: float
+    sims: int  # pilot included
+    pilot_sims: int
+    failures: int  # failures among the estimation simulations
+    converged: bool  # reached the target relative half-width
+    degenerate: bool
+    acceleration_factor: float | None  # IS: simulations plain MC needs for the same half-width / sims
+    history: list[tuple[int, float, float, float]]  # (sims, estimate, lo, hi) after each batch
+    proposal: dict[str, Any]
+
+    def metrics(self) -> dict[str, Any]:
+        """The registry metrics of this estimate."""
+        out = {
+            "failure_probability": self.failure_probability,
+            "failure_probability_ci": list(self.failure_probability_ci),
+            "rel_halfwidth": self.rel_halfwidth,
+            "effective_sample_size": self.effective_sample_size,
+            "sims": self.sims,
+            "acceleration_factor": self.acceleration_factor,
+        }
+        check_metric_names(out)
+        return out
+
+
+def summarise(wf: np.ndarray, method: str, min_ess: float) -> dict[str, Any]:
+    """Estimate, 95% interval, relative half-width and ESS of the per-simulation terms ``w * failed``."""
+    n, p = len(wf), float(wf.mean()) if len(wf) else 0.0
+    pos = wf[wf > 0]
+    ess = float(pos.sum() ** 2 / (pos**2).sum()) if len(pos) else 0.0
+    se = float(wf.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    rel = Z95 * se / p if p > 0 and math.isfinite(se) else None
+    if method == "mc":
+        return {"p": p, "ci": wilson_interval(len(pos), n), "rel": rel, "ess": ess, "degenerate": False}
+    if ess < min_ess or rel is None:
+        return {"p": p, "ci": (0.0, 1.0), "rel": None, "ess": ess, "degenerate": True}
+    return {"p": p, "ci": (max(0.0, p - Z95 * se), p + Z95 * se), "rel": rel, "ess": ess, "degenerate": False}
+
+
+def estimate_probability(
+    simulate_batch: SimulateBatch,
+    dim: int,
+    cfg: EstimateConfig,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    proposal: Proposal | None = None,
+) -> Estimate:
+    """P(failure) for ``z ~ N(0, I_dim)``; ``simulate_batch`` sees ``transform(z)`` (default: ``z``).
+
+    ``proposal`` fixes the IS proposal (no pilot); it is refused when it lacks support.
+    """
+    rng = np.random.default_rng([cfg.seed, dim])
+    sims = 0
+
+    def run(z: np.ndarray) -> np.ndarray:
+        nonlocal sims
+        seeds = cfg.seed + sims + np.arange(len(z))
+        sims += len(z)
+        params = transform(z) if transform is not None else z
+        return np.asarray(simulate_batch(params, seeds), bool).reshape(len(z))
+
+    p0 = nominal(dim)
+    if cfg.method == "mc":
+        q: Proposal = p0
+    elif proposal is not None:
+        check_support(proposal, dim, rng)
+        q = proposal
+    else:
+        q = pilot(run, dim, cfg, rng, lambda: sims)
+    pilot_sims, wf, history = sims, np.zeros(0), []
+    s: dict[str, Any] = {}
+    batches = 0
+    while sims < cfg.max_sims:
+        z = q.sample(rng, min(cfg.batch, cfg.max_sims - sims))
+        failed = run(z)
+        w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
+        wf, batches = np.concatenate([wf, w * failed]), batches + 1
+        s = summarise(wf, cfg.method, cfg.min_ess)
+        history.append((sims, s["p"], *s["ci"]))
+        if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
+            break
+    if not s:  # the pilot spent the budget
+        s = summarise(np.zeros(0), cfg.method, cfg.min_ess)
+    accel = None
+    if cfg.method == "is" and s["rel"] is not None and 0 < s["p"] < 1:
+        accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
+    converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
+    return Estimate(
+        cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),
+        converged, s["degenerate"], accel, history, describe(q),
+    )  # fmt: skip
+
+
+def pilot(
+    run: Callable[[np.ndarray], np.ndarray],
+    dim: int,
+    cfg: EstimateConfig,
+    rng: np.random.Generator,
+    used: Callable[[], int],
+) -> GaussianMixture:
+    """Cross-entropy pilot: widened nominals until failures show, then weighted-EM mixture fits."""
+    p0 = nominal(dim)
+    zs, logw, fails = [], [], []  # every pilot simulation with log p/q under the proposal that drew it
+
+    def stage(q: GaussianMixture) -> None:
+        n = min(cfg.pilot_batch, cfg.max_sims - used())
+        if n <= 0:
+            return
+        z = q.sample(rng, n)
+        fails.append(run(z))
+        zs.append(z)
+        logw.append(p0.logpdf(z) - q.logpdf(z))
+
+    for scale in cfg.inflation:
+        if sum(int(f.sum()) for f in fails) >= cfg.min_elites:
+            break
+        stage(nominal(dim, scale))
+    mix = None
+    for r in range(cfg.ce_refine + 1):
+        f = np.concatenate(fails) if fails else np.zeros(0, bool)
+        if not f.any():
+            break  # no failure seen: the estimate draws from the nominal (and says so)
+        lw = np.concatenate(logw)[f]
+        mix = fit_mixture(np.concatenate(zs)[f], np.exp(lw - lw.max()), cfg.components, cfg.reg, rng)
+        floor = np.maximum(mix.weights, 0.5 / len(mix.weights))  # a mode seen in few pilot failures can
+        mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)  # be heavier than it
+        if r < cfg.ce_refine:
+            stage(with_defensive(mix, cfg.defensive))
+    return with_defensive(mix, cfg.defensive) if mix is not None else p0
+
+
+def describe(q: Proposal) -> dict[str, Any]:
+    """JSON-able description of a proposal."""
+    if isinstance(q, GaussianMixture):
+        return {
+            "kind": "gaussian_mixture",
+            "weights": q.weights.round(4).tolist(),
+            "means": q.means.round(3).tolist(),
+        }
+    return {"kind": type(q).__name__}
+
+
+def family_simulator(
+    family: str, policy: str, names: list[str], action: str, workers: int | None = None, progress: bool = True
+) -> SimulateBatch:
+    """``simulate_batch`` of a scenario family: one :func:`~drivegpt.corner.suite.simulate` per row."""
+    from drivegpt.corner.suite import ScenarioJob, family_env_id, simulate
+    from drivegpt.sim.rollout import parallel_map
+
+    env_id = family_env_id(family)
+
+    def simulate_batch(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        jobs = [
+            ScenarioJob(
+                policy, env_id, action, int(s), {k: float(v) for k, v in zip(names, row, strict=True)}
+            )
+            for row, s in zip(params, seeds, strict=True)
+        ]
+        outs = parallel_map(simulate, jobs, workers, "local", f"{family} {len(jobs)} sims", progress)
+        return np.array([o.failed for o in outs], bool)
+
+    return simulate_batch
+
+
+def estimate(
+    family: str,
+    policy: str,
+    method: Method = "is",
+    rel_halfwidth: float = 0.2,
+    max_sims: int = 2000,
+    seed: int = 0,
+    cfg: EstimateConfig | None = None,
+    naturalistic: str | Path | None = None,
+    action: str = "accel",
+    workers: int | None = None,
+    progress: bool = True,
+) -> Estimate:
+    """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped)."""
+    from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
+
+    over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
+    cfg = (cfg or EstimateConfig()).model_copy(update=over)
+    cfg = EstimateConfig(**cfg.to_dict())  # validate the overrides
+    dist = family_distribution(family, load_naturalistic(naturalistic))
+    sim = family_simulator(family, policy, dist.names, action, workers, progress)
+    return estimate_probability(sim, dist.dim, cfg, dist.to_params)
+
+
+def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
+    """Estimate and 95% interval against simulations (log scale), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = np.array(est.history, float).reshape(-1, 4)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if len(h):
+        ax.fill_between(h[:, 0], np.maximum(h[:, 2], 1e-12), h[:, 3], alpha=0.3, label="95% interval")
+        ax.plot(h[:, 0], np.maximum(h[:, 1], 1e-12), "o-", ms=3, label="estimate")
+    ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

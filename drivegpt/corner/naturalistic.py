@@ -1,0 +1,319 @@
+"""Naturalistic parameter distributions: how often each corner-case parameter occurs on real roads.
+
+A family's search box is where failures are common; this module says how likely each point of it is
+in ordinary driving. Each parameter gets an independent normal (``normal``) or log-normal
+(``lognormal``: a normal of ``log x``) truncated to the family's box, so an estimate under it is a
+failure probability *given that the scenario happens*. Where the project's human-driving logs show a
+parameter it is fitted from them (moments of the per-step statistics below, highway episodes); where
+they do not, the marginal is a documented prior. Which one each parameter uses, per family:
+
+* ``ego_speed`` (every family but stop-and-go), ``high_speed`` (stop-and-go),
+  ``oncoming_speed`` (oncoming overtake): fitted, normal, ego speed at every logged step
+  (oncoming traffic is assumed to drive like the ego's).
+* ``lead_gap`` (stalled car), ``gap`` (hard-braking lead), ``ego_gap`` (stop-and-go),
+  ``slow_distance`` (oncoming overtake): fitted, log-normal, centre-to-centre distance to the nearest
+  car ahead in the ego's lane (from the Kinematics observation).
+* ``speed_difference`` (side-swipe: side car minus ego): fitted, normal, speed of cars in an adjacent
+  lane within 20 m of the ego minus the ego's; ``speed_difference`` (cut-in: ego minus cutting car):
+  the same statistic negated.
+* ``traffic_spacing`` (slower lead): fitted, log-normal, distance between consecutive observed cars
+  of one lane.
+* every other parameter: a prior, listed in :data:`PRIORS` with its reason (``source`` in the JSON).
+
+The model is stored as JSON (``drivegpt-naturalistic`` v1, no pickle) with the command that fitted
+it; ``drivegpt/suites/naturalistic.json`` is the shipped default. Estimation works in the *standard
+space* of a family: ``z ~ N(0, I_d)`` maps to parameters through each marginal's truncated inverse
+CDF (:meth:`FamilyDistribution.to_params`), so the naturalistic distribution is exactly ``N(0, I)``
+there and proposals are plain Gaussian mixtures with full support.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from drivegpt.core.atomic import write_json
+from drivegpt.core.config import FrozenConfig, config_from_dict
+from drivegpt.core.errors import MissingInputError, UserError
+from drivegpt.core.resources import SUITES
+
+FORMAT = "drivegpt-naturalistic"
+VERSION = 1
+DEFAULT_PATH = SUITES / "naturalistic.json"  #: the shipped default model
+LANE_HALF_WIDTH = 2.0  #: [m] a car within this lateral distance of the ego is in the ego's lane
+X_SCALE, VX_SCALE = 200.0, 80.0  #: [m], [m/s] Kinematics normalisation (highway-env: 5 and 2 x 40 m/s)
+HIGHWAY_ENVS = ("drivegpt/Highway-v0", "drivegpt/HighwayDense-v0")  #: episodes the statistics read
+
+Kind = Literal["normal", "lognormal"]
+
+
+class Marginal(FrozenConfig):
+    """One parameter's naturalistic distribution: a normal of ``x`` (or of ``log x``) truncated to the box."""
+
+    kind: Kind
+    """normal: ``x ~ N(mu, sigma)``; lognormal: ``log x ~ N(mu, sigma)``; both truncated to [low, high]."""
+    mu: float
+    """Mean of the underlying normal (of ``x``, or of ``log x``)."""
+    sigma: float = Field(gt=0)
+    """Standard deviation of the underlying normal."""
+    low: float
+    """The family's lower bound (the unit of the family's parameter)."""
+    high: float
+    """The family's upper bound."""
+    source: str
+    """Where it comes from: ``logs: <statistic> (n=...)`` or ``prior: <reason>``."""
+
+    def _bounds(self) -> tuple[float, float]:
+        """Truncation bounds in standard units of the underlying normal."""
+        f = math.log if self.kind == "lognormal" else float
+        return (f(self.low) - self.mu) / self.sigma, (f(self.high) - self.mu) / self.sigma
+
+    @property
+    def box_mass(self) -> float:
+        """Probability that the untruncated distribution falls inside the family's box."""
+        a, b = self._bounds()
+        return _ndtr(-a) - _ndtr(-b) if a > 0 else _ndtr(b) - _ndtr(a)
+
+    def from_standard(self, z: np.ndarray) -> np.ndarray:
+        """Parameter values at standard-normal ``z`` (quantile transform onto the truncated marginal)."""
+        a, b = self._bounds()
+        u = _ndtr_v(z)
+        if a > 0:  # both bounds in the upper tail: work with the mirrored lower tail (precision)
+            t = -_ndtri_v(_ndtr(-a) - u * (_ndtr(-a) - _ndtr(-b)))
+        else:
+            t = _ndtri_v(_ndtr(a) + u * (_ndtr(b) - _ndtr(a)))
+        x = self.mu + self.sigma * np.clip(t, a, b)
+        return np.clip(np.exp(x) if self.kind == "lognormal" else x, self.low, self.high)
+
+
+class NaturalisticModel(FrozenConfig):
+    """``naturalistic.json``: every family's marginals and how they were made."""
+
+    format: Literal["drivegpt-naturalistic"] = FORMAT
+    """File format name."""
+    version: Literal[1] = VERSION
+    """File format version."""
+    created_by: str
+    """The command that fitted it."""
+    logs: dict[str, Any] = {}
+    """The log dataset the fitted marginals read: path, episodes, steps used."""
+    families: dict[str, dict[str, Marginal]]
+    """family -> parameter -> marginal, in the family's ``PARAMS`` order."""
+
+
+class FamilyDistribution:
+    """The naturalistic distribution of one family, as a map from standard space to parameters."""
+
+    def __init__(self, family: str, marginals: dict[str, Marginal]):
+        self.family, self.marginals = family, marginals
+        self.names = list(marginals)
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def to_params(self, z: np.ndarray) -> np.ndarray:
+        """(n, d) standard-normal points -> (n, d) parameter values in ``names`` order."""
+        z = np.atleast_2d(z)
+        return np.stack([m.from_standard(z[:, i]) for i, m in enumerate(self.marginals.values())], 1)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """(n, d) parameter values drawn from the naturalistic distribution."""
+        return self.to_params(rng.standard_normal((n, self.dim)))
+
+
+#: family -> parameter -> (kind, centre, sigma, reason). ``centre`` is the mean (normal) or the median
+#: (lognormal; ``sigma`` is then the std of ``log x``). Chosen, not fitted: the logs never show them.
+PRIORS: dict[str, dict[str, tuple[Kind, float, float, str]]] = {
+    "stalled_car": {
+        "stall_distance": ("normal", 185.0, 60.0, "broad: where a stalled car sits is unrelated to traffic"),
+        "reveal_distance": ("lognormal", 60.0, 0.35, "leads mostly swerve early; late reveals are rare"),
+    },
+    "hard_braking_lead": {
+        "brake_time": ("normal", 3.5, 1.5, "broad: when the lead brakes is unrelated to the ego"),
+        "deceleration": ("lognormal", 2.5, 0.4, "braking above ~0.6 g is rare in ordinary driving"),
+    },
+    "slower_lead": {
+        "lead_speed": ("normal", 13.0, 4.0, "slow vehicles mostly crawl; stopped ones are rare"),
+        "distance": ("lognormal", 90.0, 0.3, "a slow car is usually seen from far away"),
+    },
+    "cut_in": {
+        "cut_in_gap": ("lognormal", 25.0, 0.35, "cutting drivers mostly leave about a second of headway"),
+    },
+    "side_swipe": {
+        "offset": ("normal", 1.0, 8.0, "broad: the side car may be anywhere beside the ego"),
+        "swerve_time": ("normal", 4.0, 1.5, "broad: when the side car moves is unrelated to the ego"),
+    },
+    "aggressive_merge": {
+        "merger_speed": ("normal", 22.0, 4.0, "mergers mostly match traffic speed"),
+        "arrival_offset": ("normal", 10.0, 12.0, "mergers mostly aim for a gap ahead of the ego"),
+    },
+    "stop_and_go": {
+        "low_speed": ("normal", 6.0, 3.0, "waves mostly slow down rather than stop"),
+        "period": ("normal", 9.0, 2.5, "broad over the family's range"),
+        "leader_deceleration": ("lognormal", 3.0, 0.35, "braking above ~0.6 g is rare"),
+        "platoon_size": ("normal", 2.0, 1.5, "broad over the family's range"),
+    },
+    "adversarial_vehicle": {
+        "speed_difference": ("normal", 3.0, 2.0, "an overtaking car is mostly a few m/s faster"),
+        "cut_in_gap": ("lognormal", 15.0, 0.4, "tight cut-ins are rare"),
+        "brake_delay": ("normal", 1.5, 0.6, "brake-checks right after cutting in are rare"),
+        "deceleration": ("lognormal", 2.5, 0.4, "braking above ~0.6 g is rare"),
+        "speed_drop": ("normal", 10.0, 4.0, "most slow-downs shed little speed"),
+    },
+    "oncoming_overtake": {
+        "slow_speed": ("normal", 15.0, 3.0, "slow vehicles mostly drive 12-18 m/s"),
+        "oncoming_distance": ("normal", 300.0, 100.0, "oncoming cars mostly appear far away"),
+    },
+}
+
+#: family -> parameter -> (statistic of the logs, sign). Every parameter not here has a prior.
+FITTED: dict[str, dict[str, tuple[str, float]]] = {
+    "stalled_car": {"ego_speed": ("ego_speed", 1), "lead_gap": ("lead_gap", 1)},
+    "hard_braking_lead": {"ego_speed": ("ego_speed", 1), "gap": ("lead_gap", 1)},
+    "slower_lead": {"ego_speed": ("ego_speed", 1), "traffic_spacing": ("lane_spacing", 1)},
+    "cut_in": {"ego_speed": ("ego_speed", 1), "speed_difference": ("side_speed_difference", -1)},
+    "side_swipe": {"ego_speed": ("ego_speed", 1), "speed_difference": ("side_speed_difference", 1)},
+    "aggressive_merge": {"ego_speed": ("ego_speed", 1)},
+    "stop_and_go": {"high_speed": ("ego_speed", 1), "ego_gap": ("lead_gap", 1)},
+    "adversarial_vehicle": {"ego_speed": ("ego_speed", 1)},
+    "oncoming_overtake": {
+        "ego_speed": ("ego_speed", 1),
+        "slow_distance": ("lead_gap", 1),
+        "oncoming_speed": ("ego_speed", 1),
+    },
+}
+LOG_NORMAL_STATISTICS = ("lead_gap", "lane_spacing")  #: positive statistics fitted in log space
+
+
+def log_statistics(logs: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-step statistics of the highway episodes of a log dataset, and what was read."""
+    from drivegpt.data.logs import load_logs
+
+    ds = load_logs(logs)
+    stats: dict[str, list[float]] = {k: [] for k in ("ego_speed", "lead_gap", "side_speed_difference")}
+    stats["lane_spacing"] = []
+    episodes = steps = 0
+    for ep in ds.episodes():
+        if ep.env_id not in HIGHWAY_ENVS:
+            continue
+        lanes = int((ep.meta.get("env_config") or {}).get("lanes_count", 3))
+        y_scale = 4.0 * lanes  # highway-env: y normalised by lane width x lanes of the road
+        episodes, steps = episodes + 1, steps + len(ep.observations)
+        stats["ego_speed"] += ep.states["speed"].tolist()
+        for obs in ep.observations:  # (V, F): presence, x, y, vx, vy, cos_h, sin_h; row 0 the ego
+            rows = obs[1:][obs[1:, 0] > 0.5]
+            dx, dy, dvx = rows[:, 1] * X_SCALE, rows[:, 2] * y_scale, rows[:, 3] * VX_SCALE
+            ahead = (np.abs(dy) < LANE_HALF_WIDTH) & (dx > 0) & (dx < X_SCALE)
+            if ahead.any():
+                stats["lead_gap"].append(float(dx[ahead].min()))
+            side = (np.abs(dy) > LANE_HALF_WIDTH) & (np.abs(dy) < 3 * LANE_HALF_WIDTH) & (np.abs(dx) < 20)
+            stats["side_speed_difference"] += dvx[side].tolist()
+            lane_of = np.round(dy / (2 * LANE_HALF_WIDTH))
+            for lane in np.unique(lane_of):
+                xs = np.sort(dx[lane_of == lane])
+                stats["lane_spacing"] += np.diff(xs).tolist()
+    info = {"path": str(logs), "episodes": episodes, "steps": steps}
+    if not episodes:
+        raise UserError(f"{logs}: no episode of {', '.join(HIGHWAY_ENVS)} to fit from; collect some")
+    return {k: np.asarray(v, float) for k, v in stats.items()}, info
+
+
+def fit_naturalistic(logs: str | Path, command: str) -> NaturalisticModel:
+    """Fit every family's marginals: moments of the log statistics where they apply, priors elsewhere."""
+    from drivegpt_envs.families import FAMILIES, family_class
+
+    stats, info = log_statistics(logs)
+    families: dict[str, dict[str, Marginal]] = {}
+    for family in FAMILIES:
+        out = {}
+        for name, spec in family_class(family).PARAMS.items():
+            fitted = FITTED.get(family, {}).get(name)
+            if fitted is not None:
+                key, sign = fitted
+                x = sign * stats[key][stats[key] > 0] if key in LOG_NORMAL_STATISTICS else sign * stats[key]
+                if len(x) < 20:
+                    raise UserError(f"{logs}: only {len(x)} samples of {key}; collect more episodes")
+                kind: Kind = "lognormal" if key in LOG_NORMAL_STATISTICS else "normal"
+                v = np.log(x) if kind == "lognormal" else x
+                sigma = max(float(v.std()), 1e-3)
+                source = f"logs: {'-' if sign < 0 else ''}{key} (n={len(x)})"
+                out[name] = Marginal(kind=kind, mu=float(v.mean()), sigma=sigma, **_box(spec), source=source)
+            else:
+                kind, centre, sigma, why = PRIORS[family][name]
+                mu = math.log(centre) if kind == "lognormal" else centre
+                out[name] = Marginal(kind=kind, mu=mu, sigma=sigma, **_box(spec), source=f"prior: {why}")
+        families[family] = out
+    return NaturalisticModel(created_by=command, logs=info, families=families)
+
+
+def _box(spec: Any) -> dict[str, float]:
+    return {"low": float(spec.low), "high": float(spec.high)}
+
+
+def save_naturalistic(model: NaturalisticModel, out: str | Path) -> Path:
+    """Write the model as JSON (atomically), with each marginal's box mass for the reader."""
+    data = model.to_dict()
+    for family, marginals in model.families.items():
+        for name, m in marginals.items():
+            data["families"][family][name]["box_mass"] = round(m.box_mass, 6)
+    write_json(out, data)
+    return Path(out)
+
+
+def load_naturalistic(path: str | Path | None = None) -> NaturalisticModel:
+    """A naturalistic model file (default: the shipped one); a bad file is a :class:`UserError`."""
+    import json
+
+    path = Path(path) if path is not None else DEFAULT_PATH
+    if not path.is_file():
+        raise MissingInputError(
+            f"{path}: no such file; fit one with `drivegpt corner-cases fit-naturalistic`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not JSON ({err}); fit it again with `fit-naturalistic`") from None
+    for marginals in (data.get("families") or {}).values():
+        for m in marginals.values():
+            m.pop("box_mass", None)  # derived, written for the reader only
+    return config_from_dict(NaturalisticModel, data, str(path))
+
+
+def family_distribution(family: str, model: NaturalisticModel | None = None) -> FamilyDistribution:
+    """The naturalistic distribution of ``family``; its parameters must match the family's box."""
+    from drivegpt_envs.families import family_class
+
+    model = model or load_naturalistic()
+    specs = family_class(family).PARAMS
+    marginals = model.families.get(family)
+    if marginals is None or list(marginals) != list(specs):
+        raise UserError(f"naturalistic model has no (or stale) entry for {family!r}; fit it again")
+    for name, m in marginals.items():
+        if (m.low, m.high) != (specs[name].low, specs[name].high):
+            raise UserError(
+                f"naturalistic model: {family}.{name} box differs from the family's; fit it again"
+            )
+    return FamilyDistribution(family, dict(marginals))
+
+
+_NORMAL = NormalDist()
+
+
+def _ndtr(z: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def _ndtri(u: float) -> float:
+    """Standard normal quantile (clipped away from 0 and 1)."""
+    return _NORMAL.inv_cdf(min(max(u, 1e-300), 1.0 - 1e-16))
+
+
+_ndtr_v = np.vectorize(_ndtr, otypes=[float])
+_ndtri_v = np.vectorize(_ndtri, otypes=[float])
