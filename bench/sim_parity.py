@@ -105,11 +105,17 @@ def main() -> None:
         t0 = time.perf_counter()
         imported, actions, after = collect(kind, args.env, args.states, args.horizon, args.seed)
         changing = sum(int((s.lane != s.target_lane)[0, 1:].sum()) for s in imported)
-        crashed = sum(int(s.crashed[0, 0]) for s in imported)
+        aborted = sum(  # highway-env aborted a lane change: the target went back to the unchanged lane
+            int(before.lane[0, i] != before.target_lane[0, i] and veh[3] == veh[4] == int(before.lane[0, i]))
+            for before, (vehicles, *_) in zip(imported, after, strict=True)
+            for i, veh in enumerate(vehicles)
+            if i > 0
+        )
+        crashes = sum(int(te) for (_, _, _, te, _) in after)
         result = compare(kind, imported, actions, after)
         print(
             f"\n[{kind}] states {len(imported)}, traffic lane changes under way {changing}, "
-            f"ego crashed in {crashed} ({time.perf_counter() - t0:.0f} s)"
+            f"aborted {aborted}, ego crashes during the step {crashes} ({time.perf_counter() - t0:.0f} s)"
         )
         for name, value in result.items():
             unit = {"x": "m", "y": "m", "heading": "rad", "speed": "m/s"}.get(name, "")

@@ -135,6 +135,19 @@ def main() -> None:
             flush=True,
         )
     print(f"\nbest: {best:.0f} policy steps per CPU-second = {best / he_cpu:.0f}x highway-env")
+    b = max(args.batches)
+    state32 = reset(range(b), config, dtype=torch.float32)
+    holder32 = [state32]
+    action32 = torch.full((b,), CONSTANT_ACTION[args.action])
+
+    def run32() -> None:
+        holder32[0] = policy_step(holder32[0], action32)
+
+    cpu32 = timed(run32, args.seconds)[0]
+    print(
+        f"aside, float32 (no parity claim) at B={b}: {b / cpu32:.0f} policy steps per CPU-second "
+        f"= {b / cpu32 / he_cpu:.0f}x highway-env"
+    )
     probe = reset(range(256), config)
     print(
         f"state memory: {state_bytes(probe) / 256:.0f} B per episode, "

@@ -48,10 +48,11 @@ def test_cli_train_writes_run_and_drives(ppo_run, tmp_path):
     assert "drivegpt baseline train" in json.loads((ppo_run / "run.json").read_text())["command"]
     assert json.loads((ppo_run / "train.json").read_text())["steps"] == 64
     assert (ppo_run / "progress.csv").read_text().startswith(("rollout", "time", "train"))
-    assert policy_action_kind(f"sb3-ppo:{ppo_run}") == "meta"
-    env = make_env("drivegpt/Highway-v0", "meta")
+    trained = load_config(BaselineConfig, "configs/baselines/tiny-ppo.yaml")
+    assert policy_action_kind(f"sb3-ppo:{ppo_run}") == trained.action  # the language it was trained in
+    env = make_env(trained.env_id, trained.action)
     ep = run_episode(env, load_policy(f"sb3-ppo:{ppo_run}"), seed=1_000_000)
-    assert len(ep.actions) >= 1 and set(ep.actions.tolist()) <= set(range(5))
+    assert len(ep.actions) >= 1 and all(env.action_space.contains(a) for a in ep.actions.tolist())
     with pytest.raises(CheckpointError, match="sb3-ppo"):
         policy_action_kind(f"sb3-dqn:{ppo_run}")  # wrong algo prefix caught from the JSON alone
 
@@ -82,7 +83,8 @@ def test_dqn_round_trip_and_resume(tmp_path):
     figures = train_baseline(more, tmp_path / "dqn", resume=True, progress=False)
     assert figures["steps"] == 56  # continued from 40, not restarted
     policy, meta = load_exported_policy(tmp_path / "dqn", "dqn")
-    assert meta["steps"] == 56 and meta["action_space"] == {"type": "Discrete", "n": 5}
+    env = make_env(cfg.env_id, cfg.action, dict(cfg.env_config))
+    assert meta["steps"] == 56 and meta["action_space"] == space_to_json(env.action_space)
     model = DQN.load(tmp_path / "dqn" / "checkpoint" / "model.zip", device="cpu")
     obs = _observations(20)
     want, _ = model.predict(obs, deterministic=True)
@@ -119,8 +121,8 @@ def test_shipped_configs_build_the_models_they_describe() -> None:
         if "train_freq" in hp:  # SB3 wraps it: TrainFreq(frequency, unit)
             assert model.train_freq.frequency == hp.pop("train_freq"), path
         assert {k: getattr(model, k) for k in hp} == hp, path  # every hyperparameter reaches SB3
-        if cfg.algo == "dqn":
-            assert _widths(model.q_net.q_net) == [*arch, 5], path
+        if cfg.algo == "dqn":  # hidden layers, then one Q-value per action
+            assert _widths(model.q_net.q_net) == [*arch, env.action_space.n], path
         else:
             assert _widths(model.policy.mlp_extractor.policy_net) == arch["pi"], path
             assert _widths(model.policy.mlp_extractor.value_net) == arch["vf"], path

@@ -48,8 +48,8 @@ def test_exact_poisson_reference_matches_the_published_table() -> None:
 
 def test_poisson_interval_against_the_exact_interval() -> None:
     assert poisson_interval(0) == pytest.approx((0.0, 3.689), abs=1e-3)  # exact: -ln 0.025 events
-    assert poisson_interval(10) == pytest.approx((4.795, 18.390), rel=0.01)  # Byar: (4.787, 18.391)
-    for n in (5, 6, 8, 10, 20, 50, 100, 1000):  # Byar's approximation within 1% of Garwood's bounds
+    assert poisson_interval(10) == pytest.approx((4.795, 18.390), rel=0.01)  # exact (Garwood)
+    for n in (5, 6, 8, 10, 20, 50, 100, 1000):  # exact to 200 events, Byar above: within 1% of Garwood
         (lo, hi), (elo, ehi) = poisson_interval(n), garwood(n)
         assert lo == pytest.approx(elo, rel=0.01) and hi == pytest.approx(ehi, rel=0.01), n
     for n in range(1, 5):  # the upper bound is within 1% from one event on
@@ -60,7 +60,6 @@ def test_poisson_interval_against_the_exact_interval() -> None:
     assert m["takeovers_per_100km_ci"] == pytest.approx([2 * 4.795, 2 * 18.390], rel=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="Byar's lower bound is 48% low at one event (0.0131 vs 0.0253)")
 def test_poisson_lower_bound_is_within_one_percent_for_small_counts() -> None:
     for n in range(1, 5):
         assert poisson_interval(n)[0] == pytest.approx(garwood(n)[0], rel=0.01), n

@@ -83,7 +83,7 @@ def test_the_bootstrap_value_reads_the_final_observation_after_the_episode() -> 
     assert (crashed.truncated, truncated.truncated, taken_over.truncated) == (False, True, False)
     rollouts = [crashed, truncated, taken_over]
     w = final_windows(rollouts, meta, K)
-    assert w is not None and w.obs.shape == (1, K, 10, 7)  # one window: the truncated rollout's s_{T+1}
+    assert w is not None and w.obs.shape == (1, K, 10, 7)  # one window: the truncated rollout's s_T
     _, norm = tokenizer_from_json(meta["tokenizer"])
     seen = norm(np.concatenate([truncated.obs, truncated.final_obs[None]]))  # s_0..s_2 then s_3
     torch.testing.assert_close(w.obs[0, -4:], torch.from_numpy(seen))
@@ -236,7 +236,7 @@ def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation() ->
     assert not (short.taken_over or short.crashed) and short.truncated and len(short.actions) == 3
     np.testing.assert_array_equal(short.obs, longer.obs[:3])  # same seed, same first steps
     assert short.final_obs is not None
-    np.testing.assert_array_equal(short.final_obs, longer.obs[3])  # s_{T+1}: where the policy drives on
+    np.testing.assert_array_equal(short.final_obs, longer.obs[3])  # s_T: where the policy drives on from
 
 
 @pytest.fixture(scope="module")

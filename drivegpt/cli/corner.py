@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
     corner.command("search")(friendly_errors(search))
     corner.command("replay")(friendly_errors(replay))
     corner.command("info")(friendly_errors(info))
+    corner.command("fit-naturalistic")(friendly_errors(fit_naturalistic))
+    corner.command("estimate")(friendly_errors(estimate))
     app.command("bench")(friendly_errors(bench))
 
 
@@ -180,3 +182,52 @@ def bench(
         )
     n = len(scenarios)
     typer.echo(f"{n} scenarios x {len(cfg.policies)} policies in {time.time() - t0:.1f} s -> {out}")
+
+
+def fit_naturalistic(
+    ctx: typer.Context,
+    logs: Path = typer.Option(..., help="Human-driving log dataset (`drivegpt collect`)."),
+    out: Path = typer.Option(..., help="Naturalistic model JSON to write."),
+) -> None:
+    """Fit each family's naturalistic parameter distribution from human logs (priors elsewhere)."""
+    from drivegpt.corner.naturalistic import fit_naturalistic as fit
+    from drivegpt.corner.naturalistic import save_naturalistic
+
+    model = fit(logs, command_line(ctx))
+    save_naturalistic(model, out)
+    steps = model.logs["steps"]
+    typer.echo(f"wrote {len(model.families)} families fitted from {steps} logged steps to {out}")
+
+
+def estimate(
+    ctx: typer.Context,
+    family: str = typer.Option(..., help="Scenario family."),
+    policy: str = typer.Option("human", help="Policy spec under test."),
+    method: str = typer.Option("is", help="mc (plain Monte Carlo) | is (importance sampling)."),
+    rel_halfwidth: float = typer.Option(0.2, help="Stop at this 95% half-width / estimate."),
+    max_sims: int = typer.Option(2000, help="Simulations at most."),
+    seed: int = typer.Option(0, help="Sampler seed; simulation i uses scenario seed SEED + i."),
+    naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
+    action: ActionOpt = None,
+    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
+) -> None:
+    """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
+    from typing import cast
+
+    from drivegpt.corner.estimate import Method, write_estimate
+    from drivegpt.corner.estimate import estimate as run_estimate
+    from drivegpt.corner.suite import family_env_id
+    from drivegpt.policies.registry import policy_action_kind
+
+    family_env_id(family)  # fail fast on an unknown name
+    kind = policy_action_kind(policy, action or DEFAULT_ACTION)
+    t0 = time.time()
+    m = cast(Method, method)
+    est = run_estimate(family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers)
+    run = {"command": command_line(ctx), "family": family, "policy": policy, "seconds": time.time() - t0}
+    write_estimate(est, out, run)
+    lo, hi = est.failure_probability_ci
+    flag = " (degenerate weights: no interval)" if est.degenerate else ""
+    p = est.failure_probability
+    typer.echo(f"{family} {policy} {method}: P(failure) {p:.3g} [{lo:.3g}, {hi:.3g}]{flag}, {est.sims} sims")

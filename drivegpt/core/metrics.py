@@ -41,9 +41,16 @@ METRICS: dict[str, str] = {
     "replays": "replays run",
     "failure_rate": "fraction of simulations that failed",
     "sims_to_first_failure": "simulations until the first failure",
-    "acceleration_factor": "search failure rate / random failure rate at the same budget",
+    "acceleration_factor": (
+        "search failure rate / random failure rate at the same budget; of an estimate: simulations plain"
+        " Monte Carlo needs for its relative half-width / simulations it used"
+    ),
     "clusters": "distinct failure clusters",
     "sims": "simulations run",
+    "failure_probability": "estimated P(failure) of a family under its naturalistic parameter distribution",
+    "failure_probability_ci": "95% interval [lo, hi] of failure_probability ([0, 1]: degenerate weights)",
+    "rel_halfwidth": "95% half-width / failure_probability (null when not estimable)",
+    "effective_sample_size": "(sum w f)^2 / sum (w f)^2 over simulations (w: likelihood ratio, f: failed)",
 }
 
 
@@ -67,16 +74,40 @@ def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tup
     return (lo, hi)
 
 
-def poisson_interval(count: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95% interval of a Poisson mean from one ``count`` (Byar's approximation; exact enough for n ≥ 1).
+def _poisson_cdf(k: int, mu: float) -> float:
+    """P(X <= k) for X ~ Poisson(mu), summed in log space."""
+    if mu <= 0:
+        return 1.0
+    return math.fsum(math.exp(i * math.log(mu) - mu - math.lgamma(i + 1)) for i in range(k + 1))
 
-    Divide by the exposure (e.g. km / 100) for an interval of a rate such as takeovers per 100 km.
+
+def _bisect(f: Any, lo: float, hi: float) -> float:
+    """The root of an increasing ``f`` on [lo, hi] (f(lo) < 0 < f(hi)), to machine precision."""
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+        if hi - lo <= 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def poisson_interval(count: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Two-sided interval of a Poisson mean from one ``count`` (95% by default).
+
+    Exact (Garwood: each tail holds ``Φ(-z)``) up to 200 events; above that Byar's approximation,
+    within 0.1% of the exact bounds there. Divide by the exposure (e.g. km / 100) for an interval of
+    a rate such as takeovers per 100 km.
     """
-    if count == 0:
-        return 0.0, -math.log(0.025)  # exact one-sided for zero events: 3.69
-    n, m = count, count + 1
-    lo = n * (1 - 1 / (9 * n) - z / (3 * math.sqrt(n))) ** 3
-    hi = m * (1 - 1 / (9 * m) + z / (3 * math.sqrt(m))) ** 3
+    tail = 0.5 * math.erfc(z / math.sqrt(2))  # 0.025 for 95%
+    n = count
+    if n > 200:
+        m = n + 1
+        lo = n * (1 - 1 / (9 * n) - z / (3 * math.sqrt(n))) ** 3
+        hi = m * (1 - 1 / (9 * m) + z / (3 * math.sqrt(m))) ** 3
+        return lo, hi
+    top = 10.0 * n + 10.0 * z * z + 10.0
+    lo = 0.0 if n == 0 else _bisect(lambda mu: (1.0 - _poisson_cdf(n - 1, mu)) - tail, 0.0, top)
+    hi = _bisect(lambda mu: tail - _poisson_cdf(n, mu), 0.0, top)  # P(X <= n; hi) = tail
     return lo, hi
 
 

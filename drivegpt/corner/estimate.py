@@ -12,8 +12,10 @@ pluggable ``simulate_batch(params (n, d), seeds (n,)) -> failed (n,) bool``:
   weighted EM to the failures so far, each weighted by its likelihood ratio under the proposal that
   drew it, and refined ``ce_refine`` times. The estimation proposal is that mixture plus a defensive
   component, the nominal itself with weight ``defensive``: it keeps support everywhere and bounds
-  every weight by ``1 / defensive``. Only simulations from the final proposal enter the estimate
-  (i.i.d., so it is unbiased); the pilot's simulations are counted in ``sims``.
+  every weight by ``1 / defensive``. The estimate averages ``w * failed`` over the simulations of the
+  refinement stages and of the final proposal: each is drawn from a proposal fixed before it, so each
+  term has expectation ``p`` (unbiased); the widened-nominal stages only find the failures. ``sims``
+  counts every simulation, pilot included.
 
 Both stop after a batch once the relative half-width (95% half-width / estimate) is at most the
 target, or at ``max_sims``. Importance weights whose effective sample size over failures,
@@ -31,7 +33,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 import numpy as np
 from pydantic import Field
 
-from drivegpt.core.config import FrozenConfig
+from drivegpt.core.config import FrozenConfig, config_from_dict
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import check_metric_names, wilson_interval
 
@@ -53,7 +55,7 @@ class EstimateConfig(FrozenConfig):
     """Sampler seed; simulation i uses scenario seed ``seed + i``."""
     batch: int = Field(100, ge=1)
     """Simulations between two checks of the stopping rule."""
-    min_batches: int = Field(2, ge=1)
+    min_batches: int = Field(3, ge=1)
     """Estimation batches before the stopping rule may stop."""
     pilot_batch: int = Field(200, ge=1)
     """IS: simulations per pilot stage."""
@@ -69,7 +71,7 @@ class EstimateConfig(FrozenConfig):
     """IS: weight of the nominal in the proposal (support everywhere, weights at most 1/defensive)."""
     widen: float = Field(2.0, ge=1)
     """IS: fitted covariances are multiplied by this (few failures under-estimate spread: heavy weights)."""
-    reg: float = Field(0.01, gt=0)
+    reg: float = Field(0.2, gt=0)
     """IS: added to each fitted covariance's diagonal (standard units squared)."""
     min_ess: float = Field(30.0, gt=0)
     """Effective sample size over failures below which weights are flagged as degenerate."""
@@ -151,9 +153,9 @@ def fit_mixture(
     n, d = z.shape
     w = w / w.sum()
     k = max(1, min(k, int((w > 0).sum())))
-    centres = [z[rng.choice(n, p=w)]]  # weighted farthest-point start: separate modes, separate Gaussians
+    centres = [z[rng.choice(n, p=w)]]  # farthest-point start: separate modes, separate Gaussians
     for _ in range(1, k):
-        far = np.min([((z - c) ** 2).sum(1) for c in centres], 0) * w
+        far = np.min([((z - c) ** 2).sum(1) for c in centres], 0) * (w > 1e-3 * w.max())
         centres.append(z[int(far.argmax())])
     spread = np.cov(z.T, aweights=w + 1e-300, bias=True).reshape(d, d) if n > 1 else np.eye(d)
     mix = GaussianMixture(np.full(k, 1 / k), np.stack(centres), np.stack([spread + reg * np.eye(d)] * k))
@@ -182,8 +184,8 @@ class Estimate(NamedTuple):
     rel_halfwidth: float | None  # None: no estimate yet (no failure) or degenerate weights
     effective_sample_size: float
     sims: int  # pilot included
-    pilot_sims: int
-    failures: int  # failures among the estimation simulations
+    pilot_sims: int  # the IS pilot's (its refinement stages are recycled into the estimate)
+    failures: int  # failures among the simulations the estimate uses
     converged: bool  # reached the target relative half-width
     degenerate: bool
     acceleration_factor: float | None  # IS: simulations plain MC needs for the same half-width / sims
@@ -240,14 +242,15 @@ def estimate_probability(
         return np.asarray(simulate_batch(params, seeds), bool).reshape(len(z))
 
     p0 = nominal(dim)
+    wf = np.zeros(0)  # w * failed of every simulation the estimate uses
     if cfg.method == "mc":
         q: Proposal = p0
     elif proposal is not None:
         check_support(proposal, dim, rng)
         q = proposal
     else:
-        q = pilot(run, dim, cfg, rng, lambda: sims)
-    pilot_sims, wf, history = sims, np.zeros(0), []
+        q, wf = pilot(run, dim, cfg, rng, lambda: sims)
+    pilot_sims, history = sims, []
     s: dict[str, Any] = {}
     batches = 0
     while sims < cfg.max_sims:
@@ -260,7 +263,7 @@ def estimate_probability(
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
             break
     if not s:  # the pilot spent the budget
-        s = summarise(np.zeros(0), cfg.method, cfg.min_ess)
+        s = summarise(wf, cfg.method, cfg.min_ess)
     accel = None
     if cfg.method == "is" and s["rel"] is not None and 0 < s["p"] < 1:
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
@@ -277,10 +280,14 @@ def pilot(
     cfg: EstimateConfig,
     rng: np.random.Generator,
     used: Callable[[], int],
-) -> GaussianMixture:
-    """Cross-entropy pilot: widened nominals until failures show, then weighted-EM mixture fits."""
+) -> tuple[GaussianMixture, np.ndarray]:
+    """Cross-entropy pilot: widened nominals until failures show, then weighted-EM mixture fits.
+
+    Returns the estimation proposal and ``w * failed`` of the refinement stages' simulations (each drawn
+    from a defensive mixture fixed before it: unbiased terms the estimate recycles)."""
     p0 = nominal(dim)
     zs, logw, fails = [], [], []  # every pilot simulation with log p/q under the proposal that drew it
+    recycled = []
 
     def stage(q: GaussianMixture) -> None:
         n = min(cfg.pilot_batch, cfg.max_sims - used())
@@ -304,9 +311,11 @@ def pilot(
         mix = fit_mixture(np.concatenate(zs)[f], np.exp(lw - lw.max()), cfg.components, cfg.reg, rng)
         floor = np.maximum(mix.weights, 0.5 / len(mix.weights))  # a mode seen in few pilot failures can
         mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)  # be heavier than it
-        if r < cfg.ce_refine:
+        if r < cfg.ce_refine and used() < cfg.max_sims:
             stage(with_defensive(mix, cfg.defensive))
-    return with_defensive(mix, cfg.defensive) if mix is not None else p0
+            recycled.append(np.exp(logw[-1]) * fails[-1])
+    wf = np.concatenate(recycled) if recycled else np.zeros(0)
+    return (with_defensive(mix, cfg.defensive) if mix is not None else p0), wf
 
 
 def describe(q: Proposal) -> dict[str, Any]:
@@ -359,8 +368,7 @@ def estimate(
     from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
-    cfg = (cfg or EstimateConfig()).model_copy(update=over)
-    cfg = EstimateConfig(**cfg.to_dict())  # validate the overrides
+    cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_distribution(family, load_naturalistic(naturalistic))
     sim = family_simulator(family, policy, dist.names, action, workers, progress)
     return estimate_probability(sim, dist.dim, cfg, dist.to_params)
@@ -383,3 +391,16 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
+    """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``) and ``OUT/convergence.png``."""
+    from drivegpt.core.atomic import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics()}
+    write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
+    title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
+    plot_convergence(est, out / "convergence.png", title)
+    return out

@@ -29,6 +29,7 @@ there and proposals are plain Gaussian mixtures with full support.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from statistics import NormalDist
@@ -218,7 +219,9 @@ def log_statistics(logs: str | Path) -> tuple[dict[str, np.ndarray], dict[str, A
             for lane in np.unique(lane_of):
                 xs = np.sort(dx[lane_of == lane])
                 stats["lane_spacing"] += np.diff(xs).tolist()
-    info = {"path": str(logs), "episodes": episodes, "steps": steps}
+    run = Path(logs) / "run.json"
+    made_by = json.loads(run.read_text()).get("command", "") if run.is_file() else ""
+    info = {"path": str(logs), "made_by": made_by, "episodes": episodes, "steps": steps}
     if not episodes:
         raise UserError(f"{logs}: no episode of {', '.join(HIGHWAY_ENVS)} to fit from; collect some")
     return {k: np.asarray(v, float) for k, v in stats.items()}, info
@@ -268,8 +271,6 @@ def save_naturalistic(model: NaturalisticModel, out: str | Path) -> Path:
 
 def load_naturalistic(path: str | Path | None = None) -> NaturalisticModel:
     """A naturalistic model file (default: the shipped one); a bad file is a :class:`UserError`."""
-    import json
-
     path = Path(path) if path is not None else DEFAULT_PATH
     if not path.is_file():
         raise MissingInputError(

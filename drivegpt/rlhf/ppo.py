@@ -10,7 +10,8 @@ How an episode ends decides its advantages (``gae``). A *termination* has nothin
 collision (or any other end the env reports as terminal), and a takeover, which is terminal for the
 policy (its control is over and the penalty is the last reward it gets). A *truncation* (the env's
 time limit, or the ``max_steps`` cap) only stops the rollout in a state the policy would drive on
-from, so the last step bootstraps from the value head's V(s_{T+1}) on the observation after it.
+from, so the last step bootstraps from the value head's V(s_T) on the observation after it (an
+episode of T steps acts on s_0..s_{T-1}; s_T is where it was cut off).
 
 Why our own compact PPO and not stable-baselines3's: the policy acts on a K-step history of
 (state, action) tokens, the KL term needs the frozen reference's full action distribution at every
@@ -157,7 +158,7 @@ def rollout_one(job: RolloutJob) -> Rollout:
         actions.append(clips[0].rejected[0])
         obs = ep.observations[: len(actions)]
     # a takeover or a collision is terminal, and so is any end the env calls terminal; otherwise the
-    # env's time limit or the step cap stopped a live episode, and its last observation is s_{T+1}
+    # env's time limit or the step cap stopped a live episode, and its last observation is s_T
     terminated = bool(clips) or ep.crashed or bool(ep.terminations.any())
     return Rollout(
         np.asarray(obs, np.float32),
@@ -198,11 +199,11 @@ def windows_of(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> WindowB
 
 
 def final_windows(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> WindowBatch | None:
-    """One K-step window per truncated rollout, ending at s_{T+1} (its ``final_obs``) after the
-    episode's own history, in rollout order; None if no rollout was truncated.
+    """One K-step window per truncated rollout, ending at s_T (its ``final_obs``, after the T steps
+    s_0..s_{T-1}) with the episode's own history, in rollout order; None if no rollout was truncated.
 
-    The action token at s_{T+1} is a placeholder (0): the hidden state at a state token never sees
-    its own action, so V(s_{T+1}) does not depend on it."""
+    The action token at s_T is a placeholder (0): the hidden state at a state token never sees its
+    own action, so V(s_T) does not depend on it."""
     ext = [
         r._replace(obs=np.concatenate([r.obs, r.final_obs[None]]), actions=np.append(r.actions, 0))
         for r in rollouts
@@ -219,7 +220,7 @@ def final_windows(rollouts: list[Rollout], meta: dict[str, Any], K: int) -> Wind
 def bootstrap_values(
     policy: DriveGPT, critic: ValueHead, rollouts: list[Rollout], meta: dict[str, Any], K: int
 ) -> list[float | None]:
-    """Per rollout: V(s_{T+1}) from the value head if it was truncated, None if it terminated."""
+    """Per rollout: V(s_T) from the value head if it was truncated, None if it terminated."""
     w = final_windows(rollouts, meta, K)
     if w is None:
         return [None] * len(rollouts)
@@ -231,11 +232,12 @@ def bootstrap_values(
 def gae(
     rewards: np.ndarray, values: np.ndarray, gamma: float, lam: float, next_value: float | None
 ) -> np.ndarray:
-    """GAE(γ, λ) advantages of one episode of T steps.
+    """GAE(γ, λ) advantages of one episode of T steps, t = 0..T-1.
 
-    ``values``: V(s_0..s_{T-1}). ``next_value``: V(s_{T+1}), the value of the state after the last
-    step, when the episode was truncated (time limit): the last TD error is r + γ·V(s_{T+1}) − V(s_T).
-    None when it terminated (collision, takeover): nothing follows, the last TD error is r − V(s_T).
+    ``values``: V(s_0..s_{T-1}). ``next_value``: V(s_T), the value of the state after the last step,
+    when the episode was truncated (time limit, step cap): the last TD error is
+    r_{T-1} + γ·V(s_T) − V(s_{T-1}). None when it terminated (collision, takeover): nothing follows,
+    the last TD error is r_{T-1} − V(s_{T-1}).
     """
     T = len(rewards)
     if len(values) != T:
@@ -334,7 +336,7 @@ def rlhf(
             rew[:k] += cfg.progress_coef * r.speeds[:k] / 30.0
             if r.taken_over or r.crashed:
                 rew[-1] -= cfg.takeover_penalty
-            # truncated: bootstrap from V(s_{T+1}); terminated (takeover, collision): next_v is None
+            # truncated: bootstrap from V(s_T); terminated (takeover, collision): next_v is None
             a = gae(rew, s["value"][lo : lo + n].numpy(), cfg.gamma, cfg.gae_lambda, next_v)
             adv.append(a)
             ret.append(a + s["value"][lo : lo + n].numpy())

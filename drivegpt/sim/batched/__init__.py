@@ -8,8 +8,8 @@ No Python loop runs over vehicles or episodes inside ``step``.
 
 Files, in reading order: ``config`` (static settings), ``state`` (the tensors), ``road`` (lanes,
 neighbour search), ``controller``, ``idm``, ``mobil``, ``kinematics``, ``collision``, ``ego`` (action
-interfaces), ``step``, ``observe`` (observation, reward, termination), ``spawn`` (reset), ``transfer``
-(to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv).
+interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, termination), ``spawn``
+(``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv).
 
 Usage::
 
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from drivegpt.sim.batched.config import ACTION_KINDS, SUPPORTED_ENV_IDS, SimConfig, make_config
 from drivegpt.sim.batched.ego import META_ACTIONS, validate_action
-from drivegpt.sim.batched.observe import FEATURES, observe, on_road, reward, terminated, truncated
+from drivegpt.sim.batched.observation import FEATURES, observe, on_road, reward, terminated, truncated
+from drivegpt.sim.batched.simulate import step
 from drivegpt.sim.batched.spawn import empty_state, reset
 from drivegpt.sim.batched.state import BatchState, Behavior, concat
-from drivegpt.sim.batched.step import step
 from drivegpt.sim.batched.transfer import from_highway_env, to_highway_env
 from drivegpt.sim.batched.vector_env import BatchedHighwayVectorEnv
 

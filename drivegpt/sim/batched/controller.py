@@ -30,10 +30,11 @@ def steering_control(
     """
     lateral = y - target_lane.to(y.dtype) * LANE_WIDTH  # [m] lane_coords[1]
     lateral_speed_command = -KP_LATERAL * lateral  # [m/s]
-    heading_command = torch.asin((lateral_speed_command / not_zero(speed)).clamp(-1, 1))  # [rad]
+    safe_speed = not_zero(speed)  # [m/s]
+    heading_command = torch.asin((lateral_speed_command / safe_speed).clamp(-1, 1))  # [rad]
     heading_ref = heading_command.clamp(-math.pi / 4, math.pi / 4)  # [rad]
     heading_rate_command = KP_HEADING * wrap_to_pi(heading_ref - heading)  # [rad/s]
-    slip_angle = torch.asin((LENGTH / 2 / not_zero(speed) * heading_rate_command).clamp(-1, 1))  # [rad]
+    slip_angle = torch.asin((LENGTH / 2 / safe_speed * heading_rate_command).clamp(-1, 1))  # [rad]
     steering = torch.atan(2 * torch.tan(slip_angle))  # [rad]
     return steering.clamp(-MAX_STEERING_ANGLE, MAX_STEERING_ANGLE)
 

@@ -40,8 +40,12 @@ def mobil(
     lane = param(s.lane)  # (M, 1)
     me_rows = rows.unsqueeze(1)  # (M, 1)
     both = me_rows.expand_as(side_lane)  # (M, 2)
-    new_preceding, new_following = table.at(nb.front(both, side_lane)), table.at(nb.rear(both, side_lane))
-    old_preceding = table.at(nb.front(me_rows, lane))  # (M, 1)
+    new_front, new_rear = nb.around(both, side_lane)  # (M, 2)
+    new_preceding, new_following = table.at(new_front), table.at(new_rear)
+    politeness = param(b.politeness)
+    polite = bool((politeness != 0).any())
+    old_front, old_rear = nb.around(me_rows, lane) if polite else (nb.front(me_rows, lane), None)  # (M, 1)
+    old_preceding = table.at(old_front)
     me = table.at(me_rows)  # (M, 1)
     p = IdmParams.of(b, rows).map(lambda t: t.unsqueeze(1))  # (M, 1) the deciding vehicle's model
     free_new_following = free_road(new_following, p)  # (M, 2) [m/s²]
@@ -49,9 +53,8 @@ def mobil(
     safe = new_following_pred_a >= -param(b.lane_change_max_braking)
     free_me = free_road(me, p)  # (M, 1)
     jerk = acceleration(me, new_preceding, p, free_me) - acceleration(me, old_preceding, p, free_me)
-    politeness = param(b.politeness)
-    if bool((politeness != 0).any()):
-        old_following = table.at(nb.rear(me_rows, lane))  # (M, 1)
+    if polite:
+        old_following = table.at(old_rear)  # (M, 1)
         free_old_following = free_road(old_following, p)
         new_following_a = acceleration(new_following, new_preceding, p, free_new_following)
         old_following_a = acceleration(old_following, me, p, free_old_following)

@@ -75,7 +75,9 @@ class Neighbours:
     lanes: int
     slots: int
 
-    def _lookup(self, rows: torch.Tensor, lane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _lookup(
+        self, rows: torch.Tensor, lane: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, k = self.slots, self.lanes
         b = torch.div(rows, n, rounding_mode="floor")  # (M,) episode of each query
         lane_row = b * k + lane.clamp(0, k - 1)  # (M,) row of (episode, lane)
@@ -83,16 +85,19 @@ class Neighbours:
         return b, lane_row * (n + 3), at
 
     def front(self, rows: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
-        """Nearest vehicle with x >= own x on lane ``lane`` (M,) of vehicles ``rows`` (M,) (itself excluded)."""
+        """Nearest other vehicle with x >= own x on lane ``lane`` (M,) of vehicles ``rows`` (M,)."""
         b, table_row, at = self._lookup(rows, lane)
         sorted_pos = self.table.take(table_row + self.count.take(at) + 1)  # next member after p, or N
         return self.slot_at.take(b * (self.slots + 1) + sorted_pos)
 
-    def rear(self, rows: torch.Tensor, lane: torch.Tensor) -> torch.Tensor:
-        """Nearest vehicle with x < own x on lane ``lane`` (M,) of vehicles ``rows`` (M,)."""
+    def around(self, rows: torch.Tensor, lane: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(front, rear) of vehicles ``rows`` (M,) on lane ``lane`` (M,); rear: nearest with x < own x."""
         b, table_row, at = self._lookup(rows, lane)
-        sorted_pos = self.table.take(table_row + self.count.take(at) - self.member.take(at))  # last before p
-        return self.slot_at.take(b * (self.slots + 1) + sorted_pos)
+        count = self.count.take(at)
+        first = b * (self.slots + 1)
+        front = self.slot_at.take(first + self.table.take(table_row + count + 1))  # next member after p
+        rear = self.slot_at.take(first + self.table.take(table_row + count - self.member.take(at)))
+        return front, rear
 
 
 def neighbours(x: torch.Tensor, y: torch.Tensor, present: torch.Tensor, lanes: int) -> Neighbours:

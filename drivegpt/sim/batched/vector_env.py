@@ -20,10 +20,10 @@ from gymnasium.vector.utils import batch_space
 
 from drivegpt.sim.batched.config import ActionKind, make_config
 from drivegpt.sim.batched.ego import ACCEL_RANGE, META_ACTIONS, N_TOKENS, EgoAction
-from drivegpt.sim.batched.observe import FEATURES, observe, reward, terminated, truncated
+from drivegpt.sim.batched.observation import FEATURES, observe, reward, terminated, truncated
+from drivegpt.sim.batched.simulate import step
 from drivegpt.sim.batched.spawn import reset
 from drivegpt.sim.batched.state import BatchState
-from drivegpt.sim.batched.step import step
 
 
 def _single_action_space(kind: str) -> spaces.Space:

@@ -65,8 +65,8 @@ def substep(s: BatchState, dt: float) -> BatchState:
 def step(state: BatchState, ego_action: EgoAction) -> BatchState:
     """Advance every episode by one policy step under ``ego_action`` (see ``ego.validate_action``).
 
-    Pure: the input state is not modified. Finished episodes keep stepping; reset them with
-    ``spawn.reset`` and ``BatchState.where``.
+    Pure: the input state is not modified. Finished episodes keep stepping (a crashed ego brakes to a
+    stop); restart them with ``spawn.reset`` and ``BatchState.put`` (as ``vector_env`` does).
     """
     cfg = state.config
     action = validate_action(state, ego_action)
