@@ -22,7 +22,6 @@ The SB3 PPO baseline (``drivegpt baseline train``) is still trained on the env r
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -33,8 +32,9 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from drivegpt.core.atomic import write_json
+from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable, WindowBatch
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
@@ -273,8 +273,8 @@ def score_steps(
 
 
 def load_run_policy(path: str | Path) -> tuple[DriveGPT, dict[str, Any]]:
-    path = Path(path)
-    return load_policy_dir(path / "policy" if (path / "policy").is_dir() else path)
+    """The policy of a run directory or a policy directory."""
+    return load_policy_dir(policy_dir(path))
 
 
 def rlhf(
@@ -356,8 +356,7 @@ def rlhf(
         for name, v in zip(fields[3:], row[3:], strict=True):
             tb.add_scalar(name, v, u + 1)
         bar.set_postfix(takeovers=takeovers, kl=f"{row[5]:.3f}")
-        with open(out / "log.csv", "w", newline="") as f:
-            csv.writer(f).writerows(log)
+        write_csv(out / "log.csv", log)
     tb.close()
     save_policy(out / "policy", policy, {**meta, "rlhf_update": cfg.updates})
     metrics = dict(zip(fields, log[-1], strict=True))
