@@ -62,6 +62,8 @@ def toy(repeats: int) -> list[dict]:
                 estimate_probability(sim, dim, EstimateConfig(method="is", seed=s, max_sims=50_000))
                 for s in range(repeats)
             ]
+            if (dim, p) == (2, 1e-5):  # one convergence plot of a toy run
+                write_estimate(runs[0], OUT / "toy-2d-1e-05", {"family": "toy 2-D tail", "policy": "P=1e-5"})
             ps = np.array([r.failure_probability for r in runs])
             sims = np.array([r.sims for r in runs])
             h_obs = Z95 * ps.std(ddof=1) / exact  # the observed relative half-width of one run
@@ -121,13 +123,14 @@ def toy_table(rows: list[dict], repeats: int) -> str:
 
 
 def real(args: argparse.Namespace) -> list[dict]:
-    cfg = EstimateConfig(batch=args.batch, pilot_batch=args.batch)
-    rows = []
-    for family in args.families:
-        for method in args.methods:
+    cfg = EstimateConfig(batch=args.batch, pilot_batch=args.batch, min_batches=3)
+    rows: list[dict] = []
+    for method in args.methods:
+        for family in args.families:
             budget = args.max_sims
-            if method == "mc" and rows and rows[-1]["family"] == family:
-                budget = rows[-1]["sims"]  # the same budget as the IS run
+            same = [r["sims"] for r in rows if r["family"] == family and r["method"] == "is"]
+            if method == "mc" and same:
+                budget = same[0]  # the same budget as the IS run
             t0 = time.time()
             load0 = uptime()
             est = estimate(
@@ -164,6 +167,7 @@ def real(args: argparse.Namespace) -> list[dict]:
             }
             rows.append(row)
             print(json.dumps(row))
+            save(args, rows, real_table(rows))  # after every run: a long run stopped early keeps its rows
     return rows
 
 
@@ -200,24 +204,24 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    before = uptime()
-    print("before:", before)
-    t0 = time.time()
+    print("before:", START[1])
     rows = toy(args.repeats) if args.part == "toy" else real(args)
+    print(save(args, rows, toy_table(rows, args.repeats) if args.part == "toy" else real_table(rows)))
+
+
+START = (time.time(), uptime())
+
+
+def save(args: argparse.Namespace, rows: list[dict], table: str) -> str:
+    """Write ``<part>.json`` and ``<part>.md`` with the load average at the start and now."""
     after = uptime()
-    print("after:", after)
-    meta = {
-        "argv": vars(args),
-        "uptime_before": before,
-        "uptime_after": after,
-        "seconds": round(time.time() - t0, 1),
-    }
+    meta = {"argv": vars(args), "uptime_before": START[1], "uptime_after": after}
+    meta["seconds"] = round(time.time() - START[0], 1)
     (OUT / f"{args.part}.json").write_text(json.dumps({"run": meta, "rows": rows}, indent=2) + "\n")
-    table = toy_table(rows, args.repeats) if args.part == "toy" else real_table(rows)
     head = f"`bench/estimate_acceleration.py {' '.join(sys.argv[1:])}`"
-    md = f"{head}\n\nload average before: {before}\n\nafter: {after}\n\n{table}"
+    md = f"{head}\n\nload average before: {START[1]}\n\nafter: {after}\n\n{table}"
     (OUT / f"{args.part}.md").write_text(md)
-    print(md)
+    return md
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """DriveGPT inference latency (batch 1, full context) and throughput (batch 64), training tokens/s.
 
 python bench/latency.py --policy drivegpt            # the shipped checkpoint
-python bench/latency.py --policy drivegpt:runs/pretrain-meta --threads 1
+python bench/latency.py --policy drivegpt:runs/pretrain-accel --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -75,6 +76,7 @@ def main() -> None:
         "batch64_decisions_per_s": dps,
         "train_tokens_per_s": tps,
         "machine": platform.platform(),
+        "load_average": [float(x) for x in os.getloadavg()],
     }
     print(
         f"{args.policy}: {res['parameters']} params, context {K} steps ({2 * K} tokens), "
@@ -82,6 +84,7 @@ def main() -> None:
     )
     print(f"batch 1 latency: p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms (target p50 <= 2 ms)")
     print(f"batch 64: {dps:.0f} decisions/s; training: {tps:.0f} tokens/s")
+    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
 

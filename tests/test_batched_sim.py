@@ -331,3 +331,18 @@ def test_vector_env_autoreset_and_seeding() -> None:
             restarted = True
             break
     assert restarted, "no episode ended within 40 steps"
+
+
+def test_spawned_episode_written_to_highway_env_steps_alike() -> None:
+    """An episode spawned by ``reset`` and written into highway-env evolves the same in both."""
+    config = make_config(DENSE, "accel")
+    state = reset([21, 22], config)
+    env = _env("accel")
+    env.reset(seed=0)
+    to_highway_env(state, 1, env)
+    for token in (NEUTRAL_TOKEN, NEUTRAL_TOKEN + 1, NEUTRAL_TOKEN - 3, NEUTRAL_TOKEN):
+        obs, r, _, _, _ = env.step(token)
+        state = step(state, torch.tensor([NEUTRAL_TOKEN, token]))
+        assert max(_compare(state, 1, env).values()) <= TOL
+        np.testing.assert_allclose(observe(state)[1].numpy(), obs, atol=1e-6)
+        assert abs(reward(state)[1].item() - r) <= 1e-9

@@ -212,7 +212,7 @@ def replay(
 @friendly_errors
 def pretrain(
     ctx: typer.Context,
-    config: Path = typer.Option(..., help="YAML pretrain config, e.g. configs/pretrain/meta-small.yaml"),
+    config: Path = typer.Option(..., help="YAML pretrain config, e.g. configs/pretrain/accel-small.yaml"),
     data: Path = typer.Option(..., help="Log dataset directory written by `drivegpt collect`."),
     out: Path = typer.Option(..., help="Run directory (checkpoint/, policy/, log.csv, tb/)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),

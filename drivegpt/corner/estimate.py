@@ -53,11 +53,11 @@ class EstimateConfig(FrozenConfig):
     """Simulations at most (pilot included)."""
     seed: int = Field(0, ge=0)
     """Sampler seed; simulation i uses scenario seed ``seed + i``."""
-    batch: int = Field(100, ge=1)
+    batch: int = Field(50, ge=1)
     """Simulations between two checks of the stopping rule."""
-    min_batches: int = Field(3, ge=1)
+    min_batches: int = Field(4, ge=1)
     """Estimation batches before the stopping rule may stop."""
-    pilot_batch: int = Field(200, ge=1)
+    pilot_batch: int = Field(100, ge=1)
     """IS: simulations per pilot stage."""
     inflation: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
     """IS: std factors of the widened nominal the pilot draws from, in turn, until failures show up."""
@@ -72,7 +72,7 @@ class EstimateConfig(FrozenConfig):
     widen: float = Field(2.0, ge=1)
     """IS: fitted covariances are multiplied by this (few failures under-estimate spread: heavy weights)."""
     reg: float = Field(0.2, gt=0)
-    """IS: added to each fitted covariance's diagonal (standard units squared)."""
+    """IS: added to each fitted covariance's diagonal before widening (standard units squared)."""
     min_ess: float = Field(30.0, gt=0)
     """Effective sample size over failures below which weights are flagged as degenerate."""
 
@@ -309,8 +309,9 @@ def pilot(
             break  # no failure seen: the estimate draws from the nominal (and says so)
         lw = np.concatenate(logw)[f]
         mix = fit_mixture(np.concatenate(zs)[f], np.exp(lw - lw.max()), cfg.components, cfg.reg, rng)
-        floor = np.maximum(mix.weights, 0.5 / len(mix.weights))  # a mode seen in few pilot failures can
-        mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)  # be heavier than it
+        # a mode seen in few failures may weigh more than fitted (floor), few failures under-spread (widen)
+        floor = np.maximum(mix.weights, 0.5 / len(mix.weights))
+        mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)
         if r < cfg.ce_refine and used() < cfg.max_sims:
             stage(with_defensive(mix, cfg.defensive))
             recycled.append(np.exp(logw[-1]) * fails[-1])
@@ -320,13 +321,13 @@ def pilot(
 
 def describe(q: Proposal) -> dict[str, Any]:
     """JSON-able description of a proposal."""
-    if isinstance(q, GaussianMixture):
-        return {
-            "kind": "gaussian_mixture",
-            "weights": q.weights.round(4).tolist(),
-            "means": q.means.round(3).tolist(),
-        }
-    return {"kind": type(q).__name__}
+    if not isinstance(q, GaussianMixture):
+        return {"kind": type(q).__name__}
+    return {
+        "kind": "gaussian_mixture",
+        "weights": q.weights.round(4).tolist(),
+        "means": q.means.round(3).tolist(),
+    }
 
 
 def family_simulator(

@@ -287,20 +287,23 @@ def load_naturalistic(path: str | Path | None = None) -> NaturalisticModel:
 
 
 def family_distribution(family: str, model: NaturalisticModel | None = None) -> FamilyDistribution:
-    """The naturalistic distribution of ``family``; its parameters must match the family's box."""
+    """The naturalistic distribution of ``family``, truncated to the family's *current* box.
+
+    A marginal describes the parameter on the road, so a changed box only moves the truncation; a
+    parameter the model does not know (a new or renamed one) needs a new fit."""
     from drivegpt_envs.families import family_class
 
     model = model or load_naturalistic()
     specs = family_class(family).PARAMS
-    marginals = model.families.get(family)
-    if marginals is None or list(marginals) != list(specs):
-        raise UserError(f"naturalistic model has no (or stale) entry for {family!r}; fit it again")
-    for name, m in marginals.items():
-        if (m.low, m.high) != (specs[name].low, specs[name].high):
-            raise UserError(
-                f"naturalistic model: {family}.{name} box differs from the family's; fit it again"
-            )
-    return FamilyDistribution(family, dict(marginals))
+    marginals = model.families.get(family, {})
+    missing = [name for name in specs if name not in marginals]
+    if missing:
+        raise UserError(
+            f"naturalistic model has no marginal for {family}.{', '.join(missing)}; fit it again with "
+            "`drivegpt corner-cases fit-naturalistic`"
+        )
+    boxed = {name: marginals[name].model_copy(update=_box(spec)) for name, spec in specs.items()}
+    return FamilyDistribution(family, boxed)
 
 
 _NORMAL = NormalDist()

@@ -34,8 +34,9 @@ POLICY_KINDS: dict[str, str] = {
     "sb3-ppo": "a stable-baselines3 PPO: `sb3-ppo:RUN` (`baseline train`) or a trusted `PATH.zip`",
 }
 
-#: the small pretrained checkpoint that ships with the package (see README to reproduce it)
-SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-meta-small"
+#: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
+#: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
+SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
 
 
 class SB3Policy:

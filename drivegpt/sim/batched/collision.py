@@ -40,8 +40,9 @@ def _sat(
     edges = torch.cat([a.roll(-1, 1) - a, b.roll(-1, 1) - b], dim=1)  # (P, 8, 2) p2 - p1 per edge
     normal = torch.stack([-edges[..., 1], edges[..., 0]], dim=-1)  # (P, 8, 2)
     normal = normal / torch.linalg.vector_norm(normal, dim=-1, keepdim=True)
-    proj_a = torch.einsum("pkd,pcd->pkc", normal, a)  # (P, 8, 4)
-    proj_b = torch.einsum("pkd,pcd->pkc", normal, b)
+    nx, ny = normal[..., 0:1], normal[..., 1:2]  # (P, 8, 1)
+    proj_a = nx * a[:, None, :, 0] + ny * a[:, None, :, 1]  # (P, 8, 4) corners projected on each axis
+    proj_b = nx * b[:, None, :, 0] + ny * b[:, None, :, 1]
     min_a, max_a = proj_a.min(-1).values, proj_a.max(-1).values  # (P, 8)
     min_b, max_b = proj_b.min(-1).values, proj_b.max(-1).values
 

@@ -37,18 +37,17 @@ class Kin:
 
 
 class KinTable:
-    """Every vehicle of a batch as rows of one (B * N, 6) tensor, for gathers by flat index."""
+    """Every vehicle of a batch as flat (B * N,) columns, for gathers by flat index b * N + slot."""
 
     def __init__(self, s: BatchState) -> None:
         cos_h, sin_h = torch.cos(s.heading), torch.sin(s.heading)  # (B, N)
         self.all = Kin(s.present, s.x, s.speed, cos_h, sin_h, s.target_speed).map(lambda t: t.reshape(-1))
-        columns = (s.present.to(s.dtype), s.x, s.speed, cos_h, sin_h, s.target_speed)
-        self.rows = torch.stack(columns, dim=-1).view(-1, 6)  # (B * N, 6)
 
     def at(self, index: torch.Tensor) -> Kin:
         """The vehicles at flat indices ``index`` (any shape; ``NONE`` gives a non-existing vehicle)."""
-        r = self.rows.index_select(0, index.clamp(min=0).reshape(-1)).view(*index.shape, 6)
-        return Kin((r[..., 0] > 0) & (index >= 0), r[..., 1], r[..., 2], r[..., 3], r[..., 4], r[..., 5])
+        flat = index.clamp(min=0).reshape(-1)
+        kin = self.all.map(lambda t: t.index_select(0, flat).view(index.shape))
+        return Kin(kin.exists & (index >= 0), kin.x, kin.speed, kin.cos_h, kin.sin_h, kin.target_speed)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""Failure-probability estimation (drivegpt/corner/estimate.py) on Gaussian tails with known answers,
+and the naturalistic distributions (drivegpt/corner/naturalistic.py)."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from drivegpt.core.errors import UserError
+from drivegpt.corner.estimate import (
+    EstimateConfig,
+    GaussianMixture,
+    estimate_probability,
+    nominal,
+    summarise,
+)
+from drivegpt.corner.naturalistic import (
+    DEFAULT_PATH,
+    Marginal,
+    family_distribution,
+    load_naturalistic,
+    save_naturalistic,
+)
+
+N01 = NormalDist()
+
+
+def tail(t: float):
+    """Failure when any coordinate exceeds ``t``: one mode in 1-D, two modes in 2-D."""
+
+    def simulate_batch(x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        return (x > t).any(1)
+
+    return simulate_batch
+
+
+def exact(t: float, dim: int) -> float:
+    return 1 - N01.cdf(t) ** dim
+
+
+def repeated(t: float, dim: int, runs: int = 40, **cfg: object) -> tuple[np.ndarray, float]:
+    """Estimates of ``runs`` seeds and the fraction of their 95% intervals that cover the truth."""
+    p = exact(t, dim)
+    out = [estimate_probability(tail(t), dim, EstimateConfig(seed=s, **cfg)) for s in range(runs)]
+    cover = np.mean([e.failure_probability_ci[0] <= p <= e.failure_probability_ci[1] for e in out])
+    assert not any(e.degenerate for e in out)
+    return np.array([e.failure_probability for e in out]), float(cover)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_importance_sampling_is_unbiased_and_covers(dim: int) -> None:
+    t = 3.0 if dim == 1 else N01.inv_cdf(math.sqrt(1 - 1e-4))  # P = 1.35e-3 (1-D), 1e-4 (two modes)
+    p = exact(t, dim)
+    est, cover = repeated(t, dim, method="is", max_sims=20_000)
+    se = est.std(ddof=1) / math.sqrt(len(est))
+    assert abs(est.mean() - p) < max(3 * se, 0.05 * p), (est.mean(), p)
+    assert cover >= 0.85, cover
+
+
+def test_monte_carlo_is_unbiased_and_covers() -> None:
+    t = 1.5  # P = 0.067: plain MC reaches a 0.2 relative half-width in ~2,000 simulations
+    est, cover = repeated(t, 1, method="mc", max_sims=20_000, batch=200)
+    se = est.std(ddof=1) / math.sqrt(len(est))
+    assert abs(est.mean() - exact(t, 1)) < 3 * se
+    assert cover >= 0.85, cover
+
+
+def test_importance_sampling_beats_monte_carlo_on_a_rare_tail() -> None:
+    e = estimate_probability(tail(4.75), 1, EstimateConfig(method="is", seed=0))  # P = 1.0e-6
+    assert e.converged and e.rel_halfwidth is not None and e.rel_halfwidth <= 0.2
+    assert e.sims < 3000 and e.acceleration_factor is not None and e.acceleration_factor > 1000
+    assert abs(e.failure_probability / exact(4.75, 1) - 1) < 0.5
+
+
+def test_same_seed_same_estimate() -> None:
+    a, b, c = (estimate_probability(tail(3.0), 2, EstimateConfig(seed=s)) for s in (7, 7, 8))
+    assert a.failure_probability == b.failure_probability and a.history == b.history
+    assert a.failure_probability != c.failure_probability
+
+
+class BoxProposal:
+    """Uniform on [lo, hi]^d: no density outside the box."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.uniform(self.lo, self.hi, (n, 1))
+
+    def logpdf(self, z: np.ndarray) -> np.ndarray:
+        inside = ((z >= self.lo) & (z <= self.hi)).all(1)
+        return np.where(inside, -math.log(self.hi - self.lo), -np.inf)
+
+
+def test_proposal_without_support_is_refused() -> None:
+    cfg = EstimateConfig(method="is", max_sims=500)
+    with pytest.raises(UserError, match="no support"):
+        estimate_probability(tail(3.0), 1, cfg, proposal=BoxProposal(2.5, 8.0))
+    flat = GaussianMixture(np.ones(1), np.full((1, 1), 3.0), np.zeros((1, 1, 1)))  # zero variance
+    with pytest.raises(UserError, match="positive definite"):
+        estimate_probability(tail(3.0), 1, cfg, proposal=flat)
+
+
+def test_degenerate_weights_are_flagged() -> None:
+    one_heavy = np.r_[1e3, np.full(99, 1e-3), np.zeros(900)]  # one simulation carries the estimate
+    s = summarise(one_heavy, "is", min_ess=30)
+    assert s["ess"] < 2 and s["degenerate"] and s["ci"] == (0.0, 1.0) and s["rel"] is None
+    # a narrow proposal short of the failure region: a handful of failures with unequal weights
+    short = GaussianMixture(np.ones(1), np.full((1, 1), 2.2), np.full((1, 1, 1), 0.09))
+    e = estimate_probability(tail(3.0), 1, EstimateConfig(max_sims=2000), proposal=short)
+    assert e.failures >= 3 and e.effective_sample_size < EstimateConfig().min_ess and e.sims == 2000
+    assert e.degenerate and not e.converged and e.rel_halfwidth is None
+    assert e.failure_probability_ci == (0.0, 1.0)
+
+
+def test_nominal_is_standard_normal() -> None:
+    z = np.array([[0.0, 0.0], [1.0, -2.0]])
+    expected = [-math.log(2 * math.pi), -math.log(2 * math.pi) - 2.5]
+    assert np.allclose(nominal(2).logpdf(z), expected)
+
+
+def test_marginal_maps_standard_space_into_the_box() -> None:
+    m = Marginal(kind="lognormal", mu=math.log(2.5), sigma=0.4, low=3.0, high=9.0, source="prior: test")
+    z = np.array([-9.0, -1.0, 0.0, 1.0, 9.0])
+    x = m.from_standard(z)
+    assert np.all(np.diff(x) > 0) and x[0] == pytest.approx(3.0) and x[-1] == pytest.approx(9.0)
+    # the median of the truncated marginal: P(X < x) = P(X in box)/2
+    a, b = ((math.log(v) - m.mu) / m.sigma for v in (3.0, 9.0))
+    assert N01.cdf((math.log(x[2]) - m.mu) / m.sigma) == pytest.approx((N01.cdf(a) + N01.cdf(b)) / 2)
+
+
+def test_shipped_naturalistic_model_covers_every_family(tmp_path) -> None:
+    from drivegpt_envs.families import FAMILIES, family_class
+
+    model = load_naturalistic()
+    assert DEFAULT_PATH.is_file() and set(model.families) == set(FAMILIES)
+    for family in FAMILIES:
+        dist = family_distribution(family, model)
+        x = dist.sample(np.random.default_rng(0), 50)
+        family_class(family).check_params(dict(zip(dist.names, x[0], strict=True)))  # inside the box
+        assert all(m.source.startswith(("logs:", "prior:")) for m in dist.marginals.values())
+    save_naturalistic(model, tmp_path / "n.json")
+    assert load_naturalistic(tmp_path / "n.json") == model
+    (tmp_path / "bad.json").write_text('{"format": "drivegpt-naturalistic", "families": {}}')
+    with pytest.raises(UserError, match="created_by"):
+        load_naturalistic(tmp_path / "bad.json")
+    partial = {"cut_in": {k: v for k, v in model.families["cut_in"].items() if k != "cut_in_gap"}}
+    with pytest.raises(UserError, match="cut_in.cut_in_gap"):
+        family_distribution("cut_in", model.model_copy(update={"families": partial}))
