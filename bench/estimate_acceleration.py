@@ -124,7 +124,8 @@ def toy_table(rows: list[dict], repeats: int) -> str:
 
 def real(args: argparse.Namespace) -> list[dict]:
     cfg = EstimateConfig(batch=args.batch, pilot_batch=args.batch, min_batches=3)
-    rows: list[dict] = []
+    old = OUT / "real.json"
+    rows: list[dict] = json.loads(old.read_text())["rows"] if args.append and old.is_file() else []
     for method in args.methods:
         for family in args.families:
             budget = args.max_sims
@@ -202,6 +203,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--append", action="store_true", help="real: add rows to the existing real.json")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print("before:", START[1])

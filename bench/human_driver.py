@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drivegpt.core.atomic import write_json, write_text
+from drivegpt.core.metrics import driving_metrics
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate
 
 
@@ -46,37 +47,55 @@ def main() -> None:
     ap.add_argument("--actions", nargs="+", default=["accel", "meta"])
     ap.add_argument("--policies", nargs="+", default=["human", "idm"])
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
+    ap.add_argument("--chunk", type=int, default=20, help="results are written after every chunk of seeds")
     ap.add_argument("--out", default="bench/results/human_driver", help="OUT.json and OUT.md")
     args = ap.parse_args()
-    rows = []
-    for action in args.actions:
-        for policy in args.policies:
+    names = [(policy, action) for action in args.actions for policy in args.policies]
+    done: dict[tuple[str, str], list] = {k: [] for k in names}
+    wall = dict.fromkeys(names, 0.0)
+    for start in range(0, args.episodes, args.chunk):  # every driver on the same seeds, chunk by chunk
+        n = min(args.chunk, args.episodes - start)
+        for policy, action in names:
             t0 = time.time()
-            m, eps = evaluate(
-                policy, args.env, action, args.episodes, args.seed, args.workers, progress=False
-            )
-            row = {
-                "policy": policy,
-                "action": action,
-                "env": args.env,
-                **m,
-                "collisions": sum(e.crashed for e in eps),
-                "wall_s": time.time() - t0,
-                "load_average": load_average(),
-            }
-            print(row_markdown(row), flush=True)
-            rows.append(row)
+            _, eps = evaluate(policy, args.env, action, n, args.seed + start, args.workers, progress=False)
+            done[policy, action] += [(e.crashed, e.distance_m, e.speeds) for e in eps]
+            wall[policy, action] += time.time() - t0
+        rows = [
+            summary(policy, action, args.env, done[policy, action], wall[policy, action])
+            for policy, action in names
+        ]
+        write(args, rows, start + n)
+    for r in rows:
+        print(row_markdown(r), flush=True)
+    print(f"wrote {args.out}.json and {args.out}.md")
+
+
+def summary(policy: str, action: str, env: str, eps: list, wall_s: float) -> dict[str, Any]:
+    crashed, dist, speeds = zip(*eps, strict=True)
+    m = driving_metrics(list(crashed), list(dist), list(speeds))
+    return {
+        "policy": policy,
+        "action": action,
+        "env": env,
+        **m,
+        "collisions": int(sum(crashed)),
+        "wall_s": wall_s,
+        "load_average": load_average(),
+    }
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], episodes: int) -> None:
+    """OUT.md and OUT.json with the episodes driven so far (rewritten after every chunk)."""
     head = (
-        f"{args.env}, held-out seeds {args.seed}..{args.seed + args.episodes - 1} (the same for every row), "
+        f"{args.env}, held-out seeds {args.seed}..{args.seed + episodes - 1} (the same for every row), "
         f"`python bench/human_driver.py --env {args.env} --episodes {args.episodes} "
-        f"--workers {args.workers}`\n\n"
+        f"--workers {args.workers}` ({episodes} of {args.episodes} episodes driven)\n\n"
         "| driver | action | episodes | collisions | collision rate [Wilson 95%] | mean speed [m/s] | km "
         "| km per collision | wall [s] | load average (1, 5, 15 min) |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     write_text(Path(f"{args.out}.md"), head + "\n".join(row_markdown(r) for r in rows) + "\n")
-    write_json(Path(f"{args.out}.json"), {"machine": platform.platform(), "rows": rows})
-    print(f"wrote {args.out}.json and {args.out}.md")
+    write_json(Path(f"{args.out}.json"), {"machine": platform.platform(), "episodes": episodes, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from drivegpt.core.errors import UserError
+from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.estimate import (
     EstimateConfig,
     GaussianMixture,
@@ -114,6 +115,14 @@ def test_degenerate_weights_are_flagged() -> None:
     assert e.failures >= 3 and e.effective_sample_size < EstimateConfig().min_ess and e.sims == 2000
     assert e.degenerate and not e.converged and e.rel_halfwidth is None
     assert e.failure_probability_ci == (0.0, 1.0)
+
+
+def test_importance_sampling_without_any_failure_reports_a_monte_carlo_bound() -> None:
+    never = estimate_probability(lambda x, s: np.zeros(len(x), bool), 3, EstimateConfig(max_sims=600))
+    assert never.failure_probability == 0 and never.sims == 600 and not never.degenerate
+    lo, hi = never.failure_probability_ci
+    n = never.sims - never.pilot_sims  # the nominal draws after the pilot
+    assert lo == 0 and hi == pytest.approx(wilson_interval(0, n)[1])
 
 
 def test_nominal_is_standard_normal() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt
+from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOpt
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
@@ -104,13 +104,28 @@ def drive(
     takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
     clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (default: built-in)."),
+    sim: SimOpt = "highway-env",
+    batch: BatchOpt = 1024,
 ) -> None:
     """Drive a policy in closed loop and write metrics.json (with --takeovers: takeover figures + clips)."""
     from drivegpt.eval.closed_loop import evaluate, evaluate_monitored, write_drive_outputs
 
     if clips_out is not None and not takeovers:
         raise UserError("--clips-out needs --takeovers")
-    if takeovers:
+    info = {"command": _command_line(ctx), "policy": policy, "env": env, "action": action}
+    info |= {"episodes": episodes, "seed": seed, "sim": sim}
+    if sim == "batched":
+        if takeovers:
+            raise UserError("--takeovers: the safety driver has no batched port yet; use --sim highway-env")
+        from drivegpt.core.atomic import write_csv, write_json
+        from drivegpt.eval.batched import evaluate_batched
+
+        metrics, per = evaluate_batched(policy, env, action, episodes, seed, batch)
+        write_json(out / "metrics.json", metrics)
+        rows = zip(per["seed"], per["steps"], per["crashed"].astype(int), per["distance_m"], strict=True)
+        write_csv(out / "episodes.csv", [["seed", "steps", "crashed", "distance_m"], *rows])
+        write_json(out / "run.json", info)
+    elif takeovers:
         from drivegpt.takeover.clips import write_clips
         from drivegpt.takeover.monitor import MonitorConfig
 
@@ -139,19 +154,8 @@ def drive(
         metrics, eps = evaluate(
             policy, env, action, episodes, seed, workers, backend, ray_address=ray_address
         )
-    write_drive_outputs(
-        out,
-        metrics,
-        eps,
-        {
-            "command": _command_line(ctx),
-            "policy": policy,
-            "env": env,
-            "action": action,
-            "episodes": episodes,
-            "seed": seed,
-        },
-    )
+    if sim == "highway-env":
+        write_drive_outputs(out, metrics, eps, info)
     lo, hi = metrics["collision_rate_ci"]
     typer.echo(
         f"{policy} on {env}: collision rate {metrics['collision_rate']:.3f} "

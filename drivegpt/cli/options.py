@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.sim.rollout import Backend
+from drivegpt.sim.rollout import Backend, Simulator
 from drivegpt_envs.common import ActionKind
 
 BackendOpt = Annotated[Backend, typer.Option(help="Rollout backend: local processes or a ray cluster.")]
@@ -18,4 +18,9 @@ ActionOpt = Annotated[
     ActionKind | None,
     typer.Option(help="Action interface for human/idm (default: the env's); learned policies carry theirs."),
 ]
+SimOpt = Annotated[
+    Simulator,
+    typer.Option(help="Simulator: highway-env (the reference) or batched (torch, many episodes per step)."),
+]
+BatchOpt = Annotated[int, typer.Option(min=1, help="With --sim batched: episodes stepped together.")]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]

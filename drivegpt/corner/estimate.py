@@ -4,7 +4,8 @@ Everything happens in the *standard space* of the nominal distribution, ``z ~ N(
 (:mod:`drivegpt.corner.naturalistic` maps it to a family's parameters), and simulations go through a
 pluggable ``simulate_batch(params (n, d), seeds (n,)) -> failed (n,) bool``:
 
-* ``mc``: ``z`` from the nominal; estimate = failures / simulations, Wilson 95% interval.
+* ``mc``: ``z`` from the nominal; estimate = failures / simulations, Wilson 95% interval. So is
+  ``is`` when its pilot saw no failure at all (there is nothing to fit a proposal to).
 * ``is``: a proposal ``q`` fitted by the cross-entropy method, then ``p = mean(w * failed)`` with
   ``w = p(z) / q(z)``, a normal 95% interval from the sample variance. The pilot first draws from the
   nominal widened by each factor of ``inflation`` in turn until ``min_elites`` failures show up (with
@@ -249,8 +250,10 @@ def estimate_probability(
         check_support(proposal, dim, rng)
         q = proposal
     else:
-        q, wf = pilot(run, dim, cfg, rng, lambda: sims)
+        mix, wf = pilot(run, dim, cfg, rng, lambda: sims)
+        q = with_defensive(mix, cfg.defensive) if mix is not None else p0
     pilot_sims, history = sims, []
+    kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
     while sims < cfg.max_sims:
@@ -258,14 +261,14 @@ def estimate_probability(
         failed = run(z)
         w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
-        s = summarise(wf, cfg.method, cfg.min_ess)
+        s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
             break
     if not s:  # the pilot spent the budget
-        s = summarise(wf, cfg.method, cfg.min_ess)
+        s = summarise(wf, kind, cfg.min_ess)
     accel = None
-    if cfg.method == "is" and s["rel"] is not None and 0 < s["p"] < 1:
+    if kind == "is" and s["rel"] is not None and 0 < s["p"] < 1:
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
     converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
     return Estimate(
@@ -280,11 +283,11 @@ def pilot(
     cfg: EstimateConfig,
     rng: np.random.Generator,
     used: Callable[[], int],
-) -> tuple[GaussianMixture, np.ndarray]:
+) -> tuple[GaussianMixture | None, np.ndarray]:
     """Cross-entropy pilot: widened nominals until failures show, then weighted-EM mixture fits.
 
-    Returns the estimation proposal and ``w * failed`` of the refinement stages' simulations (each drawn
-    from a defensive mixture fixed before it: unbiased terms the estimate recycles)."""
+    Returns the fitted mixture (None: no failure seen) and ``w * failed`` of the refinement stages'
+    simulations (each drawn from a defensive mixture fixed before it: unbiased terms to recycle)."""
     p0 = nominal(dim)
     zs, logw, fails = [], [], []  # every pilot simulation with log p/q under the proposal that drew it
     recycled = []
@@ -316,7 +319,7 @@ def pilot(
             stage(with_defensive(mix, cfg.defensive))
             recycled.append(np.exp(logw[-1]) * fails[-1])
     wf = np.concatenate(recycled) if recycled else np.zeros(0)
-    return (with_defensive(mix, cfg.defensive) if mix is not None else p0), wf
+    return mix, wf
 
 
 def describe(q: Proposal) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from drivegpt.sim.policy import DrivePolicy
 from drivegpt_envs.common import DEFAULT_ACTION, ActionKind, action_config, kinematics_observation
 
 Backend = Literal["local", "ray"]
+#: the simulators a command can drive in: highway-env (the reference) or the batched torch port
+Simulator = Literal["highway-env", "batched"]
 J = TypeVar("J")
 R = TypeVar("R")
 

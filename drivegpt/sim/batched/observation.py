@@ -1,4 +1,4 @@
-"""What the agent sees and gets: Kinematics observation, HighwayEnv reward, termination, truncation.
+"""What the driving policy sees and gets: Kinematics observation, HighwayEnv reward, termination, truncation.
 
 Owns ``observe`` (highway-env's ``KinematicObservation`` as configured by the project: features
 presence, x, y, vx, vy, cos_h, sin_h; the ego row absolute, the others relative to it, nearest first by
