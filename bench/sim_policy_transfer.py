@@ -37,13 +37,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for spec in args.policy:
         t0 = time.time()
-        m, _ = evaluate(spec, args.env, None, args.reference_episodes, EVAL_SEED, args.workers, progress=False)
+        n, w = args.reference_episodes, args.workers
+        m, _ = evaluate(spec, args.env, None, n, EVAL_SEED, w, progress=False)
         wall = time.time() - t0
-        print(f"| {spec} | highway-env | {m['episodes']} | {cell(m)} | {m['mean_speed_mps']:.2f} | {wall:.0f} |")
+        print(f"| {spec} | highway-env | {n} | {cell(m)} | {m['mean_speed_mps']:.2f} | {wall:.0f} |")
         t0 = time.time()
         b, _ = evaluate_batched(spec, args.env, None, args.episodes, EVAL_SEED, args.batch, progress=False)
         wall = time.time() - t0
-        print(f"| {spec} | batched | {b['episodes']} | {cell(b)} | {b['mean_speed_mps']:.2f} | {wall:.0f} |", flush=True)
+        row = f"| {spec} | batched | {args.episodes} | {cell(b)} | {b['mean_speed_mps']:.2f} | {wall:.0f} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":
