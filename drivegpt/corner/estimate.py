@@ -379,7 +379,7 @@ def estimate(
 
 
 def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
-    """Estimate and 95% interval against simulations (log scale), as a PNG."""
+    """Estimate and 95% interval against simulations, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -388,9 +388,11 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
     h = np.array(est.history, float).reshape(-1, 4)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if len(h):
-        ax.fill_between(h[:, 0], np.maximum(h[:, 2], 1e-12), h[:, 3], alpha=0.3, label="95% interval")
-        ax.plot(h[:, 0], np.maximum(h[:, 1], 1e-12), "o-", ms=3, label="estimate")
-    ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log", title=title)
+        ax.fill_between(h[:, 0], h[:, 2], h[:, 3], alpha=0.3, label="95% interval")
+        ax.plot(h[:, 0], h[:, 1], "o-", ms=3, label="estimate")
+    log = len(h) > 0 and bool((h[:, 1:] > 0).all())  # log scale unless an estimate or a bound is 0
+    ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log" if log else "linear")
+    ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
