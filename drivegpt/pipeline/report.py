@@ -228,23 +228,36 @@ def _section_rlhf(out: Path) -> list[str]:
     if m is None or not curve.is_file():
         return []
     cfg = (_json(out / "rlhf" / "run.json") or {}).get("config", {})
+    method = str(m["method"])
+    steps = {
+        "ppo": "reward model (Bradley-Terry on the takeover pairs, from the pretrained backbone) → PPO "
+        "with a KL penalty to the pretrained policy",
+        "dpo": "DPO on the takeover pairs against the pretrained policy",
+        "hg-dagger": "the safety driver's actions during the takeovers as labels → fine-tuning on every "
+        "round's labels so far (HG-DAgger)",
+        "dagger": "the simulated human labels every state the policy visits → fine-tuning on every "
+        "round's labels so far (DAgger)",
+    }
+    what = " → ".join(steps[part] for part in method.split("+"))
+    dagger = "dagger" in method
+    last = "human labels (all rounds)" if dagger else "reward model pairwise accuracy"
     lines = [
-        f"## RLHF: {m['rounds']} flywheel rounds ({m['method'].upper()}) on `{cfg.get('env_id', '?')}`",
+        f"## RLHF: {m['rounds']} flywheel rounds ({method.upper()}) on `{cfg.get('env_id', '?')}`",
         "",
-        "Each round: drive with the safety driver → takeover clips → reward model (Bradley-Terry on the "
-        "takeover pairs, from the pretrained backbone) → fine-tuning with a KL penalty to the pretrained "
-        "policy. Evaluation on held-out seeds after every round:",
+        f"Each round: drive with the safety driver → takeover clips → {what}. Evaluation on held-out "
+        "seeds after every round:",
         "",
-        "| round | takeovers | per 100 km | collision rate | mean speed [m/s] | KL to pretrained [nats] "
-        "| reward model pairwise accuracy |",
+        "| round | takeovers | per 100 km | collision rate (monitored) | mean speed [m/s] "
+        f"| KL to pretrained [nats] | {last} |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in csv.DictReader(curve.open()):
-        f = {k: (float(v) if v not in ("", "None") else None) for k, v in r.items()}
+        f = {k: (float(v) if v not in ("", "None", None) else None) for k, v in r.items()}
+        extra = _num(f.get("human_labels"), ".0f") if dagger else _num(f.get("pairwise_accuracy"), ".3f")
         lines.append(
             f"| {r['round']} | {r['takeovers']} | {_num(f['takeovers_per_100km'], '.1f')} | "
             f"{_num(f['collision_rate'], '.3f')} | {_num(f['mean_speed_mps'])} | "
-            f"{_num(f['kl_to_reference'], '.4f')} | {_num(f['pairwise_accuracy'], '.3f')} |"
+            f"{_num(f['kl_to_reference'], '.4f')} | {extra} |"
         )
     if (out / "rlhf" / "learning_curve.png").is_file():
         lines += ["", "![RLHF learning curve](rlhf/learning_curve.png)"]
