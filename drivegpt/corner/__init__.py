@@ -1,7 +1,9 @@
 """Corner cases: parameterised scenario families searched for failures, kept as replayable suites.
 
 Owns: ``suite`` (scenarios, their outcomes, the suite format), ``search`` (random, Latin hypercube and
-cross-entropy search for failures). The families themselves are envs in ``drivegpt_envs.families``.
+cross-entropy search for failures), ``naturalistic`` (parameter distributions fitted from the human
+logs), ``estimate`` (failure probability under them: Monte Carlo or importance sampling). The
+families themselves are envs in ``drivegpt_envs.families``.
 May import: ``drivegpt.core``, ``drivegpt.sim``, ``drivegpt.data``, ``drivegpt.model``,
 ``drivegpt.policies``, ``drivegpt.takeover``.
 """
