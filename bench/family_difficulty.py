@@ -112,7 +112,7 @@ def main() -> None:
     header = (
         f"Human model ({args.action} actions), {args.episodes} random-parameter episodes per family, "
         f"seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1}; `{command}`; {wall:.0f} s wall on "
-        f"{platform.platform()} ({args.workers} workers, machine shared with other jobs; load average "
+        f"{platform.platform()} ({args.workers} workers; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end)."
     )
     table = markdown(rows, header)

@@ -25,7 +25,7 @@ from drivegpt.eval.closed_loop import EVAL_SEED, evaluate
 
 
 def load_average() -> str:
-    """The 1, 5 and 15-minute load averages (other jobs share the machine)."""
+    """The 1, 5 and 15-minute load averages (figures depend on them)."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
