@@ -219,7 +219,8 @@ def test_ppo_clip_stops_the_gradient_only_past_the_trust_region_in_the_advantage
 
 
 def test_rollouts_are_deterministic_and_end_at_the_first_takeover() -> None:
-    job = RolloutJob(SHIPPED_CHECKPOINT, 0.5, 0, "drivegpt/HighwayDense-v0", 3, MonitorConfig().to_dict(), 40)
+    meta_small = SHIPPED_CHECKPOINT.parent / "drivegpt-meta-small"  # the checkpoint seed 3 was chosen for
+    job = RolloutJob(meta_small, 0.5, 0, "drivegpt/HighwayDense-v0", 3, MonitorConfig().to_dict(), 40)
     a, b = rollout_one(job), rollout_one(job)
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.obs, b.obs)
