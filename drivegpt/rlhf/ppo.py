@@ -142,9 +142,10 @@ def rollout_one(job: RolloutJob) -> Rollout:
         torch.set_num_threads(1)
         policy = DriveGPTPolicy.load(job.policy_dir)
         _WORKER.update(key=(job.policy_dir, job.version), policy=policy)
-        if _WORKER.get("env_id") != job.env_id:
-            env = make_env(job.env_id, "meta", policy.env_config)  # type: ignore[arg-type]
-            _WORKER.update(env_id=job.env_id, env=env)
+        env_key = (job.env_id, policy.action_kind)  # the env speaks the policy's action interface
+        if _WORKER.get("env_key") != env_key:
+            env = make_env(job.env_id, policy.action_kind, policy.env_config)  # type: ignore[arg-type]
+            _WORKER.update(env_key=env_key, env=env)
     policy, env = _WORKER["policy"], _WORKER["env"]
     policy.sampler = torch.Generator().manual_seed(job.seed)
     policy.temperature = job.temperature
