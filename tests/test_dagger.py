@@ -117,3 +117,10 @@ def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):
     mtime = (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns
     assert run_flywheel(cfg, META_POLICY, out, progress=False) == final  # a re-run resumes: nothing redone
     assert (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_a_corrupt_labels_file_names_itself_and_the_fix(tmp_path):
+    bad = tmp_path / "labels.npz"
+    bad.write_bytes(b"not a numpy archive")
+    with pytest.raises(ValueError, match=r"labels.npz: unreadable labels .*label the round again"):
+        load_labels(bad)
