@@ -27,7 +27,7 @@ def test_batched_drive_writes_figures_that_do_not_depend_on_the_batch_size(tmp_p
 
 
 def test_batched_drive_refuses_what_it_cannot_simulate(tmp_path):
-    r = runner.invoke(app, [*ARGS, "--policy", "human", "--out", str(tmp_path / "h")])
+    r = runner.invoke(app, [*ARGS, "--policy", "idm", "--out", str(tmp_path / "h")])
     assert r.exit_code == 2 and "--sim highway-env" in r.output
     r = runner.invoke(app, [*ARGS, "--policy", "constant:IDLE", "--takeovers", "--out", str(tmp_path / "t")])
     assert r.exit_code == 2 and "no batched port" in r.output

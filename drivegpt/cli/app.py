@@ -31,19 +31,24 @@ def collect(
     seed: int | None = typer.Option(None, help="First episode seed."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
+    sim: SimOpt = "highway-env",
+    batch: BatchOpt = 1024,
 ) -> None:
     """Record human-driven episodes into a Minari dataset with a checksum manifest."""
-    from drivegpt.data.collect import CollectConfig
+    from drivegpt.data.collect import CollectConfig, collect_batched
     from drivegpt.data.collect import collect as run_collect
     from drivegpt.data.logs import load_logs
 
     cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
     t0 = time.time()
-    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)
+    if sim == "batched":  # the batched human, `batch` episodes per step (workers and backend unused)
+        path = collect_batched(cfg, out, batch)
+    else:
+        path = run_collect(cfg, out, backend=backend, ray_address=ray_address)
     ds = load_logs(path)
     from drivegpt.core.atomic import write_json
 
-    write_json(Path(out) / "run.json", {"command": _command_line(ctx), "config": cfg.to_dict()})
+    write_json(Path(out) / "run.json", {"command": _command_line(ctx), "config": cfg.to_dict(), "sim": sim})
     typer.echo(
         f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} in {time.time() - t0:.1f} s"
     )
@@ -114,9 +119,24 @@ def drive(
         raise UserError("--clips-out needs --takeovers")
     info = {"command": _command_line(ctx), "policy": policy, "env": env, "action": action}
     info |= {"episodes": episodes, "seed": seed, "sim": sim}
-    if sim == "batched":
-        if takeovers:
-            raise UserError("--takeovers: the safety driver has no batched port yet; use --sim highway-env")
+    if sim == "batched" and takeovers:
+        from drivegpt.core.atomic import write_csv, write_json
+        from drivegpt.takeover.batched import evaluate_monitored_batched
+        from drivegpt.takeover.monitor import MonitorConfig
+
+        if clips_out is not None:
+            raise UserError("--clips-out: clips replay in highway-env; write them with --sim highway-env")
+        mcfg = load_config(MonitorConfig, monitor_config) if monitor_config else MonitorConfig()
+        metrics, per = evaluate_monitored_batched(policy, env, action, episodes, seed, batch, mcfg)
+        per["crashed"] = per["crashed"].astype(int)
+        write_json(out / "metrics.json", metrics)
+        write_csv(out / "episodes.csv", [list(per), *zip(*per.values(), strict=True)])
+        write_json(out / "run.json", {**info, "monitor": mcfg.to_dict()})
+        typer.echo(
+            f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
+            f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
+        )
+    elif sim == "batched":
         from drivegpt.core.atomic import write_csv, write_json
         from drivegpt.eval.batched import evaluate_batched
 

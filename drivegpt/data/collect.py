@@ -1,4 +1,10 @@
-"""Record human-driven episodes over a scenario mix into a verified Minari log dataset."""
+"""Record human-driven episodes over a scenario mix into a verified Minari log dataset.
+
+``collect`` drives highway-env (``HumanDriver``, one env per episode in worker processes);
+``collect_batched`` drives the batched simulator (``BatchedHuman``, ``batch`` episodes per step) for
+the scenarios it supports. Both draw each episode's scenario and driver personality from its seed
+alone, so a seed gives the same driver in either simulator (not the same traffic).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,16 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import UserError
 from drivegpt.data.logs import write_logs
+from drivegpt.sim import batched
+from drivegpt.sim.batched.human import BatchedHuman, Personalities
 from drivegpt.sim.human import HumanDriver, PersonalityRanges
-from drivegpt.sim.rollout import Backend, Episode, make_env, parallel_map, run_episode
+from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 
 
@@ -112,3 +122,111 @@ def collect(
         cfg.to_dict(),
         description=f"Human-driver logs, {cfg.action} actions, {', '.join(s.env_id for s in cfg.scenarios)}",
     )
+
+
+def collect_batched(cfg: CollectConfig, out: str | Path, batch: int = 1024, progress: bool = True) -> Path:
+    """``collect`` on the batched simulator: the same seeds, scenario draw and personalities, with
+    ``batch`` episodes stepped together; a scenario the batched simulator lacks is a UserError."""
+    from tqdm import tqdm
+
+    jobs = plan_jobs(cfg)
+    for sc in cfg.scenarios:
+        if sc.env_id not in batched.SUPPORTED_ENV_IDS:
+            raise UserError(
+                f"collect --sim batched: scenario {sc.env_id!r} has no batched port; supported: "
+                f"{', '.join(batched.SUPPORTED_ENV_IDS)} (or use --sim highway-env)"
+            )
+    episodes: dict[int, Episode] = {}
+    bar = tqdm(total=len(jobs), desc="collect (batched)", unit="ep", disable=not progress)
+    for k, sc in enumerate(cfg.scenarios):
+        mine = [j for j in jobs if j.scenario == k]
+        config = batched.make_config(sc.env_id, cfg.action, dict(sc.config) or None)  # type: ignore[arg-type]
+        for lo in range(0, len(mine), batch):
+            chunk = mine[lo : lo + batch]
+            for ep in _drive_batch(config, chunk, cfg.personality):
+                episodes[ep.seed] = ep
+            bar.update(len(chunk))
+    bar.close()
+    env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
+    return write_logs(
+        out,
+        [episodes[j.seed] for j in jobs],
+        env,
+        {**cfg.to_dict(), "sim": "batched"},
+        description=f"Human-driver logs (batched simulator), {cfg.action} actions, "
+        + ", ".join(s.env_id for s in cfg.scenarios),
+    )
+
+
+def _drive_batch(
+    config: batched.SimConfig, jobs: list[CollectJob], ranges: PersonalityRanges
+) -> list[Episode]:
+    """Drive the episodes of ``jobs`` (one scenario) together to the end of the longest one."""
+    seeds = [j.seed for j in jobs]
+    state = batched.reset(seeds, config)
+    human = BatchedHuman(config, ranges=ranges)  # a meta / continuous config is refused here
+    human.reset(seeds, state)
+    obs, states = [batched.observe(state)], [_ego_state(state)]  # (B, V, F), key -> (B,)
+    actions, decisions, rewards, terms, truncs = [], [], [], [], []
+    done = torch.zeros(len(seeds), dtype=torch.bool, device=state.device)
+    length = torch.zeros(len(seeds), dtype=torch.long, device=state.device)  # (B,) steps of each episode
+    while not bool(done.all()):
+        token = human.act(state)
+        actions.append(token)
+        decisions.append(human.decision)
+        state = batched.step(state, token)
+        length += (~done).long()
+        obs.append(batched.observe(state))
+        states.append(_ego_state(state))
+        rewards.append(batched.reward(state))
+        terms.append(batched.terminated(state))
+        truncs.append(batched.truncated(state))
+        done |= terms[-1] | truncs[-1]
+    stacked = {
+        "obs": torch.stack(obs, 1),  # (B, T + 1, V, F)
+        "actions": torch.stack(actions, 1),  # (B, T)
+        "decisions": torch.stack(decisions, 1),
+        "rewards": torch.stack(rewards, 1),
+        "terms": torch.stack(terms, 1),
+        "truncs": torch.stack(truncs, 1),
+    }
+    arrays = {k: v.cpu().numpy() for k, v in stacked.items()}
+    ego = {k: torch.stack([s[k] for s in states], 1).cpu().numpy() for k in STATE_KEYS}  # (B, T + 1)
+    people = {name: getattr(human.p, name).cpu().numpy() for name in Personalities.__dataclass_fields__}
+    out = []
+    for i, job in enumerate(jobs):  # splitting the finished batch into episode records
+        t = int(length[i])
+        ep = Episode(
+            seed=job.seed,
+            env_id=job.env_id,
+            observations=arrays["obs"][i, : t + 1].astype(np.float32),
+            actions=arrays["actions"][i, :t].astype(np.int64),
+            rewards=arrays["rewards"][i, :t].astype(np.float64),
+            terminations=arrays["terms"][i, :t],
+            truncations=arrays["truncs"][i, :t],
+            states={k: v[i, : t + 1].astype(np.float64) for k, v in ego.items()},
+            decisions=arrays["decisions"][i, :t].astype(np.int64),
+        )
+        ep.meta = {
+            "seed": job.seed,
+            "action": job.action,
+            "scenario": job.scenario,
+            "env_config": job.overrides,
+            "personality": {name: float(v[i]) for name, v in people.items()},
+            "sim": "batched",
+        }
+        out.append(ep)
+    return out
+
+
+def _ego_state(state: batched.BatchState) -> dict[str, torch.Tensor]:
+    """``rollout.ego_state`` of every episode: key -> (B,) float64."""
+    return {
+        "speed": state.speed[:, 0],
+        "x": state.x[:, 0],
+        "y": state.y[:, 0],
+        "heading": state.heading[:, 0],
+        "lane": state.lane[:, 0].to(state.dtype),
+        "crashed": state.crashed[:, 0].to(state.dtype),
+        "on_road": batched.on_road(state).to(state.dtype),
+    }

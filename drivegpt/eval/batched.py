@@ -2,12 +2,14 @@
 
 The same figures as :func:`drivegpt.eval.closed_loop.evaluate` (collision rate, distance, speed),
 for any policy that acts on a batch of observations (``act_batch``: DriveGPT, stable-baselines3,
-``constant:``). Drivers that read highway-env's objects (the human model, ``idm``) and the safety
-driver have no batched port yet: asking for them fails with what is supported.
+``constant:``) and for the simulated human (``human``: :class:`~drivegpt.sim.batched.human.BatchedHuman`,
+which reads the batch state as ``HumanDriver`` reads highway-env's objects; ``accel`` interface only).
+highway-env's stock ``idm`` driver has no batched port: asking for it fails with what is supported.
 
 Seeds: episode ``i`` is spawned from seed ``seed + i`` by the batched simulator's own generator, so an
 episode depends only on its seed (never on the batch size), but it is not highway-env's episode of
-that seed: the two simulators agree in distribution (``bench/sim_parity.py``), not draw by draw.
+that seed: the two simulators agree in distribution (``bench/sim_parity.py``), not draw by draw. The
+human's personality and noise of episode ``i`` are ``HumanDriver``'s for seed ``seed + i``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import driving_metrics
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim import batched
+from drivegpt.sim.batched.human import BatchedHuman
 
 
 def evaluate_batched(
@@ -34,16 +37,24 @@ def evaluate_batched(
     progress: bool = True,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Drive ``episodes`` episodes of ``policy`` in batches of ``batch``; return (metrics, per-episode
-    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``)."""
+    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``, ``lane_changes``)."""
     kind = policy_action_kind(policy, action or "accel")
-    driver: Any = load_policy(policy, kind)
-    if not hasattr(driver, "act_batch") and not hasattr(driver, "action"):
+    if policy.partition(":")[0] == "human":
+        config = batched.make_config(env_id, kind)
+        driver: Any = BatchedHuman(config)  # refuses meta / continuous, naming what it drives
+    else:
+        driver = load_policy(policy, kind)
+        config = batched.make_config(env_id, kind, getattr(driver, "env_config", None))
+    if (
+        not isinstance(driver, BatchedHuman)
+        and not hasattr(driver, "act_batch")
+        and not hasattr(driver, "action")
+    ):
         raise UserError(
             f"{policy}: this driver reads highway-env's objects and has no batched port; "
-            "use --sim highway-env (the batched simulator drives drivegpt, sb3-* and constant: policies)"
+            "use --sim highway-env (the batched simulator drives human, drivegpt, sb3-* and constant:)"
         )
-    config = batched.make_config(env_id, kind, getattr(driver, "env_config", None))
-    crashed, distance, steps, speeds = [], [], [], []
+    crashed, distance, steps, lane_changes, speeds = [], [], [], [], []
     bar = tqdm(total=episodes, desc=f"drive {policy} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
@@ -51,6 +62,7 @@ def evaluate_batched(
         crashed.append(out["crashed"])
         distance.append(out["distance_m"])
         steps.append(out["steps"])
+        lane_changes.append(out["lane_changes"])
         speeds += out["speeds"]
         bar.update(len(seeds))
     bar.close()
@@ -59,6 +71,7 @@ def evaluate_batched(
         "crashed": np.concatenate(crashed),
         "distance_m": np.concatenate(distance),
         "steps": np.concatenate(steps),
+        "lane_changes": np.concatenate(lane_changes),
     }
     metrics = driving_metrics(list(per_episode["crashed"]), list(per_episode["distance_m"]), speeds)
     return metrics, per_episode
@@ -68,24 +81,30 @@ def _drive(driver: Any, config: batched.SimConfig, seeds: list[int]) -> dict[str
     """One batch to the end of its longest episode; a finished episode stops counting."""
     B = len(seeds)
     state = batched.reset(seeds, config)
-    if hasattr(driver, "reset_batch"):
+    if isinstance(driver, BatchedHuman):
+        driver.reset(seeds, state)  # one personality per episode, from its seed
+    elif hasattr(driver, "reset_batch"):
         driver.reset_batch(B)
     done = torch.zeros(B, dtype=torch.bool)
     crashed = torch.zeros(B, dtype=torch.bool)
     distance, steps = torch.zeros(B, dtype=torch.float64), torch.zeros(B, dtype=torch.long)
+    lane_changes = torch.zeros(B, dtype=torch.long)  # (B,) policy steps that ended in another lane
     speed_rows: list[torch.Tensor] = []  # (B,) per step, NaN once an episode has ended
     while not bool(done.all()):
-        obs = batched.observe(state).numpy()  # (B, V, F)
-        if hasattr(driver, "act_batch"):
+        if isinstance(driver, BatchedHuman):  # reads the state, as HumanDriver reads the env
+            act: Any = driver.act(state)
+        elif hasattr(driver, "act_batch"):
+            obs = batched.observe(state).numpy()  # (B, V, F)
             act = np.asarray(driver.act_batch(obs))
         else:  # constant: the same action for every episode
             act = np.repeat(np.asarray(driver.action)[None], B, axis=0)
-        x0, y0 = state.x[:, 0], state.y[:, 0]
+        x0, y0, lane0 = state.x[:, 0], state.y[:, 0], state.lane[:, 0]
         state = batched.step(state, torch.as_tensor(act))
         moved = torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0)  # (B,) [m]
         alive = ~done
         distance += torch.where(alive, moved, 0.0)
         steps += alive.long()
+        lane_changes += (alive & (state.lane[:, 0] != lane0)).long()
         crashed |= alive & state.crashed[:, 0]
         speed_rows.append(torch.where(alive, state.speed[:, 0], torch.nan))
         done |= batched.terminated(state) | batched.truncated(state)
@@ -94,5 +113,6 @@ def _drive(driver: Any, config: batched.SimConfig, seeds: list[int]) -> dict[str
         "crashed": crashed.numpy(),
         "distance_m": distance.numpy(),
         "steps": steps.numpy(),
+        "lane_changes": lane_changes.numpy(),
         "speeds": [row[~np.isnan(row)] for row in speeds],
     }

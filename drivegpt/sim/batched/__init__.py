@@ -9,7 +9,9 @@ No Python loop runs over vehicles or episodes inside ``step``.
 Files, in reading order: ``config`` (static settings), ``state`` (the tensors), ``road`` (lanes,
 neighbour search), ``controller``, ``idm``, ``mobil``, ``kinematics``, ``collision``, ``ego`` (action
 interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, termination), ``spawn``
-(``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv).
+(``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv),
+``human`` (the simulated human driver, decision for decision the same as ``drivegpt.sim.human``),
+``families`` (corner-case families ported: stalled car, hard-braking lead).
 
 Usage::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from drivegpt.sim.batched.config import ACTION_KINDS, SUPPORTED_ENV_IDS, SimConfig, make_config
 from drivegpt.sim.batched.ego import META_ACTIONS, validate_action
+from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.batched.observation import FEATURES, observe, on_road, reward, terminated, truncated
 from drivegpt.sim.batched.simulate import step
 from drivegpt.sim.batched.spawn import empty_state, reset
@@ -36,6 +39,7 @@ __all__ = [
     "META_ACTIONS",
     "SUPPORTED_ENV_IDS",
     "BatchState",
+    "BatchedHuman",
     "BatchedHighwayVectorEnv",
     "Behavior",
     "SimConfig",

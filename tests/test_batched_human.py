@@ -1,0 +1,258 @@
+"""The batched human (drivegpt.sim.batched.human) against HumanDriver, by hand, and across batch sizes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from drivegpt.core.errors import UserError
+from drivegpt.sim import batched
+from drivegpt.sim.batched.config import LANE_WIDTH
+from drivegpt.sim.batched.human import BatchedHuman, Personalities, human_idm, tokens
+from drivegpt.sim.human import HumanDriver, Personality, idm_acceleration
+from drivegpt.sim.rollout import make_env
+from drivegpt_envs.actions import ACCEL_BINS, KEEP, LEFT, RIGHT, decode_accel_lane, encode_accel_lane
+
+ENV = "drivegpt/HighwayDense-v0"
+STEPS = 30  # [policy steps] of the highway-env rollout (6 s of dense traffic)
+#: drivers whose MOBIL is consulted at every recorded state: eager ones change lanes often.
+PERSONALITIES = (
+    Personality(desired_speed=30.0, politeness=0.0, lane_change_threshold=0.0, min_gap=2.0),
+    Personality(desired_speed=29.0, politeness=0.5, lane_change_threshold=0.05, time_headway=1.2),
+    Personality(),
+)
+
+
+@pytest.fixture(scope="module")
+def rollout() -> dict:
+    """The human drives highway-env's dense traffic; every state is imported with from_highway_env.
+
+    Recorded per step: the imported state, HumanDriver's executed token and clean decision, the
+    batched human's on the imported state, and each PERSONALITIES driver's decision with MOBIL
+    consulted (lane-change timer elapsed).
+    """
+    seed = 7  # a stretch with braking, speeding up and room to change lanes
+    env = make_env(ENV, "accel")
+    env.reset(seed=seed)
+    human = HumanDriver()
+    human.reset(seed, env)
+    first = batched.from_highway_env([env])
+    twin = BatchedHuman(first.config)
+    twin.reset([seed], first)
+    out: dict = {"states": [], "executed": [], "decision": [], "twin": [], "twin_decision": [], "eager": []}
+    for _ in range(STEPS):
+        state = batched.from_highway_env([env])
+        eager = []
+        for p in PERSONALITIES:
+            probe = HumanDriver(personality=p)
+            probe.reset(seed, env)
+            probe.since_lane_change = HumanDriver.LANE_CHANGE_PERIOD
+            probe.act()
+            eager.append(probe.decision)
+        out["eager"].append(eager)
+        out["twin"].append(int(twin.act(state)[0]))
+        out["twin_decision"].append(int(twin.decision[0]))
+        action = human.act()
+        out["states"].append(state)
+        out["executed"].append(int(action))
+        out["decision"].append(int(human.decision))
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    env.close()
+    out["seed"] = seed
+    return out
+
+
+def test_rollout_tokens_equal_human_driver_step_by_step(rollout: dict) -> None:
+    """Same seed: the same personality, noise, delay queue and lane-change timer, so every token agrees."""
+    assert len(rollout["states"]) == STEPS
+    assert rollout["twin_decision"] == rollout["decision"]
+    assert rollout["twin"] == rollout["executed"]
+    assert len(set(rollout["decision"])) > 3  # the driver did brake and accelerate, not hold one token
+
+
+def test_clean_decision_equals_human_driver_on_every_state_and_personality(rollout: dict) -> None:
+    """All recorded states in one batch, MOBIL consulted: decisions agree token for token."""
+    state = batched.concat(rollout["states"])  # (B = STEPS) one episode per recorded state
+    changes = 0
+    for i, p in enumerate(PERSONALITIES):
+        driver = BatchedHuman(state.config, personality=p)
+        driver.reset([rollout["seed"]] * state.batch_size, state)
+        driver.since_lane_change = torch.full_like(driver.since_lane_change, HumanDriver.LANE_CHANGE_PERIOD)
+        driver.act(state)
+        expected = [row[i] for row in rollout["eager"]]
+        assert driver.decision.tolist() == expected, f"personality {i}"
+        changes += sum(t % 3 != KEEP for t in expected)
+    assert changes >= 10, "the states must exercise MOBIL lane changes"
+
+
+def test_idm_is_human_driver_idm_value_for_value() -> None:
+    rng = np.random.default_rng(0)
+    p = Personality(desired_speed=27.0, time_headway=1.4, min_gap=2.5)
+    rows = [(rng.uniform(0, 35), rng.uniform(0.0, 80.0), rng.uniform(-10, 10)) for _ in range(200)]
+    rows += [(20.0, 0.05, 3.0), (0.0, 10.0, -5.0), (30.0, 1.0, 30.0)]  # tiny gap, standstill, closing fast
+    speed, gap, closing = (torch.tensor(c, dtype=torch.float64) for c in zip(*rows, strict=True))
+    ps = Personalities.stack([p] * len(rows), speed)
+    got = human_idm(speed, ps.desired_speed, gap, closing, torch.ones_like(gap, dtype=torch.bool), ps)
+    want = [idm_acceleration(v, p.desired_speed, g, c, p) for v, g, c in rows]
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    free = human_idm(speed, ps.desired_speed, gap, closing, torch.zeros_like(gap, dtype=torch.bool), ps)
+    np.testing.assert_allclose(free.numpy(), [idm_acceleration(v, 27.0, None, 0.0, p) for v, _, _ in rows])
+
+
+def test_tokens_encode_like_the_accel_language() -> None:
+    acc = torch.tensor([-20.0, -7.0, -0.4, 0.0, 0.15, 0.16, 2.6, 9.0], dtype=torch.float64)
+    intent = torch.tensor([KEEP, LEFT, RIGHT, KEEP, KEEP, LEFT, RIGHT, KEEP])
+    want = [
+        int(encode_accel_lane(max(min(a, 3.0), -8.0), i))
+        for a, i in zip(acc.tolist(), intent.tolist(), strict=True)
+    ]
+    assert tokens(acc, intent).tolist() == want
+
+
+def scene(ego: tuple[int, float], others: list[tuple[int, float, float]], lanes_speed: float = 0.0):
+    """One hand-built episode of ``ENV``: the ego (lane, speed [m/s]) at x = 200 m and other vehicles
+    (lane, distance ahead [m], speed [m/s]); every other slot is empty."""
+    state = batched.reset([0], batched.make_config(ENV, "accel"))
+    n = state.slots
+    present = torch.zeros(1, n, dtype=torch.bool)
+    x, speed = torch.full((1, n), 0.0, dtype=torch.float64), torch.zeros(1, n, dtype=torch.float64)
+    lane = torch.zeros(1, n, dtype=torch.long)
+    for slot, (k, dx, v) in enumerate([(ego[0], 0.0, ego[1]), *others]):
+        present[0, slot], x[0, slot], speed[0, slot], lane[0, slot] = True, 200.0 + dx, v, k
+    return state.replace(
+        present=present,
+        x=x,
+        y=lane.to(torch.float64) * LANE_WIDTH,
+        heading=torch.zeros_like(x),
+        speed=speed,
+        lane=lane,
+        target_lane=lane.clone(),
+    )
+
+
+def decide(state, personality: Personality | None = None, consult: bool = True) -> tuple[float, int]:
+    """(acceleration bin [m/s²], lane intent) of the clean decision on a one-episode state."""
+    driver = BatchedHuman(state.config, personality=personality or Personality())
+    driver.reset([0], state)
+    if consult:
+        driver.since_lane_change += HumanDriver.LANE_CHANGE_PERIOD
+    driver.act(state)
+    acc, intent = decode_accel_lane(int(driver.decision[0]))
+    return float(acc), int(intent)
+
+
+def test_free_road_idm_value_and_emergency_braking_by_hand() -> None:
+    p = Personality()  # v0 27 m/s, T 1.5 s, s0 3 m, a 3 m/s², b 4 m/s²
+    free = 3.0 * (1 - (20.0 / 27.0) ** 4)  # 2.0967 m/s² -> the 2.2 m/s² bin
+    assert math.isclose(free, 2.0967, abs_tol=1e-4)
+    assert decide(scene((1, 20.0), []), p, consult=False) == (2.2, KEEP)
+    # 30 m ahead (25 m bumper to bumper), 10 m/s slower: s* = 3 + 30 + 20 * 10 / (2 sqrt(12)) = 61.87 m
+    s_star = 3.0 + 20.0 * 1.5 + 20.0 * 10.0 / (2 * math.sqrt(12.0))
+    assert 3.0 * (1 - (20 / 27) ** 4 - (s_star / 25.0) ** 2) < -8.0  # beyond the table: full braking
+    assert decide(scene((1, 20.0), [(1, 30.0, 10.0)]), p, consult=False) == (ACCEL_BINS[0], KEEP)
+
+
+def test_lane_intent_goes_where_mobil_gains_and_never_off_the_road() -> None:
+    # a slow lead 60 m ahead (IDM -0.13 m/s²: mild, so the lane intent is not suppressed by braking)
+    slow_lead, blocker = (0.0, 60.0, 15.0), (0.0, 1.0, 20.0)  # (lane placeholder, dx [m], speed [m/s])
+    # lane 1 with a slow lead, lane 0 free, lane 2 blocked alongside: change left
+    assert decide(scene((1, 20.0), [(1, *slow_lead[1:]), (2, *blocker[1:])]))[1] == LEFT
+    # the mirror: lane 1 with a slow lead, lane 2 free, lane 0 blocked: change right
+    assert decide(scene((1, 20.0), [(1, *slow_lead[1:]), (0, *blocker[1:])]))[1] == RIGHT
+    # lane 0 (the road's left edge) with the same slow lead and lane 1 blocked: no lane left of it
+    assert decide(scene((0, 20.0), [(0, *slow_lead[1:]), (1, *blocker[1:])]))[1] == KEEP
+    # lane 2 (the right edge, 3 lanes) likewise never turns right
+    assert decide(scene((2, 20.0), [(2, *slow_lead[1:]), (1, *blocker[1:])]))[1] == KEEP
+    # the timer: MOBIL is not consulted before LANE_CHANGE_PERIOD has passed
+    assert decide(scene((1, 20.0), [(1, *slow_lead[1:]), (2, *blocker[1:])]), consult=False)[1] == KEEP
+
+
+def drive(seeds: list[int], steps: int = 8) -> torch.Tensor:
+    """(B, steps) executed tokens of the batched human on the batched simulator."""
+    state = batched.reset(seeds, batched.make_config(ENV, "accel"))
+    driver = BatchedHuman(state.config)
+    driver.reset(seeds, state)
+    out = []
+    for _ in range(steps):
+        out.append(driver.act(state))
+        state = batched.step(state, out[-1])
+    return torch.stack(out, 1)
+
+
+def test_same_seeds_same_tokens_whatever_the_batch_size() -> None:
+    seeds = [11, 12, 13, 14]
+    whole = drive(seeds)
+    assert torch.equal(drive(seeds[2:3]), whole[2:3])
+    assert torch.equal(drive(seeds[::-1]), whole.flip(0))
+    assert not torch.equal(whole[0], whole[1])  # different seeds, different drivers
+
+
+def test_clone_and_select_are_independent_copies() -> None:
+    seeds = [21, 22, 23]
+    state = batched.reset(seeds, batched.make_config(ENV, "accel"))
+    driver = BatchedHuman(state.config)
+    driver.reset(seeds, state)
+    driver.act(state)
+    twin, part = driver.clone(), driver.select([2])
+    state = batched.step(state, driver.decision)
+    a = driver.act(state)
+    assert torch.equal(twin.act(state), a)
+    assert torch.equal(part.act(state.select([2])), a[2:])
+    assert int(twin.t[0]) == 2 and int(part.t[0]) == 2 and int(driver.select([0]).t[0]) == 2
+    fresh = BatchedHuman(state.config)
+    fresh.reset([99], state.select([0]))
+    spliced = driver.put(torch.tensor([1]), fresh)  # episode 1 restarts with the driver of seed 99
+    assert spliced.t.tolist() == [2, 0, 2] and int(driver.t[1]) == 2
+    assert float(spliced.p.desired_speed[1]) == float(fresh.p.desired_speed[0])
+
+
+def test_other_interfaces_are_refused_with_the_supported_one() -> None:
+    with pytest.raises(UserError, match="accel"):
+        BatchedHuman(batched.make_config(ENV, "meta"))
+
+
+def test_collect_on_the_batched_simulator_logs_the_human_of_each_seed(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+    from drivegpt.data.logs import load_logs
+    from drivegpt.sim.human import PersonalityRanges
+
+    config = tmp_path / "c.yaml"
+    scenario = "{env_id: drivegpt/Highway-v0, config: {duration: 3}}"
+    config.write_text(f"action: accel\nepisodes: 3\nseed: 40\nscenarios:\n  - {scenario}\n")
+    out = tmp_path / "logs"
+    args = ["collect", "--config", str(config), "--out", str(out), "--sim", "batched", "--batch", "2"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    episodes = list(load_logs(out).episodes())
+    assert [ep.seed for ep in episodes] == [40, 41, 42]
+    for ep in episodes:
+        assert len(ep.actions) == 15 and ep.observations.shape == (16, 10, 7)  # 3 s at 5 Hz, no crash
+        assert ep.actions.min() >= 0 and ep.actions.max() < 42 and len(ep.decisions) == 15
+        person = PersonalityRanges().sample(np.random.default_rng([ep.seed, 0x48554D]))  # HumanDriver's
+        assert ep.meta["personality"] == pytest.approx(person.to_dict()) and ep.meta["sim"] == "batched"
+    merge = tmp_path / "m.yaml"
+    merge.write_text("episodes: 2\nscenarios:\n  - {env_id: drivegpt/Merge-v0}\n")
+    r = CliRunner().invoke(
+        app, ["collect", "--config", str(merge), "--out", str(tmp_path / "m"), "--sim", "batched"]
+    )
+    assert r.exit_code == 2 and "no batched port" in r.output and "drivegpt/Highway-v0" in r.output
+
+
+def test_batched_evaluation_drives_the_human_and_counts_lane_changes() -> None:
+    from drivegpt.eval.batched import _drive
+
+    config = batched.make_config("drivegpt/Highway-v0", "accel", {"duration": 2})  # 2 s
+    seeds = [1_000_000, 1_000_001, 1_000_002]
+    out = _drive(BatchedHuman(config), config, seeds)
+    # 10 steps of 0.2 s sum to 1.999... s < 2 s (float time, as in highway-env): truncated after 11
+    assert out["steps"].tolist() == [11, 11, 11] and not out["crashed"].any()
+    driven = [s.mean() * 11 * 0.2 for s in out["speeds"]]  # [m] mean speed x time
+    np.testing.assert_allclose(out["distance_m"], driven, rtol=0.1)
+    assert out["lane_changes"].shape == (3,) and (out["lane_changes"] >= 0).all()
