@@ -210,6 +210,13 @@ def estimate(
     naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
     action: ActionOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    sim: str = typer.Option(
+        "highway-env", help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead)."
+    ),
+    batch: int = typer.Option(4096, help="--sim batched: episodes stepped at once."),
+    duration: float | None = typer.Option(
+        None, help="--sim batched: episode length [s] (default: the family's)."
+    ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
@@ -224,8 +231,14 @@ def estimate(
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     m = cast(Method, method)
-    est = run_estimate(family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers)
-    run = {"command": command_line(ctx), "family": family, "policy": policy, "seconds": time.time() - t0}
+    est = run_estimate(
+        family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
+        sim=sim, batch=batch, duration=duration,
+    )  # fmt: skip
+    run = {
+        "command": command_line(ctx), "family": family, "policy": policy, "sim": sim,
+        "seconds": time.time() - t0,
+    }  # fmt: skip
     write_estimate(est, out, run)
     lo, hi = est.failure_probability_ci
     flag = " (degenerate weights: no interval)" if est.degenerate else ""

@@ -37,6 +37,9 @@ from pydantic import Field
 from drivegpt.core.config import FrozenConfig, config_from_dict
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import check_metric_names, wilson_interval
+from drivegpt.corner.estimate_report import plot_convergence, write_estimate
+
+__all__ = ["EstimateConfig", "estimate", "estimate_probability", "plot_convergence", "write_estimate"]
 
 Z95 = 1.959963984540054
 SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -367,46 +370,25 @@ def estimate(
     action: str = "accel",
     workers: int | None = None,
     progress: bool = True,
+    sim: str = "highway-env",
+    batch: int = 4096,
+    duration: float | None = None,
 ) -> Estimate:
-    """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped)."""
+    """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
+
+    ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
+    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once, episodes of ``duration`` [s])."""
     from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_distribution(family, load_naturalistic(naturalistic))
-    sim = family_simulator(family, policy, dist.names, action, workers, progress)
-    return estimate_probability(sim, dist.dim, cfg, dist.to_params)
+    if sim == "batched":
+        from drivegpt.corner.batched import batched_family_simulator
 
-
-def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
-    """Estimate and 95% interval against simulations, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    h = np.array(est.history, float).reshape(-1, 4)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    if len(h):
-        ax.fill_between(h[:, 0], h[:, 2], h[:, 3], alpha=0.3, label="95% interval")
-        ax.plot(h[:, 0], h[:, 1], "o-", ms=3, label="estimate")
-    log = len(h) > 0 and bool((h[:, 1:] > 0).all())  # log scale unless an estimate or a bound is 0
-    ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log" if log else "linear")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
-    """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``) and ``OUT/convergence.png``."""
-    from drivegpt.core.atomic import write_json
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics()}
-    write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
-    title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
-    plot_convergence(est, out / "convergence.png", title)
-    return out
+        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, progress=progress)
+    elif sim == "highway-env":
+        run = family_simulator(family, policy, dist.names, action, workers, progress)
+    else:
+        raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
+    return estimate_probability(run, dist.dim, cfg, dist.to_params)

@@ -1,0 +1,195 @@
+"""Monte Carlo ground truth on the batched simulator, and importance sampling measured against it.
+
+For each family: plain Monte Carlo from the naturalistic distribution (``z ~ N(0, I)``, simulation i
+with scenario seed i, exactly as ``drivegpt corner-cases estimate --method mc --sim batched``) with up
+to ``--mc-sims`` simulations or ``--mc-seconds`` of wall time, whichever comes first; then
+cross-entropy importance sampling (``drivegpt.corner.estimate``, ``--sim batched``) with
+``--is-seeds`` sampler seeds at ``--rel-halfwidth``. Reported per family: the MC estimate with its
+Wilson 95% interval, the IS estimates, how many IS intervals cover the MC estimate (Wilson interval
+of that coverage), the simulations each IS run used, and the acceleration factor = simulations plain
+MC needs for the same relative half-width at the MC probability, ``Z95² (1 - p) / (p r²)``, ÷
+simulations IS used.
+
+    .venv/bin/python bench/estimate_batched.py --families stalled_car hard_braking_lead \\
+        --mc-sims 1000000 --mc-seconds 1800 --is-seeds 10 --out bench/results/estimate_batched
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivegpt.core.metrics import wilson_interval
+from drivegpt.corner.batched import batched_family_simulator
+from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
+from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
+
+#: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
+DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0}
+
+
+def load() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
+
+
+def monte_carlo(sim, dist, sims: int, seconds: float, chunk: int, seed: int) -> dict:
+    """Plain MC in chunks (simulation i: ``z`` row i of the seeded stream, scenario seed ``seed + i``)."""
+    rng = np.random.default_rng([seed, dist.dim])  # as estimate_probability's mc
+    t0, done, failures = time.time(), 0, 0
+    while done < sims and time.time() - t0 < seconds:
+        n = min(chunk, sims - done)
+        z = rng.standard_normal((n, dist.dim))
+        failures += int(sim(dist.to_params(z), seed + done + np.arange(n)).sum())
+        done += n
+        print(f"  mc {done} sims, {failures} failures, {time.time() - t0:.0f} s, load {load()}", flush=True)
+    p = failures / done
+    lo, hi = wilson_interval(failures, done)
+    return {"sims": done, "failures": failures, "p": p, "ci": [lo, hi], "seconds": time.time() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--families", nargs="+", default=list(DURATION))
+    ap.add_argument("--policy", default="human")
+    ap.add_argument("--mc-sims", type=int, default=1_000_000)
+    ap.add_argument("--mc-seconds", type=float, default=1800.0, help="wall-time cap of each family's MC")
+    ap.add_argument("--is-seeds", type=int, default=10)
+    ap.add_argument("--is-max-sims", type=int, default=20_000)
+    ap.add_argument("--is-batch", type=int, default=400, help="IS simulations per stage and per batch")
+    ap.add_argument("--is-widen", type=float, default=EstimateConfig().widen, help="IS covariance widening")
+    ap.add_argument("--is-components", type=int, default=EstimateConfig().components, help="IS mixture size")
+    ap.add_argument("--rel-halfwidth", type=float, default=0.2)
+    ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
+    ap.add_argument("--parts", nargs="+", default=["mc", "is"])
+    ap.add_argument("--out", type=Path, default=Path("bench/results/estimate_batched"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = load_naturalistic(None)
+    for family in args.families:
+        path = args.out / f"{family}.json"
+        dist = family_distribution(family, model)
+        sim = batched_family_simulator(family, args.policy, dist.names, "accel", args.batch, DURATION[family])
+        result = dict(family=family, policy=args.policy, duration_s=DURATION[family], names=dist.names)
+        if "mc" in args.parts:
+            print(f"{family}: MC, load {load()}", flush=True)
+            before = load()
+            result["mc"] = {
+                **monte_carlo(sim, dist, args.mc_sims, args.mc_seconds, 16 * args.batch, 0),
+                "load_before": before,
+                "load_after": load(),
+            }
+            result = save(path, result)
+        if "is" in args.parts:
+            runs, before, t0 = [], load(), time.time()
+            used = {"sims": 0, "failures": 0}
+
+            def counted(params: np.ndarray, seeds: np.ndarray, sim=sim, used=used, t0=t0) -> np.ndarray:
+                failed = sim(params, seeds)
+                used["sims"], used["failures"] = (
+                    used["sims"] + len(seeds),
+                    used["failures"] + int(failed.sum()),
+                )
+                print(f"    {used} {time.time() - t0:.0f} s", flush=True)
+                return failed
+
+            for seed in range(1, args.is_seeds + 1):
+                cfg = EstimateConfig(
+                    method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
+                    seed=seed, batch=args.is_batch, pilot_batch=args.is_batch, widen=args.is_widen,
+                    components=args.is_components,
+                )  # fmt: skip
+                est = estimate_probability(counted, dist.dim, cfg, dist.to_params)
+                runs.append({
+                    "seed": seed, "p": est.failure_probability, "ci": list(est.failure_probability_ci),
+                    "rel_halfwidth": est.rel_halfwidth, "sims": est.sims, "pilot_sims": est.pilot_sims,
+                    "failures": est.failures, "converged": est.converged, "degenerate": est.degenerate,
+                    "ess": est.effective_sample_size, "own_acceleration_factor": est.acceleration_factor,
+                })  # fmt: skip
+                print(f"  is seed {seed}: {runs[-1]}", flush=True)
+            result["is"] = {
+                "runs": runs,
+                "seconds": time.time() - t0,
+                "load_before": before,
+                "load_after": load(),
+            }
+            result = save(path, result)
+        summarise(result, args.rel_halfwidth)
+        save(path, result)
+    write_markdown(args.out)
+
+
+def save(path: Path, result: dict) -> dict:
+    """Merge ``result`` into the family's JSON (MC and IS may run in two processes) and return it."""
+    merged = {**(json.loads(path.read_text()) if path.exists() else {}), **result}
+    path.write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def summarise(result: dict, rel: float) -> None:
+    """Coverage of the MC estimate by the IS intervals and the acceleration factors, into ``result``.
+
+    Degenerate IS runs (ESS below ``min_ess``: interval [0, 1], no half-width) are counted apart, never
+    as covering. Acceleration of a run = simulations plain MC needs at the MC probability for the
+    relative half-width that run reached, ``Z95² (1 - p) / (p r²)``, ÷ the simulations the run used."""
+    mc, runs = result.get("mc"), result.get("is", {}).get("runs")
+    if not mc or not runs:
+        return
+    p = mc["p"]
+    valid = [r for r in runs if not r["degenerate"] and r["rel_halfwidth"] is not None]
+    covered = sum(r["ci"][0] <= p <= r["ci"][1] for r in valid)
+    needed = (lambda r_: Z95**2 * (1 - p) / (p * r_**2)) if p > 0 else None  # MC sims at half-width r_
+    accel = [needed(r["rel_halfwidth"]) / r["sims"] for r in valid] if needed else []
+    result["summary"] = {
+        "mc_p": p,
+        "mc_ci": mc["ci"],
+        "is_runs": len(runs),
+        "is_degenerate": len(runs) - len(valid),
+        "is_covers_mc": covered,
+        "is_valid_runs": len(valid),
+        "coverage_ci": list(wilson_interval(covered, len(valid))) if valid else None,
+        "is_sims_mean": float(np.mean([r["sims"] for r in runs])),
+        "is_converged": sum(r["converged"] for r in runs),
+        "is_rel_halfwidth_median": float(np.median([r["rel_halfwidth"] for r in valid])) if valid else None,
+        "mc_sims_needed_at_target": needed(rel) if needed else None,
+        "acceleration": accel,
+        "acceleration_median": float(np.median(accel)) if accel else None,
+    }
+
+
+def write_markdown(out: Path) -> None:
+    """``OUT/results.md``: one row per family from the JSONs present (the run notes are added by hand)."""
+    rows = [
+        "| family | policy | MC sims | MC failures | MC P(failure) [Wilson 95%] | IS intervals covering MC "
+        "[Wilson 95%] | IS converged | IS sims (mean) | MC sims for r=0.2 | acceleration (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(out.glob("*.json")):
+        r = json.loads(path.read_text())
+        mc, s = r.get("mc", {}), r.get("summary", {})
+        if not mc:
+            continue
+        cov = "-"
+        if s.get("coverage_ci"):
+            lo, hi = s["coverage_ci"]
+            cov = f"{s['is_covers_mc']}/{s['is_valid_runs']} [{lo:.2f}, {hi:.2f}]"
+            cov += f" (+{s['is_degenerate']} degenerate)"
+        need = f"{s['mc_sims_needed_at_target']:.3g}" if s.get("mc_sims_needed_at_target") else "-"
+        acc = f"{s['acceleration_median']:.2f}x" if s.get("acceleration_median") else "-"
+        rows.append(
+            f"| {r['family']} | {r['policy']} | {mc['sims']} | {mc['failures']} | {mc['p']:.3g} "
+            f"[{mc['ci'][0]:.3g}, {mc['ci'][1]:.3g}] | {cov} | {s.get('is_converged', '-')} | "
+            f"{s.get('is_sims_mean', float('nan')):.0f} | {need} | {acc} |"
+        )
+    (out / "results.md").write_text("\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()

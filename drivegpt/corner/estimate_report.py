@@ -1,0 +1,48 @@
+"""Writing a failure-probability estimate: ``estimate.json`` and its convergence plot.
+
+Owns ``write_estimate`` and ``plot_convergence`` (the estimators live in
+:mod:`drivegpt.corner.estimate`, which re-exports both).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Estimate = Any  #: a ``drivegpt.corner.estimate.Estimate`` (not imported: that module imports this one)
+
+
+def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
+    """Estimate and 95% interval against simulations, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = np.array(est.history, float).reshape(-1, 4)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if len(h):
+        ax.fill_between(h[:, 0], h[:, 2], h[:, 3], alpha=0.3, label="95% interval")
+        ax.plot(h[:, 0], h[:, 1], "o-", ms=3, label="estimate")
+    log = len(h) > 0 and bool((h[:, 1:] > 0).all())  # log scale unless an estimate or a bound is 0
+    ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log" if log else "linear")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
+    """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``) and ``OUT/convergence.png``."""
+    from drivegpt.core.atomic import write_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics()}
+    write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
+    title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
+    plot_convergence(est, out / "convergence.png", title)
+    return out

@@ -1,0 +1,158 @@
+"""The batched corner-case families against their highway-env families: initial states and scripts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drivegpt.sim.batched import observe
+from drivegpt.sim.batched.families import (
+    BatchedFamilyError,
+    family_config,
+    family_reset,
+    family_step,
+    traffic_slots,
+)
+from drivegpt.sim.rollout import make_env
+from drivegpt_envs.families import FAMILIES, family_class
+
+BRAKE = 0  # accel token: -8 m/s², keep lane (the ego stays out of the scripted cars' way)
+CASES = {
+    "stalled_car": {"ego_speed": 24.0, "lead_gap": 25.0, "stall_distance": 150.0, "reveal_distance": 40.0},
+    "hard_braking_lead": {"ego_speed": 25.0, "gap": 20.0, "brake_time": 2.0, "deceleration": 7.0},
+}
+
+
+def _row(family: str, params: dict[str, float]) -> np.ndarray:
+    return np.array([[params[name] for name in family_class(family).PARAMS]])
+
+
+def _env(family: str, params: dict[str, float], seed: int):
+    env = make_env(FAMILIES[family], "accel")
+    env.reset(seed=seed, options={"params": params})
+    return env
+
+
+def _columns(state, b: int, slots: int) -> np.ndarray:
+    """(slots, 4) x, y, speed, heading of episode ``b``."""
+    return torch.stack([state.x, state.y, state.speed, state.heading], -1)[b, :slots].numpy()
+
+
+def _vehicles(env) -> np.ndarray:
+    return np.array([[*v.position, v.speed, v.heading] for v in env.unwrapped.road.vehicles])
+
+
+@pytest.mark.parametrize("family", list(CASES))
+def test_initial_state_matches_highway_env(family: str) -> None:
+    cls = family_class(family)
+    rng = np.random.default_rng(0)
+    rows = [cls.sample_params(rng) for _ in range(3)]
+    seeds = [11, 12, 13]
+    config = family_config(family, "accel")
+    state, script = family_reset(family, np.concatenate([_row(family, p) for p in rows]), seeds, config)
+    scripted = 3 if family == "stalled_car" else 2  # the ego and the family's scripted cars
+    assert config.lanes_count == 2 and config.simulation_frequency == 10 and config.policy_frequency == 5
+    for b, (p, seed) in enumerate(zip(rows, seeds, strict=True)):
+        env = _env(family, p, seed)
+        expected = _vehicles(env)
+        np.testing.assert_allclose(_columns(state, b, scripted), expected[:scripted], atol=1e-9)
+        traffic = state.present[b, scripted:]
+        assert 1 <= int(traffic.sum()) <= traffic_slots(family)
+        assert bool((state.lane[b, scripted:][traffic] == 1).all())  # the right lane, like the env's
+        cruise = p["ego_speed"] - (3.0 if family == "stalled_car" else 2.0)  # [m/s]
+        assert bool(((state.speed[b, scripted:][traffic] - cruise).abs() <= 1.0).all())
+        env.close()
+    assert bool(script.stalled[:, 1].all()) == (family == "stalled_car")
+    assert not bool(state.behavior.enable_lane_change.any())
+
+
+@pytest.mark.parametrize("family", list(CASES))
+def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
+    """With highway-env's background cars copied in, every vehicle follows the same trajectory."""
+    params, seed = CASES[family], 3
+    env = _env(family, params, seed)
+    config = family_config(family, "accel")
+    state, script = family_reset(family, _row(family, params), [seed], config)
+    expected = _vehicles(env)
+    m = len(expected)
+    assert m <= config.slots
+    present = torch.arange(config.slots) < m
+    pad = lambda a: torch.tensor(np.pad(a, (0, config.slots - m)))[None]  # noqa: E731
+    state = state.replace(
+        present=present[None], x=pad(expected[:, 0]), y=pad(expected[:, 1]), speed=pad(expected[:, 2]),
+        target_speed=pad([getattr(v, "target_speed", 0.0) for v in env.unwrapped.road.vehicles]),
+    )  # fmt: skip
+    for _ in range(25):  # 5 s: the trigger fires and the script runs
+        obs = env.step(BRAKE)[0]
+        state, script = family_step(state, script, torch.tensor([BRAKE]))
+        np.testing.assert_allclose(_columns(state, 0, m), _vehicles(env), atol=1e-6)
+        np.testing.assert_allclose(observe(state)[0].numpy(), obs, atol=1e-5)  # what the policy sees
+    assert not bool(torch.isnan(script.triggered_at[0, 1 if family == "hard_braking_lead" else 2]))
+    env.close()
+
+
+def test_stalled_car_stays_still_and_lead_swerves() -> None:
+    family = "stalled_car"
+    params = np.array([[20.0, 15.0, 120.0, 20.0], [30.0, 40.0, 250.0, 80.0]])
+    config = family_config(family, "accel", duration=8.0)
+    state, script = family_reset(family, params, [0, 1], config)
+    x0 = state.x[:, 1].clone()
+    while not bool((state.time >= config.duration).all()):
+        state, script = family_step(state, script, torch.full((2,), BRAKE))
+        assert torch.equal(state.x[:, 1], x0) and bool((state.speed[:, 1] == 0).all())
+    fired = script.triggered_at[:, 2]  # [s] when the lead swerved
+    gap = params[:, 2] - params[:, 3] - np.minimum(params[:, 1], params[:, 2] - params[:, 3] - 10)  # [m]
+    np.testing.assert_allclose(fired.numpy(), gap / params[:, 0], atol=0.1 + 1e-9)  # one sub-step
+    assert bool((state.target_lane[:, 2] == 1).all())
+
+
+def test_lead_brakes_as_specified() -> None:
+    family = "hard_braking_lead"
+    params = np.array([[20.0, 30.0, 1.0, 3.0], [30.0, 40.0, 3.0, 9.0]])  # ego_speed, gap, time, decel
+    config = family_config(family, "accel", duration=8.0)
+    state, script = family_reset(family, params, [5, 6], config)
+    speeds, times = [], []
+    while not bool((state.time >= config.duration).all()):
+        state, script = family_step(state, script, torch.full((2,), BRAKE))
+        speeds.append(state.speed[:, 1].clone())
+        times.append(float(state.time[0]))
+    v, t = torch.stack(speeds).numpy(), np.array(times)  # (T, 2) [m/s], (T,) [s]
+    for b, (v0, _, t_brake, decel) in enumerate(params):
+        before = t <= t_brake
+        np.testing.assert_allclose(v[before, b], v0, atol=1e-9)
+        expected = np.maximum(v0 - decel * (t - t_brake), 0.0)  # [m/s]
+        braking = (t > t_brake) & (expected > 1.0)
+        np.testing.assert_allclose(v[braking, b], expected[braking], atol=1e-6)
+        assert v[-1, b] == 0.0
+    np.testing.assert_allclose(script.triggered_at[:, 1].numpy(), params[:, 2], atol=1e-9)
+
+
+def test_bad_input_is_refused() -> None:
+    config = family_config("hard_braking_lead", "accel")
+    with pytest.raises(BatchedFamilyError, match="out of its range"):
+        family_reset("hard_braking_lead", np.array([[25.0, 20.0, 2.0, 12.0]]), [0], config)
+    with pytest.raises(BatchedFamilyError, match=r"shape \(B, 4\)"):
+        family_reset("hard_braking_lead", np.zeros((2, 3)), [0, 1], config)
+    with pytest.raises(BatchedFamilyError, match="no batched port"):
+        family_config("side_swipe")
+
+
+def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
+    """``corner-cases estimate --sim batched``: a constant full-throttle ego hits the stalled car."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    out = tmp_path / "est"
+    args = ["corner-cases", "estimate", "--family", "stalled_car", "--method", "mc", "--sim", "batched"]
+    args += ["--policy", "constant:39", "--max-sims", "8", "--duration", "8", "--out", str(out)]
+    result = CliRunner().invoke(app, args)  # token 39: +3 m/s², keep lane
+    assert result.exit_code == 0, result.output
+    est = json.loads((out / "estimate.json").read_text())
+    assert est["sims"] == 8 and est["run"]["sim"] == "batched"
+    assert est["failure_probability"] == 1.0  # 8 of 8: nothing brakes for the stalled car
+    bad = CliRunner().invoke(app, [a if a != "stalled_car" else "side_swipe" for a in args])
+    assert bad.exit_code != 0 and "no batched port" in bad.output
