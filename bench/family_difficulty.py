@@ -9,11 +9,18 @@ leaving the road. A good family is hard but not impossible: flagged when the hum
     nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action accel]
 
 Writes ``bench/results/family_difficulty.{json,md}``.
+
+    python bench/family_difficulty.py --compare bench/results/family_difficulty.json \
+        bench/results/family_difficulty_accel.json --out bench/results/family_difficulty_meta_vs_accel
+
+compares two such results (no simulation): each one's rate with its Wilson interval, and the rates
+on the seeds both ran (the same parameters and personalities), with the discordant pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -93,6 +100,46 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _failed(e: dict[str, Any]) -> bool:
+    return bool(e["crashed"] or e["off_road"])
+
+
+def _rate(fails: int, n: int) -> str:
+    lo, hi = wilson_interval(fails, n)
+    return f"{fails}/{n} = {fails / n:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def compare(paths: list[str], out: str) -> str:
+    """Table of two results' failure rates per family, all episodes and the seeds both ran."""
+    (a_path, b_path), (a, b) = paths, [json.loads(open(p).read()) for p in paths]
+    ka, kb = a["action"], b["action"]
+    lines = [
+        f"Human failure rate per family, `{ka}` ({a_path}) vs `{kb}` ({b_path}); Wilson 95% intervals. "
+        f"'Paired' uses only the seeds both ran (same parameters and personality); discordant: episodes "
+        f"failed with `{ka}` only / with `{kb}` only. `python {' '.join(sys.argv)}`",
+        "",
+        f"| family | `{ka}`, all episodes | `{kb}`, all episodes | `{ka}`, paired | `{kb}`, paired "
+        "| discordant |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in a["episodes"]:
+        ea, eb = a["episodes"][family], b["episodes"].get(family, [])
+        fa, fb = {e["seed"]: _failed(e) for e in ea}, {e["seed"]: _failed(e) for e in eb}
+        common = sorted(set(fa) & set(fb))
+        if not eb or not common:
+            continue
+        pa, pb = sum(fa[s] for s in common), sum(fb[s] for s in common)
+        only_a = sum(fa[s] and not fb[s] for s in common)
+        only_b = sum(fb[s] and not fa[s] for s in common)
+        lines.append(
+            f"| {family} | {_rate(sum(fa.values()), len(fa))} | {_rate(sum(fb.values()), len(fb))} "
+            f"| {_rate(pa, len(common))} | {_rate(pb, len(common))} | {only_a} / {only_b} |"
+        )
+    text = "\n".join(lines) + "\n"
+    write_text(out + ".md", text)
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--episodes", type=int, default=100)
@@ -100,7 +147,11 @@ def main() -> None:
     ap.add_argument("--action", choices=["accel", "meta", "continuous"], default="accel")
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--out", default="bench/results/family_difficulty")
+    ap.add_argument("--compare", nargs=2, metavar="RESULT.json", help="compare two results, no simulation")
     args = ap.parse_args()
+    if args.compare:
+        print(compare(args.compare, args.out))
+        return
     t0 = time.time()
     seeds = range(EVAL_SEED, EVAL_SEED + args.episodes)
     jobs = [Job(f, s, args.action) for f in args.families for s in seeds]

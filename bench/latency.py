@@ -1,5 +1,10 @@
 """DriveGPT inference latency (batch 1, full context) and throughput (batch 64), training tokens/s.
 
+Each timed decision (``act``: one new state encoding, the transformer over the 2K-1 visible
+tokens) alternates with a timed full-context forward pass over the same history (``forward`` on
+all K observations, the decision path before the state encodings were kept), so both see the
+same machine load.
+
 python bench/latency.py --policy drivegpt            # the shipped checkpoint
 python bench/latency.py --policy drivegpt:runs/pretrain-accel --threads 1
 """
@@ -35,15 +40,20 @@ def main() -> None:
     pol.reset(0)
     for t in range(K):  # fill the context: every timed call sees the full K steps
         pol.act(obs[t])
-    lat, cpu = [], []
+    lat, cpu, full, full_cpu = [], [], [], []
     for t in range(K, K + args.n):
         t0, c0 = time.perf_counter(), time.process_time()
         pol.act(obs[t])
         lat.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    lat_ms = np.array(lat) * 1000
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            pol.model(pol.obs, pol.tokens)[:, -1].argmax(-1)
+        full.append(time.perf_counter() - t0)
+        full_cpu.append(time.process_time() - c0)
+    lat_ms, full_ms = np.array(lat) * 1000, np.array(full) * 1000
     # CPU time of the call: what it costs on an idle core (wall time waits for the core on a busy machine)
-    cpu_ms = np.array(cpu) * 1000
+    cpu_ms, full_cpu_ms = np.array(cpu) * 1000, np.array(full_cpu) * 1000
     B = 64
     pol.reset_batch(B)
     batch = rng.normal(size=(K + 50, B, 10, 7)).astype(np.float32)
@@ -78,6 +88,8 @@ def main() -> None:
         "p99_ms": float(np.percentile(lat_ms, 99)),
         "cpu_p50_ms": float(np.percentile(cpu_ms, 50)),
         "cpu_p99_ms": float(np.percentile(cpu_ms, 99)),
+        "full_forward_p50_ms": float(np.percentile(full_ms, 50)),
+        "full_forward_cpu_p50_ms": float(np.percentile(full_cpu_ms, 50)),
         "batch64_decisions_per_s": dps,
         "train_tokens_per_s": tps,
         "machine": platform.platform(),
@@ -89,6 +101,10 @@ def main() -> None:
     )
     print(f"batch 1 latency: p50 {res['p50_ms']:.3f} ms, p99 {res['p99_ms']:.3f} ms (target p50 <= 2 ms)")
     print(f"batch 1 CPU time per decision: p50 {res['cpu_p50_ms']:.3f} ms, p99 {res['cpu_p99_ms']:.3f} ms")
+    print(
+        "full-context forward alone (the previous path's network cost): "
+        f"p50 {res['full_forward_p50_ms']:.3f} ms, CPU p50 {res['full_forward_cpu_p50_ms']:.3f} ms"
+    )
     print(f"batch 64: {dps:.0f} decisions/s; training: {tps:.0f} tokens/s")
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,13 @@ A context of K steps becomes 2K tokens ``s_0, a_0, s_1, a_1, ..., s_{K-1}, a_{K-
 
 The hidden state at ``s_t`` predicts ``a_t`` (loss on action tokens only); causality means it sees
 ``s_0..s_t`` and ``a_0..a_{t-1}``, exactly what a driver knows when it acts.
+
+Inference (:meth:`DriveGPT.next_action_logits`) reads only the last state token, so it takes the
+state tokens' encodings from the caller (a state's encoding does not depend on its position: a
+driving policy encodes each observation once and keeps the last K), drops the last action token
+(the last state never sees it) and computes the last block at the last state token only. A KV
+cache would not be exact here: the timestep embedding is the position in the sliding window, so
+every token's keys change when the window slides.
 """
 
 from __future__ import annotations
@@ -106,6 +113,17 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, L, C)
         return self.resid_dropout(self.c_proj(y))
 
+    def last_row(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention output at the last position only (B, 1, C); it attends to every position."""
+        B, L, C = x.shape  # (B, L, C)
+        H = self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q[:, -1:].view(B, 1, H, C // H).transpose(1, 2)  # (B, H, 1, C/H)
+        k = k.view(B, L, H, C // H).transpose(1, 2)  # (B, H, L, C/H)
+        v = v.view(B, L, H, C // H).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, H, 1, C/H): the last row of a causal mask is full
+        return self.c_proj(y.transpose(1, 2).reshape(B, 1, C))
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: DriveGPTConfig):
@@ -129,6 +147,11 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+    def last_row(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output at the last position only (B, 1, C) (inference, no dropout)."""
+        y = x[:, -1:] + self.attn.last_row(self.ln_1(x))  # (B, 1, C)
+        return y + self.mlp(self.ln_2(y))
 
 
 class DriveGPT(nn.Module):
@@ -177,18 +200,34 @@ class DriveGPT(nn.Module):
 
     def hidden(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Final hidden states at the state tokens (B, T, C): what the heads (policy, reward, value) read."""
-        B, T = actions.shape
-        if T > self.cfg.context:
-            raise ValueError(f"sequence of {T} steps exceeds the context of {self.cfg.context}")
-        t = torch.arange(T, device=obs.device)
-        time = self.time_emb(t)  # (T, C)
-        s = self.state_encoder(obs) + time + self.type_emb.weight[0]  # (B, T, C)
-        a = self.action_emb(actions) + time + self.type_emb.weight[1]  # (B, T, C)
-        x = torch.stack([s, a], dim=2).view(B, 2 * T, -1)  # (B, 2T, C) s0 a0 s1 a1 ...
-        x = self.drop(x)
+        x = self.drop(self._interleave(self.state_encoder(obs), actions))  # (B, 2T, C)
         for block in self.blocks:
             x = block(x)
         return self.ln_f(x)[:, 0::2]  # (B, T, C): hidden states at the state tokens
+
+    def _interleave(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """State encodings (B, T, C) and action ids (B, T) -> the tokens s0 a0 s1 a1 ... (B, 2T, C)."""
+        B, T = actions.shape
+        if T > self.cfg.context:
+            raise ValueError(f"sequence of {T} steps exceeds the context of {self.cfg.context}")
+        time = self.time_emb(torch.arange(T, device=states.device))  # (T, C)
+        s = states + time + self.type_emb.weight[0]  # (B, T, C)
+        a = self.action_emb(actions) + time + self.type_emb.weight[1]  # (B, T, C)
+        return torch.stack([s, a], dim=2).view(B, 2 * T, -1)  # (B, 2T, C)
+
+    def next_action_logits(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Inference: logits (B, vocab) of the action at the last step, as ``forward(obs, actions)[:, -1]``
+        (equal up to float rounding).
+
+        states: (B, T, C) ``state_encoder`` outputs of the T observations (each step's encoding can be
+        kept from the step it was observed); actions: (B, T) action ids (the last one is not read).
+        """
+        x = self._interleave(states, actions)[:, :-1]  # (B, 2T-1, C): s_{T-1} never sees a_{T-1}
+        *body, last = self.blocks  # (slicing a ModuleList would build a new module every call)
+        for block in body:
+            x = block(x)
+        x = last.last_row(x)  # (B, 1, C) at s_{T-1}
+        return self.head(self.ln_f(x[:, 0]))  # (B, vocab)
 
     def loss(
         self,

@@ -1,4 +1,9 @@
-"""DriveGPT as a :class:`~drivegpt.sim.policy.DrivePolicy`: keeps the last K steps and acts greedily."""
+"""DriveGPT as a :class:`~drivegpt.sim.policy.DrivePolicy`: keeps the last K steps and acts greedily.
+
+Each step encodes only the new observation (a state's encoding does not depend on its place in the
+window) and keeps the last K encodings, so a decision costs one state encoding and one pass of the
+transformer over the 2K-1 tokens the last state can see (:meth:`DriveGPT.next_action_logits`).
+"""
 
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ class DriveGPTPolicy:
         new = object.__new__(DriveGPTPolicy)
         new.__dict__.update(self.__dict__)
         new.obs, new.tokens, new.steps = self.obs.clone(), self.tokens.clone(), self.steps.copy()
+        new.states = self.states.clone()
         new.sampler = None  # look-ahead predicts with the greedy policy
         return new
 
@@ -63,35 +69,43 @@ class DriveGPTPolicy:
     def act(self, observation: np.ndarray) -> Any:
         return self.act_batch(np.asarray(observation)[None])[0]
 
+    @torch.inference_mode()
     def executed(self, action: Any) -> None:
         """The action actually executed at the last step (e.g. the human's during a takeover):
         the history then holds what happened, not what the policy proposed."""
         self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None]))
 
     # -- batched form ---------------------------------------------------------------------------
+    @torch.inference_mode()
     def reset_batch(self, n: int) -> None:
         V, F = self.model.cfg.n_vehicles, self.model.cfg.n_features
-        self.obs = torch.zeros(n, self.K, V, F)  # (B, K, V, F) left-padded history
+        self.obs = torch.zeros(n, self.K, V, F)  # (B, K, V, F) left-padded normalised history
         self.tokens = torch.zeros(n, self.K, dtype=torch.long)  # (B, K)
         self.steps = np.zeros(n, np.int64)
+        blank = self.model.state_encoder(torch.zeros(1, 1, V, F))  # (1, 1, C): a padding step
+        self.states = blank.expand(n, self.K, -1).clone()  # (B, K, C) encodings of self.obs
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
         """(B, V, F) raw observations -> (B,) accel / meta ids or (B, 2) continuous actions."""
         x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
         self.obs = torch.roll(self.obs, -1, dims=1)
         self.tokens = torch.roll(self.tokens, -1, dims=1)
+        self.states = torch.roll(self.states, -1, dims=1)
         self.obs[:, -1] = x
         self.tokens[:, -1] = 0
+        self.states[:, -1] = self.model.state_encoder(x[:, None])[:, 0]  # (B, C)
         self.steps += 1
-        # zero the padding exactly as in training (rolled-in stale rows are masked out)
-        valid = (
-            torch.arange(self.K)[None, :]
-            >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
-        )
-        self.obs *= valid[..., None, None]
-        self.tokens *= valid
-        logits = self.model(self.obs, self.tokens)[:, -1]  # (B, vocab)
+        if self.steps.min() < self.K:  # zero the padding exactly as in training
+            valid = (
+                torch.arange(self.K)[None, :]
+                >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
+            )  # (B, K)
+            self.obs *= valid[..., None, None]
+            self.tokens *= valid
+            blank = self.model.state_encoder(torch.zeros(1, 1, *x.shape[1:]))  # (1, 1, C)
+            self.states = torch.where(valid[..., None], self.states, blank)
+        logits = self.model.next_action_logits(self.states, self.tokens)  # (B, vocab)
         if self.sampler is None:
             token = logits.argmax(-1)  # (B,)
         else:
