@@ -1,20 +1,33 @@
 """Does the loop make a better driver? Every policy on the same held-out seeds, side by side.
 
-For each policy: the collision rate of the policy alone (Wilson 95% interval), mean speed, progress
-(its distance / the human's distance on the same seed, mean with a bootstrap 95% interval) and, in a
-second drive on the same seeds under the safety driver, takeovers per 100 km of policy-controlled
-distance (Poisson 95% interval) and the monitored collision rate.
+For each policy, three drives on the same seeds (each can be switched off with a count of 0):
 
-    python bench/efficacy.py --env drivegpt/HighwayDense-v0 --episodes 200 \
-        --policy human=human --policy drivegpt=drivegpt --policy dagger=drivegpt:runs/dagger/policy
+* **policy alone on highway-env** (``--episodes``): collision rate (Wilson 95% interval), mean speed,
+  progress (its distance / the human's distance on the same seed, mean with a bootstrap 95% interval;
+  the human drives the same seeds first when any row needs it).
+* **policy alone on the batched simulator** (``--sim batched`` or ``both``, ``--batched-episodes``):
+  collision rate and mean speed over many more episodes in the same wall time. Episodes of the same
+  seed are not the same draw as highway-env's (the two agree in distribution, ``bench/sim_parity.py``);
+  drivers without a batched port (``idm``) get ``-`` here.
+* **under the safety driver on highway-env** (``--monitored-episodes``, default ``--episodes``):
+  takeovers per 100 km of policy-controlled distance (Poisson 95% interval) and the monitored
+  collision rate.
 
-Prints a Markdown table and writes ``--out`` (JSON + Markdown). Seeds start at 1,000,000 (held out:
-collection and training use seeds below that).
+    python bench/efficacy.py --env drivegpt/HighwayDense-v0 --sim both --batched-episodes 1000 \
+        --episodes 100 --policy drivegpt=drivegpt --policy dagger=drivegpt:runs/dagger/policy
+
+Prints a Markdown table and writes ``--out``/``<env>.json`` and ``.md`` (wall time and load average
+per row). ``--reuse FILE.json`` takes a drive from an earlier results file instead of driving it again
+when the row's name, spec, env, simulator and episode count match (so the columns of one table can be
+driven by several commands, and a killed bench resumes).
+
+Seeds start at 1,000,000 (held out: collection and training use seeds below that).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -23,7 +36,10 @@ from typing import Any
 import numpy as np
 
 from drivegpt.core.atomic import write_json, write_text
+from drivegpt.core.errors import UserError
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate, evaluate_monitored
+
+ALONE_KEYS = ("episodes", "collision_rate", "collision_rate_ci", "mean_speed_mps", "km_driven")
 
 
 def bootstrap_mean(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -33,25 +49,63 @@ def bootstrap_mean(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, 
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def row(name: str, spec: str, env: str, episodes: int, workers: int | None, ref: dict[int, float]) -> dict:
-    m, eps = evaluate(spec, env, None, episodes, EVAL_SEED, workers, progress=False)
+def load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def alone_highway_env(spec: str, args: argparse.Namespace, ref: dict[int, float]) -> dict[str, Any]:
+    """The policy alone on highway-env: collision rate, speed, progress against the human."""
+    t0, l0 = time.time(), load()
+    m, eps = evaluate(spec, args.env, None, args.episodes, EVAL_SEED, args.workers, progress=False)
     progress = np.array([e.distance_m / ref[e.seed] for e in eps if ref.get(e.seed)])
-    mon, _, _ = evaluate_monitored(spec, env, None, episodes, EVAL_SEED, workers, progress=False)
     return {
-        "policy": name,
-        "spec": spec,
-        **{k: m[k] for k in ("episodes", "collision_rate", "collision_rate_ci", "mean_speed_mps")},
-        "km_driven": m["km_driven"],
+        **{k: m[k] for k in ALONE_KEYS},
         "progress": float(progress.mean()) if len(progress) else None,
         "progress_ci": list(bootstrap_mean(progress)) if len(progress) else None,
-        "takeovers": mon["takeovers"],
-        "late_takeovers": mon["late_takeovers"],
-        "km_policy": mon["km_policy"],
-        "takeovers_per_100km": mon["takeovers_per_100km"],
-        "takeovers_per_100km_ci": mon["takeovers_per_100km_ci"],
-        "monitored_collision_rate": mon["collision_rate"],
-        "monitored_collision_rate_ci": mon["collision_rate_ci"],
+        "wall_s": time.time() - t0,
+        "load_average": l0,
     }
+
+
+def alone_batched(spec: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The policy alone on the batched simulator (None for drivers without a batched port)."""
+    from drivegpt.eval.batched import evaluate_batched
+
+    t0, l0 = time.time(), load()
+    try:
+        m, per = evaluate_batched(spec, args.env, None, args.batched_episodes, EVAL_SEED, args.batch, False)
+    except UserError as err:
+        print(f"[efficacy] {spec}: no batched drive ({err})", flush=True)
+        return None
+    steps = per["steps"]  # (N,) policy steps per episode
+    return {
+        **{k: m[k] for k in ALONE_KEYS},
+        "mean_episode_steps": float(steps.mean()),
+        "wall_s": time.time() - t0,
+        "load_average": l0,
+    }
+
+
+def monitored(spec: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The policy under the safety driver on highway-env: takeovers per 100 km."""
+    t0, l0 = time.time(), load()
+    n = args.monitored_episodes
+    mon, _, _ = evaluate_monitored(spec, args.env, None, n, EVAL_SEED, args.workers, progress=False)
+    keep = ("episodes", "takeovers", "late_takeovers", "km_policy", "takeovers_per_100km")
+    keep += ("takeovers_per_100km_ci", "collision_rate", "collision_rate_ci", "mean_speed_mps")
+    return {**{k: mon[k] for k in keep}, "wall_s": time.time() - t0, "load_average": l0}
+
+
+def reused(files: list[Path], env: str, name: str, spec: str, part: str, episodes: int) -> dict | None:
+    """The ``part`` drive of row ``name=spec`` from an earlier results file, when it matches."""
+    for f in files:
+        data = json.loads(f.read_text())
+        for r in data["rows"] if data["env"] == env else []:
+            got = r.get(part)
+            if r["policy"] == name and r["spec"] == spec and got and got["episodes"] == episodes:
+                return {**got, "reused_from": str(f)}
+    return None
 
 
 def fmt(x: float | None, ci: list[float] | None, digits: int) -> str:
@@ -61,40 +115,110 @@ def fmt(x: float | None, ci: list[float] | None, digits: int) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """One line per policy; a column group is ``-`` where that drive was not run."""
     head = (
-        "| policy | episodes | collision rate [95% CI] | mean speed [m/s] | progress [95% CI] "
-        "| takeovers / 100 km [95% CI] | monitored collision rate [95% CI] |\n|---|---|---|---|---|---|---|\n"
+        "| policy | batched: episodes | batched: collision rate [95% CI] | batched: mean speed [m/s] "
+        "| highway-env: episodes | highway-env: collision rate [95% CI] | highway-env: mean speed [m/s] "
+        "| progress vs human [95% CI] | monitored: episodes | takeovers / 100 km [95% CI] "
+        "| monitored: collision rate [95% CI] | monitored: mean speed [m/s] |\n" + "|---" * 12 + "|\n"
     )
-    lines = [
-        f"| {r['policy']} | {r['episodes']} | {fmt(r['collision_rate'], r['collision_rate_ci'], 3)} "
-        f"| {r['mean_speed_mps']:.2f} | {fmt(r['progress'], r['progress_ci'], 3)} "
-        f"| {fmt(r['takeovers_per_100km'], r['takeovers_per_100km_ci'], 1)} "
-        f"| {fmt(r['monitored_collision_rate'], r['monitored_collision_rate_ci'], 3)} |"
-        for r in rows
-    ]
+    lines = []
+    for r in rows:
+        b, h, m = r.get("batched") or {}, r.get("highway_env") or {}, r.get("monitored") or {}
+        cells = [
+            r["policy"],
+            str(b.get("episodes", "-")),
+            fmt(b.get("collision_rate"), b.get("collision_rate_ci"), 3),
+            fmt(b.get("mean_speed_mps"), None, 2),
+            str(h.get("episodes", "-")),
+            fmt(h.get("collision_rate"), h.get("collision_rate_ci"), 3),
+            fmt(h.get("mean_speed_mps"), None, 2),
+            fmt(h.get("progress"), h.get("progress_ci"), 3),
+            str(m.get("episodes", "-")),
+            fmt(m.get("takeovers_per_100km"), m.get("takeovers_per_100km_ci"), 1),
+            fmt(m.get("collision_rate"), m.get("collision_rate_ci"), 3),
+            fmt(m.get("mean_speed_mps"), None, 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", action="append", required=True, help="NAME=SPEC (repeatable)")
     ap.add_argument("--env", default="drivegpt/HighwayDense-v0")
-    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument(
+        "--sim",
+        choices=("highway-env", "batched", "both"),
+        default="highway-env",
+        help="simulator(s) of the policy-alone columns (takeovers always use highway-env)",
+    )
+    ap.add_argument("--episodes", type=int, default=200, help="highway-env policy-alone episodes a row")
+    ap.add_argument("--batched-episodes", type=int, default=1000, help="batched-simulator episodes a row")
+    ap.add_argument(
+        "--monitored-episodes",
+        type=int,
+        default=None,
+        help="highway-env episodes under the safety driver a row (default: --episodes; 0: none)",
+    )
+    ap.add_argument("--batch", type=int, default=1000, help="batched-simulator episodes stepped together")
+    ap.add_argument("--no-progress", action="store_true", help="skip the human reference drive")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--reuse", type=Path, action="append", default=[], help="earlier results JSON")
     ap.add_argument("--out", type=Path, default=Path("bench/results/efficacy"))
+    ap.add_argument("--name", default=None, help="output file stem (default: the env name)")
     args = ap.parse_args()
-    t0, load = time.time(), os.getloadavg()[0]
-    _, ref_eps = evaluate("human", args.env, None, args.episodes, EVAL_SEED, args.workers, progress=False)
-    ref = {e.seed: e.distance_m for e in ref_eps}  # the progress reference: the human, same seeds
+    if args.monitored_episodes is None:
+        args.monitored_episodes = args.episodes
+    if args.sim == "batched":
+        args.episodes = 0
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    t0, load0 = time.time(), load()
+    ref: dict[int, float] = {}
+    if args.episodes and not args.no_progress:  # the progress reference: the human, same seeds
+        _, ref_eps = evaluate("human", args.env, None, args.episodes, EVAL_SEED, args.workers, progress=False)
+        ref = {e.seed: e.distance_m for e in ref_eps}
     rows = []
     for item in args.policy:
         name, _, spec = item.partition("=")
-        rows.append(row(name, spec, args.env, args.episodes, args.workers, ref))
+        r: dict[str, Any] = {"policy": name, "spec": spec}
+        key = (args.reuse, args.env, name, spec)
+        if args.sim in ("batched", "both") and args.batched_episodes:
+            r["batched"] = reused(*key, "batched", args.batched_episodes) or alone_batched(spec, args)
+        if args.episodes:
+            r["highway_env"] = reused(*key, "highway_env", args.episodes) or alone_highway_env(
+                spec, args, ref
+            )
+        if args.monitored_episodes:
+            r["monitored"] = reused(*key, "monitored", args.monitored_episodes) or monitored(spec, args)
+        rows.append(r)
         print(table(rows[-1:]).splitlines()[-1], flush=True)
-    info = {"env": args.env, "seed": EVAL_SEED, "wall_s": time.time() - t0, "load_average_at_start": load}
-    write_json(args.out / f"{args.env.split('/')[-1]}.json", {**info, "rows": rows})
-    md = f"`{args.env}`, {args.episodes} held-out episodes a row from seed {EVAL_SEED}\n\n" + table(rows)
-    write_text(args.out / f"{args.env.split('/')[-1]}.md", md)
+    stem = args.name or args.env.split("/")[-1]
+    info = {
+        "env": args.env,
+        "seed": EVAL_SEED,
+        "sim": args.sim,
+        "episodes": {
+            "highway_env": args.episodes,
+            "batched": args.batched_episodes,
+            "monitored": args.monitored_episodes,
+        },
+        "wall_s": time.time() - t0,
+        "load_average_at_start": load0,
+        "load_average_at_end": load(),
+        "cores": os.cpu_count(),
+    }
+    write_json(args.out / f"{stem}.json", {**info, "rows": rows})
+    md = (
+        f"`{args.env}`, held-out seeds from {EVAL_SEED} (the same for every row); "
+        f"wall {info['wall_s']:.0f} s, "
+        f"load average {load0} at the start, {info['load_average_at_end']} at the end\n\n" + table(rows)
+    )
+    write_text(args.out / f"{stem}.md", md)
     print(md)
 
 

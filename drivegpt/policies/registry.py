@@ -1,6 +1,7 @@
 """The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
 
 Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
+``drivegpt-rlhf`` (the shipped checkpoint refined by the loop: DAgger on the human's labels),
 ``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
 ``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
 loads a user's own SB3 zip: SB3 zips contain pickled objects, so only load files you trust.
@@ -28,6 +29,7 @@ POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
+    "drivegpt-rlhf": "DriveGPT refined by the loop (DAgger on the human's labels), shipped with the package",
     "constant": "always the same action: `constant:-3,keep` (accel [m/s²], lane intent), `constant:FASTER` "
     "(meta-action) or `constant:0.5,0` (continuous acc,steer)",
     "sb3-dqn": "a stable-baselines3 DQN: `sb3-dqn:RUN` (`baseline train`) or a trusted `PATH.zip`",
@@ -37,6 +39,9 @@ POLICY_KINDS: dict[str, str] = {
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
 SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
+#: the shipped checkpoint after the flywheel (DAgger rounds on dense traffic; its README.md holds the
+#: command that reproduces it): the spec ``drivegpt-rlhf``
+RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
 
 
 class SB3Policy:
@@ -91,6 +96,10 @@ def load_policy(spec: str, action: str = DEFAULT_ACTION) -> DrivePolicy:
         from drivegpt.model.policy import DriveGPTPolicy
 
         return DriveGPTPolicy.load(arg or SHIPPED_CHECKPOINT)
+    elif kind == "drivegpt-rlhf" and not arg:
+        from drivegpt.model.policy import DriveGPTPolicy
+
+        return DriveGPTPolicy.load(RLHF_CHECKPOINT)
     elif kind == "constant":
         return ConstantPolicy(arg)
     elif kind in ("sb3-dqn", "sb3-ppo"):
@@ -109,12 +118,13 @@ def policy_action_kind(spec: str, default: str = DEFAULT_ACTION) -> str:
         return default
     if kind == "constant":
         return ConstantPolicy(spec.partition(":")[2]).action_kind
-    if kind == "drivegpt":  # read policy.json only: no model load in the parent process
+    if kind in ("drivegpt", "drivegpt-rlhf"):  # read policy.json only: no model load in the parent process
         import json
 
         from drivegpt.model.checkpoint import CheckpointError
 
-        path = Path(spec.partition(":")[2] or SHIPPED_CHECKPOINT)
+        arg = spec.partition(":")[2]
+        path = RLHF_CHECKPOINT if kind == "drivegpt-rlhf" else Path(arg or SHIPPED_CHECKPOINT)
         meta = policy_dir(path) / "policy.json"
         if not meta.is_file():
             raise CheckpointError(f"{meta}: missing; re-run `drivegpt pretrain` or check the path")

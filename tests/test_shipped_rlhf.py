@@ -1,0 +1,53 @@
+"""The shipped refined checkpoint: the spec ``drivegpt-rlhf`` loads it, it drives, it is what it says."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from drivegpt.core.errors import UserError
+from drivegpt.core.resources import resolve_config
+from drivegpt.eval.batched import evaluate_batched
+from drivegpt.policies.registry import RLHF_CHECKPOINT, SHIPPED_CHECKPOINT, load_policy, policy_action_kind
+
+
+def test_spec_loads_the_shipped_refined_checkpoint_on_the_accel_interface():
+    policy = load_policy("drivegpt-rlhf")
+    assert policy.action_kind == "accel"
+    assert policy_action_kind("drivegpt-rlhf") == "accel"  # read from policy.json, no model load
+    meta = json.loads((RLHF_CHECKPOINT / "policy.json").read_text())
+    assert meta["action"] == "accel" and meta["env_config"]["action"]["type"] == "AccelLaneAction"
+    assert policy.env_config["action"]["type"] == "AccelLaneAction"
+
+
+def test_shipped_files_are_safetensors_json_and_a_readme_that_reproduces_them():
+    names = sorted(p.name for p in RLHF_CHECKPOINT.iterdir())
+    assert names == ["README.md", "model.safetensors", "policy.json"]  # no pickle
+    readme = (RLHF_CHECKPOINT / "README.md").read_text()
+    configs = re.findall(r"drivegpt rlhf --config (\S+)", readme)
+    assert configs, "the README names the flywheel command"
+    for cfg in configs:
+        assert resolve_config(cfg).is_file(), cfg
+    assert "runs/" not in json.dumps(json.loads((RLHF_CHECKPOINT / "policy.json").read_text())["model"])
+
+
+def test_refined_weights_differ_from_the_pretrained_ones():
+    refined = load_file(str(RLHF_CHECKPOINT / "model.safetensors"))
+    pretrained = load_file(str(SHIPPED_CHECKPOINT / "model.safetensors"))
+    assert refined.keys() == pretrained.keys()
+    assert any(not torch.equal(refined[k], pretrained[k]) for k in refined)
+
+
+def test_refined_policy_drives_a_batched_episode():
+    m, per = evaluate_batched("drivegpt-rlhf", "drivegpt/Highway-v0", episodes=1, batch=1, progress=False)
+    assert m["episodes"] == 1 and m["km_driven"] > 0 and m["mean_speed_mps"] > 0
+    assert (per["steps"] > 0).all()
+
+
+def test_spec_with_an_argument_is_refused_with_the_valid_kinds():
+    with pytest.raises(UserError, match="valid kinds: .*drivegpt-rlhf"):
+        load_policy("drivegpt-rlhf:somewhere")
