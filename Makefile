@@ -15,7 +15,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs neither the test tools nor Ray (hundreds of MB): on a fresh clone it installs the
+# package alone; after `make install` or `make test` it reuses that install.
+DEMO_STAMP := $(VENV)/.installed-demo
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	touch $(DEMO_STAMP)
+
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/drivegpt pipeline --config configs/quickstart.yaml --out $(DEMO_OUT)
 	@echo "report: $(DEMO_OUT)/report.md (self-contained: open $(DEMO_OUT)/report.html in a browser)"
 

@@ -1,8 +1,38 @@
+"""Shared fixtures, and the order in which pytest-xdist hands test modules to its workers.
+
+The suite runs with ``--dist loadscope --no-loadscope-reorder`` (pyproject.toml): each test module is
+one unit of work (its module-scoped fixtures run once), handed to the next free worker in collection
+order. ``SLOW_MODULES`` puts the longest modules first, longest first, so that the two longest end-to-end
+chains (the pipeline and the RLHF flywheel) start at once on different workers and no long module
+starts last; every other module keeps its place after them.
+"""
+
 import os
 
 import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+#: test modules by their total time on an idle 2-core machine, longest first
+SLOW_MODULES = (
+    "test_pipeline.py",
+    "test_rlhf.py",
+    "test_ray.py",
+    "test_takeover.py",
+    "test_baselines.py",
+    "test_search.py",
+    "test_dagger.py",
+    "test_bench.py",
+    "test_pretrain.py",
+    "test_ddp.py",
+    "test_policy.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow modules first (stable sort: tests keep their order inside a module)."""
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_MODULES)))
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_search_replay_and_bench_through_cli(tmp_path):
     suite = tmp_path / "suite"
     r = runner.invoke(
         app,
-        ["corner-cases", "search", "--family", "stalled_car", "--policy", "human", "--budget", "3",
+        ["corner-cases", "search", "--family", "stalled_car", "--policy", "human", "--budget", "2",
          "--method", "lhs", "--keep", "all", "--workers", "1", "--out", str(suite)],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -57,7 +57,7 @@ def test_search_replay_and_bench_through_cli(tmp_path):
     assert rows[2]["collision_rate"] == "1.0000"  # flooring it into a stalled car always crashes
     assert float(rows[0]["progress"]) == pytest.approx(1.0)  # the human is the progress reference
     md = (out / "results.md").read_text()
-    assert md.count("| fast | stalled_car | 3 | 1.000 [") == 1
+    assert md.count("| fast | stalled_car | 2 | 1.000 [") == 1
     assert (out / "plots" / "collision_rate.png").stat().st_size > 1000
     gif = next((out / "gifs").glob("*.gif"))
     assert iio.imread(gif).std() > 1.0  # frames show something

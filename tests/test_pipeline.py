@@ -39,8 +39,10 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
         assert f"| {name} | `{spec}` | {m['episodes']} | {m['collision_rate']:.3f} [" in report
     for name in bench:  # and on the corner-case suite the search found
         assert f"| {name} | stalled_car | 2 | " in report
+    cfg = load_config(PipelineConfig, TINY)
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
-    assert f"| DriveGPT pretrained (round 0) | `drivegpt/Highway-v0` | 2 | {takeovers} (" in report
+    row = f"| DriveGPT pretrained (round 0) | `drivegpt/Highway-v0` | {cfg.eval_episodes} | {takeovers} ("
+    assert row in report
     rounds = (out / "rlhf" / "curve.csv").read_text().splitlines()[1:]
     assert len(rounds) == 2 and "after RLHF round 1 (PPO)" in report  # before/after rows from the run
     assert "![RLHF learning curve](rlhf/learning_curve.png)" in report
@@ -49,14 +51,13 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     from drivegpt.eval.closed_loop import evaluate_monitored
 
     spec = f"drivegpt:{out / 'pretrain'}"
-    fresh, _, _ = evaluate_monitored(spec, "drivegpt/Highway-v0", None, 2, workers=1, progress=False)
+    fresh, _, _ = evaluate_monitored(spec, cfg.eval_env, None, cfg.eval_episodes, workers=1, progress=False)
     round0 = json.loads((out / "rlhf" / "round_0" / "eval" / "metrics.json").read_text())
     assert {**fresh, "kl_to_reference": 0.0} == round0
     assert "drivegpt pipeline --config configs/pipeline/tiny.yaml" in report
     html = (out / "report.html").read_text()
     assert 'src="figures/' not in html and 'src="replay/' not in html  # everything embedded
     assert html.count('src="data:image/png;base64,') >= 2
-    cfg = load_config(PipelineConfig, TINY)
     for name in ("collect", "pretrain", "monitor", "rlhf", "baseline", "search"):  # what the commands read
         sub = getattr(cfg, name)
         assert load_config(type(sub), out / "configs" / f"{name}.yaml") == sub

@@ -57,9 +57,10 @@ def test_constant_specs_of_every_interface():
 
 
 def test_same_seed_same_drivegpt_episode():
-    a, _ = evaluate("drivegpt", "drivegpt/Highway-v0", episodes=1, workers=1, progress=False)
-    b, _ = evaluate("drivegpt", "drivegpt/Highway-v0", episodes=1, workers=1, progress=False)
-    assert a == b
+    # the merge (passed in ~15 s) is half as long as the 30 s highway and has traffic to react to
+    a, _ = evaluate("drivegpt", "drivegpt/Merge-v0", episodes=1, workers=1, progress=False)
+    b, _ = evaluate("drivegpt", "drivegpt/Merge-v0", episodes=1, workers=1, progress=False)
+    assert a == b and a["km_driven"] > 0
 
 
 def test_sb3_policy_spec(tmp_path):

@@ -241,11 +241,14 @@ def _section_rlhf(out: Path) -> list[str]:
     what = " → ".join(steps[part] for part in method.split("+"))
     dagger = "dagger" in method
     last = "human labels (all rounds)" if dagger else "reward model pairwise accuracy"
+    # pure DAgger learns from its own unmonitored drive: no takeover clips in its rounds
+    drive = "drive with the safety driver → takeover clips"
+    drive = "the policy drives alone" if method == "dagger" else drive
     lines = [
-        f"## RLHF: {m['rounds']} flywheel rounds ({method.upper()}) on `{cfg.get('env_id', '?')}`",
+        f"## RLHF: {m['rounds']} flywheel round{'s' if m['rounds'] != 1 else ''} ({method.upper()}) "
+        f"on `{cfg.get('env_id', '?')}`",
         "",
-        f"Each round: drive with the safety driver → takeover clips → {what}. Evaluation on held-out "
-        "seeds after every round:",
+        f"Each round: {drive} → {what}. Evaluation on held-out seeds after every round:",
         "",
         "| round | takeovers | per 100 km | collision rate (monitored) | mean speed [m/s] "
         f"| KL to pretrained [nats] | {last} |",

@@ -1,6 +1,7 @@
 """The improvement flywheel: drive with the monitor → takeover clips → reward model → fine-tune, in rounds.
 
-Round ``k`` writes ``out/round_<k>/``: ``clips/`` (what the current policy's takeovers taught),
+Round ``k`` writes ``out/round_<k>/``: ``clips/`` (what the current policy's takeovers taught; not
+with ``dagger``, which learns from ``labels/``: its own unmonitored drive, every state labelled),
 ``reward/`` (reward model on every clip so far, from the pretrained backbone), ``ppo/`` or ``dpo/``
 (the fine-tuned policy; the KL reference is always the pretrained policy) and ``eval/`` (held-out
 takeover figures of the new policy). Each step skips itself when its output is complete, so a
@@ -45,7 +46,8 @@ class FlywheelConfig(FrozenConfig):
     env_id: str = "drivegpt/HighwayDense-v0"
     """Env of the deployment drives (and of PPO's rollouts)."""
     drive_episodes: int = Field(40, ge=1)
-    """Monitored episodes per round that produce the round's takeover clips."""
+    """Monitored episodes per round that produce the round's takeover clips (``dagger``: the
+    unmonitored episodes whose every state the human labels)."""
     drive_seed: int = Field(0, ge=0, lt=1_000_000)
     """First training seed of the drives (round k uses the next ``drive_episodes`` after round k-1's)."""
     monitor: MonitorConfig = MonitorConfig()
@@ -132,7 +134,9 @@ def run_flywheel(
         rd = out / f"round_{k}"
         print(f"[flywheel] round {k}/{cfg.rounds}: drive {current}")
         clips = rd / "clips"
-        if not (clips / "metadata.json").is_file():
+        # DAgger learns from its own unmonitored drive (_label_round): a monitored drive would only
+        # record clips that nothing reads
+        if cfg.method != "dagger" and not (clips / "metadata.json").is_file():
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
             spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
             mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()

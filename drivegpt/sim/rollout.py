@@ -194,7 +194,7 @@ def parallel_map(
                 results[i] = fn(job)
                 bar.update()
             return results
-        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as pool:
+        with ProcessPoolExecutor(workers, mp_context=_mp_context(fn.__module__)) as pool:
             futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
             from concurrent.futures import as_completed
 
@@ -206,14 +206,20 @@ def parallel_map(
         bar.close()
 
 
-def _mp_context() -> Any:
+def _mp_context(module: str) -> Any:
     """``fork`` (fast start) unless torch is loaded: its thread pools do not survive a fork, so
-    then a clean ``forkserver`` process forks the workers."""
+    then a clean ``forkserver`` process forks the workers. The fork server imports torch and
+    ``module`` (the job function's) once, before any thread pool exists: every worker of every later
+    pool forks with them loaded instead of importing them again (seconds of CPU per worker)."""
     import sys
 
     if sys.platform == "linux" and "torch" not in sys.modules:
         return get_context("fork")
-    return get_context("forkserver" if sys.platform != "win32" else "spawn")
+    if sys.platform == "win32":
+        return get_context("spawn")
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", "torch", module])  # no effect once the server runs
+    return ctx
 
 
 class BackendError(UserError):
