@@ -26,7 +26,6 @@ $(DEMO_STAMP): pyproject.toml constraints.txt
 
 demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(BIN)/drivegpt pipeline --config configs/quickstart.yaml --out $(DEMO_OUT)
-	@echo "report: $(DEMO_OUT)/report.md (self-contained: open $(DEMO_OUT)/report.html in a browser)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -22,6 +22,7 @@ from drivegpt.rlhf.dagger import (
     save_labels,
     takeover_labels,
     visited_labels,
+    visited_labels_batched,
 )
 from drivegpt.rlhf.flywheel import FlywheelConfig
 from drivegpt.takeover.clips import load_clips
@@ -53,6 +54,21 @@ def test_dagger_labels_every_visited_step_deterministically():
     assert set(a.labels.tolist()) <= {0, 1, 2, 3, 4} and (a.labels != 1).any()  # the human would not idle
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_batched_dagger_labels_are_the_humans_decisions_whatever_the_batch_size():
+    from drivegpt_envs.actions import decode_accel_lane
+
+    args = ("constant:3,keep", "drivegpt/HighwayDense-v0", 3, 1_000_000)
+    a = visited_labels_batched(*args, batch=3, progress=False)
+    b = visited_labels_batched(*args, batch=2, progress=False)
+    for x, y in zip(a, b, strict=True):  # the same episodes, whatever B
+        np.testing.assert_array_equal(x, y)
+    assert a.labelled.all() and a.obs.shape[1:] == (10, 7) and len(a.obs) == len(a.labels)
+    assert (a.actions == a.actions[0]).all()  # the policy drove: full throttle at every step
+    acc, _ = decode_accel_lane(a.labels)  # (N,) [m/s²]
+    assert (acc < 0).any()  # the human, behind the wheel of a car at full throttle in dense traffic, brakes
+    assert (np.diff(a.start) >= 0).all() and len(set(a.start.tolist())) == 3  # three episodes
 
 
 def test_aggregation_keeps_every_round_in_order(tmp_path):
@@ -117,6 +133,27 @@ def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):
     mtime = (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns
     assert run_flywheel(cfg, META_POLICY, out, progress=False) == final  # a re-run resumes: nothing redone
     assert (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
+    from drivegpt.rlhf.flywheel import run_flywheel
+
+    envs = ["drivegpt/Highway-v0", "drivegpt/HighwayDense-v0"]
+    settings = {"method": "dagger", "rounds": 1, "drive_episodes": 2, "eval_episodes": 0, "ranking_steps": 0}
+    settings |= {
+        "sim": "batched",
+        "batch": 2,
+        "label_envs": envs,
+        "dagger": {"iters": 3, "batch_size": 8, "threads": 1},
+    }
+    out = tmp_path / "fly"
+    final = run_flywheel(
+        config_from_dict(FlywheelConfig, settings), CHECKPOINTS / "drivegpt-accel-small", out, progress=False
+    )
+    labels = load_labels(out / "round_1" / "labels" / "labels.npz")
+    each = [visited_labels_batched("drivegpt", e, 2, 0, progress=False) for e in envs]  # the same drives
+    assert final["human_labels"] == labels.n_labels == sum(x.n_labels for x in each)
+    np.testing.assert_array_equal(labels.labels, np.concatenate([x.labels for x in each]))
 
 
 def test_a_corrupt_labels_file_names_itself_and_the_fix(tmp_path):

@@ -34,7 +34,10 @@ from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
-from drivegpt.policies.registry import DriveJob, policy_and_env
+from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
+from drivegpt.sim import batched
+from drivegpt.sim.batched.human import BatchedHuman
+from drivegpt.sim.human import PersonalityRanges
 from drivegpt.sim.rollout import Backend, parallel_map
 from drivegpt.takeover.clips import load_clips
 from drivegpt.takeover.monitor import safety_driver
@@ -172,6 +175,54 @@ def visited_labels(
     """DAgger's labels: ``episodes`` episodes of ``spec`` from ``seed`` on, every step labelled."""
     jobs = [DriveJob(spec, env_id, action, seed + i) for i in range(episodes)]
     return concat(parallel_map(label_one, jobs, workers, backend, f"label {spec}", progress))
+
+
+def visited_labels_batched(
+    spec: str, env_id: str, episodes: int, seed: int, batch: int = 512, progress: bool = True
+) -> Labels:
+    """``visited_labels`` on the batched simulator (``accel`` only): ``batch`` episodes at once, the
+    policy drives, the alert human (``BatchedHuman``, no delay, no noise) decides on the same state at
+    every step and its clean decision is the label. Episode ``seed + i`` is the same whatever ``batch``."""
+    kind = policy_action_kind(spec, "accel")
+    policy = load_policy(spec, kind)
+    config = batched.make_config(env_id, kind, getattr(policy, "env_config", None))
+    alert = PersonalityRanges(reaction_delay=(0.0, 0.0), action_noise=(0.0, 0.0))
+    parts: list[Labels] = []
+    bar = tqdm(total=episodes, desc=f"label {spec} (batched)", unit="ep", disable=not progress)
+    for lo in range(0, episodes, batch):
+        seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
+        state = batched.reset(seeds, config)
+        human = BatchedHuman(config, alert)
+        human.reset(seeds, state)
+        if hasattr(policy, "reset_batch"):
+            policy.reset_batch(len(seeds))
+        done = torch.zeros(len(seeds), dtype=torch.bool)
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per step, (B, ...)
+        while not bool(done.all()):
+            obs = batched.observe(state).numpy().astype(np.float32)  # (B, V, F)
+            if hasattr(policy, "act_batch"):
+                action = np.asarray(policy.act_batch(obs))  # (B,)
+            else:  # constant: the same token for every episode
+                action = np.full(len(seeds), policy.action)
+            human.act(state)  # keeps the human's own lane-change timer going, as label_one does
+            rows.append((obs, action, human.decision.numpy(), (~done).numpy()))
+            state = batched.step(state, torch.as_tensor(action))
+            done |= batched.terminated(state) | batched.truncated(state)
+        obs_t, act_t, lab_t, alive_t = (np.stack(c, 1) for c in zip(*rows, strict=True))  # (B, T, ...)
+        for b in range(len(seeds)):  # alive is a prefix of each episode's row
+            n = int(alive_t[b].sum())
+            parts.append(
+                Labels(
+                    obs_t[b, :n],
+                    act_t[b, :n],
+                    lab_t[b, :n].astype(act_t.dtype),
+                    np.zeros(n, np.int64),
+                    np.ones(n, bool),
+                )
+            )
+        bar.update(len(seeds))
+    bar.close()
+    return concat(parts)
 
 
 # -- fine-tuning on the aggregate ------------------------------------------------------------------

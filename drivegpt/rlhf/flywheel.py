@@ -25,7 +25,16 @@ from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.policies.registry import policy_action_kind
-from drivegpt.rlhf.dagger import LABELS, DaggerConfig, finetune, save_labels, takeover_labels, visited_labels
+from drivegpt.rlhf.dagger import (
+    LABELS,
+    DaggerConfig,
+    concat,
+    finetune,
+    save_labels,
+    takeover_labels,
+    visited_labels,
+    visited_labels_batched,
+)
 from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import RLHFConfig, Rollout, load_run_policy, rlhf, windows_of
 from drivegpt.rlhf.preferences import kl_to_reference, policy_steps
@@ -66,6 +75,12 @@ class FlywheelConfig(FrozenConfig):
     """Held-out monitored episodes per round (seeds from 1,000,000); 0 skips evaluation."""
     eval_env: str = "drivegpt/HighwayDense-v0"
     """Env of the held-out evaluation."""
+    label_envs: tuple[str, ...] = ()
+    """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty: ``env_id``)."""
+    sim: Literal["highway-env", "batched"] = "highway-env"
+    """DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B episodes at once)."""
+    batch: int = Field(512, ge=1)
+    """``sim: batched``: episodes stepped at once."""
     workers: int | None = None
     """Worker processes (default: all cores)."""
 
@@ -84,9 +99,15 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
         else:
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes  # the round's drive seeds, unmonitored
             spec, action = f"drivegpt:{current}", policy_action_kind(f"drivegpt:{current}")
-            labels = visited_labels(
-                spec, cfg.env_id, action, cfg.drive_episodes, seed, cfg.workers, progress=progress
-            )
+            n, parts = cfg.drive_episodes, []
+            for env_id in cfg.label_envs or (cfg.env_id,):
+                if cfg.sim == "batched":
+                    parts.append(visited_labels_batched(spec, env_id, n, seed, cfg.batch, progress))
+                else:
+                    parts.append(
+                        visited_labels(spec, env_id, action, n, seed, cfg.workers, progress=progress)
+                    )
+            labels = concat(parts)
         save_labels(path, labels)
     return path
 
