@@ -91,15 +91,32 @@ def _label_accuracy(policy: Path, labels: Labels) -> float:
         return float((model(w.obs, w.actions)[:, -1].argmax(-1) == w.targets[:, -1]).float().mean())
 
 
-def test_finetuning_on_the_corrections_learns_them(tmp_path):
-    labels = takeover_labels(SAMPLE)
+@pytest.mark.parametrize("positions", ["last", "all"])
+def test_finetuning_on_the_corrections_learns_them(tmp_path, positions):
+    labels = takeover_labels(SAMPLE)  # the clips' context steps are unlabelled: never targets
     save_labels(tmp_path / "labels.npz", labels)
-    cfg = DaggerConfig(iters=60, batch_size=32, lr=2e-3, threads=1)
+    cfg = DaggerConfig(iters=60, batch_size=32, lr=2e-3, threads=1, positions=positions)
     m = finetune(cfg, META_POLICY, [tmp_path / "labels.npz"], tmp_path / "out", progress=False)
     assert m["human_labels"] == labels.n_labels and m["label_sets"] == 1
     before = _label_accuracy(META_POLICY, labels)
     after = _label_accuracy(tmp_path / "out" / "policy", labels)
     assert after > before + 0.1, (before, after)
+
+
+def test_all_positions_never_learn_from_an_unlabelled_step(tmp_path):
+    base = takeover_labels(SAMPLE)
+    assert 0 < base.n_labels < len(base.obs)
+    marked = np.where(base.labelled, 4, 0)  # labelled steps say SLOWER, unlabelled ones LANE_LEFT
+    save_labels(tmp_path / "labels.npz", base._replace(labels=marked.astype(base.labels.dtype)))
+    cfg = DaggerConfig(iters=40, batch_size=32, lr=3e-3, threads=1, positions="all")
+    finetune(cfg, META_POLICY, [tmp_path / "labels.npz"], tmp_path / "out", progress=False)
+    model, meta = load_policy_dir(tmp_path / "out" / "policy")
+    tok, norm = tokenizer_from_json(meta["tokenizer"])
+    table = StepTable(norm(base.obs), tok.encode(base.actions), tok.encode(marked), base.start)
+    w = table.windows(torch.arange(len(base.obs)), model.cfg.context)  # every step, labelled or not
+    with torch.no_grad():
+        predicted = model(w.obs, w.actions)[:, -1].argmax(-1)
+    assert (predicted == 4).float().mean() > 0.9 and not (predicted == 0).any()
 
 
 def test_a_flywheel_method_must_be_known():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ class DaggerConfig(FrozenConfig):
     """Seed of the batch sampling."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (None: torch's default)."""
+    positions: Literal["last", "all"] = "last"
+    """Where a window is supervised: its last step only, or every labelled step in it (as pretraining
+    does: about K times the labels per forward pass when every step is labelled)."""
 
 
 class Labels(NamedTuple):
@@ -251,20 +254,28 @@ def finetune(
     K = model.cfg.context
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    labelled = torch.from_numpy(data.labelled)  # (N,)
+    back = torch.arange(K - 1, -1, -1)  # (K,) steps before a window's end
     log: list[list[Any]] = [["iter", "loss", "label_accuracy"]]
     model.train()
     for it in tqdm(range(cfg.iters), desc="dagger", disable=not progress):
-        w = table.windows(ends[torch.randint(len(ends), (cfg.batch_size,), generator=gen)], K)
-        logits = model(w.obs, w.actions)[:, -1]  # (B, vocab): the decision at each window's end
-        loss = F.cross_entropy(logits, w.targets[:, -1])
+        end = ends[torch.randint(len(ends), (cfg.batch_size,), generator=gen)]  # (B,)
+        w = table.windows(end, K)
+        if cfg.positions == "all":  # every labelled step of the window, each with its own history
+            weight = (w.mask & labelled[(end[:, None] - back).clamp_min(0)]).float()  # (B, K)
+        else:  # the decision at each window's end
+            weight = torch.zeros(len(end), K).index_fill_(1, torch.tensor([K - 1]), 1.0)
+        logits = model(w.obs, w.actions)  # (B, K, vocab)
+        ce = F.cross_entropy(logits.flatten(0, 1), w.targets.flatten(), reduction="none").view_as(weight)
+        loss = (ce * weight).sum() / weight.sum()
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite DAgger loss at iter {it}; lower dagger.lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        acc = float((logits.argmax(-1) == w.targets[:, -1]).float().mean())
-        log.append([it + 1, float(loss), acc])
+        acc = float(((logits.argmax(-1) == w.targets).float() * weight).sum() / weight.sum())
+        log.append([it + 1, float(loss.detach()), acc])
     model.eval()
     save_policy(out / "policy", model, {**meta, "dagger_labels": [str(f) for f in label_files]})
     write_csv(out / "log.csv", log)
