@@ -61,13 +61,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/results/dagger_scale"))
+    ap.add_argument("--last-only", action="store_true", help="only the run's last round")
     args = ap.parse_args()
     envs = args.env or ["drivegpt/HighwayDense-v0", "drivegpt/Highway-v0"]
     import torch
 
     torch.set_num_threads(args.threads)
     rows = []
-    for r in rounds_of(args.run):
+    for r in rounds_of(args.run)[-1:] if args.last_only else rounds_of(args.run):
         spec = f"drivegpt:{r['policy']}"
         row: dict[str, Any] = {k: r[k] for k in ("round", "policy_steps", "wall_s")}
         row["load_start"] = [round(x, 2) for x in os.getloadavg()]
