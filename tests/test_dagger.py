@@ -17,6 +17,7 @@ from drivegpt.rlhf.dagger import (
     DaggerConfig,
     Labels,
     concat,
+    family_labels_batched,
     finetune,
     load_labels,
     save_labels,
@@ -69,6 +70,21 @@ def test_batched_dagger_labels_are_the_humans_decisions_whatever_the_batch_size(
     acc, _ = decode_accel_lane(a.labels)  # (N,) [m/s²]
     assert (acc < 0).any()  # the human, behind the wheel of a car at full throttle in dense traffic, brakes
     assert (np.diff(a.start) >= 0).all() and len(set(a.start.tolist())) == 3  # three episodes
+
+
+@pytest.mark.parametrize("family", ["stalled_car", "hard_braking_lead"])
+def test_family_labels_draw_parameters_per_episode_and_hold_the_humans_braking(family):
+    from drivegpt_envs.actions import decode_accel_lane
+
+    a = family_labels_batched("constant:0,keep", family, 3, 0, batch=3, progress=False)
+    b = family_labels_batched("constant:0,keep", family, 3, 0, batch=2, progress=False)
+    for x, y in zip(a, b, strict=True):  # the same episodes, whatever B
+        np.testing.assert_array_equal(x, y)
+    acc, _ = decode_accel_lane(a.labels)  # (N,) [m/s²]
+    assert (
+        a.labelled.all() and (acc <= -4.5).any()
+    )  # holding its speed, the ego meets a hazard: the human brakes
+    assert len(set(a.start.tolist())) == 3
 
 
 def test_aggregation_keeps_every_round_in_order(tmp_path):

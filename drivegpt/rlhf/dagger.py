@@ -18,6 +18,7 @@ data is ever dropped, and the same seeds give the same files.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -36,11 +37,13 @@ from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
 from drivegpt.sim import batched
+from drivegpt.sim.batched.families import Script, family_config, family_reset, family_step
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.human import PersonalityRanges
 from drivegpt.sim.rollout import Backend, parallel_map
 from drivegpt.takeover.clips import load_clips
 from drivegpt.takeover.monitor import safety_driver
+from drivegpt_envs.families import family_class
 
 LABELS = "labels.npz"  #: one round's labelled steps
 
@@ -186,44 +189,85 @@ def visited_labels_batched(
     """``visited_labels`` on the batched simulator (``accel`` only): ``batch`` episodes at once, the
     policy drives, the alert human (``BatchedHuman``, no delay, no noise) decides on the same state at
     every step and its clean decision is the label. Episode ``seed + i`` is the same whatever ``batch``."""
-    kind = policy_action_kind(spec, "accel")
-    policy = load_policy(spec, kind)
-    config = batched.make_config(env_id, kind, getattr(policy, "env_config", None))
+    policy = load_policy(spec, policy_action_kind(spec, "accel"))
+    config = batched.make_config(env_id, "accel", getattr(policy, "env_config", None))
+
+    def start(seeds: list[int]) -> tuple[batched.BatchState, None]:
+        return batched.reset(seeds, config), None
+
+    def step(state: batched.BatchState, _: None, action: torch.Tensor) -> tuple[batched.BatchState, None]:
+        return batched.step(state, action), None
+
+    return _label_batched(policy, config, range(seed, seed + episodes), batch, start, step, False, progress)
+
+
+def family_labels_batched(
+    spec: str, family: str, episodes: int, seed: int, batch: int = 512, progress: bool = True
+) -> Labels:
+    """DAgger's labels on a corner-case family ported to the batched simulator (``stalled_car``,
+    ``hard_braking_lead``): episode ``seed + i`` draws its parameters uniformly in the family's ranges
+    from a generator seeded by that seed alone (the same episode whatever ``batch``)."""
+    policy = load_policy(spec, policy_action_kind(spec, "accel"))
+    config = family_config(family, "accel", getattr(policy, "env_config", None))
+    cls = family_class(family)
+
+    def start(seeds: list[int]) -> tuple[batched.BatchState, Script]:
+        rows = [list(cls.sample_params(np.random.default_rng([s, PARAMS_STREAM])).values()) for s in seeds]
+        return family_reset(family, np.asarray(rows), seeds, config)
+
+    def step(
+        state: batched.BatchState, script: Script, action: torch.Tensor
+    ) -> tuple[batched.BatchState, Script]:
+        return family_step(state, script, action)
+
+    return _label_batched(policy, config, range(seed, seed + episodes), batch, start, step, True, progress)
+
+
+PARAMS_STREAM = 0x504152  #: second seed word of a family episode's parameter draw
+
+
+def _label_batched(
+    policy: Any,
+    config: batched.SimConfig,
+    seeds: range,
+    batch: int,
+    start: Callable[[list[int]], tuple[batched.BatchState, Any]],
+    step: Callable[[batched.BatchState, Any, torch.Tensor], tuple[batched.BatchState, Any]],
+    end_offroad: bool,
+    progress: bool,
+) -> Labels:
+    """Drive ``policy`` over ``seeds`` in batches, the alert human labelling every step; an episode
+    ends when the env ends it, or (``end_offroad``: a corner-case failure) when the ego leaves the road."""
     alert = PersonalityRanges(reaction_delay=(0.0, 0.0), action_noise=(0.0, 0.0))
     parts: list[Labels] = []
-    bar = tqdm(total=episodes, desc=f"label {spec} (batched)", unit="ep", disable=not progress)
-    for lo in range(0, episodes, batch):
-        seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
-        state = batched.reset(seeds, config)
+    bar = tqdm(total=len(seeds), desc=f"label {config.env_id} (batched)", unit="ep", disable=not progress)
+    for lo in range(0, len(seeds), batch):
+        chunk = list(seeds[lo : lo + batch])
+        state, aux = start(chunk)
         human = BatchedHuman(config, alert)
-        human.reset(seeds, state)
+        human.reset(chunk, state)
         if hasattr(policy, "reset_batch"):
-            policy.reset_batch(len(seeds))
-        done = torch.zeros(len(seeds), dtype=torch.bool)
+            policy.reset_batch(len(chunk))
+        done = torch.zeros(len(chunk), dtype=torch.bool)
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per step, (B, ...)
         while not bool(done.all()):
             obs = batched.observe(state).numpy().astype(np.float32)  # (B, V, F)
             if hasattr(policy, "act_batch"):
                 action = np.asarray(policy.act_batch(obs))  # (B,)
             else:  # constant: the same token for every episode
-                action = np.full(len(seeds), policy.action)
+                action = np.full(len(chunk), policy.action)
             human.act(state)  # keeps the human's own lane-change timer going, as label_one does
             rows.append((obs, action, human.decision.numpy(), (~done).numpy()))
-            state = batched.step(state, torch.as_tensor(action))
+            state, aux = step(state, aux, torch.as_tensor(action))
             done |= batched.terminated(state) | batched.truncated(state)
+            if end_offroad:
+                done |= ~batched.on_road(state)
         obs_t, act_t, lab_t, alive_t = (np.stack(c, 1) for c in zip(*rows, strict=True))  # (B, T, ...)
-        for b in range(len(seeds)):  # alive is a prefix of each episode's row
+        for b in range(len(chunk)):  # alive is a prefix of each episode's row
             n = int(alive_t[b].sum())
-            parts.append(
-                Labels(
-                    obs_t[b, :n],
-                    act_t[b, :n],
-                    lab_t[b, :n].astype(act_t.dtype),
-                    np.zeros(n, np.int64),
-                    np.ones(n, bool),
-                )
-            )
-        bar.update(len(seeds))
+            labels = lab_t[b, :n].astype(act_t.dtype)
+            parts.append(Labels(obs_t[b, :n], act_t[b, :n], labels, np.zeros(n, np.int64), np.ones(n, bool)))
+        bar.update(len(chunk))
     bar.close()
     return concat(parts)
 

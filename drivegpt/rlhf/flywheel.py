@@ -21,6 +21,7 @@ from pydantic import Field
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.errors import UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
@@ -29,6 +30,7 @@ from drivegpt.rlhf.dagger import (
     LABELS,
     DaggerConfig,
     concat,
+    family_labels_batched,
     finetune,
     save_labels,
     takeover_labels,
@@ -77,6 +79,9 @@ class FlywheelConfig(FrozenConfig):
     """Env of the held-out evaluation."""
     label_envs: tuple[str, ...] = ()
     """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty: ``env_id``)."""
+    label_families: tuple[str, ...] = ()
+    """DAgger with ``sim: batched``: corner-case families (``stalled_car``, ``hard_braking_lead``) whose
+    visited states the human labels too, ``drive_episodes`` each, parameters uniform in their ranges."""
     sim: Literal["highway-env", "batched"] = "highway-env"
     """DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B episodes at once)."""
     batch: int = Field(512, ge=1)
@@ -107,6 +112,11 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
                     parts.append(
                         visited_labels(spec, env_id, action, n, seed, cfg.workers, progress=progress)
                     )
+            if cfg.label_families and cfg.sim != "batched":
+                raise UserError("label_families needs sim: batched (the families' batched ports)")
+            parts += [
+                family_labels_batched(spec, f, n, seed, cfg.batch, progress) for f in cfg.label_families
+            ]
             labels = concat(parts)
         save_labels(path, labels)
     return path
