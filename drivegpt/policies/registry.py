@@ -39,7 +39,7 @@ POLICY_KINDS: dict[str, str] = {
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
 SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
-#: the shipped checkpoint after the flywheel (4 DAgger rounds on the batched simulator; its README.md
+#: the shipped checkpoint after the flywheel (6 DAgger rounds on the batched simulator; its README.md
 #: holds the command that reproduces it): the spec ``drivegpt-rlhf``
 RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
 
