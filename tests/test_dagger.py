@@ -163,6 +163,7 @@ def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):
     n2 = load_labels(out / "round_2" / "labels" / "labels.npz").n_labels
     assert final["human_labels"] == n1 + n2 > 0  # round 2 trains on round 1's labels too
     assert (out / "policy" / "policy.json").is_file()
+    assert any((out / "round_2" / "dagger" / "tb").iterdir()) and any((out / "tb").iterdir())  # TensorBoard
     mtime = (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns
     assert run_flywheel(cfg, META_POLICY, out, progress=False) == final  # a re-run resumes: nothing redone
     assert (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns == mtime

@@ -284,7 +284,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Fine-tune the policy at ``policy_path`` on every label file (the loss is the cross-entropy of
     the human's label at each labelled step, with the executed history as context); writes
-    ``out/policy``, ``out/log.csv`` and ``out/metrics.json``."""
+    ``out/policy``, ``out/log.csv``, ``out/tb`` (TensorBoard) and ``out/metrics.json``."""
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -301,6 +301,9 @@ def finetune(
     labelled = torch.from_numpy(data.labelled)  # (N,)
     back = torch.arange(K - 1, -1, -1)  # (K,) steps before a window's end
     log: list[list[Any]] = [["iter", "loss", "label_accuracy"]]
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb = SummaryWriter(str(out / "tb"))  # the same quantities as log.csv, by iteration
     model.train()
     for it in tqdm(range(cfg.iters), desc="dagger", disable=not progress):
         end = ends[torch.randint(len(ends), (cfg.batch_size,), generator=gen)]  # (B,)
@@ -320,6 +323,9 @@ def finetune(
         opt.step()
         acc = float(((logits.argmax(-1) == w.targets).float() * weight).sum() / weight.sum())
         log.append([it + 1, float(loss.detach()), acc])
+        tb.add_scalar("dagger/loss", log[-1][1], it + 1)
+        tb.add_scalar("dagger/label_accuracy", acc, it + 1)
+    tb.close()
     model.eval()
     save_policy(out / "policy", model, {**meta, "dagger_labels": [str(f) for f in label_files]})
     write_csv(out / "log.csv", log)

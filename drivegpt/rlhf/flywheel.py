@@ -203,11 +203,22 @@ def run_flywheel(
             row |= _evaluate(cfg, current, ref, rd / "eval")
         rows.append(row)
         _write_curve(out, rows)
+        _log_round(out, row)
     final_model, final_meta = load_policy_dir(current)
     save_policy(out / "policy", final_model, {**final_meta, "flywheel": str(out)})
     final = {**rows[-1], "rounds": cfg.rounds, "method": cfg.method}
     write_json(out / "metrics.json", final)
     return final
+
+
+def _log_round(out: Path, row: dict[str, Any]) -> None:
+    """The round's numeric figures to TensorBoard (``out/tb``, step = round), as in ``curve.csv``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(out / "tb")) as tb:
+        for name, value in row.items():
+            if name != "round" and isinstance(value, int | float) and not isinstance(value, bool):
+                tb.add_scalar(f"flywheel/{name}", value, row["round"])
 
 
 def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
