@@ -190,6 +190,26 @@ def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
     np.testing.assert_array_equal(labels.labels, np.concatenate([x.labels for x in each]))
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"sim": "batched", "label_families": ["cut_in"]},
+            "'cut_in' has no batched port; valid: stalled_car",
+        ),
+        ({"label_families": ["stalled_car"]}, "label_families needs sim: batched"),
+        (
+            {"sim": "batched", "label_envs": ["drivegpt/Merge-v0"]},
+            "no port of 'drivegpt/Merge-v0'; valid: drivegpt/",
+        ),
+        ({"sim": "carla"}, "sim"),
+    ],
+)
+def test_a_dagger_drive_the_batched_simulator_cannot_run_fails_at_load(settings, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        config_from_dict(FlywheelConfig, {"method": "dagger", **settings}, "fly.yaml")
+
+
 def test_a_corrupt_labels_file_names_itself_and_the_fix(tmp_path):
     bad = tmp_path / "labels.npz"
     bad.write_bytes(b"not a numpy archive")

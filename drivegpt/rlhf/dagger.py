@@ -41,6 +41,7 @@ from drivegpt.sim.batched.families import Script, family_config, family_reset, f
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.human import PersonalityRanges
 from drivegpt.sim.rollout import Backend, parallel_map
+from drivegpt.takeover.batched import policy_tokens
 from drivegpt.takeover.clips import load_clips
 from drivegpt.takeover.monitor import safety_driver
 from drivegpt_envs.families import family_class
@@ -252,10 +253,7 @@ def _label_batched(
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per step, (B, ...)
         while not bool(done.all()):
             obs = batched.observe(state).numpy().astype(np.float32)  # (B, V, F)
-            if hasattr(policy, "act_batch"):
-                action = np.asarray(policy.act_batch(obs))  # (B,)
-            else:  # constant: the same token for every episode
-                action = np.full(len(chunk), policy.action)
+            action = policy_tokens(policy, torch.from_numpy(obs)).numpy()  # (B,) act_batch or a constant
             human.act(state)  # keeps the human's own lane-change timer going, as label_one does
             rows.append((obs, action, human.decision.numpy(), (~done).numpy()))
             state, aux = step(state, aux, torch.as_tensor(action))

@@ -17,11 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
-from drivegpt.core.errors import UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
@@ -86,6 +85,28 @@ class FlywheelConfig(FrozenConfig):
     """DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B episodes at once)."""
     batch: int = Field(512, ge=1)
     """``sim: batched``: episodes stepped at once."""
+
+    @model_validator(mode="after")
+    def _labelled_drives_exist(self) -> FlywheelConfig:
+        """The roads and families of DAgger's drives, checked before any round starts."""
+        from drivegpt.sim.batched import SUPPORTED_ENV_IDS
+        from drivegpt.sim.batched.families import BATCHED_FAMILIES
+
+        if self.label_families and self.sim != "batched":
+            raise ValueError("label_families needs sim: batched (the families' batched ports)")
+        for family in self.label_families:
+            if family not in BATCHED_FAMILIES:
+                raise ValueError(
+                    f"label_families: {family!r} has no batched port; valid: {', '.join(BATCHED_FAMILIES)}"
+                )
+        if self.sim == "batched":
+            for env_id in self.label_envs or (self.env_id,):
+                if env_id not in SUPPORTED_ENV_IDS:
+                    raise ValueError(
+                        f"sim: batched has no port of {env_id!r}; valid: {', '.join(SUPPORTED_ENV_IDS)}"
+                    )
+        return self
+
     workers: int | None = None
     """Worker processes (default: all cores)."""
 
@@ -112,8 +133,6 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
                     parts.append(
                         visited_labels(spec, env_id, action, n, seed, cfg.workers, progress=progress)
                     )
-            if cfg.label_families and cfg.sim != "batched":
-                raise UserError("label_families needs sim: batched (the families' batched ports)")
             parts += [
                 family_labels_batched(spec, f, n, seed, cfg.batch, progress) for f in cfg.label_families
             ]
