@@ -1,4 +1,4 @@
-"""Takeovers of the shipped DriveGPT under the batched safety driver, next to the highway-env monitor.
+"""Takeovers of a policy (DriveGPT, or the human) under the batched safety driver, next to highway-env.
 
     python bench/takeovers_batched.py --episodes 1000 --batch 1000 --highway-episodes 10 \
         --out bench/results/takeovers_batched
@@ -25,9 +25,7 @@ import torch
 
 from drivegpt.core.metrics import takeover_metrics, wilson_interval
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
-from drivegpt.policies.registry import load_policy
-from drivegpt.sim import batched
-from drivegpt.takeover.batched import drive_alone, run_monitored_batch
+from drivegpt.takeover.batched import drive_alone, monitored_driver, run_monitored_batch
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 
 
@@ -42,12 +40,11 @@ def rate(k: int, n: int) -> dict:
 
 
 def batched_run(args: argparse.Namespace) -> dict:
-    policy = load_policy(args.policy, "accel")
-    config = batched.make_config(args.env, "accel", getattr(policy, "env_config", None))
+    policy, config = monitored_driver(args.policy, args.env, "accel")
     cfg = MonitorConfig()
     wall_mon = wall_alone = 0.0
     crashed, crashed_alone, steps, trig = [], [], [], np.zeros(len(TRIGGERS), np.int64)
-    takeovers = late = 0
+    takeovers = late = at_start = 0
     km_policy = km = 0.0
     speeds: list[np.ndarray] = []
     for lo in range(0, args.episodes, args.batch):
@@ -64,6 +61,7 @@ def batched_run(args: argparse.Namespace) -> dict:
         trig += out.trigger_counts.sum(0)
         takeovers += int(out.takeovers.sum())
         late += int(out.late_takeovers.sum())
+        at_start += int(out.at_start.sum())
         km_policy += float(out.policy_distance_m.sum()) / 1000
         km += float(out.distance_m.sum()) / 1000
         speeds += [row[~np.isnan(row)] for row in out.speed]
@@ -72,7 +70,7 @@ def batched_run(args: argparse.Namespace) -> dict:
     n_steps = int(np.concatenate(steps).sum())
     return {
         "episodes": args.episodes,
-        **takeover_metrics(takeovers, late, km_policy),
+        **takeover_metrics(takeovers, late, km_policy, at_start),
         "late_fraction": rate(late, takeovers),
         "monitored_collision_rate": rate(int(np.concatenate(crashed).sum()), args.episodes),
         "alone_collision_rate": rate(int(np.concatenate(crashed_alone).sum()), args.episodes),
@@ -100,6 +98,9 @@ def highway_run(args: argparse.Namespace) -> dict:
         "km_policy": metrics["km_policy"],
         "takeovers_per_100km": metrics["takeovers_per_100km"],
         "takeovers_per_100km_ci": metrics["takeovers_per_100km_ci"],
+        "takeovers_at_start": metrics["takeovers_at_start"],
+        "takeovers_after_start_per_100km": metrics["takeovers_after_start_per_100km"],
+        "takeovers_after_start_per_100km_ci": metrics["takeovers_after_start_per_100km_ci"],
         "monitored_collision_rate": rate(int(round(metrics["collision_rate"] * len(eps))), len(eps)),
         "policy_steps": n_steps,
         "wall_s": wall,
@@ -122,11 +123,13 @@ def markdown(r: dict) -> str:
         f"load average (1, 5, 15 min) {r['load_average_start']} at the start, "
         f"{r['load_average_after_batched']} after the batched run, {r['load_average_end']} at the end.",
         "",
-        "| simulator | episodes | takeovers (late) | per 100 km [Poisson 95% CI] | late / takeovers [Wilson] "
-        "| monitored collision rate [Wilson] | policy alone collision rate [Wilson] | monitored steps/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| simulator | episodes | takeovers (late) | per 100 km [Poisson 95% CI] | at start | after start, "
+        "per 100 km | late / takeovers [Wilson] | monitored collision rate [Wilson] | policy alone collision "
+        "rate [Wilson] | monitored steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| batched | {b['episodes']} | {b['takeovers']} ({b['late_takeovers']}) | "
-        f"{b['takeovers_per_100km']:.1f} {ci(b['takeovers_per_100km_ci'], 1)} | "
+        f"{b['takeovers_per_100km']:.1f} {ci(b['takeovers_per_100km_ci'], 1)} | {b['takeovers_at_start']} | "
+        f"{b['takeovers_after_start_per_100km']:.1f} {ci(b['takeovers_after_start_per_100km_ci'], 1)} | "
         f"{b['late_fraction']['rate'] or 0:.3f} {ci(b['late_fraction']['ci'])} | "
         f"{b['monitored_collision_rate']['rate']:.3f} {ci(b['monitored_collision_rate']['ci'])} | "
         f"{b['alone_collision_rate']['rate']:.3f} {ci(b['alone_collision_rate']['ci'])} | "
@@ -137,7 +140,9 @@ def markdown(r: dict) -> str:
         per100 = "n/a" if h["takeovers_per_100km"] is None else f"{h['takeovers_per_100km']:.1f}"
         lines.append(
             f"| highway-env | {h['episodes']} | {h['takeovers']} ({h['late_takeovers']}) | "
-            f"{per100} {ci(h['takeovers_per_100km_ci'], 1)} | | "
+            f"{per100} {ci(h['takeovers_per_100km_ci'], 1)} | {h['takeovers_at_start']} | "
+            f"{h['takeovers_after_start_per_100km'] or 0:.1f} "
+            f"{ci(h['takeovers_after_start_per_100km_ci'], 1)} | | "
             f"{h['monitored_collision_rate']['rate']:.3f} {ci(h['monitored_collision_rate']['ci'])} | | "
             f"{h['monitored_steps_per_s']:.1f} |"
         )
@@ -146,7 +151,8 @@ def markdown(r: dict) -> str:
         f"Takeovers per trigger (batched): {b['triggers']}. Policy-driven distance "
         f"{b['km_policy']:.1f} km of {b['km_driven']:.1f} km; mean speed {b['mean_speed_mps']:.2f} m/s. "
         "The two simulators draw different episodes from the same seeds "
-        "(they agree in distribution, not draw by draw).",
+        "(they agree in distribution, not draw by draw). *At start*: takeovers that fired on an episode's "
+        "first state, before the policy's first action took effect; *after start*: the rate without them.",
         "",
     ]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from drivegpt.policies.sb3 import (
     train_baseline,
 )
 from drivegpt.sim.rollout import make_env, run_episode
+from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 
 runner = CliRunner()
 
@@ -139,3 +140,54 @@ def test_space_json_round_trip():
     assert space_from_json(d) == box
     mixed = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 2.0], np.float32))
     assert space_from_json(json.loads(json.dumps(space_to_json(mixed)))) == mixed
+
+
+def test_batched_sb3_vec_env_restarts_ended_episodes_in_the_same_step() -> None:
+    from drivegpt.sim.batched.sb3_vec_env import BatchedSB3VecEnv
+    from drivegpt.sim.batched.vector_env import BatchedHighwayVectorEnv
+
+    vec = BatchedSB3VecEnv(3, "drivegpt/HighwayDense-v0", "accel", seed=7)
+    first = vec.reset()
+    ref = BatchedHighwayVectorEnv(3, "drivegpt/HighwayDense-v0", "accel")
+    np.testing.assert_array_equal(first, ref.reset(seed=7)[0])  # the vector env's seeds
+    full_throttle = np.full(3, (len(ACCEL_BINS) - 1) * len(LANE_INTENTS))  # +3 m/s², keep the lane
+    ended = 0
+    for _ in range(60):
+        obs, rew, dones, infos = vec.step(full_throttle)  # into dense traffic: crashes end episodes
+        assert rew.dtype == np.float32 and dones.dtype == bool and len(infos) == 3
+        for i in np.flatnonzero(dones):
+            ended += 1
+            info = infos[i]
+            assert info["terminal_observation"].shape == first.shape[1:]
+            assert not np.array_equal(info["terminal_observation"], obs[i])  # obs[i]: the next episode
+            assert info["episode"]["l"] >= 1 and info["TimeLimit.truncated"] is False  # a crash, not time
+        assert all(not infos[i] for i in np.flatnonzero(~dones))
+    assert ended > 0
+    assert vec.get_attr("render_mode") == [None] * 3 and vec.env_is_wrapped(object) == [False] * 3
+
+
+def test_baseline_trains_on_the_batched_simulator(tmp_path) -> None:
+    out = tmp_path / "ppo-batched"
+    args = [
+        "baseline",
+        "train",
+        "--algo",
+        "ppo",
+        "--config",
+        "configs/baselines/tiny-ppo.yaml",
+        "--sim",
+        "batched",
+    ]
+    r = runner.invoke(app, [*args, "--n-envs", "4", "--steps", "128", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["config"]["sim"] == "batched"
+    assert json.loads((out / "train.json").read_text()) | {"seconds": 0, "steps_per_s": 0} == {
+        "steps": 128, "n_envs": 4, "seconds": 0, "steps_per_s": 0
+    }  # fmt: skip
+    r = runner.invoke(app, ["drive", "--policy", f"sb3-ppo:{out}", "--sim", "batched", "--episodes", "4",
+                            "--out", str(tmp_path / "drive")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with pytest.raises(ConfigError, match="sim batched runs"):
+        load_config(
+            BaselineConfig, "configs/baselines/tiny-ppo.yaml", {"sim": "batched", "env_id": "merge-v0"}
+        )

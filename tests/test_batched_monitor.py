@@ -14,12 +14,14 @@ from drivegpt.cli.app import app
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim import batched
 from drivegpt.sim.batched.config import LANE_WIDTH, LENGTH
+from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.policy import ConstantPolicy
 from drivegpt.sim.rollout import make_env
 from drivegpt.takeover import monitor
 from drivegpt.takeover.batched import (
     NO_TRIGGER,
     TTC,
+    WatchedHuman,
     check_triggers,
     lead_figures,
     policy_rows,
@@ -69,6 +71,41 @@ def test_stopped_car_ahead_fires_ttc_and_the_human_resolves_it() -> None:
     assert seg["obs"].shape[0] == len(seg["chosen"]) == out.seg_end[0] - out.seg_start[0]
     alone = run_monitored_batch(CRUISE, state.config, [0], NEVER, state=state, alone=False, max_steps=25)
     assert alone.crashed[0] and alone.takeovers[0] == 0  # without the safety driver it hits the car
+
+
+def test_a_takeover_on_the_first_state_counts_as_at_start() -> None:
+    state = scene(20.0, [(1, 14.0, 10.0)])  # a slower lead, TTC 1.4 s on the first state
+    out = run_monitored_batch(CRUISE, state.config, [0], MonitorConfig(lookahead_steps=0), state=state,
+                              alone=False, max_steps=40)  # fmt: skip
+    m = out.summary()
+    assert out.at_start.tolist() == [1] and m["takeovers_at_start"] == 1 == m["takeovers"]
+    assert m["takeovers_after_start_per_100km"] == 0.0 and m["takeovers_per_100km"] > 0
+    later = scene(20.0, [(1, 60.0, 0.0)])  # TTC 3 s at first: cruising on, the policy makes it < 2 s
+    out = run_monitored_batch(CRUISE, later.config, [0], MonitorConfig(lookahead_steps=0), state=later,
+                              alone=False, max_steps=25)  # fmt: skip
+    assert out.takeovers[0] == 1 and out.seg_start[0] > 0 and out.at_start[0] == 0
+    m = out.summary()
+    assert m["takeovers_after_start_per_100km"] == pytest.approx(m["takeovers_per_100km"])
+
+
+def test_the_human_under_the_safety_driver_is_the_batched_human() -> None:
+    """The watched human drives exactly as BatchedHuman alone until a takeover, and a look-ahead
+    copy of it does not change it."""
+    config = batched.make_config("drivegpt/HighwayDense-v0", "accel")
+    seeds = list(range(1_000_000, 1_000_004))
+    out = run_monitored_batch(WatchedHuman(config), config, seeds, NEVER, alone=False, record_obs=False,
+                              max_steps=20)  # fmt: skip
+    state, human = batched.reset(seeds, config), BatchedHuman(config)
+    human.reset(seeds, state)
+    for t in range(20):
+        action = human.act(state)
+        np.testing.assert_array_equal(out.executed[:, t], action.numpy())
+        state = batched.step(state, action)
+    watched = WatchedHuman(config)
+    watched.reset_episodes(seeds, batched.reset(seeds, config))
+    copy = watched.select(torch.tensor([2, 0]))
+    copy.act_state(batched.reset([seeds[2], seeds[0]], config))
+    assert int(watched.human.t.sum()) == 0 and int(copy.human.t.sum()) == 2
 
 
 def test_free_road_fires_nothing() -> None:

@@ -58,6 +58,14 @@ def test_poisson_interval_against_the_exact_interval() -> None:
     m = takeover_metrics(10, 1, 50.0)
     assert m["takeovers_per_100km"] == pytest.approx(20.0)
     assert m["takeovers_per_100km_ci"] == pytest.approx([2 * 4.795, 2 * 18.390], rel=0.01)
+    assert "takeovers_at_start" not in m  # unknown: not reported
+    # 4 of the 10 fired on an episode's first state: 6 remain, 12 per 100 km
+    m = takeover_metrics(10, 1, 50.0, at_start=4)
+    assert m["takeovers_at_start"] == 4 and m["takeovers_per_100km"] == pytest.approx(20.0)
+    assert m["takeovers_after_start_per_100km"] == pytest.approx(12.0)
+    assert m["takeovers_after_start_per_100km_ci"] == pytest.approx(
+        [2 * x for x in poisson_interval(6)], rel=1e-9
+    )
 
 
 def test_poisson_lower_bound_is_within_one_percent_for_small_counts() -> None:

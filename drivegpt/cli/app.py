@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,6 +20,16 @@ app = typer.Typer(
 )
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and verify driving-log datasets.")
 app.add_typer(data_app, name="data")
+
+
+def takeover_summary(m: dict[str, Any]) -> str:
+    """One line of takeover figures for the terminal."""
+    return (
+        f"{m['takeovers']} takeovers ({m['late_takeovers']} late), {m['takeovers_per_100km'] or 0:.1f} per "
+        f"100 km of policy driving; {m['takeovers_at_start']} at an episode's first state, "
+        f"{m['takeovers_after_start_per_100km'] or 0:.1f} per 100 km without them"
+    )
+
 
 @app.command()
 @friendly_errors
@@ -132,10 +143,7 @@ def drive(
         write_json(out / "metrics.json", metrics)
         write_csv(out / "episodes.csv", [list(per), *zip(*per.values(), strict=True)])
         write_json(out / "run.json", {**info, "monitor": mcfg.to_dict()})
-        typer.echo(
-            f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
-            f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
-        )
+        typer.echo(takeover_summary(metrics))
     elif sim == "batched":
         from drivegpt.core.atomic import write_csv, write_json
         from drivegpt.eval.batched import evaluate_batched
@@ -166,10 +174,7 @@ def drive(
 
             extra = {"command": _command_line(ctx), "monitor": mcfg.to_dict()}
             write_clips(clips_out, clips, extra, policy_steps(eps))
-        typer.echo(
-            f"{metrics['takeovers']} takeovers ({metrics['late_takeovers']} late), "
-            f"{metrics['takeovers_per_100km'] or 0:.1f} per 100 km of policy driving"
-        )
+        typer.echo(takeover_summary(metrics))
     else:
         metrics, eps = evaluate(
             policy, env, action, episodes, seed, workers, backend, ray_address=ray_address
@@ -210,9 +215,7 @@ def replay(
 
     loaded = load_clips(clips, clip or None)
     mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
-    results = replay_clips(
-        loaded, policy, mcfg, video, monitor, workers, backend, ray_address
-    )
+    results = replay_clips(loaded, policy, mcfg, video, monitor, workers, backend, ray_address)
     n = len(results)
     summary = {
         "replays": n,
@@ -270,10 +273,12 @@ def demo(
 
 # Subcommands that live in their own modules: each module has `register(app)` adding its commands.
 # One line per module, in this block only.
+# fmt: off
 from drivegpt.cli.baseline import register as _register_baseline; _register_baseline(app)  # noqa: E402, E702, I001
 from drivegpt.cli.corner import register as _register_corner; _register_corner(app)  # noqa: E402, E702, I001
 from drivegpt.cli.pipeline import register as _register_pipeline; _register_pipeline(app)  # noqa: E402, E702, I001
 from drivegpt.cli.rlhf import register as _register_rlhf; _register_rlhf(app)  # noqa: E402, E702, I001
+# fmt: on
 # (end of registrations)
 
 

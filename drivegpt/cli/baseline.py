@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,6 +12,7 @@ from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
 from drivegpt.core.resources import packaged_configs
+from drivegpt.sim.rollout import Simulator
 
 #: rl-zoo-style hyperparameter files, one per algorithm
 
@@ -29,7 +31,12 @@ def register(app: typer.Typer) -> None:
         steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),
         config: Path | None = typer.Option(None, help="YAML config (default: configs/baselines/ALGO.yaml)."),
         action: ActionOpt = None,
-        n_envs: int | None = typer.Option(None, min=1, help="Parallel envs (default: one per core)."),
+        n_envs: int | None = typer.Option(
+            None, min=1, help="Parallel envs (default: one per core; --sim batched: 64 episodes at once)."
+        ),
+        sim: Annotated[
+            Simulator | None, typer.Option(help="Simulator (default: the config's, highway-env).")
+        ] = None,
         seed: int | None = typer.Option(None, help="Seed (default: the config's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     ) -> None:
@@ -42,7 +49,7 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(
             BaselineConfig,
             config or packaged_configs() / "baselines" / f"{algo}.yaml",
-            {**overrides, "n_envs": n_envs, "seed": seed},
+            {**overrides, "n_envs": n_envs, "seed": seed, "sim": sim},
         )
         figures = train_baseline(cfg, out, command=command_line(ctx), resume=resume)
         typer.echo(

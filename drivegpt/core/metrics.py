@@ -26,6 +26,11 @@ METRICS: dict[str, str] = {
     "takeovers_per_100km": "takeovers per 100 km of policy-controlled distance",
     "takeovers_per_100km_ci": "Poisson 95% interval [lo, hi] of takeovers_per_100km",
     "km_per_takeover": "policy-controlled km per takeover (null if none)",
+    "takeovers_at_start": "takeovers that fired on an episode's first state, before any policy action took "
+    "effect (the spawned traffic, not the policy's driving)",
+    "takeovers_after_start_per_100km": "takeovers per 100 km of policy-controlled distance, without "
+    "takeovers_at_start: the takeovers the policy's own driving caused",
+    "takeovers_after_start_per_100km_ci": "Poisson 95% interval [lo, hi] of takeovers_after_start_per_100km",
     "ttc_violation_rate": "fraction of episodes with a step of time-to-collision < 0.95 s",
     "comfort_violation_rate": (
         "fraction of episodes with acceleration outside [-4.05, 2.40] m/s² or jerk > 4.13 m/s³"
@@ -136,11 +141,16 @@ def driving_metrics(
     return out
 
 
-def takeover_metrics(takeovers: int, late_takeovers: int, km_policy: float) -> dict[str, Any]:
-    """Takeover figures over ``km_policy``, the distance the policy drove [km] (never the safety driver's)."""
+def takeover_metrics(
+    takeovers: int, late_takeovers: int, km_policy: float, at_start: int | None = None
+) -> dict[str, Any]:
+    """Takeover figures over ``km_policy``, the distance the policy drove [km] (never the safety driver's).
+
+    ``at_start``: how many of the takeovers fired on an episode's first state (when known); they are
+    the same for every policy on the same seeds, so the figures without them are added."""
     lo, hi = poisson_interval(takeovers)
     per100 = 100.0 / km_policy if km_policy > 0 else None
-    out = {
+    out: dict[str, Any] = {
         "takeovers": takeovers,
         "late_takeovers": late_takeovers,
         "km_policy": km_policy,
@@ -148,5 +158,11 @@ def takeover_metrics(takeovers: int, late_takeovers: int, km_policy: float) -> d
         "takeovers_per_100km_ci": [lo * per100, hi * per100] if per100 else None,
         "km_per_takeover": km_policy / takeovers if takeovers else None,
     }
+    if at_start is not None:
+        after = takeovers - at_start
+        lo, hi = poisson_interval(after)
+        out["takeovers_at_start"] = at_start
+        out["takeovers_after_start_per_100km"] = after * per100 if per100 else None
+        out["takeovers_after_start_per_100km_ci"] = [lo * per100, hi * per100] if per100 else None
     check_metric_names(out)
     return out

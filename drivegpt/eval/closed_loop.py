@@ -32,7 +32,8 @@ def drive_monitored_one(job: DriveJob) -> tuple[Episode, list[Any]]:
 def episode_takeover_metrics(episodes: list[Episode], clips: list[Any]) -> dict[str, Any]:
     """Takeover figures over the policy-controlled distance the episodes store."""
     km = sum(e.policy_distance_m for e in episodes) / 1000.0
-    return takeover_metrics(len(clips), sum(bool(c.late) for c in clips), km)
+    at_start = sum(int(c.step) == 0 for c in clips)
+    return takeover_metrics(len(clips), sum(bool(c.late) for c in clips), km, at_start)
 
 
 def evaluate_monitored(

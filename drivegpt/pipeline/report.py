@@ -48,10 +48,12 @@ def takeover_row(name: str, env: str, m: dict[str, Any]) -> tuple[str, tuple[flo
     n, per100 = m["takeovers"], m["takeovers_per_100km"]
     ci = tuple(m["takeovers_per_100km_ci"]) if m.get("takeovers_per_100km_ci") else None
     ci_txt = "-" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+    after, after_ci = m.get("takeovers_after_start_per_100km"), m.get("takeovers_after_start_per_100km_ci")
+    after_txt = "-" if after_ci is None else f"{after:.1f} [{after_ci[0]:.1f}, {after_ci[1]:.1f}]"
     row = (
         f"| {name} | `{env}` | {m['episodes']} | {n} ({m['late_takeovers']} late) | "
-        f"{_num(per100, '.1f')} {ci_txt} | {_num(m['km_per_takeover'])} | {rate_cell(m)} | "
-        f"{m['mean_speed_mps']:.2f} |"
+        f"{_num(per100, '.1f')} {ci_txt} | {_num(m.get('takeovers_at_start'), '.0f')} | {after_txt} | "
+        f"{_num(m['km_per_takeover'])} | {rate_cell(m)} | {m['mean_speed_mps']:.2f} |"
     )
     return row, ci
 
@@ -204,11 +206,13 @@ def _section_takeovers(out: Path, figs: Path) -> list[str]:
         "",
         "The simulated safety driver watches the policy; distances are policy-controlled km only. "
         "Intervals: Poisson 95% for the rate (`drivegpt.core.metrics.poisson_interval`), Wilson 95% for "
-        "collisions.",
+        "collisions. *At start*: takeovers that fired on an episode's first state, before the policy's "
+        "first action took effect (the spawned traffic is already too close; the same for every policy "
+        "on these seeds); *after start*: the rate without them, the takeovers the policy's driving caused.",
         "",
-        "| policy | env | episodes | takeovers | per 100 km [95% CI] | km per takeover | collision rate "
-        "| mean speed [m/s] |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy | env | episodes | takeovers | per 100 km [95% CI] | at start | after start, per 100 km "
+        "[95% CI] | km per takeover | collision rate | mean speed [m/s] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     bars = []
     plotted = any(f[3] for f in found)  # the plot: the flywheel's rounds (one env, same seeds) if any
@@ -250,15 +254,16 @@ def _section_rlhf(out: Path) -> list[str]:
         "",
         f"Each round: {drive} → {what}. Evaluation on held-out seeds after every round:",
         "",
-        "| round | takeovers | per 100 km | collision rate (monitored) | mean speed [m/s] "
-        f"| KL to pretrained [nats] | {last} |",
-        "|---|---|---|---|---|---|---|",
+        "| round | takeovers | per 100 km | after start, per 100 km | collision rate (monitored) "
+        f"| mean speed [m/s] | KL to pretrained [nats] | {last} |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in csv.DictReader(curve.open()):
         f = {k: (float(v) if v not in ("", "None", None) else None) for k, v in r.items()}
         extra = _num(f.get("human_labels"), ".0f") if dagger else _num(f.get("pairwise_accuracy"), ".3f")
         lines.append(
             f"| {r['round']} | {r['takeovers']} | {_num(f['takeovers_per_100km'], '.1f')} | "
+            f"{_num(f.get('takeovers_after_start_per_100km'), '.1f')} | "
             f"{_num(f['collision_rate'], '.3f')} | {_num(f['mean_speed_mps'])} | "
             f"{_num(f['kl_to_reference'], '.4f')} | {extra} |"
         )

@@ -28,7 +28,7 @@ from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.model.checkpoint import CheckpointError
-from drivegpt.sim.rollout import default_workers, make_env
+from drivegpt.sim.rollout import Simulator, default_workers, make_env
 from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
 
 Algo = Literal["dqn", "ppo"]
@@ -76,8 +76,13 @@ class BaselineConfig(FrozenConfig):
     """highway-env config overrides on top of DriveGPT's observation and action settings."""
     total_steps: int = Field(100_000, ge=1)
     """Simulator steps (policy steps, summed over the parallel envs)."""
+    sim: Simulator = "highway-env"
+    """``highway-env`` (the reference: ``n_envs`` envs in subprocesses) or ``batched`` (``n_envs``
+    episodes stepped together on the batched simulator, ``drivegpt/Highway-v0`` and
+    ``drivegpt/HighwayDense-v0`` only, no ``env_config``)."""
     n_envs: int | None = Field(None, ge=1)
-    """Parallel envs (SubprocVecEnv when > 1; None: one per core)."""
+    """Parallel envs (highway-env: SubprocVecEnv when > 1, None: one per core; batched: episodes
+    stepped together, None: 64)."""
     seed: int = Field(0, ge=0)
     """Seed of the networks, the exploration and the envs (env i is seeded ``seed + i``)."""
     checkpoint_every: int = Field(10_000, ge=1)
@@ -104,6 +109,14 @@ class BaselineConfig(FrozenConfig):
     def _dqn_is_discrete(self) -> BaselineConfig:
         if self.algo == "dqn" and self.action == "continuous":
             raise UserError("dqn needs discrete actions (accel or meta); use algo ppo for continuous")
+        if self.sim == "batched":
+            from drivegpt.sim.batched.config import SUPPORTED_ENV_IDS
+
+            if self.env_id not in SUPPORTED_ENV_IDS or self.env_config:
+                raise UserError(
+                    f"sim batched runs {', '.join(SUPPORTED_ENV_IDS)} without env_config (got {self.env_id!r}"
+                    f"{' with env_config' if self.env_config else ''}); use sim highway-env"
+                )
         return self
 
 
@@ -122,14 +135,24 @@ def _sb3_kwargs(cfg: BaselineConfig) -> dict[str, Any]:
 
 
 def make_vec_env(cfg: BaselineConfig) -> Any:
-    """``n_envs`` Monitor-wrapped envs, in subprocesses when more than one."""
+    """``n_envs`` Monitor-wrapped envs, in subprocesses when more than one; with ``sim: batched``
+    one batched simulator stepping ``n_envs`` episodes."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    n = cfg.n_envs or default_workers()
+    if cfg.sim == "batched":
+        from drivegpt.sim.batched.sb3_vec_env import BatchedSB3VecEnv
+
+        return BatchedSB3VecEnv(n_envs(cfg), cfg.env_id, cfg.action, seed=cfg.seed)
+    n = n_envs(cfg)
     factory = partial(make_env, cfg.env_id, cfg.action, dict(cfg.env_config))
     vec_cls = SubprocVecEnv if n > 1 else DummyVecEnv
     return sb3_make_vec_env(factory, n_envs=n, seed=cfg.seed, vec_env_cls=vec_cls)
+
+
+def n_envs(cfg: BaselineConfig) -> int:
+    """The parallel envs ``cfg`` trains with (its ``n_envs``, or the simulator's default)."""
+    return cfg.n_envs or (64 if cfg.sim == "batched" else default_workers())
 
 
 def _checkpoint_callback(out: Path, every: int, with_buffer: bool) -> Any:
@@ -208,7 +231,7 @@ def train_baseline(
         "steps": int(model.num_timesteps),
         "seconds": seconds,
         "steps_per_s": (model.num_timesteps - start) / seconds if seconds > 0 else None,
-        "n_envs": cfg.n_envs or default_workers(),
+        "n_envs": n_envs(cfg),
     }
     write_json(out / "train.json", figures)
     return figures

@@ -242,7 +242,8 @@ def _log_round(out: Path, row: dict[str, Any]) -> None:
 
 def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     """``curve.csv`` and ``learning_curve.png``: held-out takeovers per 100 km and KL by round."""
-    keys = ["round", "takeovers", "takeovers_per_100km", "km_driven", "collision_rate", "mean_speed_mps"]
+    keys = ["round", "takeovers", "takeovers_per_100km", "takeovers_after_start_per_100km", "km_driven"]
+    keys += ["collision_rate", "mean_speed_mps"]
     keys += ["kl_to_reference", "pairwise_accuracy", "human_labels"]
     write_csv(out / "curve.csv", [keys, *([r.get(k) for k in keys] for r in rows)])
     rows = [r for r in rows if r.get("takeovers_per_100km") is not None]
@@ -258,7 +259,13 @@ def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     rate = np.array([r["takeovers_per_100km"] for r in rows])
     ci = np.array([r["takeovers_per_100km_ci"] for r in rows])  # (R, 2) Poisson 95% interval
     err = [np.maximum(rate - ci[:, 0], 0), np.maximum(ci[:, 1] - rate, 0)]
-    a1.errorbar(x, rate, yerr=err, marker="o", capsize=3)
+    a1.errorbar(x, rate, yerr=err, marker="o", capsize=3, label="all")
+    if all(r.get("takeovers_after_start_per_100km_ci") for r in rows):
+        after = np.array([r["takeovers_after_start_per_100km"] for r in rows])
+        ci = np.array([r["takeovers_after_start_per_100km_ci"] for r in rows])
+        err = [np.maximum(after - ci[:, 0], 0), np.maximum(ci[:, 1] - after, 0)]
+        a1.errorbar(x, after, yerr=err, marker="s", capsize=3, label="after start")
+        a1.legend()
     a1.set(xlabel="round", ylabel="takeovers / 100 km (held-out)", title="takeovers", ylim=(0, None))
     a2.plot(x, [r.get("kl_to_reference") or 0.0 for r in rows], marker="o", color="C1")
     a2.set(xlabel="round", ylabel="KL(π ‖ π_pretrained) [nats]", title="distance from the pretrained policy")

@@ -95,6 +95,44 @@ def threshold_triggers(
     return code, ttc, headway
 
 
+class WatchedHuman:
+    """The simulated human (reaction delay, action noise) as the driver under the safety driver.
+
+    It reads the batch state (``act_state``) instead of observations; its takeover rate is the
+    teacher's own, the level a student that imitates it can be expected to reach."""
+
+    def __init__(self, config: batched.SimConfig, human: BatchedHuman | None = None) -> None:
+        self.human = human or BatchedHuman(config)
+
+    def reset_episodes(self, seeds: Sequence[int], state: batched.BatchState) -> None:
+        """One human per episode, its personality and noise from the episode's seed."""
+        self.human.reset(seeds, state)
+
+    def act_state(self, state: batched.BatchState) -> torch.Tensor:
+        """(B,) executed tokens (delayed, noisy)."""
+        return self.human.act(state)
+
+    def select(self, index: torch.Tensor) -> WatchedHuman:
+        """The humans of episodes ``index`` (K,), an independent copy (the look-ahead's driver)."""
+        return WatchedHuman(self.human.config, self.human.select(index))
+
+
+def start_episodes(policy: Any, seeds: Sequence[int], state: batched.BatchState) -> None:
+    """Reset ``policy``'s per-episode memory for a new batch of episodes starting at ``state``."""
+    if hasattr(policy, "reset_episodes"):
+        policy.reset_episodes(seeds, state)
+    elif hasattr(policy, "reset_batch"):
+        policy.reset_batch(len(seeds))
+
+
+def propose(policy: Any, state: batched.BatchState, obs: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) int64 tokens of ``policy`` at ``state``: ``act_state`` for drivers that read the state,
+    else :func:`policy_tokens` on the observations (``obs``, or observed here)."""
+    if hasattr(policy, "act_state"):
+        return policy.act_state(state)
+    return policy_tokens(policy, batched.observe(state) if obs is None else obs)
+
+
 def policy_tokens(policy: Any, obs: torch.Tensor) -> torch.Tensor:
     """(B,) int64 action tokens of ``policy`` on (B, V, F) observations (``act_batch`` or a constant)."""
     if hasattr(policy, "act_batch"):
@@ -141,7 +179,7 @@ def predict_crash(
         alive &= ~(batched.terminated(state) | batched.truncated(state))
         if k == horizon or not bool(alive.any()):
             break
-        action = policy_tokens(policy, batched.observe(state))
+        action = propose(policy, state)
     return crash_in
 
 
@@ -212,7 +250,13 @@ class MonitoredBatch:
         speeds = [row[~np.isnan(row)] for row in self.speed]
         metrics = driving_metrics(list(self.crashed), list(self.distance_m), speeds)
         km = float(self.policy_distance_m.sum()) / 1000.0
-        return {**metrics, **takeover_metrics(int(self.takeovers.sum()), int(self.late_takeovers.sum()), km)}
+        late = int(self.late_takeovers.sum())
+        return {**metrics, **takeover_metrics(int(self.takeovers.sum()), late, km, int(self.at_start.sum()))}
+
+    @property
+    def at_start(self) -> np.ndarray:
+        """(B,) int64 takeovers that fired on the episode's first state (0 or 1)."""
+        return np.bincount(self.seg_episode[self.seg_start == 0], minlength=len(self.seed)).astype(np.int64)
 
     def segment(self, s: int) -> dict[str, np.ndarray]:
         """Takeover ``s`` as training data: its observations (when recorded), the policy's rejected
@@ -229,13 +273,12 @@ def drive_alone(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The policy alone on the same seeds: (B,) crashed, (B,) distance [m]."""
     state = batched.reset(seeds, config, device)
-    if hasattr(policy, "reset_batch"):
-        policy.reset_batch(len(seeds))
+    start_episodes(policy, seeds, state)
     done = torch.zeros(len(seeds), dtype=torch.bool, device=state.device)
     crashed, distance = done.clone(), torch.zeros_like(state.x[:, 0])
     while not bool(done.all()):
         x0, y0 = state.x[:, 0], state.y[:, 0]
-        state = batched.step(state, policy_tokens(policy, batched.observe(state)))
+        state = batched.step(state, propose(policy, state))
         distance += torch.where(done, 0.0, torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0))
         crashed |= ~done & state.crashed[:, 0]
         done |= batched.terminated(state) | batched.truncated(state)
@@ -276,8 +319,7 @@ def run_monitored_batch(
     dev = state.device
     human = human or batched_safety_driver(config)
     human.reset(seeds, state)
-    if hasattr(policy, "reset_batch"):
-        policy.reset_batch(bsz)
+    start_episodes(policy, seeds, state)
     done = torch.zeros(bsz, dtype=torch.bool, device=dev)
     in_takeover, crash_step = done.clone(), torch.full((bsz,), -1, dtype=torch.long, device=dev)
     safe_run = torch.zeros(bsz, dtype=torch.long, device=dev)
@@ -287,7 +329,7 @@ def run_monitored_batch(
         if bool(done.all()):
             break
         obs = batched.observe(state)  # (B, V, F)
-        proposal = policy_tokens(policy, obs)  # (B,)
+        proposal = propose(policy, state, obs)  # (B,)
         chosen = human.act(state)  # (B,) the safety driver shadows every step
         watch = ~done & ~in_takeover
         code, ttc, headway, crash_in = check_triggers(state, policy, proposal, chosen, monitor, watch)
@@ -376,6 +418,17 @@ def _collect(
     )
 
 
+def monitored_driver(policy: str, env_id: str, action: str | None = None) -> tuple[Any, batched.SimConfig]:
+    """The driver of spec ``policy`` for the batched monitor, with the simulator config it drives:
+    ``human`` is :class:`WatchedHuman`; any other spec is loaded by ``load_policy``."""
+    kind = policy_action_kind(policy, action or "accel")
+    if policy.partition(":")[0] == "human":
+        config = batched.make_config(env_id, kind)
+        return WatchedHuman(config), config
+    driver = load_policy(policy, kind)
+    return driver, batched.make_config(env_id, kind, getattr(driver, "env_config", None))
+
+
 def evaluate_monitored_batched(
     policy: str,
     env_id: str,
@@ -387,10 +440,9 @@ def evaluate_monitored_batched(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``evaluate_monitored`` on the batched simulator: episodes ``seed + i`` in batches of ``batch``;
     returns (driving + takeover figures, per-episode arrays). No clips (they replay in highway-env)."""
-    kind = policy_action_kind(policy, action or "accel")
-    driver = load_policy(policy, kind)
-    config = batched.make_config(env_id, kind, getattr(driver, "env_config", None))
+    driver, config = monitored_driver(policy, env_id, action)
     names = ("seed", "steps", "crashed", "distance_m", "policy_distance_m", "takeovers", "late_takeovers")
+    names += ("at_start",)
     per: dict[str, list[np.ndarray]] = {k: [] for k in names}
     speeds: list[np.ndarray] = []
     for lo in range(0, episodes, batch):
@@ -405,4 +457,5 @@ def evaluate_monitored_batched(
     metrics = driving_metrics(list(arrays["crashed"]), list(arrays["distance_m"]), speeds)
     km = float(arrays["policy_distance_m"].sum()) / 1000.0
     late = int(arrays["late_takeovers"].sum())
-    return {**metrics, **takeover_metrics(int(arrays["takeovers"].sum()), late, km)}, arrays
+    at_start = int(arrays["at_start"].sum())
+    return {**metrics, **takeover_metrics(int(arrays["takeovers"].sum()), late, km, at_start)}, arrays

@@ -91,19 +91,34 @@ class BatchedHighwayVectorEnv(VectorEnv):
         done_before = self._needs_reset
         if bool(done_before.any()) and not torch.is_tensor(actions):
             actions = np.asarray(actions)
-        state = step(self.state, self._neutral_where(actions, done_before))
+        self.state = step(self.state, self._neutral_where(actions, done_before))
         if bool(done_before.any()):
-            index = done_before.nonzero().squeeze(1).cpu()
-            fresh = reset(self._seeds(index), self.config, self.device, self.dtype)
-            self._episodes[index] += 1
-            state = state.put(index.to(self.device), fresh)
-        self.state = state
+            self._start_next(done_before.nonzero().squeeze(1).cpu())
+        state = self.state
         rew = torch.where(done_before, torch.zeros_like(reward(state)), reward(state))
         term = terminated(state) & ~done_before
         trunc = truncated(state) & ~done_before
         self._needs_reset = term | trunc
         info = {"speed": self._out(state.speed[:, 0]), "crashed": self._out(state.crashed[:, 0])}
         return self._out(observe(state)), self._out(rew), self._out(term), self._out(trunc), info
+
+    def restart(self, index: Any) -> Any:
+        """Start the next episode of the envs ``index`` now (the same-step autoreset of
+        stable-baselines3's ``VecEnv``) and return every env's observation."""
+        if self.state is None:
+            raise RuntimeError("call reset() before restart()")
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long).reshape(-1)
+        if index.numel():
+            self._start_next(index)
+            self._needs_reset[index.to(self.device)] = False
+        return self._out(observe(self.state))
+
+    def _start_next(self, index: torch.Tensor) -> None:
+        """Replace the episodes of envs ``index`` (K,) by their next ones, in place."""
+        assert self.state is not None
+        fresh = reset(self._seeds(index), self.config, self.device, self.dtype)
+        self._episodes[index] += 1
+        self.state = self.state.put(index.to(self.device), fresh)
 
     def _neutral_where(self, actions: EgoAction, mask: torch.Tensor) -> EgoAction:
         """Actions with a harmless valid one for the episodes about to be reset (their action is ignored)."""
