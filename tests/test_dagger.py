@@ -22,6 +22,7 @@ from drivegpt.rlhf.dagger import (
     load_labels,
     save_labels,
     takeover_labels,
+    takeover_labels_batched,
     visited_labels,
     visited_labels_batched,
 )
@@ -70,6 +71,21 @@ def test_batched_dagger_labels_are_the_humans_decisions_whatever_the_batch_size(
     acc, _ = decode_accel_lane(a.labels)  # (N,) [m/s²]
     assert (acc < 0).any()  # the human, behind the wheel of a car at full throttle in dense traffic, brakes
     assert (np.diff(a.start) >= 0).all() and len(set(a.start.tolist())) == 3  # three episodes
+
+
+def test_batched_hg_dagger_labels_exactly_the_safety_drivers_steps_whatever_the_batch_size():
+    from drivegpt.takeover.monitor import MonitorConfig
+
+    args = ("constant:3,keep", "drivegpt/HighwayDense-v0", 3, 1_000_000, MonitorConfig())
+    a = takeover_labels_batched(*args, batch=3, progress=False)
+    b = takeover_labels_batched(*args, batch=2, progress=False)
+    for x, y in zip(a, b, strict=True):  # the same monitored episodes, whatever B
+        np.testing.assert_array_equal(x, y)
+    full = a.actions[~a.labelled][0]  # +3 m/s², keep the lane
+    assert 0 < a.n_labels < len(a.labels)  # full throttle in dense traffic: the safety driver took over
+    assert (a.actions[~a.labelled] == full).all()  # unlabelled: the policy's own (constant) token
+    assert (a.labels[a.labelled] != full).any()  # labelled: the safety driver's tokens, which brake
+    np.testing.assert_array_equal(a.labels, a.actions)  # the executed history carries the corrections
 
 
 @pytest.mark.parametrize("family", ["stalled_car", "hard_braking_lead"])
@@ -190,6 +206,25 @@ def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
     np.testing.assert_array_equal(labels.labels, np.concatenate([x.labels for x in each]))
 
 
+def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
+    from drivegpt.rlhf.flywheel import run_flywheel
+    from drivegpt.takeover.monitor import MonitorConfig
+
+    settings = {"method": "hg-dagger", "rounds": 1, "drive_episodes": 3, "eval_episodes": 0, "sim": "batched"}
+    settings |= {"batch": 3, "ranking_steps": 0, "dagger": {"iters": 3, "batch_size": 8, "threads": 1}}
+    out = tmp_path / "fly"
+    final = run_flywheel(
+        config_from_dict(FlywheelConfig, settings), CHECKPOINTS / "drivegpt-accel-small", out, progress=False
+    )
+    labels = load_labels(out / "round_1" / "labels" / "labels.npz")
+    same = takeover_labels_batched(
+        "drivegpt", "drivegpt/HighwayDense-v0", 3, 0, MonitorConfig(), progress=False
+    )
+    assert final["human_labels"] == labels.n_labels == same.n_labels > 0
+    assert not (out / "round_1" / "clips").exists()  # monitored on the batched simulator: no clips
+    assert (out / "round_1" / "dagger" / "policy" / "model.safetensors").is_file()
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -203,6 +238,7 @@ def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
             "no port of 'drivegpt/Merge-v0'; valid: drivegpt/",
         ),
         ({"sim": "carla"}, "sim"),
+        ({"sim": "batched", "method": "dagger+ppo"}, "sim: batched runs the methods dagger and hg-dagger"),
     ],
 )
 def test_a_dagger_drive_the_batched_simulator_cannot_run_fails_at_load(settings, message):

@@ -5,7 +5,8 @@ it) and the correction itself (positive: this module). Both methods add *human-l
 policy itself reached* to an imitation set that only grows, then fine-tune the policy on all of it:
 
 * **HG-DAgger** (human-gated): the labels are the safety driver's actions during takeovers, read
-  from the round's clips. Only the gated steps cost a human label.
+  from the round's clips (or, on the batched simulator, from its monitored drives). Only the gated
+  steps cost a human label.
 * **DAgger**: the simulated human labels *every* state the policy visits (the human decides on the
   same simulator state without driving). A comparison only a simulator allows: every step costs a
   label.
@@ -41,9 +42,9 @@ from drivegpt.sim.batched.families import Script, family_config, family_reset, f
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.human import PersonalityRanges
 from drivegpt.sim.rollout import Backend, parallel_map
-from drivegpt.takeover.batched import policy_tokens
+from drivegpt.takeover.batched import policy_tokens, run_monitored_batch
 from drivegpt.takeover.clips import load_clips
-from drivegpt.takeover.monitor import safety_driver
+from drivegpt.takeover.monitor import MonitorConfig, safety_driver
 from drivegpt_envs.families import family_class
 
 LABELS = "labels.npz"  #: one round's labelled steps
@@ -134,6 +135,38 @@ def takeover_labels(clip_dir: Path) -> Labels:
     if not parts:  # no takeover this round: nothing to add
         z = np.zeros(0, np.int64)
         return Labels(np.zeros((0, 0, 0), np.float32), z, z, z, z.astype(bool))
+    return concat(parts)
+
+
+def takeover_labels_batched(
+    spec: str,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    monitor: MonitorConfig,
+    batch: int = 512,
+    progress: bool = True,
+) -> Labels:
+    """HG-DAgger's labels on the batched simulator (``accel`` only): ``episodes`` episodes of ``spec``
+    from ``seed`` on under the batched safety driver, ``batch`` at once; every episode is kept whole
+    (the executed history as context), and the steps the safety driver drove are labelled with its
+    actions."""
+    policy = load_policy(spec, policy_action_kind(spec, "accel"))
+    config = batched.make_config(env_id, "accel", getattr(policy, "env_config", None))
+    cfg = monitor.model_copy(update={"ranking_steps": 0})
+    parts: list[Labels] = []
+    bar = tqdm(total=episodes, desc=f"takeovers {env_id} (batched)", unit="ep", disable=not progress)
+    for lo in range(0, episodes, batch):
+        seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
+        out = run_monitored_batch(policy, config, seeds, cfg, alone=False)
+        assert out.obs is not None
+        for b in range(len(seeds)):
+            n = int(out.steps[b])
+            acts = out.executed[b, :n]
+            labelled = out.controller[b, :n] == 1
+            parts.append(Labels(out.obs[b, :n], acts, acts.copy(), np.zeros(n, np.int64), labelled))
+        bar.update(len(seeds))
+    bar.close()
     return concat(parts)
 
 

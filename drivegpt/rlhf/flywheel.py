@@ -33,6 +33,7 @@ from drivegpt.rlhf.dagger import (
     finetune,
     save_labels,
     takeover_labels,
+    takeover_labels_batched,
     visited_labels,
     visited_labels_batched,
 )
@@ -77,12 +78,14 @@ class FlywheelConfig(FrozenConfig):
     eval_env: str = "drivegpt/HighwayDense-v0"
     """Env of the held-out evaluation."""
     label_envs: tuple[str, ...] = ()
-    """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty: ``env_id``)."""
+    """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty:
+    ``env_id``); HG-DAgger with ``sim: batched``: the envs of the monitored drives."""
     label_families: tuple[str, ...] = ()
     """DAgger with ``sim: batched``: corner-case families (``stalled_car``, ``hard_braking_lead``) whose
     visited states the human labels too, ``drive_episodes`` each, parameters uniform in their ranges."""
     sim: Literal["highway-env", "batched"] = "highway-env"
-    """DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B episodes at once)."""
+    """DAgger and HG-DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B
+    episodes at once; HG-DAgger's drives are then monitored there, without clips)."""
     batch: int = Field(512, ge=1)
     """``sim: batched``: episodes stepped at once."""
 
@@ -99,6 +102,11 @@ class FlywheelConfig(FrozenConfig):
                 raise ValueError(
                     f"label_families: {family!r} has no batched port; valid: {', '.join(BATCHED_FAMILIES)}"
                 )
+        if self.sim == "batched" and self.method not in ("dagger", "hg-dagger"):
+            raise ValueError(
+                f"sim: batched runs the methods dagger and hg-dagger, not {self.method!r}; "
+                "use sim: highway-env for PPO and DPO"
+            )
         if self.sim == "batched":
             for env_id in self.label_envs or (self.env_id,):
                 if env_id not in SUPPORTED_ENV_IDS:
@@ -120,7 +128,14 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
     the current policy's drives on the round's seeds (DAgger)."""
     path = rd / "labels" / LABELS
     if not path.is_file():
-        if cfg.method.startswith("hg-dagger"):
+        if cfg.method.startswith("hg-dagger") and cfg.sim == "batched":
+            seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes  # the round's drive seeds, monitored
+            spec, n = f"drivegpt:{current}", cfg.drive_episodes
+            envs = cfg.label_envs or (cfg.env_id,)
+            labels = concat(
+                [takeover_labels_batched(spec, e, n, seed, cfg.monitor, cfg.batch, progress) for e in envs]
+            )
+        elif cfg.method.startswith("hg-dagger"):
             labels = takeover_labels(rd / "clips")
         else:
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes  # the round's drive seeds, unmonitored
@@ -186,7 +201,8 @@ def run_flywheel(
         clips = rd / "clips"
         # DAgger learns from its own unmonitored drive (_label_round): a monitored drive would only
         # record clips that nothing reads
-        if cfg.method != "dagger" and not (clips / "metadata.json").is_file():
+        batched_labels = "dagger" in cfg.method and cfg.sim == "batched"  # drives inside _label_round
+        if cfg.method != "dagger" and not batched_labels and not (clips / "metadata.json").is_file():
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
             spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
             mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()
