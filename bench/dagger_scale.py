@@ -1,10 +1,12 @@
 """DAgger at scale: the policy of every flywheel round on held-out seeds of the batched simulator.
 
-For a ``drivegpt rlhf`` run with ``method: dagger`` (``configs/rlhf/dagger-batched.yaml``), round 0
+For a ``drivegpt rlhf`` run with ``method: dagger`` or ``hg-dagger`` (``configs/rlhf/dagger-batched.yaml``,
+``hg-dagger-batched.yaml``), round 0
 being the pretrained policy, each round's policy drives alone ``--episodes`` held-out episodes (seeds
 from 1,000,000) of every ``--env`` on the batched simulator, and (``--monitored-episodes``) the same
 number under the batched safety driver on the first env. The x axes are the human-labelled policy
-steps so far (every step the policy drove in the round's labelled drives, summed over rounds) and the
+steps so far (DAgger: every step the policy drove in the round's labelled drives; HG-DAgger: the steps
+the safety driver drove; summed over rounds) and the
 wall time since the run started (the modification times of ``run.json`` and of each round's
 ``dagger/metrics.json``).
 
@@ -38,7 +40,7 @@ def rounds_of(run: Path) -> list[dict[str, Any]]:
     steps = 0
     k = 1
     while (run / f"round_{k}" / "dagger" / "metrics.json").is_file():
-        steps += len(load_labels(run / f"round_{k}" / "labels" / "labels.npz").obs)
+        steps += load_labels(run / f"round_{k}" / "labels" / "labels.npz").n_labels  # HG-DAgger: gated only
         wall = (run / f"round_{k}" / "dagger" / "metrics.json").stat().st_mtime - t0
         out.append(
             {
@@ -54,7 +56,7 @@ def rounds_of(run: Path) -> list[dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, required=True, help="a drivegpt rlhf run with method: dagger")
+    ap.add_argument("--run", type=Path, required=True, help="a drivegpt rlhf run with method: (hg-)dagger")
     ap.add_argument("--env", action="append", default=None, help="env id (repeatable)")
     ap.add_argument("--episodes", type=int, default=1000, help="held-out episodes per env and round")
     ap.add_argument("--monitored-episodes", type=int, default=1000, help="under the safety driver (0: skip)")
@@ -89,6 +91,9 @@ def main() -> None:
                     "late_takeovers",
                     "takeovers_per_100km",
                     "takeovers_per_100km_ci",
+                    "takeovers_at_start",
+                    "takeovers_after_start_per_100km",
+                    "takeovers_after_start_per_100km_ci",
                     "collision_rate",
                 )
             }
@@ -111,6 +116,7 @@ def line(row: dict[str, Any], envs: list[str]) -> str:
     if "monitored" in row:
         m = row["monitored"]
         parts.append(f"takeovers/100 km {m['takeovers_per_100km']:.1f}")
+        parts.append(f"after start {m['takeovers_after_start_per_100km']:.1f}")
     return "; ".join(parts)
 
 
@@ -118,6 +124,7 @@ def table(rows: list[dict[str, Any]], envs: list[str], args: argparse.Namespace)
     head = ["round", "labelled policy steps", "wall since start [s]"]
     head += [f"{e}: collision rate [Wilson 95%] at mean speed" for e in envs]
     head += ["takeovers per 100 km [Poisson 95%] (late)"] if args.monitored_episodes else []
+    head += ["after start, per 100 km [Poisson 95%]"] if args.monitored_episodes else []
     head += ["load average at start"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -126,6 +133,8 @@ def table(rows: list[dict[str, Any]], envs: list[str], args: argparse.Namespace)
             m = r["monitored"]
             lo, hi = m["takeovers_per_100km_ci"]
             cells.append(f"{m['takeovers_per_100km']:.1f} [{lo:.1f}, {hi:.1f}] ({m['late_takeovers']})")
+            lo, hi = m["takeovers_after_start_per_100km_ci"]
+            cells.append(f"{m['takeovers_after_start_per_100km']:.1f} [{lo:.1f}, {hi:.1f}]")
         cells.append(" ".join(map(str, r["load_start"])))
         out.append("| " + " | ".join(cells) + " |")
     cmd = f"python bench/dagger_scale.py --run {args.run} --episodes {args.episodes}"
