@@ -1,5 +1,6 @@
 """Reward model, PPO pieces, DPO and one tiny flywheel round through the CLI."""
 
+import csv
 import json
 import math
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ from torch.nn import functional as F
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
+from drivegpt.core.errors import UserError
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import WindowBatch
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
@@ -353,3 +355,14 @@ def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
     assert int(rb.segment[0, 0].sum()) == n
     short = ranked_batch(clips, ActionTokenizer("meta"), ObsNormalizer((0.0,) * 7, (1.0,) * 7), K=2)
     assert short is not None and short.obs.shape[2] == 2  # segments longer than the context are cropped
+
+
+def test_the_human_term_needs_logs_and_trains_on_their_states(tiny_logs, tmp_path):
+    cfg = RewardConfig(iters=5, val_fraction=0.0, threads=1, human_weight=1.0)
+    with pytest.raises(UserError, match="--human-logs"):
+        train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, tmp_path / "a", progress=False)
+    out = tmp_path / "b"
+    train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, out, progress=False, human_logs=tiny_logs)
+    rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
+    assert float(rows[-1]["human_loss"]) > 0  # cross-entropy of the human's decisions under the scores
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["human_logs"] == str(tiny_logs)

@@ -20,12 +20,15 @@ def reward_train(
     init: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir: the backbone to start from."),
     out: Path = typer.Option(..., help="Output run directory (reward/, metrics.json, log.csv)."),
     config: Path | None = typer.Option(None, help="YAML RewardConfig (default: built-in)."),
+    human_logs: Path | None = typer.Option(
+        None, help="Human driving logs for the human term (human_weight)."
+    ),
 ) -> None:
     """Train a Bradley–Terry reward model on takeover pairs; report held-out pairwise accuracy."""
     from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
 
     cfg = load_config(RewardConfig, config) if config else RewardConfig()
-    m = train_reward_model(cfg, list(data), init, out, command_line(ctx))
+    m = train_reward_model(cfg, list(data), init, out, command_line(ctx), human_logs=human_logs)
     typer.echo(
         f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs "
         f"(train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}"

@@ -53,6 +53,10 @@ class RewardConfig(FrozenConfig):
     ranking_weight: float = Field(0.5, ge=0)
     """Weight of HAOMO's ranking term (old policy ≺ takeover-corrected ≺ human segments), when the
     clips hold ranked segments."""
+    human_weight: float = Field(0.0, ge=0)
+    """Weight of the human term: -log softmax(r)[the human's decision] at the states of human driving
+    logs (``human_logs``), so that the human's normal driving at speed ranks on top, not only its
+    braking corrections (0: off)."""
     val_fraction: float = Field(0.2, ge=0, lt=1)
     """Fraction of clips held out for the pairwise accuracy."""
     seed: int = 0
@@ -125,9 +129,11 @@ def train_reward_model(
     out: str | Path,
     command: str = "",
     progress: bool = True,
+    human_logs: str | Path | None = None,
 ) -> dict[str, Any]:
     """Bradley–Terry reward model on takeover pairs, initialised from the policy (or reward model)
-    in ``init``; writes ``out/reward``, ``log.csv``, ``metrics.json``, ``run.json``."""
+    in ``init``; writes ``out/reward``, ``log.csv``, ``metrics.json``, ``run.json``. ``human_logs``:
+    a driving-log dataset whose states carry the human term (``cfg.human_weight``)."""
     out = Path(out)
     torch.set_num_threads(cfg.threads)
     init = Path(init)
@@ -136,6 +142,20 @@ def train_reward_model(
     tok, norm = tokenizer_from_json(meta["tokenizer"])
     K = model.cfg.context
     data = load_preferences(clip_dirs, tok, norm, K)
+    human = None
+    if cfg.human_weight > 0:
+        if human_logs is None:
+            raise UserError("human_weight > 0 needs human driving logs: pass --human-logs DIR")
+        from drivegpt.data.logs import load_logs
+        from drivegpt.data.windows import StepTable
+
+        ds = load_logs(human_logs)
+        if ds.action_kind != tok.kind:
+            raise UserError(
+                f"{human_logs}: {ds.action_kind} logs for a reward model that speaks {tok.kind}; "
+                f"collect human logs with --action {tok.kind}"
+            )
+        human = StepTable.from_logs(ds, list(range(len(ds))), tok, norm)
     train, val = split_pairs(data.pairs, cfg.val_fraction, cfg.seed)
     if len(train.chosen) == 0:
         raise UserError(f"{clip_dirs}: too few clips to train on after holding out {cfg.val_fraction:.0%}")
@@ -153,6 +173,7 @@ def train_reward_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     out.mkdir(parents=True, exist_ok=True)
     run = {"command": command, "config": cfg.to_dict(), "clips": list(map(str, clip_dirs)), "init": str(init)}
+    run["human_logs"] = None if human is None else str(human_logs)
     write_json(out / "run.json", run)
     log = [
         [
@@ -161,6 +182,7 @@ def train_reward_model(
             "bt_loss",
             "weak_loss",
             "rank_loss",
+            "human_loss",
             "train_pairwise_accuracy",
             "val_pairwise_accuracy",
         ]
@@ -182,7 +204,11 @@ def train_reward_model(
             j = torch.randint(len(rk_train.group), (min(cfg.batch_size, 32),), generator=gen)
             rb = RankedBatch(*(x[j] for x in rk_train))
             rank = ranking_loss(segment_returns(model, rb), rb.pairs)
-        loss = bt + cfg.weak_weight * weak + cfg.ranking_weight * rank
+        hum = torch.zeros(())
+        if human is not None:
+            hb = human.sample(cfg.batch_size, K, gen)
+            hum = F.cross_entropy(model(hb.obs, hb.actions)[:, -1], hb.targets[:, -1])
+        loss = bt + cfg.weak_weight * weak + cfg.ranking_weight * rank + cfg.human_weight * hum
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite reward-model loss at iter {it}; lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
@@ -197,6 +223,7 @@ def train_reward_model(
                 float(bt.detach()),
                 float(weak.detach()),
                 float(rank.detach()),
+                float(hum.detach()),
             ]
             log.append(row + [pairwise_accuracy(model, train), pairwise_accuracy(model, val)])
     bar.close()
