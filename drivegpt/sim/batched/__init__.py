@@ -9,9 +9,10 @@ No Python loop runs over vehicles or episodes inside ``step``.
 Files, in reading order: ``config`` (static settings), ``state`` (the tensors), ``road`` (lanes,
 neighbour search), ``controller``, ``idm``, ``mobil``, ``kinematics``, ``collision``, ``ego`` (action
 interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, termination), ``spawn``
-(``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv), ``sb3_vec_env`` (a stable-baselines3 VecEnv),
-``human`` (the simulated human driver, decision for decision the same as ``drivegpt.sim.human``),
-``families`` (corner-case families ported: stalled car, hard-braking lead).
+(``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv),
+``sb3_vec_env`` (a stable-baselines3 VecEnv), ``human`` (the simulated human driver, decision for
+decision the same as ``drivegpt.sim.human``), ``families`` (corner-case families ported: stalled car,
+hard-braking lead).
 
 Usage::
 
