@@ -39,10 +39,19 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
 
 
-def monte_carlo(sim, dist, sims: int, seconds: float, chunk: int, seed: int) -> dict:
-    """Plain MC in chunks (simulation i: ``z`` row i of the seeded stream, scenario seed ``seed + i``)."""
+def monte_carlo(
+    sim, dist, sims: int, seconds: float, chunk: int, seed: int, resume: dict | None = None
+) -> dict:
+    """Plain MC in chunks (simulation i: ``z`` row i of the seeded stream, scenario seed ``seed + i``).
+    ``resume``: an earlier result of the same stream (``sims``, ``failures``, ``seconds``) to continue."""
     rng = np.random.default_rng([seed, dist.dim])  # as estimate_probability's mc
     t0, done, failures = time.time(), 0, 0
+    if resume:
+        done, failures = int(resume["sims"]), int(resume["failures"])
+        for lo in range(0, done, chunk):  # the rows already simulated, drawn in the same chunks
+            rng.standard_normal((min(chunk, done - lo), dist.dim))
+        t0 -= float(resume["seconds"])
+        seconds += float(resume["seconds"])
     while done < sims and time.time() - t0 < seconds:
         n = min(chunk, sims - done)
         z = rng.standard_normal((n, dist.dim))
@@ -60,6 +69,7 @@ def main() -> None:
     ap.add_argument("--policy", default="human")
     ap.add_argument("--mc-sims", type=int, default=1_000_000)
     ap.add_argument("--mc-seconds", type=float, default=1800.0, help="wall-time cap of each family's MC")
+    ap.add_argument("--mc-resume", action="store_true", help="continue the MC stream saved in --out")
     ap.add_argument("--is-seeds", type=int, default=10)
     ap.add_argument("--is-max-sims", type=int, default=20_000)
     ap.add_argument("--is-batch", type=int, default=400, help="IS simulations per stage and per batch")
@@ -81,8 +91,9 @@ def main() -> None:
         if "mc" in args.parts:
             print(f"{family}: MC, load {load()}", flush=True)
             before = load()
+            earlier = json.loads(path.read_text()).get("mc") if args.mc_resume and path.exists() else None
             result["mc"] = {
-                **monte_carlo(sim, dist, args.mc_sims, args.mc_seconds, 16 * args.batch, 0),
+                **monte_carlo(sim, dist, args.mc_sims, args.mc_seconds, 16 * args.batch, 0, earlier),
                 "load_before": before,
                 "load_after": load(),
             }
