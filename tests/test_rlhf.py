@@ -366,3 +366,10 @@ def test_the_human_term_needs_logs_and_trains_on_their_states(tiny_logs, tmp_pat
     rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
     assert float(rows[-1]["human_loss"]) > 0  # cross-entropy of the human's decisions under the scores
     assert json.loads((tmp_path / "b" / "run.json").read_text())["human_logs"] == str(tiny_logs)
+
+
+def test_human_logs_in_another_driving_language_are_refused(tiny_logs, tmp_path):
+    cfg = RewardConfig(iters=1, val_fraction=0.0, threads=1, human_weight=1.0)
+    meta_policy = SHIPPED_CHECKPOINT.parent / "drivegpt-meta-small"
+    with pytest.raises(UserError, match="accel logs for a reward model that speaks meta"):
+        train_reward_model(cfg, [SAMPLE], meta_policy, tmp_path / "rm", progress=False, human_logs=tiny_logs)

@@ -141,7 +141,6 @@ def train_reward_model(
     model, meta = load_policy_dir(src)
     tok, norm = tokenizer_from_json(meta["tokenizer"])
     K = model.cfg.context
-    data = load_preferences(clip_dirs, tok, norm, K)
     human = None
     if cfg.human_weight > 0:
         if human_logs is None:
@@ -156,6 +155,7 @@ def train_reward_model(
                 f"collect human logs with --action {tok.kind}"
             )
         human = StepTable.from_logs(ds, list(range(len(ds))), tok, norm)
+    data = load_preferences(clip_dirs, tok, norm, K)
     train, val = split_pairs(data.pairs, cfg.val_fraction, cfg.seed)
     if len(train.chosen) == 0:
         raise UserError(f"{clip_dirs}: too few clips to train on after holding out {cfg.val_fraction:.0%}")
