@@ -1,4 +1,4 @@
-"""``drivegpt reward train|score``, ``drivegpt rlhf`` (the flywheel) and ``drivegpt dpo``."""
+"""``drivegpt reward train|score``, ``drivegpt rlhf`` (the flywheel), ``drivegpt dpo``, ``drivegpt ppo``."""
 
 from __future__ import annotations
 
@@ -101,7 +101,32 @@ def dpo(
     typer.echo(f"held-out implicit preference accuracy {m['val_implicit_accuracy']:.3f} -> {out / 'policy'}")
 
 
+@friendly_errors
+def ppo(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., help="YAML BatchedPPOConfig, e.g. configs/rlhf/ppo-batched.yaml"),
+    out: Path = typer.Option(..., help="Output run directory (policy/, log.csv, tb/, metrics.json)."),
+    policy: str = typer.Option(
+        "drivegpt", help="DriveGPT to fine-tune: drivegpt, drivegpt-rlhf or a run dir."
+    ),
+    reward: Path | None = typer.Option(None, help="Reward-model run (`drivegpt reward train`); rm_coef > 0."),
+    reference: str | None = typer.Option(None, help="KL reference policy (default: --policy)."),
+    updates: int | None = typer.Option(None, help="Override the config's updates."),
+    resume: bool = typer.Option(False, help="Continue the run in --out (also to more updates)."),
+) -> None:
+    """PPO on the batched simulator under the batched safety driver (reward model, Lagrangian, crawl)."""
+    from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, ppo_batched
+
+    cfg = load_config(BatchedPPOConfig, config, {"updates": updates})
+    m = ppo_batched(cfg, policy, reward, out, reference, resume, command_line(ctx))
+    typer.echo(
+        f"{m['policy_steps']:,} policy steps: {m['takeovers_per_100km']:.1f} takeovers/100 km, "
+        f"{m['mean_speed_mps']:.2f} m/s in the last update's rollouts -> {out / 'policy'}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(reward_app, name="reward")
     app.command("rlhf")(rlhf)
     app.command("dpo")(dpo)
+    app.command("ppo")(ppo)

@@ -92,7 +92,7 @@ def check_action_interface(meta: dict[str, Any], source: str | Path, env: Any) -
 
 
 def save_trainer(
-    dest: str | Path, model: DriveGPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    dest: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
     """Model + optimizer moments + RNG + progress, atomically, for ``--resume``."""
     dest = Path(dest)
@@ -116,7 +116,9 @@ def save_trainer(
     replace_dir(tmp, dest)
 
 
-def load_trainer(path: str | Path, model: DriveGPT, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_trainer(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
     """Restore what :func:`save_trainer` wrote; returns the saved progress dict."""
     path = Path(path)
     fix = "delete it to start over, or resume from an intact run"

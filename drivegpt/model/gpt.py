@@ -222,12 +222,17 @@ class DriveGPT(nn.Module):
         states: (B, T, C) ``state_encoder`` outputs of the T observations (each step's encoding can be
         kept from the step it was observed); actions: (B, T) action ids (the last one is not read).
         """
+        return self.head(self.next_hidden(states, actions))  # (B, vocab)
+
+    def next_hidden(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The final hidden state (B, C) at the last state token, as ``hidden(obs, actions)[:, -1]``,
+        from kept state encodings (see :meth:`next_action_logits`)."""
         x = self._interleave(states, actions)[:, :-1]  # (B, 2T-1, C): s_{T-1} never sees a_{T-1}
         *body, last = self.blocks  # (slicing a ModuleList would build a new module every call)
         for block in body:
             x = block(x)
         x = last.last_row(x)  # (B, 1, C) at s_{T-1}
-        return self.head(self.ln_f(x[:, 0]))  # (B, vocab)
+        return self.ln_f(x[:, 0])  # (B, C)
 
     def loss(
         self,

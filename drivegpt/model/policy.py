@@ -86,8 +86,8 @@ class DriveGPTPolicy:
         self.states = blank.expand(n, self.K, -1).clone()  # (B, K, C) encodings of self.obs
 
     @torch.inference_mode()
-    def act_batch(self, observations: np.ndarray) -> np.ndarray:
-        """(B, V, F) raw observations -> (B,) accel / meta ids or (B, 2) continuous actions."""
+    def push(self, observations: np.ndarray) -> None:
+        """Append (B, V, F) raw observations to the context; their action slot is 0 until chosen."""
         x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
         self.obs = torch.roll(self.obs, -1, dims=1)
         self.tokens = torch.roll(self.tokens, -1, dims=1)
@@ -105,7 +105,17 @@ class DriveGPTPolicy:
             self.tokens *= valid
             blank = self.model.state_encoder(torch.zeros(1, 1, *x.shape[1:]))  # (1, 1, C)
             self.states = torch.where(valid[..., None], self.states, blank)
-        logits = self.model.next_action_logits(self.states, self.tokens)  # (B, vocab)
+
+    @torch.inference_mode()
+    def last_hidden(self) -> torch.Tensor:
+        """(B, C) the model's final hidden state at the newest observation (what its heads read)."""
+        return self.model.next_hidden(self.states, self.tokens)
+
+    @torch.inference_mode()
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        """(B, V, F) raw observations -> (B,) accel / meta ids or (B, 2) continuous actions."""
+        self.push(observations)
+        logits = self.model.head(self.last_hidden())  # (B, vocab)
         if self.sampler is None:
             token = logits.argmax(-1)  # (B,)
         else:

@@ -23,7 +23,7 @@ The SB3 PPO baseline (``drivegpt baseline train``) is still trained on the env r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -102,6 +102,23 @@ class RLHFConfig(FrozenConfig):
     """torch threads (1 is fastest for models this small, and robust when the cores are shared)."""
 
 
+class PPOSettings(Protocol):
+    """What :func:`ppo_update` reads of a config (``RLHFConfig`` or the batched ``BatchedPPOConfig``)."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def minibatch_size(self) -> int: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def clip_range(self) -> float: ...
+    @property
+    def entropy_coef(self) -> float: ...
+    @property
+    def max_grad_norm(self) -> float: ...
+
+
 class RolloutJob(NamedTuple):
     policy_dir: str
     temperature: float
@@ -175,12 +192,13 @@ def rollout_one(job: RolloutJob) -> Rollout:
 class ValueHead(nn.Module):
     """V(h_t) from the policy's hidden state (detached: the critic never moves the policy)."""
 
-    def __init__(self, n_embd: int):
+    def __init__(self, n_embd: int, scale: float = 1.0):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(n_embd, 64), nn.Tanh(), nn.Linear(64, 1))
+        self.scale = scale  # output units: values of order ``scale`` are reached at unit weights
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.net(hidden.detach())[..., 0]  # (B,)
+        return self.scale * self.net(hidden.detach())[..., 0]  # (B,)
 
 
 def _step_table(rollouts: list[Rollout], meta: dict[str, Any]) -> StepTable:
@@ -374,7 +392,7 @@ def ppo_update(
     old_logp: torch.Tensor,
     advantages: torch.Tensor,
     returns: torch.Tensor,
-    cfg: RLHFConfig,
+    cfg: PPOSettings,
     gen: torch.Generator,
 ) -> dict[str, float]:
     """``cfg.epochs`` passes of clipped-ratio PPO over one update's steps."""

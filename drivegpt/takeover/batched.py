@@ -215,6 +215,16 @@ def check_triggers(
     return code, ttc, headway, crash_in
 
 
+def hand_back(
+    state: batched.BatchState, cfg: MonitorConfig, in_takeover: torch.Tensor, safe_run: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """After a step: (B,) still in a takeover, (B,) safe steps in a row. The safety driver hands back
+    once the thresholds have stayed quiet for ``handback_safe_steps`` steps in a row."""
+    safe = threshold_triggers(state, cfg)[0] == NO_TRIGGER
+    safe_run = torch.where(in_takeover, torch.where(safe, safe_run + 1, 0), safe_run)
+    return in_takeover & (safe_run < cfg.handback_safe_steps), safe_run
+
+
 @dataclass(frozen=True)
 class MonitoredBatch:
     """B monitored episodes. Per step t (T columns, padded after an episode's end): ``controller``
@@ -359,9 +369,7 @@ def run_monitored_batch(
         policy_distance += torch.where(in_takeover, 0.0, moved)
         crash_step = torch.where(~done & state.crashed[:, 0] & (crash_step < 0), t, crash_step)
         rec["speed"].append(torch.where(done, torch.nan, state.speed[:, 0]).cpu())
-        safe = threshold_triggers(state, monitor)[0] == NO_TRIGGER
-        safe_run = torch.where(in_takeover, torch.where(safe, safe_run + 1, 0), safe_run)
-        in_takeover &= safe_run < monitor.handback_safe_steps
+        in_takeover, safe_run = hand_back(state, monitor, in_takeover, safe_run)
         done |= batched.terminated(state) | batched.truncated(state)
     return _collect(rec, seeds, crash_step, distance, policy_distance, crashed_alone, alone_distance)
 
