@@ -114,3 +114,5 @@ def test_ppo_command_runs_resumes_and_refuses_to_overwrite(tmp_path):
     assert metrics["update"] == 2 and metrics["policy_steps"] > 0 and np.isfinite(metrics["kl"])
     r = runner.invoke(app, ["ppo", "--config", str(cfg), "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "--reward" in r.output  # rm_coef 1 without a reward model
+    r = runner.invoke(app, [*args[:-4], "--out", str(tmp_path / "new"), "--resume"])
+    assert r.exit_code != 0 and "nothing to resume" in r.output
