@@ -179,8 +179,9 @@ def rollout(
         if bool(done.all()):
             break
         obs = batched.observe(state)  # (B, V, F)
+        obs_np = obs.cpu().numpy()
         for m in streams:
-            m.push(obs.cpu().numpy())
+            m.push(obs_np)
         h = pol.last_hidden()  # (B, C)
         logp_all = torch.log_softmax(pol.model.head(h) / tau, -1)  # (B, vocab)
         token = torch.multinomial(logp_all.exp(), 1, generator=pol.sampler)[:, 0]  # (B,)
