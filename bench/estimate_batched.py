@@ -28,7 +28,7 @@ import torch
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
-from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
+from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
 DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0}
@@ -55,7 +55,7 @@ def monte_carlo(
     while done < sims and time.time() - t0 < seconds:
         n = min(chunk, sims - done)
         z = rng.standard_normal((n, dist.dim))
-        failures += int(sim(dist.to_params(z), seed + done + np.arange(n)).sum())
+        failures += int((sim(dist.to_params(z), seed + done + np.arange(n)) >= 1).sum())
         done += n
         print(f"  mc {done} sims, {failures} failures, {time.time() - t0:.0f} s, load {load()}", flush=True)
     p = failures / done
@@ -70,11 +70,14 @@ def main() -> None:
     ap.add_argument("--mc-sims", type=int, default=1_000_000)
     ap.add_argument("--mc-seconds", type=float, default=1800.0, help="wall-time cap of each family's MC")
     ap.add_argument("--mc-resume", action="store_true", help="continue the MC stream saved in --out")
+    ap.add_argument("--mc-from", type=Path, help="take each family's MC result from this results folder")
     ap.add_argument("--is-seeds", type=int, default=10)
     ap.add_argument("--is-max-sims", type=int, default=20_000)
-    ap.add_argument("--is-batch", type=int, default=400, help="IS simulations per stage and per batch")
+    ap.add_argument("--is-batch", type=int, default=400, help="IS simulations per estimation batch")
+    ap.add_argument("--is-pilot-batch", type=int, default=200, help="IS simulations per pilot stage")
     ap.add_argument("--is-widen", type=float, default=EstimateConfig().widen, help="IS covariance widening")
     ap.add_argument("--is-components", type=int, default=EstimateConfig().components, help="IS mixture size")
+    ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
     ap.add_argument("--parts", nargs="+", default=["mc", "is"])
@@ -86,8 +89,13 @@ def main() -> None:
     for family in args.families:
         path = args.out / f"{family}.json"
         dist = family_distribution(family, model)
+        dist = WithHumanTraits(dist) if args.human_traits else dist
         sim = batched_family_simulator(family, args.policy, dist.names, "accel", args.batch, DURATION[family])
         result = dict(family=family, policy=args.policy, duration_s=DURATION[family], names=dist.names)
+        result["human_traits"] = args.human_traits
+        if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)
+            result["mc"] = json.loads((args.mc_from / f"{family}.json").read_text())["mc"]
+            result["mc_from"] = str(args.mc_from)
         if "mc" in args.parts:
             print(f"{family}: MC, load {load()}", flush=True)
             before = load()
@@ -106,7 +114,7 @@ def main() -> None:
                 failed = sim(params, seeds)
                 used["sims"], used["failures"] = (
                     used["sims"] + len(seeds),
-                    used["failures"] + int(failed.sum()),
+                    used["failures"] + int((failed >= 1).sum()),
                 )
                 print(f"    {used} {time.time() - t0:.0f} s", flush=True)
                 return failed
@@ -114,12 +122,14 @@ def main() -> None:
             for seed in range(1, args.is_seeds + 1):
                 cfg = EstimateConfig(
                     method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
-                    seed=seed, batch=args.is_batch, pilot_batch=args.is_batch, widen=args.is_widen,
+                    seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
                     components=args.is_components,
                 )  # fmt: skip
+                t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params)
                 runs.append({
-                    "seed": seed, "p": est.failure_probability, "ci": list(est.failure_probability_ci),
+                    "seed": seed, "seconds": time.time() - t_run, "p": est.failure_probability,
+                    "ci": list(est.failure_probability_ci),
                     "rel_halfwidth": est.rel_halfwidth, "sims": est.sims, "pilot_sims": est.pilot_sims,
                     "failures": est.failures, "converged": est.converged, "degenerate": est.degenerate,
                     "ess": est.effective_sample_size, "own_acceleration_factor": est.acceleration_factor,
@@ -158,6 +168,9 @@ def summarise(result: dict, rel: float) -> None:
     covered = sum(r["ci"][0] <= p <= r["ci"][1] for r in valid)
     needed = (lambda r_: Z95**2 * (1 - p) / (p * r_**2)) if p > 0 else None  # MC sims at half-width r_
     accel = [needed(r["rel_halfwidth"]) / r["sims"] for r in valid] if needed else []
+    ps = np.array([r["p"] for r in valid])
+    spread = Z95 * ps.std(ddof=1) / ps.mean() if len(ps) > 1 and ps.mean() > 0 else None  # observed
+    sims_mean = float(np.mean([r["sims"] for r in valid])) if valid else None
     result["summary"] = {
         "mc_p": p,
         "mc_ci": mc["ci"],
@@ -172,6 +185,10 @@ def summarise(result: dict, rel: float) -> None:
         "mc_sims_needed_at_target": needed(rel) if needed else None,
         "acceleration": accel,
         "acceleration_median": float(np.median(accel)) if accel else None,
+        "rel_halfwidth_target": rel,
+        "is_mean": float(ps.mean()) if len(ps) else None,
+        "observed_rel_halfwidth": spread,
+        "acceleration_from_spread": needed(spread) / sims_mean if needed and spread and sims_mean else None,
     }
 
 
@@ -179,8 +196,9 @@ def write_markdown(out: Path) -> None:
     """``OUT/results.md``: one row per family from the JSONs present (the run notes are added by hand)."""
     rows = [
         "| family | policy | MC sims | MC failures | MC P(failure) [Wilson 95%] | IS intervals covering MC "
-        "[Wilson 95%] | IS converged | IS sims (mean) | MC sims for r=0.2 | acceleration (median) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "[Wilson 95%] | IS converged | IS sims (mean) | target r | MC sims for r | acceleration (median) | "
+        "IS mean | observed r (spread of the runs) | acceleration from the spread |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(out.glob("*.json")):
         r = json.loads(path.read_text())
@@ -194,10 +212,15 @@ def write_markdown(out: Path) -> None:
             cov += f" (+{s['is_degenerate']} degenerate)"
         need = f"{s['mc_sims_needed_at_target']:.3g}" if s.get("mc_sims_needed_at_target") else "-"
         acc = f"{s['acceleration_median']:.2f}x" if s.get("acceleration_median") else "-"
+        spread = f"{s['acceleration_from_spread']:.1f}x" if s.get("acceleration_from_spread") else "-"
+        obs = f"{s['observed_rel_halfwidth']:.3f}" if s.get("observed_rel_halfwidth") else "-"
+        mean = f"{s['is_mean']:.3g}" if s.get("is_mean") else "-"
         rows.append(
             f"| {r['family']} | {r['policy']} | {mc['sims']} | {mc['failures']} | {mc['p']:.3g} "
             f"[{mc['ci'][0]:.3g}, {mc['ci'][1]:.3g}] | {cov} | {s.get('is_converged', '-')} | "
-            f"{s.get('is_sims_mean', float('nan')):.0f} | {need} | {acc} |"
+            f"{s.get('is_sims_mean', float('nan')):.0f} | {s.get('rel_halfwidth_target', '-')} | {need} | "
+            f"{acc} | "
+            f"{mean} | {obs} | {spread} |"
         )
     (out / "results.md").write_text("\n".join(rows) + "\n")
 

@@ -156,3 +156,63 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
     assert est["failure_probability"] == 1.0  # 8 of 8: nothing brakes for the stalled car
     bad = CliRunner().invoke(app, [a if a != "stalled_car" else "side_swipe" for a in args])
     assert bad.exit_code != 0 and "no batched port" in bad.output
+
+
+def test_severity_is_one_for_failures_and_graded_below() -> None:
+    """The batched ``simulate_batch``: 1 where the ego crashed, ``1 / (1 + TTC_min)`` below 1 elsewhere."""
+    from drivegpt.corner.batched import batched_family_simulator
+
+    names = list(family_class("stalled_car").PARAMS)
+    rows = np.array([[28.0, 15.0, 120.0, 20.0], [20.0, 40.0, 250.0, 80.0]])  # late reveal; early reveal
+    crash = batched_family_simulator("stalled_car", "constant:39", names, duration=8.0)  # full throttle
+    assert crash(rows, np.array([1, 2])).tolist() == [1.0, 1.0]
+    human = batched_family_simulator("stalled_car", "human", names, duration=15.0)
+    sev = human(np.repeat(rows[1:], 4, 0), np.arange(4))
+    assert np.all((sev > 0) & (sev < 1)), sev  # it closed in on the stalled car and braked in time
+
+
+def test_human_traits_drive_the_batched_human() -> None:
+    """``--human-traits`` rows: the personality columns choose the driver; the seed keeps its noise."""
+    from drivegpt.core.errors import UserError
+    from drivegpt.corner.batched import batched_family_simulator
+    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
+    from drivegpt.sim.batched.human import SEED_STREAM, BatchedHuman
+    from drivegpt.sim.human import PersonalityRanges
+
+    dist = WithHumanTraits(family_distribution("stalled_car"))
+    config = family_config("stalled_car", "accel")
+    row = np.array([[24.0, 25.0, 150.0, 40.0]])
+    state, _ = family_reset("stalled_car", row, [7], config)
+    drawn = PersonalityRanges().sample(np.random.default_rng([7, SEED_STREAM]))
+    given = drawn.model_copy(update={"time_headway": 1.9, "reaction_delay": 0.6})
+    own, chosen = BatchedHuman(config), BatchedHuman(config)
+    own.reset([7], state)
+    chosen.reset([7], state, [given])
+    assert float(own.p.time_headway[0]) == pytest.approx(drawn.time_headway)
+    assert float(chosen.p.time_headway[0]) == pytest.approx(1.9) and int(chosen.delay[0]) == 3
+    assert torch.equal(own.noise, chosen.noise)  # the seed's noise whatever the personality
+    sim = batched_family_simulator("stalled_car", "human", dist.names, duration=15.0)
+    traits = [getattr(drawn, t) for t in PersonalityRanges.model_fields]
+    plain = batched_family_simulator("stalled_car", "human", dist.names[:4], duration=15.0)
+    assert sim(np.c_[row, [traits]], np.array([7])) == plain(row, np.array([7]))  # same driver, same run
+    with pytest.raises(UserError, match="only the simulated human"):
+        batched_family_simulator("stalled_car", "constant:39", dist.names)
+    with pytest.raises(UserError, match="human.desired_speed"):
+        batched_family_simulator("stalled_car", "human", dist.names[:4] + ["human.politeness"])
+
+
+def test_cli_estimate_with_human_traits(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    args = ["corner-cases", "estimate", "--family", "stalled_car", "--method", "mc", "--sim", "batched"]
+    args += ["--max-sims", "8", "--duration", "8", "--human-traits", "--out", str(tmp_path / "est")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    est = json.loads((tmp_path / "est" / "estimate.json").read_text())
+    assert est["sims"] == 8 and est["run"]["human_traits"] is True
+    bad = CliRunner().invoke(app, [*args, "--policy", "constant:39"])
+    assert bad.exit_code != 0 and "--policy human" in bad.output

@@ -46,10 +46,13 @@ def test_search_replay_and_bench_through_cli(tmp_path):
     r = runner.invoke(
         app,
         ["bench", "--suite", str(suite), "--policy", "human=human", "--policy", "fast=constant:FASTER",
-         "--gifs", "1", "--workers", "1", "--out", str(out)],
+         "--gifs", "1", "--naturalistic-episodes", "6", "--workers", "1", "--out", str(out)],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader((out / "results.csv").open()))
+    fast = float(rows[3]["collisions_per_1e6km"])  # full throttle in dense traffic: it crashes on the road
+    lo, hi = (float(v) for v in rows[3]["collisions_per_1e6km_ci"].strip("[]").split(","))
+    assert fast > 0 and lo < fast < hi and rows[2]["collisions_per_1e6km"] == "—"  # "all" rows only
     assert [(x["policy"], x["family"]) for x in rows] == [
         ("human", "stalled_car"), ("human", "all"), ("fast", "stalled_car"), ("fast", "all")
     ]  # fmt: skip

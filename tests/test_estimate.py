@@ -159,3 +159,60 @@ def test_shipped_naturalistic_model_covers_every_family(tmp_path) -> None:
     partial = {"cut_in": {k: v for k, v in model.families["cut_in"].items() if k != "cut_in_gap"}}
     with pytest.raises(UserError, match="cut_in.cut_in_gap"):
         family_distribution("cut_in", model.model_copy(update={"families": partial}))
+
+
+def graded_tail(t: float, a: np.ndarray):
+    """Failure when ``a . z > t`` (a rare half-space in d dimensions); otherwise graded by how close."""
+
+    def simulate_batch(x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        margin = x @ a - t  # (n,) < 0: no failure
+        return np.where(margin > 0, 1.0, np.exp(np.minimum(margin, 0.0)) * (1 - 1e-9))
+
+    return simulate_batch
+
+
+def test_multilevel_pilot_finds_a_rare_failure_region_from_severities() -> None:
+    """A graded simulator: the levels walk to a P = 1e-7 half-space in 6-D; the estimate is right, its
+    interval covers, and it is far cheaper than plain MC."""
+    a = np.ones(6) / math.sqrt(6)
+    t = -N01.inv_cdf(1e-7)  # P(a . z > t) = 1e-7
+    cfg = EstimateConfig(method="is", seed=3, batch=400, pilot_batch=200, max_sims=20_000)
+    e = estimate_probability(graded_tail(t, a), 6, cfg)
+    assert e.converged and not e.degenerate and e.sims < 10_000
+    assert abs(e.failure_probability / 1e-7 - 1) < 0.3, e.failure_probability
+    lo, hi = e.failure_probability_ci
+    assert lo <= 1e-7 <= hi and e.acceleration_factor is not None and e.acceleration_factor > 10_000
+
+
+def test_severities_outside_zero_one_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"severities in \[0, 1\]"):
+        estimate_probability(lambda x, s: x[:, 0], 1, EstimateConfig(max_sims=100))
+
+
+def test_covariance_floor_raises_only_the_small_eigenvalues() -> None:
+    from drivegpt.corner.estimate import shape
+
+    rot = np.array([[math.cos(0.3), -math.sin(0.3)], [math.sin(0.3), math.cos(0.3)]])
+    cov = rot @ np.diag([0.25, 4.0]) @ rot.T
+    out = shape(cov[None], 1.0)[0]
+    np.testing.assert_allclose(out, rot @ np.diag([1.0, 4.0]) @ rot.T, atol=1e-12)
+    np.testing.assert_allclose(shape(cov[None], 0.0)[0], cov)
+
+
+def test_human_traits_are_uniform_on_their_ranges_in_standard_space() -> None:
+    from drivegpt.corner.naturalistic import WithHumanTraits
+    from drivegpt.sim.human import PersonalityRanges
+
+    base = family_distribution("stalled_car")
+    dist = WithHumanTraits(base)
+    ranges = PersonalityRanges()
+    traits = list(PersonalityRanges.model_fields)
+    assert dist.names == base.names + [f"human.{t}" for t in traits] and dist.dim == base.dim + len(traits)
+    z = np.zeros((3, dist.dim))
+    z[1, base.dim :], z[2, base.dim :] = -40.0, N01.inv_cdf(0.25)
+    x = dist.to_params(z)
+    np.testing.assert_allclose(x[:, : base.dim], base.to_params(z[:, : base.dim]))
+    lo, hi = (np.array([getattr(ranges, t)[i] for t in traits]) for i in (0, 1))
+    np.testing.assert_allclose(x[0, base.dim :], (lo + hi) / 2)  # the median of a uniform: its middle
+    np.testing.assert_allclose(x[1, base.dim :], lo)
+    np.testing.assert_allclose(x[2, base.dim :], lo + 0.25 * (hi - lo))

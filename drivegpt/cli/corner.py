@@ -152,6 +152,11 @@ def bench(
     takeovers: bool = typer.Option(False, "--takeovers", help="Drive under the monitor: km per takeover."),
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (with --takeovers)."),
     gifs: int = typer.Option(3, min=0, help="GIFs of the worst failures."),
+    naturalistic_episodes: int = typer.Option(
+        1000,
+        min=0,
+        help="Episodes of naturalistic dense traffic per policy: collisions per 10⁶ km (0: skip).",
+    ),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -168,7 +173,10 @@ def bench(
         from drivegpt.takeover.monitor import MonitorConfig
 
         monitor = load_config(MonitorConfig, monitor_config).to_dict()
-    cfg = BenchConfig(policies=parse_policies(policy), takeovers=takeovers, monitor=monitor, gifs=gifs)
+    cfg = BenchConfig(
+        policies=parse_policies(policy), takeovers=takeovers, monitor=monitor, gifs=gifs,
+        naturalistic_episodes=naturalistic_episodes,
+    )  # fmt: skip
     path = resolve_suite(suite)
     meta, scenarios = load_suite(path)
     t0 = time.time()
@@ -176,9 +184,14 @@ def bench(
     entries = run_bench(scenarios, cfg, out, run, workers, backend, ray_address)
     for e in (e for e in entries if e["family"] == "all"):
         lo, hi = e["collision_rate_ci"]
+        road = ""
+        if e["collisions_per_1e6km"] is not None:
+            r_lo, r_hi = e["collisions_per_1e6km_ci"]
+            rate = e["collisions_per_1e6km"]
+            road = f", {rate:.0f} [{r_lo:.0f}, {r_hi:.0f}] collisions per 10⁶ km naturalistic"
         typer.echo(
             f"{e['policy']}: collision rate {e['collision_rate']:.3f} [{lo:.3f}, {hi:.3f}], "
-            f"score {e['score']:.3f}, progress {e['progress']:.3f}"
+            f"score {e['score']:.3f}, progress {e['progress']:.3f}{road}"
         )
     n = len(scenarios)
     typer.echo(f"{n} scenarios x {len(cfg.policies)} policies in {time.time() - t0:.1f} s -> {out}")
@@ -217,6 +230,9 @@ def estimate(
     duration: float | None = typer.Option(
         None, help="--sim batched: episode length [s] (default: the family's)."
     ),
+    human_traits: bool = typer.Option(
+        False, help="--sim batched, --policy human: sample the human's personality with the scenario."
+    ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
@@ -233,11 +249,11 @@ def estimate(
     m = cast(Method, method)
     est = run_estimate(
         family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
-        sim=sim, batch=batch, duration=duration,
+        sim=sim, batch=batch, duration=duration, human_traits=human_traits,
     )  # fmt: skip
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim,
-        "seconds": time.time() - t0,
+        "human_traits": human_traits, "seconds": time.time() - t0,
     }  # fmt: skip
     write_estimate(est, out, run)
     lo, hi = est.failure_probability_ci

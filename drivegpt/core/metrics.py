@@ -31,6 +31,9 @@ METRICS: dict[str, str] = {
     "takeovers_after_start_per_100km": "takeovers per 100 km of policy-controlled distance, without "
     "takeovers_at_start: the takeovers the policy's own driving caused",
     "takeovers_after_start_per_100km_ci": "Poisson 95% interval [lo, hi] of takeovers_after_start_per_100km",
+    "collisions_per_1e6km": "ego collisions per 10⁶ km of the policy alone in naturalistic traffic (the "
+    "batched simulator's dense highway: every car's driver and spacing drawn as in ordinary driving)",
+    "collisions_per_1e6km_ci": "Poisson 95% interval [lo, hi] of collisions_per_1e6km",
     "ttc_violation_rate": "fraction of episodes with a step of time-to-collision < 0.95 s",
     "comfort_violation_rate": (
         "fraction of episodes with acceleration outside [-4.05, 2.40] m/s² or jerk > 4.13 m/s³"

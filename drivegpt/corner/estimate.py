@@ -2,16 +2,22 @@
 
 Everything happens in the *standard space* of the nominal distribution, ``z ~ N(0, I_d)``
 (:mod:`drivegpt.corner.naturalistic` maps it to a family's parameters), and simulations go through a
-pluggable ``simulate_batch(params (n, d), seeds (n,)) -> failed (n,) bool``:
+pluggable ``simulate_batch(params (n, d), seeds (n,)) -> severity (n,)``: a failure is severity 1; a
+graded simulator says how close each run came to failing with a value in [0, 1) (the batched families:
+from the smallest time-to-collision), a yes/no one returns booleans (0 and 1).
 
 * ``mc``: ``z`` from the nominal; estimate = failures / simulations, Wilson 95% interval. So is
   ``is`` when its pilot saw no failure at all (there is nothing to fit a proposal to).
 * ``is``: a proposal ``q`` fitted by the cross-entropy method, then ``p = mean(w * failed)`` with
-  ``w = p(z) / q(z)``, a normal 95% interval from the sample variance. The pilot first draws from the
-  nominal widened by each factor of ``inflation`` in turn until ``min_elites`` failures show up (with
-  a yes/no simulator nothing else points at the failure region); a Gaussian mixture is then fitted by
+  ``w = p(z) / q(z)``, a normal 95% interval from the sample variance. The pilot first finds the
+  failure region, level by level until ``min_elites`` failures show up: with a graded simulator, the
+  multilevel cross-entropy method (each stage's level is its top ``elite_fraction`` of severities; a
+  mixture fitted to the runs at or above the level draws the next stage); with a yes/no simulator,
+  the nominal widened by each factor of ``inflation`` in turn. A Gaussian mixture is then fitted by
   weighted EM to the failures so far, each weighted by its likelihood ratio under the proposal that
-  drew it, and refined ``ce_refine`` times. The estimation proposal is that mixture plus a defensive
+  drew it, and refined ``ce_refine`` times. Fitted covariances are widened and their eigenvalues
+  raised to ``cov_floor``: a proposal narrower than the nominal across the failure boundary gives the
+  failures far beyond it heavy weights. The estimation proposal is that mixture plus a defensive
   component, the nominal itself with weight ``defensive``: it keeps support everywhere and bounds
   every weight by ``1 / defensive``. The estimate averages ``w * failed`` over the simulations of the
   refinement stages and of the final proposal: each is drawn from a proposal fixed before it, so each
@@ -42,7 +48,8 @@ from drivegpt.corner.estimate_report import plot_convergence, write_estimate
 __all__ = ["EstimateConfig", "estimate", "estimate_probability", "plot_convergence", "write_estimate"]
 
 Z95 = 1.959963984540054
-SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SCREEN_MIN_ESS = 50.0  #: fitted points (effective) below which no dimension is judged nominal
+SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]  #: (n, d) params, (n,) seeds -> (n,) severity
 Method = Literal["mc", "is"]
 
 
@@ -64,17 +71,27 @@ class EstimateConfig(FrozenConfig):
     pilot_batch: int = Field(100, ge=1)
     """IS: simulations per pilot stage."""
     inflation: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
-    """IS: std factors of the widened nominal the pilot draws from, in turn, until failures show up."""
+    """IS, yes/no simulators: std factors of the widened nominal the pilot draws from, in turn, until
+    failures show up."""
+    elite_fraction: float = Field(0.1, gt=0, lt=1)
+    """IS, graded simulators: each pilot stage's level is the top fraction of its severities."""
+    max_levels: int = Field(10, ge=1)
+    """IS, graded simulators: pilot stages at most before the fit on failures."""
     min_elites: int = Field(10, ge=1)
     """IS: failures the pilot wants before fitting the mixture."""
-    ce_refine: int = Field(2, ge=0)
+    ce_refine: int = Field(4, ge=0)
     """IS: cross-entropy refinement stages after the first fit."""
     components: int = Field(2, ge=1)
     """IS: Gaussians in the fitted mixture (at most)."""
-    defensive: float = Field(0.1, gt=0, lt=1)
+    defensive: float = Field(0.02, gt=0, lt=1)
     """IS: weight of the nominal in the proposal (support everywhere, weights at most 1/defensive)."""
-    widen: float = Field(2.0, ge=1)
+    widen: float = Field(1.0, ge=1)
     """IS: fitted covariances are multiplied by this (few failures under-estimate spread: heavy weights)."""
+    cov_floor: float = Field(0.6, ge=0)
+    """IS: eigenvalues of the fitted covariances are raised to at least this (standard units squared)."""
+    screen: float = Field(3.0, ge=0)
+    """IS: a dimension whose fitted points' weighted mean and variance lie within this many standard
+    errors of the nominal's (0 and 1) stays nominal in the proposal (0: never)."""
     reg: float = Field(0.2, gt=0)
     """IS: added to each fitted covariance's diagonal before widening (standard units squared)."""
     min_ess: float = Field(30.0, gt=0)
@@ -239,11 +256,15 @@ def estimate_probability(
     sims = 0
 
     def run(z: np.ndarray) -> np.ndarray:
+        """(n,) severity of the runs at ``z``; 1 is a failure."""
         nonlocal sims
         seeds = cfg.seed + sims + np.arange(len(z))
         sims += len(z)
         params = transform(z) if transform is not None else z
-        return np.asarray(simulate_batch(params, seeds), bool).reshape(len(z))
+        severity = np.asarray(simulate_batch(params, seeds), float).reshape(len(z))
+        if not np.all((severity >= 0) & (severity <= 1)):
+            raise ValueError("simulate_batch must return failures (bool) or severities in [0, 1]")
+        return severity
 
     p0 = nominal(dim)
     wf = np.zeros(0)  # w * failed of every simulation the estimate uses
@@ -261,7 +282,7 @@ def estimate_probability(
     batches = 0
     while sims < cfg.max_sims:
         z = q.sample(rng, min(cfg.batch, cfg.max_sims - sims))
-        failed = run(z)
+        failed = run(z) >= 1
         w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
         s = summarise(wf, kind, cfg.min_ess)
@@ -287,42 +308,105 @@ def pilot(
     rng: np.random.Generator,
     used: Callable[[], int],
 ) -> tuple[GaussianMixture | None, np.ndarray]:
-    """Cross-entropy pilot: widened nominals until failures show, then weighted-EM mixture fits.
+    """Cross-entropy pilot: levels (or widened nominals) until failures show, then mixture fits.
 
     Returns the fitted mixture (None: no failure seen) and ``w * failed`` of the refinement stages'
     simulations (each drawn from a defensive mixture fixed before it: unbiased terms to recycle)."""
     p0 = nominal(dim)
-    zs, logw, fails = [], [], []  # every pilot simulation with log p/q under the proposal that drew it
+    zs, logw, sev = [], [], []  # every pilot simulation with log p/q under the proposal that drew it
+    used_q: list[tuple[GaussianMixture, int]] = []  # each stage's proposal and size
     recycled = []
 
-    def stage(q: GaussianMixture) -> None:
+    def stage(q: GaussianMixture) -> bool:
         n = min(cfg.pilot_batch, cfg.max_sims - used())
         if n <= 0:
-            return
+            return False
         z = q.sample(rng, n)
-        fails.append(run(z))
+        sev.append(run(z))
         zs.append(z)
         logw.append(p0.logpdf(z) - q.logpdf(z))
+        used_q.append((q, n))
+        return True
 
-    for scale in cfg.inflation:
-        if sum(int(f.sum()) for f in fails) >= cfg.min_elites:
-            break
-        stage(nominal(dim, scale))
-    mix = None
-    for r in range(cfg.ce_refine + 1):
-        f = np.concatenate(fails) if fails else np.zeros(0, bool)
-        if not f.any():
-            break  # no failure seen: the estimate draws from the nominal (and says so)
-        lw = np.concatenate(logw)[f]
-        mix = fit_mixture(np.concatenate(zs)[f], np.exp(lw - lw.max()), cfg.components, cfg.reg, rng)
+    def fit(keep: np.ndarray) -> GaussianMixture:
+        """The mixture fitted to the pilot runs ``keep``, each weighted by p / (the stages' proposals
+        mixed in proportion to their sizes): the balance heuristic of multiple importance sampling.
+        A run's weight under its own stage's proposal alone would let the few early, nominal-drawn
+        runs (weights near 1, against 1e-3 for the later ones) decide the fit."""
+        z = np.concatenate(zs)[keep]
+        total = sum(n for _, n in used_q)
+        logq = np.stack([q.logpdf(z) + math.log(n / total) for q, n in used_q])  # (stages, n)
+        top = logq.max(0)
+        lw = p0.logpdf(z) - (top + np.log(np.exp(logq - top).sum(0)))
+        w = np.exp(lw - lw.max())
+        mix = fit_mixture(z, w, cfg.components, cfg.reg, rng)
         # a mode seen in few failures may weigh more than fitted (floor), few failures under-spread (widen)
         floor = np.maximum(mix.weights, 0.5 / len(mix.weights))
-        mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)
-        if r < cfg.ce_refine and used() < cfg.max_sims:
-            stage(with_defensive(mix, cfg.defensive))
-            recycled.append(np.exp(logw[-1]) * fails[-1])
+        covs = shape(cfg.widen * mix.covs, cfg.cov_floor)
+        return nominal_in(GaussianMixture(floor / floor.sum(), mix.means, covs), inert(z, w, cfg.screen))
+
+    def failures() -> int:
+        return sum(int((s >= 1).sum()) for s in sev)
+
+    q, widened = nominal(dim, cfg.inflation[0]), 0
+    for _ in range(cfg.max_levels):
+        if failures() >= cfg.min_elites or not stage(q):
+            break
+        s = sev[-1]
+        if ((s > 0) & (s < 1)).any():  # graded: the next level is this stage's top fraction
+            level = min(1.0, float(np.quantile(s, 1 - cfg.elite_fraction)))
+            q = with_defensive(fit(np.concatenate(sev) >= level), cfg.defensive)
+        elif widened + 1 < len(cfg.inflation):  # yes/no: widen the nominal
+            widened += 1
+            q = nominal(dim, cfg.inflation[widened])
+        else:
+            break
+    mix = None
+    for r in range(cfg.ce_refine + 1):
+        f = np.concatenate(sev) >= 1 if sev else np.zeros(0, bool)
+        if not f.any():
+            break  # no failure seen: the estimate draws from the nominal (and says so)
+        mix = fit(f)
+        if r < cfg.ce_refine and stage(with_defensive(mix, cfg.defensive)):
+            recycled.append(np.exp(logw[-1]) * (sev[-1] >= 1))
     wf = np.concatenate(recycled) if recycled else np.zeros(0)
     return mix, wf
+
+
+def inert(z: np.ndarray, w: np.ndarray, screen: float) -> np.ndarray:
+    """(d,) bool: the dimensions where the points ``z`` (n, d), weighted by ``w``, look nominal.
+
+    Their weighted mean is within ``screen`` standard errors of 0 and their variance within ``screen``
+    standard errors of 1, the errors those of ``ess = (sum w)^2 / sum w^2`` standard-normal draws
+    (none below ``SCREEN_MIN_ESS``: too few to tell). A proposal that leaves such a dimension at the
+    nominal spends nothing on it; fitting its noise multiplies every weight by a random factor."""
+    w = w / w.sum()
+    ess = 1.0 / (w**2).sum()
+    if screen <= 0 or ess < SCREEN_MIN_ESS:
+        return np.zeros(z.shape[1], bool)
+    mean = w @ z
+    var = w @ (z - mean) ** 2
+    return (np.abs(mean) < screen / np.sqrt(ess)) & (np.abs(var - 1) < screen * np.sqrt(2 / ess))
+
+
+def nominal_in(mix: GaussianMixture, dims: np.ndarray) -> GaussianMixture:
+    """``mix`` with dimensions ``dims`` (d,) bool set to the nominal: mean 0, variance 1, uncorrelated."""
+    if not dims.any():
+        return mix
+    means, covs = mix.means.copy(), mix.covs.copy()
+    means[:, dims] = 0.0
+    covs[:, dims, :] = 0.0
+    covs[:, :, dims] = 0.0
+    covs[:, dims, dims] = 1.0
+    return GaussianMixture(mix.weights, means, covs)
+
+
+def shape(covs: np.ndarray, floor: float) -> np.ndarray:
+    """(K, d, d) covariances with every eigenvalue raised to at least ``floor``."""
+    if floor <= 0:
+        return covs
+    vals, vecs = np.linalg.eigh(covs)  # (K, d), (K, d, d)
+    return np.einsum("kij,kj,klj->kil", vecs, np.maximum(vals, floor), vecs)
 
 
 def describe(q: Proposal) -> dict[str, Any]:
@@ -373,16 +457,24 @@ def estimate(
     sim: str = "highway-env",
     batch: int = 4096,
     duration: float | None = None,
+    human_traits: bool = False,
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
     ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
-    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once, episodes of ``duration`` [s])."""
-    from drivegpt.corner.naturalistic import family_distribution, load_naturalistic
+    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once, episodes of ``duration`` [s]).
+    ``human_traits``: sample the simulated human's personality as part of the scenario
+    (``WithHumanTraits``; the same probability, a proposal that can lean on the traits)."""
+    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_distribution(family, load_naturalistic(naturalistic))
+    if human_traits:
+        if policy != "human" or sim != "batched":
+            raise UserError("--human-traits samples the simulated human's personality: it needs "
+                            "--policy human and --sim batched")  # fmt: skip
+        dist = WithHumanTraits(dist)
     if sim == "batched":
         from drivegpt.corner.batched import batched_family_simulator
 

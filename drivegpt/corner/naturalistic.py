@@ -42,6 +42,7 @@ from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig, config_from_dict
 from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.core.resources import SUITES
+from drivegpt.sim.human import PersonalityRanges
 
 FORMAT = "drivegpt-naturalistic"
 VERSION = 1
@@ -126,6 +127,33 @@ class FamilyDistribution:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n, d) parameter values drawn from the naturalistic distribution."""
         return self.to_params(rng.standard_normal((n, self.dim)))
+
+
+TRAIT_PREFIX = "human."  #: parameter-name prefix of the simulated human's personality traits
+
+
+class WithHumanTraits(FamilyDistribution):
+    """A family's distribution joined with the simulated human's personality, as extra dimensions.
+
+    The human draws each trait uniformly from its ``PersonalityRanges`` range; here the draw is
+    ``lo + (hi - lo) Phi(z)`` of a standard-normal coordinate, the same distribution, so an estimate
+    over the joint space is the same failure probability. Importance sampling can then lean on the
+    traits a failure depends on (a short time headway, a late reaction) instead of leaving them to the
+    scenario seed. Names: the family's, then ``human.<trait>`` in ``PersonalityRanges`` order.
+    """
+
+    def __init__(self, base: FamilyDistribution, ranges: PersonalityRanges | None = None):
+        super().__init__(base.family, base.marginals)
+        ranges = ranges or PersonalityRanges()
+        self.traits = list(type(ranges).model_fields)
+        self.names = base.names + [TRAIT_PREFIX + t for t in self.traits]
+        self._lo, self._hi = (np.array([getattr(ranges, t)[i] for t in self.traits], float) for i in (0, 1))
+
+    def to_params(self, z: np.ndarray) -> np.ndarray:
+        z = np.atleast_2d(z)
+        k = len(self.marginals)
+        traits = self._lo + (self._hi - self._lo) * _ndtr_v(z[:, k:])  # (n, 7) uniform on each range
+        return np.concatenate([super().to_params(z[:, :k]), traits.reshape(len(z), -1)], 1)
 
 
 #: family -> parameter -> (kind, centre, sigma, reason). ``centre`` is the mean (normal) or the median

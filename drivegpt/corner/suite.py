@@ -155,7 +155,6 @@ def simulate(job: ScenarioJob) -> Outcome:
         ep = run_episode(wrapped, policy, job.seed)
         takeovers, policy_m = 0, ep.distance_m
     else:
-
         cfg = MonitorConfig(**job.monitor)
         ep, clips = run_monitored_episode(wrapped, policy, safety_driver(), job.seed, cfg, job.policy)
         takeovers, policy_m = len(clips), ep.policy_distance_m

@@ -6,6 +6,12 @@ distance in the same scenario and seed). Per policy and family the figures use t
 registry's names; outputs in ``OUT/``: ``results.csv``, ``results.md``, ``episodes.csv``,
 ``plots/*.png``, ``gifs/*.gif`` (the worst failures) and ``run.json``.
 
+Next to the suite, each policy also drives ``naturalistic_episodes`` episodes of ordinary dense
+traffic alone on the batched simulator (:func:`drivegpt.eval.batched.evaluate_batched`): its
+``collisions_per_1e6km`` with a Poisson 95% interval, in the ``all`` row. A suite is built from
+corner cases, so its collision rate says where a policy fails; this figure says how often it would
+fail on the road. Policies without a batched port (``idm``) get none.
+
 Per-episode score (CLS-like): multipliers (no collision) x (stayed on road) x (progress >= 0.2)
 times the weighted mean of progress (capped at 1, weight 5), TTC compliance (5), speed-limit
 compliance (1 - fraction of steps above the lane's limit, 4) and comfort (2).
@@ -24,7 +30,7 @@ from pydantic import Field
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import UserError
-from drivegpt.core.metrics import check_metric_names, takeover_metrics, wilson_interval
+from drivegpt.core.metrics import check_metric_names, poisson_interval, takeover_metrics, wilson_interval
 from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of, simulate
 from drivegpt.sim.rollout import Backend, parallel_map
 
@@ -43,6 +49,11 @@ class BenchConfig(FrozenConfig):
     """MonitorConfig fields used with ``takeovers``."""
     gifs: int = Field(3, ge=0)
     """GIFs of the worst failures to render."""
+    naturalistic_episodes: int = Field(1000, ge=0)
+    """Episodes of naturalistic dense traffic each policy drives alone for ``collisions_per_1e6km``
+    (batched simulator; 0: skip)."""
+    naturalistic_env: str = "drivegpt/HighwayDense-v0"
+    """The env of those episodes."""
 
 
 class Row(NamedTuple):
@@ -156,8 +167,32 @@ def table(rows: list[Row], policies: list[str], takeovers: bool) -> list[dict[st
     return out
 
 
+def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> tuple[float, list[float]] | None:
+    """(collisions per 10⁶ km, its Poisson 95% interval) of ``spec`` alone on naturalistic traffic,
+    or None when it has no batched port or ``naturalistic_episodes`` is 0."""
+    from drivegpt.eval.batched import evaluate_batched
+
+    if not cfg.naturalistic_episodes:
+        return None
+    try:
+        m, per = evaluate_batched(
+            spec, cfg.naturalistic_env, None, cfg.naturalistic_episodes, progress=progress
+        )
+    except UserError as err:
+        if "no batched port" not in str(err):
+            raise
+        return None
+    collisions, mkm = int(per["crashed"].sum()), max(m["km_driven"], 1e-9) / 1e6
+    lo, hi = poisson_interval(collisions)
+    return collisions / mkm, [lo / mkm, hi / mkm]
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _ci(v: Any, digits: int = 4) -> str:
+    return "" if v is None else "[{:.{d}f}, {:.{d}f}]".format(*v, d=digits)
 
 
 def write_results(out: Path, rows: list[Row], entries: list[dict[str, Any]], takeovers: bool) -> None:
@@ -167,11 +202,10 @@ def write_results(out: Path, rows: list[Row], entries: list[dict[str, Any]], tak
     w = csv.writer(buf)
     w.writerow(cols)
     for e in entries:
-        ci = "[{:.4f}, {:.4f}]".format(*e["collision_rate_ci"])
-        w.writerow([ci if c == "collision_rate_ci" else _fmt(e[c], 4) for c in cols])
+        w.writerow([_ci(e[c]) if c.endswith("_ci") else _fmt(e[c], 4) for c in cols])
     write_text(out / "results.csv", buf.getvalue())
     head = "| policy | family | episodes | collision rate [95% CI] | TTC viol. | comfort viol. |"
-    head += " progress | score |"
+    head += " progress | score | collisions per 10⁶ km, naturalistic [95% CI] |"
     head += " km/takeover |" if takeovers else ""
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for e in entries:
@@ -185,6 +219,9 @@ def write_results(out: Path, rows: list[Row], entries: list[dict[str, Any]], tak
             _fmt(e["comfort_violation_rate"]),
             _fmt(e["progress"]),
             _fmt(e["score"]),
+            ""
+            if e["collisions_per_1e6km"] is None
+            else f"{e['collisions_per_1e6km']:.0f} {_ci(e['collisions_per_1e6km_ci'], 0)}",
         ]
         if takeovers:
             cells.append(_fmt(e["km_per_takeover"], 2))
@@ -282,6 +319,10 @@ def bench(
     out = Path(out)
     rows = run_benchmark(scenarios, cfg, workers, backend, ray_address, progress)
     entries = table(rows, list(cfg.policies), cfg.takeovers)
+    rates = {name: naturalistic_rate(spec, cfg, progress) for name, spec in cfg.policies.items()}
+    for e in entries:
+        rate = rates[e["policy"]] if e["family"] == "all" else None
+        e["collisions_per_1e6km"], e["collisions_per_1e6km_ci"] = rate or (None, None)
     write_results(out, rows, entries, cfg.takeovers)
     plot(out, entries)
     from drivegpt.policies.registry import policy_action_kind

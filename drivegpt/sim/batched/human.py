@@ -127,20 +127,28 @@ class BatchedHuman:
         self.decision = torch.zeros(0, dtype=torch.long)  # (B,) clean decision token of the last act
 
     # -- episode state ---------------------------------------------------------------------
-    def reset(self, seeds: Sequence[int], state: BatchState) -> None:
-        """One driver per episode: personality and noise from a generator seeded by that seed only."""
+    def reset(
+        self, seeds: Sequence[int], state: BatchState, people: Sequence[Personality] | None = None
+    ) -> None:
+        """One driver per episode: personality and noise from a generator seeded by that seed only.
+
+        ``people`` (one per episode) replaces the drawn personalities; the generator still draws them
+        first, so the noise of a seed is the same whichever personality drives."""
         seeds = [int(s) for s in seeds]
         if len(seeds) != state.batch_size:
             raise ValueError(f"reset needs one seed per episode: {len(seeds)} seeds for B={state.batch_size}")
-        people, noise, delays = [], np.zeros((len(seeds), NOISE_STEPS)), []
+        if people is not None and len(people) != len(seeds):
+            raise ValueError(f"reset needs one personality per episode: {len(people)} for B={len(seeds)}")
+        drivers, noise, delays = [], np.zeros((len(seeds), NOISE_STEPS)), []
         for i, seed in enumerate(seeds):  # reset only: one generator per episode, as HumanDriver.reset
             rng = np.random.default_rng([seed, SEED_STREAM])
             person = self.fixed_personality or self.ranges.sample(rng)
-            people.append(person)
+            person = people[i] if people is not None else person
+            drivers.append(person)
             noise[i] = rng.standard_normal(NOISE_STEPS)
             delays.append(round(person.reaction_delay * self.config.policy_frequency))  # [steps]
         dev, dt = state.device, state.dtype
-        self.p = Personalities.stack(people, state.x)
+        self.p = Personalities.stack(drivers, state.x)
         self.noise = torch.as_tensor(noise, dtype=dt, device=dev)  # (B, T) standard normal draws
         self.delay = torch.tensor(delays, dtype=torch.long, device=dev)  # (B,) [steps]
         length = int(self.delay.max()) + 1 if seeds else 1
