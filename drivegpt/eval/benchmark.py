@@ -167,9 +167,10 @@ def table(rows: list[Row], policies: list[str], takeovers: bool) -> list[dict[st
     return out
 
 
-def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> tuple[float, list[float]] | None:
-    """(collisions per 10⁶ km, its Poisson 95% interval) of ``spec`` alone on naturalistic traffic,
-    or None when it has no batched port or ``naturalistic_episodes`` is 0."""
+def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> dict[str, Any] | None:
+    """``spec`` alone on ``naturalistic_episodes`` episodes of naturalistic traffic: ``collisions``,
+    ``km_driven``, ``mean_speed_mps``, ``collisions_per_1e6km`` and its Poisson 95% interval; None
+    when it has no batched port or ``naturalistic_episodes`` is 0."""
     from drivegpt.eval.batched import evaluate_batched
 
     if not cfg.naturalistic_episodes:
@@ -184,7 +185,13 @@ def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> tup
         return None
     collisions, mkm = int(per["crashed"].sum()), max(m["km_driven"], 1e-9) / 1e6
     lo, hi = poisson_interval(collisions)
-    return collisions / mkm, [lo / mkm, hi / mkm]
+    return {
+        "collisions": collisions,
+        "km_driven": m["km_driven"],
+        "mean_speed_mps": m["mean_speed_mps"],
+        "collisions_per_1e6km": collisions / mkm,
+        "collisions_per_1e6km_ci": [lo / mkm, hi / mkm],
+    }
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -322,7 +329,8 @@ def bench(
     rates = {name: naturalistic_rate(spec, cfg, progress) for name, spec in cfg.policies.items()}
     for e in entries:
         rate = rates[e["policy"]] if e["family"] == "all" else None
-        e["collisions_per_1e6km"], e["collisions_per_1e6km_ci"] = rate or (None, None)
+        for key in ("collisions_per_1e6km", "collisions_per_1e6km_ci"):
+            e[key] = rate[key] if rate else None
     write_results(out, rows, entries, cfg.takeovers)
     plot(out, entries)
     from drivegpt.policies.registry import policy_action_kind
