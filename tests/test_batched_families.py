@@ -209,10 +209,13 @@ def test_cli_estimate_with_human_traits(tmp_path) -> None:
     from drivegpt.cli.app import app
 
     args = ["corner-cases", "estimate", "--family", "stalled_car", "--method", "mc", "--sim", "batched"]
-    args += ["--max-sims", "8", "--duration", "8", "--human-traits", "--out", str(tmp_path / "est")]
-    result = CliRunner().invoke(app, args)
+    args += ["--max-sims", "8", "--duration", "8", "--out", str(tmp_path / "est")]
+    result = CliRunner().invoke(app, args)  # the human on the batched simulator: traits sampled by default
     assert result.exit_code == 0, result.output
     est = json.loads((tmp_path / "est" / "estimate.json").read_text())
     assert est["sims"] == 8 and est["run"]["human_traits"] is True
-    bad = CliRunner().invoke(app, [*args, "--policy", "constant:39"])
+    result = CliRunner().invoke(app, [*args, "--no-human-traits"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "est" / "estimate.json").read_text())["run"]["human_traits"] is False
+    bad = CliRunner().invoke(app, [*args, "--human-traits", "--policy", "constant:39"])
     assert bad.exit_code != 0 and "--policy human" in bad.output

@@ -230,15 +230,18 @@ def estimate(
     duration: float | None = typer.Option(
         None, help="--sim batched: episode length [s] (default: the family's)."
     ),
-    human_traits: bool = typer.Option(
-        False, help="--sim batched, --policy human: sample the human's personality with the scenario."
+    human_traits: bool | None = typer.Option(
+        None,
+        "--human-traits/--no-human-traits",
+        help="Sample the simulated human's personality with the scenario (the same P(failure)); "
+        "default: on with --policy human --sim batched.",
     ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
     from typing import cast
 
-    from drivegpt.corner.estimate import Method, write_estimate
+    from drivegpt.corner.estimate import Method, samples_human_traits, write_estimate
     from drivegpt.corner.estimate import estimate as run_estimate
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
@@ -247,13 +250,14 @@ def estimate(
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     m = cast(Method, method)
+    traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
     est = run_estimate(
         family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
-        sim=sim, batch=batch, duration=duration, human_traits=human_traits,
+        sim=sim, batch=batch, duration=duration, human_traits=traits,
     )  # fmt: skip
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim,
-        "human_traits": human_traits, "seconds": time.time() - t0,
+        "human_traits": traits, "seconds": time.time() - t0,
     }  # fmt: skip
     write_estimate(est, out, run)
     lo, hi = est.failure_probability_ci

@@ -442,6 +442,11 @@ def family_simulator(
     return simulate_batch
 
 
+def samples_human_traits(policy: str, sim: str) -> bool:
+    """Whether an estimate samples the human's traits by default: with the human on the batched simulator."""
+    return policy == "human" and sim == "batched"
+
+
 def estimate(
     family: str,
     policy: str,
@@ -457,19 +462,22 @@ def estimate(
     sim: str = "highway-env",
     batch: int = 4096,
     duration: float | None = None,
-    human_traits: bool = False,
+    human_traits: bool | None = None,
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
     ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
     (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once, episodes of ``duration`` [s]).
     ``human_traits``: sample the simulated human's personality as part of the scenario
-    (``WithHumanTraits``; the same probability, a proposal that can lean on the traits)."""
+    (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
+    (None): where it can, with the human on the batched simulator."""
     from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_distribution(family, load_naturalistic(naturalistic))
+    if human_traits is None:
+        human_traits = samples_human_traits(policy, sim)
     if human_traits:
         if policy != "human" or sim != "batched":
             raise UserError("--human-traits samples the simulated human's personality: it needs "
