@@ -14,10 +14,11 @@ from the smallest time-to-collision), a yes/no one returns booleans (0 and 1).
   multilevel cross-entropy method (each stage's level is its top ``elite_fraction`` of severities; a
   mixture fitted to the runs at or above the level draws the next stage); with a yes/no simulator,
   the nominal widened by each factor of ``inflation`` in turn. A Gaussian mixture is then fitted by
-  weighted EM to the failures so far, each weighted by its likelihood ratio under the proposal that
-  drew it, and refined ``ce_refine`` times. Fitted covariances are widened and their eigenvalues
-  raised to ``cov_floor``: a proposal narrower than the nominal across the failure boundary gives the
-  failures far beyond it heavy weights. The estimation proposal is that mixture plus a defensive
+  weighted EM to the failures so far, each weighted by p over all the pilot's proposals mixed in
+  proportion to their sizes (the balance heuristic), and refined ``ce_refine`` times. Fitted
+  covariances are widened and their eigenvalues raised to ``cov_floor`` (a proposal much narrower
+  than the nominal across the failure boundary gives heavy weights), and dimensions whose failures
+  look nominal (``screen``) are left at the nominal. The estimation proposal is that mixture plus a defensive
   component, the nominal itself with weight ``defensive``: it keeps support everywhere and bounds
   every weight by ``1 / defensive``. The estimate averages ``w * failed`` over the simulations of the
   refinement stages and of the final proposal: each is drawn from a proposal fixed before it, so each
