@@ -31,7 +31,7 @@ from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
-DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0}
+DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
 
 
 def load() -> str:

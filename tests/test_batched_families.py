@@ -8,6 +8,7 @@ import torch
 
 from drivegpt.sim.batched import observe
 from drivegpt.sim.batched.families import (
+    TRAFFIC,
     BatchedFamilyError,
     family_config,
     family_reset,
@@ -21,7 +22,9 @@ BRAKE = 0  # accel token: -8 m/s², keep lane (the ego stays out of the scripted
 CASES = {
     "stalled_car": {"ego_speed": 24.0, "lead_gap": 25.0, "stall_distance": 150.0, "reveal_distance": 40.0},
     "hard_braking_lead": {"ego_speed": 25.0, "gap": 20.0, "brake_time": 2.0, "deceleration": 7.0},
+    "slower_lead": {"ego_speed": 26.0, "lead_speed": 8.0, "distance": 60.0, "traffic_spacing": 30.0},
 }
+TRIGGERED = {"stalled_car": 2, "hard_braking_lead": 1}  #: the slot whose script fires (slower_lead: none)
 
 
 def _row(family: str, params: dict[str, float]) -> np.ndarray:
@@ -60,7 +63,7 @@ def test_initial_state_matches_highway_env(family: str) -> None:
         traffic = state.present[b, scripted:]
         assert 1 <= int(traffic.sum()) <= traffic_slots(family)
         assert bool((state.lane[b, scripted:][traffic] == 1).all())  # the right lane, like the env's
-        cruise = p["ego_speed"] - (3.0 if family == "stalled_car" else 2.0)  # [m/s]
+        cruise = p["ego_speed"] + TRAFFIC[family].speed_offset  # [m/s]
         assert bool(((state.speed[b, scripted:][traffic] - cruise).abs() <= 1.0).all())
         env.close()
     assert bool(script.stalled[:, 1].all()) == (family == "stalled_car")
@@ -88,7 +91,10 @@ def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
         state, script = family_step(state, script, torch.tensor([BRAKE]))
         np.testing.assert_allclose(_columns(state, 0, m), _vehicles(env), atol=1e-6)
         np.testing.assert_allclose(observe(state)[0].numpy(), obs, atol=1e-5)  # what the policy sees
-    assert not bool(torch.isnan(script.triggered_at[0, 1 if family == "hard_braking_lead" else 2]))
+    if family in TRIGGERED:
+        assert not bool(torch.isnan(script.triggered_at[0, TRIGGERED[family]]))
+    else:
+        assert bool(torch.isnan(script.triggered_at).all())
     env.close()
 
 

@@ -224,7 +224,8 @@ def estimate(
     action: ActionOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     sim: str = typer.Option(
-        "highway-env", help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead)."
+        "highway-env",
+        help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, slower_lead).",
     ),
     batch: int = typer.Option(4096, help="--sim batched: episodes stepped at once."),
     duration: float | None = typer.Option(

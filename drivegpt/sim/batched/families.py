@@ -1,9 +1,10 @@
 """Corner-case families on the batched simulator: scripted scenes spawned and stepped B at a time.
 
 Owns the batched port of the straight-road families of ``drivegpt_envs.families`` (``stalled_car``,
-``hard_braking_lead``): ``family_config`` (their ``SimConfig``), ``family_reset`` (B initial states
-from a (B, d) parameter array in the family's own ``PARAMS`` order) and ``family_step`` (one policy
-step with the scripted vehicles' behaviour of ``drivegpt_envs.families.vehicles``).
+``hard_braking_lead``, ``slower_lead``): ``family_config`` (their ``SimConfig``), ``family_reset`` (B
+initial states from a (B, d) parameter array in the family's own ``PARAMS`` order) and
+``family_step`` (one policy step with the scripted vehicles' behaviour of
+``drivegpt_envs.families.vehicles``).
 
 Layout per episode, as in the highway-env family: the ego in slot 0 (lane 0, x = ``EGO_X``), then the
 family's scripted cars, then the background traffic of one lane (IDM, no lane changes), drawn from a
@@ -12,6 +13,7 @@ per-episode ``torch.Generator`` seeded with the episode seed: the same distribut
 triggers and manoeuvres. ``Script`` holds their per-slot settings and trigger state:
 
 * a *stalled* car (``stalled_vehicle``: a plain ``Vehicle``) never acts: it stands still;
+* a slow lead (``ScriptedVehicle`` without a trigger) cruises at its initial speed by IDM;
 * a *scripted* car (``ScriptedVehicle``) drives IDM in its lane until its trigger fires — at a time
   (``TimedVehicle``) or when its offset to a watched car reaches a gap (``GapVehicle``) — then changes
   to its script lane, if any, and ``brake_delay`` later brakes at ``deceleration`` down to
@@ -25,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,11 +44,24 @@ from drivegpt_envs.common import action_config
 from drivegpt_envs.families import FAMILIES, family_class
 from drivegpt_envs.families.base import EGO_X
 
-#: the families with a batched port -> (traffic lane, x_from - EGO_X [m], x_to extra [m], speed offset
-#: [m/s], spacing [m], scripted slots): the arguments of each family's ``_add_traffic`` call.
-TRAFFIC: dict[str, tuple[int, float, float, float, float, int]] = {
-    "stalled_car": (1, -60.0, 100.0, -3.0, 45.0, 2),  # x_to = stalled car + 100 m
-    "hard_braking_lead": (1, -80.0, 300.0, -2.0, 35.0, 1),  # x_to = lead + 300 m
+
+class Traffic(NamedTuple):
+    """The arguments of a family's ``_add_traffic`` call, and its scripted cars."""
+
+    lane: int  #: the traffic's lane
+    x_from: float  #: [m] first car's range starts at EGO_X + this
+    extra: float  #: [m] the cars end at (the scripted car named by ``anchor``) + this
+    speed_offset: float  #: [m/s] the traffic's speed: ego_speed + this (± 1)
+    spacing: float | str  #: [m] mean distance between cars, or the parameter that sets it
+    scripted: int  #: scripted cars after the ego
+    anchor: str  #: the parameter (distance from the ego [m]) that places the end of the traffic
+
+
+#: the families with a batched port
+TRAFFIC: dict[str, Traffic] = {
+    "stalled_car": Traffic(1, -60.0, 100.0, -3.0, 45.0, 2, "stall_distance"),  # to the stalled car + 100 m
+    "hard_braking_lead": Traffic(1, -80.0, 300.0, -2.0, 35.0, 1, "gap"),  # to the lead + 300 m
+    "slower_lead": Traffic(1, -80.0, 200.0, -3.0, "traffic_spacing", 1, "distance"),  # to the lead + 200 m
 }
 BATCHED_FAMILIES: tuple[str, ...] = tuple(TRAFFIC)
 
@@ -76,7 +92,7 @@ class Script:
         return Script(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
 
-def _family_spec(family: str) -> tuple[type, tuple[int, float, float, float, float, int]]:
+def _family_spec(family: str) -> tuple[type, Traffic]:
     if family not in TRAFFIC:
         raise BatchedFamilyError(
             f"scenario family {family!r} has no batched port; batched families: {', '.join(TRAFFIC)}"
@@ -86,11 +102,11 @@ def _family_spec(family: str) -> tuple[type, tuple[int, float, float, float, flo
 
 def traffic_slots(family: str) -> int:
     """Most background cars ``_add_traffic`` can place in this family (over its whole parameter box)."""
-    cls, (_, x_from, extra, _, spacing, _) = _family_spec(family)
-    p = {name: spec.high for name, spec in cls.PARAMS.items()}
-    far = p["stall_distance"] if family == "stalled_car" else p["gap"]  # [m] x_to - EGO_X - extra
+    cls, t = _family_spec(family)
+    far = cls.PARAMS[t.anchor].high  # [m] x_to - EGO_X - extra
+    spacing = cls.PARAMS[t.spacing].low if isinstance(t.spacing, str) else t.spacing  # [m] the densest
     # the first car within one spacing of x_from, then at least 0.7 spacing apart, all before x_to
-    return int(math.floor((far + extra - x_from) / (0.7 * spacing))) + 1
+    return int(math.floor((far + t.extra - t.x_from) / (0.7 * spacing))) + 1
 
 
 def family_config(
@@ -99,7 +115,8 @@ def family_config(
     """The ``SimConfig`` of a family: its road, frequencies and episode length, the ego interface of
     ``action`` (plus a policy's ``env_config``), slots for its scripted cars and traffic.
     ``duration`` [s] shortens the episode (default: the family's)."""
-    cls, (*_, scripted) = _family_spec(family)
+    cls, t = _family_spec(family)
+    scripted = t.scripted
     env = cls.default_config()
     env.update(action_config(ENV_ACTION_KIND[action]))  # type: ignore[arg-type]
     env.update(env_config or {})
@@ -150,13 +167,13 @@ def _traffic(
     x_from: torch.Tensor,
     x_to: torch.Tensor,
     speed: torch.Tensor,
-    spacing: float,
+    spacing: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``_add_traffic`` for B episodes: (present (B, M), x (B, M) [m], speed (B, M) [m/s])."""
+    """``_add_traffic`` for B episodes (``spacing`` (B,) [m]): (present, x [m], speed [m/s]), each (B, M)."""
     u = torch.stack(
         [torch.rand(slots, 3, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in seeds]
     ).to(x_from)  # (B, M, 3) uniforms: first offset / spacing jitter, speed jitter, spare
-    step = spacing * (0.7 + 0.6 * u[..., 0])  # (B, M) [m] distance to the previous car
+    step = spacing[:, None] * (0.7 + 0.6 * u[..., 0])  # (B, M) [m] distance to the previous car
     step[:, 0] = spacing * u[:, 0, 0]  # the first car: uniform in [x_from, x_from + spacing)
     x = x_from[:, None] + torch.cumsum(step, dim=1)  # (B, M) [m]
     v = speed[:, None] + (2 * u[..., 1] - 1)  # (B, M) [m/s] speed ± 1 m/s
@@ -176,7 +193,8 @@ def family_reset(
     seeds = [int(s) for s in (seeds.tolist() if hasattr(seeds, "tolist") else seeds)]
     if len(seeds) != p.shape[0]:
         raise BatchedFamilyError(f"{family}: {p.shape[0]} parameter rows but {len(seeds)} seeds")
-    cls, (lane, x_from, extra, dv, spacing, k) = _family_spec(family)
+    cls, t = _family_spec(family)
+    k, extra = t.scripted, t.extra
     col = {name: p[:, j] for j, name in enumerate(cls.PARAMS)}  # each (B,)
     bsz, n = p.shape[0], config.slots
     s = empty_state(config, bsz, device, dtype)
@@ -199,16 +217,20 @@ def family_reset(
         script.scripted[:, 2], script.blind[:, 2], script.watched[:, 2] = True, True, 1
         script.trigger_gap[:, 2], script.script_lane[:, 2] = -col["reveal_distance"], 1
         x_to = stall_x + extra
-    else:  # hard_braking_lead
+    elif family == "hard_braking_lead":
         x[:, 1], speed[:, 1] = EGO_X + col["gap"], ego_speed
         script.scripted[:, 1], script.trigger_time[:, 1] = True, col["brake_time"]
         script.brake_delay[:, 1], script.deceleration[:, 1] = 0.0, col["deceleration"]
         x_to = x[:, 1] + extra
+    else:  # slower_lead: a scripted car that never triggers, cruising at its speed
+        x[:, 1], speed[:, 1], script.scripted[:, 1] = EGO_X + col["distance"], col["lead_speed"], True
+        x_to = x[:, 1] + extra
     side = x - x.gather(1, script.watched.clamp(min=0)) - script.trigger_gap  # (B, N) [m]
     script.start_side.copy_(torch.where(side >= 0, 1.0, -1.0))
-    start = torch.full_like(ego_speed, EGO_X + x_from)  # (B,) [m]
-    on, tx, tv = _traffic(seeds, n - 1 - k, start, x_to, ego_speed + dv, spacing)
-    present[:, 1 + k :], x[:, 1 + k :], speed[:, 1 + k :], lanes[:, 1 + k :] = on, tx, tv, lane
+    start = torch.full_like(ego_speed, EGO_X + t.x_from)  # (B,) [m]
+    spacing = col[t.spacing] if isinstance(t.spacing, str) else torch.full_like(ego_speed, t.spacing)
+    on, tx, tv = _traffic(seeds, n - 1 - k, start, x_to, ego_speed + t.speed_offset, spacing)
+    present[:, 1 + k :], x[:, 1 + k :], speed[:, 1 + k :], lanes[:, 1 + k :] = on, tx, tv, t.lane
     x, speed = torch.where(present, x, 0.0), torch.where(present, speed, 0.0)
     y = lanes.to(dtype) * LANE_WIDTH  # (B, N) [m]
     controlled = present & ~script.stalled  # the stalled car is a plain Vehicle
