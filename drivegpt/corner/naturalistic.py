@@ -24,7 +24,9 @@ The model is stored as JSON (``drivegpt-naturalistic`` v1, no pickle) with the c
 it; ``drivegpt/suites/naturalistic.json`` is the shipped default. Estimation works in the *standard
 space* of a family: ``z ~ N(0, I_d)`` maps to parameters through each marginal's truncated inverse
 CDF (:meth:`FamilyDistribution.to_params`), so the naturalistic distribution is exactly ``N(0, I)``
-there and proposals are plain Gaussian mixtures with full support.
+there and proposals are plain Gaussian mixtures with full support. :class:`WithHumanTraits` adds the
+simulated human's seven personality traits as further standard-normal coordinates (uniform on their
+``PersonalityRanges``, as the human draws them), so an estimate can sample the driver with the scene.
 """
 
 from __future__ import annotations
