@@ -101,8 +101,12 @@ def batched_family_simulator(
                 state, script = family_reset(family, rows[:, : len(order)], chunk, config, device)
             except BatchedFamilyError as err:
                 raise UserError(str(err)) from None
-            people = [Personality(**dict(zip(traits, r, strict=True))) for r in rows[:, len(order) :]]
-            out.append(drive(driver, state, script, chunk, people if traits else None))
+            people = (
+                [Personality(**dict(zip(traits, r, strict=True))) for r in rows[:, len(order) :]]
+                if traits
+                else None
+            )
+            out.append(drive(driver, state, script, chunk, people))
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(out) if out else np.zeros(0, bool)
@@ -113,9 +117,9 @@ def batched_family_simulator(
 def drive(
     driver: Any, state: BatchState, script: Script, seeds: list[int], people: list[Personality] | None = None
 ) -> np.ndarray:
-    """Run B family episodes to their end under ``driver``; (B,) bool: the ego crashed or left the road.
+    """Run B family episodes to their end under ``driver``; the (B,) severity of each.
 
-    Returns the (B,) severity: 1 for those, ``1 / (1 + TTC_min / 1 s)`` (below 1) for the others.
+    Severity 1: the ego crashed or left the road; otherwise ``1 / (1 + TTC_min / 1 s)``, below 1.
     ``people``: the human's personality per episode (default: drawn from the seed). Finished episodes
     are dropped from the batch when the driver can be sliced (the human)."""
     bsz = state.batch_size

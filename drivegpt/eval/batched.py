@@ -27,6 +27,10 @@ from drivegpt.sim import batched
 from drivegpt.sim.batched.human import BatchedHuman
 
 
+class NoBatchedPort(UserError):
+    """The policy reads highway-env's objects and cannot drive the batched simulator."""
+
+
 def evaluate_batched(
     policy: str,
     env_id: str,
@@ -50,7 +54,7 @@ def evaluate_batched(
         and not hasattr(driver, "act_batch")
         and not hasattr(driver, "action")
     ):
-        raise UserError(
+        raise NoBatchedPort(
             f"{policy}: this driver reads highway-env's objects and has no batched port; "
             "use --sim highway-env (the batched simulator drives human, drivegpt, sb3-* and constant:)"
         )

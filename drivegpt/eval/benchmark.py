@@ -171,7 +171,7 @@ def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> dic
     """``spec`` alone on ``naturalistic_episodes`` episodes of naturalistic traffic: ``collisions``,
     ``km_driven``, ``mean_speed_mps``, ``collisions_per_1e6km`` and its Poisson 95% interval; None
     when it has no batched port or ``naturalistic_episodes`` is 0."""
-    from drivegpt.eval.batched import evaluate_batched
+    from drivegpt.eval.batched import NoBatchedPort, evaluate_batched
 
     if not cfg.naturalistic_episodes:
         return None
@@ -179,9 +179,7 @@ def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> dic
         m, per = evaluate_batched(
             spec, cfg.naturalistic_env, None, cfg.naturalistic_episodes, progress=progress
         )
-    except UserError as err:
-        if "no batched port" not in str(err):
-            raise
+    except NoBatchedPort:
         return None
     collisions, mkm = int(per["crashed"].sum()), max(m["km_driven"], 1e-9) / 1e6
     lo, hi = poisson_interval(collisions)
