@@ -7,6 +7,7 @@ leaving the road. A good family is hard but not impossible: flagged when the hum
 50 % of the time or never.
 
     nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action accel]
+        [--families intersection roundabout] [--no-junction-rules]
 
 Writes ``bench/results/family_difficulty.{json,md}``.
 
@@ -43,12 +44,14 @@ class Job(NamedTuple):
     family: str
     seed: int
     action: str
+    junction_rules: bool = True  #: False: the human drives junctions as on a highway (no yielding)
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """One random-parameter episode of ``job.family`` driven by the human model."""
     params = family_class(job.family).sample_params(np.random.default_rng(job.seed))
-    env = make_env(FAMILIES[job.family], job.action)
+    overrides = None if job.junction_rules else {"junction_rules": False}
+    env = make_env(FAMILIES[job.family], job.action, overrides)
     ep = run_episode(env, load_policy("human", job.action), job.seed, options={"params": params})
     env.close()
     return {
@@ -112,7 +115,7 @@ def _rate(fails: int, n: int) -> str:
 def compare(paths: list[str], out: str) -> str:
     """Table of two results' failure rates per family, all episodes and the seeds both ran."""
     (a_path, b_path), (a, b) = paths, [json.loads(open(p).read()) for p in paths]
-    ka, kb = a["action"], b["action"]
+    ka, kb = a.get("label", a["action"]), b.get("label", b["action"])
     lines = [
         f"Human failure rate per family, `{ka}` ({a_path}) vs `{kb}` ({b_path}); Wilson 95% intervals. "
         f"'Paired' uses only the seeds both ran (same parameters and personality); discordant: episodes "
@@ -146,6 +149,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--action", choices=["accel", "meta", "continuous"], default="accel")
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    ap.add_argument("--no-junction-rules", action="store_true",
+                    help="the human without its junction rules (no yielding, no curve speeds)")
     ap.add_argument("--out", default="bench/results/family_difficulty")
     ap.add_argument("--compare", nargs=2, metavar="RESULT.json", help="compare two results, no simulation")
     args = ap.parse_args()
@@ -154,14 +159,15 @@ def main() -> None:
         return
     t0 = time.time()
     seeds = range(EVAL_SEED, EVAL_SEED + args.episodes)
-    jobs = [Job(f, s, args.action) for f in args.families for s in seeds]
+    jobs = [Job(f, s, args.action, not args.no_junction_rules) for f in args.families for s in seeds]
+    label = args.action + (", no junction rules" if args.no_junction_rules else "")
     results = parallel_map(run_job, jobs, workers=args.workers, desc="family episodes")
     by_family = {f: [r for j, r in zip(jobs, results, strict=True) if j.family == f] for f in args.families}
     rows = [summarise(f, episodes) for f, episodes in by_family.items()]
     wall = time.time() - t0
     command = "python " + " ".join(sys.argv)
     header = (
-        f"Human model ({args.action} actions), {args.episodes} random-parameter episodes per family, "
+        f"Human model ({label}), {args.episodes} random-parameter episodes per family, "
         f"seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1}; `{command}`; {wall:.0f} s wall on "
         f"{platform.platform()} ({args.workers} workers; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end)."
@@ -171,8 +177,8 @@ def main() -> None:
     write_text(args.out + ".md", table)
     write_json(
         args.out + ".json",
-        {"command": command, "action": args.action, "wall_s": wall, "machine": platform.platform(),
-         "rows": rows, "episodes": by_family},
+        {"command": command, "action": args.action, "label": label, "wall_s": wall,
+         "machine": platform.platform(), "rows": rows, "episodes": by_family},
     )
     print(f"wrote {args.out}.json and {args.out}.md")
 

@@ -158,6 +158,18 @@ def register_action_type() -> None:
     _abstract.action_factory = _action_factory
 
 
+def is_lane_change(action_type: ActionType, action: Any) -> bool:
+    """Whether ``action`` asks for a lane change: an ``accel`` token's lane intent, a meta-action's
+    LANE_LEFT / LANE_RIGHT; continuous control (or no action) never does."""
+    if action is None:
+        return False
+    if isinstance(action_type, AccelLaneAction):
+        return bool(decode_accel_lane(int(action))[1] != KEEP)
+    if isinstance(action_type, _action.DiscreteMetaAction):
+        return int(action) in (0, 2)
+    return False
+
+
 def env_action_kind(env: Any) -> str:
     """The action interface of a highway-env env (``accel``, ``meta``, ``continuous``, or the class name)."""
     action_type = env.unwrapped.action_type

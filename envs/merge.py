@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from highway_env.envs.common.action import DiscreteMetaAction
 from highway_env.envs.merge_env import MergeEnv
 
-from drivegpt_envs.actions import KEEP, AccelLaneAction, decode_accel_lane
+from drivegpt_envs.actions import is_lane_change
 from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 
 
@@ -28,14 +27,7 @@ class DriveMergeEnv(MergeEnv):
     def _rewards(self, action) -> dict[str, float]:
         # highway-env's merge reward tests ``action in [0, 2]``, which only means a lane change for
         # meta-actions; ``accel`` tokens carry the lane intent, continuous control has none.
-        if action is None:  # e.g. the info of a reset
-            lane_change = False
-        elif isinstance(self.action_type, AccelLaneAction):
-            lane_change = bool(decode_accel_lane(int(action))[1] != KEEP)
-        elif isinstance(self.action_type, DiscreteMetaAction):
-            lane_change = int(action) in (0, 2)
-        else:
-            lane_change = False
+        lane_change = is_lane_change(self.action_type, action)
         rewards = super()._rewards(1)  # IDLE: no lane-change term
         rewards["lane_change_reward"] = float(lane_change)
         return rewards

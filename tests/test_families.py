@@ -116,6 +116,8 @@ CERTAIN_FAILURES = {
         IDLE,
     ),
     "oncoming_overtake": ({"oncoming_distance": 120.0, "oncoming_speed": 30.0}, LANE_LEFT),
+    "intersection": ({"ego_speed": 10.0, "crossing_speed": 10.0, "arrival_offset": 0.0}, IDLE),
+    "roundabout": ({"ego_speed": 10.0, "circulating_speed": 10.0, "arrival_offset": 0.0}, IDLE),
 }
 
 

@@ -201,6 +201,18 @@ PRIORS: dict[str, dict[str, tuple[Kind, float, float, str]]] = {
         "slow_speed": ("normal", 15.0, 3.0, "slow vehicles mostly drive 12-18 m/s"),
         "oncoming_distance": ("normal", 300.0, 100.0, "oncoming cars mostly appear far away"),
     },
+    "intersection": {
+        "ego_speed": ("normal", 8.5, 1.5, "approaches mostly near the 10 m/s limit"),
+        "ego_distance": ("normal", 32.5, 10.0, "broad: where the ego is when the other car comes is chance"),
+        "crossing_speed": ("normal", 9.0, 1.2, "priority traffic mostly at the limit; 20 % over is rare"),
+        "arrival_offset": ("normal", 0.5, 2.5, "broad: arrivals on the two roads are independent"),
+    },
+    "roundabout": {
+        "ego_speed": ("normal", 9.0, 2.0, "approaches mostly slow to 7-11 m/s"),
+        "ego_distance": ("normal", 30.0, 8.0, "broad: where the ego is when the other car comes is chance"),
+        "circulating_speed": ("normal", 10.0, 2.0, "circulating traffic mostly at 8-12 m/s"),
+        "arrival_offset": ("normal", 0.5, 2.5, "broad: arrivals on the ring and the entry are independent"),
+    },
 }
 
 #: family -> parameter -> (statistic of the logs, sign). Every parameter not here has a prior.

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
 from drivegpt.sim.geometry import bumper_gap, closing_speed
+from drivegpt.sim.junction import GapAcceptance, uses_junction_rules
 from drivegpt_envs.actions import (
     ACCEL_BINS,
     KEEP,
@@ -153,6 +154,9 @@ class HumanDriver:
             )
         self.target_lane = self.env.vehicle.lane_index
         self.since_lane_change = 0.0  # [s]
+        p = self.personality  # at junctions: the time headway is also the gap it keeps to crossing cars
+        rules = uses_junction_rules(env)
+        self.junction = GapAcceptance(p.time_headway, p.max_acceleration) if rules else None
         neutral: Any = np.zeros(2, np.float32) if self.continuous else NEUTRAL_TOKEN if self.accel else IDLE
         delay = round(self.personality.reaction_delay * self.env.config["policy_frequency"])  # [steps]
         self.queue = deque([0.0 if self.accel else neutral] * delay)  # accel: accelerations [m/s²]
@@ -243,10 +247,10 @@ class HumanDriver:
         ego = self.env.vehicle
         dt = 1.0 / self.env.config["policy_frequency"]  # [s]
         self.since_lane_change += dt
-        if ego.lane_index == self.target_lane or self.target_lane is None:
+        if ego.lane_index == self.target_lane or self.target_lane is None or self.junction is not None:
             self.target_lane = ego.lane_index
         lane_change = None
-        if self.since_lane_change >= self.LANE_CHANGE_PERIOD:
+        if self.since_lane_change >= self.LANE_CHANGE_PERIOD and self.junction is None:
             lane_change = self._mobil()
             if lane_change is not None:
                 self.target_lane = lane_change
@@ -255,6 +259,19 @@ class HumanDriver:
         acc = self._lead_acceleration(ego, ego.lane_index)
         if self.target_lane != ego.lane_index:
             acc = min(acc, self._lead_acceleration(ego, self.target_lane))
+        if self.junction is not None:  # speed limits, curves and yielding (no lane changes at junctions)
+            p = self.personality
+            others = [v for v in self.env.road.vehicles if v is not ego]
+            acc = min(
+                acc,
+                self.junction.acceleration(
+                    ego,
+                    others,
+                    p.desired_speed,
+                    p.comfortable_deceleration,
+                    lambda v, v0, gap, closing: idm_acceleration(v, v0, gap, closing, p),
+                ),
+            )
         if self.continuous:
             return self._continuous(acc)
         if self.accel:  # IDM as it is (emergency braking included), MOBIL as the lane intent

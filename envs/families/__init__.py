@@ -22,6 +22,8 @@ FAMILIES: dict[str, str] = {
     "stop_and_go": "drivegpt/StopAndGo-v0",
     "adversarial_vehicle": "drivegpt/AdversarialVehicle-v0",
     "oncoming_overtake": "drivegpt/OncomingOvertake-v0",
+    "intersection": "drivegpt/Intersection-v0",
+    "roundabout": "drivegpt/Roundabout-v0",
 }
 
 #: env id → entry point (registered by ``drivegpt_envs.register_envs``).
@@ -35,6 +37,8 @@ FAMILY_ENTRY_POINTS: dict[str, str] = {
     "drivegpt/StopAndGo-v0": "drivegpt_envs.families.stop_and_go:StopAndGoEnv",
     "drivegpt/AdversarialVehicle-v0": "drivegpt_envs.families.adversarial_vehicle:AdversarialVehicleEnv",
     "drivegpt/OncomingOvertake-v0": "drivegpt_envs.families.oncoming_overtake:OncomingOvertakeEnv",
+    "drivegpt/Intersection-v0": "drivegpt_envs.families.intersection:IntersectionFamilyEnv",
+    "drivegpt/Roundabout-v0": "drivegpt_envs.families.roundabout:RoundaboutFamilyEnv",
 }
 
 

@@ -140,3 +140,18 @@ def stalled_vehicle(road: Road, lane_index: LaneIndex, x: float) -> Vehicle:
     """A car standing still at longitudinal position ``x`` [m] of a lane (it never acts)."""
     lane = road.network.get_lane(lane_index)
     return Vehicle(road, lane.position(x, 0.0), lane.heading_at(x), speed=0.0)
+
+
+class ForwardIDMVehicle(IDMVehicle):
+    """highway-env's IDM car that brakes to a stop but never reverses (a stock IDM car that brakes hard
+    at a junction, or yields there, backs up at negative speed). Its IDM constants are highway-env's
+    defaults, pinned here: highway-env's intersection-v0 overwrites them on ``IDMVehicle`` for every
+    later env of the process."""
+
+    COMFORT_ACC_MAX = 3.0  # [m/s²]
+    COMFORT_ACC_MIN = -5.0  # [m/s²]
+    DISTANCE_WANTED = 10.0  # [m] jam distance, front to front
+
+    def step(self, dt: float) -> None:
+        super().step(dt)
+        self.speed = max(self.speed, 0.0)

@@ -1,0 +1,120 @@
+"""The human's junction rules: hand-computed kinematics, route geometry, and yielding in the families."""
+
+import math
+
+import numpy as np
+import pytest
+from highway_env.road.lane import CircularLane
+
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.junction import (
+    A_LATERAL,
+    along_route,
+    curve_speed,
+    travel_time,
+    uses_junction_rules,
+)
+from drivegpt.sim.rollout import make_env
+from drivegpt_envs.actions import AccelLaneAction, encode_accel_lane, is_lane_change
+from drivegpt_envs.families import FAMILIES
+from drivegpt_envs.families.vehicles import ForwardIDMVehicle
+
+
+def test_travel_time_hand_computed():
+    assert travel_time(0.0, 5.0, 2.0, 10.0) == 0.0
+    assert travel_time(30.0, 10.0, 2.0, 10.0) == pytest.approx(3.0)  # at the top speed already
+    # from 4 m/s at 2 m/s²: 12 m ramp to 8 m/s (2 s), then 8 m at 8 m/s (1 s)
+    assert travel_time(20.0, 4.0, 2.0, 8.0) == pytest.approx(3.0)
+    # within the ramp: 4 t + t² = 5 -> t = 1
+    assert travel_time(5.0, 4.0, 2.0, 8.0) == pytest.approx(1.0)
+    # a standing driver is assumed to drive off at MIN_GO_SPEED (2 m/s): 2 t + t² = 3 -> t = 1
+    assert travel_time(3.0, 0.0, 2.0, 8.0) == pytest.approx(1.0)
+
+
+def test_curve_speed_hand_computed():
+    d = np.arange(0.0, 41.0)  # [m]
+    assert curve_speed(d, np.zeros_like(d), 4.0) == math.inf  # straight
+    radius = 20.0  # [m] a bend from 30 m ahead on: v_curve = sqrt(3.5 * 20)
+    headings = np.where(d > 30.0, (d - 30.0) / radius, 0.0)
+    v_curve = math.sqrt(A_LATERAL * radius)
+    # the binding point is the bend's first sample: 30 m to slow down at 4 m/s²
+    assert curve_speed(d, headings, 4.0) == pytest.approx(math.sqrt(v_curve**2 + 2 * 4.0 * 30.0))
+    in_bend = d / radius  # already in it: the curve's own speed
+    assert curve_speed(d, in_bend, 4.0) == pytest.approx(v_curve)
+
+
+def test_route_into_the_roundabout_takes_the_lane_highway_env_takes():
+    env = make_env(FAMILIES["roundabout"])
+    env.reset(seed=0)
+    ego = env.unwrapped.vehicle
+    s = ego.lane.local_coordinates(ego.position)[0]
+    ahead = ego.lane.length - s + env.unwrapped.road.network.get_lane(("ses", "se", 0)).length + 5.0  # [m]
+    positions, _ = along_route(ego, np.array([0.0, ahead]))
+    np.testing.assert_allclose(positions[0], ego.position, atol=1e-9)
+    ring = env.unwrapped.road.network.get_lane(("se", "ex", 1))  # the outer lane: next_lane's choice
+    assert isinstance(ring, CircularLane)
+    np.testing.assert_allclose(np.linalg.norm(positions[1] - ring.center), ring.radius, atol=1e-6)
+
+
+def test_junction_rules_only_where_there_are_junctions():
+    assert uses_junction_rules(make_env(FAMILIES["intersection"]))
+    assert uses_junction_rules(make_env(FAMILIES["roundabout"]))
+    assert uses_junction_rules(make_env("intersection-v0"))
+    assert not uses_junction_rules(make_env("drivegpt/Highway-v0"))
+    assert not uses_junction_rules(make_env("drivegpt/Merge-v0"))
+    assert not uses_junction_rules(make_env("intersection-v0", overrides={"junction_rules": False}))
+
+
+def _human(family, params, seed=0, background=True):
+    """Min speed [m/s], crashed, arrived of the human driving the family (optionally alone with the
+    scripted car: the ego and the car placed next are the road's first two vehicles)."""
+    env = make_env(FAMILIES[family])
+    obs, _ = env.reset(seed=seed, options={"params": params})
+    base = env.unwrapped
+    if not background:
+        base.road.vehicles = base.road.vehicles[:2]
+    human, speeds = HumanDriver(), [base.vehicle.speed]
+    human.reset(seed, env)
+    for _ in range(200):
+        obs, _, terminated, truncated, _ = env.step(human.act(obs))
+        speeds.append(base.vehicle.speed)
+        if terminated or truncated:
+            break
+    return min(speeds), base.vehicle.crashed, base._is_terminated() and not base.vehicle.crashed
+
+
+def _params(family, other_speed, offset):
+    speed = "crossing_speed" if family == "intersection" else "circulating_speed"
+    return {"ego_speed": 9.0, "ego_distance": 30.0, speed: other_speed, "arrival_offset": offset}
+
+
+@pytest.mark.parametrize("family", ["intersection", "roundabout"])
+def test_human_yields_to_a_car_arriving_with_it(family):
+    for background in (False, True):
+        min_speed, crashed, arrived = _human(family, _params(family, 10.0, 0.0), background=background)
+        assert not crashed and arrived
+        assert min_speed < 1.0  # it stopped to let the other car go first
+
+
+@pytest.mark.parametrize("family", ["intersection", "roundabout"])
+def test_human_goes_when_the_gap_is_wide(family):
+    min_speed, crashed, arrived = _human(family, _params(family, 6.0, 3.0), background=False)
+    assert not crashed and arrived
+    assert min_speed > 3.0  # never stopped: it enters 3 s ahead of the other car
+
+
+def test_forward_idm_vehicle_never_reverses():
+    env = make_env(FAMILIES["intersection"])
+    env.reset(seed=0)
+    road = env.unwrapped.road
+    car = ForwardIDMVehicle.make_on_lane(road, ("o1", "ir1", 0), 10.0, speed=1.0)
+    car.action = {"steering": 0.0, "acceleration": -8.0}  # [m/s²] would reach -0.6 m/s in 0.2 s
+    car.step(0.2)
+    assert car.speed == 0.0
+
+
+def test_is_lane_change():
+    action_type = AccelLaneAction(make_env(FAMILIES["intersection"]).unwrapped)
+    assert not is_lane_change(action_type, int(encode_accel_lane(0.0, 0)))
+    assert is_lane_change(action_type, int(encode_accel_lane(0.0, 1)))
+    assert not is_lane_change(action_type, None)
