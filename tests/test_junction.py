@@ -9,6 +9,7 @@ from highway_env.road.lane import CircularLane
 from drivegpt.sim.human import HumanDriver
 from drivegpt.sim.junction import (
     A_LATERAL,
+    RoutePath,
     along_route,
     curve_speed,
     travel_time,
@@ -33,14 +34,19 @@ def test_travel_time_hand_computed():
 
 def test_curve_speed_hand_computed():
     d = np.arange(0.0, 41.0)  # [m]
-    assert curve_speed(d, np.zeros_like(d), 4.0) == math.inf  # straight
+    one_lane, xy = np.zeros(len(d), int), np.zeros((len(d), 2))
+    assert curve_speed(RoutePath(d, xy, np.zeros_like(d), one_lane), 4.0) == math.inf  # straight
     radius = 20.0  # [m] a bend from 30 m ahead on: v_curve = sqrt(3.5 * 20)
     headings = np.where(d > 30.0, (d - 30.0) / radius, 0.0)
     v_curve = math.sqrt(A_LATERAL * radius)
     # the binding point is the bend's first sample: 30 m to slow down at 4 m/s²
-    assert curve_speed(d, headings, 4.0) == pytest.approx(math.sqrt(v_curve**2 + 2 * 4.0 * 30.0))
+    expected = math.sqrt(v_curve**2 + 2 * 4.0 * 30.0)
+    assert curve_speed(RoutePath(d, xy, headings, one_lane), 4.0) == pytest.approx(expected)
     in_bend = d / radius  # already in it: the curve's own speed
-    assert curve_speed(d, in_bend, 4.0) == pytest.approx(v_curve)
+    assert curve_speed(RoutePath(d, xy, in_bend, one_lane), 4.0) == pytest.approx(v_curve)
+    # a heading step where one lane meets the next is no curve
+    step = np.where(d >= 10.0, 0.5, 0.0)  # [rad]
+    assert curve_speed(RoutePath(d, xy, step, (d >= 10.0).astype(int)), 4.0) == math.inf
 
 
 def test_route_into_the_roundabout_takes_the_lane_highway_env_takes():
@@ -49,7 +55,8 @@ def test_route_into_the_roundabout_takes_the_lane_highway_env_takes():
     ego = env.unwrapped.vehicle
     s = ego.lane.local_coordinates(ego.position)[0]
     ahead = ego.lane.length - s + env.unwrapped.road.network.get_lane(("ses", "se", 0)).length + 5.0  # [m]
-    positions, _ = along_route(ego, np.array([0.0, ahead]))
+    positions, _, segments = along_route(ego, np.array([0.0, ahead]))
+    assert segments[0] == 0 and segments[1] == 2  # access road, entry, ring
     np.testing.assert_allclose(positions[0], ego.position, atol=1e-9)
     ring = env.unwrapped.road.network.get_lane(("se", "ex", 1))  # the outer lane: next_lane's choice
     assert isinstance(ring, CircularLane)

@@ -26,10 +26,12 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
     if len(h):
         ax.fill_between(h[:, 0], h[:, 2], h[:, 3], alpha=0.3, label="95% interval")
         ax.plot(h[:, 0], h[:, 1], "o-", ms=3, label="estimate")
+        ax.legend()
+    else:  # no estimate to draw (e.g. no failure seen: degenerate weights)
+        ax.text(0.5, 0.5, "no estimate yet", ha="center", va="center", transform=ax.transAxes)
     log = len(h) > 0 and bool((h[:, 1:] > 0).all())  # log scale unless an estimate or a bound is 0
     ax.set(xlabel="simulations (pilot included)", ylabel="P(failure)", yscale="log" if log else "linear")
     ax.set_title(title)
-    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

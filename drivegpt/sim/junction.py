@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,9 +50,10 @@ def uses_junction_rules(env: Any) -> bool:
     return bool(base.config.get("junction_rules", isinstance(base, IntersectionEnv | RoundaboutEnv)))
 
 
-def along_route(vehicle: Any, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (N, 2) [m] and headings (N,) [rad] ``distances`` (N,) [m] ahead of ``vehicle``'s
-    centre along its route (its lane, then the route's next segments; past the last, straight on).
+def along_route(vehicle: Any, distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (N, 2) [m], headings (N,) [rad] and route segments (N,) (0: the vehicle's lane, 1: the
+    next, ...) ``distances`` (N,) [m] ahead of ``vehicle``'s centre along its route (its lane, then
+    the route's next segments; past the last, straight on).
     A route segment with no lane id is resolved as highway-env's ``next_lane`` does: the same lane id
     where the segment has as many lanes, else the lane nearest the end of the previous one."""
     network, (prev_from, prev_to, prev_id) = vehicle.road.network, vehicle.lane_index
@@ -74,25 +75,34 @@ def along_route(vehicle: Any, distances: np.ndarray) -> tuple[np.ndarray, np.nda
     local = x - np.concatenate([[0.0], ends])[which]  # (N,) [m] along each sample's lane
     positions = np.asarray([lanes[k].position(s, 0.0) for k, s in zip(which, local, strict=True)], float)
     headings = np.asarray([lanes[k].heading_at(s) for k, s in zip(which, local, strict=True)], float)
-    return positions, np.unwrap(headings)
+    return positions, np.unwrap(headings), which
 
 
-def route_path(ego: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Route samples ahead of the ego: distances (N,) [m], positions (N, 2) [m], headings (N,) [rad]."""
+class RoutePath(NamedTuple):
+    """Samples of the ego's route ahead, every ``PATH_STEP`` up to ``PATH_AHEAD``."""
+
+    d: np.ndarray  #: (N,) [m] distance from the ego's centre
+    positions: np.ndarray  #: (N, 2) [m]
+    headings: np.ndarray  #: (N,) [rad], unwrapped
+    segments: np.ndarray  #: (N,) which lane of the route each sample is on
+
+
+def route_path(ego: Any) -> RoutePath:
+    """The ego's route ahead (see :class:`RoutePath`)."""
     d = np.arange(0.0, PATH_AHEAD + PATH_STEP / 2, PATH_STEP)  # (N,)
-    positions, headings = along_route(ego, d)
-    return d, positions, headings
+    return RoutePath(d, *along_route(ego, d))
 
 
-def curve_speed(d: np.ndarray, headings: np.ndarray, braking: float) -> float:
+def curve_speed(path: RoutePath, braking: float) -> float:
     """Highest speed [m/s] from which the driver can slow to every curve's ``sqrt(A_LATERAL * R)``
-    ahead, braking at ``braking`` [m/s²]; inf on a straight route."""
-    curvature = np.abs(np.diff(headings)) / np.diff(d)  # (N-1,) [1/m]
-    bends = curvature > 1e-3
+    ahead, braking at ``braking`` [m/s²]; inf on a straight route. The curvature is the heading change
+    between neighbouring samples of one lane (the step where one lane meets the next is no curve)."""
+    curvature = np.abs(np.diff(path.headings)) / np.diff(path.d)  # (N-1,) [1/m]
+    bends = (curvature > 1e-3) & (np.diff(path.segments) == 0)
     if not bends.any():
         return math.inf
     v_curve = np.sqrt(A_LATERAL / curvature[bends])  # [m/s]
-    return float(np.min(np.sqrt(v_curve**2 + 2.0 * braking * d[:-1][bends])))
+    return float(np.min(np.sqrt(v_curve**2 + 2.0 * braking * path.d[:-1][bends])))
 
 
 def predicted_positions(vehicle: Any, times: np.ndarray) -> np.ndarray:
@@ -132,7 +142,7 @@ class GapAcceptance:
         speed, gap or None, closing speed)`` at the speed the road allows, behind every obstacle."""
         path = route_path(ego)
         limit = getattr(ego.lane, "speed_limit", None) or math.inf  # [m/s]
-        v0 = min(desired_speed, limit, curve_speed(path[0], path[2], braking))  # [m/s]
+        v0 = min(desired_speed, limit, curve_speed(path, braking))  # [m/s]
         acc = idm(ego.speed, v0, None, 0.0)
         for gap, speed in self.obstacles(ego, others, path, v0):
             acc = min(acc, idm(ego.speed, v0, gap, ego.speed - speed))
@@ -143,7 +153,7 @@ class GapAcceptance:
     ) -> list[tuple[float, float]]:
         """(bumper gap [m], speed [m/s]) of what the driver must stay behind: vehicles driving along its
         route ahead (at their speed) and, where it yields, the edge of the conflict zone (standing)."""
-        d, positions, headings = path
+        d, positions, headings, _ = path
         times = np.arange(0.0, HORIZON + TIME_STEP / 2, TIME_STEP)  # (T,)
         front = self.length / 2  # [m] the ego's centre to its front bumper
         out: list[tuple[float, float]] = []
