@@ -12,6 +12,7 @@ from drivegpt.sim.junction import (
     RoutePath,
     along_route,
     curve_speed,
+    predicted_positions,
     travel_time,
     uses_junction_rules,
 )
@@ -125,3 +126,38 @@ def test_is_lane_change():
     assert not is_lane_change(action_type, int(encode_accel_lane(0.0, 0)))
     assert is_lane_change(action_type, int(encode_accel_lane(0.0, 1)))
     assert not is_lane_change(action_type, None)
+
+
+def test_human_stops_for_a_wreck_across_its_path():
+    env = make_env(FAMILIES["intersection"])
+    obs, _ = env.reset(seed=0, options={"params": _params("intersection", 6.0, 3.0)})
+    base = env.unwrapped
+    base.road.vehicles = base.road.vehicles[:1]  # the ego alone, then a wreck 25 m ahead, sideways
+    lane = base.road.network.get_lane(base.vehicle.lane_index)
+    s = lane.local_coordinates(base.vehicle.position)[0] + 25.0  # [m]
+    wreck = ForwardIDMVehicle(base.road, lane.position(s, 1.0), lane.heading_at(s) + math.pi / 2, 0.0)
+    wreck.crashed = True
+    wreck.plan_route_to("o2")  # highway-env's intersection clears cars without a route
+    base.road.vehicles.append(wreck)
+    human = HumanDriver()
+    human.reset(0, env)
+    for _ in range(50):  # 10 s
+        obs, *_ = env.step(human.act(obs))
+    assert not base.vehicle.crashed and base.vehicle.speed < 0.5
+    assert np.linalg.norm(base.vehicle.position - wreck.position) > 4.0  # [m] stopped short of it
+
+
+def test_a_wreck_is_predicted_to_slide_to_rest():
+    env = make_env(FAMILIES["intersection"])
+    env.reset(seed=0)
+    road = env.unwrapped.road
+    car = ForwardIDMVehicle(road, np.array([0.0, 50.0]), 0.0, 5.0)  # heading east at 5 m/s
+    car.crashed = True  # highway-env then brakes it at -speed: x(t) = 5 (1 - e^-t)
+    times = np.array([0.0, 1.0, 6.0])
+    expected = np.array([[0.0, 50.0], [5.0 * (1 - math.exp(-1.0)), 50.0], [5.0 * (1 - math.exp(-6.0)), 50.0]])
+    np.testing.assert_allclose(predicted_positions(car, times), expected, atol=1e-9)
+    # and highway-env agrees (1 s at 10 Hz: within its Euler steps)
+    for _ in range(10):
+        car.act()
+        car.step(0.1)
+    assert car.position[0] == pytest.approx(5.0 * (1 - math.exp(-1.0)), abs=0.2)

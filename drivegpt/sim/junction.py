@@ -13,6 +13,8 @@ the human driver of :mod:`drivegpt.sim.human` also
   arrives, or arrives at least ``margin`` seconds after the other has left; ``margin`` is the
   driver's own time headway. Otherwise it stops short of the zone (IDM against a standing car at the
   zone's edge). Once it cannot stop before the zone any more it drives on and clears it.
+* stops for a wreck (a crashed car, sliding to rest) that lies or will lie within ``WRECK_CLEARANCE``
+  of its path, however hard it must brake.
 
 Vehicles already on the ego's path (a lead, a follower) are left to the car-following model. All of
 it reads the simulator's state, like the rest of the human; it draws no random numbers.
@@ -35,6 +37,8 @@ PATH_STEP = 1.0  # [m] spacing of the route samples
 HORIZON = 6.0  # [s] how far ahead other vehicles are predicted
 TIME_STEP = 0.2  # [s] spacing of the predictions
 CONFLICT_DISTANCE = 3.0  # [m] centre-to-centre distance at which two paths share a conflict zone
+#: [m] the same for a wreck, which may lie across the road: its half length, the ego's half width, 1 m
+WRECK_CLEARANCE = 4.5
 MAX_BRAKING = 8.0  # [m/s²] hardest braking (the last accel bin): beyond it the driver is committed
 MIN_GO_SPEED = 2.0  # [m/s] a stopped driver that decides to go is assumed to reach this at once
 ALIGNED = math.cos(math.radians(35.0))  # a vehicle heading within 35° of the route drives along it
@@ -107,8 +111,8 @@ def curve_speed(path: RoutePath, braking: float) -> float:
 
 def predicted_positions(vehicle: Any, times: np.ndarray) -> np.ndarray:
     """(T, 2) positions [m] of ``vehicle`` at ``times`` (T,) [s], along its route at constant speed."""
-    if vehicle.crashed:  # a wreck stays where it is
-        return np.repeat(vehicle.position[None], len(times), axis=0)
+    if vehicle.crashed:  # a wreck slides on: highway-env brakes it at -speed [m/s²], so v(t) = v e^-t
+        return vehicle.position + np.outer(1.0 - np.exp(-np.asarray(times, float)), vehicle.velocity)
     if vehicle.lane_index is None or vehicle.lane is None:
         return vehicle.position + np.outer(times, vehicle.velocity)
     return along_route(vehicle, vehicle.speed * np.asarray(times, float))[0]
@@ -162,7 +166,8 @@ class GapAcceptance:
             if np.linalg.norm(other.position - ego.position) > PATH_AHEAD + HORIZON * other.speed:
                 continue
             future = predicted_positions(other, times)  # (T, 2)
-            near = np.linalg.norm(future[:, None, :] - positions[None, :, :], axis=-1) < CONFLICT_DISTANCE
+            reach = WRECK_CLEARANCE if other.crashed else CONFLICT_DISTANCE  # [m]
+            near = np.linalg.norm(future[:, None, :] - positions[None, :, :], axis=-1) < reach
             if not near.any():
                 continue  # its path never meets the ego's
             if near[0].any():  # on the ego's path now: a lead when it drives along it
@@ -172,15 +177,18 @@ class GapAcceptance:
                     continue
             t_in, n_in = np.nonzero(near)  # (K,) the shared (time, place) pairs
             zone_in, zone_out = d[n_in.min()], d[n_in.max()]  # [m] the zone along the ego's route
+            if other.crashed:  # a wreck in the way: stop short of it, however hard that is
+                out.append((max(zone_in - reach - front, 0.0), 0.0))
+                continue
             if zone_in < self.length:
                 continue  # the zone is where the ego already is: yielding cannot help
             other_in = times[t_in.min()]  # [s]
             other_out = times[t_in.max()] + other.LENGTH / max(other.speed, 0.1)  # [s]
-            ego_in = travel_time(zone_in - CONFLICT_DISTANCE - front, ego.speed, self.drive_off, top_speed)
-            ego_out = travel_time(zone_out + CONFLICT_DISTANCE + front, ego.speed, self.drive_off, top_speed)
+            ego_in = travel_time(zone_in - reach - front, ego.speed, self.drive_off, top_speed)
+            ego_out = travel_time(zone_out + reach + front, ego.speed, self.drive_off, top_speed)
             if ego_out + self.margin <= other_in or other_out + self.margin <= ego_in:
                 continue  # an accepted gap: through before it, or after it
-            stop = min(stop, zone_in - CONFLICT_DISTANCE - front)
+            stop = min(stop, zone_in - reach - front)
         # Yield only while it can still stop short of the zone; past that point it clears the zone.
         if math.isfinite(stop) and stop >= ego.speed**2 / (2.0 * MAX_BRAKING):
             out.append((stop, 0.0))
