@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from drivegpt.sim.batched import observe
+from drivegpt.sim.batched.config import LANE_WIDTH
 from drivegpt.sim.batched.families import (
-    TRAFFIC,
+    SCENES,
     BatchedFamilyError,
     family_config,
     family_reset,
@@ -17,14 +20,28 @@ from drivegpt.sim.batched.families import (
 )
 from drivegpt.sim.rollout import make_env
 from drivegpt_envs.families import FAMILIES, family_class
+from drivegpt_envs.families.adversarial_vehicle import START_BEHIND
+from drivegpt_envs.families.base import EGO_X
 
 BRAKE = 0  # accel token: -8 m/s², keep lane (the ego stays out of the scripted cars' way)
+CLOSE_IN = 27  # accel token: +0.3 m/s², keep lane (the ego catches up with the car that cuts in)
 CASES = {
     "stalled_car": {"ego_speed": 24.0, "lead_gap": 25.0, "stall_distance": 150.0, "reveal_distance": 40.0},
     "hard_braking_lead": {"ego_speed": 25.0, "gap": 20.0, "brake_time": 2.0, "deceleration": 7.0},
     "slower_lead": {"ego_speed": 26.0, "lead_speed": 8.0, "distance": 60.0, "traffic_spacing": 30.0},
+    "cut_in": {"ego_speed": 24.0, "speed_difference": 4.0, "cut_in_gap": 20.0},
+    "adversarial_vehicle": {
+        "ego_speed": 24.0,
+        "speed_difference": 5.0,
+        "cut_in_gap": 8.0,
+        "brake_delay": 0.5,
+        "deceleration": 7.0,
+        "speed_drop": 15.0,
+    },
 }
-TRIGGERED = {"stalled_car": 2, "hard_braking_lead": 1}  #: the slot whose script fires (slower_lead: none)
+#: the slot whose script fires within the parity run (slower_lead: none)
+TRIGGERED = {"stalled_car": 2, "hard_braking_lead": 1, "cut_in": 1, "adversarial_vehicle": 1}
+ACTION = {"cut_in": CLOSE_IN}  #: the ego's token in the parity run (default: BRAKE)
 
 
 def _row(family: str, params: dict[str, float]) -> np.ndarray:
@@ -49,25 +66,83 @@ def _vehicles(env) -> np.ndarray:
 @pytest.mark.parametrize("family", list(CASES))
 def test_initial_state_matches_highway_env(family: str) -> None:
     cls = family_class(family)
+    scene = SCENES[family]
     rng = np.random.default_rng(0)
     rows = [cls.sample_params(rng) for _ in range(3)]
     seeds = [11, 12, 13]
     config = family_config(family, "accel")
     state, script = family_reset(family, np.concatenate([_row(family, p) for p in rows]), seeds, config)
-    scripted = 3 if family == "stalled_car" else 2  # the ego and the family's scripted cars
-    assert config.lanes_count == 2 and config.simulation_frequency == 10 and config.policy_frequency == 5
+    scripted = 1 + scene.scripted  # the ego and the family's scripted cars
+    assert config.lanes_count == cls.default_config()["lanes_count"]
+    assert config.simulation_frequency == 10 and config.policy_frequency == 5
     for b, (p, seed) in enumerate(zip(rows, seeds, strict=True)):
         env = _env(family, p, seed)
         expected = _vehicles(env)
         np.testing.assert_allclose(_columns(state, b, scripted), expected[:scripted], atol=1e-9)
         traffic = state.present[b, scripted:]
+        if scene.traffic is None:
+            assert len(expected) == scripted and config.slots == scripted
+            continue
         assert 1 <= int(traffic.sum()) <= traffic_slots(family)
-        assert bool((state.lane[b, scripted:][traffic] == 1).all())  # the right lane, like the env's
-        cruise = p["ego_speed"] + TRAFFIC[family].speed_offset  # [m/s]
+        assert bool((state.lane[b, scripted:][traffic] == scene.traffic.lane).all())  # the env's lane
+        cruise = p["ego_speed"] + scene.traffic.speed_offset  # [m/s]
         assert bool(((state.speed[b, scripted:][traffic] - cruise).abs() <= 1.0).all())
         env.close()
     assert bool(script.stalled[:, 1].all()) == (family == "stalled_car")
     assert not bool(state.behavior.enable_lane_change.any())
+
+
+@pytest.mark.parametrize("kind", ["meta", "continuous"])
+@pytest.mark.parametrize("family", ["cut_in", "adversarial_vehicle"])
+def test_cars_placed_by_the_cruise_speed_follow_the_ego_interface(family: str, kind: str) -> None:
+    """``cut_in`` and ``adversarial_vehicle`` set their car's speed from the ego's cruise speed: a meta
+    ego's snaps to its nearest set point (23 -> 25 m/s), a continuous ego's is its speed."""
+    params = {**CASES[family], "ego_speed": 23.0}
+    env = make_env(FAMILIES[family], kind)
+    env.reset(seed=0, options={"params": params})
+    state, _ = family_reset(family, _row(family, params), [0], family_config(family, kind))
+    np.testing.assert_allclose(_columns(state, 0, 2)[1], _vehicles(env)[1], atol=1e-9)
+    env.close()
+
+
+@pytest.mark.parametrize("family", [f for f in CASES if SCENES[f].traffic is not None])
+def test_traffic_is_placed_like_highway_env(family: str) -> None:
+    """The background traffic over many seeds, highway-env's and ours: both within the bounds of the
+    family's ``_add_traffic`` call as ``SCENES`` states it (lane, first car within one spacing of the
+    start, 0.7 to 1.3 spacings apart, the last before the end and no room for one more, speeds ± 1 m/s),
+    and the same distribution: count, first car, spacing and speed per episode agree in mean within
+    four standard errors."""
+    params, t = CASES[family], SCENES[family].traffic
+    k = 1 + SCENES[family].scripted
+    spacing = params[t.spacing] if isinstance(t.spacing, str) else t.spacing  # [m]
+    x_from, x_to = EGO_X + t.x_from, EGO_X + t.anchor(params) + t.extra  # [m]
+    cruise = params["ego_speed"] + t.speed_offset  # [m/s]
+
+    def figures(cars: np.ndarray) -> list[float]:
+        """One episode's traffic (M, 4) x, y, speed, heading: bounds checked, then its figures."""
+        x, v = np.sort(cars[:, 0]), cars[:, 2]  # [m], [m/s]
+        steps = np.diff(x) / spacing
+        assert np.all(cars[:, 1] == t.lane * LANE_WIDTH) and np.all(np.abs(v - cruise) <= 1.0)
+        assert 0.0 <= x[0] - x_from < spacing and np.all((steps >= 0.7 - 1e-9) & (steps <= 1.3 + 1e-9))
+        assert x[-1] < x_to <= x[-1] + 1.3 * spacing + 1e-9
+        return [len(x), x[0] - x_from, float(steps.mean()), float(v.mean()) - cruise]
+
+    env = make_env(FAMILIES[family], "accel")
+    theirs = []
+    for seed in range(60):
+        env.reset(seed=seed, options={"params": params})
+        theirs.append(figures(_vehicles(env)[k:]))
+    env.close()
+    seeds = list(range(1000, 1600))
+    state, _ = family_reset(
+        family, np.repeat(_row(family, params), len(seeds), 0), seeds, family_config(family)
+    )
+    present = state.present[:, k:].numpy()
+    cars = torch.stack([state.x, state.y, state.speed, state.heading], -1)[:, k:].numpy()  # (B, M, 4)
+    ours = np.array([figures(cars[b][present[b]]) for b in range(len(seeds))])
+    theirs = np.array(theirs)
+    se = np.sqrt(theirs.var(0) / len(theirs) + ours.var(0) / len(ours))  # (4,)
+    np.testing.assert_array_less(np.abs(theirs.mean(0) - ours.mean(0)), 4 * se)
 
 
 @pytest.mark.parametrize("family", list(CASES))
@@ -86,9 +161,10 @@ def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
         present=present[None], x=pad(expected[:, 0]), y=pad(expected[:, 1]), speed=pad(expected[:, 2]),
         target_speed=pad([getattr(v, "target_speed", 0.0) for v in env.unwrapped.road.vehicles]),
     )  # fmt: skip
+    action = ACTION.get(family, BRAKE)
     for _ in range(25):  # 5 s: the trigger fires and the script runs
-        obs = env.step(BRAKE)[0]
-        state, script = family_step(state, script, torch.tensor([BRAKE]))
+        obs = env.step(action)[0]
+        state, script = family_step(state, script, torch.tensor([action]))
         np.testing.assert_allclose(_columns(state, 0, m), _vehicles(env), atol=1e-6)
         np.testing.assert_allclose(observe(state)[0].numpy(), obs, atol=1e-5)  # what the policy sees
     if family in TRIGGERED:
@@ -134,6 +210,77 @@ def test_lead_brakes_as_specified() -> None:
     np.testing.assert_allclose(script.triggered_at[:, 1].numpy(), params[:, 2], atol=1e-9)
 
 
+def _substeps(family: str, params: np.ndarray, action: int, duration: float) -> tuple[list, object]:
+    """Run ``family`` one simulation sub-step per step: (the B-episode states, reset first, script)."""
+    config = replace(family_config(family, "accel", duration=duration), policy_frequency=10)
+    state, script = family_reset(family, params, list(range(len(params))), config)
+    states = [state]
+    while not bool((state.time >= config.duration - 1e-9).all()):
+        state, script = family_step(state, script, torch.full((len(params),), action))
+        states.append(state)
+    return states, script
+
+
+def _at_trigger(states: list, script, slot: int) -> np.ndarray:
+    """(B,) index into ``states`` of the act at which ``slot``'s trigger fired (0.1 s sub-steps)."""
+    fired = script.triggered_at[:, slot].numpy()
+    assert not np.isnan(fired).any()
+    return np.round(fired / 0.1).astype(int)
+
+
+def test_cut_in_car_takes_its_relative_speed_at_the_gap() -> None:
+    """The cutting car fires at the first act where it is at most ``cut_in_gap`` ahead of the ego, takes
+    the ego's speed less ``speed_difference`` there and then, and moves into the ego's lane."""
+    params = np.array([[20.0, 0.0, 8.0], [30.0, 8.0, 35.0], [25.0, 3.0, 15.0]])  # ego_speed, dv, gap
+    states, script = _substeps("cut_in", params, CLOSE_IN, duration=6.0)
+    k = _at_trigger(states, script, 1)
+    rows = np.arange(len(params))
+    offset = np.array([(s.x[:, 1] - s.x[:, 0]).numpy() for s in states])  # (T, B) [m] car ahead of the ego
+    assert np.all(offset[k, rows] <= params[:, 2]) and np.all(offset[k - 1, rows] > params[:, 2])
+    ego = np.array([s.speed[:, 0].numpy() for s in states])  # (T, B) [m/s]
+    car = np.array([s.speed[:, 1].numpy() for s in states])
+    target = np.array([s.target_speed[:, 1].numpy() for s in states])
+    np.testing.assert_allclose(car[k - 1, rows], params[:, 0] - params[:, 1] - 2.0, atol=1e-9)  # cruising
+    matched = ego[k, rows] - params[:, 1]  # [m/s] the ego's speed at the trigger, less the difference
+    np.testing.assert_allclose(target[k + 1, rows], matched, atol=1e-9)
+    np.testing.assert_allclose(car[k + 1, rows], matched, atol=1e-9)  # IDM at its cruise speed: no change
+    np.testing.assert_allclose(car[-1], matched, atol=1e-9)  # nothing ahead of it in the ego's lane
+    last = states[-1]
+    assert bool((last.target_lane[:, 1] == 1).all()) and bool((last.lane[:, 1] == 1).all())
+    assert not bool(last.crashed[:, 0].any())
+
+
+def test_adversary_cuts_in_and_brake_checks() -> None:
+    """The adversary fires once ``cut_in_gap`` ahead of the ego, changes into its lane, and
+    ``brake_delay`` later brakes at ``deceleration`` to its speed less ``speed_drop``, then holds it."""
+    params = np.array(  # ego_speed, speed_difference, cut_in_gap, brake_delay, deceleration, speed_drop
+        [
+            [20.0, 8.0, 3.0, 0.25, 9.0, 25.0],
+            [28.0, 2.0, 15.0, 1.05, 4.0, 10.0],
+            [24.0, 5.0, 8.0, 0.55, 6.0, 15.0],
+        ]
+    )
+    states, script = _substeps("adversarial_vehicle", params, BRAKE, duration=10.0)
+    k = _at_trigger(states, script, 1)
+    rows = np.arange(len(params))
+    offset = np.array([(s.x[:, 1] - s.x[:, 0]).numpy() for s in states])  # (T, B) [m]
+    np.testing.assert_allclose(offset[0], -START_BEHIND)
+    assert np.all(offset[k, rows] >= params[:, 2]) and np.all(offset[k - 1, rows] < params[:, 2])
+    v0 = params[:, 0] + params[:, 1]  # [m/s] the adversary's speed until it brakes
+    to = np.maximum(v0 - params[:, 5], 0.0)  # [m/s]
+    np.testing.assert_allclose(script.triggered_at[:, 1].numpy() - k * 0.1, 0.0, atol=1e-9)
+    v = np.array([s.speed[:, 1].numpy() for s in states])  # (T, B) [m/s]
+    j = np.arange(len(states))[:, None]  # (T, 1) sub-steps done
+    start = k + np.ceil(params[:, 3] / 0.1 - 1e-9).astype(int)  # (B,) the first act that brakes
+    expected = v0 - params[:, 4] * np.clip(j - start, 0, None) * 0.1  # (T, B) [m/s]
+    exact = expected >= to + 0.5 + params[:, 4] * 0.1  # still braking at the full deceleration
+    np.testing.assert_allclose(v[exact], expected[exact], atol=1e-9)
+    np.testing.assert_allclose(v[-1], to, atol=0.02)  # then held at the brake-to speed
+    last = states[-1]
+    assert bool((last.target_lane[:, 1] == 0).all()) and bool((last.lane[:, 1] == 0).all())
+    assert not bool(last.crashed[:, 0].any())
+
+
 def test_bad_input_is_refused() -> None:
     config = family_config("hard_braking_lead", "accel")
     with pytest.raises(BatchedFamilyError, match="out of its range"):
@@ -175,6 +322,24 @@ def test_severity_is_one_for_failures_and_graded_below() -> None:
     human = batched_family_simulator("stalled_car", "human", names, duration=15.0)
     sev = human(np.repeat(rows[1:], 4, 0), np.arange(4))
     assert np.all((sev > 0) & (sev < 1)), sev  # it closed in on the stalled car and braked in time
+
+
+@pytest.mark.parametrize(
+    ("family", "rows", "crash"),
+    [  # cut_in: closing at 6 m/s from 5 m bumper to bumper; matched speed 20 m ahead
+        ("cut_in", [[25.0, 6.0, 10.0], [25.0, 0.0, 20.0]], [True, False]),
+        ("adversarial_vehicle", [[20.0, 8.0, 3.0, 0.0, 9.0, 25.0]], [True]),  # 3 m ahead, brakes to 3 m/s
+    ],
+)
+def test_constant_speed_ego_against_the_car_that_cuts_in(family: str, rows: list, crash: list) -> None:
+    """The failure estimators' ``simulate_batch`` on the cut-in families: an ego that holds its speed
+    (``constant:0``, 0 m/s²) hits a car that cuts in slower, and stays far (in time) from one that
+    matches its speed."""
+    from drivegpt.corner.batched import batched_family_simulator
+
+    sim = batched_family_simulator(family, "constant:0", list(family_class(family).PARAMS), duration=10.0)
+    sev = sim(np.array(rows), np.arange(len(rows)))
+    assert np.array_equal(sev == 1.0, crash) and np.all((sev >= 0) & ((sev < 0.1) | crash)), sev
 
 
 def test_human_traits_drive_the_batched_human() -> None:

@@ -225,7 +225,8 @@ def estimate(
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     sim: str = typer.Option(
         "highway-env",
-        help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, slower_lead).",
+        help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, "
+        "slower_lead, cut_in, adversarial_vehicle).",
     ),
     batch: int = typer.Option(4096, help="--sim batched: episodes stepped at once."),
     duration: float | None = typer.Option(

@@ -238,9 +238,9 @@ def visited_labels_batched(
 def family_labels_batched(
     spec: str, family: str, episodes: int, seed: int, batch: int = 512, progress: bool = True
 ) -> Labels:
-    """DAgger's labels on a corner-case family ported to the batched simulator (``stalled_car``,
-    ``hard_braking_lead``): episode ``seed + i`` draws its parameters uniformly in the family's ranges
-    from a generator seeded by that seed alone (the same episode whatever ``batch``)."""
+    """DAgger's labels on a corner-case family ported to the batched simulator (``BATCHED_FAMILIES``):
+    episode ``seed + i`` draws its parameters uniformly in the family's ranges from a generator seeded
+    by that seed alone (the same episode whatever ``batch``)."""
     policy = load_policy(spec, policy_action_kind(spec, "accel"))
     config = family_config(family, "accel", getattr(policy, "env_config", None))
     cls = family_class(family)

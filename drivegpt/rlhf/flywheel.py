@@ -81,7 +81,7 @@ class FlywheelConfig(FrozenConfig):
     """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty:
     ``env_id``); HG-DAgger with ``sim: batched``: the envs of the monitored drives."""
     label_families: tuple[str, ...] = ()
-    """DAgger with ``sim: batched``: corner-case families (``stalled_car``, ``hard_braking_lead``) whose
+    """DAgger with ``sim: batched``: corner-case families with a batched port (``BATCHED_FAMILIES``) whose
     visited states the human labels too, ``drive_episodes`` each, parameters uniform in their ranges."""
     sim: Literal["highway-env", "batched"] = "highway-env"
     """DAgger and HG-DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B

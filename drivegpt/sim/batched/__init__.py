@@ -11,8 +11,9 @@ neighbour search), ``controller``, ``idm``, ``mobil``, ``kinematics``, ``collisi
 interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, termination), ``spawn``
 (``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv),
 ``sb3_vec_env`` (a stable-baselines3 VecEnv), ``human`` (the simulated human driver, decision for
-decision the same as ``drivegpt.sim.human``), ``families`` (corner-case families ported: stalled car,
-hard-braking lead).
+decision the same as ``drivegpt.sim.human``), ``scripted`` (the
+families' scripted cars), ``families`` (corner-case families ported: stalled car, hard-braking lead,
+slower lead, cut-in, adversarial vehicle).
 
 Usage::
 
