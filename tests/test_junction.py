@@ -161,3 +161,16 @@ def test_a_wreck_is_predicted_to_slide_to_rest():
         car.act()
         car.step(0.1)
     assert car.position[0] == pytest.approx(5.0 * (1 - math.exp(-1.0)), abs=0.2)
+
+
+def test_a_waiting_car_is_predicted_to_speed_up_to_its_cruise_speed():
+    env = make_env(FAMILIES["intersection"])
+    env.reset(seed=0)
+    road = env.unwrapped.road
+    car = ForwardIDMVehicle.make_on_lane(road, ("o1", "ir1", 0), 10.0, speed=0.0)  # eastward, y = 2
+    car.target_speed = 10.0  # [m/s]: 5 s at OTHERS_ACCELERATION (2 m/s²), then cruising
+    x = predicted_positions(car, np.array([0.0, 1.0, 6.0]))[:, 0] - car.position[0]  # [m] along x
+    np.testing.assert_allclose(x, [0.0, 1.0, 25.0 + 10.0], atol=1e-9)
+    car.speed = car.target_speed = 8.0  # at its cruise speed: constant speed
+    x = predicted_positions(car, np.array([0.0, 2.0]))[:, 0] - car.position[0]
+    np.testing.assert_allclose(x, [0.0, 16.0], atol=1e-9)

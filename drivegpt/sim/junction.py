@@ -7,7 +7,8 @@ the human driver of :mod:`drivegpt.sim.human` also
   ahead on its route is ``sqrt(A_LATERAL * R)`` in a curve of radius ``R``, and it starts braking
   comfortably early enough to get there at that speed;
 * yields by gap acceptance: it predicts where its route will take it (the next ``PATH_AHEAD`` m) and
-  where every other vehicle goes over the next ``HORIZON`` s (along its route, at constant speed).
+  where every other vehicle goes over the next ``HORIZON`` s (along its route, at its speed or
+  speeding up to its cruise speed).
   Where another vehicle's path comes within ``CONFLICT_DISTANCE`` of its own, the two share a
   conflict zone. It enters only if it clears the zone at least ``margin`` seconds before the other
   arrives, or arrives at least ``margin`` seconds after the other has left; ``margin`` is the
@@ -40,6 +41,7 @@ CONFLICT_DISTANCE = 3.0  # [m] centre-to-centre distance at which two paths shar
 #: [m] the same for a wreck, which may lie across the road: its half length, the ego's half width, 1 m
 WRECK_CLEARANCE = 4.5
 MAX_BRAKING = 8.0  # [m/s²] hardest braking (the last accel bin): beyond it the driver is committed
+OTHERS_ACCELERATION = 2.0  # [m/s²] how fast another car below its cruise speed is assumed to speed up
 MIN_GO_SPEED = 2.0  # [m/s] a stopped driver that decides to go is assumed to reach this at once
 ALIGNED = math.cos(math.radians(35.0))  # a vehicle heading within 35° of the route drives along it
 
@@ -110,12 +112,19 @@ def curve_speed(path: RoutePath, braking: float) -> float:
 
 
 def predicted_positions(vehicle: Any, times: np.ndarray) -> np.ndarray:
-    """(T, 2) positions [m] of ``vehicle`` at ``times`` (T,) [s], along its route at constant speed."""
+    """(T, 2) positions [m] of ``vehicle`` at ``times`` (T,) [s], along its route: at its speed, or,
+    if it drives slower than the speed it aims for (``target_speed``), speeding up to it at
+    ``OTHERS_ACCELERATION`` (a car that waits may go: the driver does not bet on it waiting)."""
+    t = np.asarray(times, float)
     if vehicle.crashed:  # a wreck slides on: highway-env brakes it at -speed [m/s²], so v(t) = v e^-t
-        return vehicle.position + np.outer(1.0 - np.exp(-np.asarray(times, float)), vehicle.velocity)
+        return vehicle.position + np.outer(1.0 - np.exp(-t), vehicle.velocity)
     if vehicle.lane_index is None or vehicle.lane is None:
-        return vehicle.position + np.outer(times, vehicle.velocity)
-    return along_route(vehicle, vehicle.speed * np.asarray(times, float))[0]
+        return vehicle.position + np.outer(t, vehicle.velocity)
+    v0, a = vehicle.speed, OTHERS_ACCELERATION  # [m/s], [m/s²]
+    v1 = max(float(getattr(vehicle, "target_speed", v0)), v0)  # [m/s]
+    ramp = (v1 - v0) / a  # [s] to reach it
+    s = np.where(t < ramp, v0 * t + 0.5 * a * t**2, v0 * ramp + 0.5 * a * ramp**2 + v1 * (t - ramp))  # [m]
+    return along_route(vehicle, s)[0]
 
 
 def travel_time(distance: float, speed: float, acceleration: float, top_speed: float) -> float:

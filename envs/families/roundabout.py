@@ -13,6 +13,9 @@ from drivegpt_envs.families.vehicles import ForwardIDMVehicle
 ENTRY = "se"  #: the ring node where the ego's entry joins it
 #: the ring's segments upstream of ``ENTRY``, nearest first (traffic circulates se → ex → ee → ...)
 UPSTREAM = (("sx", "se"), ("we", "sx"), ("wx", "we"), ("ne", "wx"), ("nx", "ne"), ("ee", "nx"), ("ex", "ee"))
+#: highway-env's entry lanes end 26.1 m from the centre, outside the outer ring lane's edge (24 + 2 m), so
+#: a car that follows its entry is off the road for a moment; the outer ring lane is this wide [m]
+OUTER_WIDTH = 5.0
 EXITS = ("exr", "nxr")  #: exits the circulating car may take (both past the ego's entry)
 #: background cars (lane, position along it [m]) as in highway-env's roundabout, but circulating in the
 #: outer lane (an inner-lane car leaving the ring cuts across the outer one)
@@ -20,11 +23,12 @@ BACKGROUND = ((("we", "sx", 1), 20.0), (("we", "sx", 1), -20.0), (("eer", "ees",
 
 
 class RoundaboutFamilyEnv(FamilyEnv, RoundaboutEnv):
-    """highway-env's two-lane roundabout (radii 20 and 24 m): the ego comes from the south and leaves
-    to the north; circulating traffic has the right of way. A car in the outer lane at
-    ``circulating_speed`` reaches the ego's entry ``arrival_offset`` after the ego would (both holding
-    their speeds); three seeded background cars circulate in the outer lane or enter from the east
-    (none within 15 m of the two). The episode ends once the ego is on its exit road."""
+    """highway-env's two-lane roundabout (radii 20 and 24 m; the outer lane 5 m wide): the ego comes
+    from the south and leaves to the north; circulating traffic has the right of way. A car in the
+    outer lane at ``circulating_speed`` reaches the ego's entry ``arrival_offset`` after the ego would
+    (both holding their speeds); three seeded background cars circulate in the outer lane or enter
+    from the east (none within 15 m of the two); none changes lane, and none leaves by the south
+    exit, just before the ego's entry. The episode ends once the ego is on its exit road."""
 
     FAMILY = "roundabout"
     PARAMS = {
@@ -42,6 +46,11 @@ class RoundaboutFamilyEnv(FamilyEnv, RoundaboutEnv):
         config.update(family_config(duration=20, lanes=2))
         config.update({"neighbour_vehicles_connected_lanes": True})
         return config
+
+    def _make_road(self) -> None:
+        super()._make_road()
+        for _from, _to in ((ENTRY, "ex"), *UPSTREAM):  # the whole ring
+            self.road.network.get_lane((_from, _to, 1)).width = OUTER_WIDTH
 
     def _make_vehicles(self) -> None:
         p, road, network = self.params, self.road, self.road.network
@@ -62,14 +71,15 @@ class RoundaboutFamilyEnv(FamilyEnv, RoundaboutEnv):
         car = ForwardIDMVehicle.make_on_lane(
             road, (_from, _to, 1), ring.length - upstream, p["circulating_speed"]
         )
-        car.target_speed = p["circulating_speed"]
+        car.target_speed, car.enable_lane_change = p["circulating_speed"], False
         car.plan_route_to(str(self.np_random.choice(EXITS)))
         road.vehicles.append(car)
         for lane_index, s in BACKGROUND:
             other = ForwardIDMVehicle.make_on_lane(road, lane_index, s + 2.0 * self.np_random.normal(), 16.0)
             other.speed += 2.0 * self.np_random.normal()  # [m/s]
-            other.plan_route_to(str(self.np_random.choice(("exr", "sxr", "nxr"))))
+            other.plan_route_to(str(self.np_random.choice(("exr", "wxr", "nxr"))))
             other.randomize_behavior()
+            other.enable_lane_change = False  # in the outer lane (highway-env's MOBIL cuts across it)
             if min(np.linalg.norm(other.position - v.position) for v in (ego, car)) > 15.0:
                 road.vehicles.append(other)
 
