@@ -7,9 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from highway_env.vehicle.behavior import IDMVehicle
 
 from drivegpt.sim.batched import observe
-from drivegpt.sim.batched.config import LANE_WIDTH
+from drivegpt.sim.batched.config import KP_A, LANE_WIDTH, LENGTH
 from drivegpt.sim.batched.families import (
     SCENES,
     BatchedFamilyError,
@@ -18,13 +19,17 @@ from drivegpt.sim.batched.families import (
     family_step,
     traffic_slots,
 )
+from drivegpt.sim.batched.scripted import wave_reference
 from drivegpt.sim.rollout import make_env
 from drivegpt_envs.families import FAMILIES, family_class
 from drivegpt_envs.families.adversarial_vehicle import START_BEHIND
 from drivegpt_envs.families.base import EGO_X
+from drivegpt_envs.families.stop_and_go import HEADWAY, JAM_GAP
+from drivegpt_envs.families.vehicles import WaveLeader
 
 BRAKE = 0  # accel token: -8 m/s², keep lane (the ego stays out of the scripted cars' way)
 CLOSE_IN = 27  # accel token: +0.3 m/s², keep lane (the ego catches up with the car that cuts in)
+HOLD = 24  # accel token: 0 m/s², keep lane (the ego holds its speed)
 CASES = {
     "stalled_car": {"ego_speed": 24.0, "lead_gap": 25.0, "stall_distance": 150.0, "reveal_distance": 40.0},
     "hard_braking_lead": {"ego_speed": 25.0, "gap": 20.0, "brake_time": 2.0, "deceleration": 7.0},
@@ -38,10 +43,20 @@ CASES = {
         "deceleration": 7.0,
         "speed_drop": 15.0,
     },
+    "stop_and_go": {
+        "high_speed": 24.0,
+        "low_speed": 2.0,
+        "period": 6.0,
+        "leader_deceleration": 6.0,
+        "platoon_size": 3.0,
+        "ego_gap": 20.0,
+    },
+    # the side car changes lanes 8 m behind the ego, 1 m/s faster: it brakes for the ego in its new lane
+    "side_swipe": {"ego_speed": 24.0, "offset": -8.0, "speed_difference": 1.0, "swerve_time": 2.0},
 }
-#: the slot whose script fires within the parity run (slower_lead: none)
-TRIGGERED = {"stalled_car": 2, "hard_braking_lead": 1, "cut_in": 1, "adversarial_vehicle": 1}
-ACTION = {"cut_in": CLOSE_IN}  #: the ego's token in the parity run (default: BRAKE)
+#: the slot whose script fires within the parity run (slower_lead, stop_and_go: none)
+TRIGGERED = {"stalled_car": 2, "hard_braking_lead": 1, "cut_in": 1, "adversarial_vehicle": 1, "side_swipe": 1}
+ACTION = {"cut_in": CLOSE_IN, "side_swipe": HOLD}  #: the ego's token in the parity run (default: BRAKE)
 
 
 def _row(family: str, params: dict[str, float]) -> np.ndarray:
@@ -77,11 +92,14 @@ def test_initial_state_matches_highway_env(family: str) -> None:
     assert config.simulation_frequency == 10 and config.policy_frequency == 5
     for b, (p, seed) in enumerate(zip(rows, seeds, strict=True)):
         env = _env(family, p, seed)
-        expected = _vehicles(env)
-        np.testing.assert_allclose(_columns(state, b, scripted), expected[:scripted], atol=1e-9)
+        expected, road = _vehicles(env), env.unwrapped.road.vehicles
+        k = min(scripted, len(expected))  # stop_and_go: the platoon's size varies
+        assert bool(state.present[b, :k].all()) and not bool(state.present[b, k:scripted].any())
+        np.testing.assert_allclose(_columns(state, b, k), expected[:k], atol=1e-9)
+        _check_scripts(state, script, b, road[:k])
         traffic = state.present[b, scripted:]
         if scene.traffic is None:
-            assert len(expected) == scripted and config.slots == scripted
+            assert len(expected) == k and config.slots == scripted
             continue
         assert 1 <= int(traffic.sum()) <= traffic_slots(family)
         assert bool((state.lane[b, scripted:][traffic] == scene.traffic.lane).all())  # the env's lane
@@ -92,11 +110,26 @@ def test_initial_state_matches_highway_env(family: str) -> None:
     assert not bool(state.behavior.enable_lane_change.any())
 
 
+def _check_scripts(state, script, b: int, vehicles: list) -> None:
+    """Episode ``b``'s per-vehicle IDM settings and wave settings are those of highway-env's ``vehicles``
+    (the ego and the family's scripted cars, in slot order)."""
+    for slot, v in enumerate(vehicles[1:], start=1):
+        if isinstance(v, IDMVehicle):  # a stalled car is a plain Vehicle
+            assert float(state.behavior.time_wanted[b, slot]) == v.TIME_WANTED
+            assert float(state.behavior.distance_wanted[b, slot]) == v.DISTANCE_WANTED
+        wave = [script.wave_mean, script.wave_amplitude, script.wave_period, script.wave_deceleration]
+        if isinstance(v, WaveLeader):
+            expected = [v.mean_speed, v.amplitude, v.period, v.max_deceleration]
+            np.testing.assert_allclose([float(t[b, slot]) for t in wave], expected, rtol=1e-15)
+        else:
+            assert float(script.wave_period[b, slot]) == np.inf
+
+
 @pytest.mark.parametrize("kind", ["meta", "continuous"])
-@pytest.mark.parametrize("family", ["cut_in", "adversarial_vehicle"])
+@pytest.mark.parametrize("family", ["cut_in", "adversarial_vehicle", "side_swipe"])
 def test_cars_placed_by_the_cruise_speed_follow_the_ego_interface(family: str, kind: str) -> None:
-    """``cut_in`` and ``adversarial_vehicle`` set their car's speed from the ego's cruise speed: a meta
-    ego's snaps to its nearest set point (23 -> 25 m/s), a continuous ego's is its speed."""
+    """``cut_in``, ``adversarial_vehicle`` and ``side_swipe`` set their car's speed from the ego's cruise
+    speed: a meta ego's snaps to its nearest set point (23 -> 25 m/s), a continuous ego's is its speed."""
     params = {**CASES[family], "ego_speed": 23.0}
     env = make_env(FAMILIES[family], kind)
     env.reset(seed=0, options={"params": params})
@@ -148,7 +181,33 @@ def test_traffic_is_placed_like_highway_env(family: str) -> None:
 @pytest.mark.parametrize("family", list(CASES))
 def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
     """With highway-env's background cars copied in, every vehicle follows the same trajectory."""
-    params, seed = CASES[family], 3
+    _, script = _check_parity(family, CASES[family], ACTION.get(family, BRAKE), steps=25)  # 5 s
+    if family in TRIGGERED:  # the trigger fired and the script ran
+        assert not bool(torch.isnan(script.triggered_at[0, TRIGGERED[family]]))
+    else:
+        assert bool(torch.isnan(script.triggered_at).all())
+
+
+def test_stop_and_go_platoon_piles_up_like_highway_env() -> None:
+    """The env's platoon keeps a jam distance shorter than a car: a wave down to a crawl makes the
+    follower run into the leader. Both crash at the same sub-step in both simulators, and every
+    trajectory (the crashed cars braking to a stop) stays the same."""
+    params = {  # one follower; the leader crawls at 0.01 m/s from about 4 s
+        "high_speed": 24.2,
+        "low_speed": 0.01,
+        "period": 8.52,
+        "leader_deceleration": 6.18,
+        "platoon_size": 0.61,
+        "ego_gap": 19.47,
+    }
+    state, _ = _check_parity("stop_and_go", params, BRAKE, steps=40)  # 8 s
+    assert state.crashed[0, :3].tolist() == [False, True, True]  # the follower and the leader, not the ego
+
+
+def _check_parity(family: str, params: dict[str, float], action: int, steps: int, seed: int = 3):
+    """Run ``family`` in both simulators with highway-env's cars copied in, ``steps`` policy steps of
+    ``action``: every vehicle's x, y, speed, heading within 1e-6, the same crashes, the same
+    observation; the final (state, script)."""
     env = _env(family, params, seed)
     config = family_config(family, "accel")
     state, script = family_reset(family, _row(family, params), [seed], config)
@@ -161,17 +220,14 @@ def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
         present=present[None], x=pad(expected[:, 0]), y=pad(expected[:, 1]), speed=pad(expected[:, 2]),
         target_speed=pad([getattr(v, "target_speed", 0.0) for v in env.unwrapped.road.vehicles]),
     )  # fmt: skip
-    action = ACTION.get(family, BRAKE)
-    for _ in range(25):  # 5 s: the trigger fires and the script runs
+    for _ in range(steps):
         obs = env.step(action)[0]
         state, script = family_step(state, script, torch.tensor([action]))
         np.testing.assert_allclose(_columns(state, 0, m), _vehicles(env), atol=1e-6)
+        assert state.crashed[0, :m].tolist() == [v.crashed for v in env.unwrapped.road.vehicles]
         np.testing.assert_allclose(observe(state)[0].numpy(), obs, atol=1e-5)  # what the policy sees
-    if family in TRIGGERED:
-        assert not bool(torch.isnan(script.triggered_at[0, TRIGGERED[family]]))
-    else:
-        assert bool(torch.isnan(script.triggered_at).all())
     env.close()
+    return state, script
 
 
 def test_stalled_car_stays_still_and_lead_swerves() -> None:
@@ -281,6 +337,82 @@ def test_adversary_cuts_in_and_brake_checks() -> None:
     assert not bool(last.crashed[:, 0].any())
 
 
+def test_wave_reference_at_hand_computed_times() -> None:
+    """The leader's reference ``mean + amplitude·cos(2π t / period)``: the top speed at 0 and after a
+    period, the mean at a quarter and three quarters, the bottom at a half, mean + amplitude / 2 at a
+    sixth; no wave (the ego, the platoon) is inert."""
+    rows = np.array([[20.0, 4.0, 8.0, 6.0, 1.0, 20.0], [28.0, 0.0, 5.0, 9.0, 0.0, 12.0]])  # high, low, period
+    _, script = family_reset("stop_and_go", rows, [0, 1], family_config("stop_and_go"))
+    leader = [2, 1]  # one follower, then none
+    times = np.array([0.0, 1 / 6, 1 / 4, 1 / 2, 3 / 4, 1.0])  # [periods]
+    expected = {0: [20.0, 16.0, 12.0, 4.0, 12.0, 20.0], 1: [28.0, 21.0, 14.0, 0.0, 14.0, 28.0]}  # [m/s]
+    for b in (0, 1):
+        clock = torch.tensor(times * rows[b, 2])[:, None]  # (T, 1) [s]
+        reference = wave_reference(script.select([b] * len(times)), clock)  # (T, N) [m/s]
+        np.testing.assert_allclose(reference[:, leader[b]].numpy(), expected[b], atol=1e-12)
+        assert bool((script.wave_period[b, : leader[b]] == torch.inf).all())
+
+
+def test_wave_leader_tracks_its_reference() -> None:
+    """A leader alone ahead of a braking ego, one sub-step per step: its acceleration is, step by step,
+    ``min(IDM free road, clip(KP_A (reference - v), -leader_deceleration, 6))`` with the IDM free road
+    ``3 (1 - (v / high_speed)^4)`` (nothing ahead of it, cruise speed the top speed); the braking
+    saturates at ``leader_deceleration`` where the reference falls faster than that."""
+    rows = np.array([[28.0, 0.0, 5.0, 4.0, 0.0, 35.0], [18.0, 6.0, 12.0, 9.0, 0.4, 20.0]])
+    states, script = _substeps("stop_and_go", rows, BRAKE, duration=12.0)
+    v = np.array([s.speed[:, 1].numpy() for s in states])  # (T, B) [m/s] the leader (no platoon)
+    t = np.arange(len(states))[:-1, None] * 0.1  # (T - 1, 1) [s] the clock at each act
+    high, low, period, decel = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
+    reference = np.maximum(0.5 * (high + low) + 0.5 * (high - low) * np.cos(2 * np.pi * t / period), 0.0)
+    track = np.clip(KP_A * (reference - v[:-1]), -decel, 6.0)  # (T - 1, B) [m/s²]
+    expected = np.minimum(3.0 * (1 - (v[:-1] / high) ** 4), track)
+    np.testing.assert_allclose(np.diff(v, axis=0) / 0.1, expected, atol=1e-9)
+    assert np.isclose(np.diff(v[:, 0]) / 0.1, -decel[0], atol=1e-9).sum() >= 10  # saturated
+    assert v.min() >= 0.0 and bool(torch.isnan(script.triggered_at).all())
+
+
+def test_platoon_size_rounds_half_to_even_and_keeps_its_headway() -> None:
+    """``round(platoon_size)`` followers as the env rounds (0.5 -> 0, 1.5 -> 2, 2.5 -> 2), one spacing
+    ``high_speed · HEADWAY + JAM_GAP`` apart from ``ego_gap`` ahead of the ego, with the platoon's IDM
+    time headway and jam distance; the wave leader next, the slots past it empty."""
+    sizes = [0.5, 1.5, 2.5, 0.49, 2.51, 3.0]
+    rows = np.array([[22.0, 3.0, 8.0, 6.0, size, 15.0] for size in sizes])
+    state, script = family_reset("stop_and_go", rows, list(range(len(sizes))), family_config("stop_and_go"))
+    followers = [0, 2, 2, 0, 3, 3]
+    spacing = 22.0 * HEADWAY + JAM_GAP  # [m]
+    for b, f in enumerate(followers):
+        env = _env("stop_and_go", dict(zip(family_class("stop_and_go").PARAMS, rows[b], strict=True)), 0)
+        assert len(env.unwrapped.road.vehicles) == 2 + f
+        env.close()
+        assert state.present[b].tolist() == [True] * (2 + f) + [False] * (3 - f)
+        np.testing.assert_allclose(state.x[b, 1 : 2 + f].numpy(), EGO_X + 15.0 + spacing * np.arange(f + 1))
+        assert state.behavior.time_wanted[b, 1 : 1 + f].tolist() == [HEADWAY] * f
+        assert state.behavior.distance_wanted[b, 1 : 1 + f].tolist() == [JAM_GAP - LENGTH] * f
+        assert float(script.wave_period[b, 1 + f]) == 8.0
+        assert bool(script.scripted[b, 1 : 2 + f].all()) and not bool(script.scripted[b, 2 + f :].any())
+
+
+def test_side_car_swerves_at_its_time_and_offset() -> None:
+    """Ahead of (or behind) an ego holding its speed, the side car cruises at the ego's speed plus
+    ``speed_difference``, fires at ``swerve_time`` exactly ``offset`` ahead of the ego, and changes into
+    the ego's lane."""
+    params = np.array([[20.0, 12.0, 2.0, 2.0], [28.0, -10.0, -3.0, 3.5], [24.0, 8.0, 0.5, 6.0]])
+    states, script = _substeps("side_swipe", params, HOLD, duration=9.0)
+    k = _at_trigger(states, script, 1)
+    rows = np.arange(len(params))
+    np.testing.assert_allclose(script.triggered_at[:, 1].numpy(), params[:, 3], atol=1e-9)
+    offset = np.array([(s.x[:, 1] - s.x[:, 0]).numpy() for s in states])  # (T, B) [m]
+    np.testing.assert_allclose(offset[k, rows], params[:, 1], atol=1e-9)
+    car = np.array([s.speed[:, 1].numpy() for s in states])  # (T, B) [m/s]
+    before = np.arange(len(states))[:, None] <= k  # (T, B) up to the act that fires
+    np.testing.assert_allclose(car[before], np.broadcast_to(params[:, 0] + params[:, 2], car.shape)[before])
+    target = np.array([s.target_lane[:, 1].numpy() for s in states])  # (T, B)
+    assert np.all(target[k, rows] == 0) and np.all(target[k + 1, rows] == 1)  # the act at k changes it
+    last = states[-1]
+    assert bool((last.target_lane[:, 1] == 1).all()) and bool((last.lane[:, 1] == 1).all())
+    assert not bool(last.crashed[:, 0].any())
+
+
 def test_bad_input_is_refused() -> None:
     config = family_config("hard_braking_lead", "accel")
     with pytest.raises(BatchedFamilyError, match="out of its range"):
@@ -288,7 +420,7 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(BatchedFamilyError, match=r"shape \(B, 4\)"):
         family_reset("hard_braking_lead", np.zeros((2, 3)), [0, 1], config)
     with pytest.raises(BatchedFamilyError, match="no batched port"):
-        family_config("side_swipe")
+        family_config("aggressive_merge")
 
 
 def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
@@ -307,7 +439,7 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
     est = json.loads((out / "estimate.json").read_text())
     assert est["sims"] == 8 and est["run"]["sim"] == "batched"
     assert est["failure_probability"] == 1.0  # 8 of 8: nothing brakes for the stalled car
-    bad = CliRunner().invoke(app, [a if a != "stalled_car" else "side_swipe" for a in args])
+    bad = CliRunner().invoke(app, [a if a != "stalled_car" else "aggressive_merge" for a in args])
     assert bad.exit_code != 0 and "no batched port" in bad.output
 
 

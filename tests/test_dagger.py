@@ -229,8 +229,8 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
     ("settings", "message"),
     [
         (
-            {"sim": "batched", "label_families": ["side_swipe"]},
-            "'side_swipe' has no batched port; valid: stalled_car",
+            {"sim": "batched", "label_families": ["aggressive_merge"]},
+            "'aggressive_merge' has no batched port; valid: stalled_car",
         ),
         ({"label_families": ["stalled_car"]}, "label_families needs sim: batched"),
         (

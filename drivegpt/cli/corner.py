@@ -226,7 +226,7 @@ def estimate(
     sim: str = typer.Option(
         "highway-env",
         help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, "
-        "slower_lead, cut_in, adversarial_vehicle).",
+        "slower_lead, cut_in, adversarial_vehicle, stop_and_go, side_swipe).",
     ),
     batch: int = typer.Option(4096, help="--sim batched: episodes stepped at once."),
     duration: float | None = typer.Option(

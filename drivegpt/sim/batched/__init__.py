@@ -12,8 +12,9 @@ interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, term
 (``reset``), ``transfer`` (to/from highway-env objects), ``vector_env`` (a gymnasium VectorEnv),
 ``sb3_vec_env`` (a stable-baselines3 VecEnv), ``human`` (the simulated human driver, decision for
 decision the same as ``drivegpt.sim.human``), ``scripted`` (the
-families' scripted cars), ``families`` (corner-case families ported: stalled car, hard-braking lead,
-slower lead, cut-in, adversarial vehicle).
+families' scripted cars), ``scenes`` (where each family places its cars), ``traffic_collisions``
+(collisions among a family's own cars), ``families`` (corner-case families ported: stalled car,
+hard-braking lead, slower lead, cut-in, adversarial vehicle, stop-and-go, side swipe).
 
 Usage::
 

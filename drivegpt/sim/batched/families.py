@@ -1,30 +1,33 @@
 """Corner-case families on the batched simulator: scripted scenes spawned and stepped B at a time.
 
 Owns the batched port of the straight-road families of ``drivegpt_envs.families`` (``stalled_car``,
-``hard_braking_lead``, ``slower_lead``, ``cut_in``, ``adversarial_vehicle``): ``family_config``
-(their ``SimConfig``), ``family_reset`` (B initial states from a (B, d) parameter array in the
-family's own ``PARAMS`` order) and ``family_step`` (one policy step with the scripted vehicles'
-behaviour of ``drivegpt_envs.families.vehicles``, ported in ``scripted``: ``Script`` and
-``script_commands``).
+``hard_braking_lead``, ``slower_lead``, ``cut_in``, ``adversarial_vehicle``, ``stop_and_go``,
+``side_swipe``): ``family_config`` (their ``SimConfig``), ``family_reset`` (B initial states from a
+(B, d) parameter array in the family's own ``PARAMS`` order) and ``family_step`` (one policy step
+with the scripted vehicles' behaviour of ``drivegpt_envs.families.vehicles``, ported in
+``scripted``: ``Script`` and ``script_commands``).
 
-Layout per episode, as in the highway-env family (``SCENES``): the ego in slot 0 (the family's ego
-lane, x = ``EGO_X``), then the family's scripted cars, then the background traffic of one lane (IDM,
-no lane changes) if the family has any, drawn from a per-episode ``torch.Generator`` seeded with the
-episode seed: the same distribution as the env's ``_add_traffic``, not its random numbers. The
-scripted cars are exact: same positions, speeds, triggers and manoeuvres. Cars placed by the ego's
-cruise speed (``cut_in``, ``adversarial_vehicle``) take ``FamilyHighwayEnv._cruise_speed``: the
-ego's speed, snapped to the nearest set point for a ``meta`` ego.
+Layout per episode, as in the highway-env family (``scenes``: ``SCENES``, ``place_scripted``): the
+ego in slot 0 (the family's ego lane, x = ``EGO_X``), then the family's scripted cars, then the
+background traffic of one lane (IDM, no lane changes) if the family has any, drawn from a per-episode
+``torch.Generator`` seeded with the episode seed: the same distribution as the env's
+``_add_traffic``, not its random numbers. The scripted cars are exact: same positions, speeds,
+triggers, manoeuvres and IDM settings. Cars placed by the ego's cruise speed (``cut_in``,
+``adversarial_vehicle``, ``side_swipe``) take ``FamilyHighwayEnv._cruise_speed``: the ego's speed,
+snapped to the nearest set point for a ``meta`` ego. ``stop_and_go``'s platoon has
+``round(platoon_size)`` cars (0 to 3, half to even as Python rounds): its slots run ego, platoon,
+wave leader, then empty slots, as the env's vehicle list.
 
-As in the rest of the batched simulator only the ego's collisions are tested.
+As in the rest of the batched simulator only the ego's collisions are tested, but for the cars a
+family marks ``Script.collides`` (``stop_and_go``'s platoon, which can pile up): their pairs are
+tested too (``traffic_collisions``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from operator import itemgetter
-from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -40,55 +43,16 @@ from drivegpt.sim.batched.ego import (
     validate_action,
 )
 from drivegpt.sim.batched.kinematics import bicycle_step
+from drivegpt.sim.batched.scenes import SCENES, Scene, place_scripted
 from drivegpt.sim.batched.scripted import Script, script_commands
 from drivegpt.sim.batched.spawn import empty_state
 from drivegpt.sim.batched.state import BatchState, Behavior
+from drivegpt.sim.batched.traffic_collisions import traffic_collisions
 from drivegpt_envs.common import action_config
 from drivegpt_envs.families import FAMILIES, family_class
-from drivegpt_envs.families.adversarial_vehicle import START_BEHIND
 from drivegpt_envs.families.base import EGO_X
-from drivegpt_envs.families.cut_in import LEAD_TIME
-
-
-class Traffic(NamedTuple):
-    """The arguments of a family's ``_add_traffic`` call."""
-
-    lane: int  #: the traffic's lane
-    x_from: float  #: [m] first car's range starts at EGO_X + this
-    extra: float  #: [m] the cars end at EGO_X + ``anchor`` + this
-    speed_offset: float  #: [m/s] the traffic's speed: ego_speed + this (± 1)
-    spacing: float | str  #: [m] mean distance between cars, or the parameter that sets it
-    #: [m] initial distance ego → the scripted car the traffic ends past, from the parameters by name
-    #: (non-decreasing in each, so the parameter box's top corner gives the most traffic)
-    anchor: Callable[[Mapping[str, Any]], Any]
-
-
-class Scene(NamedTuple):
-    """Where a family's ``_create_vehicles`` puts its cars."""
-
-    ego_lane: int  #: the ego's lane (0: leftmost)
-    scripted: int  #: scripted cars after the ego
-    traffic: Traffic | None  #: its ``_add_traffic`` call (None: no background traffic)
-
-
-def _cut_in_start(p: Mapping[str, Any]) -> Any:
-    """[m] initial distance ego → cutting car (``CutInEnv``): the cut-in gap plus ``LEAD_TIME`` of closing."""
-    return p["cut_in_gap"] + (p["speed_difference"] + 2.0) * LEAD_TIME
-
 
 #: the families with a batched port
-SCENES: dict[str, Scene] = {
-    # traffic in the right lane up to 100 m past the stalled car
-    "stalled_car": Scene(0, 2, Traffic(1, -60.0, 100.0, -3.0, 45.0, itemgetter("stall_distance"))),
-    # traffic in the right lane up to 300 m past the lead
-    "hard_braking_lead": Scene(0, 1, Traffic(1, -80.0, 300.0, -2.0, 35.0, itemgetter("gap"))),
-    # traffic in the right lane up to 200 m past the lead
-    "slower_lead": Scene(0, 1, Traffic(1, -80.0, 200.0, -3.0, "traffic_spacing", itemgetter("distance"))),
-    # the ego in the middle lane; traffic in the left lane up to 250 m past the cutting car's start
-    "cut_in": Scene(1, 1, Traffic(0, -60.0, 250.0, -2.0, 40.0, _cut_in_start)),
-    # the ego and the adversary alone on the road
-    "adversarial_vehicle": Scene(0, 1, None),
-}
 BATCHED_FAMILIES: tuple[str, ...] = tuple(SCENES)
 
 
@@ -195,46 +159,6 @@ def _cruise_speed(ego_speed: torch.Tensor, config: SimConfig) -> torch.Tensor:
     return speeds[_speed_to_index(ego_speed, speeds)]
 
 
-def _place_scripted(
-    family: str,
-    col: dict[str, torch.Tensor],
-    cruise: torch.Tensor,
-    x: torch.Tensor,
-    speed: torch.Tensor,
-    lanes: torch.Tensor,
-    script: Script,
-) -> None:
-    """The family's scripted cars (slots 1..) as its ``_create_vehicles`` places them: positions [m],
-    speeds [m/s], lanes and scripts written in place; ``col`` the parameters (B,) each, ``cruise``
-    (B,) [m/s] the ego's cruise speed."""
-    ego_speed = col["ego_speed"]  # (B,) [m/s]
-    if family == "stalled_car":
-        stall_x = EGO_X + col["stall_distance"]  # (B,) [m]
-        lead_gap = torch.minimum(col["lead_gap"], col["stall_distance"] - col["reveal_distance"] - 10.0)
-        x[:, 1], x[:, 2], speed[:, 2] = stall_x, EGO_X + lead_gap, ego_speed
-        script.stalled[:, 1] = True
-        script.scripted[:, 2], script.blind[:, 2], script.watched[:, 2] = True, True, 1
-        script.trigger_gap[:, 2], script.script_lane[:, 2] = -col["reveal_distance"], 1
-    elif family == "hard_braking_lead":
-        x[:, 1], speed[:, 1] = EGO_X + col["gap"], ego_speed
-        script.scripted[:, 1], script.trigger_time[:, 1] = True, col["brake_time"]
-        script.brake_delay[:, 1], script.deceleration[:, 1] = 0.0, col["deceleration"]
-    elif family == "slower_lead":  # a scripted car that never triggers, cruising at its speed
-        x[:, 1], speed[:, 1], script.scripted[:, 1] = EGO_X + col["distance"], col["lead_speed"], True
-    elif family == "cut_in":  # right lane, slower; cuts in cut_in_gap ahead, speed_difference slower
-        dv = col["speed_difference"]  # (B,) [m/s]
-        x[:, 1] = EGO_X + col["cut_in_gap"] + (dv + 2.0) * LEAD_TIME
-        speed[:, 1], lanes[:, 1], script.scripted[:, 1] = cruise - dv - 2.0, 2, True
-        script.watched[:, 1], script.trigger_gap[:, 1], script.script_lane[:, 1] = 0, col["cut_in_gap"], 1
-        script.relative_speed[:, 1] = -dv
-    else:  # adversarial_vehicle: from behind in the right lane, cuts in cut_in_gap ahead, brake-checks
-        car_speed = cruise + col["speed_difference"]  # (B,) [m/s]
-        x[:, 1], speed[:, 1], lanes[:, 1], script.scripted[:, 1] = EGO_X - START_BEHIND, car_speed, 1, True
-        script.watched[:, 1], script.trigger_gap[:, 1], script.script_lane[:, 1] = 0, col["cut_in_gap"], 0
-        script.brake_delay[:, 1], script.deceleration[:, 1] = col["brake_delay"], col["deceleration"]
-        script.brake_to_speed[:, 1] = (car_speed - col["speed_drop"]).clamp(min=0.0)
-
-
 def family_reset(
     family: str,
     params: np.ndarray | torch.Tensor,
@@ -255,15 +179,18 @@ def family_reset(
     s = empty_state(config, p.shape[0], device, dtype)
     x, speed, lanes = s.x.clone(), s.speed.clone(), s.lane.clone()
     present = s.present.clone()
+    headway, jam = s.behavior.time_wanted.clone(), s.behavior.distance_wanted.clone()
     script = Script.inert(s.present, s.x)
-    ego_speed = col["ego_speed"]  # [m/s]
+    ego_speed = col[scene.ego_speed]  # [m/s]
     x[:, 0], speed[:, 0], lanes[:, 0], present[:, : 1 + k] = EGO_X, ego_speed, scene.ego_lane, True
-    _place_scripted(family, col, _cruise_speed(ego_speed, config), x, speed, lanes, script)
+    cars = {"x": x, "speed": speed, "lane": lanes, "present": present}  # (B, N) each, written in place
+    cars |= {"time_wanted": headway, "distance_wanted": jam}  # (B, N) [s], [m] per-vehicle IDM
+    place_scripted(family, col, _cruise_speed(ego_speed, config), cars, script)
     side = x - x.gather(1, script.watched.clamp(min=0)) - script.trigger_gap  # (B, N) [m]
     script.start_side.copy_(torch.where(side >= 0, 1.0, -1.0))
     if t is not None:
         start = torch.full_like(ego_speed, EGO_X + t.x_from)  # (B,) [m]
-        x_to = EGO_X + t.anchor(col) + t.extra  # (B,) [m]
+        x_to = torch.as_tensor(EGO_X + t.anchor(col) + t.extra).to(ego_speed).expand_as(ego_speed)  # (B,) [m]
         spacing = col[t.spacing] if isinstance(t.spacing, str) else torch.full_like(ego_speed, t.spacing)
         on, tx, tv = _traffic(seeds, n - 1 - k, start, x_to, ego_speed + t.speed_offset, spacing)
         present[:, 1 + k :], x[:, 1 + k :], speed[:, 1 + k :], lanes[:, 1 + k :] = on, tx, tv, t.lane
@@ -271,8 +198,14 @@ def family_reset(
     y = lanes.to(dtype) * LANE_WIDTH  # (B, N) [m]
     controlled = present & ~script.stalled  # the stalled car is a plain Vehicle
     idm = config.idm
+    no_mobil = torch.zeros_like(present)  # (B, N) no lane changes
     behavior = Behavior(
-        **{**s.behavior.__dict__, "enable_lane_change": torch.zeros_like(present)}  # no MOBIL
+        **{
+            **s.behavior.__dict__,
+            "enable_lane_change": no_mobil,
+            "time_wanted": headway,
+            "distance_wanted": jam,
+        }
     )
     timer = torch.remainder((x + y) * math.pi, idm.lane_change_delay)  # (B, N) [s] IDMVehicle.__init__
     timer[:, 0] = 0.0
@@ -299,7 +232,7 @@ def family_substep(s: BatchState, script: Script, dt: float) -> tuple[BatchState
     s = s.replace(timer=s.timer + dt)
     s = bicycle_step(s, accel, steering, dt, ego_speed_range(s.config.action))
     s = s.replace(speed=torch.where(script.scripted, s.speed.clamp(min=0.0), s.speed))  # never reverses
-    s = ego_collisions(s, dt)
+    s = traffic_collisions(ego_collisions(s, dt), script.collides, dt)
     return s.replace(steps=s.steps + 1), script
 
 

@@ -11,13 +11,19 @@ Owns ``Script`` (per-slot script settings and trigger state, (B, N) each) and ``
   to its script lane, if any, and ``brake_delay`` later brakes at ``deceleration`` down to
   ``brake_to_speed`` and holds it; a *blind* one ignores the car ahead until its trigger fires; a gap
   trigger with a ``relative_speed`` sets the car's speed and cruise speed to the watched car's speed
-  plus that as it fires (``GapVehicle.relative_speed``).
+  plus that as it fires (``GapVehicle.relative_speed``);
+* a *wave* leader (``WaveLeader``) drives IDM, its acceleration capped by a speed tracker of the
+  reference ``mean + amplitude·cos(2π t / period)`` (floored at 0), braking at most ``deceleration``.
 
-Where the cars are placed, and which settings each family gives them, is ``families``' business.
+Per-vehicle IDM settings (a platoon's time headway and jam distance) live in the state's ``Behavior``;
+cars marked ``collides`` can also crash into each other (``traffic_collisions``), not only the ego.
+
+Where the cars are placed, and which settings each family gives them, is ``scenes``' business.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -33,6 +39,7 @@ class Script:
     """Per-slot script settings and trigger state, all (B, N); unscripted slots are inert."""
 
     stalled: torch.Tensor  # (B, N) bool: never acts (speed 0, no steering)
+    collides: torch.Tensor  # (B, N) bool: also collides with the other such cars (``traffic_collisions``)
     scripted: torch.Tensor  # (B, N) bool: a ScriptedVehicle (speed floored at 0)
     blind: torch.Tensor  # (B, N) bool: ignores the car ahead until triggered
     trigger_time: torch.Tensor  # (B, N) [s] time trigger (inf: none)
@@ -45,6 +52,10 @@ class Script:
     deceleration: torch.Tensor  # (B, N) [m/s²]
     brake_to_speed: torch.Tensor  # (B, N) [m/s]
     triggered_at: torch.Tensor  # (B, N) [s] clock when the trigger fired (NaN: not yet)
+    wave_period: torch.Tensor  # (B, N) [s] a wave leader's speed period (inf: not a wave leader)
+    wave_mean: torch.Tensor  # (B, N) [m/s] its reference speed's mean
+    wave_amplitude: torch.Tensor  # (B, N) [m/s] and amplitude (the reference starts at the top)
+    wave_deceleration: torch.Tensor  # (B, N) [m/s²] its strongest braking toward the reference
 
     @staticmethod
     def inert(present: torch.Tensor, x: torch.Tensor) -> Script:
@@ -53,15 +64,23 @@ class Script:
         false, zero = torch.zeros_like(present), torch.zeros_like(x)
         inf, nan, none = torch.full_like(x, torch.inf), torch.full_like(x, torch.nan), torch.full_like(x, -1)
         return Script(
-            stalled=false, scripted=false.clone(), blind=false.clone(), trigger_time=inf,
-            watched=none.long(), trigger_gap=zero, start_side=zero.clone(), relative_speed=nan,
-            script_lane=none.long(), brake_delay=inf.clone(), deceleration=zero.clone(),
-            brake_to_speed=zero.clone(), triggered_at=nan.clone(),
+            stalled=false, collides=false.clone(), scripted=false.clone(), blind=false.clone(),
+            trigger_time=inf, watched=none.long(), trigger_gap=zero, start_side=zero.clone(),
+            relative_speed=nan, script_lane=none.long(), brake_delay=inf.clone(), deceleration=zero.clone(),
+            brake_to_speed=zero.clone(), triggered_at=nan.clone(), wave_period=inf.clone(),
+            wave_mean=zero.clone(), wave_amplitude=zero.clone(), wave_deceleration=zero.clone(),
         )  # fmt: skip
 
     def select(self, index: torch.Tensor | slice | list[int]) -> Script:
         """The episodes ``index`` (along the batch axis)."""
         return Script(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+def wave_reference(script: Script, clock: torch.Tensor) -> torch.Tensor:
+    """``WaveLeader``'s reference speed (B, N) [m/s] at ``clock`` [s] (broadcastable to (B, N)):
+    ``max(0, mean + amplitude·cos(2π clock / period))``; ``mean + amplitude`` where there is no wave."""
+    phase = 2 * math.pi * clock / script.wave_period  # (B, N) [rad]
+    return (script.wave_mean + script.wave_amplitude * torch.cos(phase)).clamp(min=0.0)
 
 
 def script_commands(
@@ -71,7 +90,8 @@ def script_commands(
 
     Triggers fire first (a lane change steers and follows IDM toward the new lane in the same act, a
     relative speed is taken before any car acts on it), then the IDM commands are overridden: blind
-    cars see no car ahead, braking cars brake, stalled cars stand still."""
+    cars see no car ahead, braking cars brake, wave leaders track their reference speed, stalled cars
+    stand still."""
     clock = (s.steps.to(s.dtype) * dt)[:, None]  # (B, 1) [s] ScriptedVehicle.clock at this act
     waiting = script.scripted & torch.isnan(script.triggered_at) & ~s.crashed & s.present
     watched = script.watched.clamp(min=0)  # (B, N) slot
@@ -101,6 +121,10 @@ def script_commands(
     accel = torch.where(braking, torch.minimum(accel, brake), accel)
     hold = braking & ~fast  # reached: IDM cruises at brake_to_speed from the next act on
     s = s.replace(target_speed=torch.where(hold, script.brake_to_speed, s.target_speed))
+    wave = acting & torch.isfinite(script.wave_period)  # (B, N) WaveLeader._speed_profile
+    track = KP_A * (wave_reference(script, clock) - s.speed)  # (B, N) [m/s²]
+    track = torch.minimum(torch.maximum(track, -script.wave_deceleration), acc_max)
+    accel = torch.where(wave, torch.minimum(accel, track), accel)
     accel = torch.where(script.stalled, 0.0, accel)
     steering = torch.where(script.stalled, 0.0, steering)
     return s, replace(script, triggered_at=triggered_at), accel, steering
