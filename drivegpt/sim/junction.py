@@ -162,7 +162,7 @@ class GapAcceptance:
         return acc
 
     def obstacles(
-        self, ego: Any, others: list[Any], path: tuple, top_speed: float
+        self, ego: Any, others: list[Any], path: RoutePath, top_speed: float
     ) -> list[tuple[float, float]]:
         """(bumper gap [m], speed [m/s]) of what the driver must stay behind: vehicles driving along its
         route ahead (at their speed) and, where it yields, the edge of the conflict zone (standing)."""
