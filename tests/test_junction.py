@@ -174,3 +174,17 @@ def test_a_waiting_car_is_predicted_to_speed_up_to_its_cruise_speed():
     car.speed = car.target_speed = 8.0  # at its cruise speed: constant speed
     x = predicted_positions(car, np.array([0.0, 2.0]))[:, 0] - car.position[0]
     np.testing.assert_allclose(x, [0.0, 16.0], atol=1e-9)
+
+
+def test_stock_intersection_leaves_highway_envs_idm_alone():
+    """highway-env's intersection-v0 writes IDM constants onto its other vehicles' class at reset;
+    ``make_env`` gives it a subclass of its own, so later envs of the process keep highway-env's IDM."""
+    from highway_env.vehicle.behavior import IDMVehicle
+
+    names = ("DISTANCE_WANTED", "COMFORT_ACC_MAX", "COMFORT_ACC_MIN")
+    before = {n: getattr(IDMVehicle, n) for n in names}
+    env = make_env("intersection-v0")
+    env.reset(seed=0)
+    assert {n: getattr(IDMVehicle, n) for n in names} == before
+    others = {type(v).__name__ for v in env.unwrapped.road.vehicles if v is not env.unwrapped.vehicle}
+    assert others == {"IntersectionIDMVehicle"}

@@ -42,10 +42,29 @@ def make_env(
     """Any stock highway-env id or ``drivegpt/`` id, with DriveGPT's observation and ``action`` kind."""
     drivegpt_envs.register_envs()
     config = {"observation": kinematics_observation(), **action_config(action), **(overrides or {})}
+    if "other_vehicles_type" not in config and _overwrites_idm(env_id):
+        config["other_vehicles_type"] = "drivegpt_envs.families.vehicles.IntersectionIDMVehicle"
     try:
         return gym.make(env_id, config=config, render_mode=render_mode)
     except gym.error.Error as err:
         raise UserError(f"cannot make env '{env_id}': {err}") from None
+
+
+def _overwrites_idm(env_id: str) -> bool:
+    """Whether ``env_id`` is highway-env's intersection, whose reset writes IDM constants onto the class
+    of its other vehicles (see ``IntersectionIDMVehicle``)."""
+    from highway_env.envs.intersection_env import IntersectionEnv
+
+    try:
+        entry = gym.spec(env_id).entry_point
+        cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    except gym.error.Error:
+        return False  # an unknown id: gym.make says so
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, IntersectionEnv)
+        and (cls._make_vehicles is IntersectionEnv._make_vehicles)
+    )
 
 
 def ego_state(env: gym.Env) -> dict[str, float]:

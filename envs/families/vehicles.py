@@ -145,8 +145,8 @@ def stalled_vehicle(road: Road, lane_index: LaneIndex, x: float) -> Vehicle:
 class ForwardIDMVehicle(IDMVehicle):
     """highway-env's IDM car that brakes to a stop but never reverses (a stock IDM car that brakes hard
     at a junction, or yields there, backs up at negative speed). Its IDM constants are highway-env's
-    defaults, pinned here: highway-env's intersection-v0 overwrites them on ``IDMVehicle`` for every
-    later env of the process."""
+    defaults, pinned here: highway-env's intersection-v0, made by ``gym.make`` alone, overwrites them on
+    ``IDMVehicle`` for every later env of the process."""
 
     COMFORT_ACC_MAX = 3.0  # [m/s²]
     COMFORT_ACC_MIN = -5.0  # [m/s²]
@@ -155,3 +155,10 @@ class ForwardIDMVehicle(IDMVehicle):
     def step(self, dt: float) -> None:
         super().step(dt)
         self.speed = max(self.speed, 0.0)
+
+
+class IntersectionIDMVehicle(IDMVehicle):
+    """highway-env's IDM car, for its stock ``intersection-v0``: that env's reset overwrites the IDM
+    constants (jam distance, comfortable accelerations) on the class of its other vehicles, which is
+    ``IDMVehicle`` itself unless configured; ``drivegpt.sim.rollout.make_env`` configures this subclass
+    instead, so every other env of the process keeps highway-env's IDM."""
