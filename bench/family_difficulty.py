@@ -4,10 +4,11 @@ For each family, ``--episodes`` episodes on held-out seeds (from ``EVAL_SEED``):
 drawn by the family's ``sample_params`` from a generator seeded with the episode seed, the human
 model (``load_policy("human")``, a personality sampled per seed) drives. Failure = ego collision or
 leaving the road. A good family is hard but not impossible: flagged when the human fails more than
-50 % of the time or never.
+50 % of the time or never. ``--policy SPEC`` drives the same episodes with another policy instead
+(a learned one with the action interface it carries).
 
     nice -n 10 python bench/family_difficulty.py [--episodes 100] [--workers 2] [--action accel]
-        [--families intersection roundabout] [--no-junction-rules]
+        [--families intersection roundabout] [--no-junction-rules] [--policy drivegpt-rlhf]
 
 Writes ``bench/results/family_difficulty.{json,md}``.
 
@@ -33,7 +34,7 @@ import numpy as np
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.metrics import check_metric_names, wilson_interval
 from drivegpt.eval.closed_loop import EVAL_SEED
-from drivegpt.policies.registry import load_policy
+from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
 from drivegpt.sim.rollout import make_env, parallel_map, run_episode
 from drivegpt_envs.families import FAMILIES, family_class
 
@@ -45,15 +46,21 @@ class Job(NamedTuple):
     seed: int
     action: str
     junction_rules: bool = True  #: False: the human drives junctions as on a highway (no yielding)
+    policy: str = "human"  #: any policy spec; a learned one carries its own action interface
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """One random-parameter episode of ``job.family`` driven by the human model."""
+    """One random-parameter episode of ``job.family`` driven by ``job.policy`` (default: the human)."""
     params = family_class(job.family).sample_params(np.random.default_rng(job.seed))
-    overrides = None if job.junction_rules else {"junction_rules": False}
-    env = make_env(FAMILIES[job.family], job.action, overrides)
-    ep = run_episode(env, load_policy("human", job.action), job.seed, options={"params": params})
-    env.close()
+    if job.policy == "human":
+        overrides = None if job.junction_rules else {"junction_rules": False}
+        env = make_env(FAMILIES[job.family], job.action, overrides)
+        ep = run_episode(env, load_policy("human", job.action), job.seed, options={"params": params})
+        env.close()
+    else:  # loaded once per worker, with the env config it was trained with
+        action = policy_action_kind(job.policy, job.action)
+        policy, env = policy_and_env(DriveJob(job.policy, FAMILIES[job.family], action, job.seed))
+        ep = run_episode(env, policy, job.seed, options={"params": params})
     return {
         "seed": job.seed,
         "params": params,
@@ -151,6 +158,7 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--no-junction-rules", action="store_true",
                     help="the human without its junction rules (no yielding, no curve speeds)")
+    ap.add_argument("--policy", default="human", help="policy spec (default: the human model)")
     ap.add_argument("--out", default="bench/results/family_difficulty")
     ap.add_argument("--compare", nargs=2, metavar="RESULT.json", help="compare two results, no simulation")
     args = ap.parse_args()
@@ -159,15 +167,19 @@ def main() -> None:
         return
     t0 = time.time()
     seeds = range(EVAL_SEED, EVAL_SEED + args.episodes)
-    jobs = [Job(f, s, args.action, not args.no_junction_rules) for f in args.families for s in seeds]
+    rules = not args.no_junction_rules
+    jobs = [Job(f, s, args.action, rules, args.policy) for f in args.families for s in seeds]
     label = args.action + (", no junction rules" if args.no_junction_rules else "")
+    if args.policy != "human":
+        label = f"{args.policy}, {policy_action_kind(args.policy, args.action)}"
     results = parallel_map(run_job, jobs, workers=args.workers, desc="family episodes")
     by_family = {f: [r for j, r in zip(jobs, results, strict=True) if j.family == f] for f in args.families}
     rows = [summarise(f, episodes) for f, episodes in by_family.items()]
     wall = time.time() - t0
     command = "python " + " ".join(sys.argv)
+    who = "Human model" if args.policy == "human" else "Policy"
     header = (
-        f"Human model ({label}), {args.episodes} random-parameter episodes per family, "
+        f"{who} ({label}), {args.episodes} random-parameter episodes per family, "
         f"seeds {EVAL_SEED}..{EVAL_SEED + args.episodes - 1}; `{command}`; {wall:.0f} s wall on "
         f"{platform.platform()} ({args.workers} workers; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end)."
@@ -177,7 +189,7 @@ def main() -> None:
     write_text(args.out + ".md", table)
     write_json(
         args.out + ".json",
-        {"command": command, "action": args.action, "label": label, "wall_s": wall,
+        {"command": command, "policy": args.policy, "action": args.action, "label": label, "wall_s": wall,
          "machine": platform.platform(), "rows": rows, "episodes": by_family},
     )
     print(f"wrote {args.out}.json and {args.out}.md")

@@ -17,6 +17,8 @@ from drivegpt.rlhf.dagger import (
     DaggerConfig,
     Labels,
     concat,
+    PARAMS_STREAM,
+    family_labels,
     family_labels_batched,
     finetune,
     load_labels,
@@ -56,6 +58,21 @@ def test_dagger_labels_every_visited_step_deterministically():
     assert set(a.labels.tolist()) <= {0, 1, 2, 3, 4} and (a.labels != 1).any()  # the human would not idle
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_dagger_labels_a_family_without_a_batched_port_on_highway_env_with_drawn_parameters():
+    from drivegpt.sim.rollout import make_env
+    from drivegpt_envs.actions import decode_accel_lane
+    from drivegpt_envs.families import FAMILIES, family_class
+
+    labels = family_labels("constant:0,keep", "intersection", "accel", 1, 7, workers=1, progress=False)
+    params = family_class("intersection").sample_params(np.random.default_rng([7, PARAMS_STREAM]))
+    obs, info = make_env(FAMILIES["intersection"], "accel").reset(seed=7, options={"params": params})
+    np.testing.assert_array_equal(labels.obs[0], obs.astype(np.float32))  # the drawn scene, seed 7
+    assert info["params"] == params and labels.labelled.all()
+    assert (labels.actions == labels.actions[0]).all()  # the policy held its speed throughout
+    # the junction human would not: it slows for the crossing (or the curve) at some step
+    assert min(decode_accel_lane(int(a))[0] for a in labels.labels) < 0
 
 
 def test_batched_dagger_labels_are_the_humans_decisions_whatever_the_batch_size():
@@ -229,10 +246,10 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
     ("settings", "message"),
     [
         (
-            {"sim": "batched", "label_families": ["aggressive_merge"]},
-            "'aggressive_merge' has no batched port; valid: stalled_car",
+            {"sim": "batched", "label_families": ["snow_storm"]},
+            "unknown family 'snow_storm'; valid: stalled_car",
         ),
-        ({"label_families": ["stalled_car"]}, "label_families needs sim: batched"),
+        ({"method": "ppo", "label_families": ["stalled_car"]}, "label_families are DAgger's labelled drives"),
         (
             {"sim": "batched", "label_envs": ["drivegpt/Merge-v0"]},
             "no port of 'drivegpt/Merge-v0'; valid: drivegpt/",

@@ -45,9 +45,10 @@ from drivegpt.sim.rollout import Backend, parallel_map
 from drivegpt.takeover.batched import policy_tokens, run_monitored_batch
 from drivegpt.takeover.clips import load_clips
 from drivegpt.takeover.monitor import MonitorConfig, safety_driver
-from drivegpt_envs.families import family_class
+from drivegpt_envs.families import FAMILIES, family_class
 
 LABELS = "labels.npz"  #: one round's labelled steps
+PARAMS_STREAM = 0x504152  #: second seed word of a family episode's parameter draw
 
 
 class DaggerConfig(FrozenConfig):
@@ -173,14 +174,22 @@ def takeover_labels_batched(
 # -- DAgger: the simulated human labels every state the policy reaches ----------------------------
 
 
-def label_one(job: DriveJob) -> Labels:
-    """Drive ``job.policy`` for one episode; at every step the alert human decides on the same
+class LabelJob(NamedTuple):
+    """One episode for the human to label in a worker: the drive, and a corner-case family's parameters."""
+
+    drive: DriveJob
+    params: dict[str, float] | None = None  # None: the env's own scene (a road, not a family)
+
+
+def label_one(job: LabelJob) -> Labels:
+    """Drive ``job.drive.policy`` for one episode; at every step the alert human decides on the same
     simulator state without driving, and its clean decision is the label (runs in a worker)."""
-    policy, env = policy_and_env(job)
+    policy, env = policy_and_env(job.drive)
     human = safety_driver()
-    obs, _ = env.reset(seed=job.seed)
-    policy.reset(seed=job.seed, env=env)
-    human.reset(seed=job.seed, env=env)
+    seed = job.drive.seed
+    obs, _ = env.reset(seed=seed, options=None if job.params is None else {"params": job.params})
+    policy.reset(seed=seed, env=env)
+    human.reset(seed=seed, env=env)
     observations, actions, labels = [], [], []
     while True:
         action = policy.act(obs)
@@ -213,8 +222,31 @@ def visited_labels(
     progress: bool = True,
 ) -> Labels:
     """DAgger's labels: ``episodes`` episodes of ``spec`` from ``seed`` on, every step labelled."""
-    jobs = [DriveJob(spec, env_id, action, seed + i) for i in range(episodes)]
+    jobs = [LabelJob(DriveJob(spec, env_id, action, seed + i)) for i in range(episodes)]
     return concat(parallel_map(label_one, jobs, workers, backend, f"label {spec}", progress))
+
+
+def family_labels(
+    spec: str,
+    family: str,
+    action: str,
+    episodes: int,
+    seed: int,
+    workers: int | None = None,
+    backend: Backend = "local",
+    progress: bool = True,
+) -> Labels:
+    """DAgger's labels on a corner-case family on highway-env (any family, ported or not): episode
+    ``seed + i`` draws its parameters as ``family_labels_batched`` does, so a ported family gives both
+    simulators the same scenes."""
+    cls, env_id = family_class(family), FAMILIES[family]
+    jobs = [
+        LabelJob(
+            DriveJob(spec, env_id, action, s), cls.sample_params(np.random.default_rng([s, PARAMS_STREAM]))
+        )
+        for s in range(seed, seed + episodes)
+    ]
+    return concat(parallel_map(label_one, jobs, workers, backend, f"label {family}", progress))
 
 
 def visited_labels_batched(
@@ -255,9 +287,6 @@ def family_labels_batched(
         return family_step(state, script, action)
 
     return _label_batched(policy, config, range(seed, seed + episodes), batch, start, step, True, progress)
-
-
-PARAMS_STREAM = 0x504152  #: second seed word of a family episode's parameter draw
 
 
 def _label_batched(

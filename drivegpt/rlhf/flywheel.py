@@ -29,6 +29,7 @@ from drivegpt.rlhf.dagger import (
     LABELS,
     DaggerConfig,
     concat,
+    family_labels,
     family_labels_batched,
     finetune,
     save_labels,
@@ -41,8 +42,11 @@ from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import RLHFConfig, Rollout, load_run_policy, rlhf, windows_of
 from drivegpt.rlhf.preferences import kl_to_reference, policy_steps
 from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
+from drivegpt.sim.batched import SUPPORTED_ENV_IDS
+from drivegpt.sim.batched.families import BATCHED_FAMILIES
 from drivegpt.takeover.clips import write_clips
 from drivegpt.takeover.monitor import MonitorConfig
+from drivegpt_envs.families import FAMILIES
 
 
 class FlywheelConfig(FrozenConfig):
@@ -81,8 +85,9 @@ class FlywheelConfig(FrozenConfig):
     """DAgger: the envs whose visited states the human labels, ``drive_episodes`` each (empty:
     ``env_id``); HG-DAgger with ``sim: batched``: the envs of the monitored drives."""
     label_families: tuple[str, ...] = ()
-    """DAgger with ``sim: batched``: corner-case families with a batched port (``BATCHED_FAMILIES``) whose
-    visited states the human labels too, ``drive_episodes`` each, parameters uniform in their ranges."""
+    """DAgger: corner-case families whose visited states the human labels too, ``drive_episodes`` each,
+    parameters uniform in their ranges; with ``sim: batched`` a family with a batched port
+    (``BATCHED_FAMILIES``) is driven there, any other on highway-env (``workers`` processes)."""
     sim: Literal["highway-env", "batched"] = "highway-env"
     """DAgger and HG-DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B
     episodes at once; HG-DAgger's drives are then monitored there, without clips)."""
@@ -92,16 +97,11 @@ class FlywheelConfig(FrozenConfig):
     @model_validator(mode="after")
     def _labelled_drives_exist(self) -> FlywheelConfig:
         """The roads and families of DAgger's drives, checked before any round starts."""
-        from drivegpt.sim.batched import SUPPORTED_ENV_IDS
-        from drivegpt.sim.batched.families import BATCHED_FAMILIES
-
-        if self.label_families and self.sim != "batched":
-            raise ValueError("label_families needs sim: batched (the families' batched ports)")
+        if self.label_families and "dagger" not in self.method:
+            raise ValueError(f"label_families are DAgger's labelled drives; method is {self.method!r}")
         for family in self.label_families:
-            if family not in BATCHED_FAMILIES:
-                raise ValueError(
-                    f"label_families: {family!r} has no batched port; valid: {', '.join(BATCHED_FAMILIES)}"
-                )
+            if family not in FAMILIES:
+                raise ValueError(f"label_families: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
         if self.sim == "batched" and self.method not in ("dagger", "hg-dagger"):
             raise ValueError(
                 f"sim: batched runs the methods dagger and hg-dagger, not {self.method!r}; "
@@ -148,9 +148,11 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
                     parts.append(
                         visited_labels(spec, env_id, action, n, seed, cfg.workers, progress=progress)
                     )
-            parts += [
-                family_labels_batched(spec, f, n, seed, cfg.batch, progress) for f in cfg.label_families
-            ]
+            for family in cfg.label_families:
+                if cfg.sim == "batched" and family in BATCHED_FAMILIES:
+                    parts.append(family_labels_batched(spec, family, n, seed, cfg.batch, progress))
+                else:
+                    parts.append(family_labels(spec, family, action, n, seed, cfg.workers, progress=progress))
             labels = concat(parts)
         save_labels(path, labels)
     return path
