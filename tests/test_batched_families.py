@@ -189,19 +189,41 @@ def test_dynamics_match_highway_env_with_the_same_traffic(family: str) -> None:
 
 
 def test_stop_and_go_platoon_piles_up_like_highway_env() -> None:
-    """The env's platoon keeps a jam distance shorter than a car: a wave down to a crawl makes the
-    follower run into the leader. Both crash at the same sub-step in both simulators, and every
+    """Even with a jam distance longer than a car, a wave from the top of the speed range down to a stop
+    at 9 m/s², harder than IDM's 6 m/s² limit, makes the follower run into the leader. Both crash at
+    the same sub-step in both simulators (the batched one tests the platoon's pairs), and every
     trajectory (the crashed cars braking to a stop) stays the same."""
-    params = {  # one follower; the leader crawls at 0.01 m/s from about 4 s
+    params = {  # the parameter box's worst corner, one follower; the two collide at about 5 s
+        "high_speed": 28.0,
+        "low_speed": 0.0,
+        "period": 8.0,
+        "leader_deceleration": 9.0,
+        "platoon_size": 1.0,
+        "ego_gap": 20.0,
+    }
+    state, _ = _check_parity("stop_and_go", params, BRAKE, steps=40)  # 8 s
+    assert state.crashed[0, :3].tolist() == [False, True, True]  # the follower and the leader, not the ego
+
+
+def test_stop_and_go_platoon_keeps_its_jam_distance() -> None:
+    """The platoon's IDM jam distance is ``JAM_GAP`` between centres, as highway-env's IDM measures it:
+    a wave down to a crawl at 6 m/s² takes the platoon through it without a collision, its cars more
+    than a car length apart in both simulators (with a jam distance shorter than a car all four pile up)."""
+    params = {
         "high_speed": 24.2,
         "low_speed": 0.01,
         "period": 8.52,
         "leader_deceleration": 6.18,
-        "platoon_size": 0.61,
+        "platoon_size": 3.0,
         "ego_gap": 19.47,
     }
+    env = _env("stop_and_go", params, 3)
+    assert [v.DISTANCE_WANTED for v in env.unwrapped.road.vehicles[1:-1]] == [JAM_GAP] * 3
+    env.close()
     state, _ = _check_parity("stop_and_go", params, BRAKE, steps=40)  # 8 s
-    assert state.crashed[0, :3].tolist() == [False, True, True]  # the follower and the leader, not the ego
+    assert not bool(state.crashed[0].any())
+    gaps = (state.x[0, 2:5] - state.x[0, 1:4]).numpy()  # [m] centre to centre, platoon and leader
+    assert np.all(gaps > LENGTH), gaps
 
 
 def _check_parity(family: str, params: dict[str, float], action: int, steps: int, seed: int = 3):
@@ -387,7 +409,7 @@ def test_platoon_size_rounds_half_to_even_and_keeps_its_headway() -> None:
         assert state.present[b].tolist() == [True] * (2 + f) + [False] * (3 - f)
         np.testing.assert_allclose(state.x[b, 1 : 2 + f].numpy(), EGO_X + 15.0 + spacing * np.arange(f + 1))
         assert state.behavior.time_wanted[b, 1 : 1 + f].tolist() == [HEADWAY] * f
-        assert state.behavior.distance_wanted[b, 1 : 1 + f].tolist() == [JAM_GAP - LENGTH] * f
+        assert state.behavior.distance_wanted[b, 1 : 1 + f].tolist() == [JAM_GAP] * f
         assert float(script.wave_period[b, 1 + f]) == 8.0
         assert bool(script.scripted[b, 1 : 2 + f].all()) and not bool(script.scripted[b, 2 + f :].any())
 

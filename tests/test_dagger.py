@@ -14,10 +14,10 @@ from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_policy_dir
 from drivegpt.rlhf.dagger import (
+    PARAMS_STREAM,
     DaggerConfig,
     Labels,
     concat,
-    PARAMS_STREAM,
     family_labels,
     family_labels_batched,
     finetune,

@@ -40,7 +40,8 @@ class StopAndGoEnv(FamilyHighwayEnv):
         x = EGO_X + p["ego_gap"]  # [m]
         for _ in range(followers):
             car = ScriptedVehicle(self.road, lane.position(x, 0.0), speed, self._lane(0))
-            car.TIME_WANTED, car.DISTANCE_WANTED = HEADWAY, JAM_GAP - car.LENGTH
+            # IDM's jam distance is centre to centre (highway-env's default: 5 m plus a car length)
+            car.TIME_WANTED, car.DISTANCE_WANTED = HEADWAY, JAM_GAP
             self._add(car)
             x += spacing
         position = lane.position(x, 0.0)

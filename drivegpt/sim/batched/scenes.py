@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from drivegpt.sim.batched.config import LENGTH
 from drivegpt.sim.batched.scripted import Script
 from drivegpt_envs.families.adversarial_vehicle import START_BEHIND
 from drivegpt_envs.families.base import EGO_X
@@ -134,11 +133,9 @@ def _place_platoon(col: dict[str, torch.Tensor], cars: dict[str, torch.Tensor], 
     cars["speed"][:, 1:] = high[:, None]
     cars["present"][:, 1:] = (platoon | leader)[:, 1:]
     script.scripted[:] = platoon | leader
-    script.collides[:] = platoon | leader  # the jam distance is shorter than a car: the platoon piles up
+    script.collides[:] = platoon | leader  # as on the env's road, a car braking too late hits the one ahead
     cars["time_wanted"][platoon] = HEADWAY
-    cars["distance_wanted"][platoon] = (
-        JAM_GAP - LENGTH
-    )  # [m] the env's DISTANCE_WANTED: JAM_GAP less a car length
+    cars["distance_wanted"][platoon] = JAM_GAP  # [m] the env's DISTANCE_WANTED, centre to centre
     low = col["low_speed"][:, None]  # (B, 1) [m/s]
     script.wave_period.copy_(torch.where(leader, col["period"][:, None], torch.inf))
     script.wave_mean.copy_(torch.where(leader, 0.5 * (high[:, None] + low), 0.0))

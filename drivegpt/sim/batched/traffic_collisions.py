@@ -2,10 +2,11 @@
 
 Owns ``traffic_collisions``: highway-env's ``Road.step`` tests every pair of vehicles (HighwayEnvFast
 only the ego's pairs, which is all ``collision.ego_collisions`` does). A family whose scripted cars
-can hit each other (``stop_and_go``'s platoon, whose jam distance is shorter than a car) marks them,
-and their pairs (i, j), 1 <= i < j, are tested after the ego's with the same bounding-circle
-pre-check and separating-axis test. As in the env's loop, crashes accumulate and a vehicle keeps the
-impact of its last colliding pair in loop order (i ascending, then j), the ego's pairs coming first.
+can hit each other (``stop_and_go``'s platoon, under a wave that brakes harder than its IDM can)
+marks them, and their pairs (i, j), 1 <= i < j, are tested after the ego's with the same
+bounding-circle pre-check and separating-axis test. As in the env's loop, crashes accumulate and a
+vehicle keeps the impact of its last colliding pair in loop order (i ascending, then j), the ego's
+pairs coming first.
 """
 
 from __future__ import annotations
