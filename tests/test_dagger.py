@@ -202,7 +202,7 @@ def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):
     assert (out / "round_2" / "dagger" / "policy" / "model.safetensors").stat().st_mtime_ns == mtime
 
 
-def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
+def test_a_batched_dagger_round_labels_every_env_and_family_it_names(tmp_path):
     from drivegpt.rlhf.flywheel import run_flywheel
 
     envs = ["drivegpt/Highway-v0", "drivegpt/HighwayDense-v0"]
@@ -211,6 +211,8 @@ def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
         "sim": "batched",
         "batch": 2,
         "label_envs": envs,
+        "label_families": ["stalled_car", "intersection"],  # ported: batched; not ported: highway-env
+        "workers": 1,
         "dagger": {"iters": 3, "batch_size": 8, "threads": 1},
     }
     out = tmp_path / "fly"
@@ -219,6 +221,8 @@ def test_a_batched_dagger_round_labels_every_env_it_names(tmp_path):
     )
     labels = load_labels(out / "round_1" / "labels" / "labels.npz")
     each = [visited_labels_batched("drivegpt", e, 2, 0, progress=False) for e in envs]  # the same drives
+    each.append(family_labels_batched("drivegpt", "stalled_car", 2, 0, progress=False))
+    each.append(family_labels("drivegpt", "intersection", "accel", 2, 0, workers=1, progress=False))
     assert final["human_labels"] == labels.n_labels == sum(x.n_labels for x in each)
     np.testing.assert_array_equal(labels.labels, np.concatenate([x.labels for x in each]))
 
