@@ -254,6 +254,7 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
             "unknown family 'snow_storm'; valid: stalled_car",
         ),
         ({"method": "ppo", "label_families": ["stalled_car"]}, "label_families are DAgger's labelled drives"),
+        ({"method": "hg-dagger", "label_families": ["stalled_car"]}, "label_families are DAgger's"),
         (
             {"sim": "batched", "label_envs": ["drivegpt/Merge-v0"]},
             "no port of 'drivegpt/Merge-v0'; valid: drivegpt/",

@@ -97,7 +97,7 @@ class FlywheelConfig(FrozenConfig):
     @model_validator(mode="after")
     def _labelled_drives_exist(self) -> FlywheelConfig:
         """The roads and families of DAgger's drives, checked before any round starts."""
-        if self.label_families and "dagger" not in self.method:
+        if self.label_families and (self.method.startswith("hg-") or "dagger" not in self.method):
             raise ValueError(f"label_families are DAgger's labelled drives; method is {self.method!r}")
         for family in self.label_families:
             if family not in FAMILIES:
