@@ -165,6 +165,8 @@ def main() -> None:
     if args.compare:
         print(compare(args.compare, args.out))
         return
+    if args.no_junction_rules and args.policy != "human":
+        ap.error("--no-junction-rules changes the human model only; drop it with --policy " + args.policy)
     t0 = time.time()
     seeds = range(EVAL_SEED, EVAL_SEED + args.episodes)
     rules = not args.no_junction_rules
