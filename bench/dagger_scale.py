@@ -29,7 +29,7 @@ from drivegpt.core.atomic import write_json, write_text
 from drivegpt.eval.batched import evaluate_batched
 from drivegpt.eval.closed_loop import EVAL_SEED
 from drivegpt.rlhf.dagger import load_labels
-from drivegpt.takeover.batched import evaluate_monitored_batched
+from drivegpt.takeover.batched_clips import evaluate_monitored_batched
 
 
 def rounds_of(run: Path) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ def monitored(spec: str, args: argparse.Namespace) -> dict[str, Any] | None:
     t0, l0 = time.time(), load()
     n = args.monitored_episodes
     if args.monitored_sim == "batched":
-        from drivegpt.takeover.batched import evaluate_monitored_batched
+        from drivegpt.takeover.batched_clips import evaluate_monitored_batched
 
         try:
             mon, _ = evaluate_monitored_batched(spec, args.env, None, n, EVAL_SEED, args.batch)

@@ -205,6 +205,16 @@ def test_stop_and_go_platoon_piles_up_like_highway_env() -> None:
     assert state.crashed[0, :3].tolist() == [False, True, True]  # the follower and the leader, not the ego
 
 
+def test_stalled_car_lead_swerving_into_traffic_crashes_like_highway_env() -> None:
+    """The lead swerves into the right lane where a traffic car drives: in both simulators the two
+    crash at the same sub-step (the batched one tests every pair of this family's cars) and every
+    trajectory, the crashed cars' included, stays the same."""
+    params = {"ego_speed": 26.15, "lead_gap": 24.59, "stall_distance": 249.64, "reveal_distance": 78.85}
+    state, _ = _check_parity("stalled_car", params, BRAKE, steps=40, seed=6)  # 8 s; they crash at ~6 s
+    assert not bool(state.crashed[0, 0]) and bool(state.crashed[0, 2])  # the lead, not the ego
+    assert int(state.crashed[0, 3:].sum()) == 1  # and one traffic car
+
+
 def test_stop_and_go_platoon_keeps_its_jam_distance() -> None:
     """The platoon's IDM jam distance is ``JAM_GAP`` between centres, as highway-env's IDM measures it:
     a wave down to a crawl at 6 m/s² takes the platoon through it without a collision, its cars more

@@ -234,5 +234,3 @@ def test_drive_takeovers_on_the_batched_simulator_through_the_cli(tmp_path) -> N
     rows = (tmp_path / "out" / "episodes.csv").read_text().splitlines()
     assert rows[0].split(",")[:2] == ["seed", "steps"] and "takeovers" in rows[0] and len(rows) == 2
     assert json.loads((tmp_path / "out" / "run.json").read_text())["monitor"]["lookahead_steps"] == 0
-    r = CliRunner().invoke(app, [*args, "--clips-out", str(tmp_path / "c"), "--out", str(tmp_path / "o2")])
-    assert r.exit_code == 2 and "--sim highway-env" in r.output

@@ -334,6 +334,35 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     assert r.exit_code == 2 and "roundz" in r.output and "rounds" in r.output
 
 
+def test_flywheel_drives_on_the_batched_simulator(tmp_path):
+    """``sim: batched``: the round's monitored drive runs there, its clips (marked batched) replay
+    exactly there, and DPO learns from them and from the drive's policy steps."""
+    from drivegpt.takeover.clips import load_clips, load_policy_steps
+    from drivegpt.takeover.replay import replay_clip
+
+    cfg = tmp_path / "batched.yaml"
+    cfg.write_text(
+        "method: dpo\nrounds: 1\nsim: batched\nbatch: 4\ndrive_episodes: 4\ndrive_seed: 1\n"
+        "monitor: {lookahead_steps: 0}\nranking_steps: 0\ndpo: {iters: 3, val_fraction: 0.0}\n"
+        "eval_episodes: 0\nworkers: 1\n"
+    )
+    out = tmp_path / "fly"
+    r = runner.invoke(app, ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    clips = load_clips(out / "round_1" / "clips")
+    meta = json.loads((out / "round_1" / "clips" / "metadata.json").read_text())
+    assert clips and {c.sim for c in clips} == {"batched"} and meta["sim"] == "batched"
+    assert meta["drive"]["takeovers"] == len(clips)
+    steps = load_policy_steps(out / "round_1" / "clips")
+    assert steps is not None and len(steps["obs"]) == meta["policy_steps"] and steps["weak"].any()
+    assert replay_clip(clips[0], "human").fidelity_max_abs == 0.0
+    assert (out / "round_1" / "dpo" / "policy" / "policy.json").is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: ppo\nsim: batched\n")  # ranking segments need highway-env's copies
+    r = runner.invoke(app, ["rlhf", "--config", str(bad), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
+    assert r.exit_code == 2 and "ranking_steps: 0" in r.output
+
+
 def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
     from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer
     from drivegpt.eval.closed_loop import drive_monitored_one

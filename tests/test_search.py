@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-import drivegpt.corner.search as search
+import drivegpt.corner.runner as runner
 from drivegpt.corner.search import (
     SearchConfig,
     SearchResult,
@@ -62,7 +62,7 @@ def test_config_rejects_unknown_method():
 def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(search, "simulate", rare_failure)  # workers=1: simulations run in this process
+    monkeypatch.setattr(runner, "simulate", rare_failure)  # workers=1: simulations run in this process
     runs: dict[str, list[SearchResult]] = {"random": [], "lhs": [], "cem": []}
     for seed in range(10):
         for method, out in runs.items():

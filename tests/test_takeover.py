@@ -178,7 +178,7 @@ def test_every_sample_clip_replays_exactly():
 
 
 def test_replay_mismatch_is_an_error(clips, tmp_path):
-    from drivegpt.takeover.replay import ReplayError
+    from drivegpt.takeover.clips import ReplayError
 
     path, _, _ = clips
     c = load_clips(path)[0]

@@ -132,13 +132,16 @@ def drive(
     info |= {"episodes": episodes, "seed": seed, "sim": sim}
     if sim == "batched" and takeovers:
         from drivegpt.core.atomic import write_csv, write_json
-        from drivegpt.takeover.batched import evaluate_monitored_batched
+        from drivegpt.takeover.batched_clips import evaluate_monitored_batched
         from drivegpt.takeover.monitor import MonitorConfig
 
-        if clips_out is not None:
-            raise UserError("--clips-out: clips replay in highway-env; write them with --sim highway-env")
         mcfg = load_config(MonitorConfig, monitor_config) if monitor_config else MonitorConfig()
-        metrics, per = evaluate_monitored_batched(policy, env, action, episodes, seed, batch, mcfg)
+        clips: list | None = [] if clips_out is not None else None
+        metrics, per = evaluate_monitored_batched(policy, env, action, episodes, seed, batch, mcfg, clips)
+        if clips_out is not None:
+            from drivegpt.takeover.clips import write_clips
+
+            write_clips(clips_out, clips or [], {"command": _command_line(ctx), "monitor": mcfg.to_dict()})
         per["crashed"] = per["crashed"].astype(int)
         write_json(out / "metrics.json", metrics)
         write_csv(out / "episodes.csv", [list(per), *zip(*per.values(), strict=True)])

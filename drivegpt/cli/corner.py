@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,6 +12,7 @@ from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
+from drivegpt.sim.rollout import Simulator
 from drivegpt_envs.common import DEFAULT_ACTION
 
 
@@ -36,6 +38,10 @@ def search(
     config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
     action: ActionOpt = None,
     keep: str = typer.Option("failures", help="Suite content: failures, or all simulations."),
+    sim: Annotated[
+        Simulator | None,
+        typer.Option(help="highway-env | batched (families with a batched port); default: the config's."),
+    ] = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -50,7 +56,7 @@ def search(
 
     if keep not in ("failures", "all"):
         raise UserError(f"--keep {keep!r}: valid choices are failures, all")
-    over = {"budget": budget, "method": method, "seed": seed}
+    over = {"budget": budget, "method": method, "seed": seed, "sim": sim}
     if config is not None:
         cfg = load_config(SearchConfig, config, over)
     else:
@@ -58,6 +64,11 @@ def search(
     families = list(FAMILIES) if family == ["all"] else family
     for f in families:
         family_env_id(f)  # fail fast on an unknown name
+    if cfg.sim == "batched":
+        from drivegpt.corner.batched import family_of
+
+        for f in families:
+            family_of(FAMILIES[f])  # fail fast on a family without a batched port
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     cmd = command_line(ctx)
     results = []
@@ -70,7 +81,9 @@ def search(
             f"{s['sims_to_first_failure']}, {s['clusters']} clusters, {s['unavoidable']} unavoidable"
         )
     scenarios = [sc for r in results for sc in to_scenarios(r, kind, keep)]
-    write_suite(out, scenarios, cmd, {"search": cfg.to_dict(), "policy": policy, "keep": keep})
+    write_suite(
+        out, scenarios, cmd, {"search": cfg.to_dict(), "policy": policy, "keep": keep, "sim": cfg.sim}
+    )
     write_json(out / "summary.json", {r.family: r.summary for r in results})
     rows = ["family,index,seed,params,failed,crashed,offroad,risk,min_ttc_s,min_gap_m,feasible"]
     for r in results:
@@ -95,17 +108,11 @@ def replay(
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
-    """Re-simulate a suite's scenarios; without --policy every recorded outcome must match exactly."""
-    from drivegpt.corner.suite import (
-        SuiteError,
-        job_of,
-        load_suite,
-        replay_mismatches,
-        resolve_suite,
-        simulate,
-    )
+    """Re-simulate a suite's scenarios, each on the simulator it was made on; without --policy every
+    recorded outcome must match exactly."""
+    from drivegpt.corner.runner import run_jobs
+    from drivegpt.corner.suite import SuiteError, job_of, load_suite, replay_mismatches, resolve_suite
     from drivegpt.policies.registry import policy_action_kind
-    from drivegpt.sim.rollout import parallel_map
 
     path = resolve_suite(suite)
     _, scenarios = load_suite(path)
@@ -115,7 +122,7 @@ def replay(
             raise SuiteError(f"{path}: no scenario {unknown[0]!r}; see `drivegpt corner-cases info {suite}`")
         scenarios = [s for s in scenarios if s.id in ids]
     jobs = [job_of(s, policy, policy_action_kind(policy, s.action) if policy else None) for s in scenarios]
-    outs = parallel_map(simulate, jobs, workers, backend, "replay", True, ray_address)
+    outs = run_jobs(jobs, workers, backend, "replay", True, ray_address)
     if policy:
         failed = [s.id for s, o in zip(scenarios, outs, strict=True) if o.failed]
         typer.echo(f"{policy}: {len(failed)}/{len(scenarios)} scenarios failed {failed[:10]}")
@@ -157,6 +164,12 @@ def bench(
         min=0,
         help="Episodes of naturalistic dense traffic per policy: collisions per 10⁶ km (0: skip).",
     ),
+    sim: Annotated[
+        Simulator | None,
+        typer.Option(
+            help="Simulator of every episode (default: each scenario's own, the one it was made on)."
+        ),
+    ] = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -175,7 +188,7 @@ def bench(
         monitor = load_config(MonitorConfig, monitor_config).to_dict()
     cfg = BenchConfig(
         policies=parse_policies(policy), takeovers=takeovers, monitor=monitor, gifs=gifs,
-        naturalistic_episodes=naturalistic_episodes,
+        naturalistic_episodes=naturalistic_episodes, sim=sim,
     )  # fmt: skip
     path = resolve_suite(suite)
     meta, scenarios = load_suite(path)

@@ -1,22 +1,28 @@
-"""Corner-case simulations on the batched simulator: ``simulate_batch`` for the failure estimators.
+"""Corner-case simulations on the batched simulator: the failure estimators' ``simulate_batch`` and
+the scenario outcomes of search, replay and benchmark.
 
 Owns ``batched_family_simulator``: the ``simulate_batch(params (n, d), seeds (n,)) -> severity (n,)`` of
 :mod:`drivegpt.corner.estimate` for the families with a batched port
-(:mod:`drivegpt.sim.batched.families`), ``batch`` episodes stepped at once. The policy under test
-drives the ego: the simulated human through its batched port (``BatchedHuman``, personality and
-noise from the scenario seed, as ``HumanDriver`` on highway-env), or any policy that acts on a batch
-of observations (``act_batch``: DriveGPT, stable-baselines3; ``constant:``). A failure is, as on
-highway-env (``drivegpt.corner.suite.outcome_of``), a collision of the ego or the ego leaving the road:
-severity 1. Any other run is graded by how close it came: ``1 / (1 + TTC_min / 1 s)`` from the
-smallest time-to-collision with the lead in the ego's lane over the episode (0 when it never closed
-in), below 1.
+(:mod:`drivegpt.sim.batched.families`), ``batch`` episodes stepped at once; and ``simulate_scenarios``:
+the :class:`~drivegpt.corner.suite.Outcome` of each ``ScenarioJob``, from the same per-step figures
+as highway-env's ``ScenarioEnv`` (``run_episodes`` records them as (B, T+1) ``Traces``). The policy
+under test drives the ego: the simulated human through its batched port (``BatchedHuman``,
+personality and noise from the scenario seed, as ``HumanDriver`` on highway-env), or any policy that
+acts on a batch of observations (``act_batch``: DriveGPT, stable-baselines3; ``constant:``). A failure
+is, as on highway-env (``drivegpt.corner.suite.outcome_of``), a collision of the ego or the ego leaving
+the road: severity 1. Any other run is graded by how close it came: ``1 / (1 + TTC_min / 1 s)`` from
+the smallest time-to-collision with the lead in the ego's lane over the episode (0 when it never
+closed in), below 1.
 The background traffic is the batched simulator's own draw for each seed, so an episode is not
-highway-env's episode of that seed: the two agree in distribution, the scripted cars exactly.
+highway-env's episode of that seed: the two agree in distribution, the scripted cars exactly. A
+scenario made on one simulator therefore replays exactly on that simulator only (``Scenario.sim``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +31,10 @@ from tqdm import tqdm
 
 from drivegpt.core.errors import UserError
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
+from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob, outcome_of
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim.batched import observe, on_road, terminated, truncated
+from drivegpt.sim.batched.config import LENGTH, SPEED_LIMIT, WIDTH
 from drivegpt.sim.batched.families import (
     BATCHED_FAMILIES,
     BatchedFamilyError,
@@ -114,44 +122,212 @@ def batched_family_simulator(
     return simulate_batch
 
 
-def drive(
-    driver: Any, state: BatchState, script: Script, seeds: list[int], people: list[Personality] | None = None
-) -> np.ndarray:
-    """Run B family episodes to their end under ``driver``; the (B,) severity of each.
+@dataclass
+class Traces:
+    """What B family episodes did, row by row (columns: policy steps, the reset state first)."""
 
-    Severity 1: the ego crashed or left the road; otherwise ``1 / (1 + TTC_min / 1 s)``, below 1.
-    ``people``: the human's personality per episode (default: drawn from the seed). Finished episodes
-    are dropped from the batch when the driver can be sliced (the human)."""
-    bsz = state.batch_size
-    if isinstance(driver, type):  # BatchedHuman: one driver per episode, seeded by the scenario seed
+    crashed: torch.Tensor  # (B,) bool: the ego collided
+    offroad: torch.Tensor  # (B,) bool: the ego left the road at some step
+    steps: torch.Tensor  # (B,) int64 policy steps driven
+    distance_m: torch.Tensor  # (B,) [m] ego path length
+    speed: torch.Tensor  # (B, T+1) [m/s] ego speed; NaN after the episode's end
+    ttc: torch.Tensor  # (B, T+1) [s] TTC to the lead in the ego's lane; inf when none or after the end
+    gap: torch.Tensor  # (B, T+1) [m] box clearance to the nearest vehicle; inf after the end
+
+    def outcome(self, b: int, dt: float) -> Outcome:
+        """Row ``b`` as the :class:`~drivegpt.corner.suite.Outcome` that highway-env's trace gives."""
+        n = int(self.steps[b]) + 1  # rows of the trace: the reset state and every step
+        speed = self.speed[b, :n].tolist()
+        trace = {
+            "speed": speed,
+            "ttc": self.ttc[b, :n].tolist(),
+            "gap": self.gap[b, :n].tolist(),
+            "speeding": [float(v > SPEED_LIMIT + 1e-6) for v in speed],
+        }
+        return outcome_of(bool(self.crashed[b]), bool(self.offroad[b]), float(self.distance_m[b]), trace, dt)
+
+
+def box_clearance(state: BatchState) -> torch.Tensor:
+    """(B,) ``drivegpt.sim.geometry.box_clearance``: the smallest ``max(|dx| - length, |dy| - width)``
+    from the ego to any other vehicle [m]; inf when the ego is alone."""
+    dx = (state.x[:, 1:] - state.x[:, :1]).abs() - LENGTH  # (B, N-1) [m]
+    dy = (state.y[:, 1:] - state.y[:, :1]).abs() - WIDTH  # (B, N-1) [m]
+    gap = torch.where(state.present[:, 1:], torch.maximum(dx, dy), float("inf"))
+    return gap.min(dim=1).values if gap.shape[1] else torch.full_like(state.x[:, 0], float("inf"))
+
+
+def _start(driver: Any, state: BatchState, seeds: list[int], people: list[Personality] | None) -> Any:
+    """``driver`` ready for B new episodes: the BatchedHuman class becomes one driver per episode,
+    seeded by the scenario seed; a policy with a batched context gets a fresh one."""
+    if isinstance(driver, type):
         driver = driver(state.config)
         driver.reset(seeds, state, people)
     elif hasattr(driver, "reset_batch"):
-        driver.reset_batch(bsz)
-    failed = torch.zeros(bsz, dtype=torch.bool, device=state.device)
-    ttc_min = torch.full((bsz,), float("inf"), dtype=state.dtype, device=state.device)  # (B,) [s]
-    alive = torch.arange(bsz, device=state.device)  # (A,) batch rows still running
-    while alive.numel():
-        if hasattr(driver, "select") and hasattr(driver, "act"):  # batched human: acts on the state
-            act: Any = driver.act(state)
-        elif hasattr(driver, "act_batch"):
-            act = np.asarray(driver.act_batch(observe(state).cpu().numpy()))
-        else:  # constant: the same action for every episode
-            act = np.repeat(np.asarray(driver.action)[None], state.batch_size, axis=0)
-        state, script = family_step(state, script, act)
-        bad = state.crashed[:, 0] | ~on_road(state)  # (A,)
-        failed[alive] |= bad
-        ttc_min[alive] = torch.minimum(ttc_min[alive], lead_figures(state)[0])
-        done = terminated(state) | truncated(state) | bad
-        if bool(done.all()):
-            break
-        if hasattr(driver, "select") and bool(done.any()):  # drop finished episodes
-            keep = (~done).nonzero().squeeze(1)
-            state, script, driver, alive = (
-                state.select(keep),
-                script.select(keep),
-                driver.select(keep),
-                alive[keep],
-            )
+        driver.reset_batch(state.batch_size)
+    return driver
+
+
+def _act(driver: Any, state: BatchState) -> Any:
+    """The ego actions of a batch: the human reads the state, a policy the observations."""
+    if hasattr(driver, "select") and hasattr(driver, "act"):  # batched human
+        return driver.act(state)
+    if hasattr(driver, "act_batch"):
+        return np.asarray(driver.act_batch(observe(state).cpu().numpy()))
+    return np.repeat(np.asarray(driver.action)[None], state.batch_size, axis=0)  # constant
+
+
+def run_episodes(
+    driver: Any,
+    state: BatchState,
+    script: Script,
+    seeds: list[int],
+    people: list[Personality] | None = None,
+    until_failure: bool = False,
+) -> Traces:
+    """Run B family episodes to their end under ``driver``, recording each one's :class:`Traces`.
+
+    An episode ends when it terminates (collision; leaving the road with ``offroad_terminal``) or is
+    truncated, and with ``until_failure`` also at its first failure. ``people``: the human's
+    personality per episode (default: drawn from the seed). Finished episodes are dropped from the
+    batch when the driver can be sliced (the human); others keep stepping, masked out of the records.
+    """
+    bsz, dev, dt = state.batch_size, state.device, state.dtype
+    driver = _start(driver, state, seeds, people)
+    crashed = torch.zeros(bsz, dtype=torch.bool, device=dev)
+    offroad = ~on_road(state)  # (B,) the reset state counts, as on highway-env
+    steps = torch.zeros(bsz, dtype=torch.long, device=dev)
+    distance = torch.zeros(bsz, dtype=dt, device=dev)
+    full = torch.full((bsz,), float("inf"), dtype=dt, device=dev)
+    speeds, ttcs, gaps = [state.speed[:, 0].clone()], [lead_figures(state)[0]], [box_clearance(state)]
+    alive = torch.arange(bsz, device=dev)  # (A,) batch rows in ``state``
+    running = torch.ones(bsz, dtype=torch.bool, device=dev)  # (A,) rows whose episode goes on
+    sliceable = hasattr(driver, "select") and hasattr(driver, "act")
+    while bool(running.any()):
+        x0, y0 = state.x[:, 0], state.y[:, 0]
+        state, script = family_step(state, script, _act(driver, state))
+        rows = alive[running]  # (R,) the episodes this step counts for
+        moved = torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0)[running]  # (R,) [m]
+        distance[rows] += moved
+        steps[rows] += 1
+        crashed[rows] |= state.crashed[running, 0]
+        offroad[rows] |= ~on_road(state)[running]
+        for column, now, blank in (
+            (speeds, state.speed[:, 0], float("nan")),
+            (ttcs, lead_figures(state)[0], float("inf")),
+            (gaps, box_clearance(state), float("inf")),
+        ):
+            row = torch.full_like(full, blank)
+            row[rows] = now[running]
+            column.append(row)
+        done = terminated(state) | truncated(state)
+        if until_failure:
+            done |= state.crashed[:, 0] | ~on_road(state)
+        running &= ~done
+        if sliceable and not bool(running.all()):  # drop finished episodes
+            keep = running.nonzero().squeeze(1)
+            state, script, driver = state.select(keep), script.select(keep), driver.select(keep)
+            alive, running = alive[keep], running[keep]
+    return Traces(
+        crashed, offroad, steps, distance, torch.stack(speeds, 1), torch.stack(ttcs, 1), torch.stack(gaps, 1)
+    )
+
+
+def drive(
+    driver: Any, state: BatchState, script: Script, seeds: list[int], people: list[Personality] | None = None
+) -> np.ndarray:
+    """Run B family episodes to their end (or first failure) under ``driver``; the (B,) severity of each.
+
+    Severity 1: the ego crashed or left the road; otherwise ``1 / (1 + TTC_min / 1 s)`` (the TTC after
+    each step, the reset state not counted), below 1."""
+    t = run_episodes(driver, state, script, seeds, people, until_failure=True)
+    ttc_min = t.ttc[:, 1:].min(dim=1).values  # (B,) [s]
     near = (1.0 / (1.0 + ttc_min / TTC_SCALE)).clamp(max=1 - 1e-9)  # (B,) in [0, 1)
-    return torch.where(failed, 1.0, near).cpu().numpy()
+    return torch.where(t.crashed | t.offroad, 1.0, near).cpu().numpy()
+
+
+def simulate_scenarios(
+    jobs: Sequence[ScenarioJob], batch: int = 1024, progress: bool = False
+) -> list[Outcome]:
+    """The :class:`~drivegpt.corner.suite.Outcome` of each scenario job on the batched simulator.
+
+    Jobs of the same family, policy, action and alert reference run together, ``batch`` at a time;
+    an episode depends only on its own scenario (``tests/test_batched_search.py``). The safety
+    driver's takeovers are not ported here: a job with a ``monitor`` is refused."""
+    from drivegpt.takeover.batched import batched_safety_driver
+
+    groups: dict[tuple[str, str, str, int], list[int]] = {}
+    for i, job in enumerate(jobs):
+        if job.monitor is not None:
+            raise UserError("takeovers on corner-case scenarios run on highway-env only; drop --sim batched")
+        family = family_of(job.env_id)
+        groups.setdefault((family, job.policy, job.action, job.reference), []).append(i)
+    out: list[Outcome | None] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc="scenarios (batched)", unit="sim", disable=not progress)
+    for (family, policy, action, reference), index in groups.items():
+        alert = policy == ALERT_HUMAN
+        driver, kind = _driver("human" if alert else policy, action)
+        config = family_config(family, kind, getattr(driver, "env_config", None))  # type: ignore[arg-type]
+        order = list(family_class(family).PARAMS)
+        for lo in range(0, len(index), batch):
+            chunk = index[lo : lo + batch]
+            params = np.array([[jobs[i].params[k] for k in order] for i in chunk])  # (b, d)
+            seeds = [jobs[i].seed for i in chunk]
+            try:
+                state, script = family_reset(family, params, seeds, config)
+            except BatchedFamilyError as err:
+                raise UserError(str(err)) from None
+            if alert:  # no reaction delay, no noise; the k-th personality of the seed, as on highway-env
+                human = batched_safety_driver(config)
+                human.reset([s + ALERT_SEED_STEP * reference for s in seeds], state)
+                driver = human
+            t = run_episodes(driver, state, script, seeds)
+            for b, i in enumerate(chunk):
+                out[i] = t.outcome(b, 1.0 / config.policy_frequency)
+            bar.update(len(chunk))
+    bar.close()
+    return [o for o in out if o is not None]
+
+
+def family_of(env_id: str) -> str:
+    """The batched family of a family env id; any other env id fails with the list of ported families."""
+    from drivegpt_envs.families import FAMILIES
+
+    for name, env in FAMILIES.items():
+        if env == env_id and name in BATCHED_FAMILIES:
+            return name
+    raise UserError(
+        f"{env_id}: no batched port of this scenario family; use --sim highway-env, or one of: "
+        f"{', '.join(BATCHED_FAMILIES)}"
+    )
+
+
+def render_scenario(path: str | Path, job: ScenarioJob, max_steps: int = 200) -> None:
+    """Re-drive one scenario on the batched simulator and write it as a GIF, drawn by highway-env's
+    renderer: each frame places the batched state's vehicles on the family's road."""
+    from drivegpt.sim.rollout import make_env
+    from drivegpt.sim.video import draw_batched, ensure_headless, write_video
+    from drivegpt.takeover.batched import batched_safety_driver
+
+    family = family_of(job.env_id)
+    alert = job.policy == ALERT_HUMAN
+    driver, kind = _driver("human" if alert else job.policy, job.action)
+    env_config = getattr(driver, "env_config", None)
+    config = family_config(family, kind, env_config)  # type: ignore[arg-type]
+    params = np.array([[job.params[k] for k in family_class(family).PARAMS]])  # (1, d)
+    state, script = family_reset(family, params, [job.seed], config)
+    if alert:
+        driver = batched_safety_driver(config)
+        driver.reset([job.seed + ALERT_SEED_STEP * job.reference], state)
+    else:
+        driver = _start(driver, state, [job.seed], None)
+    ensure_headless()
+    env = make_env(job.env_id, kind, env_config, "rgb_array")  # type: ignore[arg-type]
+    env.reset(seed=job.seed, options={"params": job.params})
+    frames = [draw_batched(env, state)]
+    for _ in range(max_steps):
+        state, script = family_step(state, script, _act(driver, state))
+        frames.append(draw_batched(env, state))
+        if bool((terminated(state) | truncated(state)).all()):
+            break
+    env.close()
+    write_video(path, frames, fps=config.policy_frequency * 2)

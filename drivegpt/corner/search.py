@@ -15,9 +15,11 @@ Every method spends the same budget of simulations in the family's parameter box
   with probability ``seed_reuse`` a CEM simulation takes the seed of a random failed elite instead
   of a fresh one, so the search also adapts over seeds (before the first failure: fresh seeds).
 
-Failures are clustered in normalised parameter space (single linkage, distance ``cluster_eps``) and
-each one is checked for feasibility: alert human drivers (no reaction delay or noise, personalities
-drawn for the same seed) drive the same scenario; if every one of them fails too, it is unavoidable.
+Simulations run on highway-env in worker processes, or with ``sim: batched`` on the batched simulator
+(:func:`drivegpt.corner.suite.run_jobs`: a generation steps together). Failures are clustered in
+normalised parameter space (single linkage, distance ``cluster_eps``) and each one is checked for
+feasibility: alert human drivers (no reaction delay or noise, personalities drawn for the same seed)
+drive the same scenario; if every one of them fails too, it is unavoidable.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.metrics import check_metric_names, wilson_interval
-from drivegpt.corner.suite import ALERT_HUMAN, Outcome, Scenario, ScenarioJob, family_env_id, simulate
-from drivegpt.sim.rollout import Backend, parallel_map
+from drivegpt.corner.runner import run_jobs
+from drivegpt.corner.suite import ALERT_HUMAN, Outcome, Scenario, ScenarioJob, family_env_id
+from drivegpt.sim.rollout import Backend, Simulator
 
 Method = Literal["random", "lhs", "cem"]
 
@@ -59,6 +62,9 @@ class SearchConfig(FrozenConfig):
     """Failures closer than this (normalised parameter space) share a cluster."""
     feasibility_refs: int = Field(3, ge=0)
     """Alert human drivers that try each failure (0: no feasibility check)."""
+    sim: Simulator = "highway-env"
+    """highway-env (one env per simulation, in worker processes) | batched (the families with a batched
+    port; a generation steps together). The suite's scenarios replay on the simulator they came from."""
 
 
 class Sim(NamedTuple):
@@ -77,6 +83,7 @@ class SearchResult(NamedTuple):
     sims: list[Sim]
     feasible: dict[int, bool]  # sim index of each failure -> an alert human avoids it
     summary: dict[str, Any]
+    sim: Simulator = "highway-env"  # the simulator every simulation ran on
 
 
 def latin_hypercube(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -158,8 +165,8 @@ def search_family(
         start = len(sims)
         params = [{k: float(v) for k, v in zip(names, low + row * (high - low), strict=True)} for row in u]
         seeds = seeds or [cfg.seed + start + i for i in range(len(u))]  # fresh: seed + sim index
-        jobs = [ScenarioJob(policy, env_id, action, seeds[i], p) for i, p in enumerate(params)]
-        outs = parallel_map(simulate, jobs, workers, backend, desc, progress, ray_address)
+        jobs = [ScenarioJob(policy, env_id, action, seeds[i], p, sim=cfg.sim) for i, p in enumerate(params)]
+        outs = run_jobs(jobs, workers, backend, desc, progress, ray_address)
         for i, (j, o) in enumerate(zip(jobs, outs, strict=True)):
             sims.append(Sim(start + i, u[i], params[i], j.seed, o))
 
@@ -190,9 +197,9 @@ def search_family(
             seeds = [p if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
             run(truncated_normal(rng, mean, std, n), gen, seeds)
     refs = cfg.feasibility_refs
-    feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress)
+    feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress, cfg.sim)
     summary = summarise(family, policy, cfg, sims, feasible, names, time.time() - t0)
-    return SearchResult(family, policy, sims, feasible, summary)
+    return SearchResult(family, policy, sims, feasible, summary, cfg.sim)
 
 
 def check_feasibility(
@@ -204,17 +211,18 @@ def check_feasibility(
     backend: Backend,
     ray_address: str | None,
     progress: bool,
+    sim: Simulator = "highway-env",
 ) -> dict[int, bool]:
-    """For every failed sim: does any of ``refs`` alert human drivers get through it?"""
+    """For every failed sim: does any of ``refs`` alert human drivers get through it (on ``sim``)?"""
     failed = [s for s in sims if s.outcome.failed]
     if not refs or not failed:
         return {}
     jobs = [
-        ScenarioJob(ALERT_HUMAN, env_id, action, s.seed, s.params, None, k + 1)
+        ScenarioJob(ALERT_HUMAN, env_id, action, s.seed, s.params, None, k + 1, sim)
         for s in failed
         for k in range(refs)
     ]
-    outs = parallel_map(simulate, jobs, workers, backend, "feasibility", progress, ray_address)
+    outs = run_jobs(jobs, workers, backend, "feasibility", progress, ray_address)
     return {s.index: not all(o.failed for o in outs[i * refs : (i + 1) * refs]) for i, s in enumerate(failed)}
 
 
@@ -257,6 +265,7 @@ def summarise(
         "family": family,
         "policy": policy,
         "method": cfg.method,
+        "sim": cfg.sim,
         **figures,
         "failure_rate_ci": list(wilson_interval(k, n)),
         "failures": k,
@@ -286,6 +295,7 @@ def to_scenarios(
             action=action,
             outcome=s.outcome._asdict(),
             feasible=result.feasible.get(s.index),
+            sim=result.sim,
         )
         for s in result.sims
         if keep == "all" or s.outcome.failed

@@ -10,10 +10,11 @@ gives the same episode, so a suite is a regression test. Layout of a suite (``dr
       scenarios.jsonl   one scenario per line: id, family, env_id, params, seed, policy, action,
                         outcome (what ``policy`` did: failed, crashed, offroad, steps, distance, ...),
                         feasible (an alert human avoids the failure: true; every one fails: false;
-                        not checked: null)
+                        not checked: null), sim (the simulator: highway-env, the default when
+                        absent, or batched)
 
-Replay re-simulates a scenario with the policy that produced its outcome and compares every outcome
-field exactly (:func:`replay_mismatches`).
+Replay re-simulates a scenario with the policy that produced its outcome, on the simulator it was
+made on, and compares every outcome field exactly (:func:`replay_mismatches`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ACC_RANGE = (-4.05, 2.40)  #: [m/s²] comfort bounds (docs/metrics.md) on longit
 JERK_MAX = 4.13  #: [m/s³] comfort bound (docs/metrics.md) on |jerk|
 SHIPPED_SUITES = SUITES  #: suites that ship with the package
 ALERT_HUMAN = "alert-human"  #: policy name of the feasibility reference (see :func:`simulate`)
+ALERT_SEED_STEP = 7919  #: the k-th alert reference draws its personality from seed + k * this
 
 
 class SuiteError(UserError):
@@ -82,6 +84,7 @@ class Scenario:
     action: str
     outcome: dict[str, Any]
     feasible: bool | None = None
+    sim: str = "highway-env"  # the simulator the outcome comes from (and replays exactly on)
 
 
 class ScenarioJob(NamedTuple):
@@ -94,6 +97,7 @@ class ScenarioJob(NamedTuple):
     params: dict[str, float]
     monitor: dict[str, Any] | None = None  # MonitorConfig fields: drive under the safety driver
     reference: int = 0  # ALERT_HUMAN only: k-th alert personality for this seed
+    sim: str = "highway-env"  # highway-env (``simulate``, one env) | batched (``corner.batched``)
 
 
 class ScenarioEnv(gym.Wrapper):
@@ -149,7 +153,7 @@ def simulate(job: ScenarioJob) -> Outcome:
     if job.policy == ALERT_HUMAN:  # no reaction delay, no noise; k-th personality for this seed
         alert = safety_driver()
         alert.action_kind = job.action  # type: ignore[attr-defined]
-        policy = _Reseeded(alert, 7919 * job.reference)
+        policy = _Reseeded(alert, ALERT_SEED_STEP * job.reference)
     wrapped = ScenarioEnv(env, job.params)
     if job.monitor is None:
         ep = run_episode(wrapped, policy, job.seed)
@@ -274,8 +278,9 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Scenario]]:
 def job_of(
     s: Scenario, policy: str | None = None, action: str | None = None, monitor: dict[str, Any] | None = None
 ) -> ScenarioJob:
-    """The simulation job of a scenario (by default with the policy that produced its outcome)."""
-    return ScenarioJob(policy or s.policy, s.env_id, action or s.action, s.seed, s.params, monitor)
+    """The simulation job of a scenario (by default with the policy that produced its outcome), on the
+    simulator it was made on."""
+    return ScenarioJob(policy or s.policy, s.env_id, action or s.action, s.seed, s.params, monitor, sim=s.sim)
 
 
 def replay_mismatches(s: Scenario, replayed: Outcome) -> dict[str, tuple[Any, Any]]:

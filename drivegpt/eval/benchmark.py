@@ -31,8 +31,9 @@ from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import check_metric_names, poisson_interval, takeover_metrics, wilson_interval
-from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of, simulate
-from drivegpt.sim.rollout import Backend, parallel_map
+from drivegpt.corner.runner import run_jobs
+from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of
+from drivegpt.sim.rollout import Backend, Simulator
 
 REFERENCE = "human"  #: the progress reference driver
 MIN_PROGRESS = 0.2  #: the "making progress" multiplier of the score
@@ -54,6 +55,9 @@ class BenchConfig(FrozenConfig):
     (batched simulator; 0: skip)."""
     naturalistic_env: str = "drivegpt/HighwayDense-v0"
     """The env of those episodes."""
+    sim: Simulator | None = None
+    """Simulator of every suite episode: highway-env | batched (families with a batched port, without
+    takeovers); None: each scenario's own, the one it was made on."""
 
 
 class Row(NamedTuple):
@@ -109,14 +113,17 @@ def run_benchmark(
 
         monitor = MonitorConfig(**cfg.monitor).to_dict()
     jobs, keys = [], []
+    sims = [cfg.sim or s.sim for s in scenarios]
     for name, spec in cfg.policies.items():
-        for s in scenarios:
-            jobs.append(job_of(s, spec, policy_action_kind(spec, s.action), monitor))
+        for s, sim in zip(scenarios, sims, strict=True):
+            jobs.append(job_of(s, spec, policy_action_kind(spec, s.action), monitor)._replace(sim=sim))
             keys.append(name)
     reuse = next((n for n, sp in cfg.policies.items() if sp == REFERENCE and not cfg.takeovers), None)
     if reuse is None:
-        jobs += [job_of(s, REFERENCE, s.action) for s in scenarios]
-    outs = parallel_map(simulate, jobs, workers, backend, "bench", progress, ray_address)
+        jobs += [
+            job_of(s, REFERENCE, s.action)._replace(sim=sim) for s, sim in zip(scenarios, sims, strict=True)
+        ]
+    outs = run_jobs(jobs, workers, backend, "bench", progress, ray_address)
     n = len(scenarios)
     first = list(cfg.policies).index(reuse) * n if reuse is not None else len(outs) - n
     ref = outs[first : first + n]  # the human's outcome on each scenario
@@ -337,6 +344,11 @@ def bench(
     for r in worst_failures(rows, cfg.gifs):  # the policy alone (no monitor) re-drives the scenario
         spec, s = cfg.policies[r.policy], by_id[r.scenario]
         gif = out / "gifs" / f"{r.policy}-{r.scenario}.gif"
-        render_failure(gif, s, spec, policy_action_kind(spec, s.action))
+        if (cfg.sim or s.sim) == "batched":
+            from drivegpt.corner.batched import render_scenario
+
+            render_scenario(gif, job_of(s, spec, policy_action_kind(spec, s.action))._replace(sim="batched"))
+        else:
+            render_failure(gif, s, spec, policy_action_kind(spec, s.action))
     write_json(out / "run.json", {**run_info, "config": cfg.to_dict()})
     return entries

@@ -89,8 +89,11 @@ class FlywheelConfig(FrozenConfig):
     parameters uniform in their ranges; with ``sim: batched`` a family with a batched port
     (``BATCHED_FAMILIES``) is driven there, any other on highway-env (``workers`` processes)."""
     sim: Literal["highway-env", "batched"] = "highway-env"
-    """DAgger and HG-DAgger: the simulator of the labelled drives (``batched``: ``accel`` policies, B
-    episodes at once; HG-DAgger's drives are then monitored there, without clips)."""
+    """The simulator of the round's drives (``batched``: ``accel`` policies, B episodes at once):
+    DAgger's labelled drives, HG-DAgger's monitored drives (their labels, without clips), and for PPO
+    and DPO the monitored drive whose takeover clips they learn from (clips that replay on the batched
+    simulator; ``ranking_steps`` must then be 0). PPO's own rollouts and the evaluation stay on
+    highway-env (``drivegpt ppo`` runs PPO on the batched simulator)."""
     batch: int = Field(512, ge=1)
     """``sim: batched``: episodes stepped at once."""
 
@@ -102,10 +105,9 @@ class FlywheelConfig(FrozenConfig):
         for family in self.label_families:
             if family not in FAMILIES:
                 raise ValueError(f"label_families: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
-        if self.sim == "batched" and self.method not in ("dagger", "hg-dagger"):
+        if self.sim == "batched" and self.needs_clips and self.ranking_steps:
             raise ValueError(
-                f"sim: batched runs the methods dagger and hg-dagger, not {self.method!r}; "
-                "use sim: highway-env for PPO and DPO"
+                "sim: batched records takeover clips without ranking segments; set ranking_steps: 0"
             )
         if self.sim == "batched":
             for env_id in self.label_envs or (self.env_id,):
@@ -117,6 +119,13 @@ class FlywheelConfig(FrozenConfig):
 
     workers: int | None = None
     """Worker processes (default: all cores)."""
+
+    @property
+    def needs_clips(self) -> bool:
+        """A round drives with the monitor and writes clips: PPO and DPO learn from them, HG-DAgger on
+        highway-env takes its labels from them (DAgger labels its own unmonitored drive)."""
+        tuned = self.method.rpartition("+")[2]
+        return tuned in ("ppo", "dpo") or (self.method == "hg-dagger" and self.sim == "highway-env")
 
 
 def _done(path: Path) -> bool:
@@ -156,6 +165,24 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
             labels = concat(parts)
         save_labels(path, labels)
     return path
+
+
+def _drive(cfg: FlywheelConfig, k: int, current: Path, clips: Path, command: str, progress: bool) -> None:
+    """Round ``k``'s monitored drive of the current policy: its takeover clips and policy steps."""
+    seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
+    spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
+    if cfg.sim == "batched":
+        from drivegpt.takeover.batched_clips import evaluate_monitored_batched
+
+        cl: list[Any] = []
+        eps: list[Any] = []
+        m, _ = evaluate_monitored_batched(spec, cfg.env_id, None, n, seed, cfg.batch, cfg.monitor, cl, eps)
+    else:
+        mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()
+        m, eps, cl = evaluate_monitored(spec, cfg.env_id, None, n, seed, w, "local", mon, progress)
+    steps = sum(len(e.actions) for e in eps)  # policy steps simulated: the round's drive budget
+    extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}
+    write_clips(clips, cl, extra | {"sim": cfg.sim}, policy_steps(eps))
 
 
 def mean_kl(policy_dir: Path, ref_dir: str | Path, episodes: list[Any]) -> float:
@@ -203,15 +230,8 @@ def run_flywheel(
         clips = rd / "clips"
         # DAgger learns from its own unmonitored drive (_label_round): a monitored drive would only
         # record clips that nothing reads
-        batched_labels = "dagger" in cfg.method and cfg.sim == "batched"  # drives inside _label_round
-        if cfg.method != "dagger" and not batched_labels and not (clips / "metadata.json").is_file():
-            seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes
-            spec, n, w = f"drivegpt:{current}", cfg.drive_episodes, cfg.workers
-            mon = cfg.monitor.model_copy(update={"ranking_steps": cfg.ranking_steps}).to_dict()
-            m, eps, cl = evaluate_monitored(spec, cfg.env_id, None, n, seed, w, "local", mon, progress)
-            steps = sum(len(e.actions) for e in eps)  # policy steps simulated: the round's drive budget
-            extra = {"command": command, "monitor": cfg.monitor.to_dict(), "drive": m, "policy_steps": steps}
-            write_clips(clips, cl, extra, policy_steps(eps))
+        if cfg.needs_clips and not (clips / "metadata.json").is_file():
+            _drive(cfg, k, current, clips, command, progress)
         clip_dirs.append(clips)
         row: dict[str, Any] = {"round": k}
         if "dagger" in cfg.method:  # imitate the human's labels of every round so far

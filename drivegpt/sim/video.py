@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from drivegpt.sim.policy import DrivePolicy
@@ -45,6 +47,26 @@ def render_episode(
     env.close()
     write_video(path, frames, fps)
     return frames
+
+
+def draw_batched(env: gym.Env, state: Any, b: int = 0) -> np.ndarray:
+    """A frame of episode ``b`` of a batched-simulator ``state`` (``drivegpt.sim.batched.BatchState``),
+    drawn by highway-env's renderer: its vehicles placed on ``env``'s road (an env of the same road made
+    with ``render_mode="rgb_array"``), in highway-env's colours (ego green, traffic blue, crashed red)."""
+    from highway_env.vehicle.graphics import VehicleGraphics
+    from highway_env.vehicle.kinematics import Vehicle
+
+    u, s = env.unwrapped, state.select([b]).to("cpu")
+    cars = []
+    for i in np.flatnonzero(s.present[0].numpy()):
+        xy = [s.x[0, i].item(), s.y[0, i].item()]
+        car = Vehicle(u.road, xy, s.heading[0, i].item(), s.speed[0, i].item())
+        car.crashed = bool(s.crashed[0, i])
+        if not car.crashed:
+            car.color = VehicleGraphics.EGO_COLOR if i == 0 else VehicleGraphics.BLUE
+        cars.append(car)
+    u.road.vehicles, u.controlled_vehicles = cars, cars[:1]
+    return env.render()  # type: ignore[return-value]
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 5) -> None:

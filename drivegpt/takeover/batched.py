@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -254,6 +254,9 @@ class MonitoredBatch:
     seg_ttc: np.ndarray  # (S,) [s] TTC at the trigger
     seg_headway: np.ndarray  # (S,) [s] headway at the trigger
     seg_crash_in: np.ndarray  # (S,) int64 look-ahead steps to the predicted crash (0: not predicted)
+    seg_speed: np.ndarray  # (S,) [m/s] ego speed at the trigger
+    seg_snapshot: list[np.ndarray] | None = None  # S × (N, 7) every vehicle at the trigger, when recorded
+    personality: list[dict[str, float]] | None = None  # (B) the safety driver of each episode, when recorded
 
     def summary(self) -> dict[str, Any]:
         """Monitored driving figures and takeover figures, the keys of ``evaluate_monitored``."""
@@ -335,6 +338,7 @@ def run_monitored_batch(
     safe_run = torch.zeros(bsz, dtype=torch.long, device=dev)
     distance, policy_distance = torch.zeros_like(state.x[:, 0]), torch.zeros_like(state.x[:, 0])
     rec: dict[str, list[torch.Tensor]] = {"speed": []}  # key -> one (B, ...) tensor per step
+    snapshots: dict[tuple[int, int], np.ndarray] = {}  # (episode, step) of a trigger -> (N, 7) vehicles
     for t in range(max_steps):
         if bool(done.all()):
             break
@@ -349,7 +353,11 @@ def run_monitored_batch(
         action = torch.where(in_takeover, chosen, proposal)  # (B,)
         if hasattr(policy, "executed") and bool(in_takeover.any()):
             policy.executed(action.cpu().numpy())  # the history holds what was driven
+        if record_obs and bool(start.any()):  # the clips' snapshots: a loop over this step's takeovers
+            for b in start.nonzero().squeeze(1).tolist():
+                snapshots[(b, t)] = snapshot(state, b)
         step_record = {
+            "ego_speed": state.speed[:, 0],
             "ctrl": torch.where(done, -1, in_takeover.long()),
             "start": start,
             "code": code,
@@ -371,7 +379,22 @@ def run_monitored_batch(
         rec["speed"].append(torch.where(done, torch.nan, state.speed[:, 0]).cpu())
         in_takeover, safe_run = hand_back(state, monitor, in_takeover, safe_run)
         done |= batched.terminated(state) | batched.truncated(state)
-    return _collect(rec, seeds, crash_step, distance, policy_distance, crashed_alone, alone_distance)
+    out = _collect(rec, seeds, crash_step, distance, policy_distance, crashed_alone, alone_distance)
+    if not record_obs:
+        return out
+    keys = zip(out.seg_episode.tolist(), out.seg_start.tolist(), strict=True)
+    people = [{f.name: float(getattr(human.p, f.name)[b]) for f in fields(human.p)} for b in range(bsz)]
+    return replace(out, seg_snapshot=[snapshots[k] for k in keys], personality=people)
+
+
+def snapshot(state: batched.BatchState, b: int) -> np.ndarray:
+    """(N, 7) every vehicle of episode ``b``, as ``drivegpt.takeover.clips.vehicle_snapshot``: x, y
+    [m], heading [rad], speed [m/s], lane id, crashed, ego flag, in slot order (the ego first)."""
+    s = state.select([b]).to("cpu")
+    rows = s.present[0].nonzero().squeeze(1)  # (N,) slots on the road
+    ego = (rows == 0).to(s.dtype)
+    cols = [s.x[0, rows], s.y[0, rows], s.heading[0, rows], s.speed[0, rows], s.lane[0, rows].to(s.dtype)]
+    return torch.stack([*cols, s.crashed[0, rows].to(s.dtype), ego], 1).numpy()
 
 
 def _collect(
@@ -423,6 +446,7 @@ def _collect(
         seg_ttc=r["ttc"][seg_b, seg_t],
         seg_headway=r["headway"][seg_b, seg_t],
         seg_crash_in=r["crash_in"][seg_b, seg_t].astype(np.int64),
+        seg_speed=r["ego_speed"][seg_b, seg_t],
     )
 
 
@@ -435,35 +459,3 @@ def monitored_driver(policy: str, env_id: str, action: str | None = None) -> tup
         return WatchedHuman(config), config
     driver = load_policy(policy, kind)
     return driver, batched.make_config(env_id, kind, getattr(driver, "env_config", None))
-
-
-def evaluate_monitored_batched(
-    policy: str,
-    env_id: str,
-    action: str | None = None,
-    episodes: int = 100,
-    seed: int = 1_000_000,
-    batch: int = 1024,
-    monitor: MonitorConfig | None = None,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """``evaluate_monitored`` on the batched simulator: episodes ``seed + i`` in batches of ``batch``;
-    returns (driving + takeover figures, per-episode arrays). No clips (they replay in highway-env)."""
-    driver, config = monitored_driver(policy, env_id, action)
-    names = ("seed", "steps", "crashed", "distance_m", "policy_distance_m", "takeovers", "late_takeovers")
-    names += ("at_start",)
-    per: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    speeds: list[np.ndarray] = []
-    for lo in range(0, episodes, batch):
-        seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
-        out = run_monitored_batch(
-            driver, config, seeds, monitor or MonitorConfig(), record_obs=False, alone=False
-        )
-        for k in names:
-            per[k].append(getattr(out, k))
-        speeds += [row[~np.isnan(row)] for row in out.speed]
-    arrays = {k: np.concatenate(v) for k, v in per.items()}
-    metrics = driving_metrics(list(arrays["crashed"]), list(arrays["distance_m"]), speeds)
-    km = float(arrays["policy_distance_m"].sum()) / 1000.0
-    late = int(arrays["late_takeovers"].sum())
-    at_start = int(arrays["at_start"].sum())
-    return {**metrics, **takeover_metrics(int(arrays["takeovers"].sum()), late, km, at_start)}, arrays

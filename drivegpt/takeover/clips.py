@@ -5,7 +5,8 @@ Layout of a clip directory ``CLIPS/``::
     CLIPS/
       metadata.json          format, version, clip ids, sha256 of every clip file
       <clip_id>.json         env id + config, action kind, seed, takeover step, trigger and figures,
-                             policy spec, human personality, late flag
+                             policy spec, human personality, late flag, sim (the simulator it
+                             replays on: highway-env, the default, or batched)
       <clip_id>.npz          arrays (numeric only; loaded with allow_pickle=False):
                                action_prefix (t,[2])   every executed action from reset to the takeover
                                context_obs (c+1,V,F)   observations before and at the takeover
@@ -37,7 +38,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -54,6 +55,23 @@ POLICY_STEPS = "policy_steps.npz"  #: optional: the steps the policy drove itsel
 
 class ClipError(UserError):
     """A clip directory is missing, corrupt or tampered with."""
+
+
+class ReplayError(UserError, RuntimeError):
+    """Re-simulation did not reproduce the recorded state."""
+
+
+class ReplayResult(NamedTuple):
+    clip: str
+    fidelity_max_abs: float
+    resolved: bool
+    collision: bool
+    ttc_violation: bool
+    new_takeover: bool
+    handed_back: bool
+    steps: int
+    min_ttc_s: float
+    seconds: float
 
 
 def vehicle_snapshot(env: gym.Env) -> np.ndarray:
@@ -74,6 +92,23 @@ def vehicle_snapshot(env: gym.Env) -> np.ndarray:
             ]
         )
     return np.asarray(rows, np.float64)
+
+
+def fidelity_of(clip: Clip, snap: np.ndarray) -> float:
+    """0.0 when ``snap`` (N, 7), the state replay reached, is the clip's recorded snapshot exactly;
+    otherwise :class:`ReplayError` says how it differs."""
+    if snap.shape != clip.snapshot.shape:
+        raise ReplayError(
+            f"clip {clip.id}: {snap.shape[0]} vehicles on replay, {clip.snapshot.shape[0]} "
+            "recorded — different software versions or env config?"
+        )
+    fidelity = float(np.abs(snap - clip.snapshot).max()) if snap.size else 0.0
+    if fidelity != 0.0:
+        raise ReplayError(
+            f"clip {clip.id}: replayed state differs from the recording by {fidelity:.3g} "
+            "(max abs); replay is only exact in the same software versions"
+        )
+    return fidelity
 
 
 @dataclass
@@ -99,6 +134,7 @@ class Clip:
     rejected: list[Any] = field(default_factory=list)
     chosen: list[Any] = field(default_factory=list)
     id: str = ""
+    sim: str = "highway-env"  # the simulator it replays exactly on: highway-env, or batched
 
     @classmethod
     def start(

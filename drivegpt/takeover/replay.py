@@ -1,5 +1,8 @@
 """Replay a takeover clip exactly, then hand the wheel to a chosen policy.
 
+A clip replays on the simulator it was recorded on (``Clip.sim``): highway-env here, the batched
+simulator in :mod:`drivegpt.takeover.batched_clips`.
+
 Re-simulation from seed + action prefix must reproduce the recorded state snapshot exactly
 (fidelity = max abs difference, must be 0); a mismatch raises :class:`ReplayError`. The chosen
 policy then drives for the clip's horizon (with or without the monitor); the clip is *resolved*
@@ -13,33 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from drivegpt.core.errors import UserError
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim.geometry import TTC_VIOLATION, lead_figures
 from drivegpt.sim.human import HumanDriver, Personality
 from drivegpt.sim.rollout import Backend, make_env, parallel_map
 from drivegpt.sim.video import ensure_headless, write_video
-from drivegpt.takeover.clips import Clip, vehicle_snapshot
+from drivegpt.takeover import batched_clips
+from drivegpt.takeover.clips import Clip, ReplayResult, fidelity_of, vehicle_snapshot
 from drivegpt.takeover.monitor import MonitorConfig, check_triggers
-
-
-class ReplayError(UserError, RuntimeError):
-    """Re-simulation did not reproduce the recorded state."""
-
-
-class ReplayResult(NamedTuple):
-    clip: str
-    fidelity_max_abs: float
-    resolved: bool
-    collision: bool
-    ttc_violation: bool
-    new_takeover: bool
-    handed_back: bool
-    steps: int
-    min_ttc_s: float
-    seconds: float
 
 
 def restore(clip: Clip, render: bool = False) -> Any:
@@ -51,19 +36,7 @@ def restore(clip: Clip, render: bool = False) -> Any:
         obs, *_ = env.step(action)
         if render and t >= len(clip.action_prefix) - 5:
             frames.append(env.render())
-    snap = vehicle_snapshot(env)
-    if snap.shape != clip.snapshot.shape:
-        raise ReplayError(
-            f"clip {clip.id}: {snap.shape[0]} vehicles on replay, {clip.snapshot.shape[0]} "
-            "recorded — different software versions or env config?"
-        )
-    fidelity = float(np.abs(snap - clip.snapshot).max()) if snap.size else 0.0
-    if fidelity != 0.0:
-        raise ReplayError(
-            f"clip {clip.id}: replayed state differs from the recording by {fidelity:.3g} "
-            "(max abs); replay is only exact in the same software versions"
-        )
-    return env, obs, fidelity, frames
+    return env, obs, fidelity_of(clip, vehicle_snapshot(env)), frames
 
 
 def replay_clip(
@@ -79,6 +52,8 @@ def replay_clip(
     Resolved: the situation becomes safe (``handback_safe_steps`` in a row) with no collision, no
     TTC violation and, after that, no new takeover (``use_monitor``: including the look-ahead).
     """
+    if clip.sim == "batched":
+        return batched_clips.replay_clip(clip, policy_spec, monitor, video, use_monitor, extra_steps)
     t0 = time.perf_counter()
     if video is not None:
         ensure_headless()

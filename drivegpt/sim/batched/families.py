@@ -20,7 +20,8 @@ wave leader, then empty slots, as the env's vehicle list.
 
 As in the rest of the batched simulator only the ego's collisions are tested, but for the cars a
 family marks ``Script.collides`` (``stop_and_go``'s platoon, which can pile up under the hardest
-waves): their pairs are tested too (``traffic_collisions``).
+waves; every car of ``stalled_car``, whose lead swerves into the right lane's traffic): their pairs
+are tested too (``traffic_collisions``).
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def place_scripted(
         script.stalled[:, 1] = True
         script.scripted[:, 2], script.blind[:, 2], script.watched[:, 2] = True, True, 1
         script.trigger_gap[:, 2], script.script_lane[:, 2] = -col["reveal_distance"], 1
+        script.collides[:, 1:] = True  # the swerving lead can hit the right lane's traffic, as on the env
     elif family == "hard_braking_lead":
         x[:, 1], speed[:, 1] = EGO_X + col["gap"], col["ego_speed"]
         script.scripted[:, 1], script.trigger_time[:, 1] = True, col["brake_time"]
