@@ -13,7 +13,7 @@ from drivegpt.cli.app import app
 from drivegpt.sim.policy import ConstantPolicy
 from drivegpt.sim.video import is_blank
 from drivegpt.takeover.batched_clips import evaluate_monitored_batched, restore
-from drivegpt.takeover.clips import ReplayError, load_clips, write_clips
+from drivegpt.takeover.clips import ClipError, ReplayError, load_clips, write_clips
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 from drivegpt.takeover.replay import replay_clip
 
@@ -52,6 +52,13 @@ def test_clips_replay_exactly_after_a_round_trip(clips, tmp_path) -> None:
     for c in loaded:  # episodes stepped 6 at a time, replayed alone: the same state, bit for bit
         state, fidelity = restore(c)
         assert fidelity == 0.0 and int(state.steps[0]) == c.step * state.config.frames
+    odd = load_clips(tmp_path / "c")[:1]
+    odd[0].sim = "gpu"
+    write_clips(tmp_path / "odd", odd, {})  # a valid checksum: the field itself is checked
+    with pytest.raises(
+        ClipError, match=r"clip_00000.json: unknown sim 'gpu' \(valid: highway-env, batched\)"
+    ):
+        load_clips(tmp_path / "odd")
     result = replay_clip(loaded[0], "human", FAST)
     assert result.fidelity_max_abs == 0.0 and result.steps >= 1
     bad = loaded[0]

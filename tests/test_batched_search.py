@@ -16,7 +16,15 @@ from drivegpt.core.errors import UserError
 from drivegpt.corner.batched import simulate_scenarios
 from drivegpt.corner.runner import run_jobs
 from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
-from drivegpt.corner.suite import ALERT_HUMAN, ScenarioJob, job_of, load_suite, simulate
+from drivegpt.corner.suite import (
+    ALERT_HUMAN,
+    ScenarioJob,
+    SuiteError,
+    job_of,
+    load_suite,
+    simulate,
+    write_suite,
+)
 from drivegpt.eval.benchmark import BenchConfig, run_benchmark
 from drivegpt.sim.video import is_blank
 from drivegpt_envs.families import FAMILIES, family_class
@@ -113,6 +121,17 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     args = ["corner-cases", "search", "--family", "roundabout", "--sim", "batched", "--budget", "2"]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "s2")])
     assert r.exit_code != 0 and "no batched port" in r.output
+
+
+def test_a_suite_naming_an_unknown_simulator_is_refused(tmp_path):
+    cfg = SearchConfig(budget=1, method="random", sim="batched", feasibility_refs=0)
+    scenarios = to_scenarios(search_family("cut_in", "human", cfg, progress=False), "accel", "all")
+    scenarios[0].sim = "gpu"
+    path = write_suite(tmp_path / "s", scenarios, "test")  # a valid checksum: the field is checked
+    with pytest.raises(
+        SuiteError, match=r"scenarios.jsonl:1: unknown sim 'gpu' \(valid: highway-env, batched\)"
+    ):
+        load_suite(path)
 
 
 def test_bench_sim_overrides_the_scenarios_own():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from drivegpt.core.errors import UserError
-from drivegpt.corner.suite import Outcome, ScenarioJob, simulate
+from drivegpt.corner.suite import SIMULATORS, Outcome, ScenarioJob, simulate
 from drivegpt.sim.rollout import Backend, parallel_map
 
 
@@ -24,11 +24,11 @@ def run_jobs(
 ) -> list[Outcome]:
     """The outcome of every job, in order: highway-env jobs in worker processes (:func:`simulate`),
     batched ones stepped together (:func:`drivegpt.corner.batched.simulate_scenarios`)."""
-    unknown = sorted({j.sim for j in jobs} - {"highway-env", "batched"})
+    unknown = sorted({j.sim for j in jobs} - set(SIMULATORS))
     if unknown:
-        raise UserError(f"simulator {unknown[0]!r}: valid simulators are highway-env, batched")
+        raise UserError(f"simulator {unknown[0]!r}: valid simulators are {', '.join(SIMULATORS)}")
     out: list[Any] = [None] * len(jobs)
-    for sim in ("highway-env", "batched"):
+    for sim in SIMULATORS:
         index = [i for i, j in enumerate(jobs) if j.sim == sim]
         if not index:
             continue
@@ -42,4 +42,3 @@ def run_jobs(
         for i, o in zip(index, outs, strict=True):
             out[i] = o
     return out
-

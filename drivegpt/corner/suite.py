@@ -45,6 +45,7 @@ ACC_RANGE = (-4.05, 2.40)  #: [m/s²] comfort bounds (docs/metrics.md) on longit
 JERK_MAX = 4.13  #: [m/s³] comfort bound (docs/metrics.md) on |jerk|
 SHIPPED_SUITES = SUITES  #: suites that ship with the package
 ALERT_HUMAN = "alert-human"  #: policy name of the feasibility reference (see :func:`simulate`)
+SIMULATORS = ("highway-env", "batched")  #: the values of a scenario's ``sim``
 ALERT_SEED_STEP = 7919  #: the k-th alert reference draws its personality from seed + k * this
 
 
@@ -269,6 +270,9 @@ def load_suite(path: str | Path) -> tuple[dict[str, Any], list[Scenario]]:
             scenarios.append(Scenario(**json.loads(line)))
         except (json.JSONDecodeError, TypeError) as err:
             raise SuiteError(f"{data_path}:{i}: bad scenario ({err}); {fix}") from None
+        if scenarios[-1].sim not in SIMULATORS:
+            sim = scenarios[-1].sim
+            raise SuiteError(f"{data_path}:{i}: unknown sim {sim!r} (valid: {', '.join(SIMULATORS)}); {fix}")
     if len(scenarios) != meta.get("scenarios"):
         n = meta.get("scenarios")
         raise SuiteError(f"{data_path}: {len(scenarios)} scenarios, metadata says {n}; {fix}")

@@ -277,6 +277,11 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
         with np.load(path / f"{cid}.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header.pop("horizon", None)
+        if header.get("sim", "highway-env") not in ("highway-env", "batched"):
+            sim = header["sim"]
+            raise ClipError(
+                f"{path / f'{cid}.json'}: unknown sim {sim!r} (valid: highway-env, batched); {fix}"
+            )
         clip = Clip(
             **{k: v for k, v in header.items() if k not in ("obs", "rejected", "chosen")},
             action_prefix=arrays["action_prefix"],
