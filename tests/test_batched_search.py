@@ -98,6 +98,8 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     assert meta["sim"] == "batched" and len(scenarios) == 24 and {s.sim for s in scenarios} == {"batched"}
     r = runner.invoke(app, ["corner-cases", "replay", str(suite)])
     assert r.exit_code == 0 and "replayed exactly" in r.output, r.output
+    r = runner.invoke(app, ["corner-cases", "info", str(suite)])
+    assert r.exit_code == 0 and "24 scenarios on batched" in r.output, r.output
     # a tampered outcome is caught: replay runs on the scenario's own simulator
     lines = (suite / "scenarios.jsonl").read_text().splitlines()
     first = json.loads(lines[0])

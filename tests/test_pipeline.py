@@ -37,8 +37,11 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     for name, spec in bench.items():  # one benchmark table row per policy, numbers from its metrics.json
         m = json.loads((out / "benchmark" / name / "metrics.json").read_text())
         assert f"| {name} | `{spec}` | {m['episodes']} | {m['collision_rate']:.3f} [" in report
-    for name in bench:  # and on the corner-case suite the search found
+    for name in bench:  # and on the corner-case suite the search found (on the batched simulator)
         assert f"| {name} | stalled_car | 2 | " in report
+    assert "failure search against `drivegpt:" in report and "` (batched)" in report
+    suite = [json.loads(line) for line in (out / "search" / "scenarios.jsonl").read_text().splitlines()]
+    assert {s["sim"] for s in suite} == {"batched"}
     cfg = load_config(PipelineConfig, TINY)
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
     row = f"| DriveGPT pretrained (round 0) | `drivegpt/Highway-v0` | {cfg.eval_episodes} | {takeovers} ("

@@ -143,7 +143,8 @@ def info(suite: str = typer.Argument(..., help="Suite directory (or a shipped su
 
     path = resolve_suite(suite)
     meta, scenarios = load_suite(path)
-    typer.echo(f"{path}: {len(scenarios)} scenarios, created by: {meta.get('created_by')}")
+    sims = ", ".join(sorted({s.sim for s in scenarios})) or "none"
+    typer.echo(f"{path}: {len(scenarios)} scenarios on {sims}, created by: {meta.get('created_by')}")
     for fam in meta["families"]:
         group = [s for s in scenarios if s.family == fam]
         failed = sum(bool(s.outcome.get("failed")) for s in group)

@@ -148,8 +148,9 @@ def _section_suite(out: Path) -> list[str]:
     if summary is None or not (suite / "results.md").is_file():
         return []
     policy = next(iter(summary.values()))["policy"] if summary else "?"
+    sims = sorted({s.get("sim", "highway-env") for s in summary.values()}) or ["highway-env"]
     lines = [
-        f"## Corner cases: failure search against `{policy}`",
+        f"## Corner cases: failure search against `{policy}` ({', '.join(sims)})",
         "",
         "| family | method | sims | failures | failure rate [Wilson 95% CI] | sims to first failure "
         "| clusters | unavoidable |",
