@@ -334,20 +334,24 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     assert r.exit_code == 2 and "roundz" in r.output and "rounds" in r.output
 
 
-def test_flywheel_drives_on_the_batched_simulator(tmp_path):
+@pytest.mark.parametrize("method", ["dpo", "ppo"])
+def test_flywheel_drives_on_the_batched_simulator(method, tmp_path):
     """``sim: batched``: the round's monitored drive runs there, its clips (marked batched) replay
-    exactly there, and DPO learns from them and from the drive's policy steps."""
+    exactly there, and DPO learns from them and the drive's policy steps, or the reward model does
+    and PPO then runs its rollouts there too; a killed PPO round resumes its updates."""
     from drivegpt.takeover.clips import load_clips, load_policy_steps
     from drivegpt.takeover.replay import replay_clip
 
     cfg = tmp_path / "batched.yaml"
     cfg.write_text(
-        "method: dpo\nrounds: 1\nsim: batched\nbatch: 4\ndrive_episodes: 4\ndrive_seed: 1\n"
+        f"method: {method}\nrounds: 1\nsim: batched\nbatch: 4\ndrive_episodes: 4\ndrive_seed: 1\n"
         "monitor: {lookahead_steps: 0}\nranking_steps: 0\ndpo: {iters: 3, val_fraction: 0.0}\n"
-        "eval_episodes: 0\nworkers: 1\n"
+        "reward: {iters: 3, val_fraction: 0.0}\n"
+        "ppo_batched: {updates: 2, batch: 3, max_steps: 8, threads: 1}\neval_episodes: 0\nworkers: 1\n"
     )
     out = tmp_path / "fly"
-    r = runner.invoke(app, ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
+    args = ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     clips = load_clips(out / "round_1" / "clips")
     meta = json.loads((out / "round_1" / "clips" / "metadata.json").read_text())
@@ -356,7 +360,14 @@ def test_flywheel_drives_on_the_batched_simulator(tmp_path):
     steps = load_policy_steps(out / "round_1" / "clips")
     assert steps is not None and len(steps["obs"]) == meta["policy_steps"] and steps["weak"].any()
     assert replay_clip(clips[0], "human").fidelity_max_abs == 0.0
-    assert (out / "round_1" / "dpo" / "policy" / "policy.json").is_file()
+    assert (out / "round_1" / method / "policy" / "policy.json").is_file()
+    if method == "ppo":  # the batched PPO's log: 2 updates of 3 episodes, up to 8 steps each
+        log = (out / "round_1" / "ppo" / "log.csv").read_text().splitlines()
+        assert len(log) == 3
+        (out / "round_1" / "ppo" / "metrics.json").unlink()  # as if killed after its last update
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert (out / "round_1" / "ppo" / "log.csv").read_text().splitlines() == log  # nothing redone
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: ppo\nsim: batched\n")  # ranking segments need highway-env's copies
     r = runner.invoke(app, ["rlhf", "--config", str(bad), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])

@@ -40,6 +40,7 @@ from drivegpt.rlhf.dagger import (
 )
 from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import RLHFConfig, Rollout, load_run_policy, rlhf, windows_of
+from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, ppo_batched
 from drivegpt.rlhf.preferences import kl_to_reference, policy_steps
 from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
 from drivegpt.sim.batched import SUPPORTED_ENV_IDS
@@ -72,7 +73,11 @@ class FlywheelConfig(FrozenConfig):
     reward: RewardConfig = RewardConfig()
     """Reward model of each round (trained on every clip so far)."""
     ppo: RLHFConfig = RLHFConfig()
-    """PPO of each round (its rollout seeds move on by updates × episodes each round)."""
+    """PPO of each round on highway-env (its rollout seeds move on by updates × episodes each round)."""
+    ppo_batched: BatchedPPOConfig = BatchedPPOConfig()
+    """PPO of each round with ``sim: batched``: rollouts of ``batch`` episodes at once on the batched
+    simulator under its safety driver (seeds move on by updates × batch each round; ``env_id`` and
+    ``monitor`` are the flywheel's)."""
     dpo: DPOConfig = DPOConfig()
     """DPO of each round (on every clip so far)."""
     dagger: DaggerConfig = DaggerConfig()
@@ -90,10 +95,10 @@ class FlywheelConfig(FrozenConfig):
     (``BATCHED_FAMILIES``) is driven there, any other on highway-env (``workers`` processes)."""
     sim: Literal["highway-env", "batched"] = "highway-env"
     """The simulator of the round's drives (``batched``: ``accel`` policies, B episodes at once):
-    DAgger's labelled drives, HG-DAgger's monitored drives (their labels, without clips), and for PPO
+    DAgger's labelled drives, HG-DAgger's monitored drives (their labels, without clips), for PPO
     and DPO the monitored drive whose takeover clips they learn from (clips that replay on the batched
-    simulator; ``ranking_steps`` must then be 0). PPO's own rollouts and the evaluation stay on
-    highway-env (``drivegpt ppo`` runs PPO on the batched simulator)."""
+    simulator; ``ranking_steps`` must then be 0), and PPO's rollouts (``ppo_batched``). The held-out
+    evaluation stays on highway-env, the reference."""
     batch: int = Field(512, ge=1)
     """``sim: batched``: episodes stepped at once."""
 
@@ -246,7 +251,26 @@ def run_flywheel(
             if not _done(rd / "reward"):
                 train_reward_model(cfg.reward, clip_dirs, ref, rd / "reward", command, progress)
             rm = json.loads((rd / "reward" / "metrics.json").read_text())
-            if not _done(tuned):
+            if not _done(tuned) and cfg.sim == "batched":
+                b = cfg.ppo_batched
+                update = {
+                    "seed": b.seed + (k - 1) * b.updates * b.batch,
+                    "monitor": cfg.monitor,
+                    "env_id": cfg.env_id,
+                }
+                resume = (tuned / "checkpoint").exists()  # a killed round continues its updates
+                spec = f"drivegpt:{current}"
+                ppo_batched(
+                    b.model_copy(update=update),
+                    spec,
+                    rd / "reward",
+                    tuned,
+                    str(ref),
+                    resume,
+                    command,
+                    progress,
+                )
+            elif not _done(tuned):
                 seed = cfg.ppo.seed + (k - 1) * cfg.ppo.updates * cfg.ppo.episodes_per_update
                 update = {"seed": seed, "monitor": cfg.monitor, "workers": cfg.workers}
                 ppo_cfg = cfg.ppo.model_copy(update=update)
