@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt
+from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt, SimOrDefaultOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
-from drivegpt.sim.rollout import Simulator
 from drivegpt_envs.common import DEFAULT_ACTION
 
 
@@ -38,16 +36,14 @@ def search(
     config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
     action: ActionOpt = None,
     keep: str = typer.Option("failures", help="Suite content: failures, or all simulations."),
-    sim: Annotated[
-        Simulator | None,
-        typer.Option(help="highway-env | batched (families with a batched port); default: the config's."),
-    ] = None,
+    sim: SimOrDefaultOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
 ) -> None:
-    """Search the parameters of scenario families for failures of POLICY; write a replayable suite."""
+    """Search the parameters of scenario families for failures of POLICY; write a replayable suite
+    (--sim: default the config's, else highway-env)."""
     from drivegpt.core.atomic import write_json, write_text
     from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
     from drivegpt.corner.suite import family_env_id, write_suite
@@ -165,17 +161,13 @@ def bench(
         min=0,
         help="Episodes of naturalistic dense traffic per policy: collisions per 10⁶ km (0: skip).",
     ),
-    sim: Annotated[
-        Simulator | None,
-        typer.Option(
-            help="Simulator of every episode (default: each scenario's own, the one it was made on)."
-        ),
-    ] = None,
+    sim: SimOrDefaultOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
-    """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs."""
+    """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs
+    (--sim: default each scenario's own simulator, the one it was made on)."""
     from drivegpt.corner.suite import load_suite, resolve_suite
     from drivegpt.eval.benchmark import BenchConfig, parse_policies
     from drivegpt.eval.benchmark import bench as run_bench

@@ -22,5 +22,11 @@ SimOpt = Annotated[
     Simulator,
     typer.Option(help="Simulator: highway-env (the reference) or batched (torch, many episodes per step)."),
 ]
+SimOrDefaultOpt = Annotated[
+    Simulator | None,
+    typer.Option(
+        help="Simulator: highway-env or batched (families with a batched port); default: the command's."
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="With --sim batched: episodes stepped together.")]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]
