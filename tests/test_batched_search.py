@@ -59,6 +59,25 @@ def test_outcomes_equal_highway_envs_without_traffic(family):
                 assert got == want, (job.seed, name, got, want)
 
 
+def test_monitored_outcomes_equal_highway_envs_without_traffic():
+    """Under the safety driver too: takeovers and the policy's distance as highway-env's monitor."""
+    from drivegpt.takeover.monitor import MonitorConfig
+
+    watch = MonitorConfig().to_dict()
+    jobs = _jobs("adversarial_vehicle", 2, 42, "drivegpt") + _jobs("stop_and_go", 2, 40, "constant:3,keep")
+    jobs = [j._replace(monitor=watch) for j in jobs]
+    batched = simulate_scenarios(jobs)
+    assert all(o.takeovers for o in batched)  # the test sees takeovers
+    for job, b in zip(jobs, batched, strict=True):
+        ref = simulate(job._replace(sim="highway-env"))
+        for name, want in ref._asdict().items():
+            got = getattr(b, name)
+            if isinstance(want, float):
+                assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), (job.seed, name, got, want)
+            else:
+                assert got == want, (job.seed, name, got, want)
+
+
 def test_outcomes_do_not_depend_on_the_batch():
     """A scenario's outcome is the same alone and in a batch, in any order (exact replay): the
     human's, and DriveGPT's, whose network sees a batch of observations."""
@@ -79,11 +98,11 @@ def test_batched_search_finds_failures_that_replay_exactly():
     assert set(r.feasible) == {s.index for s in r.sims if s.outcome.failed}
 
 
-def test_unported_family_and_takeovers_are_refused():
+def test_unported_family_and_unmonitored_actions_are_refused():
     with pytest.raises(UserError, match="no batched port.*stalled_car"):
         simulate_scenarios(_jobs("intersection", 1, 0))
-    with pytest.raises(UserError, match="takeovers"):
-        simulate_scenarios([_jobs("cut_in", 1, 0)[0]._replace(monitor={})])
+    with pytest.raises(UserError, match="no batched port for 'meta' actions"):
+        simulate_scenarios([_jobs("cut_in", 1, 0, "constant:IDLE")[0]._replace(action="meta", monitor={})])
     with pytest.raises(UserError, match="valid simulators are highway-env, batched"):
         run_jobs([_jobs("cut_in", 1, 0)[0]._replace(sim="gpu")])
 
@@ -118,8 +137,12 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
         frames = iio.imread(gif)
         assert frames.shape[0] > 2 and not is_blank(frames[0])
     args = ["bench", "--suite", str(suite), "--policy", "human", "--sim", "batched", "--takeovers"]
-    r = runner.invoke(app, [*args, "--naturalistic-episodes", "0", "--out", str(tmp_path / "b2")])
-    assert r.exit_code != 0 and "takeovers" in r.output
+    args += ["--naturalistic-episodes", "0", "--gifs", "0"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b2")])
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "b2" / "results.csv") as f:
+        watched = next(x for x in csv.DictReader(f) if x["policy"] == "human" and x["family"] == "all")
+    assert watched["episodes"] == "24" and float(watched["takeovers_per_100km"]) >= 0
     args = ["corner-cases", "search", "--family", "roundabout", "--sim", "batched", "--budget", "2"]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "s2")])
     assert r.exit_code != 0 and "no batched port" in r.output

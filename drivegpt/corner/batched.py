@@ -20,6 +20,7 @@ scenario made on one simulator therefore replays exactly on that simulator only 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ from drivegpt.sim.batched.families import (
 )
 from drivegpt.sim.batched.state import BatchState
 from drivegpt.sim.human import Personality, PersonalityRanges
-from drivegpt.takeover.batched import lead_figures
+from drivegpt.takeover.batched import SafetyWatch, WatchedHuman, batched_safety_driver, lead_figures
+from drivegpt.takeover.monitor import MonitorConfig
 from drivegpt_envs.families import family_class
 
 SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]  #: as in drivegpt.corner.estimate
@@ -133,6 +135,8 @@ class Traces:
     speed: torch.Tensor  # (B, T+1) [m/s] ego speed; NaN after the episode's end
     ttc: torch.Tensor  # (B, T+1) [s] TTC to the lead in the ego's lane; inf when none or after the end
     gap: torch.Tensor  # (B, T+1) [m] box clearance to the nearest vehicle; inf after the end
+    takeovers: torch.Tensor  # (B,) int64 the safety driver's takeovers (0 without a monitor)
+    policy_distance_m: torch.Tensor  # (B,) [m] path length while the policy drove (all without a monitor)
 
     def outcome(self, b: int, dt: float) -> Outcome:
         """Row ``b`` as the :class:`~drivegpt.corner.suite.Outcome` that highway-env's trace gives."""
@@ -144,7 +148,15 @@ class Traces:
             "gap": self.gap[b, :n].tolist(),
             "speeding": [float(v > SPEED_LIMIT + 1e-6) for v in speed],
         }
-        return outcome_of(bool(self.crashed[b]), bool(self.offroad[b]), float(self.distance_m[b]), trace, dt)
+        return outcome_of(
+            bool(self.crashed[b]),
+            bool(self.offroad[b]),
+            float(self.distance_m[b]),
+            trace,
+            dt,
+            int(self.takeovers[b]),
+            float(self.policy_distance_m[b]),
+        )
 
 
 def box_clearance(state: BatchState) -> torch.Tensor:
@@ -183,6 +195,7 @@ def run_episodes(
     seeds: list[int],
     people: list[Personality] | None = None,
     until_failure: bool = False,
+    monitor: MonitorConfig | None = None,
 ) -> Traces:
     """Run B family episodes to their end under ``driver``, recording each one's :class:`Traces`.
 
@@ -190,9 +203,18 @@ def run_episodes(
     truncated, and with ``until_failure`` also at its first failure. ``people``: the human's
     personality per episode (default: drawn from the seed). Finished episodes are dropped from the
     batch when the driver can be sliced (the human); others keep stepping, masked out of the records.
+    ``monitor``: the batched safety driver watches ``driver`` (a policy, or ``WatchedHuman``) and
+    takes over as on the roads (:class:`~drivegpt.takeover.batched.SafetyWatch`, its look-ahead
+    stepping the family's scripted cars too); the traces then count takeovers and the policy's km.
     """
     bsz, dev, dt = state.batch_size, state.device, state.dtype
-    driver = _start(driver, state, seeds, people)
+    watcher = None
+    if monitor is not None:
+        watcher = SafetyWatch(driver, None, monitor, seeds, state)
+    else:
+        driver = _start(driver, state, seeds, people)
+    takeovers = torch.zeros(bsz, dtype=torch.long, device=dev)
+    policy_distance = torch.zeros(bsz, dtype=dt, device=dev)
     crashed = torch.zeros(bsz, dtype=torch.bool, device=dev)
     offroad = ~on_road(state)  # (B,) the reset state counts, as on highway-env
     steps = torch.zeros(bsz, dtype=torch.long, device=dev)
@@ -201,13 +223,22 @@ def run_episodes(
     speeds, ttcs, gaps = [state.speed[:, 0].clone()], [lead_figures(state)[0]], [box_clearance(state)]
     alive = torch.arange(bsz, device=dev)  # (A,) batch rows in ``state``
     running = torch.ones(bsz, dtype=torch.bool, device=dev)  # (A,) rows whose episode goes on
-    sliceable = hasattr(driver, "select") and hasattr(driver, "act")
+    sliceable = watcher is None and hasattr(driver, "select") and hasattr(driver, "act")
     while bool(running.any()):
         x0, y0 = state.x[:, 0], state.y[:, 0]
-        state, script = family_step(state, script, _act(driver, state))
+        if watcher is None:
+            action, human = _act(driver, state), None
+        else:
+            d = watcher.decide(state, ~running, script=script)
+            action, human = d.action, d.human_drives[running]
+            takeovers[alive[running]] += d.start[running].long()
+        state, script = family_step(state, script, action)
+        if watcher is not None:
+            watcher.after(state)
         rows = alive[running]  # (R,) the episodes this step counts for
         moved = torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0)[running]  # (R,) [m]
         distance[rows] += moved
+        policy_distance[rows] += moved if human is None else torch.where(human, 0.0, moved)
         steps[rows] += 1
         crashed[rows] |= state.crashed[running, 0]
         offroad[rows] |= ~on_road(state)[running]
@@ -228,7 +259,15 @@ def run_episodes(
             state, script, driver = state.select(keep), script.select(keep), driver.select(keep)
             alive, running = alive[keep], running[keep]
     return Traces(
-        crashed, offroad, steps, distance, torch.stack(speeds, 1), torch.stack(ttcs, 1), torch.stack(gaps, 1)
+        crashed,
+        offroad,
+        steps,
+        distance,
+        torch.stack(speeds, 1),
+        torch.stack(ttcs, 1),
+        torch.stack(gaps, 1),
+        takeovers,
+        policy_distance,
     )
 
 
@@ -250,23 +289,23 @@ def simulate_scenarios(
 ) -> list[Outcome]:
     """The :class:`~drivegpt.corner.suite.Outcome` of each scenario job on the batched simulator.
 
-    Jobs of the same family, policy, action and alert reference run together, ``batch`` at a time;
-    an episode depends only on its own scenario (``tests/test_batched_search.py``). The safety
-    driver's takeovers are not ported here: a job with a ``monitor`` is refused."""
-    from drivegpt.takeover.batched import batched_safety_driver
-
-    groups: dict[tuple[str, str, str, int], list[int]] = {}
+    Jobs of the same family, policy, action, alert reference and monitor run together, ``batch`` at
+    a time; an episode depends only on its own scenario (``tests/test_batched_search.py``). A job
+    with a ``monitor`` runs under the batched safety driver (``accel`` actions only)."""
+    groups: dict[tuple[str, str, str, int, str], list[int]] = {}
     for i, job in enumerate(jobs):
-        if job.monitor is not None:
-            raise UserError("takeovers on corner-case scenarios run on highway-env only; drop --sim batched")
         family = family_of(job.env_id)
-        groups.setdefault((family, job.policy, job.action, job.reference), []).append(i)
+        watch = json.dumps(job.monitor, sort_keys=True) if job.monitor is not None else ""
+        groups.setdefault((family, job.policy, job.action, job.reference, watch), []).append(i)
     out: list[Outcome | None] = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc="scenarios (batched)", unit="sim", disable=not progress)
-    for (family, policy, action, reference), index in groups.items():
+    for (family, policy, action, reference, watch), index in groups.items():
         alert = policy == ALERT_HUMAN
+        monitor = MonitorConfig(**json.loads(watch)) if watch else None
         driver, kind = _driver("human" if alert else policy, action)
         config = family_config(family, kind, getattr(driver, "env_config", None))  # type: ignore[arg-type]
+        if monitor is not None and policy == "human":  # the logging human, watched
+            driver = WatchedHuman(config)
         order = list(family_class(family).PARAMS)
         for lo in range(0, len(index), batch):
             chunk = index[lo : lo + batch]
@@ -280,7 +319,7 @@ def simulate_scenarios(
                 human = batched_safety_driver(config)
                 human.reset([s + ALERT_SEED_STEP * reference for s in seeds], state)
                 driver = human
-            t = run_episodes(driver, state, script, seeds)
+            t = run_episodes(driver, state, script, seeds, monitor=monitor)
             for b, i in enumerate(chunk):
                 out[i] = t.outcome(b, 1.0 / config.policy_frequency)
             bar.update(len(chunk))

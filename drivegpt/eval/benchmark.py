@@ -56,8 +56,8 @@ class BenchConfig(FrozenConfig):
     naturalistic_env: str = "drivegpt/HighwayDense-v0"
     """The env of those episodes."""
     sim: Simulator | None = None
-    """Simulator of every suite episode: highway-env | batched (families with a batched port, without
-    takeovers); None: each scenario's own, the one it was made on."""
+    """Simulator of every suite episode: highway-env | batched (families with a batched port; with
+    takeovers, ``accel`` actions); None: each scenario's own, the one it was made on."""
 
 
 class Row(NamedTuple):

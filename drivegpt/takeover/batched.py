@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim import batched
 from drivegpt.sim.batched.config import LENGTH
+from drivegpt.sim.batched.families import Script, family_step
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.batched.road import NONE, neighbours
 from drivegpt.sim.human import PersonalityRanges
@@ -165,16 +166,31 @@ def policy_rows(policy: Any, index: torch.Tensor) -> Any:
     return policy  # stateless: the same policy serves any rows
 
 
+def advance(
+    state: batched.BatchState, action: torch.Tensor, script: Script | None = None
+) -> tuple[batched.BatchState, Script | None]:
+    """One policy step: ``batched.step``, or ``family_step`` for a corner-case family's episodes
+    (``script``: its scripted cars)."""
+    if script is None:
+        return batched.step(state, action), None
+    return family_step(state, script, action)
+
+
 def predict_crash(
-    state: batched.BatchState, policy: Any, proposal: torch.Tensor, horizon: int
+    state: batched.BatchState,
+    policy: Any,
+    proposal: torch.Tensor,
+    horizon: int,
+    script: Script | None = None,
 ) -> torch.Tensor:
-    """(K,) int64 policy steps until a crash when ``policy`` drives on from ``state`` (K episodes),
-    starting with ``proposal``; 0 when none within ``horizon`` or the episode ends first."""
+    """(K,) int64 policy steps until a crash when ``policy`` drives on from ``state`` (K episodes,
+    with their family ``script`` if any), starting with ``proposal``; 0 when none within ``horizon``
+    or the episode ends first."""
     crash_in = torch.zeros_like(proposal)
     alive = torch.ones_like(proposal, dtype=torch.bool)
     action = proposal
     for k in range(1, horizon + 1):
-        state = batched.step(state, action)
+        state, script = advance(state, action, script)
         crash_in = torch.where(alive & state.crashed[:, 0], k, crash_in)
         alive &= ~(batched.terminated(state) | batched.truncated(state))
         if k == horizon or not bool(alive.any()):
@@ -190,11 +206,13 @@ def check_triggers(
     chosen: torch.Tensor,
     cfg: MonitorConfig,
     watch: torch.Tensor | None = None,
+    script: Script | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`drivegpt.takeover.monitor.check_triggers` for B episodes: (B,) trigger codes (the first
     that fires, ``NO_TRIGGER`` where none or where ``watch`` is False), (B,) TTC [s], (B,) headway [s]
     and (B,) look-ahead steps to a predicted crash (0: none). ``proposal`` (B,): the policy's tokens,
-    already acted (its context holds them); ``chosen`` (B,): the safety driver's."""
+    already acted (its context holds them); ``chosen`` (B,): the safety driver's; ``script``: the
+    family's scripted cars, for the look-ahead of corner-case episodes."""
     code, ttc, headway = threshold_triggers(state, cfg)
     if watch is not None:
         code = torch.where(watch, code, NO_TRIGGER)
@@ -206,7 +224,8 @@ def check_triggers(
         rows = close.nonzero().squeeze(1)  # (K,) episodes rolled forward
         if rows.numel():
             pol = policy_rows(policy, rows)
-            ahead = predict_crash(state.select(rows), pol, proposal[rows], cfg.lookahead_steps)
+            part = None if script is None else script.select(rows)
+            ahead = predict_crash(state.select(rows), pol, proposal[rows], cfg.lookahead_steps, part)
             crash_in = crash_in.index_copy(0, rows, ahead)
             code = torch.where(crash_in > 0, PREDICTED, code)
     if cfg.disagreement_ttc:
@@ -223,6 +242,79 @@ def hand_back(
     safe = threshold_triggers(state, cfg)[0] == NO_TRIGGER
     safe_run = torch.where(in_takeover, torch.where(safe, safe_run + 1, 0), safe_run)
     return in_takeover & (safe_run < cfg.handback_safe_steps), safe_run
+
+
+def check_monitorable(config: batched.SimConfig, monitor: MonitorConfig) -> None:
+    """A UserError unless the batched safety driver can watch episodes of ``config`` under ``monitor``."""
+    if config.action != "accel":
+        raise UserError(
+            f"the safety driver has no batched port for {config.action!r} actions (accel only); "
+            "use --action accel or --sim highway-env"
+        )
+    if monitor.ranking_steps:
+        raise UserError("ranking_steps is not supported by the batched monitor; set it to 0")
+
+
+class StepDecision(NamedTuple):
+    """What the safety driver decided at one policy step of B episodes (each (B,))."""
+
+    action: torch.Tensor  # int64 token driven: the safety driver's during a takeover, else the proposal
+    proposal: torch.Tensor  # int64 the policy's token
+    human_drives: torch.Tensor  # bool the safety driver drives this step
+    start: torch.Tensor  # bool a takeover starts at this step
+    code: torch.Tensor  # int64 trigger code (NO_TRIGGER: none)
+    ttc: torch.Tensor  # [s] TTC to the lead
+    headway: torch.Tensor  # [s] time headway to the lead
+    crash_in: torch.Tensor  # int64 look-ahead steps to a predicted crash (0: none)
+
+
+class SafetyWatch:
+    """The batched safety driver beside a policy, one policy step at a time: :meth:`decide` before a
+    step (triggers, who drives), :meth:`after` once the step is done (hand-back). The one
+    implementation of the monitor's per-step rule, for road episodes (:func:`run_monitored_batch`)
+    and corner-case episodes (``drivegpt.corner.batched.run_episodes``)."""
+
+    def __init__(
+        self,
+        policy: Any,
+        human: BatchedHuman | None,
+        cfg: MonitorConfig,
+        seeds: Sequence[int],
+        state: batched.BatchState,
+    ) -> None:
+        check_monitorable(state.config, cfg)
+        human = human or batched_safety_driver(state.config)
+        self.policy, self.human, self.cfg = policy, human, cfg
+        human.reset(seeds, state)
+        start_episodes(policy, seeds, state)
+        self.in_takeover = torch.zeros(state.batch_size, dtype=torch.bool, device=state.device)  # (B,)
+        self.safe_run = torch.zeros(state.batch_size, dtype=torch.long, device=state.device)  # (B,)
+
+    def decide(
+        self,
+        state: batched.BatchState,
+        done: torch.Tensor,
+        obs: torch.Tensor | None = None,
+        script: Script | None = None,
+    ) -> StepDecision:
+        """The action of each episode at ``state``; episodes ``done`` (B,) are not watched."""
+        proposal = propose(self.policy, state, obs)  # (B,)
+        chosen = self.human.act(state)  # (B,) the safety driver shadows every step
+        watch = ~done & ~self.in_takeover
+        code, ttc, headway, crash_in = check_triggers(
+            state, self.policy, proposal, chosen, self.cfg, watch, script
+        )
+        start = code != NO_TRIGGER
+        self.in_takeover = self.in_takeover | start
+        self.safe_run = torch.where(start, 0, self.safe_run)
+        action = torch.where(self.in_takeover, chosen, proposal)  # (B,)
+        if hasattr(self.policy, "executed") and bool(self.in_takeover.any()):
+            self.policy.executed(action.cpu().numpy())  # the history holds what was driven
+        return StepDecision(action, proposal, self.in_takeover.clone(), start, code, ttc, headway, crash_in)
+
+    def after(self, state: batched.BatchState) -> None:
+        """After the step: hand back where the thresholds stayed quiet long enough."""
+        self.in_takeover, self.safe_run = hand_back(state, self.cfg, self.in_takeover, self.safe_run)
 
 
 @dataclass(frozen=True)
@@ -316,13 +408,7 @@ def run_monitored_batch(
     states); the seeds then only seed the safety drivers. ``alone``: also drive the policy alone on
     the same seeds (``crashed_alone``; not with a given ``state``).
     """
-    if config.action != "accel":
-        raise UserError(
-            f"the safety driver has no batched port for {config.action!r} actions (accel only); "
-            "use --action accel or --sim highway-env"
-        )
-    if monitor.ranking_steps:
-        raise UserError("ranking_steps is not supported by the batched monitor; set it to 0")
+    check_monitorable(config, monitor)
     seeds = [int(s) for s in seeds]
     bsz = len(seeds)
     crashed_alone = alone_distance = None
@@ -330,12 +416,9 @@ def run_monitored_batch(
         crashed_alone, alone_distance = drive_alone(policy, config, seeds, device)
     state = batched.reset(seeds, config, device) if state is None else state
     dev = state.device
-    human = human or batched_safety_driver(config)
-    human.reset(seeds, state)
-    start_episodes(policy, seeds, state)
+    watcher = SafetyWatch(policy, human, monitor, seeds, state)
     done = torch.zeros(bsz, dtype=torch.bool, device=dev)
-    in_takeover, crash_step = done.clone(), torch.full((bsz,), -1, dtype=torch.long, device=dev)
-    safe_run = torch.zeros(bsz, dtype=torch.long, device=dev)
+    crash_step = torch.full((bsz,), -1, dtype=torch.long, device=dev)
     distance, policy_distance = torch.zeros_like(state.x[:, 0]), torch.zeros_like(state.x[:, 0])
     rec: dict[str, list[torch.Tensor]] = {"speed": []}  # key -> one (B, ...) tensor per step
     snapshots: dict[tuple[int, int], np.ndarray] = {}  # (episode, step) of a trigger -> (N, 7) vehicles
@@ -343,47 +426,39 @@ def run_monitored_batch(
         if bool(done.all()):
             break
         obs = batched.observe(state)  # (B, V, F)
-        proposal = propose(policy, state, obs)  # (B,)
-        chosen = human.act(state)  # (B,) the safety driver shadows every step
-        watch = ~done & ~in_takeover
-        code, ttc, headway, crash_in = check_triggers(state, policy, proposal, chosen, monitor, watch)
-        start = code != NO_TRIGGER
-        in_takeover |= start
-        safe_run = torch.where(start, 0, safe_run)
-        action = torch.where(in_takeover, chosen, proposal)  # (B,)
-        if hasattr(policy, "executed") and bool(in_takeover.any()):
-            policy.executed(action.cpu().numpy())  # the history holds what was driven
-        if record_obs and bool(start.any()):  # the clips' snapshots: a loop over this step's takeovers
-            for b in start.nonzero().squeeze(1).tolist():
+        d = watcher.decide(state, done, obs)
+        if record_obs and bool(d.start.any()):  # the clips' snapshots: a loop over this step's takeovers
+            for b in d.start.nonzero().squeeze(1).tolist():
                 snapshots[(b, t)] = snapshot(state, b)
         step_record = {
             "ego_speed": state.speed[:, 0],
-            "ctrl": torch.where(done, -1, in_takeover.long()),
-            "start": start,
-            "code": code,
-            "prop": proposal,
-            "act": action,
-            "ttc": ttc,
-            "headway": headway,
-            "crash_in": crash_in,
+            "ctrl": torch.where(done, -1, d.human_drives.long()),
+            "start": d.start,
+            "code": d.code,
+            "prop": d.proposal,
+            "act": d.action,
+            "ttc": d.ttc,
+            "headway": d.headway,
+            "crash_in": d.crash_in,
             **({"obs": obs} if record_obs else {}),
         }
         for key, value in step_record.items():
             rec.setdefault(key, []).append(value.cpu())
         x0, y0 = state.x[:, 0], state.y[:, 0]
-        state = batched.step(state, action)
+        state = batched.step(state, d.action)
         moved = torch.where(done, 0.0, torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0))  # (B,) [m]
         distance += moved
-        policy_distance += torch.where(in_takeover, 0.0, moved)
+        policy_distance += torch.where(d.human_drives, 0.0, moved)
         crash_step = torch.where(~done & state.crashed[:, 0] & (crash_step < 0), t, crash_step)
         rec["speed"].append(torch.where(done, torch.nan, state.speed[:, 0]).cpu())
-        in_takeover, safe_run = hand_back(state, monitor, in_takeover, safe_run)
+        watcher.after(state)
         done |= batched.terminated(state) | batched.truncated(state)
     out = _collect(rec, seeds, crash_step, distance, policy_distance, crashed_alone, alone_distance)
     if not record_obs:
         return out
     keys = zip(out.seg_episode.tolist(), out.seg_start.tolist(), strict=True)
-    people = [{f.name: float(getattr(human.p, f.name)[b]) for f in fields(human.p)} for b in range(bsz)]
+    p = watcher.human.p  # the safety drivers' personalities
+    people = [{f.name: float(getattr(p, f.name)[b]) for f in fields(p)} for b in range(bsz)]
     return replace(out, seg_snapshot=[snapshots[k] for k in keys], personality=people)
 
 
