@@ -44,11 +44,8 @@ def _jobs(family: str, n: int, seed: int, policy: str = "human", sim: str = "bat
     return out
 
 
-@pytest.mark.parametrize("family", NO_TRAFFIC)
-def test_outcomes_equal_highway_envs_without_traffic(family):
-    """Every Outcome field as highway-env's ScenarioEnv records it: the human and the alert reference."""
-    jobs = _jobs(family, 2, 40) + [j._replace(policy=ALERT_HUMAN, reference=1) for j in _jobs(family, 1, 60)]
-    batched = simulate_scenarios(jobs)
+def _assert_as_on_highway_env(jobs: list[ScenarioJob], batched: list) -> None:
+    """Every Outcome field of each job equals highway-env's (floats to 1e-9)."""
     for job, b in zip(jobs, batched, strict=True):
         ref = simulate(job._replace(sim="highway-env"))
         for name, want in ref._asdict().items():
@@ -57,6 +54,14 @@ def test_outcomes_equal_highway_envs_without_traffic(family):
                 assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), (job.seed, name, got, want)
             else:
                 assert got == want, (job.seed, name, got, want)
+
+
+@pytest.mark.parametrize("family", NO_TRAFFIC)
+def test_outcomes_equal_highway_envs_without_traffic(family):
+    """Every Outcome field as highway-env's ScenarioEnv records it: the human and the alert reference."""
+    jobs = _jobs(family, 2, 40) + [j._replace(policy=ALERT_HUMAN, reference=1) for j in _jobs(family, 1, 60)]
+    batched = simulate_scenarios(jobs)
+    _assert_as_on_highway_env(jobs, batched)
 
 
 def test_monitored_outcomes_equal_highway_envs_without_traffic():
@@ -68,14 +73,7 @@ def test_monitored_outcomes_equal_highway_envs_without_traffic():
     jobs = [j._replace(monitor=watch) for j in jobs]
     batched = simulate_scenarios(jobs)
     assert all(o.takeovers for o in batched)  # the test sees takeovers
-    for job, b in zip(jobs, batched, strict=True):
-        ref = simulate(job._replace(sim="highway-env"))
-        for name, want in ref._asdict().items():
-            got = getattr(b, name)
-            if isinstance(want, float):
-                assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), (job.seed, name, got, want)
-            else:
-                assert got == want, (job.seed, name, got, want)
+    _assert_as_on_highway_env(jobs, batched)
 
 
 def test_outcomes_do_not_depend_on_the_batch():
