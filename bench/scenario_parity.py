@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from markdown_table import write_markdown
 
-from drivegpt.core.atomic import write_text
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import simulate_scenarios
 from drivegpt.corner.suite import Outcome, ScenarioJob
@@ -83,15 +82,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|"
     )
     load1 = os.getloadavg()
-    command = "python " + " ".join(sys.argv)
-    text = (
-        f"# Scenario outcomes: highway-env vs the batched simulator (the human)\n\n`{command}`\n\n"
-        f"load average {load0[0]:.2f} before, {load1[0]:.2f} after; highway-env with "
-        f"{args.workers} worker(s)\n\n{head}\n" + "\n".join(rows) + "\n"
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(args.out, text)
-    print(text)
+    note = f"load average {load0[0]:.2f} before, {load1[0]:.2f} after; highway-env with {args.workers} "
+    note += "worker(s)"
+    title = "Scenario outcomes: highway-env vs the batched simulator (the human)"
+    write_markdown(args.out, title, note, head, rows)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,16 @@ def test_clips_replay_exactly_after_a_round_trip(clips, tmp_path) -> None:
         restore(bad)
 
 
+def test_batched_clips_replay_on_highway_env_as_on_the_batched_simulator(clips) -> None:
+    """The restored state written into highway-env's objects is the clip's snapshot exactly, and the
+    replay there ends as on the batched simulator, step for step."""
+    for c in clips[:3]:
+        here, there = replay_clip(c, "human", FAST), replay_clip(c, "human", FAST, sim="highway-env")
+        assert there.fidelity_max_abs == 0.0
+        assert (here.resolved, here.collision, here.steps) == (there.resolved, there.collision, there.steps)
+        assert here.min_ttc_s == pytest.approx(there.min_ttc_s, rel=1e-9)
+
+
 def test_drive_clips_and_replay_on_the_batched_simulator_via_cli(tmp_path) -> None:
     (tmp_path / "m.yaml").write_text("lookahead_steps: 0\n")
     args = ["drive", "--sim", "batched", "--env", ENV, "--episodes", "3", "--batch", "3", "--takeovers"]
@@ -84,3 +94,12 @@ def test_drive_clips_and_replay_on_the_batched_simulator_via_cli(tmp_path) -> No
     assert summary["replays"] == len(meta["clips"]) and summary["fidelity_max_abs"] == 0.0
     frames = iio.imread(gif)
     assert frames.shape[0] > 2 and not is_blank(frames[0])
+    args = ["replay", str(tmp_path / "c"), "--policy", "human", "--sim", "highway-env", "--workers", "1"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "h")])
+    assert r.exit_code == 0, r.output
+    on_highway_env = json.loads((tmp_path / "h" / "replay.json").read_text())
+    assert on_highway_env["fidelity_max_abs"] == 0.0 and on_highway_env["sim"] == "highway-env"
+    assert on_highway_env["resolution_rate"] == summary["resolution_rate"]
+    args = ["replay", "takeover_data/sample", "--policy", "human", "--sim", "batched", "--workers", "1"]
+    r = CliRunner().invoke(app, [*args, "--clip", "clip_00000", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "recorded on highway-env: it replays there only" in r.output

@@ -260,6 +260,7 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
             "no port of 'drivegpt/Merge-v0'; valid: drivegpt/",
         ),
         ({"sim": "carla"}, "sim"),
+        ({"eval_sim": "batched", "eval_env": "drivegpt/Merge-v0"}, "eval_sim: batched has no port of"),
         ({"sim": "batched", "method": "dagger+ppo"}, "without ranking segments; set ranking_steps: 0"),
     ],
 )

@@ -343,11 +343,13 @@ def test_flywheel_drives_on_the_batched_simulator(method, tmp_path):
     from drivegpt.takeover.replay import replay_clip
 
     cfg = tmp_path / "batched.yaml"
+    evals = "eval_episodes: 3\neval_sim: batched\neval_env: drivegpt/Highway-v0\n" if method == "dpo" else ""
     cfg.write_text(
         f"method: {method}\nrounds: 1\nsim: batched\nbatch: 4\ndrive_episodes: 4\ndrive_seed: 1\n"
         "monitor: {lookahead_steps: 0}\nranking_steps: 0\ndpo: {iters: 3, val_fraction: 0.0}\n"
         "reward: {iters: 3, val_fraction: 0.0}\n"
-        "ppo_batched: {updates: 2, batch: 3, max_steps: 8, threads: 1}\neval_episodes: 0\nworkers: 1\n"
+        "ppo_batched: {updates: 2, batch: 3, max_steps: 8, threads: 1}\nworkers: 1\n"
+        + (evals or "eval_episodes: 0\n")
     )
     out = tmp_path / "fly"
     args = ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)]
@@ -361,6 +363,18 @@ def test_flywheel_drives_on_the_batched_simulator(method, tmp_path):
     assert steps is not None and len(steps["obs"]) == meta["policy_steps"] and steps["weak"].any()
     assert replay_clip(clips[0], "human").fidelity_max_abs == 0.0
     assert (out / "round_1" / method / "policy" / "policy.json").is_file()
+    if method == "dpo":  # held-out evaluation on the batched simulator: its figures, as driven alone
+        from drivegpt.core.rundir import policy_dir
+        from drivegpt.eval.closed_loop import EVAL_SEED
+        from drivegpt.takeover.batched_clips import evaluate_monitored_batched
+        from drivegpt.takeover.monitor import MonitorConfig
+
+        spec = f"drivegpt:{policy_dir(SHIPPED_CHECKPOINT)}"
+        watch = MonitorConfig(lookahead_steps=0)
+        fresh, _ = evaluate_monitored_batched(spec, "drivegpt/Highway-v0", None, 3, EVAL_SEED, 4, watch)
+        round0 = json.loads((out / "round_0" / "eval" / "metrics.json").read_text())
+        assert {**fresh, "kl_to_reference": 0.0} == round0 and fresh["episodes"] == 3
+        assert (out / "round_1" / "eval" / "metrics.json").is_file()
     if method == "ppo":  # the batched PPO's log: 2 updates of 3 episodes, up to 8 steps each
         log = (out / "round_1" / "ppo" / "log.csv").read_text().splitlines()
         assert len(log) == 3

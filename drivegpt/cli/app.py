@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOpt
+from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOpt, SimOrDefaultOpt
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
@@ -209,8 +209,11 @@ def replay(
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
+    sim: SimOrDefaultOpt = None,
 ) -> None:
-    """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity."""
+    """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity.
+    Each clip replays on the simulator it was recorded on; --sim highway-env replays batched clips
+    on highway-env, their state written into highway-env's objects."""
     from drivegpt.core.atomic import write_json, write_text
     from drivegpt.takeover.clips import clip_monitor, load_clips
     from drivegpt.takeover.monitor import MonitorConfig
@@ -218,7 +221,7 @@ def replay(
 
     loaded = load_clips(clips, clip or None)
     mcfg = MonitorConfig(**clip_monitor(clips))  # judge with the thresholds the clips were recorded with
-    results = replay_clips(loaded, policy, mcfg, video, monitor, workers, backend, ray_address)
+    results = replay_clips(loaded, policy, mcfg, video, monitor, workers, backend, ray_address, sim=sim)
     n = len(results)
     summary = {
         "replays": n,
@@ -226,6 +229,7 @@ def replay(
         "fidelity_max_abs": max((r.fidelity_max_abs for r in results), default=0.0),
         "replays_per_s": n / max(1e-9, sum(r.seconds for r in results)),
         "policy": policy,
+        "sim": sim or "the clips' own",
         "command": _command_line(ctx),
     }
     write_json(out / "replay.json", summary)

@@ -98,9 +98,12 @@ class FlywheelConfig(FrozenConfig):
     DAgger's labelled drives, HG-DAgger's monitored drives (their labels, without clips), for PPO
     and DPO the monitored drive whose takeover clips they learn from (clips that replay on the batched
     simulator; ``ranking_steps`` must then be 0), and PPO's rollouts (``ppo_batched``). The held-out
-    evaluation stays on highway-env, the reference."""
+    evaluation runs on ``eval_sim``."""
     batch: int = Field(512, ge=1)
     """``sim: batched``: episodes stepped at once."""
+    eval_sim: Literal["highway-env", "batched"] = "highway-env"
+    """The simulator of the held-out evaluation: highway-env (the reference) or batched (``accel``
+    policies on its roads, ``batch`` episodes at once: thousands of episodes in minutes)."""
 
     @model_validator(mode="after")
     def _labelled_drives_exist(self) -> FlywheelConfig:
@@ -120,6 +123,10 @@ class FlywheelConfig(FrozenConfig):
                     raise ValueError(
                         f"sim: batched has no port of {env_id!r}; valid: {', '.join(SUPPORTED_ENV_IDS)}"
                     )
+        if self.eval_sim == "batched" and self.eval_episodes and self.eval_env not in SUPPORTED_ENV_IDS:
+            raise ValueError(
+                f"eval_sim: batched has no port of {self.eval_env!r}; valid: {', '.join(SUPPORTED_ENV_IDS)}"
+            )
         return self
 
     workers: int | None = None
@@ -209,7 +216,15 @@ def _evaluate(cfg: FlywheelConfig, policy_dir: Path, ref: str | Path, out: Path)
         return json.loads((out / "metrics.json").read_text())
     spec, mon = f"drivegpt:{policy_dir}", cfg.monitor.to_dict()
     n, w = cfg.eval_episodes, cfg.workers
-    m, eps, _ = evaluate_monitored(spec, cfg.eval_env, None, n, EVAL_SEED, w, monitor=mon, progress=False)
+    if cfg.eval_sim == "batched":
+        from drivegpt.takeover.batched_clips import evaluate_monitored_batched
+
+        eps: list[Any] = []
+        m, _ = evaluate_monitored_batched(
+            spec, cfg.eval_env, None, n, EVAL_SEED, cfg.batch, cfg.monitor, None, eps
+        )
+    else:
+        m, eps, _ = evaluate_monitored(spec, cfg.eval_env, None, n, EVAL_SEED, w, monitor=mon, progress=False)
     m["kl_to_reference"] = mean_kl(policy_dir, ref, eps)
     write_json(out / "metrics.json", m)
     return m

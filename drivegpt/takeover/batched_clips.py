@@ -7,7 +7,8 @@ clip's seed, step its action prefix, check the snapshot exactly) and ``replay_cl
 :func:`drivegpt.takeover.replay.replay_clip` does, on the batched simulator). The clip format is the
 one of highway-env's clips; ``env_config`` holds the policy's env settings (what
 ``drivegpt.sim.batched.make_config`` takes). A batched clip's traffic is the batched simulator's own
-draw for its seed, so it replays on the batched simulator only.
+draw for its seed, so its action prefix rebuilds it on the batched simulator only; ``highway_env_at``
+writes the rebuilt state into highway-env's objects, so the clip replays on highway-env too.
 """
 
 from __future__ import annotations
@@ -98,6 +99,24 @@ def restore(clip: Clip) -> tuple[batched.BatchState, float]:
     for a in clip.action_prefix:
         state = batched.step(state, torch.tensor([int(a)]))
     return state, fidelity_of(clip, snapshot(state, 0))
+
+
+def highway_env_at(clip: Clip, render: bool = False) -> tuple[Any, np.ndarray, float, list[np.ndarray]]:
+    """A highway-env env at a batched clip's takeover moment, to replay it there: the batched state
+    restored exactly, then written into highway-env's objects (``to_highway_env``: every vehicle,
+    its controller's targets and timers, its IDM and MOBIL parameters, the episode clock). Returns
+    (env, observation, fidelity, frames) as :func:`drivegpt.takeover.replay.restore`; the fidelity
+    compares highway-env's vehicles with the clip's snapshot (0: the state maps exactly)."""
+    from drivegpt.sim.rollout import make_env
+    from drivegpt.takeover.clips import vehicle_snapshot
+
+    state, _ = restore(clip)
+    mode = "rgb_array" if render else None
+    env = make_env(clip.env_id, clip.action, clip.env_config or None, mode)  # type: ignore[arg-type]
+    env.reset(seed=clip.seed)
+    batched.to_highway_env(state, 0, env)
+    obs = env.unwrapped.observation_type.observe()
+    return env, obs, fidelity_of(clip, vehicle_snapshot(env)), [env.render()] if render else []
 
 
 def replay_clip(
@@ -193,7 +212,8 @@ def evaluate_monitored_batched(
     returns (driving + takeover figures, per-episode arrays). ``clips``: when given, the clip of every
     takeover is appended to it (``drivegpt.takeover.batched_clips``; they replay on this simulator).
     ``episodes_out``: when given, each episode's ``observations``, ``actions`` (executed tokens),
-    ``controller`` and ``crashed`` are appended to it, the fields ``rlhf.preferences.policy_steps`` reads."""
+    ``controller``, ``crashed`` and ``speeds`` [m/s] are appended to it, the fields
+    ``rlhf.preferences.policy_steps`` and the flywheel's ``mean_kl`` read."""
     driver, config = monitored_driver(policy, env_id, action)
     monitor = monitor or MonitorConfig()
     record = clips is not None or episodes_out is not None
@@ -212,6 +232,7 @@ def evaluate_monitored_batched(
                         actions=out.executed[b, :n],
                         controller=out.controller[b, :n],
                         crashed=bool(out.crashed[b]),
+                        speeds=out.speed[b, :n],
                     )
                 )
         if clips is not None:

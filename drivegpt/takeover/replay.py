@@ -1,7 +1,8 @@
 """Replay a takeover clip exactly, then hand the wheel to a chosen policy.
 
 A clip replays on the simulator it was recorded on (``Clip.sim``): highway-env here, the batched
-simulator in :mod:`drivegpt.takeover.batched_clips`.
+simulator in :mod:`drivegpt.takeover.batched_clips`. A batched clip also replays on highway-env
+(``sim="highway-env"``): its exact batched state is written into highway-env's objects.
 
 Re-simulation from seed + action prefix must reproduce the recorded state snapshot exactly
 (fidelity = max abs difference, must be 0); a mismatch raises :class:`ReplayError`. The chosen
@@ -20,7 +21,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim.geometry import TTC_VIOLATION, lead_figures
 from drivegpt.sim.human import HumanDriver, Personality
-from drivegpt.sim.rollout import Backend, make_env, parallel_map
+from drivegpt.sim.rollout import Backend, Simulator, make_env, parallel_map
 from drivegpt.sim.video import ensure_headless, write_video
 from drivegpt.takeover import batched_clips
 from drivegpt.takeover.clips import Clip, ReplayResult, fidelity_of, vehicle_snapshot
@@ -46,18 +47,28 @@ def replay_clip(
     video: str | Path | None = None,
     use_monitor: bool = True,
     extra_steps: int = 5,
+    sim: Simulator | None = None,
 ) -> ReplayResult:
     """Restore ``clip`` exactly, then let ``policy_spec`` drive for the clip's horizon + margin.
 
     Resolved: the situation becomes safe (``handback_safe_steps`` in a row) with no collision, no
     TTC violation and, after that, no new takeover (``use_monitor``: including the look-ahead).
+    ``sim``: the simulator to replay on (default: the clip's own); a batched clip replays on
+    highway-env from its state written into highway-env's objects
+    (:func:`~drivegpt.takeover.batched_clips.highway_env_at`).
     """
-    if clip.sim == "batched":
+    sim = sim or clip.sim
+    if sim == "batched" and clip.sim != "batched":
+        raise UserError(f"clip {clip.id} was recorded on highway-env: it replays there only; drop --sim")
+    if sim == "batched":
         return batched_clips.replay_clip(clip, policy_spec, monitor, video, use_monitor, extra_steps)
     t0 = time.perf_counter()
     if video is not None:
         ensure_headless()
-    env, obs, fidelity, frames = restore(clip, render=video is not None)
+    if clip.sim == "batched":
+        env, obs, fidelity, frames = batched_clips.highway_env_at(clip, render=video is not None)
+    else:
+        env, obs, fidelity, frames = restore(clip, render=video is not None)
     if policy_spec == "human":  # the same human who took over
         policy: Any = HumanDriver(personality=Personality(**clip.personality))
     else:
@@ -126,6 +137,7 @@ class ReplayJob(NamedTuple):
     policy: str
     monitor: dict[str, Any]  # MonitorConfig fields
     use_monitor: bool
+    sim: Simulator | None = None  # None: the clip's own
 
 
 def replay_one(job: ReplayJob) -> ReplayResult:
@@ -134,7 +146,7 @@ def replay_one(job: ReplayJob) -> ReplayResult:
         import torch
 
         torch.set_num_threads(1)  # one simulator + one network per worker process
-    return replay_clip(job.clip, job.policy, MonitorConfig(**job.monitor), None, job.use_monitor)
+    return replay_clip(job.clip, job.policy, MonitorConfig(**job.monitor), None, job.use_monitor, sim=job.sim)
 
 
 def replay_clips(
@@ -147,13 +159,15 @@ def replay_clips(
     backend: Backend = "local",
     ray_address: str | None = None,
     progress: bool = True,
+    sim: Simulator | None = None,
 ) -> list[ReplayResult]:
-    """Replay every clip (in clip order) over worker processes; ``video`` of the first clip is
-    rendered in this process, so it lands on this machine whatever the backend."""
+    """Replay every clip (in clip order) over worker processes, on ``sim`` (default: each clip's
+    own); ``video`` of the first clip is rendered in this process, so it lands on this machine
+    whatever the backend."""
     first = []
     if video is not None and clips:
-        first = [replay_clip(clips[0], policy_spec, monitor, video, use_monitor)]
+        first = [replay_clip(clips[0], policy_spec, monitor, video, use_monitor, sim=sim)]
         clips = clips[1:]
-    jobs = [ReplayJob(c, policy_spec, monitor.to_dict(), use_monitor) for c in clips]
+    jobs = [ReplayJob(c, policy_spec, monitor.to_dict(), use_monitor, sim) for c in clips]
     desc = f"replay {policy_spec}"
     return first + parallel_map(replay_one, jobs, workers, backend, desc, progress, ray_address)
