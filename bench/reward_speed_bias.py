@@ -35,7 +35,8 @@ from drivegpt.data.windows import StepTable
 from drivegpt.eval.closed_loop import EVAL_SEED
 from drivegpt.rlhf.reward_model import load_reward_model
 from drivegpt.sim import batched
-from drivegpt.takeover.batched import WatchedHuman, run_monitored_batch
+from drivegpt.takeover.batched import WatchedHuman
+from drivegpt.takeover.batched_drive import run_monitored_batch
 from drivegpt.takeover.monitor import MonitorConfig
 from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 

@@ -25,7 +25,7 @@ import torch
 
 from drivegpt.core.metrics import takeover_metrics, wilson_interval
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
-from drivegpt.takeover.batched import drive_alone, monitored_driver, run_monitored_batch
+from drivegpt.takeover.batched_drive import drive_alone, monitored_driver, run_monitored_batch
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 
 

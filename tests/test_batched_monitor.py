@@ -18,15 +18,8 @@ from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.policy import ConstantPolicy
 from drivegpt.sim.rollout import make_env
 from drivegpt.takeover import monitor
-from drivegpt.takeover.batched import (
-    NO_TRIGGER,
-    TTC,
-    WatchedHuman,
-    check_triggers,
-    lead_figures,
-    policy_rows,
-    run_monitored_batch,
-)
+from drivegpt.takeover.batched import NO_TRIGGER, TTC, WatchedHuman, check_triggers, lead_figures, policy_rows
+from drivegpt.takeover.batched_drive import run_monitored_batch
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 from drivegpt_envs.actions import encode_accel_lane
 

@@ -42,7 +42,8 @@ from drivegpt.sim.batched.families import Script, family_config, family_reset, f
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.human import PersonalityRanges
 from drivegpt.sim.rollout import Backend, parallel_map
-from drivegpt.takeover.batched import policy_tokens, run_monitored_batch
+from drivegpt.takeover.batched import policy_tokens
+from drivegpt.takeover.batched_drive import run_monitored_batch
 from drivegpt.takeover.clips import load_clips
 from drivegpt.takeover.monitor import MonitorConfig, safety_driver
 from drivegpt_envs.families import FAMILIES, family_class

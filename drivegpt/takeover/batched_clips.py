@@ -32,16 +32,13 @@ from drivegpt.sim.human import Personality
 from drivegpt.takeover.batched import (
     NO_TRIGGER,
     PREDICTED,
-    MonitoredBatch,
     WatchedHuman,
     check_triggers,
     lead_figures,
-    monitored_driver,
     propose,
-    run_monitored_batch,
-    snapshot,
     threshold_triggers,
 )
+from drivegpt.takeover.batched_drive import MonitoredBatch, monitored_driver, run_monitored_batch, snapshot
 from drivegpt.takeover.clips import Clip, ReplayResult, fidelity_of
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 
