@@ -201,8 +201,9 @@ def run_episodes(
 
     An episode ends when it terminates (collision; leaving the road with ``offroad_terminal``) or is
     truncated, and with ``until_failure`` also at its first failure. ``people``: the human's
-    personality per episode (default: drawn from the seed). Finished episodes are dropped from the
-    batch when the driver can be sliced (the human); others keep stepping, masked out of the records.
+    personality per episode (default, and always with ``monitor``: drawn from the seed). Finished
+    episodes are dropped from the batch when the driver can be sliced (the human); others keep
+    stepping, masked out of the records.
     ``monitor``: the batched safety driver watches ``driver`` (a policy, or ``WatchedHuman``) and
     takes over as on the roads (:class:`~drivegpt.takeover.batched.SafetyWatch`, its look-ahead
     stepping the family's scripted cars too); the traces then count takeovers and the policy's km.
@@ -345,7 +346,6 @@ def render_scenario(path: str | Path, job: ScenarioJob, max_steps: int = 200) ->
     renderer: each frame places the batched state's vehicles on the family's road."""
     from drivegpt.sim.rollout import make_env
     from drivegpt.sim.video import draw_batched, ensure_headless, write_video
-    from drivegpt.takeover.batched import batched_safety_driver
 
     family = family_of(job.env_id)
     alert = job.policy == ALERT_HUMAN
