@@ -69,7 +69,7 @@ def test_monitored_outcomes_equal_highway_envs_without_traffic():
     from drivegpt.takeover.monitor import MonitorConfig
 
     watch = MonitorConfig().to_dict()
-    jobs = _jobs("adversarial_vehicle", 2, 42, "drivegpt") + _jobs("stop_and_go", 2, 40, "constant:3,keep")
+    jobs = _jobs("adversarial_vehicle", 1, 40, "constant:0") + _jobs("stop_and_go", 1, 40, "constant:3")
     jobs = [j._replace(monitor=watch) for j in jobs]
     batched = simulate_scenarios(jobs)
     assert all(o.takeovers for o in batched)  # the test sees takeovers
