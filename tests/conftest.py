@@ -2,9 +2,9 @@
 
 The suite runs with ``--dist loadscope --no-loadscope-reorder`` (pyproject.toml): each test module is
 one unit of work (its module-scoped fixtures run once), handed to the next free worker in collection
-order. ``SLOW_MODULES`` puts the longest modules first, longest first, so that the two longest end-to-end
-chains (the pipeline and the RLHF flywheel) start at once on different workers and no long module
-starts last; every other module keeps its place after them.
+order. ``SLOW_MODULES`` puts the longest modules first, longest first (by their summed test
+durations in a full run), so that no long module starts last; every other module keeps its place
+after them.
 """
 
 import os
@@ -15,17 +15,20 @@ os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 #: test modules by their total time on an idle 2-core machine, longest first
 SLOW_MODULES = (
-    "test_pipeline.py",
-    "test_rlhf.py",
-    "test_ray.py",
-    "test_takeover.py",
-    "test_baselines.py",
-    "test_search.py",
     "test_dagger.py",
-    "test_bench.py",
-    "test_pretrain.py",
+    "test_rlhf.py",
+    "test_batched_search.py",
+    "test_pipeline.py",
+    "test_ray.py",
+    "test_families.py",
     "test_ddp.py",
-    "test_policy.py",
+    "test_batched_families.py",
+    "test_baselines.py",
+    "test_takeover.py",
+    "test_envs.py",
+    "test_bench.py",
+    "test_search.py",
+    "test_batched_clips.py",
 )
 
 
