@@ -44,7 +44,7 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     assert {s["sim"] for s in suite} == {"batched"}
     cfg = load_config(PipelineConfig, TINY)
     takeovers = json.loads((out / "takeovers" / "metrics.json").read_text())["takeovers"]
-    row = f"| DriveGPT pretrained (round 0) | `drivegpt/Highway-v0` | {cfg.eval_episodes} | {takeovers} ("
+    row = f"| DriveGPT pretrained (round 0) | `{cfg.eval_env}` | {cfg.eval_episodes} | {takeovers} ("
     assert row in report
     rounds = (out / "rlhf" / "curve.csv").read_text().splitlines()[1:]
     assert len(rounds) == 2 and "after RLHF round 1 (PPO)" in report  # before/after rows from the run
