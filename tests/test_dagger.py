@@ -93,7 +93,7 @@ def test_batched_dagger_labels_are_the_humans_decisions_whatever_the_batch_size(
 def test_batched_hg_dagger_labels_exactly_the_safety_drivers_steps_whatever_the_batch_size():
     from drivegpt.takeover.monitor import MonitorConfig
 
-    args = ("constant:3,keep", "drivegpt/HighwayDense-v0", 3, 1_000_000, MonitorConfig())
+    args = ("constant:3,keep", "drivegpt/HighwayDense-v0", 3, 1_000_000, MonitorConfig(lookahead_steps=0))
     a = takeover_labels_batched(*args, batch=3, progress=False)
     b = takeover_labels_batched(*args, batch=2, progress=False)
     for x, y in zip(a, b, strict=True):  # the same monitored episodes, whatever B
@@ -233,13 +233,14 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
 
     settings = {"method": "hg-dagger", "rounds": 1, "drive_episodes": 3, "eval_episodes": 0, "sim": "batched"}
     settings |= {"batch": 3, "ranking_steps": 0, "dagger": {"iters": 3, "batch_size": 8, "threads": 1}}
+    settings |= {"monitor": {"lookahead_steps": 0}}  # threshold triggers only: quick
     out = tmp_path / "fly"
     final = run_flywheel(
         config_from_dict(FlywheelConfig, settings), CHECKPOINTS / "drivegpt-accel-small", out, progress=False
     )
     labels = load_labels(out / "round_1" / "labels" / "labels.npz")
     same = takeover_labels_batched(
-        "drivegpt", "drivegpt/HighwayDense-v0", 3, 0, MonitorConfig(), progress=False
+        "drivegpt", "drivegpt/HighwayDense-v0", 3, 0, MonitorConfig(lookahead_steps=0), progress=False
     )
     assert final["human_labels"] == labels.n_labels == same.n_labels > 0
     assert not (out / "round_1" / "clips").exists()  # monitored on the batched simulator: no clips
