@@ -5,9 +5,10 @@ from __future__ import annotations
 from highway_env.envs.highway_env import HighwayEnvFast
 
 from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
+from drivegpt_envs.observation import FastKinematicsEnv
 
 
-class DriveHighwayEnv(HighwayEnvFast):
+class DriveHighwayEnv(FastKinematicsEnv, HighwayEnvFast):
     """3-lane highway, 20 IDM vehicles, 5 Hz simulation, 30 s episodes (``highway-fast-v0``)."""
 
     @classmethod

@@ -66,3 +66,33 @@ def test_merge_reward_counts_accel_lane_intents_as_lane_changes():
 def test_unknown_env_id_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot make env 'drivegpt/Nope-v0'"):
         make_env("drivegpt/Nope-v0")
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        {},
+        {"absolute": True, "see_behind": True, "features": ["presence", "x", "heading", "cos_d", "lat_off"]},
+    ],
+    ids=["default", "absolute-other-features"],
+)
+def test_fast_kinematics_equals_highway_envs_observation_on_every_scenario(observation):
+    from highway_env.envs.common.observation import KinematicObservation
+
+    from drivegpt_envs.observation import FastKinematics
+
+    for env_id in [*IDS, *drivegpt_envs.FAMILY_IDS]:
+        env = gym.make(env_id)
+        config = {**env.unwrapped.config["observation"], **observation}
+        env.unwrapped.configure({"observation": config})
+        obs, _ = env.reset(seed=7)
+        fast, stock = env.unwrapped.observation_type, KinematicObservation(env.unwrapped, **config)
+        assert type(fast) is FastKinematics
+        driver = HumanDriver()
+        driver.reset(7, env)
+        for _ in range(12):  # the human drives: lane changes, braking, the merge's obstacle in view
+            obs, _, terminated, truncated, _ = env.step(driver.act(obs))
+            want = stock.observe()
+            assert want.dtype == obs.dtype and np.array_equal(obs, want, equal_nan=True), env_id
+            if terminated or truncated:
+                break

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from drivegpt_envs.observation import FastKinematicsEnv
+
 
 class ParamSpec(NamedTuple):
     """One scenario parameter: the closed range ``[low, high]`` it may take, its unit and meaning."""
@@ -32,7 +34,7 @@ class FamilyParamError(ValueError):
     """A scenario parameter that does not exist or is out of its range."""
 
 
-class FamilyEnv:
+class FamilyEnv(FastKinematicsEnv):
     """Mixin placed before a highway-env ``AbstractEnv`` subclass: parameters through ``reset`` options."""
 
     FAMILY: ClassVar[str]

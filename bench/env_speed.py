@@ -1,0 +1,83 @@
+"""Policy steps per CPU-second of the DriveGPT highway-env scenarios: stock observation vs FastKinematics.
+
+highway-env's ``KinematicObservation`` builds pandas DataFrames every step; the project's envs use
+``drivegpt_envs.observation.FastKinematics`` (the same array, numpy only). This drives the same
+episodes (the simulated human at the wheel, the same seeds) both ways, checks that every observation
+is equal, and prints the rates and the time of one ``observe()`` call.
+
+    .venv/bin/python bench/env_speed.py --episodes 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import gymnasium as gym
+import numpy as np
+from highway_env.envs.common.observation import KinematicObservation
+
+import drivegpt_envs
+from drivegpt.sim.human import HumanDriver
+
+
+def drive(env_id: str, episodes: int, stock: bool) -> tuple[float, float, list[np.ndarray]]:
+    """(policy steps per CPU-second, seconds per observe() call, every observation) of ``episodes``."""
+    env = gym.make(env_id)
+    u = env.unwrapped
+    driver, steps, cpu, observe_s, calls, seen = HumanDriver(), 0, 0.0, 0.0, 0, []
+    original = None
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        if stock:  # reset builds the observation type anew: put highway-env's own back each time
+            u.observation_type = KinematicObservation(u, **u.config["observation"])
+            obs = u.observation_type.observe()
+        original = u.observation_type.observe
+
+        def timed_observe(original=original) -> np.ndarray:
+            nonlocal observe_s, calls
+            t = time.process_time()
+            out = original()
+            observe_s, calls = observe_s + time.process_time() - t, calls + 1
+            return out
+
+        u.observation_type.observe = timed_observe
+        driver.reset(seed, env)
+        seen.append(obs)
+        done = False
+        while not done:
+            action = driver.act(obs)
+            t = time.process_time()
+            obs, _, terminated, truncated, _ = env.step(action)
+            cpu += time.process_time() - t
+            steps, done = steps + 1, terminated or truncated
+            seen.append(obs)
+    return steps / cpu, observe_s / max(calls, 1), seen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--envs", nargs="+", default=list(drivegpt_envs.ENV_IDS))
+    ap.add_argument("--episodes", type=int, default=5)
+    args = ap.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    head = f"{'env':28s} {'stock steps/CPU-s':>18s} {'fast steps/CPU-s':>17s} {'x':>6s}"
+    print(f"{head} {'observe stock':>14s} {'observe fast':>13s} {'equal':>6s}")
+    for env_id in args.envs:
+        stock_rate, stock_obs_s, stock_seen = drive(env_id, args.episodes, stock=True)
+        fast_rate, fast_obs_s, fast_seen = drive(env_id, args.episodes, stock=False)
+        equal = len(stock_seen) == len(fast_seen) and all(
+            np.array_equal(a, b) for a, b in zip(stock_seen, fast_seen, strict=True)
+        )
+        print(
+            f"{env_id:28s} {stock_rate:>18.1f} {fast_rate:>17.1f} {fast_rate / stock_rate:>5.1f}x "
+            f"{stock_obs_s * 1e3:>11.2f} ms {fast_obs_s * 1e3:>10.3f} ms {str(equal):>6s}  "
+            f"({len(fast_seen) - args.episodes} policy steps each)",
+            flush=True,
+        )
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
