@@ -90,8 +90,9 @@ def main() -> None:
         path = args.out / f"{family}.json"
         dist = family_distribution(family, model)
         dist = WithHumanTraits(dist) if args.human_traits else dist
-        sim = batched_family_simulator(family, args.policy, dist.names, "accel", args.batch, DURATION[family])
-        result = dict(family=family, policy=args.policy, duration_s=DURATION[family], names=dist.names)
+        duration = DURATION.get(family)  # None: the family's own episode length
+        sim = batched_family_simulator(family, args.policy, dist.names, "accel", args.batch, duration)
+        result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["human_traits"] = args.human_traits
         if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)
             result["mc"] = json.loads((args.mc_from / f"{family}.json").read_text())["mc"]
