@@ -77,6 +77,9 @@ def main() -> None:
     ap.add_argument("--is-pilot-batch", type=int, default=200, help="IS simulations per pilot stage")
     ap.add_argument("--is-widen", type=float, default=EstimateConfig().widen, help="IS covariance widening")
     ap.add_argument("--is-components", type=int, default=EstimateConfig().components, help="IS mixture size")
+    ap.add_argument(
+        "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
+    )
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
@@ -124,7 +127,7 @@ def main() -> None:
                 cfg = EstimateConfig(
                     method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
                     seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
-                    components=args.is_components,
+                    components=args.is_components, cov_floor=args.is_cov_floor,
                 )  # fmt: skip
                 t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params)
@@ -137,6 +140,7 @@ def main() -> None:
                 })  # fmt: skip
                 print(f"  is seed {seed}: {runs[-1]}", flush=True)
             result["is"] = {
+                "config": cfg.model_dump(exclude={"seed"}),
                 "runs": runs,
                 "seconds": time.time() - t0,
                 "load_before": before,

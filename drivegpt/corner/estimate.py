@@ -16,10 +16,12 @@ from the smallest time-to-collision), a yes/no one returns booleans (0 and 1).
   the nominal widened by each factor of ``inflation`` in turn. A Gaussian mixture is then fitted by
   weighted EM to the failures so far, each weighted by p over all the pilot's proposals mixed in
   proportion to their sizes (the balance heuristic), and refined ``ce_refine`` times. Fitted
-  covariances are widened and their eigenvalues raised to ``cov_floor`` (a proposal much narrower
-  than the nominal across the failure boundary gives heavy weights), and dimensions whose failures
-  look nominal (``screen``) are left at the nominal. The estimation proposal is that mixture plus a defensive
-  component, the nominal itself with weight ``defensive``: it keeps support everywhere and bounds
+  covariances are widened and their eigenvalues raised to ``cov_floor``, 1 by default: a component
+  narrower than the nominal in some direction gives the failures far out along it heavy weights, so a
+  failure region with a thin second mode, or one extending along a dimension the fit saw little of, is
+  under-estimated with an interval that looks tight. Dimensions whose failures look nominal (``screen``)
+  are left at the nominal. The estimation proposal is that mixture plus a defensive component, the nominal
+  itself with weight ``defensive``: it keeps support everywhere and bounds
   every weight by ``1 / defensive``. The estimate averages ``w * failed`` over the simulations of the
   refinement stages and of the final proposal: each is drawn from a proposal fixed before it, so each
   term has expectation ``p`` (unbiased); the widened-nominal stages only find the failures. ``sims``
@@ -88,8 +90,9 @@ class EstimateConfig(FrozenConfig):
     """IS: weight of the nominal in the proposal (support everywhere, weights at most 1/defensive)."""
     widen: float = Field(1.0, ge=1)
     """IS: fitted covariances are multiplied by this (few failures under-estimate spread: heavy weights)."""
-    cov_floor: float = Field(0.6, ge=0)
-    """IS: eigenvalues of the fitted covariances are raised to at least this (standard units squared)."""
+    cov_floor: float = Field(1.0, ge=0)
+    """IS: eigenvalues of the fitted covariances are raised to at least this (standard units squared);
+    at 1 no proposal component is narrower than the naturalistic law in any direction."""
     screen: float = Field(3.0, ge=0)
     """IS: a dimension whose fitted points' weighted mean and variance lie within this many standard
     errors of the nominal's (0 and 1) stays nominal in the proposal (0: never)."""
