@@ -5,9 +5,10 @@ vehicle, then a concat, a column selection, a normalisation per column and anoth
 padding rows); on the project's scenarios that is most of a policy step's time. ``FastKinematics``
 computes the same rows with plain numpy: every value comes from the same vehicle properties
 (``position``, ``velocity``, ``direction``, ...) through the same float64 operations in the same
-order (the offset to the observer, ``utils.lmap``, ``np.clip``), so the observation is equal bit
-for bit (``tests/test_envs.py`` compares the two on every scenario). A vehicle class that overrides
-``to_dict`` (highway-env's road objects, for example) is read through its own ``to_dict``.
+order (the offset to the observer, then highway-env's own ``normalize_obs`` on the columns), so the
+observation is equal bit for bit (``tests/test_envs.py`` compares the two on every scenario). A
+vehicle class that overrides ``to_dict`` (highway-env's road objects, for example) is read through
+its own ``to_dict``.
 
 ``FastKinematicsEnv`` is the mixin that puts it in place of the stock class: it goes before the
 highway-env env class in the bases of every DriveGPT scenario.
@@ -20,9 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from highway_env import utils
 from highway_env.envs.common.observation import KinematicObservation
-from highway_env.road.lane import AbstractLane
 from highway_env.vehicle.kinematics import Vehicle
 
 #: feature -> its value for a vehicle whose ``to_dict`` is ``Vehicle.to_dict`` (the same expression)
@@ -57,19 +56,6 @@ class FastKinematics(KinematicObservation):
             row.append(value)
         return row
 
-    def _features_range(self) -> dict[str, list[float]]:
-        """``normalize_obs``'s ranges: the configured ones, else highway-env's defaults (set once)."""
-        if not self.features_range:
-            side_lanes = self.env.road.network.all_side_lanes(self.observer_vehicle.lane_index)
-            width = AbstractLane.DEFAULT_WIDTH * len(side_lanes)  # [m]
-            self.features_range = {
-                "x": [-5.0 * Vehicle.MAX_SPEED, 5.0 * Vehicle.MAX_SPEED],
-                "y": [-width, width],
-                "vx": [-2 * Vehicle.MAX_SPEED, 2 * Vehicle.MAX_SPEED],
-                "vy": [-2 * Vehicle.MAX_SPEED, 2 * Vehicle.MAX_SPEED],
-            }
-        return self.features_range
-
     def observe(self) -> np.ndarray:
         if not self.env.road:
             return np.zeros(self.space().shape)
@@ -88,13 +74,9 @@ class FastKinematics(KinematicObservation):
             relative = None if self.absolute else origin
             rows += [self._row(v, relative) for v in close[-self.vehicles_count + 1 :]]
         obs = np.array(rows, dtype=np.float64)  # (vehicles seen, F)
-        if self.normalize:
-            for feature, (lo, hi) in self._features_range().items():
-                if feature in self.features:
-                    j = self.features.index(feature)
-                    obs[:, j] = utils.lmap(obs[:, j], [lo, hi], [-1, 1])
-                    if self.clip:
-                        obs[:, j] = np.clip(obs[:, j], -1, 1)
+        if self.normalize:  # highway-env's own normalize_obs, on a dict of columns instead of a DataFrame
+            columns = self.normalize_obs(dict(zip(self.features, obs.T, strict=True)))
+            obs = np.stack([columns[f] for f in self.features], axis=1)
         if len(obs) < self.vehicles_count:  # absent vehicles: rows of zeros
             obs = np.concatenate([obs, np.zeros((self.vehicles_count - len(obs), len(self.features)))])
         if self.order == "shuffled":
