@@ -15,20 +15,20 @@ os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 
 #: test modules by their total time on an idle 2-core machine, longest first
 SLOW_MODULES = (
-    "test_dagger.py",
     "test_rlhf.py",
+    "test_dagger.py",
+    "test_ray.py",
     "test_batched_search.py",
     "test_pipeline.py",
-    "test_ray.py",
-    "test_families.py",
     "test_ddp.py",
-    "test_batched_families.py",
+    "test_families.py",
     "test_baselines.py",
     "test_takeover.py",
+    "test_batched_families.py",
     "test_envs.py",
-    "test_bench.py",
-    "test_search.py",
     "test_batched_clips.py",
+    "test_estimate.py",
+    "test_cli.py",
 )
 
 
