@@ -473,6 +473,10 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
     assert est["failure_probability"] == 1.0  # 8 of 8: nothing brakes for the stalled car
     bad = CliRunner().invoke(app, [a if a != "stalled_car" else "aggressive_merge" for a in args])
     assert bad.exit_code != 0 and "no batched port" in bad.output
+    for option, value, valid in (("--sim", "gpu", "'batched'"), ("--method", "cem", "'mc', 'is'")):
+        wrong = [*args[: args.index(option) + 1], value, *args[args.index(option) + 2 :]]
+        bad = CliRunner().invoke(app, wrong)
+        assert bad.exit_code == 2 and valid in bad.output, bad.output  # typer names the valid values
 
 
 def test_severity_is_one_for_failures_and_graded_below() -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, RayAddressOpt, SimOrDefaultOpt
+from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOrDefaultOpt, WorkersOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
+from drivegpt.corner.estimate import Method
+from drivegpt.sim.rollout import Simulator
 from drivegpt_envs.common import DEFAULT_ACTION
 
 
@@ -222,19 +225,21 @@ def estimate(
     ctx: typer.Context,
     family: str = typer.Option(..., help="Scenario family."),
     policy: str = typer.Option("human", help="Policy spec under test."),
-    method: str = typer.Option("is", help="mc (plain Monte Carlo) | is (importance sampling)."),
+    method: Annotated[Method, typer.Option(help="mc (plain Monte Carlo) | is (importance sampling).")] = "is",
     rel_halfwidth: float = typer.Option(0.2, help="Stop at this 95% half-width / estimate."),
     max_sims: int = typer.Option(2000, help="Simulations at most."),
     seed: int = typer.Option(0, help="Sampler seed; simulation i uses scenario seed SEED + i."),
     naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
     action: ActionOpt = None,
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
-    sim: str = typer.Option(
-        "highway-env",
-        help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, "
-        "slower_lead, cut_in, adversarial_vehicle, stop_and_go, side_swipe).",
-    ),
-    batch: int = typer.Option(4096, help="--sim batched: episodes stepped at once."),
+    workers: WorkersOpt = None,
+    sim: Annotated[
+        Simulator,
+        typer.Option(
+            help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, "
+            "slower_lead, cut_in, adversarial_vehicle, stop_and_go, side_swipe)."
+        ),
+    ] = "highway-env",
+    batch: BatchOpt = 4096,
     duration: float | None = typer.Option(
         None, help="--sim batched: episode length [s] (default: the family's)."
     ),
@@ -247,20 +252,17 @@ def estimate(
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
-    from typing import cast
-
-    from drivegpt.corner.estimate import Method, samples_human_traits, write_estimate
     from drivegpt.corner.estimate import estimate as run_estimate
+    from drivegpt.corner.estimate import samples_human_traits, write_estimate
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
 
     family_env_id(family)  # fail fast on an unknown name
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
-    m = cast(Method, method)
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
     est = run_estimate(
-        family, policy, m, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
+        family, policy, method, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
         sim=sim, batch=batch, duration=duration, human_traits=traits,
     )  # fmt: skip
     run = {
