@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
     ap.add_argument("--parts", nargs="+", default=["mc", "is"])
+    ap.add_argument("--device", default="cpu", help="where the batched simulator runs: cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("bench/results/estimate_batched"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -94,7 +95,9 @@ def main() -> None:
         dist = family_distribution(family, model)
         dist = WithHumanTraits(dist) if args.human_traits else dist
         duration = DURATION.get(family)  # None: the family's own episode length
-        sim = batched_family_simulator(family, args.policy, dist.names, "accel", args.batch, duration)
+        sim = batched_family_simulator(
+            family, args.policy, dist.names, "accel", args.batch, duration, device=args.device
+        )
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["human_traits"] = args.human_traits
         if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)

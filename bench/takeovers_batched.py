@@ -41,6 +41,8 @@ def rate(k: int, n: int) -> dict:
 
 def batched_run(args: argparse.Namespace) -> dict:
     policy, config = monitored_driver(args.policy, args.env, "accel")
+    if hasattr(policy, "to"):  # DriveGPT: its model next to the simulator
+        policy.to(args.device)
     cfg = MonitorConfig()
     wall_mon = wall_alone = 0.0
     crashed, crashed_alone, steps, trig = [], [], [], np.zeros(len(TRIGGERS), np.int64)
@@ -50,10 +52,12 @@ def batched_run(args: argparse.Namespace) -> dict:
     for lo in range(0, args.episodes, args.batch):
         seeds = list(range(args.seed + lo, args.seed + min(lo + args.batch, args.episodes)))
         t0 = time.perf_counter()
-        alone, _ = drive_alone(policy, config, seeds)
+        alone, _ = drive_alone(policy, config, seeds, args.device)
         wall_alone += time.perf_counter() - t0
         t0 = time.perf_counter()
-        out = run_monitored_batch(policy, config, seeds, cfg, record_obs=False, alone=False)
+        out = run_monitored_batch(
+            policy, config, seeds, cfg, record_obs=False, alone=False, device=args.device
+        )
         wall_mon += time.perf_counter() - t0
         crashed.append(out.crashed)
         crashed_alone.append(alone)
@@ -167,6 +171,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
     ap.add_argument("--highway-episodes", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: best on a loaded machine)")
+    ap.add_argument("--device", default="cpu", help="where the batched simulator runs: cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("bench/results/takeovers_batched"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -176,6 +181,8 @@ def main() -> None:
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
     )
     result["platform"] = platform.platform()
+    if args.device != "cpu":
+        result["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
     t0 = time.perf_counter()
     result["batched"] = batched_run(args)
     result["load_average_after_batched"] = load()

@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOpt, SimOrDefaultOpt
+from drivegpt.cli.options import (
+    ActionOpt,
+    BackendOpt,
+    BatchOpt,
+    DeviceOpt,
+    RayAddressOpt,
+    SimOpt,
+    SimOrDefaultOpt,
+)
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
@@ -122,14 +130,19 @@ def drive(
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (default: built-in)."),
     sim: SimOpt = "highway-env",
     batch: BatchOpt = 1024,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Drive a policy in closed loop and write metrics.json (with --takeovers: takeover figures + clips)."""
+    from drivegpt.core.device import resolve_device
     from drivegpt.eval.closed_loop import evaluate, evaluate_monitored, write_drive_outputs
 
     if clips_out is not None and not takeovers:
         raise UserError("--clips-out needs --takeovers")
     info = {"command": _command_line(ctx), "policy": policy, "env": env, "action": action}
     info |= {"episodes": episodes, "seed": seed, "sim": sim}
+    dev = resolve_device(device) if sim == "batched" else None
+    if dev is not None:
+        info["device"] = str(dev)
     if sim == "batched" and takeovers:
         from drivegpt.core.atomic import write_csv, write_json
         from drivegpt.takeover.batched_clips import evaluate_monitored_batched
@@ -137,7 +150,9 @@ def drive(
 
         mcfg = load_config(MonitorConfig, monitor_config) if monitor_config else MonitorConfig()
         clips: list | None = [] if clips_out is not None else None
-        metrics, per = evaluate_monitored_batched(policy, env, action, episodes, seed, batch, mcfg, clips)
+        metrics, per = evaluate_monitored_batched(
+            policy, env, action, episodes, seed, batch, mcfg, clips, device=dev or "cpu"
+        )
         if clips_out is not None:
             from drivegpt.takeover.clips import write_clips
 
@@ -151,7 +166,7 @@ def drive(
         from drivegpt.core.atomic import write_csv, write_json
         from drivegpt.eval.batched import evaluate_batched
 
-        metrics, per = evaluate_batched(policy, env, action, episodes, seed, batch)
+        metrics, per = evaluate_batched(policy, env, action, episodes, seed, batch, device=dev or "cpu")
         write_json(out / "metrics.json", metrics)
         rows = zip(per["seed"], per["steps"], per["crashed"].astype(int), per["distance_m"], strict=True)
         write_csv(out / "episodes.csv", [["seed", "steps", "crashed", "distance_m"], *rows])

@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BackendOpt, BatchOpt, RayAddressOpt, SimOrDefaultOpt, WorkersOpt
+from drivegpt.cli.options import (
+    ActionOpt,
+    BackendOpt,
+    BatchOpt,
+    DeviceOpt,
+    RayAddressOpt,
+    SimOrDefaultOpt,
+    WorkersOpt,
+)
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
@@ -240,6 +248,7 @@ def estimate(
         ),
     ] = "highway-env",
     batch: BatchOpt = 4096,
+    device: DeviceOpt = "auto",
     duration: float | None = typer.Option(
         None, help="--sim batched: episode length [s] (default: the family's)."
     ),
@@ -252,22 +261,24 @@ def estimate(
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
+    from drivegpt.core.device import resolve_device
     from drivegpt.corner.estimate import estimate as run_estimate
     from drivegpt.corner.estimate import samples_human_traits, write_estimate
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
 
     family_env_id(family)  # fail fast on an unknown name
+    dev = str(resolve_device(device)) if sim == "batched" else "cpu"
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, None, naturalistic, kind, workers,
-        sim=sim, batch=batch, duration=duration, human_traits=traits,
+        sim=sim, batch=batch, duration=duration, human_traits=traits, device=dev,
     )  # fmt: skip
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim,
-        "human_traits": traits, "seconds": time.time() - t0,
+        "human_traits": traits, "seconds": time.time() - t0, "device": dev,
     }  # fmt: skip
     write_estimate(est, out, run)
     lo, hi = est.failure_probability_ci

@@ -29,4 +29,8 @@ SimOrDefaultOpt = Annotated[
     ),
 ]
 BatchOpt = Annotated[int, typer.Option(min=1, help="With --sim batched: episodes stepped together.")]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(help="With --sim batched: auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
+]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]

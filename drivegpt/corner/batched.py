@@ -101,6 +101,8 @@ def batched_family_simulator(
         raise UserError(f"{policy}: only the simulated human ('human') has personality traits to sample")
     driver, kind = _driver(policy, action)
     config = family_config(family, kind, getattr(driver, "env_config", None), duration)  # type: ignore[arg-type]
+    if not isinstance(driver, type) and hasattr(driver, "to"):  # DriveGPT: its model next to the simulator
+        driver.to(device)
 
     def simulate_batch(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         out = []

@@ -467,11 +467,13 @@ def estimate(
     batch: int = 4096,
     duration: float | None = None,
     human_traits: bool | None = None,
+    device: str = "cpu",
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
     ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
-    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once, episodes of ``duration`` [s]).
+    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once on ``device``, episodes of
+    ``duration`` [s]; the same seeds give the same failures on any device).
     ``human_traits``: sample the simulated human's personality as part of the scenario
     (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
     (None): where it can, with the human on the batched simulator."""
@@ -490,7 +492,7 @@ def estimate(
     if sim == "batched":
         from drivegpt.corner.batched import batched_family_simulator
 
-        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, progress=progress)
+        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, device, progress)
     elif sim == "highway-env":
         run = family_simulator(family, policy, dist.names, action, workers, progress)
     else:

@@ -39,9 +39,11 @@ def evaluate_batched(
     seed: int = 1_000_000,
     batch: int = 1024,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Drive ``episodes`` episodes of ``policy`` in batches of ``batch``; return (metrics, per-episode
-    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``, ``lane_changes``)."""
+    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``, ``lane_changes``). ``device``: where the
+    simulator (and DriveGPT's model) run, e.g. ``"cuda"``; the same seeds give the same episodes."""
     kind = policy_action_kind(policy, action or "accel")
     if policy.partition(":")[0] == "human":
         config = batched.make_config(env_id, kind)
@@ -49,6 +51,8 @@ def evaluate_batched(
     else:
         driver = load_policy(policy, kind)
         config = batched.make_config(env_id, kind, getattr(driver, "env_config", None))
+        if hasattr(driver, "to"):  # DriveGPT: its model next to the simulator
+            driver.to(device)
     if (
         not isinstance(driver, BatchedHuman)
         and not hasattr(driver, "act_batch")
@@ -62,7 +66,7 @@ def evaluate_batched(
     bar = tqdm(total=episodes, desc=f"drive {policy} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
-        out = _drive(driver, config, seeds)
+        out = _drive(driver, config, seeds, device)
         crashed.append(out["crashed"])
         distance.append(out["distance_m"])
         steps.append(out["steps"])
@@ -81,24 +85,28 @@ def evaluate_batched(
     return metrics, per_episode
 
 
-def _drive(driver: Any, config: batched.SimConfig, seeds: list[int]) -> dict[str, Any]:
+def _drive(
+    driver: Any, config: batched.SimConfig, seeds: list[int], device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """One batch to the end of its longest episode; a finished episode stops counting."""
     B = len(seeds)
-    state = batched.reset(seeds, config)
+    state = batched.reset(seeds, config, device)
+    dev = state.device
     if isinstance(driver, BatchedHuman):
         driver.reset(seeds, state)  # one personality per episode, from its seed
     elif hasattr(driver, "reset_batch"):
         driver.reset_batch(B)
-    done = torch.zeros(B, dtype=torch.bool)
-    crashed = torch.zeros(B, dtype=torch.bool)
-    distance, steps = torch.zeros(B, dtype=torch.float64), torch.zeros(B, dtype=torch.long)
-    lane_changes = torch.zeros(B, dtype=torch.long)  # (B,) policy steps that ended in another lane
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    crashed = torch.zeros(B, dtype=torch.bool, device=dev)
+    distance = torch.zeros(B, dtype=torch.float64, device=dev)
+    steps = torch.zeros(B, dtype=torch.long, device=dev)
+    lane_changes = torch.zeros(B, dtype=torch.long, device=dev)  # (B,) steps that ended in another lane
     speed_rows: list[torch.Tensor] = []  # (B,) per step, NaN once an episode has ended
     while not bool(done.all()):
         if isinstance(driver, BatchedHuman):  # reads the state, as HumanDriver reads the env
             act: Any = driver.act(state)
         elif hasattr(driver, "act_batch"):
-            obs = batched.observe(state).numpy()  # (B, V, F)
+            obs = batched.observe(state).cpu().numpy()  # (B, V, F)
             act = np.asarray(driver.act_batch(obs))
         else:  # constant: the same action for every episode
             act = np.repeat(np.asarray(driver.action)[None], B, axis=0)
@@ -112,11 +120,11 @@ def _drive(driver: Any, config: batched.SimConfig, seeds: list[int]) -> dict[str
         crashed |= alive & state.crashed[:, 0]
         speed_rows.append(torch.where(alive, state.speed[:, 0], torch.nan))
         done |= batched.terminated(state) | batched.truncated(state)
-    speeds = torch.stack(speed_rows, 1).numpy()  # (B, T)
+    speeds = torch.stack(speed_rows, 1).cpu().numpy()  # (B, T)
     return {
-        "crashed": crashed.numpy(),
-        "distance_m": distance.numpy(),
-        "steps": steps.numpy(),
-        "lane_changes": lane_changes.numpy(),
+        "crashed": crashed.cpu().numpy(),
+        "distance_m": distance.cpu().numpy(),
+        "steps": steps.cpu().numpy(),
+        "lane_changes": lane_changes.cpu().numpy(),
         "speeds": [row[~np.isnan(row)] for row in speeds],
     }

@@ -73,22 +73,34 @@ class DriveGPTPolicy:
     def executed(self, action: Any) -> None:
         """The action actually executed at the last step (e.g. the human's during a takeover):
         the history then holds what happened, not what the policy proposed."""
-        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None]))
+        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None])).to(self.device)
 
     # -- batched form ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the model and the batched context live (``to`` moves them)."""
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> DriveGPTPolicy:
+        """Move the model to ``device`` (e.g. ``"cuda"``) and start a fresh batched context there;
+        ``act_batch`` still takes and returns numpy arrays."""
+        self.model.to(device)
+        self.reset_batch(self.obs.shape[0])
+        return self
+
     @torch.inference_mode()
     def reset_batch(self, n: int) -> None:
-        V, F = self.model.cfg.n_vehicles, self.model.cfg.n_features
-        self.obs = torch.zeros(n, self.K, V, F)  # (B, K, V, F) left-padded normalised history
-        self.tokens = torch.zeros(n, self.K, dtype=torch.long)  # (B, K)
+        V, F, dev = self.model.cfg.n_vehicles, self.model.cfg.n_features, self.device
+        self.obs = torch.zeros(n, self.K, V, F, device=dev)  # (B, K, V, F) left-padded normalised history
+        self.tokens = torch.zeros(n, self.K, dtype=torch.long, device=dev)  # (B, K)
         self.steps = np.zeros(n, np.int64)
-        blank = self.model.state_encoder(torch.zeros(1, 1, V, F))  # (1, 1, C): a padding step
+        blank = self.model.state_encoder(torch.zeros(1, 1, V, F, device=dev))  # (1, 1, C): a padding step
         self.states = blank.expand(n, self.K, -1).clone()  # (B, K, C) encodings of self.obs
 
     @torch.inference_mode()
     def push(self, observations: np.ndarray) -> None:
         """Append (B, V, F) raw observations to the context; their action slot is 0 until chosen."""
-        x = torch.from_numpy(self.normalizer(observations))  # (B, V, F)
+        x = torch.from_numpy(self.normalizer(observations)).to(self.device)  # (B, V, F)
         self.obs = torch.roll(self.obs, -1, dims=1)
         self.tokens = torch.roll(self.tokens, -1, dims=1)
         self.states = torch.roll(self.states, -1, dims=1)
@@ -97,13 +109,11 @@ class DriveGPTPolicy:
         self.states[:, -1] = self.model.state_encoder(x[:, None])[:, 0]  # (B, C)
         self.steps += 1
         if self.steps.min() < self.K:  # zero the padding exactly as in training
-            valid = (
-                torch.arange(self.K)[None, :]
-                >= torch.from_numpy(self.K - np.minimum(self.steps, self.K))[:, None]
-            )  # (B, K)
+            pad = torch.from_numpy(self.K - np.minimum(self.steps, self.K)).to(x.device)  # (B,)
+            valid = torch.arange(self.K, device=x.device)[None, :] >= pad[:, None]  # (B, K)
             self.obs *= valid[..., None, None]
             self.tokens *= valid
-            blank = self.model.state_encoder(torch.zeros(1, 1, *x.shape[1:]))  # (1, 1, C)
+            blank = self.model.state_encoder(torch.zeros(1, 1, *x.shape[1:], device=x.device))  # (1, 1, C)
             self.states = torch.where(valid[..., None], self.states, blank)
 
     @torch.inference_mode()
@@ -120,6 +130,7 @@ class DriveGPTPolicy:
             token = logits.argmax(-1)  # (B,)
         else:
             probs = (logits / self.temperature).softmax(-1)  # (B, vocab)
-            token = torch.multinomial(probs, 1, generator=self.sampler)[:, 0]  # (B,)
+            # the sampler is a CPU generator: the same draws whatever the model's device
+            token = torch.multinomial(probs.cpu(), 1, generator=self.sampler)[:, 0].to(probs.device)  # (B,)
         self.tokens[:, -1] = token
-        return self.tokenizer.decode(token.numpy())
+        return self.tokenizer.decode(token.cpu().numpy())

@@ -204,14 +204,18 @@ def evaluate_monitored_batched(
     monitor: MonitorConfig | None = None,
     clips: list[Any] | None = None,
     episodes_out: list[Any] | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``evaluate_monitored`` on the batched simulator: episodes ``seed + i`` in batches of ``batch``;
     returns (driving + takeover figures, per-episode arrays). ``clips``: when given, the clip of every
     takeover is appended to it (``drivegpt.takeover.batched_clips``; they replay on this simulator).
     ``episodes_out``: when given, each episode's ``observations``, ``actions`` (executed tokens),
     ``controller``, ``crashed`` and ``speeds`` [m/s] are appended to it, the fields
-    ``rlhf.preferences.policy_steps`` and the flywheel's ``mean_kl`` read."""
+    ``rlhf.preferences.policy_steps`` and the flywheel's ``mean_kl`` read. ``device``: where the
+    simulator (and DriveGPT's model) run."""
     driver, config = monitored_driver(policy, env_id, action)
+    if hasattr(driver, "to"):  # DriveGPT: its model next to the simulator
+        driver.to(device)
     monitor = monitor or MonitorConfig()
     record = clips is not None or episodes_out is not None
     names = ("seed", "steps", "crashed", "distance_m", "policy_distance_m", "takeovers", "late_takeovers")
@@ -220,7 +224,9 @@ def evaluate_monitored_batched(
     speeds: list[np.ndarray] = []
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
-        out = run_monitored_batch(driver, config, seeds, monitor, record_obs=record, alone=False)
+        out = run_monitored_batch(
+            driver, config, seeds, monitor, record_obs=record, alone=False, device=device
+        )
         if episodes_out is not None and out.obs is not None:
             for b, n in enumerate(out.steps.tolist()):
                 episodes_out.append(
