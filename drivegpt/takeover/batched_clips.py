@@ -52,9 +52,11 @@ def clips_of(
     env_config: dict[str, Any] | None,
     policy: str,
     context: int,
+    device: str = "cpu",
 ) -> list[Clip]:
     """Every takeover of ``run`` (recorded with ``record_obs``) as a clip, episode by episode, in time
-    order; ``context`` steps before each takeover are kept (``MonitorConfig.context_steps``)."""
+    order; ``context`` steps before each takeover are kept (``MonitorConfig.context_steps``).
+    ``device``: the device type the run was simulated on (``cpu``, ``cuda``), kept in each clip."""
     if run.obs is None or run.seg_snapshot is None or run.personality is None:
         raise ValueError("clips need a monitored batch recorded with record_obs=True")
     clips = []
@@ -83,6 +85,7 @@ def clips_of(
             rejected=list(run.proposal[b, t:end]),
             chosen=list(run.executed[b, t:end]),
             sim=SIM,
+            device=device,
         )
         clips.append(clip)
     return clips
@@ -241,7 +244,8 @@ def evaluate_monitored_batched(
         if clips is not None:
             env_config = getattr(driver, "env_config", None)
             kind = config.action
-            clips += clips_of(out, env_id, kind, env_config, policy, monitor.context_steps)
+            where = torch.device(device).type
+            clips += clips_of(out, env_id, kind, env_config, policy, monitor.context_steps, where)
         for k in names:
             per[k].append(getattr(out, k))
         speeds += [row[~np.isnan(row)] for row in out.speed]
