@@ -112,7 +112,11 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     meta, scenarios = load_suite(suite)
-    assert meta["sim"] == "batched" and len(scenarios) == 24 and {s.sim for s in scenarios} == {"batched"}
+    assert meta["sim"] == "batched" and meta["family_sims"] == {
+        "hard_braking_lead": "batched",
+        "cut_in": "batched",
+    }
+    assert len(scenarios) == 24 and {s.sim for s in scenarios} == {"batched"}
     r = runner.invoke(app, ["corner-cases", "replay", str(suite)])
     assert r.exit_code == 0 and "replayed exactly" in r.output, r.output
     r = runner.invoke(app, ["corner-cases", "info", str(suite)])

@@ -11,6 +11,7 @@ from drivegpt.corner.search import (
     cluster,
     latin_hypercube,
     search_family,
+    search_simulator,
     to_scenarios,
     truncated_normal,
 )
@@ -63,10 +64,13 @@ def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(runner, "simulate", rare_failure)  # workers=1: simulations run in this process
+    hwe = (
+        "highway-env"  # the stub replaces highway-env's simulate (a search's default, auto, is batched here)
+    )
     runs: dict[str, list[SearchResult]] = {"random": [], "lhs": [], "cem": []}
     for seed in range(10):
         for method, out in runs.items():
-            cfg = SearchConfig(method=method, budget=200, batch=20, seed=seed, feasibility_refs=0)
+            cfg = SearchConfig(method=method, budget=200, batch=20, seed=seed, feasibility_refs=0, sim=hwe)
             out.append(search_family(RARE_FAMILY, "human", cfg, workers=1, progress=False))
     rate = {m: float(np.mean([r.summary["failure_rate"] for r in rs])) for m, rs in runs.items()}
     # uniform sampling fails about as often as the ball's share of the box (0.79%): rare
@@ -82,7 +86,7 @@ def test_cem_finds_rare_failures_far_more_often_than_random_at_the_same_budget(
         assert s["failures"] == len(failed) > 0
         assert all(np.linalg.norm(x.u - RARE_CENTRE) < RARE_RADIUS for x in failed)  # inside the ball
     for method, rs in runs.items():  # same seed, same search
-        cfg = SearchConfig(method=method, budget=200, batch=20, seed=9, feasibility_refs=0)
+        cfg = SearchConfig(method=method, budget=200, batch=20, seed=9, feasibility_refs=0, sim=hwe)
         again = search_family(RARE_FAMILY, "human", cfg, workers=1, progress=False)
         assert [x.params for x in again.sims] == [x.params for x in rs[9].sims]
         assert [x.seed for x in again.sims] == [x.seed for x in rs[9].sims]
@@ -95,6 +99,7 @@ def test_every_method_reports_real_simulations_of_a_certain_failure(method: str)
     cfg = SearchConfig(method=method, budget=4, batch=2, feasibility_refs=1 if method == "cem" else 0)
     r = search_family("stalled_car", "constant:3,keep", cfg, "accel", workers=1, progress=False)
     s = r.summary
+    assert r.sim == s["sim"] == "batched"  # auto: the batched simulator has the family and the driver
     assert s["sims"] == 4 and s["failure_rate"] == 1.0 and s["sims_to_first_failure"] == 1
     assert all(x.outcome.crashed and x.outcome.risk == 1.0 for x in r.sims)
     assert 1 <= s["clusters"] <= 4 and sum(c["size"] for c in s["cluster_details"]) == 4
@@ -110,3 +115,12 @@ def test_every_method_reports_real_simulations_of_a_certain_failure(method: str)
         assert all(sc.feasible is r.feasible[i] for i, sc in enumerate(suite))
     else:  # not checked: no feasibility verdicts, none counted
         assert r.feasible == {} and s["unavoidable"] == 0 and all(sc.feasible is None for sc in suite)
+
+
+def test_auto_searches_on_the_batched_simulator_where_it_has_the_family_and_the_driver() -> None:
+    assert SearchConfig().sim == "auto"
+    assert search_simulator("auto", "cut_in", "human") == "batched"
+    assert search_simulator("auto", "cut_in", "drivegpt") == "batched"
+    assert search_simulator("auto", "roundabout", "human") == "highway-env"  # no batched port
+    assert search_simulator("auto", "cut_in", "idm") == "highway-env"  # highway-env's stock driver
+    assert search_simulator("highway-env", "cut_in", "human") == "highway-env"  # an explicit choice

@@ -54,7 +54,7 @@ def search(
     out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
 ) -> None:
     """Search the parameters of scenario families for failures of POLICY; write a replayable suite
-    (--sim: default the config's, else highway-env)."""
+    (--sim: default the config's, else auto: batched for the families it runs, else highway-env)."""
     from drivegpt.core.atomic import write_json, write_text
     from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
     from drivegpt.corner.suite import family_env_id, write_suite
@@ -88,8 +88,18 @@ def search(
             f"{s['sims_to_first_failure']}, {s['clusters']} clusters, {s['unavoidable']} unavoidable"
         )
     scenarios = [sc for r in results for sc in to_scenarios(r, kind, keep)]
+    sims = {r.family: r.sim for r in results}  # the simulator each family ran on
     write_suite(
-        out, scenarios, cmd, {"search": cfg.to_dict(), "policy": policy, "keep": keep, "sim": cfg.sim}
+        out,
+        scenarios,
+        cmd,
+        {
+            "search": cfg.to_dict(),
+            "policy": policy,
+            "keep": keep,
+            "sim": ", ".join(sorted(set(sims.values()))),
+        }
+        | {"family_sims": sims},
     )
     write_json(out / "summary.json", {r.family: r.summary for r in results})
     rows = ["family,index,seed,params,failed,crashed,offroad,risk,min_ttc_s,min_gap_m,feasible"]

@@ -37,6 +37,7 @@ from drivegpt.corner.suite import ALERT_HUMAN, Outcome, Scenario, ScenarioJob, f
 from drivegpt.sim.rollout import Backend, Simulator
 
 Method = Literal["random", "lhs", "cem"]
+SearchSim = Literal["auto", "highway-env", "batched"]
 
 
 class SearchConfig(FrozenConfig):
@@ -62,9 +63,10 @@ class SearchConfig(FrozenConfig):
     """Failures closer than this (normalised parameter space) share a cluster."""
     feasibility_refs: int = Field(3, ge=0)
     """Alert human drivers that try each failure (0: no feasibility check)."""
-    sim: Simulator = "highway-env"
-    """highway-env (one env per simulation, in worker processes) | batched (the families with a batched
-    port; a generation steps together). The suite's scenarios replay on the simulator they came from."""
+    sim: SearchSim = "auto"
+    """auto (batched where it runs the family and the policy, else highway-env) | highway-env (one env
+    per simulation, in worker processes) | batched (the families with a batched port; a generation
+    steps together). The suite's scenarios replay on the simulator they came from."""
 
 
 class Sim(NamedTuple):
@@ -156,6 +158,7 @@ def search_family(
 ) -> SearchResult:
     """Spend ``cfg.budget`` simulations of ``policy`` on ``family`` with ``cfg.method``."""
     env_id = family_env_id(family)
+    sim = search_simulator(cfg.sim, family, policy)
     names, low, high = _bounds(family)
     rng = np.random.default_rng([cfg.seed, len(names)])
     sims: list[Sim] = []
@@ -165,7 +168,7 @@ def search_family(
         start = len(sims)
         params = [{k: float(v) for k, v in zip(names, low + row * (high - low), strict=True)} for row in u]
         seeds = seeds or [cfg.seed + start + i for i in range(len(u))]  # fresh: seed + sim index
-        jobs = [ScenarioJob(policy, env_id, action, seeds[i], p, sim=cfg.sim) for i, p in enumerate(params)]
+        jobs = [ScenarioJob(policy, env_id, action, seeds[i], p, sim=sim) for i, p in enumerate(params)]
         outs = run_jobs(jobs, workers, backend, desc, progress, ray_address)
         for i, (j, o) in enumerate(zip(jobs, outs, strict=True)):
             sims.append(Sim(start + i, u[i], params[i], j.seed, o))
@@ -197,9 +200,20 @@ def search_family(
             seeds = [p if r else int(f) for r, p, f in zip(reuse, picks, fresh, strict=True)]
             run(truncated_normal(rng, mean, std, n), gen, seeds)
     refs = cfg.feasibility_refs
-    feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress, cfg.sim)
-    summary = summarise(family, policy, cfg, sims, feasible, names, time.time() - t0)
-    return SearchResult(family, policy, sims, feasible, summary, cfg.sim)
+    feasible = check_feasibility(sims, env_id, action, refs, workers, backend, ray_address, progress, sim)
+    summary = summarise(family, policy, cfg, sims, feasible, names, time.time() - t0) | {"sim": sim}
+    return SearchResult(family, policy, sims, feasible, summary, sim)
+
+
+def search_simulator(sim: SearchSim, family: str, policy: str) -> Simulator:
+    """The simulator a search of ``family`` with ``policy`` runs on: ``auto`` is the batched one where it
+    has the family and a driver for the policy (not highway-env's stock ``idm``), else highway-env."""
+    if sim != "auto":
+        return sim
+    from drivegpt.sim.batched.families import BATCHED_FAMILIES
+
+    ported = family in BATCHED_FAMILIES and policy.partition(":")[0] != "idm"
+    return "batched" if ported else "highway-env"
 
 
 def check_feasibility(
