@@ -28,7 +28,7 @@ from drivegpt.rlhf.dagger import (
     visited_labels,
     visited_labels_batched,
 )
-from drivegpt.rlhf.flywheel import FlywheelConfig
+from drivegpt.rlhf.flywheel import FlywheelConfig, flywheel_simulator
 from drivegpt.takeover.clips import load_clips
 
 SAMPLE = Path(__file__).resolve().parents[1] / "takeover_data" / "sample"
@@ -172,6 +172,20 @@ def test_a_flywheel_method_must_be_known():
     with pytest.raises(ConfigError, match="hg-dagger"):
         config_from_dict(FlywheelConfig, {"method": "dagger-ppo"})
     assert config_from_dict(FlywheelConfig, {"method": "hg-dagger+ppo"}).method == "hg-dagger+ppo"
+
+
+def test_auto_drives_the_flywheel_on_the_batched_simulator_where_it_can():
+    def sim(action: str = "accel", **settings) -> str:
+        return flywheel_simulator(config_from_dict(FlywheelConfig, settings), action)
+
+    assert FlywheelConfig().sim == "auto"
+    assert sim(method="dagger", ranking_steps=0) == "batched"
+    assert sim(method="hg-dagger", label_envs=["drivegpt/Highway-v0"]) == "batched"
+    assert sim("meta", method="dagger") == "highway-env"  # the batched simulator drives accel policies
+    assert sim(method="ppo", ranking_steps=5) == "highway-env"  # clips with ranked futures
+    assert sim(method="ppo", ranking_steps=0) == "batched"
+    assert sim(method="dagger", env_id="drivegpt/Merge-v0") == "highway-env"  # no batched merge road
+    assert sim(method="dagger", sim="highway-env") == "highway-env"  # an explicit choice
 
 
 def test_a_dagger_flywheel_round_aggregates_labels_and_resumes(tmp_path):

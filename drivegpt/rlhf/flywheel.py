@@ -93,8 +93,9 @@ class FlywheelConfig(FrozenConfig):
     """DAgger: corner-case families whose visited states the human labels too, ``drive_episodes`` each,
     parameters uniform in their ranges; with ``sim: batched`` a family with a batched port
     (``BATCHED_FAMILIES``) is driven there, any other on highway-env (``workers`` processes)."""
-    sim: Literal["highway-env", "batched"] = "highway-env"
-    """The simulator of the round's drives (``batched``: ``accel`` policies, B episodes at once):
+    sim: Literal["auto", "highway-env", "batched"] = "auto"
+    """The simulator of the round's drives (``auto``: batched where it can run them, see
+    :func:`flywheel_simulator`, else highway-env; ``batched``: ``accel`` policies, B episodes at once):
     DAgger's labelled drives, HG-DAgger's monitored drives (their labels, without clips), for PPO
     and DPO the monitored drive whose takeover clips they learn from (clips that replay on the batched
     simulator; ``ranking_steps`` must then be 0), and PPO's rollouts (``ppo_batched``). The held-out
@@ -138,6 +139,17 @@ class FlywheelConfig(FrozenConfig):
         highway-env takes its labels from them (DAgger labels its own unmonitored drive)."""
         tuned = self.method.rpartition("+")[2]
         return tuned in ("ppo", "dpo") or (self.method == "hg-dagger" and self.sim == "highway-env")
+
+
+def flywheel_simulator(cfg: FlywheelConfig, action: str) -> Literal["highway-env", "batched"]:
+    """The simulator of a flywheel's drives for a policy of interface ``action``: ``cfg.sim``, or for
+    ``auto`` the batched one when it can run them (an ``accel`` policy, every drive env ported, and no
+    ranking segments for PPO's or DPO's clips), else highway-env."""
+    if cfg.sim != "auto":
+        return cfg.sim
+    ported = all(env_id in SUPPORTED_ENV_IDS for env_id in cfg.label_envs or (cfg.env_id,))
+    clips = cfg.method.rpartition("+")[2] in ("ppo", "dpo")
+    return "batched" if action == "accel" and ported and not (clips and cfg.ranking_steps) else "highway-env"
 
 
 def _done(path: Path) -> bool:
@@ -237,7 +249,10 @@ def run_flywheel(
     out = Path(out)
     pretrained = Path(pretrained)
     ref = policy_dir(pretrained)
-    load_policy_dir(ref)  # fail fast, with the checkpoint's own message
+    _, meta = load_policy_dir(ref)  # fail fast, with the checkpoint's own message
+    cfg = cfg.model_copy(
+        update={"sim": flywheel_simulator(cfg, meta["action"])}
+    )  # run.json: the resolved one
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "pretrained": str(ref)})
     rows: list[dict[str, Any]] = []
