@@ -59,6 +59,10 @@ def test_clips_replay_exactly_after_a_round_trip(clips, tmp_path) -> None:
         ClipError, match=r"clip_00000.json: unknown sim 'gpu' \(valid: highway-env, batched\)"
     ):
         load_clips(tmp_path / "odd")
+    odd[0].sim, odd[0].device = "batched", "tpu"
+    write_clips(tmp_path / "odd", odd, {})
+    with pytest.raises(ClipError, match=r"clip_00000.json: unknown device 'tpu' \(valid: cpu, cuda\)"):
+        load_clips(tmp_path / "odd")
     result = replay_clip(loaded[0], "human", FAST)
     assert result.fidelity_max_abs == 0.0 and result.steps >= 1
     bad = loaded[0]

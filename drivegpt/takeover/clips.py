@@ -290,6 +290,9 @@ def load_clips(path: str | Path, ids: list[str] | None = None) -> list[Clip]:
             raise ClipError(
                 f"{path / f'{cid}.json'}: unknown sim {sim!r} (valid: highway-env, batched); {fix}"
             )
+        if header.get("device", "cpu") not in ("cpu", "cuda"):
+            device = header["device"]
+            raise ClipError(f"{path / f'{cid}.json'}: unknown device {device!r} (valid: cpu, cuda); {fix}")
         clip = Clip(
             **{k: v for k, v in header.items() if k not in ("obs", "rejected", "chosen")},
             action_prefix=arrays["action_prefix"],
