@@ -12,6 +12,10 @@ value of independent samples would be far too strict).
 
     python bench/sim_distribution.py --highway-episodes 200 --batched-episodes 2000 --workers 2 \
         --out bench/results/sim_distribution
+
+highway-env's episodes are slow (about 1.5 s each on one core in dense traffic), so each one is kept in
+``--cache`` (one ``.npz`` per seed, written atomically): a killed run resumes and a larger
+``--highway-episodes`` only drives the seeds it lacks.
 """
 
 from __future__ import annotations
@@ -78,6 +82,22 @@ def highway_env_episode(job: tuple[str, int]) -> dict[str, Any]:
         "crashed": crashed, "km": dist / 1000, "lane_changes": changes, "speed": float(np.mean(speeds)),
         "ego_thw": np.asarray(ego_thw), "traffic_thw": np.asarray(traffic_thw),
     }  # fmt: skip
+
+
+def cached_episode(job: tuple[str, int, str]) -> dict[str, Any]:
+    """``highway_env_episode`` through the per-seed cache in directory ``job[2]``."""
+    env_id, seed, cache = job
+    path = Path(cache) / env_id.replace("/", "_") / f"{seed}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            rec = {k: z[k] for k in z.files}
+        return rec | {k: rec[k].item() for k in ("crashed", "km", "lane_changes", "speed")}
+    rec = highway_env_episode((env_id, seed))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **rec)
+    os.replace(tmp, path)
+    return rec
 
 
 def batched_episodes(env_id: str, seeds: list[int], batch: int) -> list[dict[str, Any]]:
@@ -162,6 +182,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--envs", nargs="+", default=list(ENVS))
     ap.add_argument("--out", type=Path, default=Path("bench/results/sim_distribution"))
+    ap.add_argument("--cache", default="runs/sim_distribution_cache", help="per-seed highway-env records")
     args = ap.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -169,8 +190,8 @@ def main() -> None:
     for env_id in args.envs:
         load0, t0 = os.getloadavg(), time.time()
         with ProcessPoolExecutor(args.workers) as pool:
-            jobs = [(env_id, SEED + i) for i in range(args.highway_episodes)]
-            he = list(pool.map(highway_env_episode, jobs, chunksize=4))
+            jobs = [(env_id, SEED + i, args.cache) for i in range(args.highway_episodes)]
+            he = list(pool.map(cached_episode, jobs, chunksize=4))
         t_he = time.time() - t0
         t1 = time.time()
         bt = batched_episodes(env_id, list(range(SEED, SEED + args.batched_episodes)), args.batch)

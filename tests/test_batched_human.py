@@ -245,6 +245,35 @@ def test_collect_on_the_batched_simulator_logs_the_human_of_each_seed(tmp_path) 
     assert r.exit_code == 2 and "no batched port" in r.output and "drivegpt/Highway-v0" in r.output
 
 
+def test_collect_auto_drives_each_scenario_on_its_simulator_whatever_the_batch(tmp_path) -> None:
+    from drivegpt.core.config import load_config
+    from drivegpt.data.collect import CollectConfig, collect, collect_simulators
+    from drivegpt.data.logs import load_logs
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "episodes: 5\nseed: 7\nworkers: 1\nscenarios:\n"
+        "  - {env_id: drivegpt/Highway-v0, config: {duration: 2}}\n"
+        "  - {env_id: drivegpt/Merge-v0, config: {duration: 2}}\n"
+    )
+    cfg = load_config(CollectConfig, config)
+    assert cfg.sim == "auto" and collect_simulators(cfg) == ("batched", "highway-env")
+    assert collect_simulators(cfg.model_copy(update={"sim": "highway-env"})) == ("highway-env",) * 2
+    meta_cfg = cfg.model_copy(update={"action": "meta"})  # no batched human for meta-actions
+    assert collect_simulators(meta_cfg) == ("highway-env", "highway-env")
+    runs = []
+    for batch in (1, 4):
+        out = collect(cfg.model_copy(update={"batch": batch}), tmp_path / f"b{batch}", progress=False)
+        runs.append(list(load_logs(out).episodes()))
+    scenario = [ep.meta["scenario"] for ep in runs[0]]
+    assert [ep.seed for ep in runs[0]] == list(range(7, 12)) and set(scenario) == {0, 1}
+    assert [ep.meta["sim"] for ep in runs[0]] == [("batched", "highway-env")[k] for k in scenario]
+    for a, b in zip(*runs, strict=True):  # the batch size changes nothing
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        assert a.meta == b.meta
+
+
 def test_batched_evaluation_drives_the_human_and_counts_lane_changes() -> None:
     from drivegpt.eval.batched import _drive
 

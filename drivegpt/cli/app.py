@@ -43,31 +43,32 @@ def takeover_summary(m: dict[str, Any]) -> str:
 @friendly_errors
 def collect(
     ctx: typer.Context,
-    config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/quickstart.yaml"),
+    config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/tiny.yaml"),
     out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
     episodes: int | None = typer.Option(None, help="Override the config's episode count."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     seed: int | None = typer.Option(None, help="First episode seed."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
-    sim: SimOpt = "highway-env",
-    batch: BatchOpt = 1024,
+    sim: SimOrDefaultOpt = None,
+    batch: int | None = typer.Option(None, min=1, help="Episodes stepped together on the batched simulator."),
 ) -> None:
-    """Record human-driven episodes into a Minari dataset with a checksum manifest."""
-    from drivegpt.data.collect import CollectConfig, collect_batched
+    """Record human-driven episodes into a Minari dataset with a checksum manifest
+    (--sim: default the config's, else auto: batched for the scenarios it has, highway-env for the rest)."""
+    from drivegpt.data.collect import CollectConfig, collect_simulators
     from drivegpt.data.collect import collect as run_collect
     from drivegpt.data.logs import load_logs
 
-    cfg = load_config(CollectConfig, config, {"episodes": episodes, "workers": workers, "seed": seed})
+    over = {"episodes": episodes, "workers": workers, "seed": seed, "sim": sim, "batch": batch}
+    cfg = load_config(CollectConfig, config, over)
+    sims = collect_simulators(cfg)  # before any driving: a scenario --sim batched lacks fails here
     t0 = time.time()
-    if sim == "batched":  # the batched human, `batch` episodes per step (workers and backend unused)
-        path = collect_batched(cfg, out, batch)
-    else:
-        path = run_collect(cfg, out, backend=backend, ray_address=ray_address)
+    path = run_collect(cfg, out, backend=backend, ray_address=ray_address)
     ds = load_logs(path)
     from drivegpt.core.atomic import write_json
 
-    write_json(Path(out) / "run.json", {"command": _command_line(ctx), "config": cfg.to_dict(), "sim": sim})
+    run = {"command": _command_line(ctx), "config": cfg.to_dict(), "scenario_sims": list(sims)}
+    write_json(Path(out) / "run.json", run)
     typer.echo(
         f"wrote {len(ds)} episodes / {ds.manifest['steps']} steps to {path} in {time.time() - t0:.1f} s"
     )

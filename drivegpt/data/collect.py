@@ -1,16 +1,17 @@
 """Record human-driven episodes over a scenario mix into a verified Minari log dataset.
 
-``collect`` drives highway-env (``HumanDriver``, one env per episode in worker processes);
-``collect_batched`` drives the batched simulator (``BatchedHuman``, ``batch`` episodes per step) for
-the scenarios it supports. Both draw each episode's scenario and driver personality from its seed
-alone, so a seed gives the same driver in either simulator (not the same traffic).
+Each scenario of the mix is driven on one simulator (``CollectConfig.sim``; ``collect_simulators``):
+highway-env (``HumanDriver``, one env per episode in worker processes) or the batched simulator
+(``BatchedHuman``, ``batch`` episodes per step) for the scenarios it supports; ``auto``, the default,
+takes the batched one wherever it can. Every episode draws its scenario and driver personality from
+its seed alone, so a seed gives the same driver in either simulator (not the same traffic).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -20,9 +21,10 @@ from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import UserError
 from drivegpt.data.logs import write_logs
 from drivegpt.sim import batched
+from drivegpt.sim.batched.human import SUPPORTED_ACTIONS as BATCHED_HUMAN_ACTIONS
 from drivegpt.sim.batched.human import BatchedHuman, Personalities
 from drivegpt.sim.human import HumanDriver, PersonalityRanges
-from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, make_env, parallel_map, run_episode
+from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, Simulator, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 
 
@@ -53,6 +55,12 @@ class CollectConfig(FrozenConfig):
     """Worker processes (None: all cores)."""
     personality: PersonalityRanges = PersonalityRanges()
     """Ranges from which each episode's driver personality is sampled."""
+    sim: Literal["auto", "highway-env", "batched"] = "auto"
+    """Simulator: ``auto`` drives each scenario on the batched simulator where it has the road, the
+    config and a human for the action interface (``accel``), and on highway-env otherwise;
+    ``highway-env`` or ``batched`` for every scenario (``batched`` refuses a scenario it lacks)."""
+    batch: int = Field(1024, ge=1)
+    """Episodes stepped together on the batched simulator."""
 
 
 class CollectJob(NamedTuple):
@@ -84,6 +92,7 @@ def collect_one(job: CollectJob) -> Episode:
         "scenario": job.scenario,
         "env_config": job.overrides,
         "personality": driver.personality.to_dict(),
+        "sim": "highway-env",
     }
     return episode
 
@@ -101,6 +110,32 @@ def plan_jobs(cfg: CollectConfig) -> list[CollectJob]:
     return jobs
 
 
+def _batched_config(sc: CollectScenario, action: str) -> batched.SimConfig | None:
+    """The batched simulator's config for scenario ``sc``, or None where it has no port of it."""
+    if sc.env_id not in batched.SUPPORTED_ENV_IDS or action not in BATCHED_HUMAN_ACTIONS:
+        return None
+    try:
+        return batched.make_config(sc.env_id, action, dict(sc.config) or None)  # type: ignore[arg-type]
+    except ValueError:  # a config override it cannot represent
+        return None
+
+
+def collect_simulators(cfg: CollectConfig) -> tuple[Simulator, ...]:
+    """The simulator of each scenario of ``cfg``'s mix (``cfg.sim`` resolved); UserError where
+    ``sim: batched`` meets a scenario the batched simulator cannot drive."""
+    sims: list[Simulator] = []
+    for sc in cfg.scenarios:
+        ported = _batched_config(sc, cfg.action) is not None
+        if cfg.sim == "batched" and not ported:
+            raise UserError(
+                f"collect --sim batched: scenario {sc.env_id!r} with {cfg.action} actions and config "
+                f"{dict(sc.config)} has no batched port; supported: {', '.join(batched.SUPPORTED_ENV_IDS)} "
+                f"with {', '.join(BATCHED_HUMAN_ACTIONS)} actions (or use --sim auto / highway-env)"
+            )
+        sims.append("batched" if ported and cfg.sim != "highway-env" else "highway-env")
+    return tuple(sims)
+
+
 def collect(
     cfg: CollectConfig,
     out: str | Path,
@@ -108,53 +143,44 @@ def collect(
     progress: bool = True,
     ray_address: str | None = None,
 ) -> Path:
-    """Run the collection described by ``cfg`` and write the dataset to ``out`` (same seeds, same
-    dataset whatever the backend and the number of workers)."""
-    jobs = plan_jobs(cfg)
-    episodes = parallel_map(
-        collect_one, jobs, cfg.workers, backend, desc="collect", progress=progress, ray_address=ray_address
-    )
-    env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
-    return write_logs(
-        out,
-        episodes,
-        env,
-        cfg.to_dict(),
-        description=f"Human-driver logs, {cfg.action} actions, {', '.join(s.env_id for s in cfg.scenarios)}",
-    )
-
-
-def collect_batched(cfg: CollectConfig, out: str | Path, batch: int = 1024, progress: bool = True) -> Path:
-    """``collect`` on the batched simulator: the same seeds, scenario draw and personalities, with
-    ``batch`` episodes stepped together; a scenario the batched simulator lacks is a UserError."""
+    """Run the collection described by ``cfg`` and write the dataset to ``out``: the episodes of each
+    scenario on its simulator (``collect_simulators``), in seed order. Same seeds, same dataset
+    whatever the backend, the number of workers and the batch size."""
     from tqdm import tqdm
 
-    jobs = plan_jobs(cfg)
-    for sc in cfg.scenarios:
-        if sc.env_id not in batched.SUPPORTED_ENV_IDS:
-            raise UserError(
-                f"collect --sim batched: scenario {sc.env_id!r} has no batched port; supported: "
-                f"{', '.join(batched.SUPPORTED_ENV_IDS)} (or use --sim highway-env)"
-            )
+    jobs, sims = plan_jobs(cfg), collect_simulators(cfg)
+    slow = [j for j in jobs if sims[j.scenario] == "highway-env"]
     episodes: dict[int, Episode] = {}
-    bar = tqdm(total=len(jobs), desc="collect (batched)", unit="ep", disable=not progress)
+    if slow:
+        done = parallel_map(
+            collect_one,
+            slow,
+            cfg.workers,
+            backend,
+            desc="collect",
+            progress=progress,
+            ray_address=ray_address,
+        )
+        episodes |= {ep.seed: ep for ep in done}
+    fast = [j for j in jobs if sims[j.scenario] == "batched"]
+    bar = tqdm(total=len(fast), desc="collect (batched)", unit="ep", disable=not progress or not fast)
     for k, sc in enumerate(cfg.scenarios):
-        mine = [j for j in jobs if j.scenario == k]
-        config = batched.make_config(sc.env_id, cfg.action, dict(sc.config) or None)  # type: ignore[arg-type]
-        for lo in range(0, len(mine), batch):
-            chunk = mine[lo : lo + batch]
-            for ep in _drive_batch(config, chunk, cfg.personality):
-                episodes[ep.seed] = ep
+        mine = [j for j in fast if j.scenario == k]
+        config = _batched_config(sc, cfg.action)
+        for lo in range(0, len(mine), cfg.batch):
+            chunk = mine[lo : lo + cfg.batch]
+            assert config is not None  # collect_simulators chose the batched simulator for it
+            episodes |= {ep.seed: ep for ep in _drive_batch(config, chunk, cfg.personality)}
             bar.update(len(chunk))
     bar.close()
     env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
+    where = ", ".join(f"{s.env_id} ({sim})" for s, sim in zip(cfg.scenarios, sims, strict=True))
     return write_logs(
         out,
         [episodes[j.seed] for j in jobs],
         env,
-        {**cfg.to_dict(), "sim": "batched"},
-        description=f"Human-driver logs (batched simulator), {cfg.action} actions, "
-        + ", ".join(s.env_id for s in cfg.scenarios),
+        cfg.to_dict(),
+        description=f"Human-driver logs, {cfg.action} actions, {where}",
     )
 
 

@@ -42,8 +42,9 @@ def evaluate_batched(
     device: torch.device | str = "cpu",
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Drive ``episodes`` episodes of ``policy`` in batches of ``batch``; return (metrics, per-episode
-    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``, ``lane_changes``). ``device``: where the
-    simulator (and DriveGPT's model) run, e.g. ``"cuda"``; the same seeds give the same episodes."""
+    arrays ``seed``, ``crashed``, ``distance_m``, ``steps``, ``lane_changes``, ``mean_speed_mps``).
+    ``device``: where the simulator (and DriveGPT's model) run, e.g. ``"cuda"``; the same seeds give the
+    same episodes."""
     kind = policy_action_kind(policy, action or "accel")
     if policy.partition(":")[0] == "human":
         config = batched.make_config(env_id, kind)
@@ -80,6 +81,7 @@ def evaluate_batched(
         "distance_m": np.concatenate(distance),
         "steps": np.concatenate(steps),
         "lane_changes": np.concatenate(lane_changes),
+        "mean_speed_mps": np.array([s.mean() for s in speeds]),
     }
     metrics = driving_metrics(list(per_episode["crashed"]), list(per_episode["distance_m"]), speeds)
     return metrics, per_episode
