@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from episode_cache import cached
 
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.sim import batched
@@ -88,16 +89,8 @@ def cached_episode(job: tuple[str, int, str]) -> dict[str, Any]:
     """``highway_env_episode`` through the per-seed cache in directory ``job[2]``."""
     env_id, seed, cache = job
     path = Path(cache) / env_id.replace("/", "_") / f"{seed}.npz"
-    if path.exists():
-        with np.load(path) as z:
-            rec = {k: z[k] for k in z.files}
-        return rec | {k: rec[k].item() for k in ("crashed", "km", "lane_changes", "speed")}
-    rec = highway_env_episode((env_id, seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **rec)
-    os.replace(tmp, path)
-    return rec
+    rec = cached(path, lambda: highway_env_episode((env_id, seed)))
+    return rec | {k: rec[k].item() for k in ("crashed", "km", "lane_changes", "speed")}
 
 
 def batched_episodes(env_id: str, seeds: list[int], batch: int) -> list[dict[str, Any]]:

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from episode_cache import cached
 
+from drivegpt.core.atomic import write_text
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.eval.batched import evaluate_batched
 from drivegpt.eval.closed_loop import EVAL_SEED, drive_one
@@ -47,22 +49,20 @@ def cache_path(job: Job) -> Path:
 
 def cached_episode(job: Job) -> dict[str, Any]:
     """One highway-env episode's crash flag, distance [m] and speeds [m/s], through the cache."""
+
+    def drive() -> dict[str, Any]:
+        ep = drive_one(DriveJob(job.policy, job.env_id, job.action, job.seed))
+        return {
+            "crashed": bool(ep.crashed),
+            "distance_m": float(ep.distance_m),
+            "speeds": np.asarray(ep.speeds),
+        }
+
     path = cache_path(job)
-    if path.exists():
-        with np.load(path) as z:
-            return {
-                "crashed": bool(z["crashed"]),
-                "distance_m": float(z["distance_m"]),
-                "speeds": z["speeds"],
-            }
-    ep = drive_one(DriveJob(job.policy, job.env_id, job.action, job.seed))
-    rec = {"crashed": bool(ep.crashed), "distance_m": float(ep.distance_m), "speeds": np.asarray(ep.speeds)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (path.parent / "key.txt").write_text(f"{job.policy} {job.env_id} {job.action}\n")
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **rec)
-    os.replace(tmp, path)
-    return rec
+    if not (path.parent / "key.txt").exists():
+        write_text(path.parent / "key.txt", f"{job.policy} {job.env_id} {job.action}\n")
+    rec = cached(path, drive)
+    return {"crashed": bool(rec["crashed"]), "distance_m": float(rec["distance_m"]), "speeds": rec["speeds"]}
 
 
 def speed_ci(per: np.ndarray, draws: int = 2000) -> list[float]:

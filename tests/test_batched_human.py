@@ -258,6 +258,10 @@ def test_collect_auto_drives_each_scenario_on_its_simulator_whatever_the_batch(t
     )
     cfg = load_config(CollectConfig, config)
     assert cfg.sim == "auto" and collect_simulators(cfg) == ("batched", "highway-env")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.read_text() + "sim: gpu\n")
+    with pytest.raises(UserError, match=r"bad.yaml: bad value for 'sim'.*'auto', 'highway-env' or 'batched'"):
+        load_config(CollectConfig, bad)
     assert collect_simulators(cfg.model_copy(update={"sim": "highway-env"})) == ("highway-env",) * 2
     meta_cfg = cfg.model_copy(update={"action": "meta"})  # no batched human for meta-actions
     assert collect_simulators(meta_cfg) == ("highway-env", "highway-env")
