@@ -20,7 +20,7 @@ def test_batched_drive_writes_figures_that_do_not_depend_on_the_batch_size(tmp_p
         assert r.exit_code == 0, r.output
         outs.append(json.loads((out / "metrics.json").read_text()))
         rows = (out / "episodes.csv").read_text().splitlines()
-        assert rows[0] == "seed,steps,crashed,distance_m" and len(rows) == 5
+        assert rows[0] == "seed,steps,crashed,distance_m,mean_speed_mps" and len(rows) == 5
         assert json.loads((out / "run.json").read_text())["sim"] == "batched"
     assert outs[0] == outs[1]
     assert outs[0]["episodes"] == 4 and outs[0]["km_driven"] > 0

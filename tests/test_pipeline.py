@@ -126,3 +126,32 @@ def test_a_corrupt_output_is_named_in_the_report_not_dropped(tiny_run, tmp_path)
     report = write_report(out).read_text()
     assert "## Unreadable files" in report
     assert f"`{out / 'pretrain' / 'metrics.json'}`" in report
+
+
+def test_the_benchmark_drives_each_policy_on_the_batched_simulator_too(tmp_path):
+    """Beside highway-env's row: 10x the episodes on the batched simulator, the figures `drivegpt drive
+    --sim batched` writes for the same seeds; skipped for a driver with no batched port."""
+    from drivegpt.core.config import config_from_dict
+    from drivegpt.pipeline.report import _simulators_side_by_side
+    from drivegpt.pipeline.stages import BATCHED_EVAL_FACTOR, _drive_batched, cli_benchmark
+
+    tiny = load_config(PipelineConfig, TINY).to_dict()
+    cfg = config_from_dict(PipelineConfig, {**tiny, "eval_env": "drivegpt/Highway-v0", "eval_episodes": 1})
+    spec = "constant:0,keep"
+    _drive_batched(cfg, spec, tmp_path / "benchmark" / "p" / "batched", "cmd")
+    m = json.loads((tmp_path / "benchmark" / "p" / "batched" / "metrics.json").read_text())
+    assert m["episodes"] == BATCHED_EVAL_FACTOR
+    cli = tmp_path / "cli"
+    args = ["drive", "--sim", "batched", "--policy", spec, "--env", "drivegpt/Highway-v0", "--episodes", "10"]
+    r = runner.invoke(app, [*args, "--seed", str(cfg.eval_seed), "--out", str(cli)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((cli / "metrics.json").read_text()) == m
+    highway = {**m, "episodes": 1, "collision_rate": 1.0, "collision_rate_ci": [0.2, 1.0]}
+    lines = _simulators_side_by_side(tmp_path, [("p", highway), ("idm", highway)])
+    assert f"| p | 1 | 1.000 [0.200, 1.000] | {m['mean_speed_mps']:.2f} | 10 |" in "\n".join(lines)
+    assert sum(line.startswith("| p |") for line in lines) == 1 and not any("| idm |" in x for x in lines)
+    _drive_batched(cfg, "idm", tmp_path / "benchmark" / "idm" / "batched", "cmd")  # no port: nothing written
+    assert not (tmp_path / "benchmark" / "idm").exists()
+    merge = config_from_dict(PipelineConfig, {**tiny, "eval_env": "drivegpt/Merge-v0"})
+    assert not any("--sim batched" in c for c in cli_benchmark(merge, tmp_path))  # no batched Merge road
+    assert any("--sim batched --policy human" in c for c in cli_benchmark(cfg, tmp_path))

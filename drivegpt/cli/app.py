@@ -164,14 +164,10 @@ def drive(
         write_json(out / "run.json", {**info, "monitor": mcfg.to_dict()})
         typer.echo(takeover_summary(metrics))
     elif sim == "batched":
-        from drivegpt.core.atomic import write_csv, write_json
-        from drivegpt.eval.batched import evaluate_batched
+        from drivegpt.eval.batched import evaluate_batched, write_batched_drive_outputs
 
         metrics, per = evaluate_batched(policy, env, action, episodes, seed, batch, device=dev or "cpu")
-        write_json(out / "metrics.json", metrics)
-        rows = zip(per["seed"], per["steps"], per["crashed"].astype(int), per["distance_m"], strict=True)
-        write_csv(out / "episodes.csv", [["seed", "steps", "crashed", "distance_m"], *rows])
-        write_json(out / "run.json", info)
+        write_batched_drive_outputs(out, metrics, per, info)
     elif takeovers:
         from drivegpt.takeover.clips import write_clips
         from drivegpt.takeover.monitor import MonitorConfig

@@ -14,12 +14,14 @@ human's personality and noise of episode ``i`` are ``HumanDriver``'s for seed ``
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import driving_metrics
 from drivegpt.policies.registry import load_policy, policy_action_kind
@@ -85,6 +87,25 @@ def evaluate_batched(
     }
     metrics = driving_metrics(list(per_episode["crashed"]), list(per_episode["distance_m"]), speeds)
     return metrics, per_episode
+
+
+def write_batched_drive_outputs(
+    out: str | Path, metrics: dict[str, Any], per_episode: dict[str, np.ndarray], run_info: dict[str, Any]
+) -> None:
+    """``metrics.json``, per-episode ``episodes.csv`` and ``run.json`` of :func:`evaluate_batched`'s
+    drive, as :func:`~drivegpt.eval.closed_loop.write_drive_outputs` writes highway-env's."""
+    out, per = Path(out), per_episode
+    write_json(out / "metrics.json", metrics)
+    rows = zip(
+        per["seed"].tolist(),
+        per["steps"].tolist(),
+        per["crashed"].astype(int).tolist(),
+        [f"{d:.2f}" for d in per["distance_m"]],
+        [f"{v:.3f}" for v in per["mean_speed_mps"]],
+        strict=True,
+    )
+    write_csv(out / "episodes.csv", [["seed", "steps", "crashed", "distance_m", "mean_speed_mps"], *rows])
+    write_json(out / "run.json", run_info)
 
 
 def _drive(

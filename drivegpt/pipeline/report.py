@@ -136,10 +136,35 @@ def _section_benchmark(out: Path, figs: Path) -> list[str]:
         )
     plot_benchmark(rows, figs / "benchmark.png")
     lines += ["", "![benchmark](figures/benchmark.png)", ""]
+    lines += _simulators_side_by_side(out, rows)
     if (out / "benchmark" / "human.gif").is_file():
         lines += ["The human driver model (the teacher) on the first evaluation seed:", "",
                   "![human driver](benchmark/human.gif)", ""]  # fmt: skip
     return lines
+
+
+def _simulators_side_by_side(out: Path, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Each policy's highway-env row beside its row on the batched simulator (where it has one)."""
+    pairs = [(n, m, _json(out / "benchmark" / n / "batched" / "metrics.json")) for n, m in rows]
+    pairs = [(n, m, b) for n, m, b in pairs if b is not None]
+    if not pairs:
+        return []
+    lines = [
+        "The same policies alone on the batched simulator, where training, collection and search run, "
+        "beside highway-env, the reference (same first seed, each simulator its own traffic draw: they "
+        "agree in distribution, not episode by episode):",
+        "",
+        "| policy | highway-env episodes | collision rate | mean speed [m/s] | batched episodes "
+        "| collision rate | mean speed [m/s] | collision intervals overlap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m, b in pairs:
+        (lo, hi), (blo, bhi) = m["collision_rate_ci"], b["collision_rate_ci"]
+        lines.append(
+            f"| {name} | {m['episodes']} | {rate_cell(m)} | {m['mean_speed_mps']:.2f} | {b['episodes']} "
+            f"| {rate_cell(b)} | {b['mean_speed_mps']:.2f} | {'yes' if lo <= bhi and blo <= hi else 'no'} |"
+        )
+    return [*lines, ""]
 
 
 def _section_suite(out: Path) -> list[str]:

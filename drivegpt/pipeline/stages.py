@@ -200,6 +200,8 @@ def cli_search(cfg: PipelineConfig, out: Path) -> list[str]:
 
 # -- benchmark: every policy side by side on held-out seeds -----------------------------------------
 
+BATCHED_EVAL_FACTOR = 10  # the batched simulator drives 10x highway-env's evaluation episodes in less time
+
 
 def benchmark_policies(cfg: PipelineConfig, out: Path) -> dict[str, str]:
     """Table name -> policy spec: the reference policies, then this run's own."""
@@ -226,24 +228,55 @@ def run_benchmark(cfg: PipelineConfig, out: Path, command: str) -> None:
         m, eps = evaluate(spec, cfg.eval_env, action, cfg.eval_episodes, cfg.eval_seed, cfg.workers)
         info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed}
         write_drive_outputs(dest / name, m, eps, info)
+        _drive_batched(cfg, spec, dest / name / "batched", command)
     render_episode(cfg.eval_env, cfg.collect.action, load_policy("human"), cfg.video_seed, dest / "human.gif")
     _, scenarios = load_suite(out / "search")
-    # the batched simulator drives ten times the highway-env evaluation's episodes in less time
     bench_cfg = BenchConfig(
-        policies=policies, gifs=cfg.bench_gifs, naturalistic_episodes=10 * cfg.eval_episodes
+        policies=policies, gifs=cfg.bench_gifs, naturalistic_episodes=BATCHED_EVAL_FACTOR * cfg.eval_episodes
     )
     info = {"command": command, "suite": str(out / "search")}
     bench(scenarios, bench_cfg, dest / "suite", info, cfg.workers)
     write_json(dest / "policies.json", {"env": cfg.eval_env, "seed": cfg.eval_seed, "policies": policies})
 
 
+def _drive_batched(cfg: PipelineConfig, spec: str, dest: Path, command: str) -> None:
+    """``spec`` alone on the batched simulator, beside its highway-env rows: ``BATCHED_EVAL_FACTOR``
+    times the episodes from the same first seed (the simulators agree in distribution, not draw by draw).
+    Skipped where the simulator lacks the road, the interface or a port of the policy."""
+    from drivegpt.eval.batched import NoBatchedPort, evaluate_batched, write_batched_drive_outputs
+    from drivegpt.sim.batched import SUPPORTED_ENV_IDS
+    from drivegpt.sim.batched.human import UnsupportedHumanInterface
+
+    if cfg.eval_env not in SUPPORTED_ENV_IDS:
+        return
+    episodes = BATCHED_EVAL_FACTOR * cfg.eval_episodes
+    try:
+        m, per = evaluate_batched(spec, cfg.eval_env, cfg.collect.action, episodes, cfg.eval_seed)
+    except (NoBatchedPort, UnsupportedHumanInterface):
+        return
+    info = {"command": command, "policy": spec, "env": cfg.eval_env, "seed": cfg.eval_seed, "sim": "batched"}
+    write_batched_drive_outputs(dest, m, per, info)
+
+
 def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
+    from drivegpt.policies.registry import HIGHWAY_ENV_ONLY
+    from drivegpt.sim.batched import SUPPORTED_ENV_IDS
+
     policies = benchmark_policies(cfg, out)
     lines = [
         f"drivegpt drive --policy {spec} --env {cfg.eval_env} --action {cfg.collect.action} "
         f"--episodes {cfg.eval_episodes} --seed {cfg.eval_seed} --out {out}/benchmark/{name}"
         for name, spec in policies.items()
     ]
+    if cfg.eval_env in SUPPORTED_ENV_IDS:
+        lines += [
+            f"drivegpt drive --sim batched --policy {spec} --env {cfg.eval_env} "
+            f"--action {cfg.collect.action} --episodes {BATCHED_EVAL_FACTOR * cfg.eval_episodes} "
+            f"--seed {cfg.eval_seed} "
+            f"--out {out}/benchmark/{name}/batched"
+            for name, spec in policies.items()
+            if spec.partition(":")[0] not in HIGHWAY_ENV_ONLY
+        ]
     named = " ".join(f"--policy {name}={spec}" for name, spec in policies.items())
     suite = f"drivegpt bench --suite {out}/search {named} --gifs {cfg.bench_gifs} --out {out}/benchmark/suite"
     return [*lines, suite]
