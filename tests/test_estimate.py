@@ -11,13 +11,8 @@ import pytest
 
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
-from drivegpt.corner.estimate import (
-    EstimateConfig,
-    GaussianMixture,
-    estimate_probability,
-    nominal,
-    summarise,
-)
+from drivegpt.corner.estimate import EstimateConfig, estimate_probability, summarise
+from drivegpt.corner.mixture import GaussianMixture, nominal
 from drivegpt.corner.naturalistic import (
     DEFAULT_PATH,
     Marginal,
@@ -190,7 +185,7 @@ def test_severities_outside_zero_one_are_refused() -> None:
 
 
 def test_covariance_floor_raises_only_the_small_eigenvalues() -> None:
-    from drivegpt.corner.estimate import shape
+    from drivegpt.corner.mixture import shape
 
     rot = np.array([[math.cos(0.3), -math.sin(0.3)], [math.sin(0.3), math.cos(0.3)]])
     cov = rot @ np.diag([0.25, 4.0]) @ rot.T

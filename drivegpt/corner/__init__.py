@@ -3,7 +3,8 @@
 Owns: ``suite`` (scenarios, their outcomes, the suite format), ``search`` (random, Latin hypercube and
 cross-entropy search for failures), ``naturalistic`` (parameter distributions fitted from the human
 logs), ``estimate`` (failure probability under them: Monte Carlo or importance sampling) with
-``estimate_report`` (its figures and plot) and ``batched`` (the estimate's simulations on the batched
+``estimate_report`` (its figures and plot), ``mixture`` (the Gaussian-mixture proposals importance
+sampling draws from, and their weighted EM fit) and ``batched`` (the estimate's simulations on the batched
 simulator, for the families it ports). The
 families themselves are envs in ``drivegpt_envs.families``.
 May import: ``drivegpt.core``, ``drivegpt.sim``, ``drivegpt.data``, ``drivegpt.model``,
