@@ -40,6 +40,7 @@ from drivegpt.sim.rollout import make_env
 
 sys.path.insert(0, str(Path(__file__).parent))
 from human_batched import crash_replay  # noqa: E402
+from sim_distribution import ks_distance  # noqa: E402
 
 SEED = 1_000_000
 BATCHED_SPAWN_SEED = 2_000_000
@@ -59,12 +60,9 @@ def spawn_features(x: np.ndarray, lane: np.ndarray) -> tuple[float, float, float
 
 def ks_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov distance and its asymptotic p-value (Stephens' correction)."""
-    a, b = np.sort(a[np.isfinite(a)]), np.sort(b[np.isfinite(b)])
-    grid = np.concatenate([a, b])
-    d = float(
-        np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b)).max()
-    )
-    ne = len(a) * len(b) / (len(a) + len(b))
+    d = ks_distance(a, b)
+    na, nb = int(np.isfinite(a).sum()), int(np.isfinite(b).sum())
+    ne = na * nb / (na + nb)
     lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * d
     p = 2 * sum((-1) ** (j - 1) * math.exp(-2 * j * j * lam * lam) for j in range(1, 101))
     return d, min(max(p, 0.0), 1.0)
