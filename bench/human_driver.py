@@ -7,6 +7,12 @@ driving language (5 Hz) and with meta-actions (1 Hz). Collision rate with its Wi
     nice -n 10 python bench/human_driver.py --env drivegpt/HighwayDense-v0 --episodes 400 --workers 2 \\
         --out bench/results/human_driver_dense
 
+With ``--sim batched`` both drive the batched simulator (``accel`` only for the human), where a seed
+spawns the same traffic whoever drives, so the rows differ by the driver alone:
+
+    python bench/human_driver.py --sim batched --actions accel --env drivegpt/HighwayDense-v0 \\
+        --episodes 20000 --out bench/results/human_driver_batched_dense
+
 Writes ``OUT.json`` and ``OUT.md``; prints the table with the load average next to every row.
 """
 
@@ -21,6 +27,7 @@ from typing import Any
 
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.metrics import driving_metrics
+from drivegpt.eval.batched import evaluate_batched
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate
 
 
@@ -49,8 +56,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
     ap.add_argument("--chunk", type=int, default=20, help="results are written after every chunk of seeds")
     ap.add_argument("--out", default="bench/results/human_driver", help="OUT.json and OUT.md")
+    ap.add_argument("--sim", choices=["highway-env", "batched"], default="highway-env")
+    ap.add_argument("--batch", type=int, default=1000, help="episodes stepped at once (--sim batched)")
     args = ap.parse_args()
     names = [(policy, action) for action in args.actions for policy in args.policies]
+    if args.sim == "batched":
+        rows = []
+        for policy, action in names:
+            t0, load0 = time.time(), load_average()
+            m, per = evaluate_batched(policy, args.env, action, args.episodes, args.seed, args.batch, False)
+            row = {"policy": policy, "action": action, "env": args.env, **m}
+            rows.append(row | {"collisions": int(per["crashed"].sum()), "wall_s": time.time() - t0,
+                               "load_average": load0})  # fmt: skip
+            print(row_markdown(rows[-1]), flush=True)
+        write(args, rows, args.episodes)
+        return
     done: dict[tuple[str, str], list] = {k: [] for k in names}
     wall = dict.fromkeys(names, 0.0)
     for start in range(0, args.episodes, args.chunk):  # every driver on the same seeds, chunk by chunk
@@ -88,8 +108,9 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], episodes: int) -
     """OUT.md and OUT.json with the episodes driven so far (rewritten after every chunk)."""
     head = (
         f"{args.env}, held-out seeds {args.seed}..{args.seed + episodes - 1} (the same for every row), "
-        f"`python bench/human_driver.py --env {args.env} --episodes {args.episodes} "
-        f"--workers {args.workers}` ({episodes} of {args.episodes} episodes driven)\n\n"
+        f"`python bench/human_driver.py --sim {args.sim} --env {args.env} --episodes {args.episodes} "
+        f"--actions {' '.join(args.actions)} --workers {args.workers}` ({episodes} of {args.episodes} "
+        f"episodes driven)\n\n"
         "| driver | action | episodes | collisions | collision rate [Wilson 95%] | mean speed [m/s] | km "
         "| km per collision | wall [s] | load average (1, 5, 15 min) |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"

@@ -25,7 +25,8 @@ from drivegpt.sim.batched import (
 from drivegpt.sim.batched.config import KP_A, LENGTH
 from drivegpt.sim.batched.idm import IdmParams, Kin, acceleration
 from drivegpt.sim.batched.kinematics import bicycle_step
-from drivegpt.sim.batched.spawn import empty_state
+from drivegpt.sim.batched.spawn import IDM_EGO_TARGET_SPEED, empty_state
+from drivegpt.sim.human import StockIDMDriver
 from drivegpt_envs.actions import NEUTRAL_TOKEN
 
 TOL = 1e-6  # [m], [m/s], [rad]
@@ -114,6 +115,45 @@ def test_multi_step_trajectory_parity() -> None:
         state = step(state, torch.tensor(actions))
         for b, env in enumerate(envs):
             assert max(_compare(state, b, env).values()) <= TOL
+
+
+def test_stock_idm_ego_tracks_highway_env() -> None:
+    """The ``idm`` policy: highway-env's IDMVehicle at the wheel (``StockIDMDriver``) imports with
+    ``ego_idm`` and drives the same trajectory on both simulators, its own lane changes included."""
+    worst, changing = 0.0, 0
+    for seed in (1, 10):  # seeds whose IDM ego starts a lane change within a few steps
+        env = _env("accel")
+        env.reset(seed=seed)
+        driver = StockIDMDriver()
+        driver.reset(seed, env)
+        state = from_highway_env([env])
+        assert state.config.ego_idm and state.target_speed[0, 0].item() == IDM_EGO_TARGET_SPEED
+        for _ in range(30):
+            env.step(driver.act())
+            state = step(state, torch.tensor([NEUTRAL_TOKEN]))  # ignored, as by the IDMVehicle
+            worst = max(worst, *_compare(state, 0, env).values())
+            changing += int(state.lane[0, 0] != state.target_lane[0, 0])
+    assert changing > 0, "the IDM ego never changed lanes"
+    assert worst <= TOL
+
+
+def test_stock_idm_ego_spawns_as_highway_env_puts_it() -> None:
+    """A batched ``ego_idm`` spawn is what ``StockIDMDriver.reset`` makes of highway-env's ego: default
+    IDM exponent, a 30 m/s target, the MOBIL timer from its position; and it round-trips."""
+    config = make_config(DENSE, "accel", ego_idm=True)
+    state = reset([5, 6], config)
+    x, y = state.x[:, 0], state.y[:, 0]
+    assert torch.equal(state.timer[:, 0], torch.remainder((x + y) * math.pi, IDMVehicle.LANE_CHANGE_DELAY))
+    assert (state.behavior.delta[:, 0] == IDMVehicle.DELTA).all()
+    assert (state.target_speed[:, 0] == IDM_EGO_TARGET_SPEED).all() and state.controlled[:, 0].all()
+    env = _env("accel")
+    env.reset(seed=0)
+    to_highway_env(state, 1, env)
+    assert type(env.unwrapped.vehicle) is IDMVehicle
+    back = from_highway_env([env])
+    assert back.config == config
+    for name in ("x", "y", "speed", "target_speed", "timer", "lane", "target_lane"):
+        assert torch.equal(getattr(back, name)[0], getattr(state, name)[1]), name
 
 
 def test_accel_lane_matches_accel_tokens() -> None:

@@ -150,8 +150,10 @@ def test_the_benchmark_drives_each_policy_on_the_batched_simulator_too(tmp_path)
     lines = _simulators_side_by_side(tmp_path, [("p", highway), ("idm", highway)])
     assert f"| p | 1 | 1.000 [0.200, 1.000] | {m['mean_speed_mps']:.2f} | 10 |" in "\n".join(lines)
     assert sum(line.startswith("| p |") for line in lines) == 1 and not any("| idm |" in x for x in lines)
-    _drive_batched(cfg, "idm", tmp_path / "benchmark" / "idm" / "batched", "cmd")  # no port: nothing written
-    assert not (tmp_path / "benchmark" / "idm").exists()
+    meta = config_from_dict(PipelineConfig, {**tiny, "collect": {**tiny["collect"], "action": "meta"}})
+    _drive_batched(meta, "human", tmp_path / "benchmark" / "h" / "batched", "cmd")  # no port: nothing written
+    assert not (tmp_path / "benchmark" / "h").exists()
+    assert not any("--sim batched --policy human" in c for c in cli_benchmark(meta, tmp_path))
     merge = config_from_dict(PipelineConfig, {**tiny, "eval_env": "drivegpt/Merge-v0"})
     assert not any("--sim batched" in c for c in cli_benchmark(merge, tmp_path))  # no batched Merge road
     assert any("--sim batched --policy human" in c for c in cli_benchmark(cfg, tmp_path))

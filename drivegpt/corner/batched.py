@@ -33,7 +33,7 @@ from tqdm import tqdm
 from drivegpt.core.errors import UserError
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
 from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob, outcome_of
-from drivegpt.policies.registry import load_policy, policy_action_kind
+from drivegpt.policies.registry import NO_BATCHED_FAMILIES, load_policy, policy_action_kind
 from drivegpt.sim.batched import observe, on_road, terminated, truncated
 from drivegpt.sim.batched.config import LENGTH, SPEED_LIMIT, WIDTH
 from drivegpt.sim.batched.families import (
@@ -61,8 +61,8 @@ def _driver(policy: str, action: str) -> tuple[Any, str]:
         from drivegpt.sim.batched.human import BatchedHuman
 
         return BatchedHuman, kind  # built per batch config below
-    if policy.split(":")[0] in ("idm",):
-        raise UserError(f"{policy}: no batched port; use --sim highway-env for it")
+    if policy.split(":")[0] in NO_BATCHED_FAMILIES:
+        raise UserError(f"{policy}: no batched port in the corner-case families; use --sim highway-env")
     driver = load_policy(policy, kind)
     if not hasattr(driver, "act_batch") and not hasattr(driver, "action"):
         raise UserError(f"{policy}: this driver has no batched port; use --sim highway-env")

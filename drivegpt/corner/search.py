@@ -210,9 +210,10 @@ def search_simulator(sim: SearchSim, family: str, policy: str) -> Simulator:
     has the family and a driver for the policy (not highway-env's stock ``idm``), else highway-env."""
     if sim != "auto":
         return sim
+    from drivegpt.policies.registry import NO_BATCHED_FAMILIES
     from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
-    ported = family in BATCHED_FAMILIES and policy.partition(":")[0] != "idm"
+    ported = family in BATCHED_FAMILIES and policy.partition(":")[0] not in NO_BATCHED_FAMILIES
     return "batched" if ported else "highway-env"
 
 

@@ -3,8 +3,9 @@
 The same figures as :func:`drivegpt.eval.closed_loop.evaluate` (collision rate, distance, speed),
 for any policy that acts on a batch of observations (``act_batch``: DriveGPT, stable-baselines3,
 ``constant:``) and for the simulated human (``human``: :class:`~drivegpt.sim.batched.human.BatchedHuman`,
-which reads the batch state as ``HumanDriver`` reads highway-env's objects; ``accel`` interface only).
-highway-env's stock ``idm`` driver has no batched port: asking for it fails with what is supported.
+which reads the batch state as ``HumanDriver`` reads highway-env's objects; ``accel`` interface only)
+and for highway-env's stock IDMVehicle at the wheel (``idm``: the simulator's ``SimConfig.ego_idm``,
+whose ego drives as the traffic does and ignores the actions).
 
 Seeds: episode ``i`` is spawned from seed ``seed + i`` by the batched simulator's own generator, so an
 episode depends only on its seed (never on the batch size), but it is not highway-env's episode of
@@ -27,6 +28,10 @@ from drivegpt.core.metrics import driving_metrics
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import BatchedHuman
+from drivegpt.sim.policy import ConstantPolicy
+
+#: the action an ``idm`` ego is handed (and ignores), per action kind: a ``constant:`` argument
+IGNORED_ACTION = {"accel": "0,keep", "meta": "IDLE", "continuous": "0,0"}
 
 
 class NoBatchedPort(UserError):
@@ -51,6 +56,11 @@ def evaluate_batched(
     if policy.partition(":")[0] == "human":
         config = batched.make_config(env_id, kind)
         driver: Any = BatchedHuman(config)  # refuses meta / continuous, naming what it drives
+    elif policy.partition(":")[0] == "idm":  # highway-env's IDMVehicle at the wheel: actions are ignored
+        if kind not in IGNORED_ACTION:
+            raise NoBatchedPort(f"{policy}: drives accel, meta or continuous, not {kind}")
+        config = batched.make_config(env_id, kind, ego_idm=True)
+        driver = ConstantPolicy(IGNORED_ACTION[kind])
     else:
         driver = load_policy(policy, kind)
         config = batched.make_config(env_id, kind, getattr(driver, "env_config", None))
@@ -63,7 +73,7 @@ def evaluate_batched(
     ):
         raise NoBatchedPort(
             f"{policy}: this driver reads highway-env's objects and has no batched port; "
-            "use --sim highway-env (the batched simulator drives human, drivegpt, sb3-* and constant:)"
+            "use --sim highway-env (the batched simulator drives human, idm, drivegpt, sb3-* and constant:)"
         )
     crashed, distance, steps, lane_changes, speeds = [], [], [], [], []
     bar = tqdm(total=episodes, desc=f"drive {policy} (batched)", unit="ep", disable=not progress)

@@ -259,7 +259,6 @@ def _drive_batched(cfg: PipelineConfig, spec: str, dest: Path, command: str) -> 
 
 
 def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
-    from drivegpt.policies.registry import HIGHWAY_ENV_ONLY
     from drivegpt.sim.batched import SUPPORTED_ENV_IDS
 
     policies = benchmark_policies(cfg, out)
@@ -275,7 +274,7 @@ def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
             f"--seed {cfg.eval_seed} "
             f"--out {out}/benchmark/{name}/batched"
             for name, spec in policies.items()
-            if spec.partition(":")[0] not in HIGHWAY_ENV_ONLY
+            if spec != "human" or cfg.collect.action == "accel"  # the batched human drives accel only
         ]
     named = " ".join(f"--policy {name}={spec}" for name, spec in policies.items())
     suite = f"drivegpt bench --suite {out}/search {named} --gifs {cfg.bench_gifs} --out {out}/benchmark/suite"

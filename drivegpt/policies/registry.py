@@ -36,8 +36,9 @@ POLICY_KINDS: dict[str, str] = {
     "sb3-ppo": "a stable-baselines3 PPO: `sb3-ppo:RUN` (`baseline train`) or a trusted `PATH.zip`",
 }
 
-#: kinds that read highway-env's objects: no port to the batched simulator
-HIGHWAY_ENV_ONLY = ("idm",)
+#: kinds with no driver in the batched corner-case families (``idm`` drives the batched highway roads,
+#: ``SimConfig.ego_idm``, but not a family's scripted scenes): their corner cases run on highway-env
+NO_BATCHED_FAMILIES = ("idm",)
 
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)

@@ -105,6 +105,9 @@ class SimConfig:
     perception_distance: float  # [m]
     see_behind: bool
     idm: IdmDefaults = field(default_factory=IdmDefaults)
+    #: the ego is highway-env's stock ``IDMVehicle`` (the ``idm`` policy, ``StockIDMDriver``): IDM and
+    #: MOBIL with the default parameters and a 30 m/s target speed; ego actions are accepted and ignored
+    ego_idm: bool = False
 
     @property
     def slots(self) -> int:
@@ -132,14 +135,17 @@ def _check_env_id(env_id: str) -> type:
 
 
 def make_config(
-    env_id: str = "drivegpt/Highway-v0", action: ActionKind = "accel", env_config: dict | None = None
+    env_id: str = "drivegpt/Highway-v0",
+    action: ActionKind = "accel",
+    env_config: dict | None = None,
+    ego_idm: bool = False,
 ) -> SimConfig:
     """The ``SimConfig`` of a supported env id with one ego action interface.
 
     Settings come from the env class's ``default_config`` updated with ``env_config`` (a live env's
     ``config``, used when importing states) or, without it, with the project's action config
     (``drivegpt_envs.common.action_config``). ``accel`` and ``accel_lane`` share the ``accel`` env
-    settings (policy frequency included).
+    settings (policy frequency included). ``ego_idm``: the ego is highway-env's stock IDMVehicle.
     """
     env_class = _check_env_id(env_id)
     if action not in ACTION_KINDS:
@@ -199,4 +205,5 @@ def make_config(
         obs_vehicles=int(obs.get("vehicles_count", 5)),
         perception_distance=float(AbstractEnv.PERCEPTION_DISTANCE),
         see_behind=bool(obs.get("see_behind", False)),
+        ego_idm=ego_idm,
     )

@@ -114,7 +114,7 @@ def lane_change_policy(
     """``change_lane_policy`` of every traffic vehicle: (target lane (B, N), timer (B, N) [s])."""
     b = s.behavior
     acting = s.present & ~s.crashed & b.enable_lane_change  # (B, N) vehicles running change_lane_policy
-    acting[:, 0] = False  # the ego is not an IDM vehicle
+    acting[:, 0] &= config.ego_idm  # the ego is an IDM vehicle only as the ``idm`` policy
     changing = s.lane != s.target_lane  # (B, N)
     decide = acting & ~changing & (b.lane_change_delay < s.timer)  # (B, N) utils.do_every
     timer = torch.where(decide, torch.zeros_like(s.timer), s.timer)

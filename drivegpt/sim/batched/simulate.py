@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from drivegpt.sim.batched.collision import ego_collisions
-from drivegpt.sim.batched.config import MAX_STEERING_ANGLE
+from drivegpt.sim.batched.config import MAX_SPEED, MAX_STEERING_ANGLE, MIN_SPEED
 from drivegpt.sim.batched.controller import steering_control
 from drivegpt.sim.batched.ego import EgoAction, apply_action, ego_commands, ego_speed_range, validate_action
 from drivegpt.sim.batched.idm import IdmParams, KinTable, acceleration
@@ -50,14 +50,28 @@ def traffic_commands(s: BatchState) -> tuple[BatchState, torch.Tensor, torch.Ten
     return s, accel, steering
 
 
+def _idm_ego_act(s: BatchState) -> BatchState:
+    """The ego's own ``IDMVehicle.act`` before ``Road.act``: its lane-change policy, nobody else's."""
+    table = KinTable(s)
+    nb = neighbours(s.x, s.y, s.present, s.config.lanes_count)
+    target_lane, timer = lane_change_policy(s, table, nb, s.config)
+    return s.replace(
+        target_lane=torch.cat([target_lane[:, :1], s.target_lane[:, 1:]], dim=1),
+        timer=torch.cat([timer[:, :1], s.timer[:, 1:]], dim=1),
+    )
+
+
 def substep(s: BatchState, dt: float) -> BatchState:
     """One simulation step: act, move, collide."""
+    idm_ego = s.config.ego_idm  # the ego acts as traffic does (the ``idm`` policy)
     ego_accel, ego_steering = ego_commands(s, dt)  # (B,)
     s, accel, steering = traffic_commands(s)
-    accel = torch.cat([ego_accel.unsqueeze(1), accel[:, 1:]], dim=1)  # (B, N) [m/s²]
-    steering = torch.cat([ego_steering.unsqueeze(1), steering[:, 1:]], dim=1)  # (B, N) [rad]
+    if not idm_ego:
+        accel = torch.cat([ego_accel.unsqueeze(1), accel[:, 1:]], dim=1)  # (B, N) [m/s²]
+        steering = torch.cat([ego_steering.unsqueeze(1), steering[:, 1:]], dim=1)  # (B, N) [rad]
     s = s.replace(timer=s.timer + dt)  # IDMVehicle.step (the ego's and empty slots' timers are unused)
-    s = bicycle_step(s, accel, steering, dt, ego_speed_range(s.config.action))
+    speeds = (MIN_SPEED, MAX_SPEED) if idm_ego else ego_speed_range(s.config.action)
+    s = bicycle_step(s, accel, steering, dt, speeds)
     s = ego_collisions(s, dt)
     return s.replace(steps=s.steps + 1)
 
@@ -71,7 +85,10 @@ def step(state: BatchState, ego_action: EgoAction) -> BatchState:
     cfg = state.config
     action = validate_action(state, ego_action)
     s = state.replace(time=state.time + 1 / cfg.policy_frequency)
-    s = apply_action(s, action)
+    if cfg.ego_idm:  # ActionType.act calls IDMVehicle.act, which ignores the action: one more lane decision
+        s = _idm_ego_act(s)
+    else:
+        s = apply_action(s, action)
     for _ in range(cfg.frames):
         s = substep(s, cfg.dt)
     return s

@@ -21,6 +21,7 @@ from drivegpt.sim.batched.config import LANE_WIDTH, SPEED_LIMIT, SimConfig
 from drivegpt.sim.batched.state import BatchState, Behavior
 
 EGO_SPEED = 25.0  # [m/s] HighwayEnv._create_vehicles
+IDM_EGO_TARGET_SPEED = 30.0  # [m/s] StockIDMDriver: the lane's speed limit
 
 
 def empty_state(
@@ -104,9 +105,12 @@ def reset(
     lo, hi = idm.delta_range
     delta = lo + u[..., 3] * (hi - lo)  # (B, N) randomize_behavior
     timer = torch.remainder((x + y) * math.pi, idm.lane_change_delay)  # (B, N) [s] IDMVehicle.__init__
-    timer[:, 0] = 0.0
     target_speed = speed.clone()
     controlled = torch.ones_like(s.present)
+    if config.ego_idm:  # StockIDMDriver.reset: a fresh IDMVehicle, default delta, timer from its position
+        delta[:, 0], target_speed[:, 0] = idm.delta, IDM_EGO_TARGET_SPEED
+    else:
+        timer[:, 0] = 0.0
     if config.action == "continuous":  # a plain Vehicle: no target speed, no target lane
         target_speed[:, 0] = 0.0
         controlled[:, 0] = False

@@ -9,6 +9,7 @@ simulator reproduces is accepted; anything else raises ``ValueError`` naming wha
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -82,8 +83,14 @@ def _lane_id(index: tuple, what: str) -> int:
     return int(index[2])
 
 
-def _check_vehicle(v: Vehicle, i: int, ego_kind: str) -> None:
-    if i == 0:
+def _ego_idm(env: object) -> bool:
+    """Whether the env's ego is a stock IDMVehicle (``StockIDMDriver``, the ``idm`` policy)."""
+    u = env.unwrapped if hasattr(env, "unwrapped") else env
+    return bool(u.road.vehicles) and type(u.road.vehicles[0]) is IDMVehicle
+
+
+def _check_vehicle(v: Vehicle, i: int, ego_kind: str, ego_idm: bool = False) -> None:
+    if i == 0 and not ego_idm:
         expected = {"meta": MDPVehicle, "continuous": Vehicle}.get(ego_kind, AccelVehicle)
         if type(v) is not expected:
             raise ValueError(
@@ -91,7 +98,7 @@ def _check_vehicle(v: Vehicle, i: int, ego_kind: str) -> None:
             )
     elif type(v) is not IDMVehicle:
         raise ValueError(f"vehicle {i} is a {type(v).__name__}: only IDMVehicle traffic can be represented")
-    speeds = ego_speed_range(ego_kind) if i == 0 else (MIN_SPEED, MAX_SPEED)
+    speeds = ego_speed_range(ego_kind) if i == 0 and not ego_idm else (MIN_SPEED, MAX_SPEED)
     if (v.LENGTH, v.WIDTH, v.MIN_SPEED, v.MAX_SPEED) != (LENGTH, WIDTH, *speeds):
         raise ValueError(f"vehicle {i} has a non-default size or speed limit")
     if not (v.collidable and v.solid) or v.check_collisions != (i == 0):
@@ -112,13 +119,14 @@ def from_highway_env(
     """Import the current state of live highway-env envs (one episode each) as a batch.
 
     Envs driven by ``AccelLaneAction`` import as ``accel`` (tokens) or, with ``accel_kind="accel_lane"``,
-    as (acceleration, lane intent) pairs.
+    as (acceleration, lane intent) pairs. An ego that is a stock ``IDMVehicle`` (the ``idm`` policy)
+    imports with ``SimConfig.ego_idm``.
     """
     if not envs:
         raise ValueError("from_highway_env needs at least one env")
     if accel_kind not in ("accel", "accel_lane"):
         raise ValueError(f"accel_kind must be accel or accel_lane, got {accel_kind!r}")
-    configs = [_env_config(env, accel_kind) for env in envs]
+    configs = [replace(_env_config(env, accel_kind), ego_idm=_ego_idm(env)) for env in envs]
     config = configs[0]
     if any(c != config for c in configs):
         raise ValueError("all envs of a batch must share one configuration")
@@ -148,7 +156,7 @@ def from_highway_env(
         if len(road.vehicles) > n:
             raise ValueError(f"{len(road.vehicles)} vehicles do not fit in {n} slots")
         for i, v in enumerate(road.vehicles):
-            _check_vehicle(v, i, config.action)
+            _check_vehicle(v, i, config.action, config.ego_idm)
             f["x"][b, i], f["y"][b, i] = v.position
             f["heading"][b, i], f["speed"][b, i] = v.heading, v.speed
             i64["lane"][b, i] = _lane_id(v.lane_index, f"vehicle {i}")
@@ -168,7 +176,9 @@ def from_highway_env(
                 flags["enable_lane_change"][b, i] = v.enable_lane_change
                 for k, a in BEHAVIOR_ATTRIBUTES.items():
                     params[k][b, i] = getattr(v, a)
-        if config.action == "continuous":
+        if config.ego_idm:
+            pass  # an IDMVehicle holds no commanded action between steps
+        elif config.action == "continuous":
             f["ego_accel"][b, 0] = float(u.vehicle.action["acceleration"])
             f["ego_steering"][b, 0] = float(u.vehicle.action["steering"])
         elif config.action in ("accel", "accel_lane"):
@@ -197,12 +207,13 @@ def from_highway_env(
 def to_highway_env(state: BatchState, b: int, env: object) -> None:
     """Write episode ``b`` of ``state`` into ``env`` (same env id and action kind), replacing its vehicles.
 
-    The ego becomes the env's action vehicle class (AccelVehicle, MDPVehicle or Vehicle), the traffic
-    IDMVehicles with their parameters.
+    The ego becomes the env's action vehicle class (AccelVehicle, MDPVehicle or Vehicle), or an
+    IDMVehicle under ``SimConfig.ego_idm``; the traffic IDMVehicles with their parameters.
     """
     u = env.unwrapped if hasattr(env, "unwrapped") else env
     cfg = state.config
-    if _env_config(u, cfg.action if cfg.action in ("accel", "accel_lane") else "accel") != cfg:
+    kind = cfg.action if cfg.action in ("accel", "accel_lane") else "accel"
+    if replace(_env_config(u, kind), ego_idm=cfg.ego_idm) != cfg:
         raise ValueError("the env's configuration differs from the state's")
     s = state.select([b]).to("cpu")
     road = u.road
@@ -210,7 +221,7 @@ def to_highway_env(state: BatchState, b: int, env: object) -> None:
     for i in np.flatnonzero(s.present[0].numpy()):
         pos = np.array([s.x[0, i].item(), s.y[0, i].item()])
         heading, speed = s.heading[0, i].item(), s.speed[0, i].item()
-        if i == 0:
+        if i == 0 and not cfg.ego_idm:
             v = u.action_type.vehicle_class(road, pos, heading, speed)
         else:
             v = IDMVehicle(road, pos, heading, speed)
@@ -218,7 +229,7 @@ def to_highway_env(state: BatchState, b: int, env: object) -> None:
             v.enable_lane_change = bool(s.behavior.enable_lane_change[0, i])
             for k, a in BEHAVIOR_ATTRIBUTES.items():
                 setattr(v, a, getattr(s.behavior, k)[0, i].item())
-            v.check_collisions = False
+            v.check_collisions = i == 0
         lane = int(s.lane[0, i])
         v.lane_index = ("0", "1", lane)
         v.lane = road.network.get_lane(v.lane_index)
@@ -230,7 +241,9 @@ def to_highway_env(state: BatchState, b: int, env: object) -> None:
         v.crashed = bool(s.crashed[0, i])
         v.impact = s.impact[0, i].numpy().copy() if bool(s.has_impact[0, i]) else None
         vehicles.append(v)
-    if cfg.action == "continuous":
+    if cfg.ego_idm:
+        pass
+    elif cfg.action == "continuous":
         vehicles[0].action = {"acceleration": s.ego_accel[0].item(), "steering": s.ego_steering[0].item()}
     elif cfg.action in ("accel", "accel_lane"):
         vehicles[0].commanded_acceleration = s.ego_accel[0].item()
