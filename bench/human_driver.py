@@ -109,8 +109,9 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], episodes: int) -
     head = (
         f"{args.env}, held-out seeds {args.seed}..{args.seed + episodes - 1} (the same for every row), "
         f"`python bench/human_driver.py --sim {args.sim} --env {args.env} --episodes {args.episodes} "
-        f"--actions {' '.join(args.actions)} --workers {args.workers}` ({episodes} of {args.episodes} "
-        f"episodes driven)\n\n"
+        f"--actions {' '.join(args.actions)}"
+        + (f" --workers {args.workers}" if args.sim == "highway-env" else "")
+        + f"` ({episodes} of {args.episodes} episodes driven)\n\n"
         "| driver | action | episodes | collisions | collision rate [Wilson 95%] | mean speed [m/s] | km "
         "| km per collision | wall [s] | load average (1, 5, 15 min) |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
