@@ -26,6 +26,10 @@ def test_loads_with_minari_and_ours(tiny_logs):
         assert set(np.unique(e.actions)) <= set(range(n_actions))
         assert e.decisions.shape == e.actions.shape and e.seed == e.meta["seed"]
     assert ds.recover_environment().observation_space.shape == (10, 7)
+    # the size is measured once after writing (not after each episode) by Minari's own method again
+    assert type(ds.storage).get_size.__qualname__ == "MinariStorage.get_size"
+    stored = json.loads((tiny_logs / "data" / "metadata.json").read_text())["dataset_size"]
+    assert stored == ds.storage.get_size()
 
 
 def _copy(src, tmp_path):

@@ -59,6 +59,21 @@ def _minari_root(root: Path) -> Iterator[None]:
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
+@contextlib.contextmanager
+def _size_measured_once() -> Iterator[None]:
+    """Minari re-measures the dataset (a walk over every file written so far) after each episode it
+    writes, which makes writing N episodes cost O(N²): 6,000 episodes took most of an hour. While
+    this is active the size reads 0; :func:`write_logs` stores the real size once, at the end."""
+    from minari.dataset.minari_storage import MinariStorage
+
+    measure = MinariStorage.get_size
+    MinariStorage.get_size = lambda self: 0.0  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        MinariStorage.get_size = measure  # type: ignore[method-assign]
+
+
 def write_logs(
     out: str | Path, episodes: Sequence[Episode], env: gym.Env, config: dict[str, Any], description: str = ""
 ) -> Path:
@@ -91,7 +106,7 @@ def write_logs(
         )
         for i, ep in enumerate(episodes)
     ]
-    with _minari_root(tmp_root), warnings.catch_warnings():
+    with _minari_root(tmp_root), warnings.catch_warnings(), _size_measured_once():
         warnings.filterwarnings("ignore", module="minari")
         ds = create_dataset_from_buffers(
             dataset_id,
@@ -101,7 +116,7 @@ def write_logs(
             description=description or "Human-driver logs",
             data_format="arrow",
         )
-    ds.storage.update_episode_metadata(
+    ds.storage.update_episode_metadata(  # measures the dataset's size, once
         [{"env_id": ep.env_id, **ep.meta} for ep in episodes], range(len(episodes))
     )
     tmp = tmp_root / dataset_id
