@@ -8,7 +8,8 @@ For each policy, three drives on the same seeds (each can be switched off with a
 * **policy alone on the batched simulator** (``--sim batched`` or ``both``, ``--batched-episodes``):
   collision rate and mean speed over many more episodes in the same wall time. Episodes of the same
   seed are not the same draw as highway-env's (the two agree in distribution, ``bench/sim_parity.py``);
-  drivers without a batched port (``idm``) get ``-`` here.
+  drivers without a batched port get ``-`` here, and ``idm`` under the safety driver (nobody can take
+  the wheel from highway-env's IDMVehicle).
 * **under the safety driver on highway-env** (``--monitored-episodes``, default ``--episodes``):
   takeovers per 100 km of policy-controlled distance (Poisson 95% interval) and the monitored
   collision rate.
