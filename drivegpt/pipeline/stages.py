@@ -260,6 +260,7 @@ def _drive_batched(cfg: PipelineConfig, spec: str, dest: Path, command: str) -> 
 
 def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
     from drivegpt.sim.batched import SUPPORTED_ENV_IDS
+    from drivegpt.sim.batched.human import SUPPORTED_ACTIONS
 
     policies = benchmark_policies(cfg, out)
     lines = [
@@ -274,7 +275,7 @@ def cli_benchmark(cfg: PipelineConfig, out: Path) -> list[str]:
             f"--seed {cfg.eval_seed} "
             f"--out {out}/benchmark/{name}/batched"
             for name, spec in policies.items()
-            if spec != "human" or cfg.collect.action == "accel"  # the batched human drives accel only
+            if spec != "human" or cfg.collect.action in SUPPORTED_ACTIONS
         ]
     named = " ".join(f"--policy {name}={spec}" for name, spec in policies.items())
     suite = f"drivegpt bench --suite {out}/search {named} --gifs {cfg.bench_gifs} --out {out}/benchmark/suite"
