@@ -80,8 +80,6 @@ def main() -> None:
     ap.add_argument(
         "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
     )
-    core = EstimateConfig().core_weight
-    ap.add_argument("--is-core-weight", type=float, default=core, help="IS weight of the core twins")
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
@@ -133,7 +131,6 @@ def main() -> None:
                     method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
                     seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
                     components=args.is_components, cov_floor=args.is_cov_floor,
-                    core_weight=args.is_core_weight,
                 )  # fmt: skip
                 t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params)

@@ -194,26 +194,6 @@ def test_covariance_floor_raises_only_the_small_eigenvalues() -> None:
     np.testing.assert_allclose(shape(cov[None], 0.0)[0], cov)
 
 
-def test_core_twins_are_narrower_and_bound_every_weight() -> None:
-    from drivegpt.corner.mixture import shape, with_core
-
-    rot = np.array([[math.cos(0.3), -math.sin(0.3)], [math.sin(0.3), math.cos(0.3)]])
-    cov = rot @ np.diag([0.09, 4.0]) @ rot.T
-    means = np.array([[3.0, 0.0], [0.0, -2.0]])
-    mix = GaussianMixture(np.array([0.7, 0.3]), means, np.stack([cov, np.eye(2)]))
-    plain = with_core(mix, 1.0, 0.25, 0.0)
-    np.testing.assert_allclose(plain.covs, shape(mix.covs, 1.0))
-    np.testing.assert_allclose(plain.weights, mix.weights)
-    both = with_core(mix, 1.0, 0.25, 0.4)
-    np.testing.assert_allclose(both.weights, [0.42, 0.18, 0.28, 0.12])
-    np.testing.assert_allclose(both.means, np.concatenate([mix.means, mix.means]))
-    np.testing.assert_allclose(both.covs[0], rot @ np.diag([1.0, 4.0]) @ rot.T, atol=1e-12)  # floored
-    np.testing.assert_allclose(both.covs[2], rot @ np.diag([0.25, 4.0]) @ rot.T, atol=1e-12)  # core twin
-    np.testing.assert_allclose(both.covs[3], np.eye(2))  # nothing below either floor: the same
-    z = np.random.default_rng(0).normal(0.0, 4.0, (2000, 2))  # far into the tails too
-    assert np.all(both.logpdf(z) >= math.log(0.6) + plain.logpdf(z) - 1e-12)  # w <= w_plain / 0.6
-
-
 def test_human_traits_are_uniform_on_their_ranges_in_standard_space() -> None:
     from drivegpt.corner.naturalistic import WithHumanTraits
     from drivegpt.sim.human import PersonalityRanges

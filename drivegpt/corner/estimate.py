@@ -19,10 +19,7 @@ from the smallest time-to-collision), a yes/no one returns booleans (0 and 1).
   covariances are widened and their eigenvalues raised to ``cov_floor``, 1 by default: a component
   narrower than the nominal in some direction gives the failures far out along it heavy weights, so a
   failure region with a thin second mode, or one extending along a dimension the fit saw little of, is
-  under-estimated with an interval that looks tight. Each component also has a narrower twin, floored
-  only at ``core_floor``, with ``core_weight`` of the weight: the twins sample the core of the failure
-  region densely while the floored components bound every weight in the tails to ``1 / (1 -
-  core_weight)`` times what they alone would give. Dimensions whose failures look nominal (``screen``)
+  under-estimated with an interval that looks tight. Dimensions whose failures look nominal (``screen``)
   are left at the nominal. The estimation proposal is that mixture plus a defensive component, the nominal
   itself with weight ``defensive``: it keeps support everywhere and bounds
   every weight by ``1 / defensive``. The estimate averages ``w * failed`` over the simulations of the
@@ -59,7 +56,7 @@ from drivegpt.corner.mixture import (
     inert,
     nominal,
     nominal_in,
-    with_core,
+    shape,
     with_defensive,
 )
 
@@ -107,12 +104,6 @@ class EstimateConfig(FrozenConfig):
     cov_floor: float = Field(1.0, ge=0)
     """IS: eigenvalues of the fitted covariances are raised to at least this (standard units squared);
     at 1 no proposal component is narrower than the naturalistic law in any direction."""
-    core_floor: float = Field(0.5, ge=0)
-    """IS: each fitted component also has a narrower twin, its eigenvalues raised only to this, that
-    samples the core of the failure region more densely than the ``cov_floor`` components."""
-    core_weight: float = Field(0.5, ge=0, lt=1)
-    """IS: the share of the fitted mixture's weight in those twins (0: none). The ``cov_floor``
-    components keep the rest, so no weight exceeds ``1 / (1 - core_weight)`` times theirs."""
     screen: float = Field(3.0, ge=0)
     """IS: a dimension whose fitted points' weighted mean and variance lie within this many standard
     errors of the nominal's (0 and 1) stays nominal in the proposal (0: never)."""
@@ -266,9 +257,8 @@ def pilot(
         mix = fit_mixture(z, w, cfg.components, cfg.reg, rng)
         # a mode seen in few failures may weigh more than fitted (floor), few failures under-spread (widen)
         floor = np.maximum(mix.weights, 0.5 / len(mix.weights))
-        mix = GaussianMixture(floor / floor.sum(), mix.means, cfg.widen * mix.covs)
-        shaped = with_core(mix, cfg.cov_floor, cfg.core_floor, cfg.core_weight)
-        return nominal_in(shaped, inert(z, w, cfg.screen))
+        covs = shape(cfg.widen * mix.covs, cfg.cov_floor)
+        return nominal_in(GaussianMixture(floor / floor.sum(), mix.means, covs), inert(z, w, cfg.screen))
 
     def failures() -> int:
         return sum(int((s >= 1).sum()) for s in sev)

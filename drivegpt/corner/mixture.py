@@ -2,8 +2,7 @@
 
 Owns the :class:`Proposal` protocol, :class:`GaussianMixture` (density, sampling), the nominal
 ``N(0, I)`` and its defensive mix, the support check that refuses a biased proposal, weighted EM
-(:func:`fit_mixture`) and the shaping of a fit (covariance floor, narrower core twins, nominal
-dimensions). The estimator
+(:func:`fit_mixture`) and the shaping of a fit (covariance floor, nominal dimensions). The estimator
 that uses them is :mod:`drivegpt.corner.estimate`.
 """
 
@@ -153,23 +152,6 @@ def shape(covs: np.ndarray, floor: float) -> np.ndarray:
         return covs
     vals, vecs = np.linalg.eigh(covs)  # (K, d), (K, d, d)
     return np.einsum("kij,kj,klj->kil", vecs, np.maximum(vals, floor), vecs)
-
-
-def with_core(mix: GaussianMixture, floor: float, core_floor: float, core_weight: float) -> GaussianMixture:
-    """``mix`` with every eigenvalue raised to ``floor``, plus a narrower twin of each component
-    (eigenvalues raised only to ``core_floor``) holding ``core_weight`` of the weight.
-
-    The twins sample the core of the failure region densely; the ``floor`` components keep the tails:
-    the density is at least ``1 - core_weight`` times theirs everywhere, so no weight exceeds
-    ``1 / (1 - core_weight)`` times what they alone would give (``core_weight`` 0: just ``mix`` floored)."""
-    wide = GaussianMixture(mix.weights, mix.means, shape(mix.covs, floor))
-    if core_weight <= 0:
-        return wide
-    return GaussianMixture(
-        np.concatenate([(1 - core_weight) * mix.weights, core_weight * mix.weights]),
-        np.concatenate([mix.means, mix.means]),
-        np.concatenate([wide.covs, shape(mix.covs, core_floor)]),
-    )
 
 
 def describe(q: Proposal) -> dict[str, Any]:
