@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--mc-resume", action="store_true", help="continue the MC stream saved in --out")
     ap.add_argument("--mc-from", type=Path, help="take each family's MC result from this results folder")
     ap.add_argument("--is-seeds", type=int, default=10)
+    ap.add_argument("--is-first-seed", type=int, default=1, help="sampler seeds from this one (split runs)")
     ap.add_argument("--is-max-sims", type=int, default=20_000)
     ap.add_argument("--is-batch", type=int, default=400, help="IS simulations per estimation batch")
     ap.add_argument("--is-pilot-batch", type=int, default=200, help="IS simulations per pilot stage")
@@ -126,7 +127,7 @@ def main() -> None:
                 print(f"    {used} {time.time() - t0:.0f} s", flush=True)
                 return failed
 
-            for seed in range(1, args.is_seeds + 1):
+            for seed in range(args.is_first_seed, args.is_first_seed + args.is_seeds):
                 cfg = EstimateConfig(
                     method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
                     seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
