@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where the batched simulator runs: cpu or cuda")
     ap.add_argument("--out", type=Path, default=Path("bench/results/estimate_batched"))
     args = ap.parse_args()
+    if args.is_first_seed < 0 or args.is_seeds < 1:
+        ap.error("--is-first-seed must be >= 0 and --is-seeds >= 1")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_naturalistic(None)
