@@ -473,6 +473,11 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
     assert est["failure_probability"] == 1.0  # 8 of 8: nothing brakes for the stalled car
     bad = CliRunner().invoke(app, [a if a != "stalled_car" else "aggressive_merge" for a in args])
     assert bad.exit_code != 0 and "no batched port" in bad.output
+    result = CliRunner().invoke(app, [*args, "--defensive", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "estimate.json").read_text())["run"]["defensive"] == 0.5
+    bad = CliRunner().invoke(app, [*args, "--defensive", "1.5"])  # a weight, not a factor
+    assert bad.exit_code != 0 and "--defensive" in bad.output and "defensive" in bad.output.splitlines()[-1]
     for option, value, valid in (("--sim", "gpu", "'batched'"), ("--method", "cem", "'mc', 'is'")):
         wrong = [*args[: args.index(option) + 1], value, *args[args.index(option) + 2 :]]
         bad = CliRunner().invoke(app, wrong)

@@ -12,7 +12,7 @@ import pytest
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.estimate import EstimateConfig, estimate_probability, summarise
-from drivegpt.corner.mixture import GaussianMixture, nominal
+from drivegpt.corner.mixture import GaussianMixture, nominal, relvar_from_failures
 from drivegpt.corner.naturalistic import (
     DEFAULT_PATH,
     Marginal,
@@ -54,6 +54,22 @@ def test_importance_sampling_is_unbiased_and_covers(dim: int) -> None:
     se = est.std(ddof=1) / math.sqrt(len(est))
     assert abs(est.mean() - p) < max(3 * se, 0.05 * p), (est.mean(), p)
     assert cover >= 0.85, cover
+
+
+def test_relative_variance_from_monte_carlo_failures_by_hand() -> None:
+    """``E_q[(w f)^2] = E_p[f p / q]``: for the 1-D tail x > t and q = N(mu, 1),
+    p(x)^2 / q(x) = e^(mu^2) phi(x + mu), so the second moment is e^(mu^2) (1 - Phi(t + mu))."""
+    t, mu, draws = 2.0, 2.5, 400_000
+    x = np.random.default_rng(0).standard_normal((draws, 1))
+    failures = x[x[:, 0] > t]
+    p = exact(t, 1)
+    q = GaussianMixture(np.ones(1), np.full((1, 1), mu), np.ones((1, 1, 1)))
+    truth = math.exp(mu**2) * (1 - N01.cdf(t + mu)) / p**2 - 1  # 2.40: a good proposal (plain MC: 43)
+    assert relvar_from_failures(q, failures, draws) == pytest.approx(truth, rel=0.05)
+    # the nominal as proposal is plain MC: (1 - P) / P, exactly, with P = failures / draws
+    assert relvar_from_failures(nominal(1), failures, draws) == pytest.approx(draws / len(failures) - 1)
+    with pytest.raises(ValueError, match="at least one failure"):
+        relvar_from_failures(q, failures[:0], draws)
 
 
 def test_monte_carlo_is_unbiased_and_covers() -> None:

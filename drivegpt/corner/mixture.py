@@ -1,9 +1,10 @@
 """Gaussian mixtures on the standard space: the importance-sampling proposals and their fitting.
 
 Owns the :class:`Proposal` protocol, :class:`GaussianMixture` (density, sampling), the nominal
-``N(0, I)`` and its defensive mix, the support check that refuses a biased proposal, weighted EM
-(:func:`fit_mixture`) and the shaping of a fit (covariance floor, nominal dimensions). The estimator
-that uses them is :mod:`drivegpt.corner.estimate`.
+``N(0, I)`` and its defensive mix, the support check that refuses a biased proposal, a proposal's
+relative variance measured on Monte Carlo failures, weighted EM (:func:`fit_mixture`) and the
+shaping of a fit (covariance floor, nominal dimensions). The estimator that uses them is
+:mod:`drivegpt.corner.estimate`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ def check_support(q: Proposal, d: int, rng: np.random.Generator, n: int = 4096) 
             f"proposal refused: no support at {bad.sum()}/{len(z)} points where the naturalistic "
             f"distribution has mass (e.g. z={where}); the estimate would be biased"
         )
+
+
+def relvar_from_failures(q: Proposal, failures: np.ndarray, draws: int) -> float:
+    """Relative variance per simulation of importance sampling from ``q``, measured without running it.
+
+    ``failures`` (k, d): the points of the failures plain Monte Carlo found in ``draws`` nominal draws.
+    ``E_q[(w f)^2] = E_p[f p / q]``, so the second moment is the mean of ``p / q`` over the MC draws (0
+    where they did not fail), and the relative variance ``E_q[(w f)^2] / P^2 - 1`` with ``P = k / draws``.
+    Unlike a run's own sample variance, this counts the failures the proposal almost never draws."""
+    k = len(failures)
+    if k == 0 or draws < k:
+        raise ValueError(f"need at least one failure among the draws, got {k} in {draws}")
+    p = k / draws
+    d = failures.shape[1]
+    return float(np.exp(nominal(d).logpdf(failures) - q.logpdf(failures)).sum() / draws / p**2 - 1)
 
 
 def fit_mixture(

@@ -1,0 +1,241 @@
+"""How many simulations importance sampling really needs: its proposals' variance, measured on MC failures.
+
+The acceleration factor of a run (``bench/estimate_batched.py``) comes from the run's own sample
+variance, and the spread of 30 runs' estimates. Both miss failures that a proposal samples so rarely
+that few runs see one: a run that does not see them reports a tight interval around a slightly low
+estimate, and the rare run that does jumps. The relative variance per simulation of a proposal ``q``
+can be measured without running it, from failures that plain Monte Carlo found under the nominal:
+
+    E_q[(w f)^2] = E_p[f p / q],  so  relvar(q) = mean over MC draws of f p/q, / P^2  - 1
+
+(``p``: the naturalistic law in standard space, ``w = p / q``, ``f``: failed;
+``drivegpt.corner.mixture.relvar_from_failures``). Every MC failure counts, the ones the proposal
+misses with their large ``p / q``; the interval is a bootstrap over the MC draws.
+
+Parts:
+* ``failures``: plain MC, ``--sims`` draws of stream ``--stream`` (draw i with scenario seed
+  ``stream * 10**7 + i``); keeps each failure's standard-space point and seed in
+  ``OUT/FAMILY-failures-STREAM.npz``, resuming from it. Run streams in parallel processes.
+* ``pilots``: the estimator's pilot (``drivegpt.corner.estimate``, the settings of
+  ``bench/estimate_batched.py``) for ``--seeds`` sampler seeds; keeps each fitted mixture and the
+  pilot's simulations in ``OUT/FAMILY-pilots.npz``.
+* ``mechanism``: the 20 MC failures the first pilot's proposal draws least often (largest ``p / q``),
+  each re-simulated: the ego's speed and lateral position at the crash and the car it hit.
+* ``report``: per proposal (the fitted mixture with a defensive nominal of each weight in
+  ``--defensive``) its relative variance, the simulations it needs at ``--rel-halfwidth`` and the
+  acceleration = MC simulations for that half-width / (pilot simulations + those), and the share of
+  the largest single MC failure in the second moment (near 1: one failure decides it, the figure is
+  not settled). ``OUT/FAMILY-second-moment.json`` and a table on stdout.
+
+    .venv/bin/python bench/is_second_moment.py --family stalled_car --parts failures --stream 7 \\
+        --sims 400000 --out bench/results/is_second_moment      # and --stream 8 beside it
+    .venv/bin/python bench/is_second_moment.py --family stalled_car --parts pilots report \\
+        --out bench/results/is_second_moment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from drivegpt.corner.batched import batched_family_simulator
+from drivegpt.corner.estimate import Z95, EstimateConfig, pilot
+from drivegpt.corner.mixture import GaussianMixture, nominal, relvar_from_failures, with_defensive
+from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+from drivegpt.sim.batched.families import BATCHED_FAMILIES
+
+#: [s] episode length per family, as in bench/estimate_batched.py (others: the family's own)
+DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
+CHUNK = 65536  #: MC draws per chunk (one save each)
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
+
+
+def failures(sim, dist, out: Path, stream: int, sims: int) -> None:
+    """Plain MC of ``stream`` up to ``sims`` draws; every failure's point and seed, resumable."""
+    rng = np.random.default_rng([stream, dist.dim])
+    zs, seeds, done, seconds = [np.zeros((0, dist.dim))], [np.zeros(0, np.int64)], 0, 0.0
+    if out.exists():
+        old = np.load(out)
+        zs, seeds, done, seconds = [old["z"]], [old["seeds"]], int(old["sims"]), float(old["seconds"])
+        for lo in range(0, done, CHUNK):  # the draws already simulated, in the same chunks
+            rng.standard_normal((min(CHUNK, done - lo), dist.dim))
+    t0 = time.time() - seconds
+    while done < sims:
+        n = min(CHUNK, sims - done)
+        z = rng.standard_normal((n, dist.dim))
+        seed = stream * 10**7 + done + np.arange(n)
+        failed = np.asarray(sim(dist.to_params(z), seed)) >= 1
+        zs.append(z[failed])
+        seeds.append(seed[failed])
+        done += n
+        tmp = out.with_suffix(".tmp.npz")
+        np.savez(tmp, z=np.concatenate(zs), seeds=np.concatenate(seeds), sims=done, seconds=time.time() - t0)
+        tmp.replace(out)
+        print(f"  stream {stream}: {done} sims, {sum(map(len, seeds))} failures, "
+              f"{time.time() - t0:.0f} s, load {load()}", flush=True)  # fmt: skip
+
+
+def pilots(sim, dist, out: Path, seeds: range, cfg: EstimateConfig) -> None:
+    """The pilot's fitted mixture and simulations for each sampler seed."""
+    means, covs, weights, used = [], [], [], []
+    for seed in seeds:
+        c = cfg.model_copy(update={"seed": seed})
+        rng, count = np.random.default_rng([c.seed, dist.dim]), [0]
+
+        def run(z: np.ndarray, c=c, count=count) -> np.ndarray:
+            s = c.seed + count[0] + np.arange(len(z))  # as estimate_probability
+            count[0] += len(z)
+            return np.asarray(sim(dist.to_params(z), s), float)
+
+        mix, _ = pilot(run, dist.dim, c, rng, lambda count=count: count[0])
+        if mix is None:
+            raise SystemExit(f"seed {seed}: the pilot saw no failure")
+        k = len(mix.weights)  # pad to components (EM may drop one) with zero-weight copies
+        pad = c.components - k
+        weights.append(np.concatenate([mix.weights, np.zeros(pad)]))
+        means.append(np.concatenate([mix.means, np.repeat(mix.means[:1], pad, 0)]))
+        covs.append(np.concatenate([mix.covs, np.repeat(mix.covs[:1], pad, 0)]))
+        used.append(count[0])
+        print(f"  pilot seed {seed}: {count[0]} sims", flush=True)
+    np.savez(out, seeds=np.array(list(seeds)), weights=np.stack(weights), means=np.stack(means),
+             covs=np.stack(covs), sims=np.array(used))  # fmt: skip
+
+
+def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot: int) -> dict:
+    files = sorted(fam_out.parent.glob(f"{family}-failures-*.npz"))
+    if not files:
+        raise SystemExit(f"no {family}-failures-*.npz in {fam_out.parent}: run --parts failures first")
+    mc = [np.load(f) for f in files]
+    z = np.concatenate([m["z"] for m in mc])
+    n = sum(int(m["sims"]) for m in mc)
+    p = len(z) / n
+    need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
+    pil = np.load(fam_out.parent / f"{family}-pilots.npz")
+    lp0 = nominal(z.shape[1]).logpdf(z)
+    rng = np.random.default_rng(0)
+    ks = rng.binomial(n, p, boot)  # bootstrap: failures among n redrawn MC draws, then which ones
+    picks = [rng.integers(0, len(z), k) for k in ks]
+    rows = []
+    for a in defensive:
+        rv, acc, top, thin, thin_m2 = [], [], [], [], []
+        for i in range(len(pil["seeds"])):
+            keep = pil["weights"][i] > 0
+            mix = GaussianMixture(pil["weights"][i][keep], pil["means"][i][keep], pil["covs"][i][keep])
+            q = with_defensive(mix, a)
+            lw = lp0 - q.logpdf(z)
+            rv.append(relvar_from_failures(q, z, n))
+            acc.append(need / (pil["sims"][i] + Z95**2 * rv[-1] / rel**2))
+            top.append(float(np.exp(lw).max() / np.exp(lw).sum()))
+            thin.append(float((lw > 0).mean()))  # failures q draws less often than the nominal does
+            thin_m2.append(float(np.exp(lw[lw > 0]).sum() / np.exp(lw).sum()))
+            if i == 0:  # the first seed's proposal: bootstrap interval of its relative variance
+                bs = [float(np.exp(lw[j]).sum() / n / (len(j) / n) ** 2 - 1) for j in picks if len(j)]
+                ci = [float(np.quantile(bs, 0.025)), float(np.quantile(bs, 0.975))]
+        rows.append({
+            "defensive": a, "relvar_median": float(np.median(rv)), "relvar_seed0_ci": ci,
+            "acceleration_median": float(np.median(acc)), "acceleration_min": float(np.min(acc)),
+            "acceleration_max": float(np.max(acc)), "top_failure_share_max": float(np.max(top)),
+            "thin_failures_median": float(np.median(thin)),
+            "thin_second_moment_median": float(np.median(thin_m2)),
+        })  # fmt: skip
+    result = {
+        "family": family, "mc_sims": n, "mc_failures": len(z), "p": p, "mc_relvar": (1 - p) / p,
+        "rel_halfwidth": rel, "mc_sims_needed": need, "pilots": len(pil["seeds"]),
+        "pilot_sims_mean": float(pil["sims"].mean()), "rows": rows,
+    }  # fmt: skip
+    print(f"{family}: {len(z)} MC failures in {n} draws, P {p:.3e}; MC needs {need:.0f} sims at r = {rel}; "
+          f"{len(pil['seeds'])} pilots, {pil['sims'].mean():.0f} sims each")  # fmt: skip
+    print("| defensive | relvar per sim, median (first seed: 95% bootstrap) | acceleration, median "
+          "[min, max] | largest failure's share | failures with p/q > 1 (their share of the second moment) |"
+          "\n|---|---|---|---|---|")  # fmt: skip
+    for r in rows:
+        lo, hi = r["relvar_seed0_ci"]
+        acc = f"{r['acceleration_median']:.1f}x [{r['acceleration_min']:.1f}, {r['acceleration_max']:.1f}]"
+        print(f"| {r['defensive']} | {r['relvar_median']:.1f} ({lo:.0f}-{hi:.0f}) | {acc} | "
+              f"{r['top_failure_share_max']:.2f} | {r['thin_failures_median']:.3f} "
+              f"({r['thin_second_moment_median']:.2f}) |")  # fmt: skip
+    return result
+
+
+def mechanism(sim, dist, out: Path, family: str, show: int) -> None:
+    """How the failures the first pilot's proposal draws least often end: the ego's speed and lateral
+    position and the other car at the crash, each failure re-simulated alone from its point and seed."""
+    import drivegpt.corner.batched as batched
+
+    mc = [np.load(f) for f in sorted(out.glob(f"{family}-failures-*.npz"))]
+    z, seeds = np.concatenate([m["z"] for m in mc]), np.concatenate([m["seeds"] for m in mc])
+    pil = np.load(out / f"{family}-pilots.npz")
+    keep = pil["weights"][0] > 0
+    q = with_defensive(GaussianMixture(pil["weights"][0][keep], pil["means"][0][keep], pil["covs"][0][keep]),
+                       EstimateConfig().defensive)  # fmt: skip
+    w = np.exp(nominal(z.shape[1]).logpdf(z) - q.logpdf(z))
+    last, step = {}, batched.family_step
+
+    def recording(state, script, action):  # the state after each step of the episode
+        last["state"], script = step(state, script, action)
+        return last["state"], script
+
+    batched.family_step = recording
+    try:
+        for i in np.argsort(-w)[:show]:
+            sim(dist.to_params(z[i : i + 1]), seeds[i : i + 1])
+            s = last["state"]
+            hit = [int(j) for j in np.flatnonzero(s.crashed[0].cpu().numpy()) if j != 0]
+            print(f"  p/q {w[i]:6.2f}: ego {s.speed[0, 0]:5.2f} m/s at y {s.y[0, 0]:4.2f} m; hit by car(s) "
+                  f"{hit} at {s.speed[0, hit].cpu().numpy().round(1).tolist()} m/s, "
+                  f"y {s.y[0, hit].cpu().numpy().round(2).tolist()} m")  # fmt: skip
+    finally:
+        batched.family_step = step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--family", required=True, choices=BATCHED_FAMILIES)
+    parts = ["failures", "pilots", "mechanism", "report"]
+    ap.add_argument("--parts", nargs="+", default=["pilots", "report"], choices=parts)
+    ap.add_argument("--no-human-traits", action="store_true", help="the family's parameters alone")
+    ap.add_argument("--stream", type=int, default=7, help="failures: the MC stream (one per process)")
+    ap.add_argument("--sims", type=int, default=400_000, help="failures: MC draws of the stream")
+    ap.add_argument("--seeds", type=int, default=30, help="pilots: sampler seeds 1..N")
+    ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3, 0.5, 0.7])
+    ap.add_argument("--rel-halfwidth", type=float, default=0.2)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/is_second_moment"))
+    args = ap.parse_args()
+    if args.sims < 1 or args.seeds < 1 or not all(0 < a < 1 for a in args.defensive):
+        ap.error("--sims and --seeds must be >= 1 and every --defensive weight in (0, 1)")
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    dist = family_distribution(args.family, load_naturalistic(None))
+    dist = dist if args.no_human_traits else WithHumanTraits(dist)
+    sim = batched_family_simulator(args.family, "human", dist.names, "accel", 4096, DURATION.get(args.family))
+    fam_out = args.out / f"{args.family}.json"
+    if "failures" in args.parts:
+        failures(sim, dist, args.out / f"{args.family}-failures-{args.stream}.npz", args.stream, args.sims)
+    if "pilots" in args.parts:
+        cfg = EstimateConfig(method="is", rel_halfwidth=args.rel_halfwidth, max_sims=30_000, batch=400,
+                             pilot_batch=200)  # fmt: skip  # bench/estimate_batched.py's settings
+        t0, before = time.time(), load()
+        pilots(sim, dist, args.out / f"{args.family}-pilots.npz", range(1, args.seeds + 1), cfg)
+        print(f"  pilots: {time.time() - t0:.0f} s, load {before} -> {load()}")
+    if "mechanism" in args.parts:
+        mechanism(sim, dist, args.out, args.family, 20)
+    if "report" in args.parts:
+        result = report(fam_out, args.family, args.defensive, args.rel_halfwidth, args.bootstrap)
+        result["human_traits"] = not args.no_human_traits
+        tmp = fam_out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(fam_out)
+
+
+if __name__ == "__main__":
+    main()
