@@ -21,6 +21,8 @@ Parts:
   pilot's simulations in ``OUT/FAMILY-pilots.npz``.
 * ``mechanism``: the 20 MC failures the first pilot's proposal draws least often (largest ``p / q``),
   each re-simulated: the ego's speed and lateral position at the crash and the car it hit.
+* ``phase``: the failures that proposal draws less often than the nominal, each re-simulated at 40
+  phases of the right lane's traffic (the rest of its seed kept) and with 40 other seeds.
 * ``report``: per proposal (the fitted mixture with a defensive nominal of each weight in
   ``--defensive``) its relative variance, the simulations it needs at ``--rel-halfwidth`` and the
   acceleration = MC simulations for that half-width / (pilot simulations + those), and the share of
@@ -197,10 +199,51 @@ def mechanism(sim, dist, out: Path, family: str, show: int) -> None:
         batched.family_step = step
 
 
+def phase(sim, dist, out: Path, family: str, grid: int = 40) -> None:
+    """Does the right lane's traffic phase alone decide the failures the first pilot's proposal draws
+    less often than the nominal (``p / q`` > 1)? Each is re-simulated, same point and seed, with the
+    whole traffic lane shifted to each of ``grid`` phases (the first car's offset, uniform over one
+    spacing, which the seed draws first), and with 40 other seeds at its phase left to them."""
+    import drivegpt.sim.batched.families as fam
+
+    mc = [np.load(f) for f in sorted(out.glob(f"{family}-failures-*.npz"))]
+    z, seeds = np.concatenate([m["z"] for m in mc]), np.concatenate([m["seeds"] for m in mc])
+    pil = np.load(out / f"{family}-pilots.npz")
+    keep = pil["weights"][0] > 0
+    q = with_defensive(GaussianMixture(pil["weights"][0][keep], pil["means"][0][keep], pil["covs"][0][keep]),
+                       EstimateConfig().defensive)  # fmt: skip
+    thin = np.flatnonzero(nominal(z.shape[1]).logpdf(z) > q.logpdf(z))
+    phases, traffic, target = (np.arange(grid) + 0.5) / grid, fam._traffic, {}
+
+    def shifted(seeds, slots, x_from, x_to, speed, spacing):  # the seed's traffic, moved to the phase
+        on, x, v = traffic(seeds, slots, x_from, x_to, speed, spacing)
+        if "u" in target:
+            gens = [torch.Generator().manual_seed(s) for s in seeds]  # as _traffic draws them
+            draws = [torch.rand(slots, 3, generator=g, dtype=torch.float64) for g in gens]
+            first = torch.stack([d[0, 0] for d in draws]).to(x)  # (B,) the phase each seed drew
+            x = x + (spacing * (torch.as_tensor(target["u"]).to(x) - first))[:, None]
+            on = x < x_to[:, None]
+        return on, x, v
+
+    fam._traffic = shifted
+    try:
+        for i in thin:
+            target["u"] = phases
+            rows = np.repeat(z[i : i + 1], grid, 0)
+            failed = np.asarray(sim(dist.to_params(rows), np.repeat(seeds[i : i + 1], grid))) >= 1
+            target.clear()
+            others = np.asarray(sim(dist.to_params(rows), 9 * 10**7 + grid * i + np.arange(grid))) >= 1
+            marks = "".join("X" if f else "." for f in failed)
+            print(f"  failure {i}: at {grid} phases {marks} {failed.mean():.3f}; "
+                  f"{grid} other seeds {others.mean():.3f}")  # fmt: skip
+    finally:
+        fam._traffic = traffic
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", required=True, choices=BATCHED_FAMILIES)
-    parts = ["failures", "pilots", "mechanism", "report"]
+    parts = ["failures", "pilots", "mechanism", "phase", "report"]
     ap.add_argument("--parts", nargs="+", default=["pilots", "report"], choices=parts)
     ap.add_argument("--no-human-traits", action="store_true", help="the family's parameters alone")
     ap.add_argument("--stream", type=int, default=7, help="failures: the MC stream (one per process)")
@@ -229,6 +272,8 @@ def main() -> None:
         print(f"  pilots: {time.time() - t0:.0f} s, load {before} -> {load()}")
     if "mechanism" in args.parts:
         mechanism(sim, dist, args.out, args.family, 20)
+    if "phase" in args.parts:
+        phase(sim, dist, args.out, args.family)
     if "report" in args.parts:
         result = report(fam_out, args.family, args.defensive, args.rel_halfwidth, args.bootstrap)
         result["human_traits"] = not args.no_human_traits
