@@ -42,6 +42,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,13 +113,24 @@ def pilots(sim, dist, out: Path, seeds: range, cfg: EstimateConfig) -> None:
              covs=np.stack(covs), sims=np.array(used))  # fmt: skip
 
 
-def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot: int) -> dict:
-    files = sorted(fam_out.parent.glob(f"{family}-failures-*.npz"))
+def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every MC failure's point (k, d) and seed (k,) over the family's streams, and their draws."""
+    files = sorted(out.glob(f"{family}-failures-*.npz"))
     if not files:
-        raise SystemExit(f"no {family}-failures-*.npz in {fam_out.parent}: run --parts failures first")
+        raise SystemExit(f"no {family}-failures-*.npz in {out}: run --parts failures first")
     mc = [np.load(f) for f in files]
-    z = np.concatenate([m["z"] for m in mc])
-    n = sum(int(m["sims"]) for m in mc)
+    z, seeds = np.concatenate([m["z"] for m in mc]), np.concatenate([m["seeds"] for m in mc])
+    return z, seeds, sum(int(m["sims"]) for m in mc)
+
+
+def proposal(pil: Any, i: int, defensive: float) -> GaussianMixture:
+    """Pilot ``i``'s fitted mixture (its padding dropped) with the nominal mixed in at ``defensive``."""
+    w, keep = pil["weights"][i], pil["weights"][i] > 0
+    return with_defensive(GaussianMixture(w[keep], pil["means"][i][keep], pil["covs"][i][keep]), defensive)
+
+
+def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot: int) -> dict:
+    z, _, n = mc_failures(fam_out.parent, family)
     p = len(z) / n
     need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
     pil = np.load(fam_out.parent / f"{family}-pilots.npz")
@@ -130,9 +142,7 @@ def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot:
     for a in defensive:
         rv, acc, top, thin, thin_m2 = [], [], [], [], []
         for i in range(len(pil["seeds"])):
-            keep = pil["weights"][i] > 0
-            mix = GaussianMixture(pil["weights"][i][keep], pil["means"][i][keep], pil["covs"][i][keep])
-            q = with_defensive(mix, a)
+            q = proposal(pil, i, a)
             lw = lp0 - q.logpdf(z)
             rv.append(relvar_from_failures(q, z, n))
             acc.append(need / (pil["sims"][i] + Z95**2 * rv[-1] / rel**2))
@@ -173,12 +183,8 @@ def mechanism(sim, dist, out: Path, family: str, show: int) -> None:
     position and the other car at the crash, each failure re-simulated alone from its point and seed."""
     import drivegpt.corner.batched as batched
 
-    mc = [np.load(f) for f in sorted(out.glob(f"{family}-failures-*.npz"))]
-    z, seeds = np.concatenate([m["z"] for m in mc]), np.concatenate([m["seeds"] for m in mc])
-    pil = np.load(out / f"{family}-pilots.npz")
-    keep = pil["weights"][0] > 0
-    q = with_defensive(GaussianMixture(pil["weights"][0][keep], pil["means"][0][keep], pil["covs"][0][keep]),
-                       EstimateConfig().defensive)  # fmt: skip
+    z, seeds, _ = mc_failures(out, family)
+    q = proposal(np.load(out / f"{family}-pilots.npz"), 0, EstimateConfig().defensive)
     w = np.exp(nominal(z.shape[1]).logpdf(z) - q.logpdf(z))
     last, step = {}, batched.family_step
 
@@ -206,12 +212,8 @@ def phase(sim, dist, out: Path, family: str, grid: int = 40) -> None:
     spacing, which the seed draws first), and with 40 other seeds at its phase left to them."""
     import drivegpt.sim.batched.families as fam
 
-    mc = [np.load(f) for f in sorted(out.glob(f"{family}-failures-*.npz"))]
-    z, seeds = np.concatenate([m["z"] for m in mc]), np.concatenate([m["seeds"] for m in mc])
-    pil = np.load(out / f"{family}-pilots.npz")
-    keep = pil["weights"][0] > 0
-    q = with_defensive(GaussianMixture(pil["weights"][0][keep], pil["means"][0][keep], pil["covs"][0][keep]),
-                       EstimateConfig().defensive)  # fmt: skip
+    z, seeds, _ = mc_failures(out, family)
+    q = proposal(np.load(out / f"{family}-pilots.npz"), 0, EstimateConfig().defensive)
     thin = np.flatnonzero(nominal(z.shape[1]).logpdf(z) > q.logpdf(z))
     phases, traffic, target = (np.arange(grid) + 0.5) / grid, fam._traffic, {}
 
