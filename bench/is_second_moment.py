@@ -59,6 +59,7 @@ CHUNK = 65536  #: MC draws per chunk (one save each)
 
 
 def load() -> str:
+    """The 1-, 5- and 15-minute load averages."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
 
 
@@ -109,8 +110,10 @@ def pilots(sim, dist, out: Path, seeds: range, cfg: EstimateConfig) -> None:
         covs.append(np.concatenate([mix.covs, np.repeat(mix.covs[:1], pad, 0)]))
         used.append(count[0])
         print(f"  pilot seed {seed}: {count[0]} sims", flush=True)
-    np.savez(out, seeds=np.array(list(seeds)), weights=np.stack(weights), means=np.stack(means),
+    tmp = out.with_suffix(".tmp.npz")
+    np.savez(tmp, seeds=np.array(list(seeds)), weights=np.stack(weights), means=np.stack(means),
              covs=np.stack(covs), sims=np.array(used))  # fmt: skip
+    tmp.replace(out)
 
 
 def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -123,6 +126,14 @@ def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
     return z, seeds, sum(int(m["sims"]) for m in mc)
 
 
+def load_pilots(out: Path, family: str) -> Any:
+    """The pilots' mixtures and simulations (``OUT/FAMILY-pilots.npz``)."""
+    path = out / f"{family}-pilots.npz"
+    if not path.exists():
+        raise SystemExit(f"no {path}: run --parts pilots first")
+    return np.load(path)
+
+
 def proposal(pil: Any, i: int, defensive: float) -> GaussianMixture:
     """Pilot ``i``'s fitted mixture (its padding dropped) with the nominal mixed in at ``defensive``."""
     w, keep = pil["weights"][i], pil["weights"][i] > 0
@@ -130,10 +141,11 @@ def proposal(pil: Any, i: int, defensive: float) -> GaussianMixture:
 
 
 def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot: int) -> dict:
+    """Per defensive weight: the proposals' relative variance, acceleration and missed failures."""
     z, _, n = mc_failures(fam_out.parent, family)
     p = len(z) / n
     need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
-    pil = np.load(fam_out.parent / f"{family}-pilots.npz")
+    pil = load_pilots(fam_out.parent, family)
     lp0 = nominal(z.shape[1]).logpdf(z)
     rng = np.random.default_rng(0)
     ks = rng.binomial(n, p, boot)  # bootstrap: failures among n redrawn MC draws, then which ones
@@ -184,7 +196,7 @@ def mechanism(sim, dist, out: Path, family: str, show: int) -> None:
     import drivegpt.corner.batched as batched
 
     z, seeds, _ = mc_failures(out, family)
-    q = proposal(np.load(out / f"{family}-pilots.npz"), 0, EstimateConfig().defensive)
+    q = proposal(load_pilots(out, family), 0, EstimateConfig().defensive)
     w = np.exp(nominal(z.shape[1]).logpdf(z) - q.logpdf(z))
     last, step = {}, batched.family_step
 
@@ -213,7 +225,7 @@ def phase(sim, dist, out: Path, family: str, grid: int = 40) -> None:
     import drivegpt.sim.batched.families as fam
 
     z, seeds, _ = mc_failures(out, family)
-    q = proposal(np.load(out / f"{family}-pilots.npz"), 0, EstimateConfig().defensive)
+    q = proposal(load_pilots(out, family), 0, EstimateConfig().defensive)
     thin = np.flatnonzero(nominal(z.shape[1]).logpdf(z) > q.logpdf(z))
     phases, traffic, target = (np.arange(grid) + 0.5) / grid, fam._traffic, {}
 
