@@ -126,9 +126,9 @@ def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
     return z, seeds, sum(int(m["sims"]) for m in mc)
 
 
-def load_pilots(out: Path, family: str) -> Any:
-    """The pilots' mixtures and simulations (``OUT/FAMILY-pilots.npz``)."""
-    path = out / f"{family}-pilots.npz"
+def load_pilots(out: Path, stem: str) -> Any:
+    """The pilots' mixtures and simulations (``OUT/STEM-pilots.npz``)."""
+    path = out / f"{stem}-pilots.npz"
     if not path.exists():
         raise SystemExit(f"no {path}: run --parts pilots first")
     return np.load(path)
@@ -140,12 +140,12 @@ def proposal(pil: Any, i: int, defensive: float) -> GaussianMixture:
     return with_defensive(GaussianMixture(w[keep], pil["means"][i][keep], pil["covs"][i][keep]), defensive)
 
 
-def report(fam_out: Path, family: str, defensive: list[float], rel: float, boot: int) -> dict:
+def report(out: Path, family: str, stem: str, defensive: list[float], rel: float, boot: int) -> dict:
     """Per defensive weight: the proposals' relative variance, acceleration and missed failures."""
-    z, _, n = mc_failures(fam_out.parent, family)
+    z, _, n = mc_failures(out, family)
     p = len(z) / n
     need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
-    pil = load_pilots(fam_out.parent, family)
+    pil = load_pilots(out, stem)
     lp0 = nominal(z.shape[1]).logpdf(z)
     rng = np.random.default_rng(0)
     ks = rng.binomial(n, p, boot)  # bootstrap: failures among n redrawn MC draws, then which ones
@@ -265,31 +265,39 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=30, help="pilots: sampler seeds 1..N")
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3, 0.5, 0.7])
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
+    ap.add_argument(
+        "--components", type=int, default=EstimateConfig().components,
+        help="pilots, report: Gaussians in the fitted mixture (not the default: files FAMILY-kK*)",
+    )  # fmt: skip
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path("bench/results/is_second_moment"))
     args = ap.parse_args()
-    if args.sims < 1 or args.seeds < 1 or not all(0 < a < 1 for a in args.defensive):
-        ap.error("--sims and --seeds must be >= 1 and every --defensive weight in (0, 1)")
+    if min(args.sims, args.seeds, args.components) < 1 or not all(0 < a < 1 for a in args.defensive):
+        ap.error("--sims, --seeds and --components must be >= 1 and every --defensive weight in (0, 1)")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     dist = family_distribution(args.family, load_naturalistic(None))
     dist = dist if args.no_human_traits else WithHumanTraits(dist)
     sim = batched_family_simulator(args.family, "human", dist.names, "accel", 4096, DURATION.get(args.family))
-    fam_out = args.out / f"{args.family}.json"
+    stem = (
+        args.family if args.components == EstimateConfig().components else f"{args.family}-k{args.components}"
+    )
+    fam_out = args.out / f"{stem}.json"
     if "failures" in args.parts:
         failures(sim, dist, args.out / f"{args.family}-failures-{args.stream}.npz", args.stream, args.sims)
     if "pilots" in args.parts:
         cfg = EstimateConfig(method="is", rel_halfwidth=args.rel_halfwidth, max_sims=30_000, batch=400,
-                             pilot_batch=200)  # fmt: skip  # bench/estimate_batched.py's settings
+                             pilot_batch=200, components=args.components)  # fmt: skip  # as estimate_batched
         t0, before = time.time(), load()
-        pilots(sim, dist, args.out / f"{args.family}-pilots.npz", range(1, args.seeds + 1), cfg)
+        pilots(sim, dist, args.out / f"{stem}-pilots.npz", range(1, args.seeds + 1), cfg)
         print(f"  pilots: {time.time() - t0:.0f} s, load {before} -> {load()}")
     if "mechanism" in args.parts:
         mechanism(sim, dist, args.out, args.family, 20)
     if "phase" in args.parts:
         phase(sim, dist, args.out, args.family)
     if "report" in args.parts:
-        result = report(fam_out, args.family, args.defensive, args.rel_halfwidth, args.bootstrap)
+        result = report(args.out, args.family, stem, args.defensive, args.rel_halfwidth, args.bootstrap)
+        result["components"] = args.components
         result["human_traits"] = not args.no_human_traits
         tmp = fam_out.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
