@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
 
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, pilot
@@ -53,14 +53,7 @@ from drivegpt.corner.mixture import GaussianMixture, nominal, relvar_from_failur
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
-#: [s] episode length per family, as in bench/estimate_batched.py (others: the family's own)
-DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
 CHUNK = 65536  #: MC draws per chunk (one save each)
-
-
-def load() -> str:
-    """The 1-, 5- and 15-minute load averages."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists("/proc/loadavg") else "?"
 
 
 def failures(sim, dist, out: Path, stream: int, sims: int) -> None:
