@@ -35,6 +35,35 @@ def test_future_tokens_cannot_change_earlier_predictions():
         assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
 
 
+def test_states_only_model_ignores_past_actions_in_training_and_driving(tmp_path):
+    """``show_actions=False``: the action ids cannot change a prediction, in ``forward`` and in the
+    driving policy's incremental form, and the setting survives a save/load."""
+    cfg = DriveGPTConfig(context=6, n_layer=2, n_head=2, n_embd=16, show_actions=False)
+    torch.manual_seed(0)
+    model = DriveGPT(cfg).eval()
+    obs, actions = _batch()
+    with torch.no_grad():
+        base = model(obs, actions)
+        torch.testing.assert_close(model(obs, (actions + 1) % 5), base, rtol=0, atol=0)
+        shown = DriveGPT(CFG).eval()
+        shown.load_state_dict(model.state_dict())
+        assert not torch.allclose(shown(obs, (actions + 1) % 5), shown(obs, actions))
+    save_policy(tmp_path / "p", model, _meta())
+    loaded, _ = load_policy_dir(tmp_path / "p")
+    assert loaded.cfg.show_actions is False
+    pol = DriveGPTPolicy(loaded, _meta())
+    pol.reset(0)
+    o = np.random.default_rng(0).standard_normal((10, 7)).astype(np.float32)
+    o[:, 0] = 1.0
+    pol.act(o)
+    pol.executed((int(pol.tokens[0, -1]) + 1) % 5)
+    pol.push(o[None])
+    with torch.inference_mode():
+        after_other = pol.model.head(pol.last_hidden())
+        pol.tokens[0, -2] = (int(pol.tokens[0, -2]) + 2) % 5
+        torch.testing.assert_close(pol.model.head(pol.last_hidden()), after_other, rtol=0, atol=0)
+
+
 def test_hand_checked_loss_uniform_logits_and_masking():
     model = DriveGPT(CFG)
     with torch.no_grad():

@@ -17,7 +17,7 @@ from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import WindowBatch
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
 from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
-from drivegpt.policies.registry import SHIPPED_CHECKPOINT
+from drivegpt.policies.registry import RLHF_CHECKPOINT, SHIPPED_CHECKPOINT, drivegpt_dir
 from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import (
     RLHFConfig,
@@ -332,6 +332,25 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     bad.write_text("method: ppo\nroundz: 2\n")
     r = runner.invoke(app, ["rlhf", "--config", str(bad), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
     assert r.exit_code == 2 and "roundz" in r.output and "rounds" in r.output
+
+
+def test_training_commands_take_drivegpt_specs_and_refuse_other_drivers(tmp_path):
+    """``rlhf``, ``dpo`` and ``reward train`` start from a spec (``drivegpt``, ``drivegpt-rlhf``,
+    ``drivegpt:RUN``) or a run directory; a driver that is not a DriveGPT fails in one line."""
+    run = tmp_path / "run"
+    (run / "policy").mkdir(parents=True)
+    assert drivegpt_dir("drivegpt") == SHIPPED_CHECKPOINT
+    assert drivegpt_dir("drivegpt-rlhf") == RLHF_CHECKPOINT
+    assert drivegpt_dir(f"drivegpt:{run}") == drivegpt_dir(run) == run / "policy"
+    assert drivegpt_dir(run / "policy") == run / "policy"
+    for spec in ("human", "idm", "sb3-ppo:runs/x", "constant:FASTER"):
+        with pytest.raises(UserError, match="not a DriveGPT"):
+            drivegpt_dir(spec)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    r = runner.invoke(app, ["rlhf", "--config", str(cfg), "--policy", "human", "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "human: not a DriveGPT policy" in r.output
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("method", ["dpo", "ppo"])

@@ -17,7 +17,9 @@ reward_app = typer.Typer(no_args_is_help=True, help="Reward model: learn from ta
 def reward_train(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., help="Clip directory (repeat for several)."),
-    init: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir: the backbone to start from."),
+    init: str = typer.Option(
+        ..., help="DriveGPT whose backbone to start from: drivegpt, drivegpt-rlhf or a run dir."
+    ),
     out: Path = typer.Option(..., help="Output run directory (reward/, metrics.json, log.csv)."),
     config: Path | None = typer.Option(None, help="YAML RewardConfig (default: built-in)."),
     human_logs: Path | None = typer.Option(
@@ -25,10 +27,11 @@ def reward_train(
     ),
 ) -> None:
     """Train a Bradley–Terry reward model on takeover pairs; report held-out pairwise accuracy."""
+    from drivegpt.policies.registry import drivegpt_dir
     from drivegpt.rlhf.reward_model import RewardConfig, train_reward_model
 
     cfg = load_config(RewardConfig, config) if config else RewardConfig()
-    m = train_reward_model(cfg, list(data), init, out, command_line(ctx), human_logs=human_logs)
+    m = train_reward_model(cfg, list(data), drivegpt_dir(init), out, command_line(ctx), human_logs=human_logs)
     typer.echo(
         f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs "
         f"(train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}"
@@ -68,7 +71,9 @@ def reward_score(
 def rlhf(
     ctx: typer.Context,
     config: Path = typer.Option(..., help="YAML FlywheelConfig, e.g. configs/rlhf/quick.yaml"),
-    policy: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir (also the KL reference)."),
+    policy: str = typer.Option(
+        ..., help="DriveGPT to start from (also the KL reference): drivegpt, drivegpt-rlhf or a run dir."
+    ),
     out: Path = typer.Option(..., help="Output dir (round_<k>/, curve.csv, learning_curve.png, policy/)."),
     rounds: int | None = typer.Option(None, help="Override the config's rounds."),
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
@@ -76,10 +81,11 @@ def rlhf(
     """RLHF flywheel: drive with the monitor → takeover clips → reward model → PPO (or DPO), in rounds.
 
     Resumes where it stopped when run again with the same --out."""
+    from drivegpt.policies.registry import drivegpt_dir
     from drivegpt.rlhf.flywheel import FlywheelConfig, run_flywheel
 
     cfg = load_config(FlywheelConfig, config, {"rounds": rounds, "workers": workers})
-    m = run_flywheel(cfg, policy, out, command_line(ctx))
+    m = run_flywheel(cfg, drivegpt_dir(policy), out, command_line(ctx))
     tail = f", {m['takeovers_per_100km']:.0f} takeovers/100 km held-out" if "takeovers_per_100km" in m else ""
     typer.echo(f"{cfg.method} flywheel: {cfg.rounds} rounds{tail} -> {out / 'policy'}")
 
@@ -88,16 +94,19 @@ def rlhf(
 def dpo(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., help="Clip directory (repeat for several)."),
-    policy: Path = typer.Option(..., help="Pretrained DriveGPT run or policy dir (also the reference)."),
+    policy: str = typer.Option(
+        ..., help="DriveGPT to fine-tune (also the reference): drivegpt, drivegpt-rlhf or a run dir."
+    ),
     out: Path = typer.Option(..., help="Output run directory (policy/, metrics.json, log.csv)."),
     config: Path | None = typer.Option(None, help="YAML DPOConfig (default: built-in)."),
 ) -> None:
     """DPO on takeover pairs against the frozen pretrained policy, with a behaviour-cloning term."""
+    from drivegpt.policies.registry import drivegpt_dir
     from drivegpt.rlhf.dpo import DPOConfig
     from drivegpt.rlhf.dpo import dpo as run_dpo
 
     cfg = load_config(DPOConfig, config) if config else DPOConfig()
-    m = run_dpo(cfg, list(data), policy, out, None, command_line(ctx))
+    m = run_dpo(cfg, list(data), drivegpt_dir(policy), out, None, command_line(ctx))
     typer.echo(f"held-out implicit preference accuracy {m['val_implicit_accuracy']:.3f} -> {out / 'policy'}")
 
 

@@ -44,6 +44,10 @@ class ModelSize(FrozenConfig):
     """Steps K in the context (2K tokens)."""
     dropout: float = Field(0.0, ge=0, lt=1)
     """Dropout probability."""
+    show_actions: bool = True
+    """Past actions are input tokens. False: every action token is MASK, in training and in driving,
+    so the policy reads only states and cannot copy its last action (the copycat failure of
+    history-conditioned imitation)."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelSize:
@@ -210,6 +214,8 @@ class DriveGPT(nn.Module):
         B, T = actions.shape
         if T > self.cfg.context:
             raise ValueError(f"sequence of {T} steps exceeds the context of {self.cfg.context}")
+        if not self.cfg.show_actions:
+            actions = torch.full_like(actions, self.mask_token)  # (B, T) a states-only model
         time = self.time_emb(torch.arange(T, device=states.device))  # (T, C)
         s = states + time + self.type_emb.weight[0]  # (B, T, C)
         a = self.action_emb(actions) + time + self.type_emb.weight[1]  # (B, T, C)

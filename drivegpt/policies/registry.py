@@ -85,6 +85,25 @@ class SB3Policy:
         return actions
 
 
+def drivegpt_dir(spec: str | Path) -> Path:
+    """The policy directory a DriveGPT spec names: ``drivegpt`` and ``drivegpt-rlhf`` the shipped
+    checkpoints, ``drivegpt:PATH`` or a bare ``PATH`` a run or policy directory (what the training
+    commands start from). Other specs fail: only a DriveGPT can be fine-tuned."""
+    text = str(spec)
+    if text == "drivegpt":
+        return SHIPPED_CHECKPOINT
+    if text == "drivegpt-rlhf":
+        return RLHF_CHECKPOINT
+    kind, sep, arg = text.partition(":")
+    if sep and kind == "drivegpt":
+        return policy_dir(arg)
+    if (sep and kind in POLICY_KINDS) or text in POLICY_KINDS:
+        raise UserError(
+            f"{text}: not a DriveGPT policy; name drivegpt, drivegpt-rlhf, drivegpt:RUN_DIR or a run dir"
+        )
+    return policy_dir(text)
+
+
 def load_policy(spec: str, action: str = DEFAULT_ACTION) -> DrivePolicy:
     """Return the driver named by ``spec``; unknown specs fail with the list of valid ones.
 
