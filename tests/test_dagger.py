@@ -152,6 +152,18 @@ def test_finetuning_on_the_corrections_learns_them(tmp_path, positions):
     assert after > before + 0.1, (before, after)
 
 
+def test_action_dropout_changes_the_finetuning_and_is_deterministic(tmp_path):
+    save_labels(tmp_path / "labels.npz", takeover_labels(SAMPLE))
+    weights = {}
+    for name, p in (("a", 0.9), ("b", 0.9), ("none", 0.0)):
+        cfg = DaggerConfig(iters=5, batch_size=8, lr=1e-3, threads=1, action_dropout=p)
+        finetune(cfg, META_POLICY, [tmp_path / "labels.npz"], tmp_path / name, progress=False)
+        weights[name] = (tmp_path / name / "policy" / "model.safetensors").read_bytes()
+    assert weights["a"] == weights["b"] and weights["a"] != weights["none"]
+    with pytest.raises(ValueError, match="action_dropout"):
+        DaggerConfig(action_dropout=1.0)
+
+
 def test_all_positions_never_learn_from_an_unlabelled_step(tmp_path):
     base = takeover_labels(SAMPLE)
     assert 0 < base.n_labels < len(base.obs)

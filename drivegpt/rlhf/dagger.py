@@ -36,6 +36,7 @@ from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
+from drivegpt.model.pretrain import drop_actions
 from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
 from drivegpt.sim import batched
 from drivegpt.sim.batched.families import Script, family_config, family_reset, family_step
@@ -69,6 +70,8 @@ class DaggerConfig(FrozenConfig):
     """Seed of the batch sampling."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads (None: torch's default)."""
+    action_dropout: float = Field(0.0, ge=0, lt=1)
+    """Probability of hiding each past action token of a window (as ``drivegpt pretrain``'s)."""
     positions: Literal["last", "all"] = "last"
     """Where a window is supervised: its last step only, or every labelled step in it (as pretraining
     does: about K times the labels per forward pass when every step is labelled)."""
@@ -373,7 +376,8 @@ def finetune(
             weight = (w.mask & labelled[(end[:, None] - back).clamp_min(0)]).float()  # (B, K)
         else:  # the decision at each window's end
             weight = torch.zeros(len(end), K).index_fill_(1, torch.tensor([K - 1]), 1.0)
-        logits = model(w.obs, w.actions)  # (B, K, vocab)
+        inputs = drop_actions(w.actions, cfg.action_dropout, gen, model.mask_token)  # (B, K)
+        logits = model(w.obs, inputs)  # (B, K, vocab)
         ce = F.cross_entropy(logits.flatten(0, 1), w.targets.flatten(), reduction="none").view_as(weight)
         loss = (ce * weight).sum() / weight.sum()
         if not torch.isfinite(loss):
