@@ -4,7 +4,9 @@ A sequence model that sees its past actions can predict the human's next token b
 one (the labels are smooth), and then keeps doing what it did when a hazard appears. Action-token
 dropout (``action_dropout`` in the pretrain config: each *input* action replaced by MASK with that
 probability, the labels unchanged) makes it read the states; ``show_actions: false`` (in ``model:``)
-hides every past action, in training and in driving.
+hides every past action, in training and in driving. ``--select N`` adds closed-loop model selection
+(``select:``: the evaluation that collided least on N validation episodes of HighwayDense, seeds from
+500,000, is the policy kept) to every variant.
 
 For every variant and training seed this pretrains the base config on ``--data`` (human logs from
 ``drivegpt collect``), then drives the policy alone on ``--episodes`` held-out episodes (seeds from
@@ -14,6 +16,8 @@ drive`` in ``--runs``; a run whose output exists is read, not redone, so the ben
     python bench/copycat.py --data runs/copycat/logs --runs runs/copycat \
         --base bench/results/pretrain_scale/noise/pretrain.yaml --variants 0 0.5 0.9 states \
         --seeds 0 1 2 --out bench/results/pretrain_scale/copycat
+    python bench/copycat.py ... --variants 0 0.9 --select 300 \
+        --out bench/results/pretrain_scale/copycat/select
 
 Writes ``--out``/``results.json`` and ``results.md`` (Wilson 95% intervals); prints the table.
 """
@@ -41,9 +45,12 @@ from markdown_table import write_markdown  # noqa: E402
 CLI = [str(Path(sys.executable).parent / "drivegpt")]  # the console script of this environment
 
 
-def variant_config(base: dict[str, Any], variant: str, seed: int) -> dict[str, Any]:
-    """The base pretrain config with the variant's action hiding and the training seed."""
+def variant_config(base: dict[str, Any], variant: str, seed: int, select: int = 0) -> dict[str, Any]:
+    """The base pretrain config with the variant's action hiding, the training seed and (``select`` > 0)
+    closed-loop model selection on that many validation episodes of HighwayDense."""
     cfg = {**base, "model": dict(base["model"]), "seed": seed}
+    if select:
+        cfg["select"] = {"env": "drivegpt/HighwayDense-v0", "episodes": select}
     if variant == "states":
         cfg["model"]["show_actions"] = False
     else:
@@ -53,11 +60,12 @@ def variant_config(base: dict[str, Any], variant: str, seed: int) -> dict[str, A
 
 def run_one(args: argparse.Namespace, base: dict[str, Any], variant: str, seed: int) -> dict[str, Any]:
     """Pretrain and drive one (variant, seed), or read them where they are done."""
-    name = f"{'states' if variant == 'states' else 'ad' + variant}-s{seed}"
+    selected = f"-sel{args.select}" if args.select else ""
+    name = f"{'states' if variant == 'states' else 'ad' + variant}{selected}-s{seed}"
     root = args.runs / name
     root.mkdir(parents=True, exist_ok=True)
     config = root / "pretrain.yaml"
-    write_text(config, yaml.safe_dump(variant_config(base, variant, seed), sort_keys=False))
+    write_text(config, yaml.safe_dump(variant_config(base, variant, seed, args.select), sort_keys=False))
     timing: dict[str, float] = {}
     if not (root / "pretrain" / "policy" / "policy.json").is_file():
         t = time.time()
@@ -121,6 +129,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["0", "0.5", "0.9", "states"],
                     help="action_dropout values, or 'states' (show_actions: false)")  # fmt: skip
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    ap.add_argument(
+        "--select", type=int, default=0, help="closed-loop model selection on N validation episodes"
+    )
     ap.add_argument("--env", default="drivegpt/HighwayDense-v0")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=500)

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 import drivegpt.model.pretrain as pt
 from drivegpt.cli.app import app
 from drivegpt.core.config import load_config
+from drivegpt.model.checkpoint import load_policy_dir
 from drivegpt.model.pretrain import PretrainConfig, lr_at, pretrain
 
 runner = CliRunner()
@@ -119,3 +120,30 @@ def test_resume_without_checkpoint_and_bad_sizes_are_clear_errors(tiny_logs, tmp
         pretrain(cfg, tiny_logs, tmp_path / "fresh", resume=True, progress=False)
     with pytest.raises(ValueError, match="multiple of n_head"):
         PretrainConfig(model={"n_head": 3, "n_embd": 16})
+
+
+def test_closed_loop_selection_keeps_the_evaluation_that_collided_least(tiny_logs, tmp_path):
+    """``select:``: every evaluation drives the validation episodes (log.csv), and ``policy/`` is the
+    one with the fewest collisions, ties to the lower validation cross-entropy."""
+    import csv
+
+    base = load_config(PretrainConfig, "configs/pretrain/tiny.yaml").to_dict()
+    select = {"env": "drivegpt/HighwayDense-v0", "episodes": 6, "seed": 500_000}
+    cfg = PretrainConfig(**{**base, "max_iters": 30, "lr": 3e-3, "select": select})
+    pretrain(cfg, tiny_logs, tmp_path / "run", progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [int(r["iter"]) for r in rows] == [10, 20, 30]
+    keys = [(round(float(r["select_collision_rate"]) * 6), float(r["val_cross_entropy"])) for r in rows]
+    saved = json.loads((tmp_path / "run" / "policy" / "policy.json").read_text())
+    assert saved["iter"] == int(rows[keys.index(min(keys))]["iter"])
+    assert saved["val"]["select"]["collisions"] == min(keys)[0]
+    assert all(float(r["select_mean_speed_mps"]) > 0 for r in rows)
+    model = load_policy_dir(tmp_path / "run" / "policy")[0]
+    again = pt.drive_validation(model, saved, cfg.select)
+    assert again == pt.drive_validation(model, saved, cfg.select)  # the same seeds, the same drives
+    assert again["collisions"] == saved["val"]["select"]["collisions"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("select: {env: drivegpt/Merge-v0}\n")
+    args = ["pretrain", "--config", str(bad), "--data", str(tiny_logs), "--out", str(tmp_path / "b")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "Merge-v0" in r.output and "drivegpt/HighwayDense-v0" in r.output

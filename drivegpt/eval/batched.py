@@ -27,6 +27,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import driving_metrics
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim import batched
+from drivegpt.sim.batched.drive import drive_batch
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.policy import ConstantPolicy
 
@@ -79,7 +80,7 @@ def evaluate_batched(
     bar = tqdm(total=episodes, desc=f"drive {policy} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
-        out = _drive(driver, config, seeds, device)
+        out = drive_batch(driver, config, seeds, device)
         crashed.append(out["crashed"])
         distance.append(out["distance_m"])
         steps.append(out["steps"])
@@ -116,48 +117,3 @@ def write_batched_drive_outputs(
     )
     write_csv(out / "episodes.csv", [["seed", "steps", "crashed", "distance_m", "mean_speed_mps"], *rows])
     write_json(out / "run.json", run_info)
-
-
-def _drive(
-    driver: Any, config: batched.SimConfig, seeds: list[int], device: torch.device | str = "cpu"
-) -> dict[str, Any]:
-    """One batch to the end of its longest episode; a finished episode stops counting."""
-    B = len(seeds)
-    state = batched.reset(seeds, config, device)
-    dev = state.device
-    if isinstance(driver, BatchedHuman):
-        driver.reset(seeds, state)  # one personality per episode, from its seed
-    elif hasattr(driver, "reset_batch"):
-        driver.reset_batch(B)
-    done = torch.zeros(B, dtype=torch.bool, device=dev)
-    crashed = torch.zeros(B, dtype=torch.bool, device=dev)
-    distance = torch.zeros(B, dtype=torch.float64, device=dev)
-    steps = torch.zeros(B, dtype=torch.long, device=dev)
-    lane_changes = torch.zeros(B, dtype=torch.long, device=dev)  # (B,) steps that ended in another lane
-    speed_rows: list[torch.Tensor] = []  # (B,) per step, NaN once an episode has ended
-    while not bool(done.all()):
-        if isinstance(driver, BatchedHuman):  # reads the state, as HumanDriver reads the env
-            act: Any = driver.act(state)
-        elif hasattr(driver, "act_batch"):
-            obs = batched.observe(state).cpu().numpy()  # (B, V, F)
-            act = np.asarray(driver.act_batch(obs))
-        else:  # constant: the same action for every episode
-            act = np.repeat(np.asarray(driver.action)[None], B, axis=0)
-        x0, y0, lane0 = state.x[:, 0], state.y[:, 0], state.lane[:, 0]
-        state = batched.step(state, torch.as_tensor(act))
-        moved = torch.hypot(state.x[:, 0] - x0, state.y[:, 0] - y0)  # (B,) [m]
-        alive = ~done
-        distance += torch.where(alive, moved, 0.0)
-        steps += alive.long()
-        lane_changes += (alive & (state.lane[:, 0] != lane0)).long()
-        crashed |= alive & state.crashed[:, 0]
-        speed_rows.append(torch.where(alive, state.speed[:, 0], torch.nan))
-        done |= batched.terminated(state) | batched.truncated(state)
-    speeds = torch.stack(speed_rows, 1).cpu().numpy()  # (B, T)
-    return {
-        "crashed": crashed.cpu().numpy(),
-        "distance_m": distance.cpu().numpy(),
-        "steps": steps.cpu().numpy(),
-        "lane_changes": lane_changes.cpu().numpy(),
-        "speeds": [row[~np.isnan(row)] for row in speeds],
-    }

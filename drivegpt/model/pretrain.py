@@ -4,6 +4,10 @@
 ``checkpoint/`` (resumable trainer state, rewritten atomically at every evaluation) and
 ``policy/`` (the shareable policy: safetensors weights + ``policy.json``).
 
+Model selection: ``policy/`` holds the evaluation with the lowest validation cross-entropy, or, with
+``select:``, the one that collided least driving validation episodes alone on the batched simulator
+(token figures do not rank driving policies: the errors that matter compound in closed loop).
+
 Under ``torchrun --nproc-per-node N`` the same config trains data-parallel (``drivegpt.model.distributed``):
 ``batch_size`` stays the global batch, split over the N processes; rank 0 alone evaluates and writes.
 """
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from tqdm import tqdm
 
 from drivegpt.core.atomic import append_csv_row, write_csv, write_json
@@ -39,7 +43,28 @@ from drivegpt.model.distributed import (
     wrap,
 )
 from drivegpt.model.gpt import DriveGPT, DriveGPTConfig, ModelSize
+from drivegpt.model.policy import DriveGPTPolicy
+from drivegpt.sim import batched
+from drivegpt.sim.batched.drive import drive_batch
 from drivegpt_envs.common import POLICY_FREQUENCY, action_config, kinematics_observation
+
+
+class SelectConfig(FrozenConfig):
+    """Closed-loop model selection (the ``select:`` section of a pretrain config)."""
+
+    env: str = "drivegpt/HighwayDense-v0"
+    """Road the policy drives at each evaluation (an env id of the batched simulator)."""
+    episodes: int = Field(200, ge=1)
+    """Validation episodes per evaluation, driven at once."""
+    seed: int = Field(500_000, ge=0)
+    """First validation seed: apart from the logs' (from 0) and held-out evaluation's (from 1,000,000)."""
+
+    @field_validator("env")
+    @classmethod
+    def _batched_env(cls, env: str) -> str:
+        if env not in batched.SUPPORTED_ENV_IDS:
+            raise ValueError(f"{env!r} has no batched port; valid: {', '.join(batched.SUPPORTED_ENV_IDS)}")
+        return env
 
 
 class PretrainConfig(FrozenConfig):
@@ -71,6 +96,9 @@ class PretrainConfig(FrozenConfig):
     """Use only this many training episodes (data-scaling studies)."""
     eval_every: int = Field(250, ge=1)
     """Evaluate, log and checkpoint every this many steps."""
+    select: SelectConfig | None = None
+    """Keep in ``policy/`` the evaluation whose policy collided in the fewest ``select`` episodes
+    (ties: lower validation cross-entropy); None: the lowest validation cross-entropy."""
     seed: int = 0
     """Seed of the split, the initialisation and the batch sampling."""
     threads: int | None = Field(None, ge=1)
@@ -115,6 +143,19 @@ def evaluate_imitation(
         out["mae_steering_rad"] = float(err[1] * math.pi / 4)  # [-1, 1] -> ±π/4 rad
     model.train()
     return out
+
+
+@torch.no_grad()
+def drive_validation(model: DriveGPT, info: dict[str, Any], select: SelectConfig) -> dict[str, float]:
+    """The policy alone on the ``select`` validation episodes (batched simulator): collisions, speed."""
+    device = next(model.parameters()).device
+    policy = DriveGPTPolicy(model, info)  # (puts the model in eval mode)
+    config = batched.make_config(select.env, info["action"], policy.env_config)
+    seeds = list(range(select.seed, select.seed + select.episodes))
+    out = drive_batch(policy, config, seeds, device)
+    model.train()
+    speeds = np.concatenate(out["speeds"])
+    return {"collisions": int(out["crashed"].sum()), "mean_speed_mps": float(speeds.mean())}
 
 
 def drop_actions(actions: torch.Tensor, p: float, gen: torch.Generator, mask_token: int) -> torch.Tensor:
@@ -186,7 +227,7 @@ def pretrain(
         betas=(0.9, 0.95),
     )
     gen = torch.Generator().manual_seed(cfg.seed)  # the same global batches on every rank
-    start, best = 0, float("inf")
+    start, best, best_key = 0, float("inf"), [math.inf, math.inf]  # key: (collisions, val CE)
     if resume and not (out / "checkpoint").exists():
         leftovers = sorted(out.glob(".checkpoint.*")) if out.exists() else []
         hint = f" (an interrupted write left {leftovers[0]}: rename it to checkpoint)" if leftovers else ""
@@ -194,6 +235,7 @@ def pretrain(
     if resume:
         state = load_trainer(out / "checkpoint", model, opt)
         start, best = int(state["iter"]), float(state["best_val_ce"])
+        best_key = [float(v) for v in state.get("best_key", [0.0 if cfg.select is None else math.inf, best])]
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
     info = {
         "action": kind,
@@ -204,6 +246,8 @@ def pretrain(
         "trained_on": str(data),
     }
     fields = ["iter", "lr", "train_loss", "val_cross_entropy", "val_action_accuracy", "tokens_per_s"]
+    if cfg.select is not None:
+        fields += ["select_collision_rate", "select_mean_speed_mps"]
     log_path = out / "log.csv"
     if ctx.main:
         from torch.utils.tensorboard import SummaryWriter
@@ -259,18 +303,21 @@ def pretrain(
             metrics = evaluate_imitation(model, val, tok, val_raw)
             row = [it + 1, lr, float(loss), metrics["cross_entropy"]]
             row += [metrics["action_accuracy"], tps]
+            key = [0.0, metrics["cross_entropy"]]
+            if cfg.select is not None:
+                drove = drive_validation(model, info, cfg.select)
+                metrics["select"] = {**cfg.select.to_dict(), **drove}
+                row += [drove["collisions"] / cfg.select.episodes, drove["mean_speed_mps"]]
+                key[0] = drove["collisions"]
             append_csv_row(log_path, row)
             for name, v in zip(fields[1:], row[1:], strict=True):
                 tb.add_scalar(name, v, it + 1)
-            if metrics["cross_entropy"] < best:
-                best = metrics["cross_entropy"]
+            best = min(best, metrics["cross_entropy"])
+            if key < best_key:
+                best_key = key
                 save_policy(out / "policy", model, {**info, "iter": it + 1, "val": metrics})
-            save_trainer(
-                out / "checkpoint",
-                model,
-                opt,
-                {"iter": it + 1, "best_val_ce": best, "generator": gen.get_state().tolist()},
-            )
+            trainer = {"iter": it + 1, "best_val_ce": best, "best_key": best_key}
+            save_trainer(out / "checkpoint", model, opt, {**trainer, "generator": gen.get_state().tolist()})
             t0, it_t0 = time.perf_counter(), it + 1
             metrics = {**metrics, "tokens_per_s": tps}
     bar.close()

@@ -14,7 +14,8 @@ interfaces), ``simulate`` (``step``), ``observation`` (observation, reward, term
 decision the same as ``drivegpt.sim.human``), ``scripted`` (the
 families' scripted cars), ``scenes`` (where each family places its cars), ``traffic_collisions``
 (collisions among a family's own cars), ``families`` (corner-case families ported: stalled car,
-hard-braking lead, slower lead, cut-in, adversarial vehicle, stop-and-go, side swipe).
+hard-braking lead, slower lead, cut-in, adversarial vehicle, stop-and-go, side swipe), ``drive``
+(one batch of episodes driven to its end by any driver).
 
 Usage::
 
