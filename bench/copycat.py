@@ -19,7 +19,9 @@ drive`` in ``--runs``; a run whose output exists is read, not redone, so the ben
     python bench/copycat.py ... --variants 0 0.9 --select 300 \
         --out bench/results/pretrain_scale/copycat/select
 
-Writes ``--out``/``results.json`` and ``results.md`` (Wilson 95% intervals); prints the table.
+Writes ``--out``/``results.json``, ``results.md`` (Wilson 95% intervals) and
+``speed_vs_collisions.png`` (``--human``: the human's ``metrics.json`` on the same seeds as a point);
+prints the table.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from drivegpt.core.atomic import write_json, write_text
@@ -121,6 +124,44 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def spearman(x: list[float], y: list[float]) -> float:
+    """Rank correlation (average ranks for ties)."""
+
+    def ranks(v: list[float]) -> np.ndarray:
+        a = np.asarray(v, dtype=float)
+        return np.array([(a < t).sum() + ((a == t).sum() - 1) / 2 for t in a])  # 0-based average ranks
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
+
+
+def plot(rows: list[dict[str, Any]], human: dict[str, Any] | None, png: Path) -> None:
+    """Collision rate against mean speed, one point per trained policy (error bars: Wilson 95%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, v in enumerate(dict.fromkeys(r["variant"] for r in rows)):
+        pts = [r for r in rows if r["variant"] == v]
+        x = [r["mean_speed_mps"] for r in pts]
+        y = [r["collision_rate"] for r in pts]
+        err = [[r["collision_rate"] - r["collision_rate_ci"][0] for r in pts],
+               [r["collision_rate_ci"][1] - r["collision_rate"] for r in pts]]  # fmt: skip
+        name = "no past actions" if v == "states" else f"action_dropout {v}"
+        ax.errorbar(x, y, yerr=err, fmt="os^vD"[i % 5], capsize=3, label=name)
+    if human is not None:
+        ax.plot([human["mean_speed_mps"]], [human["collision_rate"]], "k*", ms=12, label="human (teacher)")
+    ax.set_xlabel("mean speed [m/s]")
+    ax.set_ylabel("collision rate (policy alone)")
+    ax.set_title("Pretrained DriveGPT, one point per training seed")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="human logs (drivegpt collect)")
@@ -132,6 +173,8 @@ def main() -> None:
     ap.add_argument(
         "--select", type=int, default=0, help="closed-loop model selection on N validation episodes"
     )
+    ap.add_argument("--human", type=Path, default=None,
+                    help="the human's metrics.json on the same seeds (a point on the plot)")  # fmt: skip
     ap.add_argument("--env", default="drivegpt/HighwayDense-v0")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=500)
@@ -140,14 +183,20 @@ def main() -> None:
     for v in args.variants:
         if v != "states" and not (v.replace(".", "", 1).isdigit() and 0 <= float(v) < 1):
             raise SystemExit(f"--variants: {v!r} is neither an action_dropout in [0, 1) nor 'states'")
+    if args.human is not None and not args.human.is_file():
+        raise SystemExit(f"--human: {args.human} does not exist (a `drivegpt drive` metrics.json)")
     base = yaml.safe_load(args.base.read_text())
     load0 = os.getloadavg()
     rows = [run_one(args, base, v, s) for v in args.variants for s in args.seeds]
     summary = {v: pooled([r for r in rows if r["variant"] == v]) for v in args.variants}
     load1 = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
+    rho = spearman([r["mean_speed_mps"] for r in rows], [r["collision_rate"] for r in rows])
     write_json(args.out / "results.json", {"command": "python " + " ".join(sys.argv), "env": args.env,
-               "rows": rows, "pooled": summary, "load_average": [load0[0], load1[0]]})  # fmt: skip
+               "rows": rows, "pooled": summary, "speed_collision_spearman": rho,
+               "load_average": [load0[0], load1[0]]})  # fmt: skip
+    human = json.loads(args.human.read_text()) if args.human else None
+    plot(rows, human, args.out / "speed_vs_collisions.png")
 
     def label(v: str) -> str:
         return "no past actions (`show_actions: false`)" if v == "states" else f"`action_dropout: {v}`"
@@ -173,7 +222,8 @@ def main() -> None:
     note = (
         f"{args.env} on the batched simulator, {args.episodes} held-out episodes per policy (seeds from "
         f"1,000,000), the policy alone, Wilson 95% intervals; load average {load0[0]:.2f} at the start, "
-        f"{load1[0]:.2f} at the end."
+        f"{load1[0]:.2f} at the end. Over the {len(rows)} policies, Spearman's rank correlation of mean "
+        f"speed and collision rate is {rho:.2f}."
     )
     write_markdown(
         args.out / "results.md", "Copycat imitation: past actions hidden in training", note, head, table
