@@ -279,13 +279,78 @@ def test_collect_auto_drives_each_scenario_on_its_simulator_whatever_the_batch(t
 
 
 def test_batched_evaluation_drives_the_human_and_counts_lane_changes() -> None:
-    from drivegpt.eval.batched import _drive
+    from drivegpt.sim.batched.drive import drive_batch
 
     config = batched.make_config("drivegpt/Highway-v0", "accel", {"duration": 2})  # 2 s
     seeds = [1_000_000, 1_000_001, 1_000_002]
-    out = _drive(BatchedHuman(config), config, seeds)
+    out = drive_batch(BatchedHuman(config), config, seeds)
     # 10 steps of 0.2 s sum to 1.999... s < 2 s (float time, as in highway-env): truncated after 11
     assert out["steps"].tolist() == [11, 11, 11] and not out["crashed"].any()
     driven = [s.mean() * 11 * 0.2 for s in out["speeds"]]  # [m] mean speed x time
     np.testing.assert_allclose(out["distance_m"], driven, rtol=0.1)
     assert out["lane_changes"].shape == (3,) and (out["lane_changes"] >= 0).all()
+
+
+def test_correlated_noise_matches_human_driver_and_is_ar1_by_hand() -> None:
+    """``noise_correlation`` rho: both humans draw the same AR(1) noise e_t = rho e_(t-1) + sqrt(1 - rho²) z_t
+    from the seed's normals, token for token; its lag-1 correlation is rho and its variance 1."""
+    noisy = Personality(action_noise=0.3)  # a noise std of 1.5 m/s²
+    seed = 3
+    env = make_env(ENV, "accel")
+    env.reset(seed=seed)
+    human = HumanDriver(personality=noisy, noise_correlation=0.9)
+    human.reset(seed, env)
+    first = batched.from_highway_env([env])
+    twin = BatchedHuman(first.config, personality=noisy, noise_correlation=0.9)
+    twin.reset([seed], first)
+    z = twin.noise[0].tolist()
+    expected = z[0]
+    for t in range(20):
+        token = int(twin.act(batched.from_highway_env([env]))[0])
+        action = human.act()
+        assert token == int(action) and float(twin.noise_state[0]) == human.noise_state
+        if t:
+            expected = 0.9 * expected + math.sqrt(1 - 0.81) * z[t]
+        assert float(twin.noise_state[0]) == pytest.approx(expected, abs=1e-12)
+        _, _, terminated, truncated, _ = env.step(action)
+        assert not (terminated or truncated)
+    env.close()
+    state = batched.reset(range(400), batched.make_config(ENV, "accel"))
+    crowd = BatchedHuman(state.config, personality=noisy, noise_correlation=0.9)
+    crowd.reset(list(range(400)), state)
+    e = []
+    for _ in range(120):  # the same state each time: only the noise moves
+        crowd.act(state)
+        e.append(crowd.noise_state.clone())
+    e = torch.stack(e)  # (T, B)
+    assert float(e.var()) == pytest.approx(1.0, abs=0.06)
+    lag1 = float((e[1:] * e[:-1]).mean() / (e * e).mean())
+    assert lag1 == pytest.approx(0.9, abs=0.02)
+    with pytest.raises(ValueError, match="noise_correlation"):
+        BatchedHuman(state.config, noise_correlation=1.0)
+    with pytest.raises(ValueError, match="noise_correlation"):
+        HumanDriver(noise_correlation=-0.1)
+
+
+@pytest.mark.parametrize("sim", ["batched", "highway-env"])
+def test_collect_drives_the_correlated_noise_on_either_simulator(tmp_path, sim) -> None:
+    """``noise_correlation`` reaches the driver: with the same seeds and personalities the executed
+    tokens change, the first decision (the label, before any noise acted) does not."""
+    from drivegpt.core.config import load_config
+    from drivegpt.data.collect import CollectConfig, collect
+    from drivegpt.data.logs import load_logs
+
+    text = (
+        f"action: accel\nepisodes: 2\nseed: 5\nsim: {sim}\nworkers: 1\n"
+        "personality: {action_noise: [0.3, 0.3]}\n"
+        "scenarios:\n  - {env_id: drivegpt/Highway-v0, config: {duration: 3}}\n"
+    )
+    logs = {}
+    for rho in (0.0, 0.9):
+        (tmp_path / f"{rho}.yaml").write_text(text + f"noise_correlation: {rho}\n")
+        cfg = load_config(CollectConfig, tmp_path / f"{rho}.yaml")
+        collect(cfg, tmp_path / str(rho), progress=False)
+        logs[rho] = list(load_logs(tmp_path / str(rho)).episodes())
+    assert any(not np.array_equal(a.actions, b.actions) for a, b in zip(logs[0.0], logs[0.9], strict=True))
+    for a, b in zip(logs[0.0], logs[0.9], strict=True):
+        assert a.decisions[0] == b.decisions[0] and a.meta["personality"] == b.meta["personality"]

@@ -55,6 +55,10 @@ class CollectConfig(FrozenConfig):
     """Worker processes (None: all cores)."""
     personality: PersonalityRanges = PersonalityRanges()
     """Ranges from which each episode's driver personality is sampled."""
+    noise_correlation: float = Field(0.0, ge=0, lt=1)
+    """``accel``: correlation of the driver's acceleration noise from one decision to the next (AR(1);
+    0: white noise). With a large ``personality.action_noise`` it pushes the driver off its usual path
+    for seconds at a time, while the logged label stays its clean decision (noise injection, DART)."""
     sim: Literal["auto", "highway-env", "batched"] = "auto"
     """Simulator: ``auto`` drives each scenario on the batched simulator where it has the road, the
     config and a human for the action interface (``accel``), and on highway-env otherwise;
@@ -70,6 +74,7 @@ class CollectJob(NamedTuple):
     overrides: dict[str, Any]
     ranges: dict[str, Any]
     scenario: int
+    noise_correlation: float = 0.0
 
 
 _ENVS: dict[str, Any] = {}  # per-process env cache: building a highway env costs ~50 ms
@@ -84,7 +89,7 @@ def _env(env_id: str, action: str, overrides: dict[str, Any]) -> Any:
 
 def collect_one(job: CollectJob) -> Episode:
     """Drive one human episode (runs in a worker process)."""
-    driver = HumanDriver(ranges=PersonalityRanges(**job.ranges))
+    driver = HumanDriver(ranges=PersonalityRanges(**job.ranges), noise_correlation=job.noise_correlation)
     episode = run_episode(_env(job.env_id, job.action, job.overrides), driver, job.seed)
     episode.meta = {
         "seed": job.seed,
@@ -106,7 +111,10 @@ def plan_jobs(cfg: CollectConfig) -> list[CollectJob]:
         seed = cfg.seed + i
         k = int(np.random.default_rng([seed, 0x5CE]).choice(len(cfg.scenarios), p=weights))
         sc = cfg.scenarios[k]
-        jobs.append(CollectJob(seed, sc.env_id, cfg.action, dict(sc.config), cfg.personality.to_dict(), k))
+        ranges = cfg.personality.to_dict()
+        jobs.append(
+            CollectJob(seed, sc.env_id, cfg.action, dict(sc.config), ranges, k, cfg.noise_correlation)
+        )
     return jobs
 
 
@@ -170,7 +178,9 @@ def collect(
         for lo in range(0, len(mine), cfg.batch):
             chunk = mine[lo : lo + cfg.batch]
             assert config is not None  # collect_simulators chose the batched simulator for it
-            episodes |= {ep.seed: ep for ep in _drive_batch(config, chunk, cfg.personality)}
+            episodes |= {
+                ep.seed: ep for ep in _drive_batch(config, chunk, cfg.personality, cfg.noise_correlation)
+            }
             bar.update(len(chunk))
     bar.close()
     env = _env(cfg.scenarios[0].env_id, cfg.action, dict(cfg.scenarios[0].config))
@@ -185,12 +195,17 @@ def collect(
 
 
 def _drive_batch(
-    config: batched.SimConfig, jobs: list[CollectJob], ranges: PersonalityRanges
+    config: batched.SimConfig,
+    jobs: list[CollectJob],
+    ranges: PersonalityRanges,
+    noise_correlation: float = 0.0,
 ) -> list[Episode]:
     """Drive the episodes of ``jobs`` (one scenario) together to the end of the longest one."""
     seeds = [j.seed for j in jobs]
     state = batched.reset(seeds, config)
-    human = BatchedHuman(config, ranges=ranges)  # a meta / continuous config is refused here
+    human = BatchedHuman(
+        config, ranges=ranges, noise_correlation=noise_correlation
+    )  # refuses meta / continuous
     human.reset(seeds, state)
     obs, states = [batched.observe(state)], [_ego_state(state)]  # (B, V, F), key -> (B,)
     actions, decisions, rewards, terms, truncs = [], [], [], [], []

@@ -20,6 +20,7 @@ same episode, exactly.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -128,9 +129,17 @@ class HumanDriver:
     LATERAL_TAU = 1.0  # [s] lateral offset → lateral speed
     HEADING_TAU = 0.4  # [s] heading error → heading rate
 
-    def __init__(self, personality: Personality | None = None, ranges: PersonalityRanges | None = None):
+    def __init__(
+        self,
+        personality: Personality | None = None,
+        ranges: PersonalityRanges | None = None,
+        noise_correlation: float = 0.0,
+    ):
+        if not 0.0 <= noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
         self.fixed_personality = personality
         self.ranges = ranges or PersonalityRanges()
+        self.noise_correlation = noise_correlation  # accel: AR(1) coefficient of the noise, per decision
         self.personality: Personality = personality or Personality()
         self.env: Any = None
         self.rng = np.random.default_rng(0)
@@ -161,6 +170,7 @@ class HumanDriver:
         delay = round(self.personality.reaction_delay * self.env.config["policy_frequency"])  # [steps]
         self.queue = deque([0.0 if self.accel else neutral] * delay)  # accel: accelerations [m/s²]
         self.primed = False
+        self.noise_state = 0.0  # accel with noise_correlation > 0: the AR(1) noise of the last decision
 
     def act(self, observation: Any = None) -> Any:
         """Decide now, execute ``reaction_delay`` steps later, with action noise.
@@ -171,7 +181,14 @@ class HumanDriver:
         """
         self.decision = self._decide()
         if self.accel:  # the acceleration is delayed; the lane intent (a self-paced manoeuvre) is not
-            acc = self.acc + self.rng.normal(0.0, self.personality.action_noise * self.ACCEL_NOISE_SCALE)
+            std = self.personality.action_noise * self.ACCEL_NOISE_SCALE  # [m/s²]
+            rho = self.noise_correlation
+            if rho == 0.0:
+                acc = self.acc + self.rng.normal(0.0, std)
+            else:  # e_t = rho e_{t-1} + sqrt(1 - rho²) z_t: unit variance, correlated over ~1/(1-rho) steps
+                z = self.rng.standard_normal()
+                self.noise_state = rho * self.noise_state + math.sqrt(1 - rho * rho) * z if self.primed else z
+                acc = self.acc + std * self.noise_state
             if not self.primed:  # the driver was already driving before the episode began
                 self.queue, self.primed = deque([acc] * len(self.queue)), True
             self.queue.append(acc)

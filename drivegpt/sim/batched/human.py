@@ -25,6 +25,7 @@ randomised exponent), so only the neighbour search (``road.neighbours``) and the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
@@ -114,7 +115,11 @@ class BatchedHuman:
         config: SimConfig,
         ranges: PersonalityRanges | None = None,
         personality: Personality | None = None,
+        noise_correlation: float = 0.0,
     ) -> None:
+        if not 0.0 <= noise_correlation < 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
+        self.noise_correlation = noise_correlation  # AR(1) coefficient of the noise, as HumanDriver's
         if config.action not in SUPPORTED_ACTIONS:
             raise UnsupportedHumanInterface(
                 f"the batched human drives the {', '.join(SUPPORTED_ACTIONS)} interface only, not "
@@ -158,8 +163,19 @@ class BatchedHuman:
         self.target_lane = state.lane[:, 0].clone()  # (B,) the lane the driver is heading for
         self.since_lane_change = torch.zeros(len(seeds), dtype=dt, device=dev)  # (B,) [s]
         self.decision = torch.zeros(len(seeds), dtype=torch.long, device=dev)
+        self.noise_state = torch.zeros(len(seeds), dtype=dt, device=dev)  # (B,) AR(1) noise of the last act
 
-    _TENSORS = ("noise", "delay", "history", "primed", "t", "target_lane", "since_lane_change", "decision")
+    _TENSORS = (
+        "noise",
+        "delay",
+        "history",
+        "primed",
+        "t",
+        "target_lane",
+        "since_lane_change",
+        "decision",
+        "noise_state",
+    )
 
     def _with(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> BatchedHuman:
         """A shallow copy with ``fn`` applied to every per-episode tensor."""
@@ -216,7 +232,13 @@ class BatchedHuman:
         self.decision = tokens(acc, intent)
         std = self.p.action_noise * self.ACCEL_NOISE_SCALE  # (B,) [m/s²]
         z = self.noise.gather(1, (self.t % self.noise.shape[1]).unsqueeze(1)).squeeze(1)  # (B,)
-        noisy = acc + (0.0 + std * z)  # (B,) [m/s²] rng.normal(0, std) = 0 + std * z
+        rho = self.noise_correlation
+        if rho == 0.0:
+            noisy = acc + (0.0 + std * z)  # (B,) [m/s²] rng.normal(0, std) = 0 + std * z
+        else:  # HumanDriver's AR(1) noise: e_t = rho e_{t-1} + sqrt(1 - rho²) z_t, e_0 = z_0
+            ar = rho * self.noise_state + math.sqrt(1 - rho * rho) * z  # (B,)
+            self.noise_state = torch.where(self.primed, ar, z)
+            noisy = acc + std * self.noise_state  # (B,) [m/s²]
         shifted = torch.cat([self.history[:, 1:], noisy.unsqueeze(1)], dim=1)
         self.history = torch.where(self.primed.unsqueeze(1), shifted, noisy.unsqueeze(1).expand_as(shifted))
         self.primed = torch.ones_like(self.primed)
