@@ -48,10 +48,15 @@ from markdown_table import write_markdown  # noqa: E402
 CLI = [str(Path(sys.executable).parent / "drivegpt")]  # the console script of this environment
 
 
-def variant_config(base: dict[str, Any], variant: str, seed: int, select: int = 0) -> dict[str, Any]:
-    """The base pretrain config with the variant's action hiding, the training seed and (``select`` > 0)
-    closed-loop model selection on that many validation episodes of HighwayDense."""
+def variant_config(
+    base: dict[str, Any], variant: str, seed: int, select: int = 0, label_power: float = 0.0
+) -> dict[str, Any]:
+    """The base pretrain config with the variant's action hiding, the training seed, (``select`` > 0)
+    closed-loop model selection on that many validation episodes of HighwayDense and the label
+    weighting (``label_weight_power``)."""
     cfg = {**base, "model": dict(base["model"]), "seed": seed}
+    if label_power:
+        cfg["label_weight_power"] = label_power
     if select:
         cfg["select"] = {"env": "drivegpt/HighwayDense-v0", "episodes": select}
     if variant == "states":
@@ -63,12 +68,19 @@ def variant_config(base: dict[str, Any], variant: str, seed: int, select: int = 
 
 def run_one(args: argparse.Namespace, base: dict[str, Any], variant: str, seed: int) -> dict[str, Any]:
     """Pretrain and drive one (variant, seed), or read them where they are done."""
-    selected = f"-sel{args.select}" if args.select else ""
+    selected = (f"-sel{args.select}" if args.select else "") + (
+        f"-lw{args.label_weight_power}" if args.label_weight_power else ""
+    )
     name = f"{'states' if variant == 'states' else 'ad' + variant}{selected}-s{seed}"
     root = args.runs / name
     root.mkdir(parents=True, exist_ok=True)
     config = root / "pretrain.yaml"
-    write_text(config, yaml.safe_dump(variant_config(base, variant, seed, args.select), sort_keys=False))
+    write_text(
+        config,
+        yaml.safe_dump(
+            variant_config(base, variant, seed, args.select, args.label_weight_power), sort_keys=False
+        ),
+    )
     timing: dict[str, float] = {}
     if not (root / "pretrain" / "policy" / "policy.json").is_file():
         t = time.time()
@@ -175,6 +187,7 @@ def main() -> None:
     )
     ap.add_argument("--human", type=Path, default=None,
                     help="the human's metrics.json on the same seeds (a point on the plot)")  # fmt: skip
+    ap.add_argument("--label-weight-power", type=float, default=0.0, help="label_weight_power of every run")
     ap.add_argument("--env", default="drivegpt/HighwayDense-v0")
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=500)

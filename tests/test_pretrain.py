@@ -147,3 +147,16 @@ def test_closed_loop_selection_keeps_the_evaluation_that_collided_least(tiny_log
     args = ["pretrain", "--config", str(bad), "--data", str(tiny_logs), "--out", str(tmp_path / "b")]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "Merge-v0" in r.output and "drivegpt/HighwayDense-v0" in r.output
+
+
+def test_label_weights_by_hand():
+    """Shares 3/4 and 1/4: power 1 weighs them 4/3 and 4, scaled to mean 1 over the labels (2/3 and 2);
+    power 0.5: sqrt(4/3) and 2, scaled by their mean (3 sqrt(4/3) + 2) / 4; an unseen token weighs 0."""
+    targets = torch.tensor([0, 0, 0, 1])
+    torch.testing.assert_close(pt.label_weights(targets, 3, 1.0), torch.tensor([2 / 3, 2.0, 0.0]))
+    mean = (3 * (4 / 3) ** 0.5 + 2) / 4
+    expected = torch.tensor([(4 / 3) ** 0.5 / mean, 2 / mean, 0.0])
+    torch.testing.assert_close(pt.label_weights(targets, 3, 0.5), expected)
+    cfg = load_config(PretrainConfig, "configs/pretrain/tiny.yaml").to_dict()
+    with pytest.raises(ValueError, match="label_weight_power"):
+        PretrainConfig(**{**cfg, "label_weight_power": 1.5})

@@ -96,6 +96,10 @@ class PretrainConfig(FrozenConfig):
     """Use only this many training episodes (data-scaling studies)."""
     eval_every: int = Field(250, ge=1)
     """Evaluate, log and checkpoint every this many steps."""
+    label_weight_power: float = Field(0.0, ge=0, le=1)
+    """Weight of each label token in the loss: (its share of the training labels)^-power, scaled so
+    the mean weight over the training labels is 1. 0: every step alike; 0.5 or 1 count the rare
+    decisions (hard braking) more, which plain imitation under-learns."""
     select: SelectConfig | None = None
     """Keep in ``policy/`` the evaluation whose policy collided in the fewest ``select`` episodes
     (ties: lower validation cross-entropy); None: the lowest validation cross-entropy."""
@@ -167,8 +171,19 @@ def drop_actions(actions: torch.Tensor, p: float, gen: torch.Generator, mask_tok
     return torch.where(drop, torch.full_like(actions, mask_token), actions)
 
 
+def label_weights(targets: torch.Tensor, vocab: int, power: float) -> torch.Tensor:
+    """(vocab,) loss weight per label token: share^-power, mean 1 over ``targets`` (unseen tokens: 0)."""
+    counts = torch.bincount(targets.flatten(), minlength=vocab).double()  # (vocab,)
+    w = torch.where(counts > 0, (counts / counts.sum()).pow(-power), 0.0)
+    return (w / ((w * counts).sum() / counts.sum())).float()
+
+
 def train_step(
-    model: torch.nn.Module, batch: WindowBatch, inputs: torch.Tensor, ctx: DistContext
+    model: torch.nn.Module,
+    batch: WindowBatch,
+    inputs: torch.Tensor,
+    ctx: DistContext,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Forward + backward of this rank's slice of the global batch; returns the global mean loss.
 
@@ -180,6 +195,8 @@ def train_step(
     local, local_inputs = shard_batch(batch, ctx), shard(inputs, ctx)
     logits = model(local.obs, local_inputs)  # (b, K, vocab), b = B / world_size
     ce = F.cross_entropy(logits.flatten(0, 1), local.targets.flatten(), reduction="none")  # (b*K,)
+    if weights is not None:  # label_weight_power > 0
+        ce = ce * weights.to(ce.device)[local.targets.flatten()]
     loss = (ce * local.mask.flatten().float()).sum() / count
     (loss * ctx.world_size).backward()
     return all_sum(loss.detach(), ctx)
@@ -216,6 +233,11 @@ def pretrain(
     val = StepTable.from_logs(ds, val_eps, tok, norm)
     val_raw = np.concatenate([ep.decisions for ep in ds.episodes(val_eps)]) if kind == "continuous" else None
 
+    weights = (
+        label_weights(train.targets, tok.vocab_size, cfg.label_weight_power)
+        if cfg.label_weight_power
+        else None
+    )
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     mcfg = DriveGPTConfig(vocab_size=tok.vocab_size, **cfg.model.to_dict())
     model = DriveGPT(mcfg).to(ctx.device)
@@ -288,7 +310,7 @@ def pretrain(
         batch = train.sample(cfg.batch_size, mcfg.context, gen)  # (B, K, ...) global batch
         inputs = drop_actions(batch.actions, cfg.action_dropout, gen, model.mask_token)
         opt.zero_grad(set_to_none=True)
-        loss = train_step(ddp, batch, inputs, ctx)
+        loss = train_step(ddp, batch, inputs, ctx, weights)
         if not torch.isfinite(loss):  # the same verdict on every rank: the loss is all-reduced
             raise TrainingError(
                 f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
