@@ -238,9 +238,12 @@ def main() -> None:
         f"{load1[0]:.2f} at the end. Over the {len(rows)} policies, Spearman's rank correlation of mean "
         f"speed and collision rate is {rho:.2f}."
     )
-    write_markdown(
-        args.out / "results.md", "Copycat imitation: past actions hidden in training", note, head, table
-    )
+    title = "Copycat imitation: past actions hidden in training"
+    if args.select:
+        title += f", closed-loop selection on {args.select} validation episodes"
+    if args.label_weight_power:
+        title += f", labels weighted by share^-{args.label_weight_power}"
+    write_markdown(args.out / "results.md", title, note, head, table)
 
 
 if __name__ == "__main__":
