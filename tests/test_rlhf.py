@@ -339,7 +339,7 @@ def test_training_commands_take_drivegpt_specs_and_refuse_other_drivers(tmp_path
     ``drivegpt:RUN``) or a run directory; a driver that is not a DriveGPT fails in one line."""
     run = tmp_path / "run"
     (run / "policy").mkdir(parents=True)
-    assert drivegpt_dir("drivegpt") == SHIPPED_CHECKPOINT
+    assert drivegpt_dir("drivegpt") == drivegpt_dir("drivegpt:") == SHIPPED_CHECKPOINT
     assert drivegpt_dir("drivegpt-rlhf") == RLHF_CHECKPOINT
     assert drivegpt_dir(f"drivegpt:{run}") == drivegpt_dir(run) == run / "policy"
     assert drivegpt_dir(run / "policy") == run / "policy"

@@ -96,7 +96,7 @@ def drivegpt_dir(spec: str | Path) -> Path:
         return RLHF_CHECKPOINT
     kind, sep, arg = text.partition(":")
     if sep and kind == "drivegpt":
-        return policy_dir(arg)
+        return policy_dir(arg) if arg else SHIPPED_CHECKPOINT
     if (sep and kind in POLICY_KINDS) or text in POLICY_KINDS:
         raise UserError(
             f"{text}: not a DriveGPT policy; name drivegpt, drivegpt-rlhf, drivegpt:RUN_DIR or a run dir"
