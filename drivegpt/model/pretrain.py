@@ -98,8 +98,8 @@ class PretrainConfig(FrozenConfig):
     """Evaluate, log and checkpoint every this many steps."""
     label_weight_power: float = Field(0.0, ge=0, le=1)
     """Weight of each label token in the loss: (its share of the training labels)^-power, scaled so
-    the mean weight over the training labels is 1. 0: every step alike; 0.5 or 1 count the rare
-    decisions (hard braking) more, which plain imitation under-learns."""
+    the mean weight over the training labels is 1. 0: every step alike; 0.5 or 1 count the rarer
+    decisions (hard braking) more."""
     select: SelectConfig | None = None
     """Keep in ``policy/`` the evaluation whose policy collided in the fewest ``select`` episodes
     (ties: lower validation cross-entropy); None: the lowest validation cross-entropy."""
