@@ -30,11 +30,10 @@ import torch
 from drivegpt.core.atomic import write_text
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim import batched
+from drivegpt.sim.batched.config import LENGTH  # [m] bumper gap = centre distance - LENGTH
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.human import Personality
 from drivegpt_envs.actions import decode_accel_lane
-
-LENGTH = 5.0  # [m] vehicle length: bumper gap = centre distance - LENGTH
 
 
 def accel_of(tokens: np.ndarray) -> np.ndarray:

@@ -196,7 +196,7 @@ def train_step(
     logits = model(local.obs, local_inputs)  # (b, K, vocab), b = B / world_size
     ce = F.cross_entropy(logits.flatten(0, 1), local.targets.flatten(), reduction="none")  # (b*K,)
     if weights is not None:  # label_weight_power > 0
-        ce = ce * weights.to(ce.device)[local.targets.flatten()]
+        ce = ce * weights[local.targets.flatten()]
     loss = (ce * local.mask.flatten().float()).sum() / count
     (loss * ctx.world_size).backward()
     return all_sum(loss.detach(), ctx)
@@ -234,7 +234,7 @@ def pretrain(
     val_raw = np.concatenate([ep.decisions for ep in ds.episodes(val_eps)]) if kind == "continuous" else None
 
     weights = (
-        label_weights(train.targets, tok.vocab_size, cfg.label_weight_power)
+        label_weights(train.targets, tok.vocab_size, cfg.label_weight_power).to(ctx.device)
         if cfg.label_weight_power
         else None
     )

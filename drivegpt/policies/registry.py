@@ -115,14 +115,10 @@ def load_policy(spec: str, action: str = DEFAULT_ACTION) -> DrivePolicy:
         driver: Any = HumanDriver(ranges=PersonalityRanges())
     elif kind == "idm":
         driver = StockIDMDriver()
-    elif kind == "drivegpt":
+    elif kind == "drivegpt" or (kind == "drivegpt-rlhf" and not arg):
         from drivegpt.model.policy import DriveGPTPolicy
 
-        return DriveGPTPolicy.load(arg or SHIPPED_CHECKPOINT)
-    elif kind == "drivegpt-rlhf" and not arg:
-        from drivegpt.model.policy import DriveGPTPolicy
-
-        return DriveGPTPolicy.load(RLHF_CHECKPOINT)
+        return DriveGPTPolicy.load(drivegpt_dir(spec))
     elif kind == "constant":
         return ConstantPolicy(arg)
     elif kind in ("sb3-dqn", "sb3-ppo"):

@@ -42,10 +42,10 @@ from tqdm import tqdm
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
-from drivegpt.core.rundir import policy_dir
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_trainer, save_policy, save_trainer
 from drivegpt.model.policy import DriveGPTPolicy
+from drivegpt.policies.registry import drivegpt_dir
 from drivegpt.rlhf.ppo import ValueHead, ppo_update
 from drivegpt.rlhf.preferences import kl_to_reference
 from drivegpt.sim import batched
@@ -266,15 +266,7 @@ def lagrange_step(lam: float, rate: float, limit: float, lr: float) -> float:
 
 
 def _load(spec: str) -> DriveGPTPolicy:
-    from drivegpt.policies.registry import load_policy
-
-    if (policy_dir(spec) / "policy.json").is_file():  # a run or policy directory
-        spec = f"drivegpt:{spec}"
-    pol = load_policy(spec)
-    if not isinstance(pol, DriveGPTPolicy):
-        raise UserError(
-            f"{spec}: PPO fine-tunes a DriveGPT policy (drivegpt, drivegpt-rlhf or a run directory)"
-        )
+    pol = DriveGPTPolicy.load(drivegpt_dir(spec))
     if pol.action_kind != "accel":
         raise UserError(f"{spec}: a {pol.action_kind!r} policy; the batched safety driver drives accel only")
     return pol
