@@ -336,7 +336,7 @@ def test_correlated_noise_matches_human_driver_and_is_ar1_by_hand() -> None:
 def test_collect_drives_the_correlated_noise_on_either_simulator(tmp_path, sim) -> None:
     """``noise_correlation`` reaches the driver: with the same seeds and personalities the executed
     tokens change, the first decision (the label, before any noise acted) does not."""
-    from drivegpt.core.config import load_config
+    from drivegpt.core.config import ConfigError, load_config
     from drivegpt.data.collect import CollectConfig, collect
     from drivegpt.data.logs import load_logs
 
@@ -354,3 +354,6 @@ def test_collect_drives_the_correlated_noise_on_either_simulator(tmp_path, sim) 
     assert any(not np.array_equal(a.actions, b.actions) for a, b in zip(logs[0.0], logs[0.9], strict=True))
     for a, b in zip(logs[0.0], logs[0.9], strict=True):
         assert a.decisions[0] == b.decisions[0] and a.meta["personality"] == b.meta["personality"]
+    (tmp_path / "bad.yaml").write_text(text + "noise_correlation: 1.0\n")
+    with pytest.raises(ConfigError, match="noise_correlation"):
+        load_config(CollectConfig, tmp_path / "bad.yaml")
