@@ -333,9 +333,9 @@ def test_correlated_noise_matches_human_driver_and_is_ar1_by_hand() -> None:
 
 
 @pytest.mark.parametrize("sim", ["batched", "highway-env"])
-def test_collect_drives_the_correlated_noise_on_either_simulator(tmp_path, sim) -> None:
-    """``noise_correlation`` reaches the driver: with the same seeds and personalities the executed
-    tokens change, the first decision (the label, before any noise acted) does not."""
+def test_collect_drives_the_noise_injection_on_either_simulator(tmp_path, sim) -> None:
+    """``noise_correlation`` and ``lapses`` reach the driver: with the same seeds and personalities the
+    executed tokens change, the first decision (the label, before any noise acted) does not."""
     from drivegpt.core.config import ConfigError, load_config
     from drivegpt.data.collect import CollectConfig, collect
     from drivegpt.data.logs import load_logs
@@ -346,14 +346,85 @@ def test_collect_drives_the_correlated_noise_on_either_simulator(tmp_path, sim) 
         "scenarios:\n  - {env_id: drivegpt/Highway-v0, config: {duration: 3}}\n"
     )
     logs = {}
-    for rho in (0.0, 0.9):
-        (tmp_path / f"{rho}.yaml").write_text(text + f"noise_correlation: {rho}\n")
-        cfg = load_config(CollectConfig, tmp_path / f"{rho}.yaml")
-        collect(cfg, tmp_path / str(rho), progress=False)
-        logs[rho] = list(load_logs(tmp_path / str(rho)).episodes())
-    assert any(not np.array_equal(a.actions, b.actions) for a, b in zip(logs[0.0], logs[0.9], strict=True))
-    for a, b in zip(logs[0.0], logs[0.9], strict=True):
-        assert a.decisions[0] == b.decisions[0] and a.meta["personality"] == b.meta["personality"]
-    (tmp_path / "bad.yaml").write_text(text + "noise_correlation: 1.0\n")
-    with pytest.raises(ConfigError, match="noise_correlation"):
-        load_config(CollectConfig, tmp_path / "bad.yaml")
+    variants = {
+        "white": "",
+        "ar": "noise_correlation: 0.9\n",
+        "lapses": "lapses: {rate: 2.0, seconds: [1, 2]}\n",
+    }
+    for name, extra in variants.items():
+        (tmp_path / f"{name}.yaml").write_text(text + extra)
+        cfg = load_config(CollectConfig, tmp_path / f"{name}.yaml")
+        collect(cfg, tmp_path / name, progress=False)
+        logs[name] = list(load_logs(tmp_path / name).episodes())
+    for name in ("ar", "lapses"):
+        pairs = list(zip(logs["white"], logs[name], strict=True))
+        assert any(not np.array_equal(a.actions, b.actions) for a, b in pairs), name
+        for a, b in pairs:
+            assert a.decisions[0] == b.decisions[0] and a.meta["personality"] == b.meta["personality"]
+    for bad, key in (
+        ("noise_correlation: 1.0\n", "noise_correlation"),
+        ("lapses: {rate: 1, seconds: [2, 1]}\n", "lapses"),
+    ):
+        (tmp_path / "bad.yaml").write_text(text + bad)
+        with pytest.raises(ConfigError, match=key):
+            load_config(CollectConfig, tmp_path / "bad.yaml")
+
+
+def test_lapse_schedule_by_hand() -> None:
+    """A lapse starts where the seed's uniform draw falls below 1 - exp(-rate dt) and lasts its drawn
+    length in whole decisions; rate 0 has none; the schedule depends on the seed only."""
+    from drivegpt.sim.human import LAPSE_STEPS, LAPSE_STREAM, Lapses
+
+    lapses = Lapses(rate=0.5, seconds=(1.0, 2.0))
+    got = lapses.schedule(11, 0.2)
+    rng = np.random.default_rng([11, LAPSE_STREAM])
+    start, length = rng.random(LAPSE_STEPS), rng.uniform(1.0, 2.0, LAPSE_STEPS)
+    want, t = np.zeros(LAPSE_STEPS, bool), 0
+    while t < LAPSE_STEPS:
+        if start[t] < 1 - math.exp(-0.5 * 0.2):
+            n = round(length[t] / 0.2)
+            assert 5 <= n <= 10  # 1-2 s of 0.2 s decisions
+            want[t : t + n], t = True, t + n
+        else:
+            t += 1
+    np.testing.assert_array_equal(got, want)
+    assert 0 < got.mean() < 1
+    np.testing.assert_array_equal(lapses.schedule(11, 0.2), got)
+    assert not Lapses().schedule(11, 0.2).any()
+    # the share of decisions in a lapse: rate x mean length / (1 + rate x mean length) for a renewal process
+    share = np.mean([Lapses(rate=0.2, seconds=(1.0, 2.0)).schedule(s, 0.2).mean() for s in range(400)])
+    assert share == pytest.approx(0.3 / 1.3, abs=0.03)
+    with pytest.raises(ValueError, match="lapses.seconds"):
+        Lapses(rate=0.1, seconds=(2.0, 1.0))
+
+
+def test_lapses_match_human_driver_and_hold_the_executed_acceleration() -> None:
+    """During a lapse both humans execute the acceleration they executed just before, token for token,
+    while the clean decision keeps following the traffic."""
+    from drivegpt.sim.human import Lapses
+
+    lapses = Lapses(rate=1.0, seconds=(1.0, 1.6))
+    noisy = Personality(action_noise=0.1, reaction_delay=0.0)
+    seed = 3
+    env = make_env(ENV, "accel")
+    env.reset(seed=seed)
+    human = HumanDriver(personality=noisy, lapses=lapses)
+    human.reset(seed, env)
+    first = batched.from_highway_env([env])
+    twin = BatchedHuman(first.config, personality=noisy, lapses=lapses)
+    twin.reset([seed], first)
+    schedule = twin.lapsed[0].tolist()
+    assert schedule == human.lapsed.tolist() and any(schedule[1:25])
+    executed = []
+    for t in range(25):
+        token = int(twin.act(batched.from_highway_env([env]))[0])
+        action = human.act()
+        assert token == int(action) and int(twin.decision[0]) == int(human.decision)
+        if t and schedule[t]:
+            assert human.executed == executed[-1]  # the foot stays where it was
+        executed.append(human.executed)
+        _, _, terminated, truncated, _ = env.step(action)
+        assert not (terminated or truncated)
+    env.close()
+    held = [t for t in range(1, 25) if schedule[t]]
+    assert len({executed[t] for t in held}) < len(held)  # held values repeat

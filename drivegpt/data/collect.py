@@ -23,7 +23,7 @@ from drivegpt.data.logs import write_logs
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import SUPPORTED_ACTIONS as BATCHED_HUMAN_ACTIONS
 from drivegpt.sim.batched.human import BatchedHuman, Personalities
-from drivegpt.sim.human import HumanDriver, PersonalityRanges
+from drivegpt.sim.human import HumanDriver, Lapses, PersonalityRanges
 from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, Simulator, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 
@@ -59,6 +59,10 @@ class CollectConfig(FrozenConfig):
     """``accel``: correlation of the driver's acceleration noise from one decision to the next (AR(1);
     0: white noise). With a large ``personality.action_noise`` it pushes the driver off its usual path
     for seconds at a time, while the logged label stays its clean decision (noise injection, DART)."""
+    lapses: Lapses = Lapses()
+    """``accel``: moments of inattention (``rate`` [1/s], ``seconds`` [s]) during which the driver's
+    executed acceleration stays what it was, while the logged label stays its clean decision (noise
+    injection aimed at late braking). The default ``rate`` 0 has none."""
     sim: Literal["auto", "highway-env", "batched"] = "auto"
     """Simulator: ``auto`` drives each scenario on the batched simulator where it has the road, the
     config and a human for the action interface (``accel``), and on highway-env otherwise;
@@ -75,6 +79,7 @@ class CollectJob(NamedTuple):
     ranges: dict[str, Any]
     scenario: int
     noise_correlation: float = 0.0
+    lapses: dict[str, Any] | None = None
 
 
 _ENVS: dict[str, Any] = {}  # per-process env cache: building a highway env costs ~50 ms
@@ -89,7 +94,11 @@ def _env(env_id: str, action: str, overrides: dict[str, Any]) -> Any:
 
 def collect_one(job: CollectJob) -> Episode:
     """Drive one human episode (runs in a worker process)."""
-    driver = HumanDriver(ranges=PersonalityRanges(**job.ranges), noise_correlation=job.noise_correlation)
+    driver = HumanDriver(
+        ranges=PersonalityRanges(**job.ranges),
+        noise_correlation=job.noise_correlation,
+        lapses=Lapses(**(job.lapses or {})),
+    )
     episode = run_episode(_env(job.env_id, job.action, job.overrides), driver, job.seed)
     episode.meta = {
         "seed": job.seed,
@@ -113,7 +122,16 @@ def plan_jobs(cfg: CollectConfig) -> list[CollectJob]:
         sc = cfg.scenarios[k]
         ranges = cfg.personality.to_dict()
         jobs.append(
-            CollectJob(seed, sc.env_id, cfg.action, dict(sc.config), ranges, k, cfg.noise_correlation)
+            CollectJob(
+                seed,
+                sc.env_id,
+                cfg.action,
+                dict(sc.config),
+                ranges,
+                k,
+                cfg.noise_correlation,
+                cfg.lapses.to_dict(),
+            )
         )
     return jobs
 
@@ -179,7 +197,8 @@ def collect(
             chunk = mine[lo : lo + cfg.batch]
             assert config is not None  # collect_simulators chose the batched simulator for it
             episodes |= {
-                ep.seed: ep for ep in _drive_batch(config, chunk, cfg.personality, cfg.noise_correlation)
+                ep.seed: ep
+                for ep in _drive_batch(config, chunk, cfg.personality, cfg.noise_correlation, cfg.lapses)
             }
             bar.update(len(chunk))
     bar.close()
@@ -199,13 +218,14 @@ def _drive_batch(
     jobs: list[CollectJob],
     ranges: PersonalityRanges,
     noise_correlation: float = 0.0,
+    lapses: Lapses | None = None,
 ) -> list[Episode]:
     """Drive the episodes of ``jobs`` (one scenario) together to the end of the longest one."""
     seeds = [j.seed for j in jobs]
     state = batched.reset(seeds, config)
-    human = BatchedHuman(
-        config, ranges=ranges, noise_correlation=noise_correlation
-    )  # refuses meta / continuous
+    human = BatchedHuman(  # refuses meta / continuous
+        config, ranges=ranges, noise_correlation=noise_correlation, lapses=lapses
+    )
     human.reset(seeds, state)
     obs, states = [batched.observe(state)], [_ego_state(state)]  # (B, V, F), key -> (B,)
     actions, decisions, rewards, terms, truncs = [], [], [], [], []

@@ -13,7 +13,7 @@ token for token:
   toward the MOBIL target lane, normalised to the env's [-1, 1] ranges.
 
 Reaction delay queues each decision for ``reaction_delay`` seconds (rounded to policy steps); action
-noise perturbs it.
+noise perturbs it, and (``accel``, opt-in) moments of inattention (``Lapses``) hold it.
 Everything random comes from one generator seeded at ``reset``: same seed and personality give the
 same episode, exactly.
 """
@@ -29,7 +29,7 @@ import numpy as np
 from highway_env import utils
 from highway_env.envs.common.action import ContinuousAction, DiscreteMetaAction
 from highway_env.vehicle.behavior import IDMVehicle
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from drivegpt.core.config import FrozenConfig
 from drivegpt.sim.geometry import bumper_gap, closing_speed
@@ -48,6 +48,8 @@ LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
 
 Range = tuple[float, float]
+LAPSE_STREAM = 0x4C4150  #: the lapse schedule's second seed word ("LAP"): a generator of its own
+LAPSE_STEPS = 256  #: [steps] decisions per lapse schedule (30 s at 5 Hz is 150); it repeats beyond
 
 
 class Personality(FrozenConfig):
@@ -104,6 +106,47 @@ class PersonalityRanges(FrozenConfig):
         return Personality(**values)
 
 
+class Lapses(FrozenConfig):
+    """Moments of inattention (``accel``): for a few seconds the driver's foot stays where it was.
+
+    During a lapse the acceleration the driver executes is the one it executed just before, whatever
+    happens ahead; its clean decision (the imitation label) is unaffected. Noise injection of the DART
+    kind aimed at the states imitation fails in: closing on a slower car unnoticed, then braking hard.
+    The schedule of episode ``seed`` comes from its own generator, so it is the same on both simulators
+    and adding lapses changes no other draw."""
+
+    rate: float = Field(0.0, ge=0)
+    """[1/s] how often a lapse starts while the driver is attentive (0: never)."""
+    seconds: Range = (1.0, 2.5)
+    """[s] how long a lapse lasts, uniform in this range (rounded to whole decisions, at least one)."""
+
+    @field_validator("seconds")
+    @classmethod
+    def _positive_range(cls, seconds: Range) -> Range:
+        if not 0 < seconds[0] <= seconds[1]:
+            raise ValueError(f"lapses.seconds must be [lo, hi] with 0 < lo <= hi, got {list(seconds)}")
+        return seconds
+
+    def schedule(self, seed: int, dt: float) -> np.ndarray:
+        """(LAPSE_STEPS,) bool: which decisions of episode ``seed``, ``dt`` [s] apart, fall in a lapse."""
+        lo, hi = self.seconds
+        out = np.zeros(LAPSE_STEPS, bool)
+        if self.rate == 0:
+            return out
+        rng = np.random.default_rng([int(seed), LAPSE_STREAM])
+        start, length = rng.random(LAPSE_STEPS), rng.uniform(lo, hi, LAPSE_STEPS)  # (T,), (T,) [s]
+        p_start = 1.0 - math.exp(-self.rate * dt)  # a Poisson process of starts, per decision
+        t = 0
+        while t < LAPSE_STEPS:
+            if start[t] < p_start:
+                steps = max(1, round(length[t] / dt))
+                out[t : t + steps] = True
+                t += steps
+            else:
+                t += 1
+        return out
+
+
 def idm_acceleration(
     speed: float, desired_speed: float, gap: float | None, closing_speed: float, p: Personality
 ) -> float:
@@ -134,12 +177,14 @@ class HumanDriver:
         personality: Personality | None = None,
         ranges: PersonalityRanges | None = None,
         noise_correlation: float = 0.0,
+        lapses: Lapses | None = None,
     ):
         if not 0.0 <= noise_correlation < 1.0:
             raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
         self.fixed_personality = personality
         self.ranges = ranges or PersonalityRanges()
         self.noise_correlation = noise_correlation  # accel: AR(1) coefficient of the noise, per decision
+        self.lapses = lapses or Lapses()  # accel: moments of inattention
         self.personality: Personality = personality or Personality()
         self.env: Any = None
         self.rng = np.random.default_rng(0)
@@ -171,6 +216,9 @@ class HumanDriver:
         self.queue = deque([0.0 if self.accel else neutral] * delay)  # accel: accelerations [m/s²]
         self.primed = False
         self.noise_state = 0.0  # accel with noise_correlation > 0: the AR(1) noise of the last decision
+        self.lapsed = self.lapses.schedule(seed, 1.0 / self.env.config["policy_frequency"])  # (T,) bool
+        self.t = 0  # decisions made
+        self.executed = 0.0  # [m/s²] accel: the newest acceleration in the queue
 
     def act(self, observation: Any = None) -> Any:
         """Decide now, execute ``reaction_delay`` steps later, with action noise.
@@ -189,9 +237,12 @@ class HumanDriver:
                 z = self.rng.standard_normal()
                 self.noise_state = rho * self.noise_state + math.sqrt(1 - rho * rho) * z if self.primed else z
                 acc = self.acc + std * self.noise_state
+            if self.primed and self.lapsed[self.t % LAPSE_STEPS]:  # inattentive: the foot stays
+                acc = self.executed
             if not self.primed:  # the driver was already driving before the episode began
                 self.queue, self.primed = deque([acc] * len(self.queue)), True
             self.queue.append(acc)
+            self.executed, self.t = acc, self.t + 1  # [m/s²] the newest acceleration in the queue
             return self._token(self.queue.popleft(), self.intent)
         self.queue.append(self._noisy(self.decision))
         return self.queue.popleft()

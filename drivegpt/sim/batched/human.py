@@ -12,7 +12,8 @@ What matches ``HumanDriver`` (``tests/test_batched_human.py``):
   episode never depends on the batch size B;
 * the noise: ``HumanDriver`` draws one normal per step from that same generator; here the whole
   sequence is drawn at ``reset`` (``NOISE_STEPS`` per episode, repeated beyond), so the executed
-  tokens equal ``HumanDriver``'s on the same states;
+  tokens equal ``HumanDriver``'s on the same states; likewise its AR(1) form (``noise_correlation``)
+  and its moments of inattention (``Lapses``: the same schedule per seed);
 * the clean decision (``decision``): the same IDM, neighbour search, MOBIL rules (side lanes left
   first, ties to the left, the 80 m lane-end rule, the gap and safety criteria) and lane-change timer.
 
@@ -37,7 +38,7 @@ from drivegpt.sim.batched.config import LENGTH, ROAD_LENGTH, SimConfig
 from drivegpt.sim.batched.idm import Kin, KinTable
 from drivegpt.sim.batched.road import neighbours, reachable
 from drivegpt.sim.batched.state import BatchState
-from drivegpt.sim.human import HumanDriver, Personality, PersonalityRanges
+from drivegpt.sim.human import LAPSE_STEPS, HumanDriver, Lapses, Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS, KEEP, LANE_INTENTS, LEFT, RIGHT
 
 SEED_STREAM = 0x48554D  #: ``HumanDriver.reset``'s second seed word ("HUM"): the human's own generator
@@ -116,10 +117,12 @@ class BatchedHuman:
         ranges: PersonalityRanges | None = None,
         personality: Personality | None = None,
         noise_correlation: float = 0.0,
+        lapses: Lapses | None = None,
     ) -> None:
         if not 0.0 <= noise_correlation < 1.0:
             raise ValueError(f"noise_correlation must be in [0, 1), got {noise_correlation}")
         self.noise_correlation = noise_correlation  # AR(1) coefficient of the noise, as HumanDriver's
+        self.lapses = lapses or Lapses()  # moments of inattention, as HumanDriver's
         if config.action not in SUPPORTED_ACTIONS:
             raise UnsupportedHumanInterface(
                 f"the batched human drives the {', '.join(SUPPORTED_ACTIONS)} interface only, not "
@@ -164,6 +167,12 @@ class BatchedHuman:
         self.since_lane_change = torch.zeros(len(seeds), dtype=dt, device=dev)  # (B,) [s]
         self.decision = torch.zeros(len(seeds), dtype=torch.long, device=dev)
         self.noise_state = torch.zeros(len(seeds), dtype=dt, device=dev)  # (B,) AR(1) noise of the last act
+        lapsed = (
+            np.stack([self.lapses.schedule(s, self.dt) for s in seeds])
+            if seeds
+            else np.zeros((0, LAPSE_STEPS))
+        )
+        self.lapsed = torch.as_tensor(lapsed, dtype=torch.bool, device=dev)  # (B, LAPSE_STEPS)
 
     _TENSORS = (
         "noise",
@@ -175,6 +184,7 @@ class BatchedHuman:
         "since_lane_change",
         "decision",
         "noise_state",
+        "lapsed",
     )
 
     def _with(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> BatchedHuman:
@@ -239,6 +249,9 @@ class BatchedHuman:
             ar = rho * self.noise_state + math.sqrt(1 - rho * rho) * z  # (B,)
             self.noise_state = torch.where(self.primed, ar, z)
             noisy = acc + std * self.noise_state  # (B,) [m/s²]
+        if self.lapses.rate > 0:  # inattentive: the foot stays where it was (the newest history entry)
+            lapsed = self.lapsed.gather(1, (self.t % LAPSE_STEPS).unsqueeze(1)).squeeze(1)  # (B,)
+            noisy = torch.where(lapsed & self.primed, self.history[:, -1], noisy)
         shifted = torch.cat([self.history[:, 1:], noisy.unsqueeze(1)], dim=1)
         self.history = torch.where(self.primed.unsqueeze(1), shifted, noisy.unsqueeze(1).expand_as(shifted))
         self.primed = torch.ones_like(self.primed)
