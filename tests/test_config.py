@@ -58,6 +58,12 @@ def test_configs_in_repo_load_with_every_setting_they_write() -> None:
     for path in paths:
         written = yaml.safe_load(path.read_text())
         assert holds(load_config(CollectConfig, path).to_dict(), written), path
+    from drivegpt.model.pretrain import PretrainConfig
+
+    pretrain = sorted(Path("configs/pretrain").glob("*.yaml"))
+    assert {p.stem for p in pretrain} >= {"tiny", "accel-small", "accel-memoryless"}
+    for path in pretrain:
+        assert holds(load_config(PretrainConfig, path).to_dict(), yaml.safe_load(path.read_text())), path
     assert not holds({"episodes": 4, "seed": 0}, {"episodes": 5})  # the check itself can fail
     assert not holds({"scenarios": [{"weight": 1}]}, {"scenarios": [{"weight": 1}, {"weight": 2}]})
 
