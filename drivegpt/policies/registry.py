@@ -2,6 +2,7 @@
 
 Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
 ``drivegpt-rlhf`` (the shipped checkpoint refined by the loop: DAgger on the human's labels),
+``drivegpt-memoryless`` (imitation alone: a one-step DriveGPT trained on noise-injected logs),
 ``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
 ``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
 loads a user's own SB3 zip: SB3 zips contain pickled objects, so only load files you trust.
@@ -30,6 +31,7 @@ POLICY_KINDS: dict[str, str] = {
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
     "drivegpt-rlhf": "DriveGPT refined by the loop (DAgger on the human's labels), shipped with the package",
+    "drivegpt-memoryless": "DriveGPT by imitation alone (one step of context, noise-injected logs), shipped",
     "constant": "always the same action: `constant:-3,keep` (accel [m/s²], lane intent), `constant:FASTER` "
     "(meta-action) or `constant:0.5,0` (continuous acc,steer)",
     "sb3-dqn": "a stable-baselines3 DQN: `sb3-dqn:RUN` (`baseline train`) or a trusted `PATH.zip`",
@@ -46,6 +48,15 @@ SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
 #: the shipped checkpoint after the flywheel (6 DAgger rounds on the batched simulator; its README.md
 #: holds the command that reproduces it): the spec ``drivegpt-rlhf``
 RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
+#: imitation alone: a DriveGPT with one step of context on human logs with correlated noise injected
+#: (its README.md holds the commands and figures): the spec ``drivegpt-memoryless``
+MEMORYLESS_CHECKPOINT = CHECKPOINTS / "drivegpt-memoryless"
+#: the specs that name a shipped checkpoint
+SHIPPED: dict[str, Path] = {
+    "drivegpt": SHIPPED_CHECKPOINT,
+    "drivegpt-rlhf": RLHF_CHECKPOINT,
+    "drivegpt-memoryless": MEMORYLESS_CHECKPOINT,
+}
 
 
 class SB3Policy:
@@ -86,20 +97,19 @@ class SB3Policy:
 
 
 def drivegpt_dir(spec: str | Path) -> Path:
-    """The policy directory a DriveGPT spec names: ``drivegpt`` and ``drivegpt-rlhf`` the shipped
-    checkpoints, ``drivegpt:PATH`` or a bare ``PATH`` a run or policy directory (what the training
-    commands start from). Other specs fail: only a DriveGPT can be fine-tuned."""
+    """The policy directory a DriveGPT spec names: ``drivegpt``, ``drivegpt-rlhf`` and
+    ``drivegpt-memoryless`` the shipped checkpoints, ``drivegpt:PATH`` or a bare ``PATH`` a run or
+    policy directory (what the training commands start from). Other specs fail: only a DriveGPT can be
+    fine-tuned."""
     text = str(spec)
-    if text == "drivegpt":
-        return SHIPPED_CHECKPOINT
-    if text == "drivegpt-rlhf":
-        return RLHF_CHECKPOINT
+    if text in SHIPPED:
+        return SHIPPED[text]
     kind, sep, arg = text.partition(":")
     if sep and kind == "drivegpt":
         return policy_dir(arg) if arg else SHIPPED_CHECKPOINT
     if (sep and kind in POLICY_KINDS) or text in POLICY_KINDS:
         raise UserError(
-            f"{text}: not a DriveGPT policy; name drivegpt, drivegpt-rlhf, drivegpt:RUN_DIR or a run dir"
+            f"{text}: not a DriveGPT policy; name {', '.join(SHIPPED)}, drivegpt:RUN_DIR or a run dir"
         )
     return policy_dir(text)
 
@@ -115,7 +125,7 @@ def load_policy(spec: str, action: str = DEFAULT_ACTION) -> DrivePolicy:
         driver: Any = HumanDriver(ranges=PersonalityRanges())
     elif kind == "idm":
         driver = StockIDMDriver()
-    elif kind == "drivegpt" or (kind == "drivegpt-rlhf" and not arg):
+    elif kind == "drivegpt" or (kind in SHIPPED and not arg):
         from drivegpt.model.policy import DriveGPTPolicy
 
         return DriveGPTPolicy.load(drivegpt_dir(spec))
@@ -137,13 +147,12 @@ def policy_action_kind(spec: str, default: str = DEFAULT_ACTION) -> str:
         return default
     if kind == "constant":
         return ConstantPolicy(spec.partition(":")[2]).action_kind
-    if kind in ("drivegpt", "drivegpt-rlhf"):  # read policy.json only: no model load in the parent process
+    if kind in SHIPPED:  # read policy.json only: no model load in the parent process
         import json
 
         from drivegpt.model.checkpoint import CheckpointError
 
-        arg = spec.partition(":")[2]
-        path = RLHF_CHECKPOINT if kind == "drivegpt-rlhf" else Path(arg or SHIPPED_CHECKPOINT)
+        path = drivegpt_dir(spec)
         meta = policy_dir(path) / "policy.json"
         if not meta.is_file():
             raise CheckpointError(f"{meta}: missing; re-run `drivegpt pretrain` or check the path")

@@ -14,8 +14,8 @@ token for token:
 
 Reaction delay queues each decision for ``reaction_delay`` seconds (rounded to policy steps); action
 noise perturbs it, and (``accel``, opt-in) moments of inattention (``Lapses``) hold it.
-Everything random comes from one generator seeded at ``reset``: same seed and personality give the
-same episode, exactly.
+Everything random comes from generators seeded at ``reset`` (the driver's own, and one for the lapse
+schedule): same seed and personality give the same episode, exactly.
 """
 
 from __future__ import annotations
