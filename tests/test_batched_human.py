@@ -421,8 +421,8 @@ def test_lapses_match_human_driver_and_hold_the_executed_acceleration() -> None:
         action = human.act()
         assert token == int(action) and int(twin.decision[0]) == int(human.decision)
         if t and schedule[t]:
-            assert human.executed == executed[-1]  # the foot stays where it was
-        executed.append(human.executed)
+            assert human.last_acc == executed[-1]  # the foot stays where it was
+        executed.append(human.last_acc)
         _, _, terminated, truncated, _ = env.step(action)
         assert not (terminated or truncated)
     env.close()

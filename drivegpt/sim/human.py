@@ -218,7 +218,7 @@ class HumanDriver:
         self.noise_state = 0.0  # accel with noise_correlation > 0: the AR(1) noise of the last decision
         self.lapsed = self.lapses.schedule(seed, 1.0 / self.env.config["policy_frequency"])  # (T,) bool
         self.t = 0  # decisions made
-        self.executed = 0.0  # [m/s²] accel: the newest acceleration in the queue
+        self.last_acc = 0.0  # [m/s²] accel: the newest acceleration in the queue
 
     def act(self, observation: Any = None) -> Any:
         """Decide now, execute ``reaction_delay`` steps later, with action noise.
@@ -238,11 +238,11 @@ class HumanDriver:
                 self.noise_state = rho * self.noise_state + math.sqrt(1 - rho * rho) * z if self.primed else z
                 acc = self.acc + std * self.noise_state
             if self.primed and self.lapsed[self.t % LAPSE_STEPS]:  # inattentive: the foot stays
-                acc = self.executed
+                acc = self.last_acc
             if not self.primed:  # the driver was already driving before the episode began
                 self.queue, self.primed = deque([acc] * len(self.queue)), True
             self.queue.append(acc)
-            self.executed, self.t = acc, self.t + 1  # [m/s²] the newest acceleration in the queue
+            self.last_acc, self.t = acc, self.t + 1  # [m/s²] the newest acceleration in the queue
             return self._token(self.queue.popleft(), self.intent)
         self.queue.append(self._noisy(self.decision))
         return self.queue.popleft()
