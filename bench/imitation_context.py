@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 from drivegpt.core.atomic import write_json
-from drivegpt.core.metrics import wilson_interval
+from drivegpt.eval.batched import drive_episodes
 from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt.sim import batched
-from drivegpt.sim.batched.drive import drive_batch
 from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,19 +74,14 @@ class Decoded:
 
 
 def drive(driver: Decoded, env: str, episodes: int, batch: int) -> dict[str, Any]:
-    config = batched.make_config(env, "accel")
-    crashes, distance, steps = 0, 0.0, 0
-    for lo in range(0, episodes, batch):
-        out = drive_batch(driver, config, list(range(1_000_000 + lo, 1_000_000 + min(episodes, lo + batch))))
-        crashes += int(out["crashed"].sum())
-        distance += float(out["distance_m"].sum())
-        steps += int(out["steps"].sum())
+    """The project's batched evaluation (``drivegpt drive --sim batched``'s figures) of ``driver``."""
+    m, per = drive_episodes(driver, batched.make_config(env, "accel"), episodes, batch=batch, progress=False)
     return {
         "episodes": episodes,
-        "collisions": crashes,
-        "collision_rate": crashes / episodes,
-        "collision_rate_ci": list(wilson_interval(crashes, episodes)),
-        "mean_speed_mps": distance / (steps / config.policy_frequency),
+        "collisions": int(per["crashed"].sum()),
+        "collision_rate": m["collision_rate"],
+        "collision_rate_ci": list(m["collision_rate_ci"]),
+        "mean_speed_mps": m["mean_speed_mps"],
     }
 
 

@@ -38,7 +38,7 @@ from drivegpt_envs.actions import decode_accel_lane
 
 def accel_of(tokens: np.ndarray) -> np.ndarray:
     """(B,) accel tokens -> (B,) accelerations [m/s²]."""
-    return np.array([decode_accel_lane(int(t))[0] for t in tokens], dtype=float)
+    return decode_accel_lane(tokens)[0]
 
 
 def front(s: batched.BatchState) -> tuple[torch.Tensor, torch.Tensor]:

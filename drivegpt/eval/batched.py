@@ -76,8 +76,23 @@ def evaluate_batched(
             f"{policy}: this driver reads highway-env's objects and has no batched port; "
             "use --sim highway-env (the batched simulator drives human, idm, drivegpt, sb3-* and constant:)"
         )
+    return drive_episodes(driver, config, episodes, seed, batch, progress, device, name=policy)
+
+
+def drive_episodes(
+    driver: Any,
+    config: batched.SimConfig,
+    episodes: int,
+    seed: int = 1_000_000,
+    batch: int = 1024,
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+    name: str = "policy",
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`evaluate_batched` for a driver already built (a DriveGPT driven another way, say):
+    ``episodes`` episodes of ``config`` in batches of ``batch``; the same metrics and arrays."""
     crashed, distance, steps, lane_changes, speeds = [], [], [], [], []
-    bar = tqdm(total=episodes, desc=f"drive {policy} (batched)", unit="ep", disable=not progress)
+    bar = tqdm(total=episodes, desc=f"drive {name} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
         out = drive_batch(driver, config, seeds, device)
