@@ -1,0 +1,165 @@
+"""Why a DriveGPT fails at a junction: its decisions against the alert human's, step by step.
+
+The policy drives ``--episodes`` held-out episodes (seeds from 1,000,000, the family's parameters
+drawn as the DAgger labelling draws them) of a junction family on highway-env, alone. At every
+step the alert human (the safety driver's model: no reaction delay, no noise) decides on the same
+state, as DAgger labels it. Per policy and ``--caution`` level it reports: the failures; the mean
+speed; how often the greedy acceleration is the human's; how often the human's label switches
+between braking (at most -2 m/s²) and driving on (at least +1.5 m/s²) from one step to the next;
+the policy's probability of braking where the human brakes and where it drives on; and the
+observation's normalisation range of ``y`` on this road (highway-env clips beyond it).
+
+``--caution T`` decodes cautiously: where the policy's probability of braking at least 2 m/s² is
+``T`` or more, it takes its most likely braking token instead of the greedy one (1 = greedy).
+
+    python bench/junction_decisions.py --policy drivegpt-rlhf --family intersection --episodes 100 \
+        --caution 1 0.3 0.25 --out bench/results/dagger_junctions/decisions.md
+
+Writes ``--out`` (Markdown) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from drivegpt.core.atomic import write_text
+from drivegpt.core.metrics import wilson_interval
+from drivegpt.policies.registry import DriveJob, policy_and_env
+from drivegpt.rlhf.dagger import PARAMS_STREAM
+from drivegpt.sim.rollout import parallel_map
+from drivegpt.takeover.monitor import safety_driver
+from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
+from drivegpt_envs.families import FAMILIES, family_class
+
+BRAKE, GO = -2.0, 1.5  # [m/s²] a label at most BRAKE brakes, at least GO drives on
+_ACC = np.repeat(np.asarray(ACCEL_BINS), len(LANE_INTENTS))  # (42,) token -> [m/s²]
+
+
+class Job(NamedTuple):
+    spec: str
+    family: str
+    seed: int
+    caution: float
+
+
+def drive(job: Job) -> dict[str, Any]:
+    """One episode: the policy drives (decoded with ``job.caution``), the alert human labels."""
+    cls, env_id = family_class(job.family), FAMILIES[job.family]
+    policy, env = policy_and_env(DriveJob(job.spec, env_id, "accel", job.seed))
+    params = cls.sample_params(np.random.default_rng([job.seed, PARAMS_STREAM]))
+    obs, _ = env.reset(seed=job.seed, options={"params": params})
+    policy.reset(seed=job.seed, env=env)
+    human = safety_driver()
+    human.reset(seed=job.seed, env=env)
+    braking = torch.from_numpy(_ACC <= BRAKE)  # (42,)
+    p_brake, label, chosen, speeds = [], [], [], []
+    while True:
+        human.act(obs)
+        with torch.inference_mode():
+            policy.push(np.asarray(obs)[None])
+            p = policy.model.head(policy.last_hidden())[0].softmax(-1)  # (42,)
+            pb = float(p[braking].sum())
+            token = int(p.argmax())
+            if pb >= job.caution:
+                token = int(torch.where(braking, p, 0.0).argmax())
+            policy.tokens[:, -1] = token
+        p_brake.append(pb)
+        label.append(_ACC[int(human.decision)])
+        chosen.append(_ACC[token])
+        obs, _, terminated, truncated, _ = env.step(policy.tokenizer.decode(np.array([token]))[0])
+        speeds.append(float(env.unwrapped.vehicle.speed))
+        if terminated or truncated:
+            break
+    y_range = env.unwrapped.observation_type.features_range["y"]
+    return {
+        "failed": bool(env.unwrapped.vehicle.crashed or not env.unwrapped.vehicle.on_road),
+        "speed": float(np.mean(speeds)),
+        "p_brake": np.asarray(p_brake),
+        "label": np.asarray(label),
+        "chosen": np.asarray(chosen),
+        "y_range": float(y_range[1]),
+    }
+
+
+def summary(spec: str, caution: float, eps: list[dict[str, Any]]) -> dict[str, Any]:
+    label = np.concatenate([e["label"] for e in eps])
+    chosen = np.concatenate([e["chosen"] for e in eps])
+    p_brake = np.concatenate([e["p_brake"] for e in eps])
+    flips = [
+        np.mean(
+            (e["label"][1:] <= BRAKE) & (e["label"][:-1] >= GO)
+            | (e["label"][1:] >= GO) & (e["label"][:-1] <= BRAKE)
+        )
+        for e in eps
+        if len(e["label"]) > 1
+    ]
+    failures = sum(e["failed"] for e in eps)
+    lo, hi = wilson_interval(failures, len(eps))
+    return {
+        "policy": spec,
+        "caution": caution,
+        "episodes": len(eps),
+        "failures": failures,
+        "rate": f"{failures / len(eps):.2f} [{lo:.2f}, {hi:.2f}]",
+        "speed": float(np.mean([e["speed"] for e in eps])),
+        "agreement": float(np.mean(chosen == label)),
+        "label_brakes": float(np.mean(label <= BRAKE)),
+        "label_flips": float(np.mean(flips)),
+        "p_brake_where_brake": float(p_brake[label <= BRAKE].mean()),
+        "p_brake_where_go": float(p_brake[label >= GO].mean()),
+        "y_range": eps[0]["y_range"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", action="append", required=True, help="policy spec (repeatable)")
+    ap.add_argument("--family", default="intersection", choices=["intersection", "roundabout"])
+    ap.add_argument("--episodes", type=int, default=100)
+    ap.add_argument("--caution", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    t0, load0 = time.time(), os.getloadavg()
+    seeds = range(1_000_000, 1_000_000 + args.episodes)
+    rows = []
+    for spec in args.policy:
+        for caution in args.caution:
+            jobs = [Job(spec, args.family, s, caution) for s in seeds]
+            eps = parallel_map(drive, jobs, args.workers, "local", f"{spec} caution {caution}", True)
+            rows.append(summary(spec, caution, eps))
+    head = (
+        "| policy | caution | failures [Wilson 95%] | mean speed [m/s] | greedy = human's label | "
+        "human brakes (≤ -2 m/s²) | human's label flips brake ↔ go per step | P(brake) where the human "
+        "brakes | P(brake) where it drives on (≥ +1.5) |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    body = "".join(
+        f"| `{r['policy']}` | {r['caution']:g} | {r['failures']}/{r['episodes']}: {r['rate']} "
+        f"| {r['speed']:.2f} | {r['agreement']:.3f} | {r['label_brakes']:.3f} | {r['label_flips']:.3f} | "
+        f"{r['p_brake_where_brake']:.2f} | {r['p_brake_where_go']:.2f} |\n"
+        for r in rows
+    )
+    text = (
+        f"`{args.family}`, {args.episodes} held-out episodes a row (seeds from 1,000,000), the policy "
+        f"alone on highway-env, the alert human labelling every step; the observation's `y` is "
+        f"normalised over "
+        f"±{rows[0]['y_range']:g} m on this road and clipped beyond.\n\n{head}{body}\n"
+        f"`python bench/junction_decisions.py {' '.join(sys.argv[1:] if argv is None else argv)}`: "
+        f"{time.time() - t0:.0f} s, load average {load0[0]:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end.\n"
+    )
+    write_text(args.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
