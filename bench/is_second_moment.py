@@ -261,14 +261,14 @@ def bound(sim, dist, out: Path, family: str, resims: int, boot: int, rel: float)
     t0, before = time.time(), load()
 
     def shares(idx: np.ndarray, n: int, first: int) -> np.ndarray:  # (len(idx), n) fails, fresh seeds
-        seed = first + np.arange(len(idx) * n)  # seeds no MC stream uses
+        seed = first + np.arange(len(idx) * n)  # seeds of no MC stream (stream * 10**7 + i) nor part
         return (np.asarray(sim(dist.to_params(np.repeat(z[idx], n, 0)), seed)) >= 1).reshape(len(idx), n)
 
     k = len(z)
-    fails, n = shares(np.arange(k), resims, 8 * 10**7).sum(1).astype(float), np.full(k, float(resims))
+    fails, n = shares(np.arange(k), resims, 5 * 10**8).sum(1).astype(float), np.full(k, float(resims))
     rare = np.flatnonzero(fails < 4)  # few failures in resims: h is small there, measure it closer
     if len(rare):
-        fails[rare] += shares(rare, 25 * resims, 9 * 10**7).sum(1)
+        fails[rare] += shares(rare, 25 * resims, 6 * 10**8).sum(1)
         n[rare] += 25 * resims
     h = np.maximum(fails, 0.5) / n  # (k,) share failing at each failure's point; 0 of n counted as 1/2
     p = k / draws  # the MC estimate of P
