@@ -31,8 +31,10 @@ import numpy as np
 import torch
 
 from drivegpt.core.atomic import write_text
+from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
-from drivegpt.policies.registry import DriveJob, policy_and_env
+from drivegpt.model.policy import DriveGPTPolicy
+from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
 from drivegpt.rlhf.dagger import PARAMS_STREAM
 from drivegpt.sim.rollout import parallel_map
 from drivegpt.takeover.monitor import safety_driver
@@ -128,6 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.episodes < 1 or args.workers < 1 or not all(0 < c <= 1 for c in args.caution):
+        ap.error("--episodes and --workers must be >= 1 and every --caution level in (0, 1]")
+    for spec in args.policy:  # the decisions are read from a DriveGPT's token distribution
+        try:
+            policy = load_policy(spec)
+        except UserError as err:
+            ap.error(str(err))
+        if not isinstance(policy, DriveGPTPolicy) or policy_action_kind(spec) != "accel":
+            ap.error(
+                f"--policy {spec}: not a DriveGPT with accel tokens (drivegpt, drivegpt-rlhf, drivegpt:RUN)"
+            )
     t0, load0 = time.time(), os.getloadavg()
     seeds = range(1_000_000, 1_000_000 + args.episodes)
     rows = []
