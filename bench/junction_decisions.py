@@ -62,7 +62,7 @@ def drive(job: Job) -> dict[str, Any]:
     human = safety_driver()
     human.reset(seed=job.seed, env=env)
     braking = torch.from_numpy(_ACC <= BRAKE)  # (42,)
-    p_brake, label, chosen, speeds = [], [], [], []
+    p_brake, label, chosen, speeds, off_road = [], [], [], [], False
     while True:
         human.act(obs)
         with torch.inference_mode():
@@ -78,11 +78,12 @@ def drive(job: Job) -> dict[str, Any]:
         chosen.append(_ACC[token])
         obs, _, terminated, truncated, _ = env.step(policy.tokenizer.decode(np.array([token]))[0])
         speeds.append(float(env.unwrapped.vehicle.speed))
+        off_road |= not env.unwrapped.vehicle.on_road  # failed: a collision or leaving the road, ever
         if terminated or truncated:
             break
     y_range = env.unwrapped.observation_type.features_range["y"]
     return {
-        "failed": bool(env.unwrapped.vehicle.crashed or not env.unwrapped.vehicle.on_road),
+        "failed": bool(env.unwrapped.vehicle.crashed or off_road),
         "speed": float(np.mean(speeds)),
         "p_brake": np.asarray(p_brake),
         "label": np.asarray(label),
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             eps = parallel_map(drive, jobs, args.workers, "local", f"{spec} caution {caution}", True)
             rows.append(summary(spec, caution, eps))
     head = (
-        "| policy | caution | failures [Wilson 95%] | mean speed [m/s] | greedy = human's label | "
+        "| policy | caution | failures [Wilson 95%] | mean speed [m/s] | chosen = human's acceleration | "
         "human brakes (≤ -2 m/s²) | human's label flips brake ↔ go per step | P(brake) where the human "
         "brakes | P(brake) where it drives on (≥ +1.5) |\n|---|---|---|---|---|---|---|---|---|\n"
     )
