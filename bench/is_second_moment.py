@@ -128,6 +128,11 @@ def pilots(sim, dist, out: Path, seeds: range, cfg: EstimateConfig) -> None:
     tmp.replace(out)
 
 
+def mc_sims_needed(p: float, rel: float) -> float:
+    """Plain MC's simulations for a relative half-width ``rel`` at failure probability ``p``."""
+    return Z95**2 * (1 - p) / (p * rel**2)
+
+
 def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Every MC failure's point (k, d) and seed (k,) over the family's streams, and their draws."""
     files = sorted(out.glob(f"{family}-failures-*.npz"))
@@ -156,7 +161,7 @@ def report(out: Path, family: str, stem: str, defensive: list[float], rel: float
     """Per defensive weight: the proposals' relative variance, acceleration and missed failures."""
     z, _, n = mc_failures(out, family)
     p = len(z) / n
-    need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
+    need = mc_sims_needed(p, rel)
     pil = load_pilots(out, stem)
     lp0 = nominal(z.shape[1]).logpdf(z)
     rng = np.random.default_rng(0)
@@ -268,7 +273,7 @@ def phase(sim, dist, out: Path, family: str, grid: int = 40) -> None:
 
 def bound(sim, dist, out: Path, family: str, resims: int, boot: int, rel: float) -> dict[str, Any]:
     """The best any proposal over the parameters could do (see the module's text)."""
-    z, seeds, draws = mc_failures(out, family)
+    z, _, draws = mc_failures(out, family)
     t0, before = time.time(), load()
 
     def shares(idx: np.ndarray, n: int, first: int) -> np.ndarray:  # (len(idx), n) fails, fresh seeds
@@ -347,8 +352,8 @@ def fits(out: Path, family: str, rel: float, components: int) -> None:
         raise SystemExit(f"no {path}: run --parts bound first")
     b = np.load(path)
     h = np.maximum(b["fails"], 0.5) / b["n"]
-    p, half = len(z) / draws, np.arange(len(z)) % 2 == 0
-    need = Z95**2 * (1 - p) / (p * rel**2)  # MC sims at the half-width
+    p, half, cfg = len(z) / draws, np.arange(len(z)) % 2 == 0, EstimateConfig()
+    need = mc_sims_needed(p, rel)
     print(f"{family}: {len(z)} MC failures, P {p:.3g}, MC {need:.0f} sims at r = {rel}")
     print(
         "| target | covariance floor | relative variance (fold 1, fold 2) | acceleration, no pilot |"
@@ -358,8 +363,9 @@ def fits(out: Path, family: str, rel: float, components: int) -> None:
         for floor in (1.0, 0.0):
             rv = []
             for fit_on in (half, ~half):
-                mix = fit_mixture(z[fit_on], w[fit_on], components, 0.2, np.random.default_rng(0))
-                q = with_defensive(GaussianMixture(mix.weights, mix.means, shape(mix.covs, floor)), 0.02)
+                mix = fit_mixture(z[fit_on], w[fit_on], components, cfg.reg, np.random.default_rng(0))
+                q = GaussianMixture(mix.weights, mix.means, shape(mix.covs, floor))
+                q = with_defensive(q, cfg.defensive)
                 rv.append(relvar_from_failures(q, z[~fit_on], draws // 2))
             print(f"| {target} | {floor:g} | {np.mean(rv):.1f} ({rv[0]:.1f}, {rv[1]:.1f}) | "
                   f"{need / (Z95**2 * np.mean(rv) / rel**2):.0f}x |")  # fmt: skip

@@ -35,14 +35,14 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt.policies.registry import DriveJob, load_policy, policy_action_kind, policy_and_env
-from drivegpt.rlhf.dagger import PARAMS_STREAM
+from drivegpt.rlhf.dagger import family_params
 from drivegpt.sim.rollout import parallel_map
 from drivegpt.takeover.monitor import safety_driver
-from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
-from drivegpt_envs.families import FAMILIES, family_class
+from drivegpt_envs.actions import N_TOKENS, decode_accel_lane
+from drivegpt_envs.families import FAMILIES
 
 BRAKE, GO = -2.0, 1.5  # [m/s²] a label at most BRAKE brakes, at least GO drives on
-_ACC = np.repeat(np.asarray(ACCEL_BINS), len(LANE_INTENTS))  # (42,) token -> [m/s²]
+_ACC = decode_accel_lane(np.arange(N_TOKENS))[0]  # (42,) token -> [m/s²]
 
 
 class Job(NamedTuple):
@@ -54,10 +54,8 @@ class Job(NamedTuple):
 
 def drive(job: Job) -> dict[str, Any]:
     """One episode: the policy drives (decoded with ``job.caution``), the alert human labels."""
-    cls, env_id = family_class(job.family), FAMILIES[job.family]
-    policy, env = policy_and_env(DriveJob(job.spec, env_id, "accel", job.seed))
-    params = cls.sample_params(np.random.default_rng([job.seed, PARAMS_STREAM]))
-    obs, _ = env.reset(seed=job.seed, options={"params": params})
+    policy, env = policy_and_env(DriveJob(job.spec, FAMILIES[job.family], "accel", job.seed))
+    obs, _ = env.reset(seed=job.seed, options={"params": family_params(job.family, job.seed)})
     policy.reset(seed=job.seed, env=env)
     human = safety_driver()
     human.reset(seed=job.seed, env=env)

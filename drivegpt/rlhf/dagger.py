@@ -53,6 +53,11 @@ LABELS = "labels.npz"  #: one round's labelled steps
 PARAMS_STREAM = 0x504152  #: second seed word of a family episode's parameter draw
 
 
+def family_params(family: str, seed: int) -> dict[str, float]:
+    """The parameters of ``family``'s episode ``seed`` as DAgger draws them (the same on both simulators)."""
+    return family_class(family).sample_params(np.random.default_rng([seed, PARAMS_STREAM]))
+
+
 class DaggerConfig(FrozenConfig):
     """Fine-tuning on the aggregated labels of every round so far (``dagger:`` of a flywheel config)."""
 
@@ -243,11 +248,9 @@ def family_labels(
     """DAgger's labels on a corner-case family on highway-env (any family, ported or not): episode
     ``seed + i`` draws its parameters as ``family_labels_batched`` does, so a ported family gives both
     simulators the same scenes."""
-    cls, env_id = family_class(family), FAMILIES[family]
+    env_id = FAMILIES[family]
     jobs = [
-        LabelJob(
-            DriveJob(spec, env_id, action, s), cls.sample_params(np.random.default_rng([s, PARAMS_STREAM]))
-        )
+        LabelJob(DriveJob(spec, env_id, action, s), family_params(family, s))
         for s in range(seed, seed + episodes)
     ]
     return concat(parallel_map(label_one, jobs, workers, backend, f"label {family}", progress))
@@ -279,10 +282,9 @@ def family_labels_batched(
     by that seed alone (the same episode whatever ``batch``)."""
     policy = load_policy(spec, policy_action_kind(spec, "accel"))
     config = family_config(family, "accel", getattr(policy, "env_config", None))
-    cls = family_class(family)
 
     def start(seeds: list[int]) -> tuple[batched.BatchState, Script]:
-        rows = [list(cls.sample_params(np.random.default_rng([s, PARAMS_STREAM])).values()) for s in seeds]
+        rows = [list(family_params(family, s).values()) for s in seeds]
         return family_reset(family, np.asarray(rows), seeds, config)
 
     def step(
