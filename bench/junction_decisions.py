@@ -12,6 +12,14 @@ observation's normalisation range of ``y`` on this road (highway-env clips beyon
 ``--caution T`` decodes cautiously: where the policy's probability of braking at least 2 m/s² is
 ``T`` or more, it takes its most likely braking token instead of the greedy one (1 = greedy).
 
+``--probe`` asks where the decision is lost: is it in what the policy sees, in what it computes, or
+in what it outputs? On the greedy drives' steps where the human brakes or drives on, split by
+episode (every fourth episode held out), it reports the area under the ROC curve (AUC) of four
+scores of "the human brakes": the policy's own probability of braking; a logistic regression on the
+policy's last hidden state; a small MLP on the observation; and the same MLP on the observation with
+the ego's true position and speed added (the observation clips the ego's position along the approach
+at highway-env's lateral range of the road). 0.5 is chance, 1 a perfect decision.
+
     python bench/junction_decisions.py --policy drivegpt-rlhf --family intersection --episodes 100 \
         --caution 1 0.3 0.25 --out bench/results/dagger_junctions/decisions.md
 
@@ -50,6 +58,7 @@ class Job(NamedTuple):
     family: str
     seed: int
     caution: float
+    probe: bool = False
 
 
 def drive(job: Job) -> dict[str, Any]:
@@ -61,16 +70,22 @@ def drive(job: Job) -> dict[str, Any]:
     human.reset(seed=job.seed, env=env)
     braking = torch.from_numpy(_ACC <= BRAKE)  # (42,)
     p_brake, label, chosen, speeds, off_road = [], [], [], [], False
+    seen, hidden = [], []  # with job.probe: (obs, ego position, speed) and the hidden state per step
     while True:
         human.act(obs)
         with torch.inference_mode():
             policy.push(np.asarray(obs)[None])
-            p = policy.model.head(policy.last_hidden())[0].softmax(-1)  # (42,)
+            h = policy.last_hidden()  # (1, C)
+            p = policy.model.head(h)[0].softmax(-1)  # (42,)
             pb = float(p[braking].sum())
             token = int(p.argmax())
             if pb >= job.caution:
                 token = int(torch.where(braking, p, 0.0).argmax())
             policy.tokens[:, -1] = token
+        if job.probe:
+            ego = env.unwrapped.vehicle
+            seen.append(np.concatenate([np.asarray(obs, np.float32).ravel(), ego.position, [ego.speed]]))
+            hidden.append(h[0].numpy().copy())
         p_brake.append(pb)
         label.append(_ACC[int(human.decision)])
         chosen.append(_ACC[token])
@@ -87,6 +102,8 @@ def drive(job: Job) -> dict[str, Any]:
         "label": np.asarray(label),
         "chosen": np.asarray(chosen),
         "y_range": float(y_range[1]),
+        "seen": np.asarray(seen, np.float32),  # (T, V*F + 3) with job.probe, else empty
+        "hidden": np.asarray(hidden, np.float32),  # (T, C)
     }
 
 
@@ -120,6 +137,63 @@ def summary(spec: str, caution: float, eps: list[dict[str, Any]]) -> dict[str, A
     }
 
 
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve: P(a positive's score > a negative's), ties counted half."""
+    pos, neg = score[positive], score[~positive]
+    order = np.sort(neg)
+    below = np.searchsorted(order, pos, "left")
+    tied = np.searchsorted(order, pos, "right") - below
+    return float((below + tied / 2).sum() / (len(pos) * len(neg)))
+
+
+def fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, hidden: int, seed: int = 0) -> np.ndarray:
+    """Scores of every row of ``x`` (n, d) from a classifier of ``y`` (n,) fitted on ``train`` rows:
+    logistic regression (``hidden`` 0) or an MLP with two ``hidden``-wide layers; inputs standardised
+    on the training rows, Adam, 4,000 steps of 256."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(x)
+    xt = (xt - xt[train].mean(0)) / (xt[train].std(0) + 1e-3)
+    d = x.shape[1]
+    layers = [torch.nn.Linear(d, 1)] if hidden == 0 else [
+        torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 1),
+    ]  # fmt: skip
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), 1e-3, weight_decay=1e-4)
+    xs, ys = xt[torch.from_numpy(train)], torch.from_numpy(y[train].astype(np.float32))
+    for _ in range(4000):
+        i = torch.randint(len(xs), (256,), generator=gen)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xs[i])[:, 0], ys[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return net(xt)[:, 0].numpy()
+
+
+def probe(eps: list[dict[str, Any]]) -> dict[str, float]:
+    """AUCs of "the human brakes" on the held-out episodes' decisive steps (see the module doc)."""
+    keep = [(e["label"] <= BRAKE) | (e["label"] >= GO) for e in eps]
+    y = np.concatenate([e["label"][k] <= BRAKE for e, k in zip(eps, keep, strict=True)])
+    test = np.concatenate([np.full(k.sum(), i % 4 == 0) for i, k in enumerate(keep)])
+    seen = np.concatenate([e["seen"][k] for e, k in zip(eps, keep, strict=True)])
+    hidden = np.concatenate([e["hidden"][k] for e, k in zip(eps, keep, strict=True)])
+    p_brake = np.concatenate([e["p_brake"][k] for e, k in zip(eps, keep, strict=True)])
+    if min(y[test].sum(), (~y[test]).sum(), y[~test].sum(), (~y[~test]).sum()) == 0:
+        raise SystemExit("--probe: the human never braked or never drove on in the training or held-out "
+                         "episodes; raise --episodes")  # fmt: skip
+    n_obs = seen.shape[1] - 3  # the observation's columns; then the ego's position (x, y) and speed
+    return {
+        "decisive_steps": int(len(y)),
+        "held_out_steps": int(test.sum()),
+        "auc_policy": auc(p_brake[test], y[test]),
+        "auc_hidden_linear": auc(fit_score(hidden, y, ~test, 0)[test], y[test]),
+        "auc_obs_mlp": auc(fit_score(seen[:, :n_obs], y, ~test, 128)[test], y[test]),
+        "auc_obs_position_mlp": auc(fit_score(seen, y, ~test, 128)[test], y[test]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", action="append", required=True, help="policy spec (repeatable)")
@@ -128,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--caution", type=float, nargs="+", default=[1.0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--probe", action="store_true", help="where the decision is lost (module doc)")
     args = ap.parse_args(argv)
     if args.episodes < 1 or args.workers < 1 or not all(0 < c <= 1 for c in args.caution):
         ap.error("--episodes and --workers must be >= 1 and every --caution level in (0, 1]")
+    if args.probe and args.episodes < 8:
+        ap.error("--probe needs --episodes >= 8 (every fourth episode is held out)")
     for spec in args.policy:  # the decisions are read from a DriveGPT's token distribution
         try:
             policy = load_policy(spec)
@@ -142,12 +219,19 @@ def main(argv: list[str] | None = None) -> int:
             )
     t0, load0 = time.time(), os.getloadavg()
     seeds = range(1_000_000, 1_000_000 + args.episodes)
-    rows = []
+    rows, probes = [], []
     for spec in args.policy:
         for caution in args.caution:
-            jobs = [Job(spec, args.family, s, caution) for s in seeds]
+            probing = args.probe and caution == 1.0
+            jobs = [Job(spec, args.family, s, caution, probing) for s in seeds]
             eps = parallel_map(drive, jobs, args.workers, "local", f"{spec} caution {caution}", True)
             rows.append(summary(spec, caution, eps))
+            if probing:
+                probes.append({"policy": spec, **probe(eps)})
+        if args.probe and 1.0 not in args.caution:  # the probe reads the greedy drives
+            eps = parallel_map(drive, [Job(spec, args.family, s, 1.0, True) for s in seeds], args.workers,
+                               "local", f"{spec} probe", True)  # fmt: skip
+            probes.append({"policy": spec, **probe(eps)})
     head = (
         "| policy | caution | failures [Wilson 95%] | mean speed [m/s] | chosen = human's acceleration | "
         "human brakes (≤ -2 m/s²) | human's label flips brake ↔ go per step | P(brake) where the human "
@@ -159,6 +243,19 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['p_brake_where_brake']:.2f} | {r['p_brake_where_go']:.2f} |\n"
         for r in rows
     )
+    if probes:
+        body += (
+            '\nWhere the decision is lost (`--probe`): AUC of "the human brakes" on the greedy drives\' '
+            "steps where it brakes or drives on, every fourth episode held out (the scores fitted on the "
+            "others):\n\n| policy | decisive steps (held out) | the policy's P(brake) | logistic "
+            "regression on its hidden state | MLP on the observation | MLP on the observation + the ego's "
+            "true position and speed |\n|---|---|---|---|---|---|\n"
+        )
+        body += "".join(
+            f"| `{p['policy']}` | {p['decisive_steps']:,} ({p['held_out_steps']:,}) | {p['auc_policy']:.3f} "
+            f"| {p['auc_hidden_linear']:.3f} | {p['auc_obs_mlp']:.3f} | {p['auc_obs_position_mlp']:.3f} |\n"
+            for p in probes
+        )
     text = (
         f"`{args.family}`, {args.episodes} held-out episodes a row (seeds from 1,000,000), the policy "
         f"alone on highway-env, the alert human labelling every step; the observation's `y` is "

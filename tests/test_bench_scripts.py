@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -20,12 +21,28 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
         (["--policy", "drivegpt-rlhf", "--episodes", "0"], "--episodes and --workers"),
         (["--policy", "human"], "--policy human: not a DriveGPT with accel tokens"),
         (["--policy", "drivegpt:no/such/run"], "no/such/run/policy.json: missing"),
+        (["--policy", "drivegpt-rlhf", "--probe", "--episodes", "4"], "--probe needs --episodes >= 8"),
     ],
 )
 def test_junction_decisions_refuses_bad_options(tmp_path, args, message):
     r = run("junction_decisions.py", *args, "--out", str(tmp_path / "x.md"))
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "x.md").exists()
+
+
+def test_junction_decisions_auc_by_hand():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from junction_decisions import auc
+    finally:
+        sys.path.remove(str(BENCH))
+    pos = np.array([True, True, False, False])
+    assert auc(np.array([3.0, 2.0, 1.0, 0.0]), pos) == 1.0  # every positive above every negative
+    assert auc(np.array([0.0, 1.0, 2.0, 3.0]), pos) == 0.0
+    assert auc(np.ones(4), pos) == 0.5  # ties count half
+    # positives 2 and 0 against negatives 1 and 1: 2 beats both, 0 beats none -> 2 of 4 pairs
+    assert auc(np.array([2.0, 0.0, 1.0, 1.0]), pos) == 0.5
+    assert auc(np.array([2.0, 1.0, 1.0, 0.0]), pos) == 0.875  # 2 > both, 1 > 0, 1 ties 1: 3.5 of 4
 
 
 def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
