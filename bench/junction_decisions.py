@@ -66,6 +66,7 @@ def drive(job: Job) -> dict[str, Any]:
     policy, env = policy_and_env(DriveJob(job.spec, FAMILIES[job.family], "accel", job.seed))
     obs, _ = env.reset(seed=job.seed, options={"params": family_params(job.family, job.seed)})
     policy.reset(seed=job.seed, env=env)
+    ego, scripted = env.unwrapped.road.vehicles[:2]  # the family places its scripted car right after the ego
     human = safety_driver()
     human.reset(seed=job.seed, env=env)
     braking = torch.from_numpy(_ACC <= BRAKE)  # (42,)
@@ -96,7 +97,8 @@ def drive(job: Job) -> dict[str, Any]:
             break
     y_range = env.unwrapped.observation_type.features_range["y"]
     return {
-        "failed": bool(env.unwrapped.vehicle.crashed or off_road),
+        "failed": bool(ego.crashed or off_road),
+        "cause": cause(ego, scripted, env.unwrapped.road.vehicles, off_road),
         "speed": float(np.mean(speeds)),
         "p_brake": np.asarray(p_brake),
         "label": np.asarray(label),
@@ -105,6 +107,18 @@ def drive(job: Job) -> dict[str, Any]:
         "seen": np.asarray(seen, np.float32),  # (T, V*F + 3) with job.probe, else empty
         "hidden": np.asarray(hidden, np.float32),  # (T, C)
     }
+
+
+def cause(ego: Any, scripted: Any, vehicles: list[Any], off_road: bool) -> str:
+    """How an episode failed: ``scripted`` (hit the family's scripted car), ``traffic`` (another car),
+    ``off_road``; empty if it did not. The car hit is the crashed one nearest to the ego."""
+    if not ego.crashed:
+        return "off_road" if off_road else ""
+    hit = [v for v in vehicles if v is not ego and v.crashed]
+    if not hit:
+        return "off_road"  # crashed into a road object
+    nearest = min(hit, key=lambda v: float(np.linalg.norm(v.position - ego.position)))
+    return "scripted" if nearest is scripted else "traffic"
 
 
 def summary(spec: str, caution: float, eps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,6 +141,9 @@ def summary(spec: str, caution: float, eps: list[dict[str, Any]]) -> dict[str, A
         "episodes": len(eps),
         "failures": failures,
         "rate": f"{failures / len(eps):.2f} [{lo:.2f}, {hi:.2f}]",
+        "causes": " / ".join(
+            str(sum(e["cause"] == c for e in eps)) for c in ("scripted", "traffic", "off_road")
+        ),
         "speed": float(np.mean([e["speed"] for e in eps])),
         "agreement": float(np.mean(chosen == label)),
         "label_brakes": float(np.mean(label <= BRAKE)),
@@ -233,13 +250,15 @@ def main(argv: list[str] | None = None) -> int:
                                "local", f"{spec} probe", True)  # fmt: skip
             probes.append({"policy": spec, **probe(eps)})
     head = (
-        "| policy | caution | failures [Wilson 95%] | mean speed [m/s] | chosen = human's acceleration | "
+        "| policy | caution | failures [Wilson 95%] | with the scripted car / other traffic / off the road "
+        "| mean speed [m/s] | chosen = human's acceleration | "
         "human brakes (≤ -2 m/s²) | human's label flips brake ↔ go per step | P(brake) where the human "
-        "brakes | P(brake) where it drives on (≥ +1.5) |\n|---|---|---|---|---|---|---|---|---|\n"
+        "brakes | P(brake) where it drives on (≥ +1.5) |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| `{r['policy']}` | {r['caution']:g} | {r['failures']}/{r['episodes']}: {r['rate']} "
-        f"| {r['speed']:.2f} | {r['agreement']:.3f} | {r['label_brakes']:.3f} | {r['label_flips']:.3f} | "
+        f"| {r['causes']} | {r['speed']:.2f} | {r['agreement']:.3f} | {r['label_brakes']:.3f} | "
+        f"{r['label_flips']:.3f} | "
         f"{r['p_brake_where_brake']:.2f} | {r['p_brake_where_go']:.2f} |\n"
         for r in rows
     )

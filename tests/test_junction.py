@@ -188,3 +188,21 @@ def test_stock_intersection_leaves_highway_envs_idm_alone():
     assert {n: getattr(IDMVehicle, n) for n in names} == before
     others = {type(v).__name__ for v in env.unwrapped.road.vehicles if v is not env.unwrapped.vehicle}
     assert others == {"IntersectionIDMVehicle"}
+
+
+def test_intersection_observation_sees_the_approach():
+    """highway-env scales ``y`` by the road's lateral extent (±4 m here) and clips it; the ego approaches
+    along y, so the family sets ±50 m, which a policy's carried observation config keeps too."""
+    from drivegpt_envs.common import kinematics_observation
+    from drivegpt_envs.families.intersection import CONFLICT
+
+    params = {"ego_speed": 8.0, "ego_distance": 40.0, "crossing_speed": 10.0, "arrival_offset": 2.0}
+    for overrides in (None, {"observation": kinematics_observation()}):  # as a checkpoint passes it
+        env = make_env(FAMILIES["intersection"], overrides=overrides)
+        obs, _ = env.reset(seed=0, options={"params": params})
+        ego, crossing = env.unwrapped.road.vehicles[:2]  # the ego, the car on the priority road
+        assert ego.position[1] == pytest.approx(CONFLICT[1] + 40.0)  # [m] 40 m south of the crossing
+        assert obs[0, 2] == pytest.approx(ego.position[1] / 50.0, abs=1e-6)  # its own y, unclipped
+        dx, dy = crossing.position - ego.position  # [m]
+        row = next(r for r in obs[1:] if r[0] == 1 and r[1] == pytest.approx(dx / 200.0, abs=1e-6))
+        assert row[2] == pytest.approx(dy / 50.0, abs=1e-6) and -1 < row[2] < -0.75  # 40 m ahead

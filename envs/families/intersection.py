@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from highway_env.envs.intersection_env import IntersectionEnv
 from highway_env.road.lane import AbstractLane
+from highway_env.vehicle.kinematics import Vehicle
 
 from drivegpt_envs.families.base import family_config
 from drivegpt_envs.families.spec import FamilyEnv, ParamSpec
@@ -13,6 +14,15 @@ from drivegpt_envs.families.vehicles import ForwardIDMVehicle
 #: where the ego's path (north, x = w/2) crosses the near lane of the priority road (east, y = w/2) [m]
 CONFLICT = np.full(2, AbstractLane.DEFAULT_WIDTH / 2)
 TRAFFIC = 3  #: background cars placed at reset (random entries and routes, seeded)
+#: the Kinematics observation's ranges: highway-env's defaults except ``y``, which it scales by the road's
+#: lateral extent (±4 m on this one-lane road) and clips. The ego approaches along y, so the clip hid its
+#: distance to the crossing (and every crossing car's) until the last 4 m; ±50 m covers the approach.
+FEATURES_RANGE = {
+    "x": [-5.0 * Vehicle.MAX_SPEED, 5.0 * Vehicle.MAX_SPEED],  # [m]
+    "y": [-50.0, 50.0],  # [m]
+    "vx": [-2.0 * Vehicle.MAX_SPEED, 2.0 * Vehicle.MAX_SPEED],  # [m/s]
+    "vy": [-2.0 * Vehicle.MAX_SPEED, 2.0 * Vehicle.MAX_SPEED],  # [m/s]
+}
 
 
 class IntersectionFamilyEnv(FamilyEnv, IntersectionEnv):
@@ -46,6 +56,15 @@ class IntersectionFamilyEnv(FamilyEnv, IntersectionEnv):
             }
         )
         return config
+
+    def define_spaces(self) -> None:
+        obs = self.config["observation"]  # also a policy's own observation config, passed at make
+        if obs.get("type") == "Kinematics" and "features_range" not in obs:
+            self.config["observation"] = {
+                **obs,
+                "features_range": {k: list(v) for k, v in FEATURES_RANGE.items()},
+            }
+        super().define_spaces()
 
     def _place(self, entry: int, exit_: int, distance: float, speed: float, vehicle_class: type) -> object:
         """A vehicle ``distance`` [m] before the crossing point on the route from entry ``entry`` straight
