@@ -17,8 +17,9 @@ in what it outputs? On the greedy drives' steps where the human brakes or drives
 episode (every fourth episode held out), it reports the area under the ROC curve (AUC) of four
 scores of "the human brakes": the policy's own probability of braking; a logistic regression on the
 policy's last hidden state; a small MLP on the observation; and the same MLP on the observation with
-the ego's true position and speed added (the observation clips the ego's position along the approach
-at highway-env's lateral range of the road). 0.5 is chance, 1 a perfect decision.
+the ego's true position and speed added (what the observation's normalisation range clips away:
+highway-env's ±4 m lateral range hid the intersection's approach until the family set ±50 m). 0.5 is
+chance, 1 a perfect decision.
 
     python bench/junction_decisions.py --policy drivegpt-rlhf --family intersection --episodes 100 \
         --caution 1 0.3 0.25 --out bench/results/dagger_junctions/decisions.md
