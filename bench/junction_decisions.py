@@ -67,7 +67,8 @@ def drive(job: Job) -> dict[str, Any]:
     policy, env = policy_and_env(DriveJob(job.spec, FAMILIES[job.family], "accel", job.seed))
     obs, _ = env.reset(seed=job.seed, options={"params": family_params(job.family, job.seed)})
     policy.reset(seed=job.seed, env=env)
-    ego, scripted = env.unwrapped.road.vehicles[:2]  # the family places its scripted car right after the ego
+    ego, scripted = env.unwrapped.road.vehicles[:2]  # the ego (env.unwrapped.vehicle), then the family's
+    # scripted car
     human = safety_driver()
     human.reset(seed=job.seed, env=env)
     braking = torch.from_numpy(_ACC <= BRAKE)  # (42,)
@@ -85,15 +86,14 @@ def drive(job: Job) -> dict[str, Any]:
                 token = int(torch.where(braking, p, 0.0).argmax())
             policy.tokens[:, -1] = token
         if job.probe:
-            ego = env.unwrapped.vehicle
             seen.append(np.concatenate([np.asarray(obs, np.float32).ravel(), ego.position, [ego.speed]]))
             hidden.append(h[0].numpy().copy())
         p_brake.append(pb)
         label.append(_ACC[int(human.decision)])
         chosen.append(_ACC[token])
         obs, _, terminated, truncated, _ = env.step(policy.tokenizer.decode(np.array([token]))[0])
-        speeds.append(float(env.unwrapped.vehicle.speed))
-        off_road |= not env.unwrapped.vehicle.on_road  # failed: a collision or leaving the road, ever
+        speeds.append(float(ego.speed))
+        off_road |= not ego.on_road  # failed: a collision or leaving the road, ever
         if terminated or truncated:
             break
     y_range = env.unwrapped.observation_type.features_range["y"]
