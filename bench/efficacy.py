@@ -19,8 +19,9 @@ For each policy, three drives on the same seeds (each can be switched off with a
 
 Prints a Markdown table and writes ``--out``/``<env>.json`` and ``.md`` (wall time and load average
 per row). ``--reuse FILE.json`` takes a drive from an earlier results file instead of driving it again
-when the row's name, spec, env, simulator and episode count match (so the columns of one table can be
-driven by several commands, and a killed bench resumes).
+when the row's name, spec, env, simulator and episode count match, and for a DriveGPT whose weights are
+on this machine their sha256 (so the columns of one table can be driven by several commands, a killed
+bench resumes, and a shipped name whose checkpoint was replaced is driven again).
 
 Seeds start at 1,000,000 (held out: collection and training use seeds below that).
 """
@@ -38,7 +39,9 @@ import numpy as np
 
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.errors import UserError
+from drivegpt.core.manifest import sha256_file
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate, evaluate_monitored
+from drivegpt.policies.registry import drivegpt_dir
 
 AFTER = ("takeovers_after_start_per_100km", "takeovers_after_start_per_100km_ci")
 ALONE_KEYS = ("episodes", "collision_rate", "collision_rate_ci", "mean_speed_mps", "km_driven")
@@ -117,13 +120,27 @@ def monitored(spec: str, args: argparse.Namespace) -> dict[str, Any] | None:
     return {**out, "sim": args.monitored_sim, "wall_s": time.time() - t0, "load_average": l0}
 
 
-def reused(files: list[Path], env: str, name: str, spec: str, part: str, episodes: int) -> dict | None:
-    """The ``part`` drive of row ``name=spec`` from an earlier results file, when it matches."""
+def weights(spec: str) -> str | None:
+    """sha256 of a DriveGPT spec's ``model.safetensors`` (None: not a DriveGPT, or not on this machine)."""
+    try:
+        path = drivegpt_dir(spec) / "model.safetensors"
+    except UserError:
+        return None
+    return sha256_file(path) if path.is_file() else None
+
+
+def reused(
+    files: list[Path], env: str, name: str, spec: str, part: str, episodes: int, sha: str | None = None
+) -> dict | None:
+    """The ``part`` drive of row ``name=spec`` from an earlier results file, when it matches. A spec whose
+    weights are here (``sha``) matches only a row driven with the same weights: a shipped name such as
+    ``drivegpt-rlhf`` keeps its spec when its checkpoint is replaced."""
     for f in files:
         data = json.loads(f.read_text())
         for r in data["rows"] if data["env"] == env else []:
             got = r.get(part)
-            if r["policy"] == name and r["spec"] == spec and got and got["episodes"] == episodes:
+            same = r["policy"] == name and r["spec"] == spec and (sha is None or r.get("weights") == sha)
+            if same and got and got["episodes"] == episodes:
                 return {**got, "reused_from": str(f)}
     return None
 
@@ -225,18 +242,18 @@ def main() -> None:
     rows = []
     for item in args.policy:
         name, _, spec = item.partition("=")
-        r: dict[str, Any] = {"policy": name, "spec": spec}
+        r: dict[str, Any] = {"policy": name, "spec": spec, "weights": weights(spec)}
         key = (args.reuse, args.env, name, spec)
         if args.sim in ("batched", "both") and args.batched_episodes:
-            r["batched"] = reused(*key, "batched", args.batched_episodes) or alone_batched(
+            r["batched"] = reused(*key, "batched", args.batched_episodes, r["weights"]) or alone_batched(
                 spec, args, ref_batched
             )
         if args.episodes:
-            r["highway_env"] = reused(*key, "highway_env", args.episodes) or alone_highway_env(
+            r["highway_env"] = reused(*key, "highway_env", args.episodes, r["weights"]) or alone_highway_env(
                 spec, args, ref
             )
         if args.monitored_episodes:
-            old = reused(*key, "monitored", args.monitored_episodes)
+            old = reused(*key, "monitored", args.monitored_episodes, r["weights"])
             old = old if old and old.get("sim", "highway-env") == args.monitored_sim else None
             r["monitored"] = old or monitored(spec, args)
         rows.append(r)

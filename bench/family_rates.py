@@ -84,8 +84,16 @@ def main() -> None:
     ap.add_argument(
         "--merge", nargs="+", type=Path, help="Tabulate these results (.json) together; no simulation."
     )
-    ap.add_argument("--out", type=Path, default=Path("bench/results/family_rates.md"))
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results/family_rates.md"),
+        help="The table (.md); its record (.json, what --merge reads) goes beside it.",
+    )
     args = ap.parse_args()
+    if args.out.suffix == ".json":
+        md = args.out.with_suffix(".md")
+        ap.error(f"--out {args.out}: name the table, {md}; the .json record goes beside it")
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
         keys = ("seed", "batched_episodes", "episodes")

@@ -1,5 +1,6 @@
 """Bad options of the diagnostic bench scripts fail in one line, before any simulation."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,32 @@ def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     assert r.returncode == 2 and "--resims must be >= 1" in r.stderr.strip().splitlines()[-1]
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "fits", "--out", str(tmp_path))
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("no ")
+
+
+def test_efficacy_reuses_a_drive_only_with_the_same_weights(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from efficacy import reused, weights
+    finally:
+        sys.path.remove(str(BENCH))
+    drive = {"episodes": 10, "collision_rate": 0.1}
+    rows = [
+        {"policy": "rlhf", "spec": "drivegpt-rlhf", "weights": "aaa", "batched": drive},
+        {"policy": "old", "spec": "drivegpt-rlhf", "batched": drive},  # driven before rows named weights
+        {"policy": "ppo", "spec": "sb3-ppo:elsewhere", "weights": None, "batched": drive},
+    ]
+    f = tmp_path / "HighwayDense-v0.json"
+    f.write_text(json.dumps({"env": "drivegpt/HighwayDense-v0", "rows": rows}))
+    key = ([f], "drivegpt/HighwayDense-v0")
+    assert reused(*key, "rlhf", "drivegpt-rlhf", "batched", 10, "aaa")["reused_from"] == str(f)
+    assert reused(*key, "rlhf", "drivegpt-rlhf", "batched", 10, "bbb") is None  # the checkpoint was replaced
+    assert reused(*key, "old", "drivegpt-rlhf", "batched", 10, "aaa") is None  # unknown weights: drive again
+    assert reused(*key, "rlhf", "drivegpt-rlhf", "batched", 20, "aaa") is None  # other episode count
+    assert reused(*key, "ppo", "sb3-ppo:elsewhere", "batched", 10, weights("sb3-ppo:elsewhere")) is not None
+    assert weights("drivegpt") is not None and weights("human") is None
+
+
+def test_family_rates_refuses_a_json_out_that_would_overwrite_its_record(tmp_path):
+    r = run("family_rates.py", "--policies", "human", "--out", str(tmp_path / "rates.json"))
+    assert r.returncode == 2 and "name the table" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "rates.json").exists()

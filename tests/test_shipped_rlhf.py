@@ -1,4 +1,5 @@
-"""The shipped refined checkpoint: the spec ``drivegpt-rlhf`` loads it, it drives, it is what it says."""
+"""The shipped refined checkpoints: the specs ``drivegpt-rlhf`` and ``drivegpt-roads`` load them, they drive,
+they are what they say."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from safetensors.torch import load_file
 from drivegpt.core.errors import UserError
 from drivegpt.core.resources import resolve_config
 from drivegpt.eval.batched import evaluate_batched
-from drivegpt.policies.registry import RLHF_CHECKPOINT, SHIPPED_CHECKPOINT, load_policy, policy_action_kind
+from drivegpt.policies.registry import (
+    RLHF_CHECKPOINT,
+    ROADS_CHECKPOINT,
+    SHIPPED_CHECKPOINT,
+    drivegpt_dir,
+    load_policy,
+    policy_action_kind,
+)
 
 
 def test_spec_loads_the_shipped_refined_checkpoint_on_the_accel_interface():
@@ -24,15 +32,27 @@ def test_spec_loads_the_shipped_refined_checkpoint_on_the_accel_interface():
     assert policy.env_config["action"]["type"] == "AccelLaneAction"
 
 
-def test_shipped_files_are_safetensors_json_and_a_readme_that_reproduces_them():
-    names = sorted(p.name for p in RLHF_CHECKPOINT.iterdir())
+@pytest.mark.parametrize("checkpoint", [RLHF_CHECKPOINT, ROADS_CHECKPOINT], ids=["rlhf", "roads"])
+def test_shipped_files_are_safetensors_json_and_a_readme_that_reproduces_them(checkpoint):
+    names = sorted(p.name for p in checkpoint.iterdir())
     assert names == ["README.md", "model.safetensors", "policy.json"]  # no pickle
-    readme = (RLHF_CHECKPOINT / "README.md").read_text()
+    readme = (checkpoint / "README.md").read_text()
     configs = re.findall(r"drivegpt rlhf --config (\S+)", readme)
     assert configs, "the README names the flywheel command"
     for cfg in configs:
         assert resolve_config(cfg).is_file(), cfg
-    assert "runs/" not in json.dumps(json.loads((RLHF_CHECKPOINT / "policy.json").read_text())["model"])
+    assert f"drivegpt/checkpoints/{checkpoint.name}/" in readme  # where the last command's policy goes
+    assert "runs/" not in json.dumps(json.loads((checkpoint / "policy.json").read_text())["model"])
+
+
+def test_roads_spec_loads_the_checkpoint_the_junction_rounds_started_from():
+    policy = load_policy("drivegpt-roads")
+    assert policy.action_kind == "accel" and drivegpt_dir("drivegpt-roads") == ROADS_CHECKPOINT
+    assert "drivegpt/checkpoints/drivegpt-roads" in (RLHF_CHECKPOINT / "README.md").read_text()
+    roads = load_file(str(ROADS_CHECKPOINT / "model.safetensors"))
+    refined = load_file(str(RLHF_CHECKPOINT / "model.safetensors"))
+    assert roads.keys() == refined.keys()
+    assert any(not torch.equal(roads[k], refined[k]) for k in roads)
 
 
 def test_refined_weights_differ_from_the_pretrained_ones():

@@ -1,7 +1,8 @@
 """The policy API: one protocol for every driver and one string (a *spec*) to name any of them.
 
 Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
-``drivegpt-rlhf`` (the shipped checkpoint refined by the loop: DAgger on the human's labels),
+``drivegpt-rlhf`` (the shipped checkpoint refined by the loop: DAgger on the human's labels, junctions
+included), ``drivegpt-roads`` (the same loop on the roads and the braking families only),
 ``drivegpt-memoryless`` (imitation alone: a one-step DriveGPT trained on noise-injected logs),
 ``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
 ``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
@@ -31,6 +32,7 @@ POLICY_KINDS: dict[str, str] = {
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
     "drivegpt-rlhf": "DriveGPT refined by the loop (DAgger on the human's labels), shipped with the package",
+    "drivegpt-roads": "DriveGPT refined on the roads and two braking families only (no junction), shipped",
     "drivegpt-memoryless": "DriveGPT by imitation alone (one step of context, noise-injected logs), shipped",
     "constant": "always the same action: `constant:-3,keep` (accel [m/s²], lane intent), `constant:FASTER` "
     "(meta-action) or `constant:0.5,0` (continuous acc,steer)",
@@ -45,9 +47,12 @@ NO_BATCHED_FAMILIES = ("idm",)
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
 SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
-#: the shipped checkpoint after the flywheel (6 DAgger rounds on the batched simulator; its README.md
-#: holds the command that reproduces it): the spec ``drivegpt-rlhf``
+#: the shipped checkpoint after the flywheel (DAgger rounds on the roads, every corner-case family and
+#: the junctions; its README.md holds the commands that reproduce it): the spec ``drivegpt-rlhf``
 RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
+#: where those rounds forked off: 6 DAgger rounds on the batched roads and two braking families, no
+#: junction (shipped as ``drivegpt-rlhf`` before the junction rounds): the spec ``drivegpt-roads``
+ROADS_CHECKPOINT = CHECKPOINTS / "drivegpt-roads"
 #: imitation alone: a DriveGPT with one step of context on human logs with correlated noise injected
 #: (its README.md holds the commands and figures): the spec ``drivegpt-memoryless``
 MEMORYLESS_CHECKPOINT = CHECKPOINTS / "drivegpt-memoryless"
@@ -55,6 +60,7 @@ MEMORYLESS_CHECKPOINT = CHECKPOINTS / "drivegpt-memoryless"
 SHIPPED: dict[str, Path] = {
     "drivegpt": SHIPPED_CHECKPOINT,
     "drivegpt-rlhf": RLHF_CHECKPOINT,
+    "drivegpt-roads": ROADS_CHECKPOINT,
     "drivegpt-memoryless": MEMORYLESS_CHECKPOINT,
 }
 
@@ -97,8 +103,8 @@ class SB3Policy:
 
 
 def drivegpt_dir(spec: str | Path) -> Path:
-    """The policy directory a DriveGPT spec names: ``drivegpt``, ``drivegpt-rlhf`` and
-    ``drivegpt-memoryless`` the shipped checkpoints, ``drivegpt:PATH`` or a bare ``PATH`` a run or
+    """The policy directory a DriveGPT spec names: ``drivegpt``, ``drivegpt-rlhf``, ``drivegpt-roads``
+    and ``drivegpt-memoryless`` the shipped checkpoints, ``drivegpt:PATH`` or a bare ``PATH`` a run or
     policy directory (what the training commands start from). Other specs fail: only a DriveGPT can be
     fine-tuned."""
     text = str(spec)
