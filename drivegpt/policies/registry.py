@@ -47,8 +47,8 @@ NO_BATCHED_FAMILIES = ("idm",)
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
 SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
-#: the shipped checkpoint after the flywheel (DAgger rounds on the roads, every corner-case family and
-#: the junctions; its README.md holds the commands that reproduce it): the spec ``drivegpt-rlhf``
+#: the shipped checkpoint after the flywheel (DAgger rounds on the roads, every highway family with a
+#: batched port and the junctions; its README.md holds the commands that reproduce it): ``drivegpt-rlhf``
 RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
 #: where those rounds forked off: 6 DAgger rounds on the batched roads and two braking families, no
 #: junction (shipped as ``drivegpt-rlhf`` before the junction rounds): the spec ``drivegpt-roads``
