@@ -193,11 +193,17 @@ def fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, hidden: int, seed
 def probe(eps: list[dict[str, Any]]) -> dict[str, float]:
     """AUCs of "the human brakes" on the held-out episodes' decisive steps (see the module doc)."""
     keep = [(e["label"] <= BRAKE) | (e["label"] >= GO) for e in eps]
-    y = np.concatenate([e["label"][k] <= BRAKE for e, k in zip(eps, keep, strict=True)])
+
+    def decisive(key: str) -> np.ndarray:  # every episode's decisive steps of ``key``, concatenated
+        return np.concatenate([e[key][k] for e, k in zip(eps, keep, strict=True)])
+
+    y, seen, hidden, p_brake = (
+        decisive("label") <= BRAKE,
+        decisive("seen"),
+        decisive("hidden"),
+        decisive("p_brake"),
+    )
     test = np.concatenate([np.full(k.sum(), i % 4 == 0) for i, k in enumerate(keep)])
-    seen = np.concatenate([e["seen"][k] for e, k in zip(eps, keep, strict=True)])
-    hidden = np.concatenate([e["hidden"][k] for e, k in zip(eps, keep, strict=True)])
-    p_brake = np.concatenate([e["p_brake"][k] for e, k in zip(eps, keep, strict=True)])
     if min(y[test].sum(), (~y[test]).sum(), y[~test].sum(), (~y[~test]).sum()) == 0:
         raise SystemExit("--probe: the human never braked or never drove on in the training or held-out "
                          "episodes; raise --episodes")  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
 from drivegpt.core.resources import resolve_config
 from drivegpt.eval.batched import evaluate_batched
@@ -21,6 +22,7 @@ from drivegpt.policies.registry import (
     load_policy,
     policy_action_kind,
 )
+from drivegpt.rlhf.flywheel import FlywheelConfig
 
 
 def test_spec_loads_the_shipped_refined_checkpoint_on_the_accel_interface():
@@ -40,7 +42,7 @@ def test_shipped_files_are_safetensors_json_and_a_readme_that_reproduces_them(ch
     configs = re.findall(r"drivegpt rlhf --config (\S+)", readme)
     assert configs, "the README names the flywheel command"
     for cfg in configs:
-        assert resolve_config(cfg).is_file(), cfg
+        assert load_config(FlywheelConfig, resolve_config(cfg)).method == "dagger", cfg  # validates
     assert f"drivegpt/checkpoints/{checkpoint.name}/" in readme  # where the last command's policy goes
     assert "runs/" not in json.dumps(json.loads((checkpoint / "policy.json").read_text())["model"])
 
@@ -68,6 +70,7 @@ def test_refined_policy_drives_a_batched_episode():
     assert (per["steps"] > 0).all()
 
 
-def test_spec_with_an_argument_is_refused_with_the_valid_kinds():
-    with pytest.raises(UserError, match="valid kinds: .*drivegpt-rlhf"):
-        load_policy("drivegpt-rlhf:somewhere")
+@pytest.mark.parametrize("spec", ["drivegpt-rlhf", "drivegpt-roads"])
+def test_spec_with_an_argument_is_refused_with_the_valid_kinds(spec):
+    with pytest.raises(UserError, match=f"valid kinds: .*{spec}"):
+        load_policy(f"{spec}:somewhere")
