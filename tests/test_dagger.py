@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +239,7 @@ def test_a_batched_dagger_round_labels_every_env_and_family_it_names(tmp_path):
         "batch": 2,
         "label_envs": envs,
         "label_families": ["stalled_car", "intersection"],  # ported: batched; not ported: highway-env
+        "teachers": {"stalled_car": "drivegpt-roads"},  # a policy labels this family, the human the rest
         "workers": 1,
         "dagger": {"iters": 3, "batch_size": 8, "threads": 1},
     }
@@ -247,10 +249,50 @@ def test_a_batched_dagger_round_labels_every_env_and_family_it_names(tmp_path):
     )
     labels = load_labels(out / "round_1" / "labels" / "labels.npz")
     each = [visited_labels_batched("drivegpt", e, 2, 0, progress=False) for e in envs]  # the same drives
-    each.append(family_labels_batched("drivegpt", "stalled_car", 2, 0, progress=False))
+    each.append(
+        family_labels_batched("drivegpt", "stalled_car", 2, 0, progress=False, teacher="drivegpt-roads")
+    )
     each.append(family_labels("drivegpt", "intersection", "accel", 2, 0, workers=1, progress=False))
-    assert final["human_labels"] == labels.n_labels == sum(x.n_labels for x in each)
+    assert labels.n_labels == sum(x.n_labels for x in each)
     np.testing.assert_array_equal(labels.labels, np.concatenate([x.labels for x in each]))
+    sources = json.loads((out / "round_1" / "labels" / "sources.json").read_text())
+    assert [(s["source"], s["labeller"], s["labels"]) for s in sources] == [
+        (*names, x.n_labels)
+        for names, x in zip(
+            [
+                (envs[0], "human"),
+                (envs[1], "human"),
+                ("stalled_car", "drivegpt-roads"),
+                ("intersection", "human"),
+            ],
+            each,
+            strict=True,
+        )
+    ]
+    assert final["teacher_labels"] == each[2].n_labels > 0  # the teacher's labels are not counted as human
+    assert final["human_labels"] == labels.n_labels - each[2].n_labels
+
+
+@pytest.mark.parametrize("sim", ["batched", "highway-env"])
+def test_a_teacher_labels_what_it_would_do_after_the_student_s_history(sim):
+    """The student drives (here: always brakes); the teacher's label at each step is its own greedy
+    decision given the observations so far and the actions the *student* executed, exactly what the
+    fine-tuning windows show the model (so the targets are consistent with the inputs)."""
+    student, teacher = "constant:-3,keep", "drivegpt-roads"
+    if sim == "batched":
+        labels = family_labels_batched(student, "cut_in", 2, 7, progress=False, teacher=teacher)
+    else:
+        labels = family_labels(student, "cut_in", "accel", 1, 7, workers=1, progress=False, teacher=teacher)
+    model, meta = load_policy_dir(CHECKPOINTS / "drivegpt-roads")
+    tok, norm = tokenizer_from_json(meta["tokenizer"])
+    table = StepTable(norm(labels.obs), tok.encode(labels.actions), tok.encode(labels.labels), labels.start)
+    ends = torch.arange(len(labels.obs))
+    w = table.windows(ends, model.cfg.context)
+    with torch.no_grad():
+        predicted = model(w.obs, w.actions)[:, -1].argmax(-1)  # (N,)
+    assert len(set(labels.actions.tolist())) == 1  # the student's constant action is the history
+    np.testing.assert_array_equal(predicted.numpy(), w.targets[:, -1].numpy())
+    assert (labels.labels != labels.actions).any()  # the teacher would not always brake
 
 
 def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
@@ -289,6 +331,16 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
         ({"sim": "carla"}, "sim"),
         ({"eval_sim": "batched", "eval_env": "drivegpt/Merge-v0"}, "eval_sim: batched has no port of"),
         ({"sim": "batched", "method": "dagger+ppo"}, "without ranking segments; set ranking_steps: 0"),
+        (
+            {"label_families": ["cut_in"], "teachers": {"side_swipe": "drivegpt-roads"}},
+            "'side_swipe' is not a labelled road or family; valid: drivegpt/HighwayDense-v0, cut_in",
+        ),
+        ({"label_families": ["cut_in"], "teachers": {"cut_in": "human"}}, "not a policy .* name one of idm"),
+        ({"label_families": ["cut_in"], "teachers": {"cut_in": "roads"}}, "'roads' is not a policy"),
+        (
+            {"method": "hg-dagger", "teachers": {"drivegpt/HighwayDense-v0": "drivegpt"}},
+            "teachers label DAgger",
+        ),
     ],
 )
 def test_a_dagger_drive_the_batched_simulator_cannot_run_fails_at_load(settings, message):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from drivegpt.core.rundir import policy_dir
-from drivegpt.data.tokenizer import tokenizer_from_json
+from drivegpt.data.tokenizer import DISCRETE_VOCAB, tokenizer_from_json
 from drivegpt.model.checkpoint import check_action_interface, load_policy_dir
 from drivegpt.model.gpt import DriveGPT
 
@@ -72,8 +72,11 @@ class DriveGPTPolicy:
     @torch.inference_mode()
     def executed(self, action: Any) -> None:
         """The action actually executed at the last step (e.g. the human's during a takeover):
-        the history then holds what happened, not what the policy proposed."""
-        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(np.asarray(action)[None])).to(self.device)
+        the history then holds what happened, not what the policy proposed. One action (every
+        row of the batch) or one per row: (B,) accel / meta ids, (B, 2) continuous."""
+        a = np.asarray(action)
+        one = a.ndim == (0 if self.tokenizer.kind in DISCRETE_VOCAB else 1)
+        self.tokens[:, -1] = torch.from_numpy(self.tokenizer.encode(a[None] if one else a)).to(self.device)
 
     # -- batched form ---------------------------------------------------------------------------
     @property

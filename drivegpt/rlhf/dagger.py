@@ -9,7 +9,9 @@ policy itself reached* to an imitation set that only grows, then fine-tune the p
   steps cost a human label.
 * **DAgger**: the simulated human labels *every* state the policy visits (the human decides on the
   same simulator state without driving). A comparison only a simulator allows: every step costs a
-  label.
+  label. A road or family can name a *teacher* policy that labels it instead (``teacher=SPEC``):
+  an earlier student that drives it better than the human, whose decisions are kept while the
+  student learns elsewhere. The teacher reads the executed history, as the human does.
 
 Each round's labels are one ``labels.npz`` (raw observations, executed actions, the human's labels,
 and which steps are labelled); the fine-tuning of round ``k`` reads rounds ``1..k``, so no earlier
@@ -188,24 +190,46 @@ class LabelJob(NamedTuple):
 
     drive: DriveJob
     params: dict[str, float] | None = None  # None: the env's own scene (a road, not a family)
+    teacher: str | None = None  # a policy spec that labels instead of the alert human
+
+
+def load_teacher(spec: str, student: str) -> Any:
+    """The policy ``spec`` as a DAgger labeller of ``student``'s drives: the same action interface
+    (its labels are the student's targets), else a one-line error naming both."""
+    kind = policy_action_kind(student)
+    teacher = load_policy(spec, policy_action_kind(spec, kind))
+    if getattr(teacher, "action_kind", kind) != kind:
+        raise UserError(
+            f"teacher {spec} acts with {teacher.action_kind!r} actions, the student {student} with "
+            f"{kind!r}: name a teacher of the same action interface"
+        )
+    if not hasattr(teacher, "executed"):
+        raise UserError(f"teacher {spec}: a teacher must read the executed history (a DriveGPT policy)")
+    return teacher
 
 
 def label_one(job: LabelJob) -> Labels:
-    """Drive ``job.drive.policy`` for one episode; at every step the alert human decides on the same
-    simulator state without driving, and its clean decision is the label (runs in a worker)."""
+    """Drive ``job.drive.policy`` for one episode; at every step the alert human (or ``job.teacher``)
+    decides on the same simulator state without driving, and its clean decision is the label (runs
+    in a worker)."""
     policy, env = policy_and_env(job.drive)
     human = safety_driver()
+    teacher = load_teacher(job.teacher, job.drive.policy) if job.teacher else None
     seed = job.drive.seed
     obs, _ = env.reset(seed=seed, options=None if job.params is None else {"params": job.params})
     policy.reset(seed=seed, env=env)
-    human.reset(seed=seed, env=env)
+    (teacher or human).reset(seed=seed, env=env)
     observations, actions, labels = [], [], []
     while True:
         action = policy.act(obs)
-        human.act(obs)
+        if teacher is None:
+            human.act(obs)
+            labels.append(human.decision)
+        else:
+            labels.append(teacher.act(obs))
+            teacher.executed(action)  # the teacher's history holds what the student drove
         observations.append(obs)
         actions.append(action)
-        labels.append(human.decision)
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             break
@@ -229,9 +253,11 @@ def visited_labels(
     workers: int | None = None,
     backend: Backend = "local",
     progress: bool = True,
+    teacher: str | None = None,
 ) -> Labels:
-    """DAgger's labels: ``episodes`` episodes of ``spec`` from ``seed`` on, every step labelled."""
-    jobs = [LabelJob(DriveJob(spec, env_id, action, seed + i)) for i in range(episodes)]
+    """DAgger's labels: ``episodes`` episodes of ``spec`` from ``seed`` on, every step labelled (by
+    the alert human, or by the policy ``teacher``)."""
+    jobs = [LabelJob(DriveJob(spec, env_id, action, seed + i), None, teacher) for i in range(episodes)]
     return concat(parallel_map(label_one, jobs, workers, backend, f"label {spec}", progress))
 
 
@@ -244,20 +270,27 @@ def family_labels(
     workers: int | None = None,
     backend: Backend = "local",
     progress: bool = True,
+    teacher: str | None = None,
 ) -> Labels:
     """DAgger's labels on a corner-case family on highway-env (any family, ported or not): episode
     ``seed + i`` draws its parameters as ``family_labels_batched`` does, so a ported family gives both
     simulators the same scenes."""
     env_id = FAMILIES[family]
     jobs = [
-        LabelJob(DriveJob(spec, env_id, action, s), family_params(family, s))
+        LabelJob(DriveJob(spec, env_id, action, s), family_params(family, s), teacher)
         for s in range(seed, seed + episodes)
     ]
     return concat(parallel_map(label_one, jobs, workers, backend, f"label {family}", progress))
 
 
 def visited_labels_batched(
-    spec: str, env_id: str, episodes: int, seed: int, batch: int = 512, progress: bool = True
+    spec: str,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    batch: int = 512,
+    progress: bool = True,
+    teacher: str | None = None,
 ) -> Labels:
     """``visited_labels`` on the batched simulator (``accel`` only): ``batch`` episodes at once, the
     policy drives, the alert human (``BatchedHuman``, no delay, no noise) decides on the same state at
@@ -271,11 +304,18 @@ def visited_labels_batched(
     def step(state: batched.BatchState, _: None, action: torch.Tensor) -> tuple[batched.BatchState, None]:
         return batched.step(state, action), None
 
-    return _label_batched(policy, config, range(seed, seed + episodes), batch, start, step, False, progress)
+    seeds, labeller = range(seed, seed + episodes), load_teacher(teacher, spec) if teacher else None
+    return _label_batched(policy, config, seeds, batch, start, step, False, progress, labeller)
 
 
 def family_labels_batched(
-    spec: str, family: str, episodes: int, seed: int, batch: int = 512, progress: bool = True
+    spec: str,
+    family: str,
+    episodes: int,
+    seed: int,
+    batch: int = 512,
+    progress: bool = True,
+    teacher: str | None = None,
 ) -> Labels:
     """DAgger's labels on a corner-case family ported to the batched simulator (``BATCHED_FAMILIES``):
     episode ``seed + i`` draws its parameters uniformly in the family's ranges from a generator seeded
@@ -292,7 +332,8 @@ def family_labels_batched(
     ) -> tuple[batched.BatchState, Script]:
         return family_step(state, script, action)
 
-    return _label_batched(policy, config, range(seed, seed + episodes), batch, start, step, True, progress)
+    seeds, labeller = range(seed, seed + episodes), load_teacher(teacher, spec) if teacher else None
+    return _label_batched(policy, config, seeds, batch, start, step, True, progress, labeller)
 
 
 def _label_batched(
@@ -304,9 +345,11 @@ def _label_batched(
     step: Callable[[batched.BatchState, Any, torch.Tensor], tuple[batched.BatchState, Any]],
     end_offroad: bool,
     progress: bool,
+    teacher: Any | None = None,
 ) -> Labels:
-    """Drive ``policy`` over ``seeds`` in batches, the alert human labelling every step; an episode
-    ends when the env ends it, or (``end_offroad``: a corner-case failure) when the ego leaves the road."""
+    """Drive ``policy`` over ``seeds`` in batches, the alert human (or the policy ``teacher``, fed the
+    executed history) labelling every step; an episode ends when the env ends it, or (``end_offroad``:
+    a corner-case failure) when the ego leaves the road."""
     alert = PersonalityRanges(reaction_delay=(0.0, 0.0), action_noise=(0.0, 0.0))
     parts: list[Labels] = []
     bar = tqdm(total=len(seeds), desc=f"label {config.env_id} (batched)", unit="ep", disable=not progress)
@@ -315,15 +358,21 @@ def _label_batched(
         state, aux = start(chunk)
         human = BatchedHuman(config, alert)
         human.reset(chunk, state)
-        if hasattr(policy, "reset_batch"):
-            policy.reset_batch(len(chunk))
+        for p in (policy, teacher):
+            if hasattr(p, "reset_batch"):
+                p.reset_batch(len(chunk))
         done = torch.zeros(len(chunk), dtype=torch.bool)
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # per step, (B, ...)
         while not bool(done.all()):
             obs = batched.observe(state).numpy().astype(np.float32)  # (B, V, F)
             action = policy_tokens(policy, torch.from_numpy(obs)).numpy()  # (B,) act_batch or a constant
             human.act(state)  # keeps the human's own lane-change timer going, as label_one does
-            rows.append((obs, action, human.decision.numpy(), (~done).numpy()))
+            if teacher is None:
+                label = human.decision.numpy()  # (B,)
+            else:
+                label = policy_tokens(teacher, torch.from_numpy(obs)).numpy()  # (B,)
+                teacher.executed(action)  # its history holds what the student drove
+            rows.append((obs, action, label, (~done).numpy()))
             state, aux = step(state, aux, torch.as_tensor(action))
             done |= batched.terminated(state) | batched.truncated(state)
             if end_offroad:

@@ -24,7 +24,7 @@ from drivegpt.core.config import FrozenConfig
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
-from drivegpt.policies.registry import policy_action_kind
+from drivegpt.policies.registry import POLICY_KINDS, policy_action_kind
 from drivegpt.rlhf.dagger import (
     LABELS,
     DaggerConfig,
@@ -93,6 +93,11 @@ class FlywheelConfig(FrozenConfig):
     """DAgger: corner-case families whose visited states the human labels too, ``drive_episodes`` each,
     parameters uniform in their ranges; with ``sim: batched`` a family with a batched port
     (``BATCHED_FAMILIES``) is driven there, any other on highway-env (``workers`` processes)."""
+    teachers: dict[str, str] = {}
+    """DAgger: who labels a road or family instead of the alert human, ``{env id or family: policy
+    spec}`` (e.g. ``{side_swipe: drivegpt-roads}``: an earlier student that fails less than the human
+    there keeps teaching it while the student learns elsewhere); the rest the human labels. Each
+    round's ``labels/sources.json`` records who labelled what."""
     sim: Literal["auto", "highway-env", "batched"] = "auto"
     """The simulator of the round's drives (``auto``: batched where it can run them, see
     :func:`flywheel_simulator`, else highway-env; ``batched``: ``accel`` policies, B episodes at once):
@@ -114,6 +119,19 @@ class FlywheelConfig(FrozenConfig):
         for family in self.label_families:
             if family not in FAMILIES:
                 raise ValueError(f"label_families: unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+        if self.teachers and self.method != "dagger":
+            raise ValueError(f"teachers label DAgger's drives; method is {self.method!r}")
+        sources = (*(self.label_envs or (self.env_id,)), *self.label_families)
+        for source, spec in self.teachers.items():
+            if source not in sources:
+                raise ValueError(
+                    f"teachers: {source!r} is not a labelled road or family; valid: {', '.join(sources)}"
+                )
+            if spec.partition(":")[0] not in POLICY_KINDS or spec.startswith("human"):
+                raise ValueError(
+                    f"teachers: {source}: {spec!r} is not a policy (the alert human labels by default); "
+                    f"name one of {', '.join(k for k in POLICY_KINDS if k != 'human')}"
+                )
         if self.sim == "batched" and self.needs_clips and self.ranking_steps:
             raise ValueError(
                 "sim: batched records takeover clips without ranking segments; set ranking_steps: 0"
@@ -173,22 +191,43 @@ def _label_round(cfg: FlywheelConfig, k: int, current: Path, rd: Path, progress:
         else:
             seed = cfg.drive_seed + (k - 1) * cfg.drive_episodes  # the round's drive seeds, unmonitored
             spec, action = f"drivegpt:{current}", policy_action_kind(f"drivegpt:{current}")
-            n, parts = cfg.drive_episodes, []
+            n, parts, w = cfg.drive_episodes, [], cfg.workers
             for env_id in cfg.label_envs or (cfg.env_id,):
+                t = cfg.teachers.get(env_id)
                 if cfg.sim == "batched":
-                    parts.append(visited_labels_batched(spec, env_id, n, seed, cfg.batch, progress))
+                    parts.append(visited_labels_batched(spec, env_id, n, seed, cfg.batch, progress, t))
                 else:
                     parts.append(
-                        visited_labels(spec, env_id, action, n, seed, cfg.workers, progress=progress)
+                        visited_labels(spec, env_id, action, n, seed, w, progress=progress, teacher=t)
                     )
             for family in cfg.label_families:
+                t = cfg.teachers.get(family)
                 if cfg.sim == "batched" and family in BATCHED_FAMILIES:
-                    parts.append(family_labels_batched(spec, family, n, seed, cfg.batch, progress))
+                    parts.append(family_labels_batched(spec, family, n, seed, cfg.batch, progress, t))
                 else:
-                    parts.append(family_labels(spec, family, action, n, seed, cfg.workers, progress=progress))
+                    parts.append(
+                        family_labels(spec, family, action, n, seed, w, progress=progress, teacher=t)
+                    )
             labels = concat(parts)
+            names = [*(cfg.label_envs or (cfg.env_id,)), *cfg.label_families]
+            write_json(
+                rd / "labels" / "sources.json",
+                [
+                    {"source": name, "labeller": cfg.teachers.get(name, "human"), "labels": p.n_labels}
+                    for name, p in zip(names, parts, strict=True)
+                ],
+            )
         save_labels(path, labels)
     return path
+
+
+def policy_labels(label_file: Path) -> int:
+    """Labels of a round that a teacher policy gave rather than the human (``sources.json``; 0 where
+    the round has none: every label the human's)."""
+    sources = label_file.parent / "sources.json"
+    if not sources.is_file():
+        return 0
+    return sum(s["labels"] for s in json.loads(sources.read_text()) if s["labeller"] != "human")
 
 
 def _drive(cfg: FlywheelConfig, k: int, current: Path, clips: Path, command: str, progress: bool) -> None:
@@ -274,7 +313,11 @@ def run_flywheel(
             if not _done(rd / "dagger"):
                 finetune(cfg.dagger, current, label_files, rd / "dagger", progress)
             current = rd / "dagger" / "policy"
-            row["human_labels"] = json.loads((rd / "dagger" / "metrics.json").read_text())["human_labels"]
+            labelled = json.loads((rd / "dagger" / "metrics.json").read_text())["human_labels"]
+            taught = sum(policy_labels(f) for f in label_files)
+            row["human_labels"] = labelled - taught
+            if cfg.teachers:
+                row["teacher_labels"] = taught
         tuned = rd / cfg.method.rpartition("+")[2]
         rm: dict[str, Any] = {}
         if tuned.name == "ppo":
@@ -336,7 +379,7 @@ def _write_curve(out: Path, rows: list[dict[str, Any]]) -> None:
     """``curve.csv`` and ``learning_curve.png``: held-out takeovers per 100 km and KL by round."""
     keys = ["round", "takeovers", "takeovers_per_100km", "takeovers_after_start_per_100km", "km_driven"]
     keys += ["collision_rate", "mean_speed_mps"]
-    keys += ["kl_to_reference", "pairwise_accuracy", "human_labels"]
+    keys += ["kl_to_reference", "pairwise_accuracy", "human_labels", "teacher_labels"]
     write_csv(out / "curve.csv", [keys, *([r.get(k) for k in keys] for r in rows)])
     rows = [r for r in rows if r.get("takeovers_per_100km") is not None]
     if not rows:
