@@ -2,7 +2,8 @@
 
 Specs: ``human``, ``idm``, ``constant:FASTER``, ``drivegpt`` (the checkpoint shipped with the package),
 ``drivegpt-rlhf`` (the shipped checkpoint refined by the loop: DAgger on the human's labels, junctions
-included), ``drivegpt-roads`` (the same loop on the roads and the braking families only),
+included, earlier students teaching the families they drive better), ``drivegpt-roads`` (the same
+loop on the roads and the braking families only),
 ``drivegpt-memoryless`` (imitation alone: a one-step DriveGPT trained on noise-injected logs),
 ``drivegpt:RUN_DIR`` (a pretrain run or a policy directory), ``sb3-dqn:RUN``, ``sb3-ppo:RUN`` (a
 ``drivegpt baseline train`` run or its ``policy/``: safetensors + JSON, no pickle). ``sb3-*:PATH.zip``
@@ -31,7 +32,7 @@ POLICY_KINDS: dict[str, str] = {
     "human": "the simulated human driver (IDM + MOBIL, personality sampled per episode)",
     "idm": "highway-env's stock IDMVehicle at the wheel of the ego (comparison baseline)",
     "drivegpt": "DriveGPT: `drivegpt` (shipped checkpoint) or `drivegpt:RUN_DIR`",
-    "drivegpt-rlhf": "DriveGPT refined by the loop (DAgger on the human's labels), shipped with the package",
+    "drivegpt-rlhf": "DriveGPT refined by the loop (DAgger: the human's, earlier students' labels), shipped",
     "drivegpt-roads": "DriveGPT refined on the roads and two braking families only (no junction), shipped",
     "drivegpt-memoryless": "DriveGPT by imitation alone (one step of context, noise-injected logs), shipped",
     "constant": "always the same action: `constant:-3,keep` (accel [m/s²], lane intent), `constant:FASTER` "
@@ -47,8 +48,9 @@ NO_BATCHED_FAMILIES = ("idm",)
 #: the small pretrained checkpoint that ships with the package: accel tokens, 4 s of context (see README
 #: to reproduce it; the earlier meta-action checkpoint stays in ``drivegpt-meta-small``)
 SHIPPED_CHECKPOINT = CHECKPOINTS / "drivegpt-accel-small"
-#: the shipped checkpoint after the flywheel (DAgger rounds on the roads, every highway family with a
-#: batched port and the junctions; its README.md holds the commands that reproduce it): ``drivegpt-rlhf``
+#: the shipped checkpoint after the flywheel (DAgger rounds on the roads, the highway families and the
+#: junctions, some families labelled by earlier students; its README.md holds the commands that
+#: reproduce it): ``drivegpt-rlhf``
 RLHF_CHECKPOINT = CHECKPOINTS / "drivegpt-rlhf"
 #: where those rounds forked off: 6 DAgger rounds on the batched roads and two braking families, no
 #: junction (shipped as ``drivegpt-rlhf`` before the junction rounds): the spec ``drivegpt-roads``
