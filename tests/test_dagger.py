@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from drivegpt.core.config import ConfigError, config_from_dict
+from drivegpt.core.errors import UserError
 from drivegpt.core.resources import CHECKPOINTS
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable
@@ -346,6 +347,12 @@ def test_a_batched_hg_dagger_round_learns_from_its_monitored_drives(tmp_path):
 def test_a_dagger_drive_the_batched_simulator_cannot_run_fails_at_load(settings, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         config_from_dict(FlywheelConfig, {"method": "dagger", **settings}, "fly.yaml")
+
+
+def test_a_teacher_of_another_action_interface_is_refused_naming_both():
+    meta_teacher = f"drivegpt:{META_POLICY}"
+    with pytest.raises(UserError, match=r"acts with 'meta' actions, the student drivegpt with 'accel'"):
+        family_labels_batched("drivegpt", "cut_in", 1, 0, progress=False, teacher=meta_teacher)
 
 
 def test_a_corrupt_labels_file_names_itself_and_the_fix(tmp_path):
