@@ -213,8 +213,8 @@ def label_one(job: LabelJob) -> Labels:
     decides on the same simulator state without driving, and its clean decision is the label (runs
     in a worker)."""
     policy, env = policy_and_env(job.drive)
-    human = safety_driver()
     teacher = load_teacher(job.teacher, job.drive.policy) if job.teacher else None
+    human = safety_driver() if teacher is None else None
     seed = job.drive.seed
     obs, _ = env.reset(seed=seed, options=None if job.params is None else {"params": job.params})
     policy.reset(seed=seed, env=env)
@@ -222,7 +222,7 @@ def label_one(job: LabelJob) -> Labels:
     observations, actions, labels = [], [], []
     while True:
         action = policy.act(obs)
-        if teacher is None:
+        if human is not None:
             human.act(obs)
             labels.append(human.decision)
         else:
@@ -356,8 +356,9 @@ def _label_batched(
     for lo in range(0, len(seeds), batch):
         chunk = list(seeds[lo : lo + batch])
         state, aux = start(chunk)
-        human = BatchedHuman(config, alert)
-        human.reset(chunk, state)
+        human = None if teacher is not None else BatchedHuman(config, alert)  # a teacher labels alone
+        if human is not None:
+            human.reset(chunk, state)
         for p in (policy, teacher):
             if hasattr(p, "reset_batch"):
                 p.reset_batch(len(chunk))
@@ -366,8 +367,8 @@ def _label_batched(
         while not bool(done.all()):
             obs = batched.observe(state).numpy().astype(np.float32)  # (B, V, F)
             action = policy_tokens(policy, torch.from_numpy(obs)).numpy()  # (B,) act_batch or a constant
-            human.act(state)  # keeps the human's own lane-change timer going, as label_one does
-            if teacher is None:
+            if human is not None:
+                human.act(state)  # every step, as label_one does: the human's own timers run on
                 label = human.decision.numpy()  # (B,)
             else:
                 label = policy_tokens(teacher, torch.from_numpy(obs)).numpy()  # (B,)

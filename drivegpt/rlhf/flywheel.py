@@ -127,7 +127,7 @@ class FlywheelConfig(FrozenConfig):
                 raise ValueError(
                     f"teachers: {source!r} is not a labelled road or family; valid: {', '.join(sources)}"
                 )
-            if spec.partition(":")[0] not in POLICY_KINDS or spec.startswith("human"):
+            if spec.partition(":")[0] not in set(POLICY_KINDS) - {"human"}:
                 raise ValueError(
                     f"teachers: {source}: {spec!r} is not a policy (the alert human labels by default); "
                     f"name one of {', '.join(k for k in POLICY_KINDS if k != 'human')}"
