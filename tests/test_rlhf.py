@@ -253,6 +253,8 @@ def reward_run(tmp_path_factory):
 def test_reward_model_learns_the_pairs_and_round_trips(reward_run):
     out, m = reward_run
     assert m["train_pairwise_accuracy"] >= 0.9 and m["train_pairs"] > 0
+    strict = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert strict["ranked_clips"] == 0 and strict["val_ranking_accuracy"] is None  # nothing ranked: null
     model, meta = load_reward_model(out)
     assert meta["role"] == "reward"
     saved = load_policy_dir(out / "reward")[0].state_dict()

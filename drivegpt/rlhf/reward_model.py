@@ -12,6 +12,7 @@ Saved as a policy directory (``reward/model.safetensors`` + ``reward/policy.json
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,8 @@ def train_reward_model(
         "val_ranking_accuracy": ranking_accuracy(model, rk_val),
         "train_ranking_accuracy": ranking_accuracy(model, rk_train),
     }
+    # JSON has no NaN: null where there was nothing to score (no validation pairs, no ranked clips)
+    metrics = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
     write_json(out / "metrics.json", metrics)
     return metrics
 
