@@ -45,6 +45,9 @@ Parts:
         --sims 400000 --out bench/results/is_second_moment      # and --stream 8 beside it
     .venv/bin/python bench/is_second_moment.py --family stalled_car --parts pilots report \\
         --out bench/results/is_second_moment
+
+``--policy SPEC`` measures a learned policy instead of the simulated human (no personality traits to
+sample; about 9x slower per simulation on a CPU, so give it its own ``--out``).
 """
 
 from __future__ import annotations
