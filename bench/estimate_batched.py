@@ -185,8 +185,9 @@ def summarise(result: dict, rel: float) -> None:
     spread = Z95 * ps.std(ddof=1) / ps.mean() if len(ps) > 1 and ps.mean() > 0 else None  # observed
     sims_mean = float(np.mean([r["sims"] for r in valid])) if valid else None
     result["summary"] = {
-        "mc_p": p,
+        "mc_p": mc["p"] if mc else None,
         "mc_ci": mc["ci"] if mc else None,
+        "reference_p": p,
         "is_runs": len(runs),
         "is_degenerate": len(runs) - len(valid),
         "is_covers_mc": covered,
