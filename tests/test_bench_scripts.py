@@ -80,3 +80,35 @@ def test_family_rates_refuses_a_json_out_that_would_overwrite_its_record(tmp_pat
     r = run("family_rates.py", "--policies", "human", "--out", str(tmp_path / "rates.json"))
     assert r.returncode == 2 and "name the table" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "rates.json").exists()
+
+
+def test_estimate_batched_summary_without_a_monte_carlo_truth(tmp_path):
+    """A learned policy's runs have no 10⁶-run truth: accelerations at the runs' mean, no coverage; a
+    family whose runs found no failure shows plain Monte Carlo's bound, not an estimate."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from estimate_batched import Z95, summarise, write_markdown
+    finally:
+        sys.path.remove(str(BENCH))
+
+    def run_(p: float, rel: float | None, ci: list[float], failures: int) -> dict:
+        return {"p": p, "rel_halfwidth": rel, "ci": ci, "sims": 1000, "failures": failures,
+                "degenerate": False, "converged": rel is not None}  # fmt: skip
+
+    two = [run_(1e-4, 0.2, [8e-5, 1.2e-4], 50), run_(3e-4, 0.2, [2.4e-4, 3.6e-4], 50)]
+    found = {"family": "f", "policy": "x", "is": {"runs": two}}
+    none = {"family": "g", "policy": "x", "is": {"runs": [run_(0.0, None, [0.0, 3e-3], 0)]}}
+    for r in (found, none):
+        summarise(r, 0.2)
+    s = found["summary"]
+    assert s["mc_p"] is None and s["coverage_ci"] is None and s["is_covers_mc"] is None
+    assert s["reference_p"] == pytest.approx(2e-4)  # the mean of 1e-4 and 3e-4
+    # MC needs Z95² (1 - p) / (p r²) at r = 0.2 and p = 2e-4; each run used 1,000
+    assert s["acceleration_median"] == pytest.approx(Z95**2 * (1 - 2e-4) / (2e-4 * 0.04) / 1000)
+    assert none["summary"]["is_valid_runs"] == 0 and none["summary"]["reference_p"] == 0.0
+    for r in (found, none):
+        (tmp_path / f"{r['family']}.json").write_text(json.dumps(r))
+    write_markdown(tmp_path)
+    rows = (tmp_path / "results.md").read_text().splitlines()
+    assert "(accelerations at the IS mean)" in rows[2] and "0.0002 |" in rows[2]
+    assert "no failure: < 0.003 (Wilson 95%)" in rows[3]
