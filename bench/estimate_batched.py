@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
@@ -98,9 +99,12 @@ def main() -> None:
         dist = family_distribution(family, model)
         dist = WithHumanTraits(dist) if args.human_traits else dist
         duration = DURATION.get(family)  # None: the family's own episode length
-        sim = batched_family_simulator(
-            family, args.policy, dist.names, "accel", args.batch, duration, device=args.device
-        )
+        try:
+            sim = batched_family_simulator(
+                family, args.policy, dist.names, "accel", args.batch, duration, device=args.device
+            )
+        except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
+            ap.error(str(err))
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["human_traits"] = args.human_traits
         if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
 
+from drivegpt.core.errors import UserError
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, pilot
 from drivegpt.corner.mixture import (
@@ -407,9 +408,12 @@ def main() -> None:
     dist = family_distribution(args.family, load_naturalistic(None))
     dist = dist if args.no_human_traits or args.policy != "human" else WithHumanTraits(dist)
     batch = 4096 if args.policy == "human" else 1024  # a learned policy: its forward pass per step
-    sim = batched_family_simulator(
-        args.family, args.policy, dist.names, "accel", batch, DURATION.get(args.family)
-    )
+    try:
+        sim = batched_family_simulator(
+            args.family, args.policy, dist.names, "accel", batch, DURATION.get(args.family)
+        )
+    except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
+        ap.error(str(err))
     stem = (
         args.family if args.components == EstimateConfig().components else f"{args.family}-k{args.components}"
     )

@@ -112,3 +112,19 @@ def test_estimate_batched_summary_without_a_monte_carlo_truth(tmp_path):
     rows = (tmp_path / "results.md").read_text().splitlines()
     assert "(accelerations at the IS mean)" in rows[2] and "0.0002 |" in rows[2]
     assert "no failure: < 0.003 (Wilson 95%)" in rows[3]
+
+
+@pytest.mark.parametrize("script", ["is_second_moment.py", "estimate_batched.py"])
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ("nosuch", "unknown policy spec 'nosuch'"),
+        ("drivegpt:no/such/run", "no/such/run/policy.json: missing"),
+    ],
+)
+def test_family_estimates_refuse_a_bad_policy_in_one_line(tmp_path, script, policy, message):
+    one = script == "is_second_moment.py"
+    family, part = ("--family", "bound") if one else ("--families", "is")
+    r = run(script, family, "slower_lead", "--policy", policy, "--parts", part, "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr
