@@ -47,7 +47,10 @@ Parts:
         --out bench/results/is_second_moment
 
 ``--policy SPEC`` measures a learned policy instead of the simulated human (no personality traits to
-sample; about 9x slower per simulation on a CPU, so give it its own ``--out``).
+sample; about 9x slower per simulation on a CPU, so give it its own ``--out``). ``--device cuda
+--batch 65536 --chunk 65536`` runs the batched simulator on a GPU, the same draws and episodes
+(``bench/cuda_estimate.sh``: 10**6 draws of a learned policy per family); ``--seconds`` caps a
+``failures`` run's wall time, checked between chunks, and a rerun resumes it.
 """
 
 from __future__ import annotations
@@ -79,17 +82,20 @@ from drivegpt.sim.batched.families import BATCHED_FAMILIES
 CHUNK = 65536  #: MC draws per chunk (one save each); a learned policy's: 8192 (it is about 9x slower)
 
 
-def failures(sim, dist, out: Path, stream: int, sims: int, chunk: int = CHUNK) -> None:
-    """Plain MC of ``stream`` up to ``sims`` draws; every failure's point and seed, resumable. The draws
-    are one stream however they are chunked."""
+def failures(
+    sim, dist, out: Path, stream: int, sims: int, chunk: int = CHUNK, seconds_cap: float = float("inf")
+) -> None:
+    """Plain MC of ``stream`` up to ``sims`` draws or ``seconds_cap`` of this run's wall time (checked
+    between chunks); every failure's point and seed, resumable. The draws are one stream however they
+    are chunked."""
     rng = np.random.default_rng([stream, dist.dim])
     zs, seeds, done, seconds = [np.zeros((0, dist.dim))], [np.zeros(0, np.int64)], 0, 0.0
     if out.exists():
         old = np.load(out)
         zs, seeds, done, seconds = [old["z"]], [old["seeds"]], int(old["sims"]), float(old["seconds"])
         rng.standard_normal((done, dist.dim))  # the draws already simulated
-    t0 = time.time() - seconds
-    while done < sims:
+    t0, start = time.time() - seconds, time.time()
+    while done < sims and time.time() - start < seconds_cap:
         n = min(chunk, sims - done)
         z = rng.standard_normal((n, dist.dim))
         seed = stream * 10**7 + done + np.arange(n)
@@ -386,6 +392,7 @@ def main() -> None:
     ap.add_argument("--no-human-traits", action="store_true", help="the family's parameters alone")
     ap.add_argument("--stream", type=int, default=7, help="failures: the MC stream (one per process)")
     ap.add_argument("--sims", type=int, default=400_000, help="failures: MC draws of the stream")
+    ap.add_argument("--seconds", type=float, default=float("inf"), help="failures: wall-time cap of this run")
     ap.add_argument("--seeds", type=int, default=30, help="pilots: sampler seeds 1..N")
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3, 0.5, 0.7])
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
@@ -395,22 +402,28 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--resims", type=int, default=40, help="bound: fresh seeds per MC failure")
+    ap.add_argument("--device", default="cpu", help="where the batched simulator runs: cpu or cuda")
+    ap.add_argument("--batch", type=int, help="episodes stepped at once (default 4096; a policy's 1024)")
+    ap.add_argument("--chunk", type=int, help="failures: draws per save (default 65536; a policy's 8192)")
     ap.add_argument("--out", type=Path, default=Path("bench/results/is_second_moment"))
     args = ap.parse_args()
-    if min(args.sims, args.seeds, args.components, args.resims) < 1 or not all(
-        0 < a < 1 for a in args.defensive
-    ):
-        ap.error(
-            "--sims, --seeds, --components and --resims must be >= 1 and every --defensive weight in (0, 1)"
-        )
+    learned = args.policy != "human"  # a learned policy: its forward pass each step, about 9x slower
+    batch = (1024 if learned else 4096) if args.batch is None else args.batch
+    chunk = (CHUNK // 8 if learned else CHUNK) if args.chunk is None else args.chunk
+    counts = {"--sims": args.sims, "--seeds": args.seeds, "--components": args.components,
+              "--resims": args.resims, "--batch": batch, "--chunk": chunk}  # fmt: skip
+    for flag, value in counts.items():
+        if value < 1:
+            ap.error(f"{flag} must be >= 1, got {value}")
+    if not all(0 < a < 1 for a in args.defensive):
+        ap.error(f"every --defensive weight must lie in (0, 1), got {args.defensive}")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     dist = family_distribution(args.family, load_naturalistic(None))
     dist = dist if args.no_human_traits or args.policy != "human" else WithHumanTraits(dist)
-    batch = 4096 if args.policy == "human" else 1024  # a learned policy: its forward pass per step
     try:
         sim = batched_family_simulator(
-            args.family, args.policy, dist.names, "accel", batch, DURATION.get(args.family)
+            args.family, args.policy, dist.names, "accel", batch, DURATION.get(args.family), args.device
         )
     except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
         ap.error(str(err))
@@ -419,10 +432,8 @@ def main() -> None:
     )
     fam_out = args.out / f"{stem}.json"
     if "failures" in args.parts:
-        chunk = CHUNK if args.policy == "human" else CHUNK // 8
-        failures(
-            sim, dist, args.out / f"{args.family}-failures-{args.stream}.npz", args.stream, args.sims, chunk
-        )
+        npz = args.out / f"{args.family}-failures-{args.stream}.npz"
+        failures(sim, dist, npz, args.stream, args.sims, chunk, args.seconds)
     if "pilots" in args.parts:
         cfg = EstimateConfig(method="is", rel_halfwidth=args.rel_halfwidth, max_sims=30_000, batch=400,
                              pilot_batch=200, components=args.components)  # fmt: skip  # as estimate_batched

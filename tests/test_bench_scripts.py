@@ -49,6 +49,8 @@ def test_junction_decisions_auc_by_hand():
 def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "bound", "--resims", "0")
     assert r.returncode == 2 and "--resims must be >= 1" in r.stderr.strip().splitlines()[-1]
+    r = run("is_second_moment.py", "--family", "slower_lead", "--chunk", "0", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--chunk must be >= 1, got 0" in r.stderr.strip().splitlines()[-1]
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "fits", "--out", str(tmp_path))
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("no ")
 
@@ -128,3 +130,46 @@ def test_family_estimates_refuse_a_bad_policy_in_one_line(tmp_path, script, poli
     r = run(script, family, "slower_lead", "--policy", policy, "--parts", part, "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr
+
+
+def test_mc_failures_are_one_stream_however_chunked_resumed_or_capped(tmp_path):
+    """``is_second_moment.failures``: the same draws, seeds and failures in chunks of 7 or 64, in one
+    run or resumed after a run stopped by its time cap (which stops before any chunk when 0)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from is_second_moment import failures
+    finally:
+        sys.path.remove(str(BENCH))
+
+    class Dist:  # the identity law in 2 dimensions
+        dim = 2
+
+        @staticmethod
+        def to_params(z):
+            return z
+
+    def sim(params, seeds):  # fails where z0 > 1.5 (6.7% of draws)
+        return (params[:, 0] > 1.5).astype(float)
+
+    def kept(path):
+        d = np.load(path)
+        return d["z"], d["seeds"], int(d["sims"])
+
+    failures(sim, Dist, tmp_path / "a.npz", 3, 64, chunk=64)
+    failures(sim, Dist, tmp_path / "b.npz", 3, 64, chunk=7)
+    failures(sim, Dist, tmp_path / "c.npz", 3, 64, chunk=7, seconds_cap=0.0)  # stops before a chunk
+    assert not (tmp_path / "c.npz").exists()
+    failures(sim, Dist, tmp_path / "c.npz", 3, 21, chunk=7)  # stopped after 21 draws, then resumed
+    failures(sim, Dist, tmp_path / "c.npz", 3, 64, chunk=16)
+    (za, sa, na), (zb, sb, nb), (zc, sc, nc) = (
+        kept(tmp_path / "a.npz"),
+        kept(tmp_path / "b.npz"),
+        kept(tmp_path / "c.npz"),
+    )
+    rows = np.random.default_rng([3, 2]).standard_normal((64, 2))
+    assert na == nb == nc == 64 and len(za) == int((rows[:, 0] > 1.5).sum()) > 0
+    np.testing.assert_array_equal(za, rows[rows[:, 0] > 1.5])
+    np.testing.assert_array_equal(sa, 3 * 10**7 + np.flatnonzero(rows[:, 0] > 1.5))
+    for z, s in ((zb, sb), (zc, sc)):
+        np.testing.assert_array_equal(z, za)
+        np.testing.assert_array_equal(s, sa)
