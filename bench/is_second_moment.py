@@ -18,7 +18,8 @@ Parts:
   ``OUT/FAMILY-failures-STREAM.npz``, resuming from it. Run streams in parallel processes.
 * ``pilots``: the estimator's pilot (``drivegpt.corner.estimate``, the settings of
   ``bench/estimate_batched.py``) for ``--seeds`` sampler seeds; keeps each fitted mixture and the
-  pilot's simulations in ``OUT/FAMILY-pilots.npz``.
+  pilot's simulations in ``OUT/FAMILY-pilots.npz`` (other ``--components``, ``--pilot-batch`` or
+  ``--ce-refine``: ``OUT/FAMILY-kK-pbN-ceR-pilots.npz``, each tag only where it differs).
 * ``mechanism``: the 20 MC failures the first pilot's proposal draws least often (largest ``p / q``),
   each re-simulated: the ego's speed and lateral position at the crash and the car it hit.
 * ``phase``: the failures that proposal draws less often than the nominal, each re-simulated at 40
@@ -79,6 +80,7 @@ from drivegpt.corner.mixture import (
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
+PILOT_BATCH = 200  #: pilot simulations per stage, as bench/estimate_batched.py's runs
 CHUNK = 65536  #: MC draws per chunk (one save each); a learned policy's: 8192 (it is about 9x slower)
 
 
@@ -400,6 +402,11 @@ def main() -> None:
         "--components", type=int, default=EstimateConfig().components,
         help="pilots, report: Gaussians in the fitted mixture (not the default: files FAMILY-kK*)",
     )  # fmt: skip
+    ap.add_argument("--pilot-batch", type=int, default=PILOT_BATCH, help="pilots: simulations per stage")
+    ap.add_argument(
+        "--ce-refine", type=int, default=EstimateConfig().ce_refine,
+        help="pilots: cross-entropy refinement stages after the first fit",
+    )  # fmt: skip
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--resims", type=int, default=40, help="bound: fresh seeds per MC failure")
     ap.add_argument("--device", default="cpu", help="where the batched simulator runs: cpu or cuda")
@@ -411,10 +418,13 @@ def main() -> None:
     batch = (1024 if learned else 4096) if args.batch is None else args.batch
     chunk = (CHUNK // 8 if learned else CHUNK) if args.chunk is None else args.chunk
     counts = {"--sims": args.sims, "--seeds": args.seeds, "--components": args.components,
-              "--resims": args.resims, "--batch": batch, "--chunk": chunk}  # fmt: skip
+              "--resims": args.resims, "--batch": batch, "--chunk": chunk,
+              "--pilot-batch": args.pilot_batch}  # fmt: skip
     for flag, value in counts.items():
         if value < 1:
             ap.error(f"{flag} must be >= 1, got {value}")
+    if args.ce_refine < 0:
+        ap.error(f"--ce-refine must be >= 0, got {args.ce_refine}")
     if not all(0 < a < 1 for a in args.defensive):
         ap.error(f"every --defensive weight must lie in (0, 1), got {args.defensive}")
     torch.set_num_threads(1)
@@ -427,8 +437,14 @@ def main() -> None:
         )
     except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
         ap.error(str(err))
-    stem = (
-        args.family if args.components == EstimateConfig().components else f"{args.family}-k{args.components}"
+    stem = args.family + "".join(  # the settings that differ from estimate_batched's name the files
+        f"-{tag}{value}"
+        for tag, value, usual in (
+            ("k", args.components, EstimateConfig().components),
+            ("pb", args.pilot_batch, PILOT_BATCH),
+            ("ce", args.ce_refine, EstimateConfig().ce_refine),
+        )
+        if value != usual
     )
     fam_out = args.out / f"{stem}.json"
     if "failures" in args.parts:
@@ -436,7 +452,8 @@ def main() -> None:
         failures(sim, dist, npz, args.stream, args.sims, chunk, args.seconds)
     if "pilots" in args.parts:
         cfg = EstimateConfig(method="is", rel_halfwidth=args.rel_halfwidth, max_sims=30_000, batch=400,
-                             pilot_batch=200, components=args.components)  # fmt: skip  # as estimate_batched
+                             pilot_batch=args.pilot_batch, components=args.components,
+                             ce_refine=args.ce_refine)  # fmt: skip  # as estimate_batched
         t0, before = time.time(), load()
         pilots(sim, dist, args.out / f"{stem}-pilots.npz", range(1, args.seeds + 1), cfg)
         print(f"  pilots: {time.time() - t0:.0f} s, load {before} -> {load()}")
