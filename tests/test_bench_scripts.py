@@ -175,3 +175,19 @@ def test_mc_failures_are_one_stream_however_chunked_resumed_or_capped(tmp_path):
     for z, s in ((zb, sb), (zc, sc)):
         np.testing.assert_array_equal(z, za)
         np.testing.assert_array_equal(s, sa)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--params", "ego_speed", "wheelbase"], "stalled_car has no parameter wheelbase; valid: ego_speed"),
+        (["--seeds", "0"], "--seeds and --batch must be >= 1"),
+        (["--policies", "drivegpt:no/such/run"], "no/such/run/policy.json: missing"),
+    ],
+)
+def test_policy_corners_refuses_bad_options(tmp_path, args, message):
+    r = run(
+        "policy_corners.py", "--family", "stalled_car", "--seeds", "1", *args, "--out", str(tmp_path / "c.md")
+    )
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+    assert not (tmp_path / "c.md").exists()
