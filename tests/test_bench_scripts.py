@@ -191,3 +191,17 @@ def test_policy_corners_refuses_bad_options(tmp_path, args, message):
     )
     assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
     assert not (tmp_path / "c.md").exists()
+
+
+def test_policy_corners_grid_by_hand():
+    """Two probed parameters of four: 9 corners, each repeated for its seeds, the rest at the median."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from policy_corners import corners
+    finally:
+        sys.path.remove(str(BENCH))
+    pts, z = corners(4, [1, 3], 2)
+    assert pts[0] == (-3.0, -3.0) and pts[4] == (0.0, 0.0) and pts[8] == (3.0, 3.0) and len(pts) == 9
+    assert z.shape == (18, 4) and not z[:, [0, 2]].any()
+    np.testing.assert_array_equal(z[2:4, [1, 3]], [[-3.0, 0.0], [-3.0, 0.0]])  # corner 1, both seeds
+    np.testing.assert_array_equal(z[16:, [1, 3]], [[3.0, 3.0], [3.0, 3.0]])
