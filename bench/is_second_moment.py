@@ -430,7 +430,7 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     dist = family_distribution(args.family, load_naturalistic(None))
-    dist = dist if args.no_human_traits or args.policy != "human" else WithHumanTraits(dist)
+    dist = dist if args.no_human_traits or learned else WithHumanTraits(dist)
     try:
         sim = batched_family_simulator(
             args.family, args.policy, dist.names, "accel", batch, DURATION.get(args.family), args.device

@@ -53,6 +53,8 @@ def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     assert r.returncode == 2 and "--chunk must be >= 1, got 0" in r.stderr.strip().splitlines()[-1]
     r = run("is_second_moment.py", "--family", "slower_lead", "--ce-refine", "-1", "--out", str(tmp_path))
     assert r.returncode == 2 and "--ce-refine must be >= 0, got -1" in r.stderr.strip().splitlines()[-1]
+    r = run("is_second_moment.py", "--family", "slower_lead", "--device", "gpu", "--out", str(tmp_path))
+    assert r.returncode == 2 and "unknown device 'gpu'; valid: auto, cpu" in r.stderr.strip().splitlines()[-1]
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "fits", "--out", str(tmp_path))
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("no ")
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import UserError
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
 from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob, outcome_of
@@ -76,7 +77,7 @@ def batched_family_simulator(
     action: str = "accel",
     batch: int = 4096,
     duration: float | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> SimulateBatch:
     """``simulate_batch`` of ``family`` with ``policy`` driving, ``batch`` episodes at a time.
@@ -99,6 +100,7 @@ def batched_family_simulator(
         )
     if traits and policy != "human":
         raise UserError(f"{policy}: only the simulated human ('human') has personality traits to sample")
+    device = resolve_device(device)  # an unknown or absent device: a UserError naming it
     driver, kind = _driver(policy, action)
     config = family_config(family, kind, getattr(driver, "env_config", None), duration)  # type: ignore[arg-type]
     if not isinstance(driver, type) and hasattr(driver, "to"):  # DriveGPT: its model next to the simulator
