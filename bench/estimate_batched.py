@@ -4,7 +4,8 @@ For each family: plain Monte Carlo from the naturalistic distribution (``z ~ N(0
 with scenario seed i, exactly as ``drivegpt corner-cases estimate --method mc --sim batched``) with up
 to ``--mc-sims`` simulations or ``--mc-seconds`` of wall time, whichever comes first; then
 cross-entropy importance sampling (``drivegpt.corner.estimate``, ``--sim batched``) with
-``--is-seeds`` sampler seeds at ``--rel-halfwidth``. Reported per family: the MC estimate with its
+``--is-seeds`` sampler seeds at ``--rel-halfwidth`` (with ``--proposal FILE``: from that proposal,
+with no pilot). Reported per family: the MC estimate with its
 Wilson 95% interval, the IS estimates, how many IS intervals cover the MC estimate (Wilson interval
 of that coverage), the simulations each IS run used, and the acceleration factor = simulations plain
 MC needs for the same relative half-width at the MC probability, ``Z95² (1 - p) / (p r²)``, ÷
@@ -29,7 +30,9 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
+from drivegpt.corner.mixture import with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+from drivegpt.corner.proposal_file import load_proposal, save_proposal
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
 DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
@@ -72,6 +75,9 @@ def main() -> None:
     ap.add_argument("--mc-seconds", type=float, default=1800.0, help="wall-time cap of each family's MC")
     ap.add_argument("--mc-resume", action="store_true", help="continue the MC stream saved in --out")
     ap.add_argument("--mc-from", type=Path, help="take each family's MC result from this results folder")
+    ap.add_argument("--mc-failures", type=Path,
+                    help="take each family's MC result from the FAMILY-failures-*.npz streams in this folder "
+                         "(bench/is_second_moment.py --parts failures)")  # fmt: skip
     ap.add_argument("--is-seeds", type=int, default=10)
     ap.add_argument("--is-first-seed", type=int, default=1, help="sampler seeds from this one (split runs)")
     ap.add_argument("--is-max-sims", type=int, default=20_000)
@@ -83,6 +89,10 @@ def main() -> None:
         "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
     )
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
+    ap.add_argument("--proposal", type=Path, help="IS from this proposal.json (an earlier estimate's)")
+    ap.add_argument(
+        "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"
+    )
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
     ap.add_argument("--parts", nargs="+", default=["mc", "is"])
@@ -105,11 +115,26 @@ def main() -> None:
             )
         except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
             ap.error(str(err))
+        q = None
+        if args.proposal:
+            try:
+                mix, _ = load_proposal(args.proposal, family, dist.names)
+            except UserError as err:
+                ap.error(str(err))
+            q = with_defensive(mix, EstimateConfig().defensive)
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
+        result["proposal"] = str(args.proposal) if args.proposal else None
         result["human_traits"] = args.human_traits
         if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)
             result["mc"] = json.loads((args.mc_from / f"{family}.json").read_text())["mc"]
             result["mc_from"] = str(args.mc_from)
+        if args.mc_failures:  # the streams of bench/is_second_moment.py (every draw's failure kept)
+            streams = [np.load(f) for f in sorted(args.mc_failures.glob(f"{family}-failures-*.npz"))]
+            if not streams:
+                ap.error(f"no {family}-failures-*.npz in {args.mc_failures}")
+            n, k = sum(int(m["sims"]) for m in streams), sum(len(m["seeds"]) for m in streams)
+            result["mc"] = {"sims": n, "failures": k, "p": k / n, "ci": list(wilson_interval(k, n))}
+            result["mc_from"] = str(args.mc_failures)
         if "mc" in args.parts:
             print(f"{family}: MC, load {load()}", flush=True)
             before = load()
@@ -140,7 +165,7 @@ def main() -> None:
                     components=args.is_components, cov_floor=args.is_cov_floor,
                 )  # fmt: skip
                 t_run = time.time()
-                est = estimate_probability(counted, dist.dim, cfg, dist.to_params)
+                est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q)
                 runs.append({
                     "seed": seed, "seconds": time.time() - t_run, "p": est.failure_probability,
                     "ci": list(est.failure_probability_ci),
@@ -149,6 +174,10 @@ def main() -> None:
                     "ess": est.effective_sample_size, "own_acceleration_factor": est.acceleration_factor,
                 })  # fmt: skip
                 print(f"  is seed {seed}: {runs[-1]}", flush=True)
+                if args.save_proposals and est.mixture is not None:
+                    save_proposal(args.out / f"{family}-proposals" / f"seed-{seed}.json", est.mixture, family,
+                                  list(dist.names), policy=args.policy, pilot_sims=est.pilot_sims, seed=seed,
+                                  started_from=str(args.proposal) if args.proposal else None)  # fmt: skip
             result["is"] = {
                 "config": cfg.model_dump(exclude={"seed"}),
                 "runs": runs,

@@ -484,6 +484,38 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
         assert bad.exit_code == 2 and valid in bad.output, bad.output  # typer names the valid values
 
 
+def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) -> None:
+    """``--method is`` writes ``proposal.json``; ``--proposal`` starts another estimate from it, no pilot."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    args = ["corner-cases", "estimate", "--family", "stalled_car", "--method", "is", "--sim", "batched"]
+    args += ["--policy", "constant:39", "--max-sims", "80", "--pilot-batch", "8", "--duration", "8"]
+    first = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    est = json.loads((tmp_path / "a" / "estimate.json").read_text())
+    assert est["pilot_sims"] > 0 and est["proposal_file"] == "proposal.json"
+    saved = json.loads((tmp_path / "a" / "proposal.json").read_text())
+    assert saved["family"] == "stalled_car" and saved["policy"] == "constant:39" and len(saved["names"]) == 4
+    again = [*args, "--seed", "1", "--proposal", str(tmp_path / "a" / "proposal.json")]
+    second = CliRunner().invoke(app, [*again, "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0 and "(0 pilot)" in second.output, second.output
+    est = json.loads((tmp_path / "b" / "estimate.json").read_text())
+    assert est["pilot_sims"] == 0 and est["failure_probability"] > 0.5
+    assert est["run"]["proposal"].endswith("proposal.json")
+    refit = json.loads((tmp_path / "b" / "proposal.json").read_text())  # refitted to its own failures
+    assert refit["pilot_sims"] == 0 and refit["started_from"] == str(tmp_path / "a" / "proposal.json")
+    mc = [a if a != "is" else "mc" for a in again]
+    bad = CliRunner().invoke(app, [*mc, "--out", str(tmp_path / "c")])
+    assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
+    absent = [a if not a.endswith("proposal.json") else str(tmp_path / "none.json") for a in again]
+    bad = CliRunner().invoke(app, [*absent, "--out", str(tmp_path / "c")])
+    assert bad.exit_code != 0 and "none.json: no such proposal file" in bad.output, bad.output
+
+
 def test_severity_is_one_for_failures_and_graded_below() -> None:
     """The batched ``simulate_batch``: 1 where the ego crashed, ``1 / (1 + TTC_min)`` below 1 elsewhere."""
     from drivegpt.corner.batched import batched_family_simulator

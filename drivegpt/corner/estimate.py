@@ -31,6 +31,10 @@ Both stop after a batch once the relative half-width (95% half-width / estimate)
 target, or at ``max_sims``. Importance weights whose effective sample size over failures,
 ``(sum w f)^2 / sum (w f)^2``, is below ``min_ess`` are *degenerate*: the result says so, and its
 interval is ``[0, 1]`` with no relative half-width, never a tight interval. Same seed, same result.
+After an importance-sampling estimate, its own failures (weighted by ``p / q``; at least ``min_ess``
+effective ones) are fitted once more, with the lower covariance floor ``refit_floor``: that mixture (else
+the pilot's) is the estimate's ``mixture``, written to ``proposal.json``
+(:mod:`drivegpt.corner.proposal_file`), from which a later estimate can start without a pilot.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ class EstimateConfig(FrozenConfig):
     """IS: added to each fitted covariance's diagonal before widening (standard units squared)."""
     min_ess: float = Field(30.0, gt=0)
     """Effective sample size over failures below which weights are flagged as degenerate."""
+    refit_floor: float = Field(0.5, ge=0)
+    """IS: covariance floor of the mixture refitted to the estimate's own failures (the proposal the
+    next estimate starts from); below ``cov_floor`` because those failures are many and drawn near the
+    region (under 0.5 a component narrower than the nominal has unbounded weights but for the
+    defensive part)."""
 
 
 class Estimate(NamedTuple):
@@ -127,6 +136,8 @@ class Estimate(NamedTuple):
     acceleration_factor: float | None  # IS: simulations plain MC needs for the same half-width / sims
     history: list[tuple[int, float, float, float]]  # (sims, estimate, lo, hi) after each batch
     proposal: dict[str, Any]
+    mixture: GaussianMixture | None = None  # the proposal to start the next from (no defensive part)
+    names: tuple[str, ...] = ()  # the standard space's dimensions (the family's parameters), when known
 
     def metrics(self) -> dict[str, Any]:
         """The registry metrics of this estimate."""
@@ -183,15 +194,16 @@ def estimate_probability(
 
     p0 = nominal(dim)
     wf = np.zeros(0)  # w * failed of every simulation the estimate uses
+    fitted = None
     if cfg.method == "mc":
         q: Proposal = p0
     elif proposal is not None:
         check_support(proposal, dim, rng)
         q = proposal
     else:
-        mix, wf = pilot(run, dim, cfg, rng, lambda: sims)
-        q = with_defensive(mix, cfg.defensive) if mix is not None else p0
-    pilot_sims, history = sims, []
+        fitted, wf = pilot(run, dim, cfg, rng, lambda: sims)
+        q = with_defensive(fitted, cfg.defensive) if fitted is not None else p0
+    pilot_sims, history, zf = sims, [], [np.zeros((0, dim))]  # zf: the estimation's failures
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
@@ -200,6 +212,7 @@ def estimate_probability(
         failed = run(z) >= 1
         w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
+        zf.append(z[failed])
         s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
@@ -210,10 +223,26 @@ def estimate_probability(
     if kind == "is" and s["rel"] is not None and 0 < s["p"] < 1:
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
     converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
+    if kind == "is" and not s["degenerate"]:  # its failures, weighted by p / q, fit a better proposal
+        n_pilot = len(wf) - (sims - pilot_sims)  # the pilot's recycled terms come first in wf
+        fitted = refit(np.concatenate(zf), wf[n_pilot:][wf[n_pilot:] > 0], cfg, rng) or fitted
     return Estimate(
         cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),
-        converged, s["degenerate"], accel, history, describe(q),
+        converged, s["degenerate"], accel, history, describe(q), fitted,
     )  # fmt: skip
+
+
+def refit(
+    z: np.ndarray, w: np.ndarray, cfg: EstimateConfig, rng: np.random.Generator
+) -> GaussianMixture | None:
+    """A mixture fitted to an estimate's failures ``z`` (n, d) weighted by ``w = p / q`` (n,): the
+    cross-entropy update on draws from one fixed proposal, floored at ``cfg.refit_floor``, nominal where
+    the failures look nominal. None below ``cfg.min_ess`` effective failures (too few to trust)."""
+    if len(w) == 0 or w.sum() ** 2 / (w**2).sum() < cfg.min_ess:
+        return None
+    mix = fit_mixture(z, w, cfg.components, cfg.reg, rng)
+    covs = shape(mix.covs, cfg.refit_floor)
+    return nominal_in(GaussianMixture(mix.weights, mix.means, covs), inert(z, w, cfg.screen))
 
 
 def pilot(
@@ -332,6 +361,7 @@ def estimate(
     duration: float | None = None,
     human_traits: bool | None = None,
     device: str = "cpu",
+    proposal: str | Path | None = None,
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
@@ -340,7 +370,9 @@ def estimate(
     ``duration`` [s]; the same seeds give the same failures on any device).
     ``human_traits``: sample the simulated human's personality as part of the scenario
     (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
-    (None): where it can, with the human on the batched simulator."""
+    (None): where it can, with the human on the batched simulator. ``proposal``: a ``proposal.json``
+    of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
+    from it, with the nominal mixed in at ``cfg.defensive``, and no pilot."""
     from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
@@ -353,6 +385,13 @@ def estimate(
             raise UserError("--human-traits samples the simulated human's personality: it needs "
                             "--policy human and --sim batched")  # fmt: skip
         dist = WithHumanTraits(dist)
+    q = None
+    if proposal is not None:
+        from drivegpt.corner.proposal_file import load_proposal
+
+        if cfg.method != "is":
+            raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
+        q = with_defensive(load_proposal(proposal, family, dist.names)[0], cfg.defensive)
     if sim == "batched":
         from drivegpt.corner.batched import batched_family_simulator
 
@@ -361,4 +400,4 @@ def estimate(
         run = family_simulator(family, policy, dist.names, action, workers, progress)
     else:
         raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
-    return estimate_probability(run, dist.dim, cfg, dist.to_params)
+    return estimate_probability(run, dist.dim, cfg, dist.to_params, q)._replace(names=tuple(dist.names))

@@ -1,4 +1,4 @@
-"""Writing a failure-probability estimate: ``estimate.json`` and its convergence plot.
+"""Writing a failure-probability estimate: ``estimate.json``, its convergence plot and ``proposal.json``.
 
 Owns ``write_estimate`` and ``plot_convergence`` (the estimators live in
 :mod:`drivegpt.corner.estimate`, which re-exports both).
@@ -38,12 +38,19 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
 
 
 def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
-    """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``) and ``OUT/convergence.png``."""
+    """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``), ``OUT/convergence.png`` and,
+    where the estimate fitted a proposal on known dimensions, ``OUT/proposal.json`` to start the next from."""
     from drivegpt.core.atomic import write_json
+    from drivegpt.corner.proposal_file import save_proposal
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics()}
+    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics() and k != "mixture"}
+    if est.mixture is not None and est.names:
+        meta = {k: run[k] for k in ("policy", "sim", "human_traits", "command", "seed") if k in run}
+        meta.update(pilot_sims=est.pilot_sims, started_from=run.get("proposal"))
+        save_proposal(out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), **meta)
+        rest["proposal_file"] = "proposal.json"
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
     title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
     plot_convergence(est, out / "convergence.png", title)

@@ -2,9 +2,10 @@
 
 Owns the :class:`Proposal` protocol, :class:`GaussianMixture` (density, sampling), the nominal
 ``N(0, I)`` and its defensive mix, the support check that refuses a biased proposal, a proposal's
-relative variance measured on Monte Carlo failures, weighted EM (:func:`fit_mixture`) and the
-shaping of a fit (covariance floor, nominal dimensions). The estimator that uses them is
-:mod:`drivegpt.corner.estimate`.
+relative variance measured on Monte Carlo failures, weighted EM (:func:`fit_mixture`), the
+shaping of a fit (covariance floor, nominal dimensions) and its marginal on fewer dimensions. The
+estimator that uses them is :mod:`drivegpt.corner.estimate`; a fitted proposal's file is
+:mod:`drivegpt.corner.proposal_file`.
 """
 
 from __future__ import annotations
@@ -160,6 +161,13 @@ def nominal_in(mix: GaussianMixture, dims: np.ndarray) -> GaussianMixture:
     covs[:, :, dims] = 0.0
     covs[:, dims, dims] = 1.0
     return GaussianMixture(mix.weights, means, covs)
+
+
+def marginal(mix: GaussianMixture, keep: np.ndarray) -> GaussianMixture:
+    """The mixture's marginal on the dimensions ``keep`` (indices, in the new order): exact, since
+    each Gaussian's marginal is the Gaussian of its mean's and covariance's kept rows and columns."""
+    keep = np.asarray(keep, int)
+    return GaussianMixture(mix.weights, mix.means[:, keep], mix.covs[:, keep][:, :, keep])
 
 
 def shape(covs: np.ndarray, floor: float) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""What a reused proposal saves: the pilot's cost, measured against Monte Carlo failures.
+
+Most of an importance-sampling estimate's simulations on a rare family are its pilot's (about 1,400 of
+1,900 on ``slower_lead``). ``drivegpt corner-cases estimate --proposal FILE`` starts from a proposal an
+earlier estimate fitted, with no pilot. How good such a proposal is, for the same driver and for
+another one, is measured without running it, as in ``bench/is_second_moment.py``: its relative
+variance per simulation from the failures plain Monte Carlo found under the naturalistic law
+(``E_q[(w f)^2] = E_p[f p / q]``, :func:`drivegpt.corner.mixture.relvar_from_failures`). A proposal
+fitted with more dimensions than the failures have (the human's traits) is marginalised onto theirs,
+as ``--proposal`` does.
+
+Proposals: each pilot of ``--pilots DIR`` (``FAMILY-pilots.npz`` of ``is_second_moment.py --parts
+pilots``) and each ``--proposal FILE`` (``proposal.json``). Failures: ``--failures DIR``
+(``FAMILY-failures-*.npz``). Per proposal and ``--defensive`` weight: the relative variance, the
+simulations it needs for a 95% relative half-width ``--rel-halfwidth``, and the acceleration over
+plain Monte Carlo with the pilot paid (its simulations added) and reused (no pilot). No simulations.
+
+    .venv/bin/python bench/proposal_reuse.py --family slower_lead \\
+        --failures bench/results/is_second_moment/drivegpt-rlhf --pilots bench/results/is_second_moment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from is_second_moment import load_pilots, mc_failures, mc_sims_needed  # bench/ is on sys.path
+
+from drivegpt.core.errors import UserError
+from drivegpt.corner.estimate import Z95
+from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures, with_defensive
+from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+from drivegpt.corner.proposal_file import load_proposal
+from drivegpt.sim.batched.families import BATCHED_FAMILIES
+
+
+def names_of(family: str, dim: int) -> list[str]:
+    """The standard space's dimensions of a ``dim``-dimensional point of ``family`` (traits or not)."""
+    dist = family_distribution(family, load_naturalistic(None))
+    for d in (dist, WithHumanTraits(dist)):
+        if d.dim == dim:
+            return list(d.names)
+    raise SystemExit(f"{family}: no distribution with {dim} dimensions")
+
+
+def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, GaussianMixture, int]]:
+    """(label, mixture on ``names``, the pilot simulations that fitted it) of every proposal asked for."""
+    out = []
+    if args.pilots:
+        pil = load_pilots(args.pilots, args.pilots_stem or args.family)
+        have = names_of(args.family, pil["means"].shape[2])
+        if missing := [n for n in names if n not in have]:
+            raise SystemExit(f"the pilots of {args.pilots} lack {missing}")
+        for i, seed in enumerate(pil["seeds"]):
+            keep = pil["weights"][i] > 0  # the padding dropped
+            mix = GaussianMixture(pil["weights"][i][keep], pil["means"][i][keep], pil["covs"][i][keep])
+            out.append(
+                (
+                    f"{args.pilots} seed {seed}",
+                    marginal(mix, [have.index(n) for n in names]),
+                    int(pil["sims"][i]),
+                )
+            )
+    for path in args.proposal:
+        try:
+            mix, meta = load_proposal(path, args.family, names)
+        except UserError as err:
+            raise SystemExit(str(err)) from None
+        out.append((str(path), mix, int(meta.get("pilot_sims") or 0)))
+    if not out:
+        raise SystemExit("give --pilots DIR or --proposal FILE")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--family", required=True, choices=BATCHED_FAMILIES)
+    ap.add_argument("--failures", type=Path, required=True, help="folder of FAMILY-failures-*.npz")
+    ap.add_argument("--pilots", type=Path, help="folder of FAMILY-pilots.npz (is_second_moment.py)")
+    ap.add_argument("--pilots-stem", help="the pilots file's stem, e.g. slower_lead-pb100 (default: FAMILY)")
+    ap.add_argument("--proposal", type=Path, nargs="*", default=[], help="proposal.json files")
+    ap.add_argument("--defensive", type=float, nargs="+", default=[0.02])
+    ap.add_argument("--rel-halfwidth", type=float, default=0.2)
+    ap.add_argument("--out", type=Path, help="write the rows as JSON here")
+    args = ap.parse_args()
+    z, _, draws = mc_failures(args.failures, args.family)
+    names = names_of(args.family, z.shape[1])
+    p, rel = len(z) / draws, args.rel_halfwidth
+    need = mc_sims_needed(p, rel)
+    print(
+        f"{args.family}: {len(z)} MC failures in {draws} draws ({args.failures}), P {p:.3g}, "
+        f"plain MC {need:,.0f} sims at r = {rel}"
+    )
+    rows = []
+    for a in args.defensive:
+        for label, mix, pilot_sims in proposals(args, names):
+            rv = relvar_from_failures(with_defensive(mix, a), z, draws)
+            final = Z95**2 * rv / rel**2  # the proposal's simulations for a half-width rel
+            rows.append(
+                {
+                    "proposal": label,
+                    "defensive": a,
+                    "relvar": rv,
+                    "final_sims": final,
+                    "pilot_sims": pilot_sims,
+                    "acceleration_with_pilot": need / (pilot_sims + final),
+                    "acceleration_reused": need / final,
+                }
+            )
+    print(
+        "| proposals | defensive | relative variance, median [min, max] | final simulations (median) | "
+        "acceleration with its pilot, median [min, max] | reused, no pilot: median [min, max] |"
+    )
+    print("|---|---|---|---|---|---|")
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["proposal"].split(" seed ")[0], r["defensive"]), []).append(r)
+    for (label, a), g in groups.items():
+
+        def cell(key: str, fmt: str, g=g) -> str:
+            v = np.array([r[key] for r in g])
+            return f"{np.median(v):{fmt}}" + (f" [{v.min():{fmt}}, {v.max():{fmt}}]" if len(v) > 1 else "")
+
+        n = f" ({len(g)})" if len(g) > 1 else ""
+        final = np.median([r["final_sims"] for r in g])
+        print(
+            f"| {label}{n} | {a:g} | {cell('relvar', '.1f')} | {final:,.0f} "
+            f"| {cell('acceleration_with_pilot', '.0f')}× | {cell('acceleration_reused', '.0f')}× |"
+        )
+    if args.out:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "family": args.family,
+                    "failures": str(args.failures),
+                    "mc_draws": draws,
+                    "mc_failures": len(z),
+                    "P": p,
+                    "mc_sims_needed": need,
+                    "rows": rows,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""A fitted importance-sampling proposal as a file: ``proposal.json``, written by an estimate, reused later.
+
+The pilot that finds a family's failure region costs most of an estimate's simulations where failures
+are rare (about 1,400 of 1,900 on ``slower_lead``). Its fitted mixture does not depend on which
+estimate runs next: any proposal with support everywhere gives an unbiased estimate, and a good one a
+narrow interval. So ``drivegpt corner-cases estimate --method is`` writes the mixture it fitted, and
+``--proposal FILE`` starts the next estimate from it, with no pilot: another sampler seed, another
+policy (a cheap driver's pilot for an expensive policy's estimate), the next checkpoint.
+
+The file is JSON (no pickle): the family, the parameter names of the standard space's dimensions, and
+the mixture (weights ``(K,)``, means ``(K, d)``, covariances ``(K, d, d)``), without the defensive
+nominal, which the estimate that reuses it mixes in at its own ``--defensive``. A file fitted with
+more dimensions than the estimate samples (the human's traits) is marginalised onto the estimate's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivegpt.core.errors import MissingInputError, UserError
+from drivegpt.corner.mixture import GaussianMixture, marginal
+
+FORMAT = "drivegpt-proposal"  #: the ``format`` field that marks a proposal file
+VERSION = 1
+
+
+def save_proposal(path: str | Path, mix: GaussianMixture, family: str, names: list[str], **meta: Any) -> Path:
+    """Write ``mix`` (fitted on ``family``'s standard space, dimensions ``names``) to ``path``, atomically.
+
+    ``meta``: JSON-able facts about the run that fitted it (policy, pilot simulations, seed)."""
+    from drivegpt.core.atomic import write_json
+
+    if mix.means.shape[1] != len(names):
+        raise ValueError(f"{len(names)} names for a {mix.means.shape[1]}-dimensional mixture")
+    write_json(
+        path,
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "family": family,
+            "names": list(names),
+            **meta,
+            "weights": mix.weights.tolist(),
+            "means": mix.means.tolist(),
+            "covs": mix.covs.tolist(),
+        },
+    )
+    return Path(path)
+
+
+def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[GaussianMixture, dict[str, Any]]:
+    """The mixture in ``path`` on the dimensions ``names`` of ``family`` (marginalised where the file has
+    more), and the file's other fields. Every problem is one :class:`UserError` naming the file."""
+    path = Path(path)
+    fix = "write one with `drivegpt corner-cases estimate --method is --out DIR` (DIR/proposal.json)"
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no such proposal file; {fix}")
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ValueError(f"its format is not {FORMAT!r}")
+        weights, means, covs = (np.asarray(doc[k], float) for k in ("weights", "means", "covs"))
+        have = [str(n) for n in doc["names"]]
+        k, d = means.shape
+        if weights.shape != (k,) or covs.shape != (k, d, d) or len(have) != d:
+            raise ValueError(
+                f"weights {weights.shape}, means {means.shape}, covs {covs.shape}, {len(have)} names"
+            )
+    except (OSError, ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"{path}: not a proposal file ({err}); {fix}") from None
+    if doc.get("family") != family:
+        raise UserError(
+            f"{path}: fitted on family {doc.get('family')!r}, not {family!r}; use that "
+            f"family's proposal or drop --proposal"
+        )
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise UserError(
+            f"{path}: lacks the parameters {missing} that this estimate samples (it has {have}); "
+            f"fit it with the same options (e.g. --human-traits) or drop --proposal"
+        )
+    if not (
+        np.isfinite(means).all() and np.isfinite(covs).all() and (weights >= 0).all() and weights.sum() > 0
+    ):
+        raise UserError(
+            f"{path}: non-finite means or covariances, or weights that are not a distribution; {fix}"
+        )
+    try:
+        np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError:
+        raise UserError(f"{path}: a covariance is not positive definite; {fix}") from None
+    mix = marginal(GaussianMixture(weights / weights.sum(), means, covs), [have.index(n) for n in names])
+    meta = {key: v for key, v in doc.items() if key not in ("weights", "means", "covs")}
+    return mix, meta
