@@ -89,6 +89,7 @@ def main() -> None:
         "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
     )
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
+    ap.add_argument("--refit-floor", type=float, default=EstimateConfig().refit_floor, help="IS refit floor")
     ap.add_argument("--proposal", type=Path, help="IS from this proposal.json (an earlier estimate's)")
     ap.add_argument(
         "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"
@@ -115,13 +116,14 @@ def main() -> None:
             )
         except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
             ap.error(str(err))
-        q = None
+        q, start = None, 0
         if args.proposal:
             try:
-                mix, _ = load_proposal(args.proposal, family, dist.names)
+                mix, meta = load_proposal(args.proposal, family, dist.names)
             except UserError as err:
                 ap.error(str(err))
             q = with_defensive(mix, EstimateConfig().defensive)
+            start = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["proposal"] = str(args.proposal) if args.proposal else None
         result["human_traits"] = args.human_traits
@@ -162,7 +164,7 @@ def main() -> None:
                 cfg = EstimateConfig(
                     method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
                     seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
-                    components=args.is_components, cov_floor=args.is_cov_floor,
+                    components=args.is_components, cov_floor=args.is_cov_floor, refit_floor=args.refit_floor,
                 )  # fmt: skip
                 t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q)
@@ -177,6 +179,7 @@ def main() -> None:
                 if args.save_proposals and est.mixture is not None:
                     save_proposal(args.out / f"{family}-proposals" / f"seed-{seed}.json", est.mixture, family,
                                   list(dist.names), policy=args.policy, pilot_sims=est.pilot_sims, seed=seed,
+                                  fit_sims=est.sims + start,
                                   started_from=str(args.proposal) if args.proposal else None)  # fmt: skip
             result["is"] = {
                 "config": cfg.model_dump(exclude={"seed"}),

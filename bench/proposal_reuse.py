@@ -68,7 +68,8 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
             mix, meta = load_proposal(path, args.family, names)
         except UserError as err:
             raise SystemExit(str(err)) from None
-        out.append((str(path), mix, int(meta.get("pilot_sims") or 0)))
+        fit = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)  # every simulation behind it
+        out.append((f"{path.parent}/*.json seed {path.name}", mix, fit))
     if not out:
         raise SystemExit("give --pilots DIR or --proposal FILE")
     return out

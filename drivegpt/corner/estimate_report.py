@@ -48,7 +48,9 @@ def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
     rest = {k: v for k, v in est._asdict().items() if k not in est.metrics() and k != "mixture"}
     if est.mixture is not None and est.names:
         meta = {k: run[k] for k in ("policy", "sim", "human_traits", "command", "seed") if k in run}
-        meta.update(pilot_sims=est.pilot_sims, started_from=run.get("proposal"))
+        meta.update(
+            pilot_sims=est.pilot_sims, fit_sims=est.sims + est.start_sims, started_from=run.get("proposal")
+        )
         save_proposal(out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), **meta)
         rest["proposal_file"] = "proposal.json"
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
