@@ -179,7 +179,7 @@ def main() -> None:
                 if args.save_proposals and est.mixture is not None:
                     save_proposal(args.out / f"{family}-proposals" / f"seed-{seed}.json", est.mixture, family,
                                   list(dist.names), policy=args.policy, pilot_sims=est.pilot_sims, seed=seed,
-                                  fit_sims=est.sims + start,
+                                  fit_sims=est._replace(start_sims=start).fit_sims(), fitted_to=est.fitted_to,
                                   started_from=str(args.proposal) if args.proposal else None)  # fmt: skip
             result["is"] = {
                 "config": cfg.model_dump(exclude={"seed"}),

@@ -508,7 +508,7 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     assert est["run"]["proposal"].endswith("proposal.json")
     refit = json.loads((tmp_path / "b" / "proposal.json").read_text())  # refitted to its own failures
     assert refit["pilot_sims"] == 0 and refit["started_from"] == str(tmp_path / "a" / "proposal.json")
-    assert refit["fit_sims"] == est["sims"] + saved["fit_sims"]  # every simulation behind it
+    assert refit["fit_sims"] == est["sims"] + saved["fit_sims"] and refit["fitted_to"] == "estimate"
     mc = [a if a != "is" else "mc" for a in again]
     bad = CliRunner().invoke(app, [*mc, "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output

@@ -207,3 +207,38 @@ def test_policy_corners_grid_by_hand():
     assert z.shape == (18, 4) and not z[:, [0, 2]].any()
     np.testing.assert_array_equal(z[2:4, [1, 3]], [[-3.0, 0.0], [-3.0, 0.0]])  # corner 1, both seeds
     np.testing.assert_array_equal(z[16:, [1, 3]], [[3.0, 3.0], [3.0, 3.0]])
+
+
+def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
+    """The nominal law as a reused proposal is plain Monte Carlo: acceleration 1, exactly; its first use
+    adds the simulations behind it; a proposal of another family is refused in one line."""
+    from drivegpt.corner.mixture import nominal
+    from drivegpt.corner.proposal_file import save_proposal
+
+    names = ["ego_speed", "lead_speed", "distance", "traffic_spacing"]
+    z = np.random.default_rng(0).standard_normal((20, 4)) - 3.0
+    np.savez(tmp_path / "slower_lead-failures-7.npz", z=z, seeds=np.arange(20), sims=10_000, seconds=1.0)
+    save_proposal(tmp_path / "p.json", nominal(4), "slower_lead", names, fit_sims=1000)
+    out = tmp_path / "reuse.json"
+    r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path),
+            "--proposal", str(tmp_path / "p.json"), "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["relvar"] == pytest.approx(10_000 / 20 - 1) and row["acceleration_reused"] == pytest.approx(
+        1.0
+    )
+    assert row["acceleration_first_use"] == pytest.approx(row["final_sims"] / (1000 + row["final_sims"]))
+    save_proposal(tmp_path / "q.json", nominal(4), "cut_in", names)
+    r = run(
+        "proposal_reuse.py",
+        "--family",
+        "slower_lead",
+        "--failures",
+        str(tmp_path),
+        "--proposal",
+        str(tmp_path / "q.json"),
+    )
+    assert (
+        r.returncode != 0
+        and "fitted on family 'cut_in', not 'slower_lead'" in r.stderr.strip().splitlines()[-1]
+    )

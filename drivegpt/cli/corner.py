@@ -318,4 +318,5 @@ def estimate(
     sims = f"{est.sims} sims ({est.pilot_sims} pilot)" if method == "is" else f"{est.sims} sims"
     typer.echo(f"{family} {policy} {method}: P(failure) {p:.3g} [{lo:.3g}, {hi:.3g}]{flag}, {sims}")
     if est.mixture is not None:
-        typer.echo(f"fitted proposal: {out / 'proposal.json'} (--proposal starts the next estimate from it)")
+        how = "its pilot's" if est.fitted_to == "pilot" else "refitted to its failures"
+        typer.echo(f"proposal ({how}): {out / 'proposal.json'}; --proposal starts the next estimate from it")

@@ -140,6 +140,11 @@ class Estimate(NamedTuple):
     mixture: GaussianMixture | None = None  # the proposal to start the next from (no defensive part)
     names: tuple[str, ...] = ()  # the standard space's dimensions (the family's parameters), when known
     start_sims: int = 0  # the simulations behind the proposal file it started from (0: none)
+    fitted_to: str = ""  # "pilot" or "estimate" (its own failures, refitted): where ``mixture`` comes from
+
+    def fit_sims(self) -> int:
+        """Every simulation behind ``mixture``: the pilot's, or this estimate's and its start's."""
+        return self.pilot_sims if self.fitted_to == "pilot" else self.sims + self.start_sims
 
     def metrics(self) -> dict[str, Any]:
         """The registry metrics of this estimate."""
@@ -225,12 +230,14 @@ def estimate_probability(
     if kind == "is" and s["rel"] is not None and 0 < s["p"] < 1:
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
     converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
+    fitted_to = "pilot" if fitted is not None else ""
     if kind == "is" and not s["degenerate"]:  # its failures, weighted by p / q, fit a better proposal
         n_pilot = len(wf) - (sims - pilot_sims)  # the pilot's recycled terms come first in wf
-        fitted = refit(np.concatenate(zf), wf[n_pilot:][wf[n_pilot:] > 0], cfg, rng) or fitted
+        better = refit(np.concatenate(zf), wf[n_pilot:][wf[n_pilot:] > 0], cfg, rng)
+        fitted, fitted_to = (better, "estimate") if better is not None else (fitted, fitted_to)
     return Estimate(
         cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),
-        converged, s["degenerate"], accel, history, describe(q), fitted,
+        converged, s["degenerate"], accel, history, describe(q), fitted, fitted_to=fitted_to,
     )  # fmt: skip
 
 

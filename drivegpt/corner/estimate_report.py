@@ -46,11 +46,11 @@ def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rest = {k: v for k, v in est._asdict().items() if k not in est.metrics() and k != "mixture"}
+    rest["fit_sims"] = est.fit_sims() if est.mixture is not None else None
     if est.mixture is not None and est.names:
         meta = {k: run[k] for k in ("policy", "sim", "human_traits", "command", "seed") if k in run}
-        meta.update(
-            pilot_sims=est.pilot_sims, fit_sims=est.sims + est.start_sims, started_from=run.get("proposal")
-        )
+        meta.update(pilot_sims=est.pilot_sims, fit_sims=est.fit_sims(), fitted_to=est.fitted_to)
+        meta.update(started_from=run.get("proposal"))
         save_proposal(out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), **meta)
         rest["proposal_file"] = "proposal.json"
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
