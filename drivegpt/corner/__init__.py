@@ -4,7 +4,8 @@ Owns: ``suite`` (scenarios, their outcomes, the suite format), ``search`` (rando
 cross-entropy search for failures), ``naturalistic`` (parameter distributions fitted from the human
 logs), ``estimate`` (failure probability under them: Monte Carlo or importance sampling) with
 ``estimate_report`` (its figures and plot), ``mixture`` (the Gaussian-mixture proposals importance
-sampling draws from, and their weighted EM fit) and ``batched`` (the estimate's simulations on the batched
+sampling draws from, and their weighted EM fit), ``proposal_file`` (a fitted proposal saved by one
+estimate and reused by the next) and ``batched`` (the estimate's simulations on the batched
 simulator, for the families it ports). The
 families themselves are envs in ``drivegpt_envs.families``.
 May import: ``drivegpt.core``, ``drivegpt.sim``, ``drivegpt.data``, ``drivegpt.model``,
