@@ -89,7 +89,7 @@ def main() -> None:
         "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
     )
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
-    ap.add_argument("--refit-floor", type=float, default=EstimateConfig().refit_floor, help="IS refit floor")
+    ap.add_argument("--refit-floor", type=float, help="IS: refit each run's mixture at this floor")
     ap.add_argument("--proposal", type=Path, help="IS from this proposal.json (an earlier estimate's)")
     ap.add_argument(
         "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"

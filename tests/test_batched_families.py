@@ -506,7 +506,10 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     est = json.loads((tmp_path / "b" / "estimate.json").read_text())
     assert est["pilot_sims"] == 0 and est["failure_probability"] > 0.5
     assert est["run"]["proposal"].endswith("proposal.json")
-    refit = json.loads((tmp_path / "b" / "proposal.json").read_text())  # refitted to its own failures
+    assert not (tmp_path / "b" / "proposal.json").exists()  # no pilot, no refit asked: nothing new
+    refitted = CliRunner().invoke(app, [*again, "--refit-floor", "0.3", "--out", str(tmp_path / "b")])
+    assert refitted.exit_code == 0 and "refitted to its failures" in refitted.output, refitted.output
+    refit = json.loads((tmp_path / "b" / "proposal.json").read_text())
     assert refit["pilot_sims"] == 0 and refit["started_from"] == str(tmp_path / "a" / "proposal.json")
     assert refit["fit_sims"] == est["sims"] + saved["fit_sims"] and refit["fitted_to"] == "estimate"
     mc = [a if a != "is" else "mc" for a in again]

@@ -55,7 +55,7 @@ def test_a_stored_proposal_restarts_the_estimate_without_a_pilot(tmp_path) -> No
     assert np.allclose(mix.means, first.mixture.means) and meta["pilot_sims"] == first.pilot_sims
     q = with_defensive(mix, EstimateConfig().defensive)
     runs = [estimate_probability(tail(t), dim, EstimateConfig(seed=s), proposal=q) for s in range(1, 41)]
-    assert all(r.pilot_sims == 0 and r.mixture is not None and not r.degenerate for r in runs)  # refit
+    assert all(r.pilot_sims == 0 and r.mixture is None and not r.degenerate for r in runs)  # no refit asked
     est = np.array([r.failure_probability for r in runs])
     se = est.std(ddof=1) / math.sqrt(len(est))
     assert abs(est.mean() - p) < 3 * se, (est.mean(), p)
@@ -75,7 +75,7 @@ def test_refit_on_the_estimates_failures_is_the_cross_entropy_optimum_by_hand() 
     t = 3.0
     lam = math.exp(-t * t / 2) / math.sqrt(2 * math.pi) / (1 - N01.cdf(t))  # inverse Mills ratio: 3.283
     start = with_defensive(GaussianMixture(np.ones(1), np.full((1, 1), 3.5), np.ones((1, 1, 1))), 0.02)
-    cfg = EstimateConfig(seed=1, components=1, rel_halfwidth=0.05, max_sims=5000)
+    cfg = EstimateConfig(seed=1, components=1, rel_halfwidth=0.05, max_sims=5000, refit_floor=0.3)
     r = estimate_probability(tail(t), 1, cfg, proposal=start)
     assert r.mixture is not None and r.effective_sample_size > 300
     assert r.mixture.means[0, 0] == pytest.approx(lam, abs=0.05)
@@ -104,6 +104,12 @@ def test_proposal_file_errors_name_the_file_and_the_fix(tmp_path) -> None:
         "fam.json", good.read_text(), family="cut_in"
     )
     assert "lacks the parameters ['c']" in bad("dims.json", good.read_text(), names=("a", "c"))
+    # a trait the file's run left to the seed stays at the naturalistic law: N(0, 1), independent
+    two = GaussianMixture(np.ones(1), np.array([[1.0, 2.0]]), np.array([[[2.0, 0.5], [0.5, 1.0]]]))
+    path = save_proposal(tmp_path / "two.json", two, "slower_lead", ["a", "b"])
+    mix, _ = load_proposal(path, "slower_lead", ["human.time_headway", "b", "a"])
+    assert mix.means.tolist() == [[0.0, 2.0, 1.0]]
+    assert mix.covs[0].tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5], [0.0, 0.5, 2.0]]
     assert "covs" in bad("shape.json", json.dumps({**doc, "covs": [[[1.0]]]}))
     assert "non-finite" in bad("nan.json", json.dumps({**doc, "means": [[float("nan"), 0.0]]}))
     assert "positive definite" in bad("flat.json", json.dumps({**doc, "covs": [[[1.0, 1.0], [1.0, 1.0]]]}))

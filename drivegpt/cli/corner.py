@@ -283,7 +283,14 @@ def estimate(
     proposal: Path | None = typer.Option(
         None,
         help="--method is: start from the proposal.json an earlier estimate of FAMILY wrote (another seed, "
-        "policy or checkpoint), with no pilot; a human run's trait dimensions are dropped.",
+        "policy or checkpoint), with no pilot; the human's trait dimensions it has and the estimate does "
+        "not sample are dropped, those it lacks stay naturalistic.",
+    ),
+    refit_floor: float | None = typer.Option(
+        None,
+        help="--method is: write to proposal.json the mixture refitted to this estimate's own failures, "
+        "covariance floor REFIT_FLOOR (0.3 halved the variance on slower_lead, where the parameters decide "
+        "failures; it multiplied it on adversarial_vehicle, where the seed does). Default: the pilot's.",
     ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:
@@ -300,8 +307,8 @@ def estimate(
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
-    cfg = config_from_dict(EstimateConfig, {"defensive": defensive, "pilot_batch": pilot_batch},
-                           "--defensive, --pilot-batch")  # fmt: skip
+    opts = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor}
+    cfg = config_from_dict(EstimateConfig, opts, "--defensive, --pilot-batch, --refit-floor")
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, cfg, naturalistic, kind, workers,
         sim=sim, batch=batch, duration=duration, human_traits=traits, device=dev, proposal=proposal,

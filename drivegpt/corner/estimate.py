@@ -31,10 +31,10 @@ Both stop after a batch once the relative half-width (95% half-width / estimate)
 target, or at ``max_sims``. Importance weights whose effective sample size over failures,
 ``(sum w f)^2 / sum (w f)^2``, is below ``min_ess`` are *degenerate*: the result says so, and its
 interval is ``[0, 1]`` with no relative half-width, never a tight interval. Same seed, same result.
-After an importance-sampling estimate, its own failures (weighted by ``p / q``; at least ``min_ess``
-effective ones) are fitted once more, with the lower covariance floor ``refit_floor``: that mixture (else
-the pilot's) is the estimate's ``mixture``, written to ``proposal.json``
-(:mod:`drivegpt.corner.proposal_file`), from which a later estimate can start without a pilot.
+An importance-sampling estimate's ``mixture`` (the pilot's; with ``refit_floor`` set, refitted to the
+estimate's own failures where at least ``min_ess`` effective ones allow) is written to
+``proposal.json`` (:mod:`drivegpt.corner.proposal_file`), from which a later estimate can start
+without a pilot.
 """
 
 from __future__ import annotations
@@ -115,12 +115,12 @@ class EstimateConfig(FrozenConfig):
     """IS: added to each fitted covariance's diagonal before widening (standard units squared)."""
     min_ess: float = Field(30.0, gt=0)
     """Effective sample size over failures below which weights are flagged as degenerate."""
-    refit_floor: float = Field(0.3, ge=0)
-    """IS: covariance floor of the mixture refitted to the estimate's own failures (the proposal the
-    next estimate starts from); below ``cov_floor`` because those failures are many and drawn near the
-    region. Above 0.5 each component alone would keep the weights' variance finite; at 0.3 the
-    defensive part does (weights below ``1 / defensive``). On ``slower_lead`` 0.3 fits proposals about
-    1.4x less variable than 0.5, and 0 about 1.1x less again."""
+    refit_floor: float | None = Field(None, ge=0)
+    """IS: refit the mixture to the estimate's own failures, with this covariance floor, for the next
+    estimate to start from (None: no refit; the pilot's mixture is kept). It helps where the family's
+    parameters decide the failures (``slower_lead``: 0.3 halves the variance) and hurts where the
+    scenario seed decides much of them (``adversarial_vehicle``: several times the variance, while the
+    runs' own intervals look fine): the refit narrows onto the failures its proposal already draws."""
 
 
 class Estimate(NamedTuple):
@@ -231,7 +231,7 @@ def estimate_probability(
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims
     converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
     fitted_to = "pilot" if fitted is not None else ""
-    if kind == "is" and not s["degenerate"]:  # its failures, weighted by p / q, fit a better proposal
+    if kind == "is" and not s["degenerate"] and cfg.refit_floor is not None:  # its failures, weighted p/q
         n_pilot = len(wf) - (sims - pilot_sims)  # the pilot's recycled terms come first in wf
         better = refit(np.concatenate(zf), wf[n_pilot:][wf[n_pilot:] > 0], cfg, rng)
         fitted, fitted_to = (better, "estimate") if better is not None else (fitted, fitted_to)
@@ -247,7 +247,7 @@ def refit(
     """A mixture fitted to an estimate's failures ``z`` (n, d) weighted by ``w = p / q`` (n,): the
     cross-entropy update on draws from one fixed proposal, floored at ``cfg.refit_floor``, nominal where
     the failures look nominal. None below ``cfg.min_ess`` effective failures (too few to trust)."""
-    if len(w) == 0 or w.sum() ** 2 / (w**2).sum() < cfg.min_ess:
+    if cfg.refit_floor is None or len(w) == 0 or w.sum() ** 2 / (w**2).sum() < cfg.min_ess:
         return None
     mix = fit_mixture(z, w, cfg.components, cfg.reg, rng)
     covs = shape(mix.covs, cfg.refit_floor)

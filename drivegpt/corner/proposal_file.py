@@ -10,7 +10,8 @@ policy (a cheap driver's pilot for an expensive policy's estimate), the next che
 The file is JSON (no pickle): the family, the parameter names of the standard space's dimensions, and
 the mixture (weights ``(K,)``, means ``(K, d)``, covariances ``(K, d, d)``), without the defensive
 nominal, which the estimate that reuses it mixes in at its own ``--defensive``. A file fitted with
-more dimensions than the estimate samples (the human's traits) is marginalised onto the estimate's.
+more dimensions than the estimate samples (the human's traits) is marginalised onto the estimate's;
+traits the file lacks are left at the naturalistic law (standard normal, independent).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.corner.mixture import GaussianMixture, marginal
+from drivegpt.corner.naturalistic import TRAIT_PREFIX
 
 FORMAT = "drivegpt-proposal"  #: the ``format`` field that marks a proposal file
 VERSION = 1
@@ -78,10 +80,10 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
             f"family's proposal or drop --proposal"
         )
     missing = [n for n in names if n not in have]
-    if missing:
+    if [n for n in missing if not n.startswith(TRAIT_PREFIX)]:
         raise UserError(
             f"{path}: lacks the parameters {missing} that this estimate samples (it has {have}); "
-            f"fit it with the same options (e.g. --human-traits) or drop --proposal"
+            f"use a proposal of this family's parameters or drop --proposal"
         )
     if not (
         np.isfinite(means).all() and np.isfinite(covs).all() and (weights >= 0).all() and weights.sum() > 0
@@ -93,6 +95,12 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
         np.linalg.cholesky(covs)
     except np.linalg.LinAlgError:
         raise UserError(f"{path}: a covariance is not positive definite; {fix}") from None
+    if missing:  # traits the file's run left to the seed: nominal in the proposal too
+        k, d = means.shape
+        means = np.concatenate([means, np.zeros((k, len(missing)))], 1)  # (K, d + m)
+        block = np.tile(np.eye(d + len(missing)), (k, 1, 1))  # (K, d + m, d + m)
+        block[:, :d, :d] = covs
+        covs, have = block, have + missing
     mix = marginal(GaussianMixture(weights / weights.sum(), means, covs), [have.index(n) for n in names])
     meta = {key: v for key, v in doc.items() if key not in ("weights", "means", "covs")}
     return mix, meta
