@@ -77,17 +77,56 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
     return out
 
 
+def plot_runs(folders: list[Path], family: str, path: Path) -> None:
+    """Each run's estimate and 95% interval (``estimate_batched.py`` results in ``folders``), one panel
+    per folder, against that folder's Monte Carlo estimate and interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(folders), figsize=(3.2 * len(folders), 3.2), sharey=True, squeeze=False)
+    for ax, folder in zip(axes[0], folders, strict=True):
+        r = json.loads((folder / f"{family}.json").read_text())
+        runs, mc = r["is"]["runs"], r.get("mc")
+        p = np.array([x["p"] for x in runs])
+        lo, hi = np.array([x["ci"] for x in runs]).T
+        ax.errorbar(np.arange(len(p)), p, yerr=[p - lo, hi - p], fmt="o", ms=3, label="IS run, 95% interval")
+        if mc:
+            ax.axhspan(*mc["ci"], color="grey", alpha=0.25, label="Monte Carlo, 95%")
+            ax.axhline(mc["p"], color="k", lw=1)
+        sims = np.mean([x["sims"] for x in runs])
+        ax.set(title=f"{folder.name}\n{r['policy']}, {sims:.0f} sims per run", xlabel="run")
+    axes[0][0].set_ylabel("P(failure)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", required=True, choices=BATCHED_FAMILIES)
-    ap.add_argument("--failures", type=Path, required=True, help="folder of FAMILY-failures-*.npz")
+    ap.add_argument(
+        "--failures", type=Path, help="folder of FAMILY-failures-*.npz (required but for --plot-runs)"
+    )
     ap.add_argument("--pilots", type=Path, help="folder of FAMILY-pilots.npz (is_second_moment.py)")
     ap.add_argument("--pilots-stem", help="the pilots file's stem, e.g. slower_lead-pb100 (default: FAMILY)")
     ap.add_argument("--proposal", type=Path, nargs="*", default=[], help="proposal.json files")
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02])
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
+    ap.add_argument("--plot-runs", type=Path, nargs="*", default=[],
+                    help="estimate_batched.py result folders: plot their runs to --plot")  # fmt: skip
+    ap.add_argument("--plot", type=Path, help="the PNG of --plot-runs")
     args = ap.parse_args()
+    if args.plot_runs:
+        if not args.plot:
+            ap.error("--plot-runs needs --plot FILE.png")
+        plot_runs(args.plot_runs, args.family, args.plot)
+        return
+    if not args.failures:
+        ap.error("--failures DIR is required")
     z, _, draws = mc_failures(args.failures, args.family)
     names = names_of(args.family, z.shape[1])
     p, rel = len(z) / draws, args.rel_halfwidth
