@@ -31,7 +31,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from drivegpt.corner.estimate import Z95, EstimateConfig, estimate, estimate_probability, write_estimate
+from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability, write_estimate
+from drivegpt.corner.estimate_family import estimate
 
 OUT = Path(__file__).parent / "results" / "estimate"
 

@@ -297,8 +297,9 @@ def estimate(
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
     from drivegpt.core.config import config_from_dict
     from drivegpt.core.device import resolve_device
-    from drivegpt.corner.estimate import EstimateConfig, samples_human_traits, write_estimate
-    from drivegpt.corner.estimate import estimate as run_estimate
+    from drivegpt.corner.estimate import EstimateConfig, write_estimate
+    from drivegpt.corner.estimate_family import estimate as run_estimate
+    from drivegpt.corner.estimate_family import samples_human_traits
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
 

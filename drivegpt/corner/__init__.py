@@ -3,7 +3,8 @@
 Owns: ``suite`` (scenarios, their outcomes, the suite format), ``search`` (random, Latin hypercube and
 cross-entropy search for failures), ``naturalistic`` (parameter distributions fitted from the human
 logs), ``estimate`` (failure probability under them: Monte Carlo or importance sampling) with
-``estimate_report`` (its figures and plot), ``mixture`` (the Gaussian-mixture proposals importance
+``estimate_report`` (its figures and plot) and ``estimate_family`` (a family's estimate: its law,
+simulator and starting proposal), ``mixture`` (the Gaussian-mixture proposals importance
 sampling draws from, and their weighted EM fit), ``proposal_file`` (a fitted proposal saved by one
 estimate and reused by the next) and ``batched`` (the estimate's simulations on the batched
 simulator, for the families it ports). The

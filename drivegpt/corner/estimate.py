@@ -41,14 +41,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field
 
-from drivegpt.core.config import FrozenConfig, config_from_dict
-from drivegpt.core.errors import UserError
+from drivegpt.core.config import FrozenConfig
 from drivegpt.core.metrics import check_metric_names, wilson_interval
 from drivegpt.corner.estimate_report import plot_convergence, write_estimate
 from drivegpt.corner.mixture import (
@@ -64,7 +62,7 @@ from drivegpt.corner.mixture import (
     with_defensive,
 )
 
-__all__ = ["EstimateConfig", "estimate", "estimate_probability", "plot_convergence", "write_estimate"]
+__all__ = ["EstimateConfig", "estimate_probability", "plot_convergence", "write_estimate"]
 
 Z95 = 1.959963984540054
 SimulateBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]  #: (n, d) params, (n,) seeds -> (n,) severity
@@ -324,92 +322,3 @@ def pilot(
             recycled.append(np.exp(logw[-1]) * (sev[-1] >= 1))
     wf = np.concatenate(recycled) if recycled else np.zeros(0)
     return mix, wf
-
-
-def family_simulator(
-    family: str, policy: str, names: list[str], action: str, workers: int | None = None, progress: bool = True
-) -> SimulateBatch:
-    """``simulate_batch`` of a scenario family: one :func:`~drivegpt.corner.suite.simulate` per row."""
-    from drivegpt.corner.suite import ScenarioJob, family_env_id, simulate
-    from drivegpt.sim.rollout import parallel_map
-
-    env_id = family_env_id(family)
-
-    def simulate_batch(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        jobs = [
-            ScenarioJob(
-                policy, env_id, action, int(s), {k: float(v) for k, v in zip(names, row, strict=True)}
-            )
-            for row, s in zip(params, seeds, strict=True)
-        ]
-        outs = parallel_map(simulate, jobs, workers, "local", f"{family} {len(jobs)} sims", progress)
-        return np.array([o.failed for o in outs], bool)
-
-    return simulate_batch
-
-
-def samples_human_traits(policy: str, sim: str) -> bool:
-    """Whether an estimate samples the human's traits by default: with the human on the batched simulator."""
-    return policy == "human" and sim == "batched"
-
-
-def estimate(
-    family: str,
-    policy: str,
-    method: Method = "is",
-    rel_halfwidth: float = 0.2,
-    max_sims: int = 2000,
-    seed: int = 0,
-    cfg: EstimateConfig | None = None,
-    naturalistic: str | Path | None = None,
-    action: str = "accel",
-    workers: int | None = None,
-    progress: bool = True,
-    sim: str = "highway-env",
-    batch: int = 4096,
-    duration: float | None = None,
-    human_traits: bool | None = None,
-    device: str = "cpu",
-    proposal: str | Path | None = None,
-) -> Estimate:
-    """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
-
-    ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
-    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once on ``device``, episodes of
-    ``duration`` [s]; the same seeds give the same failures on any device).
-    ``human_traits``: sample the simulated human's personality as part of the scenario
-    (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
-    (None): where it can, with the human on the batched simulator. ``proposal``: a ``proposal.json``
-    of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
-    from it, with the nominal mixed in at ``cfg.defensive``, and no pilot."""
-    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-
-    over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
-    cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
-    dist = family_distribution(family, load_naturalistic(naturalistic))
-    if human_traits is None:
-        human_traits = samples_human_traits(policy, sim)
-    if human_traits:
-        if policy != "human" or sim != "batched":
-            raise UserError("--human-traits samples the simulated human's personality: it needs "
-                            "--policy human and --sim batched")  # fmt: skip
-        dist = WithHumanTraits(dist)
-    q, start = None, 0
-    if proposal is not None:
-        from drivegpt.corner.proposal_file import load_proposal
-
-        if cfg.method != "is":
-            raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
-        mix, meta = load_proposal(proposal, family, dist.names)
-        q = with_defensive(mix, cfg.defensive)
-        start = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)  # what fitting it cost
-    if sim == "batched":
-        from drivegpt.corner.batched import batched_family_simulator
-
-        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, device, progress)
-    elif sim == "highway-env":
-        run = family_simulator(family, policy, dist.names, action, workers, progress)
-    else:
-        raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
-    est = estimate_probability(run, dist.dim, cfg, dist.to_params, q)
-    return est._replace(names=tuple(dist.names), start_sims=start)

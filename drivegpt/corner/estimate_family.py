@@ -1,0 +1,109 @@
+"""The estimate of a scenario family: its naturalistic law, its simulator, and a proposal to start from.
+
+Owns :func:`estimate` (what ``drivegpt corner-cases estimate`` runs), :func:`family_simulator` (one
+highway-env simulation per draw) and :func:`samples_human_traits`. The estimators themselves, on the
+standard space, are :mod:`drivegpt.corner.estimate`; the batched simulator's ``simulate_batch`` is
+:mod:`drivegpt.corner.batched`; a fitted proposal's file is :mod:`drivegpt.corner.proposal_file`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from drivegpt.core.config import config_from_dict
+from drivegpt.core.errors import UserError
+from drivegpt.corner.estimate import Estimate, EstimateConfig, Method, SimulateBatch, estimate_probability
+from drivegpt.corner.mixture import with_defensive
+
+__all__ = ["estimate", "family_simulator", "samples_human_traits"]
+
+
+def family_simulator(
+    family: str, policy: str, names: list[str], action: str, workers: int | None = None, progress: bool = True
+) -> SimulateBatch:
+    """``simulate_batch`` of a scenario family: one :func:`~drivegpt.corner.suite.simulate` per row."""
+    from drivegpt.corner.suite import ScenarioJob, family_env_id, simulate
+    from drivegpt.sim.rollout import parallel_map
+
+    env_id = family_env_id(family)
+
+    def simulate_batch(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        jobs = [
+            ScenarioJob(
+                policy, env_id, action, int(s), {k: float(v) for k, v in zip(names, row, strict=True)}
+            )
+            for row, s in zip(params, seeds, strict=True)
+        ]
+        outs = parallel_map(simulate, jobs, workers, "local", f"{family} {len(jobs)} sims", progress)
+        return np.array([o.failed for o in outs], bool)
+
+    return simulate_batch
+
+
+def samples_human_traits(policy: str, sim: str) -> bool:
+    """Whether an estimate samples the human's traits by default: with the human on the batched simulator."""
+    return policy == "human" and sim == "batched"
+
+
+def estimate(
+    family: str,
+    policy: str,
+    method: Method = "is",
+    rel_halfwidth: float = 0.2,
+    max_sims: int = 2000,
+    seed: int = 0,
+    cfg: EstimateConfig | None = None,
+    naturalistic: str | Path | None = None,
+    action: str = "accel",
+    workers: int | None = None,
+    progress: bool = True,
+    sim: str = "highway-env",
+    batch: int = 4096,
+    duration: float | None = None,
+    human_traits: bool | None = None,
+    device: str = "cpu",
+    proposal: str | Path | None = None,
+) -> Estimate:
+    """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
+
+    ``sim``: ``highway-env`` (one env per simulation, ``workers`` processes) or ``batched``
+    (:mod:`drivegpt.corner.batched`: ``batch`` episodes at once on ``device``, episodes of
+    ``duration`` [s]; the same seeds give the same failures on any device).
+    ``human_traits``: sample the simulated human's personality as part of the scenario
+    (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
+    (None): where it can, with the human on the batched simulator. ``proposal``: a ``proposal.json``
+    of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
+    from it, with the nominal mixed in at ``cfg.defensive``, and no pilot."""
+    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+
+    over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
+    cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
+    dist = family_distribution(family, load_naturalistic(naturalistic))
+    if human_traits is None:
+        human_traits = samples_human_traits(policy, sim)
+    if human_traits:
+        if policy != "human" or sim != "batched":
+            raise UserError("--human-traits samples the simulated human's personality: it needs "
+                            "--policy human and --sim batched")  # fmt: skip
+        dist = WithHumanTraits(dist)
+    q, start = None, 0
+    if proposal is not None:
+        from drivegpt.corner.proposal_file import load_proposal
+
+        if cfg.method != "is":
+            raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
+        mix, meta = load_proposal(proposal, family, dist.names)
+        q = with_defensive(mix, cfg.defensive)
+        start = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)  # what fitting it cost
+    if sim == "batched":
+        from drivegpt.corner.batched import batched_family_simulator
+
+        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, device, progress)
+    elif sim == "highway-env":
+        run = family_simulator(family, policy, dist.names, action, workers, progress)
+    else:
+        raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
+    est = estimate_probability(run, dist.dim, cfg, dist.to_params, q)
+    return est._replace(names=tuple(dist.names), start_sims=start)
