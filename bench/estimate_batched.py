@@ -32,7 +32,7 @@ from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
 from drivegpt.corner.mixture import with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import load_proposal, save_proposal
+from drivegpt.corner.proposal_file import fit_sims, load_proposal, save_proposal
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
 DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
@@ -123,7 +123,7 @@ def main() -> None:
             except UserError as err:
                 ap.error(str(err))
             q = with_defensive(mix, EstimateConfig().defensive)
-            start = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)
+            start = fit_sims(meta)
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["proposal"] = str(args.proposal) if args.proposal else None
         result["human_traits"] = args.human_traits

@@ -33,7 +33,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Z95
 from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures, with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import load_proposal
+from drivegpt.corner.proposal_file import fit_sims, load_proposal
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
 
@@ -70,7 +70,7 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
             mix, meta = load_proposal(path, args.family, names)
         except UserError as err:
             raise SystemExit(str(err)) from None
-        fit = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)  # every simulation behind it
+        fit = fit_sims(meta)
         out.append((f"{path.parent}/*.json seed {path.name}", mix, fit))
     if not out:
         raise SystemExit("give --pilots DIR or --proposal FILE")
@@ -137,7 +137,7 @@ def main() -> None:
     )
     rows = []
     for a in args.defensive:
-        for label, mix, fit_sims in proposals(args, names):
+        for label, mix, behind in proposals(args, names):
             rv = relvar_from_failures(with_defensive(mix, a), z, draws)
             final = Z95**2 * rv / rel**2  # the proposal's simulations for a half-width rel
             rows.append(
@@ -146,8 +146,8 @@ def main() -> None:
                     "defensive": a,
                     "relvar": rv,
                     "final_sims": final,
-                    "fit_sims": fit_sims,
-                    "acceleration_first_use": need / (fit_sims + final),
+                    "fit_sims": behind,
+                    "acceleration_first_use": need / (behind + final),
                     "acceleration_reused": need / final,
                 }
             )

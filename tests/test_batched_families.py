@@ -515,6 +515,9 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     mc = [a if a != "is" else "mc" for a in again]
     bad = CliRunner().invoke(app, [*mc, "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
+    for option, value in (("--refit-floor", "-1"), ("--pilot-batch", "0")):  # refused before any simulation
+        bad = CliRunner().invoke(app, [*args, option, value, "--out", str(tmp_path / "c")])
+        assert bad.exit_code != 0 and option in bad.output.splitlines()[-1], bad.output
     absent = [a if not a.endswith("proposal.json") else str(tmp_path / "none.json") for a in again]
     bad = CliRunner().invoke(app, [*absent, "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "none.json: no such proposal file" in bad.output, bad.output

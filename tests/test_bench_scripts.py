@@ -242,3 +242,9 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
         r.returncode != 0
         and "fitted on family 'cut_in', not 'slower_lead'" in r.stderr.strip().splitlines()[-1]
     )
+
+
+def test_estimate_batched_refuses_a_missing_proposal_in_one_line(tmp_path):
+    r = run("estimate_batched.py", "--families", "slower_lead", "--parts", "is", "--proposal",
+            str(tmp_path / "none.json"), "--out", str(tmp_path))  # fmt: skip
+    assert r.returncode == 2 and "none.json: no such proposal file" in r.stderr.strip().splitlines()[-1]

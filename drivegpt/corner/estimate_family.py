@@ -90,13 +90,13 @@ def estimate(
         dist = WithHumanTraits(dist)
     q, start = None, 0
     if proposal is not None:
-        from drivegpt.corner.proposal_file import load_proposal
+        from drivegpt.corner.proposal_file import fit_sims, load_proposal
 
         if cfg.method != "is":
             raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
         mix, meta = load_proposal(proposal, family, dist.names)
         q = with_defensive(mix, cfg.defensive)
-        start = int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)  # what fitting it cost
+        start = fit_sims(meta)
     if sim == "batched":
         from drivegpt.corner.batched import batched_family_simulator
 

@@ -54,6 +54,11 @@ def save_proposal(path: str | Path, mix: GaussianMixture, family: str, names: li
     return Path(path)
 
 
+def fit_sims(meta: dict[str, Any]) -> int:
+    """Every simulation behind a proposal file (its ``fit_sims``; files without it: the pilot's)."""
+    return int(meta.get("fit_sims") or meta.get("pilot_sims") or 0)
+
+
 def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[GaussianMixture, dict[str, Any]]:
     """The mixture in ``path`` on the dimensions ``names`` of ``family`` (marginalised where the file has
     more), and the file's other fields. Every problem is one :class:`UserError` naming the file."""
