@@ -21,13 +21,15 @@ from drivegpt.rlhf.dagger import (
     Labels,
     concat,
     family_labels,
-    family_labels_batched,
     finetune,
     load_labels,
     save_labels,
     takeover_labels,
-    takeover_labels_batched,
     visited_labels,
+)
+from drivegpt.rlhf.dagger_batched import (
+    family_labels_batched,
+    takeover_labels_batched,
     visited_labels_batched,
 )
 from drivegpt.rlhf.flywheel import FlywheelConfig, flywheel_simulator

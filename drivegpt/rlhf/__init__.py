@@ -2,8 +2,10 @@
 
 Owns: ``preferences`` (pairs, rankings and weakly-good steps from takeover clips, and their losses),
 ``reward_model`` (Bradley-Terry reward model on the pretrained backbone), ``ppo`` (KL-regularised PPO
-against the reward model under the live safety driver), ``dpo`` (direct preference optimisation),
+against the reward model under the live safety driver), ``ppo_batched`` (the same PPO on B monitored
+episodes of the batched simulator at once), ``dpo`` (direct preference optimisation),
 ``dagger`` (HG-DAgger and DAgger: imitation of the human's corrections, aggregated over rounds),
+``dagger_batched`` (their labels collected on the batched simulator),
 ``flywheel`` (rounds of drive -> clips -> reward model -> fine-tune -> evaluate, resumable).
 May import: every layer below it (core, sim, data, model, policies, takeover, corner, eval).
 """

@@ -30,12 +30,14 @@ from drivegpt.rlhf.dagger import (
     DaggerConfig,
     concat,
     family_labels,
-    family_labels_batched,
     finetune,
     save_labels,
     takeover_labels,
-    takeover_labels_batched,
     visited_labels,
+)
+from drivegpt.rlhf.dagger_batched import (
+    family_labels_batched,
+    takeover_labels_batched,
     visited_labels_batched,
 )
 from drivegpt.rlhf.dpo import DPOConfig, dpo
