@@ -3,7 +3,8 @@
 Each policy drives ``--episodes`` episodes of the dense highway on the batched simulator (seeds from
 ``--seed``; every car's driver and spacing drawn as in ordinary driving), exactly as ``drivegpt bench``
 computes its ``collisions_per_1e6km`` column; printed with the Poisson 95% interval, the km driven and
-the mean speed, and written to ``--out`` (JSON and a markdown table).
+the mean speed, and written to ``--out`` (JSON and a markdown table, and the running estimates:
+``naturalistic.csv``, ``plots/naturalistic_rate.png``).
 
     .venv/bin/python bench/naturalistic_rate.py --policies human drivegpt drivegpt-rlhf --episodes 2000
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from drivegpt.eval.benchmark import BenchConfig, naturalistic_rate
+from drivegpt.eval.benchmark import BenchConfig
+from drivegpt.eval.naturalistic import naturalistic_rate, write_naturalistic
 
 
 def load() -> str:
@@ -32,20 +34,23 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results/naturalistic_rate"))
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = BenchConfig(policies={p: p for p in args.policies}, naturalistic_episodes=args.episodes)
-    rows = []
+    if args.episodes < 1:
+        ap.error(f"--episodes must be >= 1, got {args.episodes}")
+    env = BenchConfig.model_fields["naturalistic_env"].default
+    rows, rates = [], {}
     for spec in args.policies:
         before, t0 = load(), time.time()
-        rate = naturalistic_rate(spec, cfg, progress=False) or {}
-        row = {"policy": spec, "episodes": args.episodes, **rate, "seconds": time.time() - t0}
+        rates[spec] = naturalistic_rate(spec, args.episodes, env, progress=False)
+        figures = rates[spec].metrics if rates[spec] is not None else {}
+        row = {"policy": spec, "episodes": args.episodes, **figures, "seconds": time.time() - t0}
         row |= {"load_before": before, "load_after": load()}
         rows.append(row)
         print(json.dumps(row), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    out = {"env": cfg.naturalistic_env, "rows": rows}
+    out = {"env": env, "rows": rows}
     (args.out / "rates.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
-        f"Policies alone on {cfg.naturalistic_env} (batched simulator), {args.episodes} episodes each.",
+        f"Policies alone on {env} (batched simulator), {args.episodes} episodes each.",
         "",
         "| policy | collisions | km | collisions per 10⁶ km [Poisson 95%] | mean speed [m/s] |",
         "|---|---|---|---|---|",
@@ -58,6 +63,7 @@ def main() -> None:
         speed = f"{r['mean_speed_mps']:.2f}"
         lines.append(f"| {r['policy']} | {r['collisions']} | {r['km_driven']:.0f} | {cell} | {speed} |")
     (args.out / "rates.md").write_text("\n".join(lines) + "\n")
+    write_naturalistic(args.out, rates)
     print("\n".join(lines))
 
 

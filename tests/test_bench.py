@@ -6,9 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
-from drivegpt.core.metrics import METRICS
+from drivegpt.core.metrics import METRICS, poisson_interval
 from drivegpt.corner.suite import outcome_of
 from drivegpt.eval.benchmark import episode_score, parse_policies
+from drivegpt.eval.naturalistic import running_rate
 
 runner = CliRunner()
 
@@ -26,6 +27,17 @@ def test_score_by_hand():
     assert episode_score(o, 2.0) == pytest.approx((5 + 5 + 2 + 2) / 16)  # progress capped at 1
     assert episode_score(o, 0.1) == 0.0  # not making progress
     assert episode_score(o._replace(crashed=True), 1.0) == 0.0
+
+
+def test_running_rate_by_hand():
+    """Four episodes of 1, 1, 2 and 1 km with collisions in the second and fourth: after each, the
+    collisions so far per 10⁶ km so far, and the Poisson 95% bounds of that count over that exposure."""
+    r = running_rate([False, True, False, True], [1000.0, 1000.0, 2000.0, 1000.0])
+    assert r["km"].tolist() == [1.0, 2.0, 4.0, 5.0] and r["collisions"].tolist() == [0, 1, 1, 2]
+    assert r["collisions_per_1e6km"] == pytest.approx([0.0, 5e5, 2.5e5, 4e5])
+    assert r["hi"][0] == pytest.approx(poisson_interval(0)[1] * 1e6) and r["lo"][0] == 0.0  # 3.69 / 1e-6
+    assert r["lo"][3] == pytest.approx(poisson_interval(2)[0] * 2e5)  # two over 5 km = 5e-6 of 10⁶ km
+    assert r["hi"][2] == pytest.approx(poisson_interval(1)[1] * 2.5e5)
 
 
 def test_search_replay_and_bench_through_cli(tmp_path):
@@ -62,6 +74,12 @@ def test_search_replay_and_bench_through_cli(tmp_path):
     md = (out / "results.md").read_text()
     assert md.count("| fast | stalled_car | 2 | 1.000 [") == 1
     assert (out / "plots" / "collision_rate.png").stat().st_size > 1000
+    running = list(csv.DictReader((out / "naturalistic.csv").open()))  # 6 episodes a policy, in seed order
+    assert [x["policy"] for x in running] == ["human"] * 6 + ["fast"] * 6
+    assert float(running[-1]["collisions_per_1e6km"]) == pytest.approx(fast, rel=1e-3)  # = the column
+    assert int(running[-1]["collisions"]) == sum(int(x["crashed"]) for x in running[6:]) > 0
+    plot = iio.imread(out / "plots" / "naturalistic_rate.png")
+    assert plot.std() > 10  # curves and bands, not a blank canvas
     gif = next((out / "gifs").glob("*.gif"))
     assert iio.imread(gif).std() > 1.0  # frames show something
     assert "drivegpt bench" in json.loads((out / "run.json").read_text())["command"]

@@ -271,3 +271,9 @@ def test_estimate_batched_refuses_a_missing_proposal_in_one_line(tmp_path):
     r = run("estimate_batched.py", "--families", "slower_lead", "--parts", "is", "--proposal",
             str(tmp_path / "none.json"), "--out", str(tmp_path))  # fmt: skip
     assert r.returncode == 2 and "none.json: no such proposal file" in r.stderr.strip().splitlines()[-1]
+
+
+def test_naturalistic_rate_refuses_no_episodes(tmp_path):
+    r = run("naturalistic_rate.py", "--policies", "human", "--episodes", "0", "--out", str(tmp_path / "n"))
+    assert r.returncode == 2 and "--episodes must be >= 1, got 0" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "n").exists()

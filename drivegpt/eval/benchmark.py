@@ -7,10 +7,11 @@ registry's names; outputs in ``OUT/``: ``results.csv``, ``results.md``, ``episod
 ``plots/*.png``, ``gifs/*.gif`` (the worst failures) and ``run.json``.
 
 Next to the suite, each policy also drives ``naturalistic_episodes`` episodes of ordinary dense
-traffic alone on the batched simulator (:func:`drivegpt.eval.batched.evaluate_batched`): its
-``collisions_per_1e6km`` with a Poisson 95% interval, in the ``all`` row. A suite is built from
-corner cases, so its collision rate says where a policy fails; this figure says how often it would
-fail on the road. Policies without a batched port (``idm``) get none.
+traffic alone on the batched simulator (:mod:`drivegpt.eval.naturalistic`): its
+``collisions_per_1e6km`` with a Poisson 95% interval, in the ``all`` row, and its running estimate
+in ``naturalistic.csv`` and ``plots/naturalistic_rate.png``. A suite is built from corner cases, so
+its collision rate says where a policy fails; this figure says how often it would fail on the road.
+Policies without a batched port (``idm``) get none.
 
 Per-episode score (CLS-like): multipliers (no collision) x (stayed on road) x (progress >= 0.2)
 times the weighted mean of progress (capped at 1, weight 5), TTC compliance (5), speed-limit
@@ -30,9 +31,10 @@ from pydantic import Field
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import UserError
-from drivegpt.core.metrics import check_metric_names, poisson_interval, takeover_metrics, wilson_interval
+from drivegpt.core.metrics import check_metric_names, takeover_metrics, wilson_interval
 from drivegpt.corner.runner import run_jobs
 from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of
+from drivegpt.eval.naturalistic import naturalistic_rate, write_naturalistic
 from drivegpt.sim.rollout import Backend, Simulator
 
 REFERENCE = "human"  #: the progress reference driver
@@ -174,31 +176,6 @@ def table(rows: list[Row], policies: list[str], takeovers: bool) -> list[dict[st
     return out
 
 
-def naturalistic_rate(spec: str, cfg: BenchConfig, progress: bool = True) -> dict[str, Any] | None:
-    """``spec`` alone on ``naturalistic_episodes`` episodes of naturalistic traffic: ``collisions``,
-    ``km_driven``, ``mean_speed_mps``, ``collisions_per_1e6km`` and its Poisson 95% interval; None
-    when it has no batched port or ``naturalistic_episodes`` is 0."""
-    from drivegpt.eval.batched import NoBatchedPort, evaluate_batched
-
-    if not cfg.naturalistic_episodes:
-        return None
-    try:
-        m, per = evaluate_batched(
-            spec, cfg.naturalistic_env, None, cfg.naturalistic_episodes, progress=progress
-        )
-    except NoBatchedPort:
-        return None
-    collisions, mkm = int(per["crashed"].sum()), max(m["km_driven"], 1e-9) / 1e6
-    lo, hi = poisson_interval(collisions)
-    return {
-        "collisions": collisions,
-        "km_driven": m["km_driven"],
-        "mean_speed_mps": m["mean_speed_mps"],
-        "collisions_per_1e6km": collisions / mkm,
-        "collisions_per_1e6km_ci": [lo / mkm, hi / mkm],
-    }
-
-
 def _fmt(v: Any, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
@@ -331,13 +308,17 @@ def bench(
     out = Path(out)
     rows = run_benchmark(scenarios, cfg, workers, backend, ray_address, progress)
     entries = table(rows, list(cfg.policies), cfg.takeovers)
-    rates = {name: naturalistic_rate(spec, cfg, progress) for name, spec in cfg.policies.items()}
+    rates = {
+        name: naturalistic_rate(spec, cfg.naturalistic_episodes, cfg.naturalistic_env, progress)
+        for name, spec in cfg.policies.items()
+    }
     for e in entries:
         rate = rates[e["policy"]] if e["family"] == "all" else None
         for key in ("collisions_per_1e6km", "collisions_per_1e6km_ci"):
-            e[key] = rate[key] if rate else None
+            e[key] = rate.metrics[key] if rate else None
     write_results(out, rows, entries, cfg.takeovers)
     plot(out, entries)
+    write_naturalistic(out, rates)
     from drivegpt.policies.registry import policy_action_kind
 
     by_id = {s.id: s for s in scenarios}
