@@ -40,6 +40,7 @@ def test_every_stage_runs_and_the_report_holds_each_policy(tiny_run):
     for name in bench:  # and on the corner-case suite the search found (on the batched simulator)
         assert f"| {name} | stalled_car | 2 | " in report
     assert "failure search against `drivegpt:" in report and "` (batched)" in report
+    assert report.count("![naturalistic_rate](benchmark/suite/plots/naturalistic_rate.png)") == 1
     suite = [json.loads(line) for line in (out / "search" / "scenarios.jsonl").read_text().splitlines()]
     assert {s["sim"] for s in suite} == {"batched"}
     cfg = load_config(PipelineConfig, TINY)

@@ -180,7 +180,8 @@ def bench(
     naturalistic_episodes: int = typer.Option(
         1000,
         min=0,
-        help="Episodes of naturalistic dense traffic per policy: collisions per 10⁶ km (0: skip).",
+        help="Episodes of naturalistic dense traffic per policy: collisions per 10⁶ km and its running "
+        "estimate, naturalistic.csv and plots/naturalistic_rate.png (0: skip).",
     ),
     sim: SimOrDefaultOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),

@@ -190,7 +190,16 @@ def _section_suite(out: Path) -> list[str]:
         )
     lines += ["", "Every policy on every scenario the search simulated (`search/`, a replayable suite):", ""]
     lines += [(suite / "results.md").read_text().strip(), ""]
-    lines += [f"![{p.stem}](benchmark/suite/plots/{p.name})" for p in sorted((suite / "plots").glob("*.png"))]
+    plots = sorted((suite / "plots").glob("*.png"))
+    lines += [f"![{p.stem}](benchmark/suite/plots/{p.name})" for p in plots if p.stem != "naturalistic_rate"]
+    if (suite / "plots" / "naturalistic_rate.png").is_file():
+        lines += [
+            "",
+            "The last column is each policy alone in ordinary dense traffic on the batched simulator, not "
+            "in the suite's scenarios; its running estimate as the km add up (`naturalistic.csv`):",
+            "",
+            "![naturalistic_rate](benchmark/suite/plots/naturalistic_rate.png)",
+        ]
     gifs = sorted((suite / "gifs").glob("*.gif"))
     if gifs:
         lines += ["", "Worst failures:", ""]
