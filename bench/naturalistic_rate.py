@@ -1,7 +1,7 @@
 """Collisions per 10⁶ km of each policy alone in naturalistic traffic: the benchmark's road figure.
 
 Each policy drives ``--episodes`` episodes of the dense highway on the batched simulator (seeds from
-``--seed``; every car's driver and spacing drawn as in ordinary driving), exactly as ``drivegpt bench``
+1,000,000; every car's driver and spacing drawn as in ordinary driving), exactly as ``drivegpt bench``
 computes its ``collisions_per_1e6km`` column; printed with the Poisson 95% interval, the km driven and
 the mean speed, and written to ``--out`` (JSON and a markdown table, and the running estimates:
 ``naturalistic.csv``, ``plots/naturalistic_rate.png``).
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from drivegpt.eval.benchmark import BenchConfig
-from drivegpt.eval.naturalistic import naturalistic_rate, write_naturalistic
+from drivegpt.eval.naturalistic import NATURALISTIC_ENV, naturalistic_rate, write_naturalistic
 
 
 def load() -> str:
@@ -36,7 +35,7 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.episodes < 1:
         ap.error(f"--episodes must be >= 1, got {args.episodes}")
-    env = BenchConfig.model_fields["naturalistic_env"].default
+    env = NATURALISTIC_ENV
     rows, rates = [], {}
     for spec in args.policies:
         before, t0 = load(), time.time()

@@ -34,7 +34,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import check_metric_names, takeover_metrics, wilson_interval
 from drivegpt.corner.runner import run_jobs
 from drivegpt.corner.suite import Outcome, Scenario, ScenarioEnv, job_of
-from drivegpt.eval.naturalistic import naturalistic_rate, write_naturalistic
+from drivegpt.eval.naturalistic import NATURALISTIC_ENV, naturalistic_rate, write_naturalistic
 from drivegpt.sim.rollout import Backend, Simulator
 
 REFERENCE = "human"  #: the progress reference driver
@@ -55,7 +55,7 @@ class BenchConfig(FrozenConfig):
     naturalistic_episodes: int = Field(1000, ge=0)
     """Episodes of naturalistic dense traffic each policy drives alone for ``collisions_per_1e6km``
     (batched simulator; 0: skip)."""
-    naturalistic_env: str = "drivegpt/HighwayDense-v0"
+    naturalistic_env: str = NATURALISTIC_ENV
     """The env of those episodes."""
     sim: Simulator | None = None
     """Simulator of every suite episode: highway-env | batched (families with a batched port; with

@@ -23,6 +23,7 @@ from drivegpt.core.atomic import write_text
 from drivegpt.core.metrics import poisson_interval
 
 PER_KM = 1e6  #: [km] the exposure the rate is quoted per
+NATURALISTIC_ENV = "drivegpt/HighwayDense-v0"  #: ordinary dense traffic, every driver drawn as on the road
 
 
 class NaturalisticRate(NamedTuple):
@@ -33,7 +34,7 @@ class NaturalisticRate(NamedTuple):
 
 
 def naturalistic_rate(
-    spec: str, episodes: int, env: str = "drivegpt/HighwayDense-v0", progress: bool = True
+    spec: str, episodes: int, env: str = NATURALISTIC_ENV, progress: bool = True
 ) -> NaturalisticRate | None:
     """``spec`` alone on ``episodes`` episodes of ``env``; None when it has no batched port or
     ``episodes`` is 0."""
