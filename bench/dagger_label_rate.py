@@ -1,7 +1,7 @@
 """DAgger's labelled drives on the batched simulator: labelled policy steps per second of wall time.
 
 The policy drives ``--episodes`` episodes ``--batch`` at a time and the alert human labels every step
-(``drivegpt.rlhf.dagger.visited_labels_batched``, what a ``sim: batched`` flywheel round runs):
+(``drivegpt.rlhf.dagger_batched.visited_labels_batched``, what a ``sim: batched`` flywheel round runs):
 
     python bench/dagger_label_rate.py --policy drivegpt --episodes 512 --batch 512
 """
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from drivegpt.rlhf.dagger import visited_labels_batched
+from drivegpt.rlhf.dagger_batched import visited_labels_batched
 
 
 def main() -> None:
