@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivegpt.core.config import config_from_dict
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
@@ -102,6 +103,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.is_first_seed < 0 or args.is_seeds < 1:
         ap.error("--is-first-seed must be >= 0 and --is-seeds >= 1")
+    if args.proposal and len(args.families) > 1:
+        ap.error("a --proposal file belongs to one family: name that one with --families")
+    if args.mc_failures and "mc" in args.parts:
+        ap.error("--mc-failures is the Monte Carlo reference: leave mc out of --parts")
+    settings = {
+        "method": "is", "rel_halfwidth": args.rel_halfwidth, "max_sims": args.is_max_sims,
+        "batch": args.is_batch, "pilot_batch": args.is_pilot_batch, "widen": args.is_widen,
+        "components": args.is_components, "cov_floor": args.is_cov_floor, "refit_floor": args.refit_floor,
+    }  # fmt: skip
+    try:  # every estimator option checked before hours of Monte Carlo
+        base = config_from_dict(EstimateConfig, settings, "importance-sampling options")
+    except UserError as err:
+        ap.error(str(err))
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     model = load_naturalistic(None)
@@ -122,7 +136,7 @@ def main() -> None:
                 mix, meta = load_proposal(args.proposal, family, dist.names)
             except UserError as err:
                 ap.error(str(err))
-            q = with_defensive(mix, EstimateConfig().defensive)
+            q = with_defensive(mix, base.defensive)
             start = fit_sims(meta)
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["proposal"] = str(args.proposal) if args.proposal else None
@@ -161,11 +175,7 @@ def main() -> None:
                 return failed
 
             for seed in range(args.is_first_seed, args.is_first_seed + args.is_seeds):
-                cfg = EstimateConfig(
-                    method="is", rel_halfwidth=args.rel_halfwidth, max_sims=args.is_max_sims,
-                    seed=seed, batch=args.is_batch, pilot_batch=args.is_pilot_batch, widen=args.is_widen,
-                    components=args.is_components, cov_floor=args.is_cov_floor, refit_floor=args.refit_floor,
-                )  # fmt: skip
+                cfg = base.model_copy(update={"seed": seed})
                 t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q)
                 runs.append({

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from is_second_moment import load_pilots, mc_failures, mc_sims_needed  # bench/ is on sys.path
 
+from drivegpt.core.atomic import write_json
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Z95
 from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures, with_defensive
@@ -120,6 +121,9 @@ def main() -> None:
                     help="estimate_batched.py result folders: plot their runs to --plot")  # fmt: skip
     ap.add_argument("--plot", type=Path, help="the PNG of --plot-runs")
     args = ap.parse_args()
+    if not all(0 < a < 1 for a in args.defensive) or not args.rel_halfwidth > 0:
+        ap.error(f"every --defensive weight in (0, 1) and --rel-halfwidth > 0, got {args.defensive}, "
+                 f"{args.rel_halfwidth}")  # fmt: skip
     if args.plot_runs:
         if not args.plot:
             ap.error("--plot-runs needs --plot FILE.png")
@@ -135,9 +139,9 @@ def main() -> None:
         f"{args.family}: {len(z)} MC failures in {draws} draws ({args.failures}), P {p:.3g}, "
         f"plain MC {need:,.0f} sims at r = {rel}"
     )
-    rows = []
+    rows, loaded = [], list(proposals(args, names))  # each file read once
     for a in args.defensive:
-        for label, mix, behind in proposals(args, names):
+        for label, mix, behind in loaded:
             rv = relvar_from_failures(with_defensive(mix, a), z, draws)
             final = Z95**2 * rv / rel**2  # the proposal's simulations for a half-width rel
             rows.append(
@@ -172,20 +176,9 @@ def main() -> None:
             f"| {cell('acceleration_first_use', '.0f')}× | {cell('acceleration_reused', '.0f')}× |"
         )
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "family": args.family,
-                    "failures": str(args.failures),
-                    "mc_draws": draws,
-                    "mc_failures": len(z),
-                    "P": p,
-                    "mc_sims_needed": need,
-                    "rows": rows,
-                },
-                indent=1,
-            )
-        )
+        record = {"family": args.family, "failures": str(args.failures), "mc_draws": draws}
+        record |= {"mc_failures": len(z), "P": p, "mc_sims_needed": need, "rows": rows}
+        write_json(args.out, record)  # atomic, its folder made
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from drivegpt.cli.app import app
 from drivegpt.core.metrics import METRICS, poisson_interval
 from drivegpt.corner.suite import outcome_of
 from drivegpt.eval.benchmark import episode_score, parse_policies
-from drivegpt.eval.naturalistic import running_rate
+from drivegpt.eval.naturalistic import running_rate, write_naturalistic
 
 runner = CliRunner()
 
@@ -38,6 +38,17 @@ def test_running_rate_by_hand():
     assert r["hi"][0] == pytest.approx(poisson_interval(0)[1] * 1e6) and r["lo"][0] == 0.0  # 3.69 / 1e-6
     assert r["lo"][3] == pytest.approx(poisson_interval(2)[0] * 2e5)  # two over 5 km = 5e-6 of 10⁶ km
     assert r["hi"][2] == pytest.approx(poisson_interval(1)[1] * 2.5e5)
+
+
+def test_no_naturalistic_drive_leaves_no_earlier_plot(tmp_path):
+    """A benchmark re-run into the same folder without naturalistic drives removes the earlier run's
+    running estimate, which would otherwise stand beside a table without the figure."""
+    for stale in (tmp_path / "naturalistic.csv", tmp_path / "plots" / "naturalistic_rate.png"):
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_text("earlier run")
+    assert write_naturalistic(tmp_path, {"idm": None}) == []
+    assert not (tmp_path / "naturalistic.csv").exists()
+    assert not (tmp_path / "plots" / "naturalistic_rate.png").exists()
 
 
 def test_search_replay_and_bench_through_cli(tmp_path):

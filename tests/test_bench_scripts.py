@@ -20,7 +20,8 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
     """``python bench/SCRIPT ARGS`` in this process, with its exit code, stdout and stderr as a
     subprocess would give them (a fresh interpreter spends about 4 s importing torch, per call)."""
     argv, path, threads = sys.argv, list(sys.path), torch.get_num_threads()
-    sys.argv, out, err, code = [str(BENCH / script), *args], io.StringIO(), io.StringIO(), 0
+    cmd, out, err, code = [str(BENCH / script), *args], io.StringIO(), io.StringIO(), 0
+    sys.argv = list(cmd)
     sys.path.insert(0, str(BENCH))  # as for a script: its folder first
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -35,7 +36,7 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
     finally:
         sys.argv, sys.path[:] = argv, path
         torch.set_num_threads(threads)  # the scripts run with one thread
-    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(cmd, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize(
@@ -242,7 +243,7 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
     z = np.random.default_rng(0).standard_normal((20, 4)) - 3.0
     np.savez(tmp_path / "slower_lead-failures-7.npz", z=z, seeds=np.arange(20), sims=10_000, seconds=1.0)
     save_proposal(tmp_path / "p.json", nominal(4), "slower_lead", names, fit_sims=1000)
-    out = tmp_path / "reuse.json"
+    out = tmp_path / "new" / "reuse.json"  # its folder is made
     r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path),
             "--proposal", str(tmp_path / "p.json"), "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -251,6 +252,8 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
         1.0
     )
     assert row["acceleration_first_use"] == pytest.approx(row["final_sims"] / (1000 + row["final_sims"]))
+    r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path), "--defensive", "0")
+    assert r.returncode == 2 and "every --defensive weight in (0, 1)" in r.stderr.strip().splitlines()[-1]
     save_proposal(tmp_path / "q.json", nominal(4), "cut_in", names)
     r = run(
         "proposal_reuse.py",
@@ -267,10 +270,23 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
     )
 
 
-def test_estimate_batched_refuses_a_missing_proposal_in_one_line(tmp_path):
-    r = run("estimate_batched.py", "--families", "slower_lead", "--parts", "is", "--proposal",
-            str(tmp_path / "none.json"), "--out", str(tmp_path))  # fmt: skip
-    assert r.returncode == 2 and "none.json: no such proposal file" in r.stderr.strip().splitlines()[-1]
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--proposal", "none.json"], "none.json: no such proposal file"),
+        (
+            ["--families", "slower_lead", "cut_in", "--proposal", "none.json"],
+            "a --proposal file belongs to one family",
+        ),
+        (["--parts", "mc", "is", "--mc-failures", "."], "--mc-failures is the Monte Carlo reference"),
+        (["--refit-floor", "-1"], "importance-sampling options: bad value for 'refit_floor'"),
+    ],
+)
+def test_estimate_batched_refuses_bad_options_before_any_simulation(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = run("estimate_batched.py", "--families", "slower_lead", "--parts", "is", *args, "--out", "out")
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+    assert not (tmp_path / "out" / "slower_lead.json").exists()
 
 
 def test_naturalistic_rate_refuses_no_episodes(tmp_path):

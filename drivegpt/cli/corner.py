@@ -291,7 +291,8 @@ def estimate(
         None,
         help="--method is: write to proposal.json the mixture refitted to this estimate's own failures, "
         "covariance floor REFIT_FLOOR (0.3 halved the variance on slower_lead, where the parameters decide "
-        "failures; it multiplied it on adversarial_vehicle, where the seed does). Default: the pilot's.",
+        "failures; it multiplied it on adversarial_vehicle, where the seed does). Default: the pilot's "
+        "mixture (none when the estimate started from --proposal).",
     ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:

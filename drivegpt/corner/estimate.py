@@ -208,7 +208,8 @@ def estimate_probability(
     else:
         fitted, wf = pilot(run, dim, cfg, rng, lambda: sims)
         q = with_defensive(fitted, cfg.defensive) if fitted is not None else p0
-    pilot_sims, history, zf = sims, [], [np.zeros((0, dim))]  # zf: the estimation's failures
+    pilot_sims, history = sims, []
+    zf, wfail = [np.zeros((0, dim))], [np.zeros(0)]  # the estimation's failures and their p / q
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
@@ -218,6 +219,7 @@ def estimate_probability(
         w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
         zf.append(z[failed])
+        wfail.append(w[failed])
         s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
@@ -230,8 +232,7 @@ def estimate_probability(
     converged = s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth
     fitted_to = "pilot" if fitted is not None else ""
     if kind == "is" and not s["degenerate"] and cfg.refit_floor is not None:  # its failures, weighted p/q
-        n_pilot = len(wf) - (sims - pilot_sims)  # the pilot's recycled terms come first in wf
-        better = refit(np.concatenate(zf), wf[n_pilot:][wf[n_pilot:] > 0], cfg, rng)
+        better = refit(np.concatenate(zf), np.concatenate(wfail), cfg, rng)
         fitted, fitted_to = (better, "estimate") if better is not None else (fitted, fitted_to)
     return Estimate(
         cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),
@@ -245,7 +246,7 @@ def refit(
     """A mixture fitted to an estimate's failures ``z`` (n, d) weighted by ``w = p / q`` (n,): the
     cross-entropy update on draws from one fixed proposal, floored at ``cfg.refit_floor``, nominal where
     the failures look nominal. None below ``cfg.min_ess`` effective failures (too few to trust)."""
-    if cfg.refit_floor is None or len(w) == 0 or w.sum() ** 2 / (w**2).sum() < cfg.min_ess:
+    if cfg.refit_floor is None or not w.sum() > 0 or w.sum() ** 2 / (w**2).sum() < cfg.min_ess:
         return None
     mix = fit_mixture(z, w, cfg.components, cfg.reg, rng)
     covs = shape(mix.covs, cfg.refit_floor)

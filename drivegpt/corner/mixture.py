@@ -11,6 +11,7 @@ estimator that uses them is :mod:`drivegpt.corner.estimate`; a fitted proposal's
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -163,7 +164,7 @@ def nominal_in(mix: GaussianMixture, dims: np.ndarray) -> GaussianMixture:
     return GaussianMixture(mix.weights, means, covs)
 
 
-def marginal(mix: GaussianMixture, keep: np.ndarray) -> GaussianMixture:
+def marginal(mix: GaussianMixture, keep: Sequence[int] | np.ndarray) -> GaussianMixture:
     """The mixture's marginal on the dimensions ``keep`` (indices, in the new order): exact, since
     each Gaussian's marginal is the Gaussian of its mean's and covariance's kept rows and columns."""
     keep = np.asarray(keep, int)

@@ -70,6 +70,11 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"its format is not {FORMAT!r}")
+        if doc.get("version") != VERSION:
+            raise ValueError(f"version {doc.get('version')!r}; this release reads version {VERSION}")
+        for key in ("fit_sims", "pilot_sims"):  # the cost behind the file: whole numbers of simulations
+            if doc.get(key) is not None and (not isinstance(doc[key], int) or doc[key] < 0):
+                raise ValueError(f"{key} is {doc[key]!r}, not a count of simulations")
         weights, means, covs = (np.asarray(doc[k], float) for k in ("weights", "means", "covs"))
         have = [str(n) for n in doc["names"]]
         k, d = means.shape
@@ -91,7 +96,11 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
             f"use a proposal of this family's parameters or drop --proposal"
         )
     if not (
-        np.isfinite(means).all() and np.isfinite(covs).all() and (weights >= 0).all() and weights.sum() > 0
+        np.isfinite(means).all()
+        and np.isfinite(covs).all()
+        and np.isfinite(weights).all()
+        and (weights >= 0).all()
+        and weights.sum() > 0
     ):
         raise UserError(
             f"{path}: non-finite means or covariances, or weights that are not a distribution; {fix}"

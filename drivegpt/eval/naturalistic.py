@@ -73,9 +73,12 @@ def running_rate(crashed: np.ndarray, distance_m: np.ndarray) -> dict[str, np.nd
 
 def write_naturalistic(out: Path, rates: dict[str, NaturalisticRate | None]) -> list[Path]:
     """``out/naturalistic.csv`` (every policy's running estimate, episode by episode) and
-    ``out/plots/naturalistic_rate.png``; nothing when no policy drove (returns the paths written)."""
+    ``out/plots/naturalistic_rate.png``; when no policy drove, neither (an earlier run's are removed,
+    so they never stand beside a table without the figure). Returns the paths written."""
     curves = {name: running_rate(r.crashed, r.distance_m) for name, r in rates.items() if r is not None}
     if not curves:
+        for stale in (out / "naturalistic.csv", out / "plots" / "naturalistic_rate.png"):
+            stale.unlink(missing_ok=True)
         return []
     buf = io.StringIO()
     w = csv.writer(buf)
