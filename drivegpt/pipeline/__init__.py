@@ -2,6 +2,7 @@
 
 Owns: ``config`` (``PipelineConfig`` and ``Stage``), ``stages`` (each stage: run, check, commands),
 ``run`` (``run_pipeline``: run what is not done, resume what was killed), ``report`` and ``figures``
-(the Markdown/HTML report read from the stage outputs), ``demo`` (the quickstart).
+(the Markdown report read from the stage outputs), ``html`` (it as one self-contained HTML page),
+``demo`` (the quickstart).
 May import: every layer below it.
 """

@@ -8,15 +8,14 @@ is one file with no external assets.
 
 from __future__ import annotations
 
-import base64
 import csv
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from drivegpt.core.atomic import write_text
 from drivegpt.pipeline.figures import plot_benchmark, plot_pretrain_curve, plot_takeovers
+from drivegpt.pipeline.html import to_html
 
 _UNREADABLE: list[str] = []  #: files of this report's run that exist but could not be parsed
 
@@ -393,31 +392,3 @@ def write_report(out: str | Path) -> Path:
     write_text(out / "report.md", md)
     write_text(out / "report.html", to_html(md, out))
     return out / "report.md"
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em}
-th{background:#f2f2f2}code,pre{background:#f6f6f6;font-size:.88em}pre{padding:.8em;overflow-x:auto}
-img{max-width:100%}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}"""
-
-
-def to_html(md: str, root: Path) -> str:
-    """One self-contained HTML page: markdown rendered, every local image embedded as a data URI."""
-    import markdown
-
-    body = markdown.markdown(md, extensions=["tables", "fenced_code", "md_in_html"])
-    kinds = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".svg": "image/svg+xml"}
-
-    def embed(match: re.Match[str]) -> str:
-        path = root / match.group(1)
-        if not path.is_file() or path.suffix not in kinds:
-            return match.group(0)
-        data = base64.b64encode(path.read_bytes()).decode()
-        return f'src="data:{kinds[path.suffix]};base64,{data}"'
-
-    body = re.sub(r'src="(?!data:|https?:)([^"]+)"', embed, body)
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>DriveGPT pipeline report</title><style>{CSS}</style></head>\n"
-        f"<body>\n{body}\n</body></html>\n"
-    )
