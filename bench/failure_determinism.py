@@ -24,7 +24,7 @@ import torch
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.sim.batched.human import SEED_STREAM
-from drivegpt.sim.human import PersonalityRanges
+from drivegpt.sim.personality import PersonalityRanges
 
 
 def main() -> None:

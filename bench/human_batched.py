@@ -41,7 +41,8 @@ from drivegpt.eval.batched import evaluate_batched
 from drivegpt.eval.closed_loop import EVAL_SEED
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import BatchedHuman, Personalities
-from drivegpt.sim.human import HumanDriver, Personality
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import Personality
 from drivegpt.sim.rollout import make_env
 
 ENVS = ("drivegpt/Highway-v0", "drivegpt/HighwayDense-v0")

@@ -32,7 +32,7 @@ from drivegpt.policies.registry import load_policy
 from drivegpt.sim import batched
 from drivegpt.sim.batched.config import LENGTH  # [m] bumper gap = centre distance - LENGTH
 from drivegpt.sim.batched.human import BatchedHuman
-from drivegpt.sim.human import Personality
+from drivegpt.sim.personality import Personality
 from drivegpt_envs.actions import decode_accel_lane
 
 

@@ -6,7 +6,8 @@ import pytest
 from highway_env.vehicle.kinematics import Vehicle
 
 import drivegpt_envs  # noqa: F401  (registers AccelLaneAction)
-from drivegpt.sim.human import HumanDriver, Personality
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import Personality
 from drivegpt.sim.policy import ConstantPolicy
 from drivegpt.sim.rollout import make_env, run_episode
 from drivegpt_envs.actions import (

@@ -560,7 +560,7 @@ def test_human_traits_drive_the_batched_human() -> None:
     from drivegpt.corner.batched import batched_family_simulator
     from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
     from drivegpt.sim.batched.human import SEED_STREAM, BatchedHuman
-    from drivegpt.sim.human import PersonalityRanges
+    from drivegpt.sim.personality import PersonalityRanges
 
     dist = WithHumanTraits(family_distribution("stalled_car"))
     config = family_config("stalled_car", "accel")

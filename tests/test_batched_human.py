@@ -12,7 +12,8 @@ from drivegpt.core.errors import UserError
 from drivegpt.sim import batched
 from drivegpt.sim.batched.config import LANE_WIDTH
 from drivegpt.sim.batched.human import BatchedHuman, Personalities, human_idm, tokens
-from drivegpt.sim.human import HumanDriver, Personality, idm_acceleration
+from drivegpt.sim.human import HumanDriver, idm_acceleration
+from drivegpt.sim.personality import Personality
 from drivegpt.sim.rollout import make_env
 from drivegpt_envs.actions import ACCEL_BINS, KEEP, LEFT, RIGHT, decode_accel_lane, encode_accel_lane
 
@@ -221,7 +222,7 @@ def test_collect_on_the_batched_simulator_logs_the_human_of_each_seed(tmp_path) 
 
     from drivegpt.cli.app import app
     from drivegpt.data.logs import load_logs
-    from drivegpt.sim.human import PersonalityRanges
+    from drivegpt.sim.personality import PersonalityRanges
 
     config = tmp_path / "c.yaml"
     scenario = "{env_id: drivegpt/Highway-v0, config: {duration: 3}}"
@@ -373,7 +374,7 @@ def test_collect_drives_the_noise_injection_on_either_simulator(tmp_path, sim) -
 def test_lapse_schedule_by_hand() -> None:
     """A lapse starts where the seed's uniform draw falls below 1 - exp(-rate dt) and lasts its drawn
     length in whole decisions; rate 0 has none; the schedule depends on the seed only."""
-    from drivegpt.sim.human import LAPSE_STEPS, LAPSE_STREAM, Lapses
+    from drivegpt.sim.personality import LAPSE_STEPS, LAPSE_STREAM, Lapses
 
     lapses = Lapses(rate=0.5, seconds=(1.0, 2.0))
     got = lapses.schedule(11, 0.2)
@@ -401,7 +402,7 @@ def test_lapse_schedule_by_hand() -> None:
 def test_lapses_match_human_driver_and_hold_the_executed_acceleration() -> None:
     """During a lapse both humans execute the acceleration they executed just before, token for token,
     while the clean decision keeps following the traffic."""
-    from drivegpt.sim.human import Lapses
+    from drivegpt.sim.personality import Lapses
 
     lapses = Lapses(rate=1.0, seconds=(1.0, 1.6))
     noisy = Personality(action_noise=0.1, reaction_delay=0.0)

@@ -212,7 +212,7 @@ def test_covariance_floor_raises_only_the_small_eigenvalues() -> None:
 
 def test_human_traits_are_uniform_on_their_ranges_in_standard_space() -> None:
     from drivegpt.corner.naturalistic import WithHumanTraits
-    from drivegpt.sim.human import PersonalityRanges
+    from drivegpt.sim.personality import PersonalityRanges
 
     base = family_distribution("stalled_car")
     dist = WithHumanTraits(base)

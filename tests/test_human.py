@@ -2,15 +2,8 @@ import numpy as np
 import pytest
 from highway_env.vehicle.kinematics import Vehicle
 
-from drivegpt.sim.human import (
-    FASTER,
-    IDLE,
-    SLOWER,
-    HumanDriver,
-    Personality,
-    PersonalityRanges,
-    idm_acceleration,
-)
+from drivegpt.sim.human import FASTER, IDLE, SLOWER, HumanDriver, idm_acceleration
+from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt.sim.rollout import make_env
 from drivegpt_envs.actions import ACCEL_BINS, KEEP, decode_accel_lane
 

@@ -46,7 +46,7 @@ from drivegpt.sim.batched.families import (
     family_step,
 )
 from drivegpt.sim.batched.state import BatchState
-from drivegpt.sim.human import Personality, PersonalityRanges
+from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt.takeover.batched import SafetyWatch, WatchedHuman, batched_safety_driver, lead_figures
 from drivegpt.takeover.monitor import MonitorConfig
 from drivegpt_envs.families import family_class

@@ -44,7 +44,7 @@ from drivegpt.core.atomic import write_json
 from drivegpt.core.config import FrozenConfig, config_from_dict
 from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.core.resources import SUITES
-from drivegpt.sim.human import PersonalityRanges
+from drivegpt.sim.personality import PersonalityRanges
 
 FORMAT = "drivegpt-naturalistic"
 VERSION = 1

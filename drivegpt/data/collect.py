@@ -23,7 +23,8 @@ from drivegpt.data.logs import write_logs
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import SUPPORTED_ACTIONS as BATCHED_HUMAN_ACTIONS
 from drivegpt.sim.batched.human import BatchedHuman, Personalities
-from drivegpt.sim.human import HumanDriver, Lapses, PersonalityRanges
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import Lapses, PersonalityRanges
 from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, Simulator, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 

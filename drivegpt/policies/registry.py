@@ -21,7 +21,8 @@ import numpy as np
 from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.core.resources import CHECKPOINTS
 from drivegpt.core.rundir import policy_dir
-from drivegpt.sim.human import HumanDriver, PersonalityRanges, StockIDMDriver
+from drivegpt.sim.human import HumanDriver, StockIDMDriver
+from drivegpt.sim.personality import PersonalityRanges
 from drivegpt.sim.policy import ConstantPolicy, DrivePolicy
 from drivegpt.sim.rollout import make_env
 from drivegpt_envs.actions import N_TOKENS

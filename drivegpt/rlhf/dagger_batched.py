@@ -21,7 +21,7 @@ from drivegpt.rlhf.dagger import Labels, concat, family_params, load_teacher
 from drivegpt.sim import batched
 from drivegpt.sim.batched.families import Script, family_config, family_reset, family_step
 from drivegpt.sim.batched.human import BatchedHuman
-from drivegpt.sim.human import PersonalityRanges
+from drivegpt.sim.personality import PersonalityRanges
 from drivegpt.takeover.batched import policy_tokens
 from drivegpt.takeover.batched_drive import run_monitored_batch
 from drivegpt.takeover.monitor import MonitorConfig

@@ -36,7 +36,7 @@ from drivegpt.sim.batched.config import LENGTH
 from drivegpt.sim.batched.families import Script, family_step
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.batched.road import NONE, neighbours
-from drivegpt.sim.human import PersonalityRanges
+from drivegpt.sim.personality import PersonalityRanges
 from drivegpt.takeover.monitor import TRIGGERS, MonitorConfig
 
 NO_TRIGGER = -1  #: trigger code of "nothing fired"; otherwise the index into ``TRIGGERS``

@@ -28,7 +28,7 @@ from drivegpt.policies.registry import load_policy
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.geometry import TTC_VIOLATION
-from drivegpt.sim.human import Personality
+from drivegpt.sim.personality import Personality
 from drivegpt.takeover.batched import (
     NO_TRIGGER,
     PREDICTED,

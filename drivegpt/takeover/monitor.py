@@ -26,7 +26,8 @@ from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
 from drivegpt.sim.geometry import lead_figures
-from drivegpt.sim.human import HumanDriver, PersonalityRanges
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import PersonalityRanges
 from drivegpt.sim.rollout import Episode, ego_state
 from drivegpt.takeover.clips import Clip, vehicle_snapshot
 

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 from drivegpt.core.errors import UserError
 from drivegpt.policies.registry import load_policy
 from drivegpt.sim.geometry import TTC_VIOLATION, lead_figures
-from drivegpt.sim.human import HumanDriver, Personality
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import Personality
 from drivegpt.sim.rollout import Backend, Simulator, make_env, parallel_map
 from drivegpt.sim.video import ensure_headless, write_video
 from drivegpt.takeover import batched_clips

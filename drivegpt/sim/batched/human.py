@@ -38,7 +38,8 @@ from drivegpt.sim.batched.config import LENGTH, ROAD_LENGTH, SimConfig
 from drivegpt.sim.batched.idm import Kin, KinTable
 from drivegpt.sim.batched.road import neighbours, reachable
 from drivegpt.sim.batched.state import BatchState
-from drivegpt.sim.human import LAPSE_STEPS, HumanDriver, Lapses, Personality, PersonalityRanges
+from drivegpt.sim.human import HumanDriver
+from drivegpt.sim.personality import LAPSE_STEPS, Lapses, Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS, KEEP, LANE_INTENTS, LEFT, RIGHT
 
 SEED_STREAM = 0x48554D  #: ``HumanDriver.reset``'s second seed word ("HUM"): the human's own generator
