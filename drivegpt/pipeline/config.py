@@ -114,5 +114,3 @@ def write_stage_configs(cfg: PipelineConfig, dest: Path) -> None:
         value = getattr(cfg, name)
         if isinstance(value, FrozenConfig):
             write_text(dest / f"{name}.yaml", yaml.safe_dump(value.to_dict(), sort_keys=False))
-
-

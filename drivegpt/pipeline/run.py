@@ -86,4 +86,3 @@ def run_pipeline(
     write_json(out / "timings.json", timings)
     log(f"[report] {report} and {report.with_suffix('.html')}")
     return report
-
