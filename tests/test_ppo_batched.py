@@ -14,8 +14,8 @@ from drivegpt.core.config import ConfigError, config_from_dict
 from drivegpt.core.resources import CHECKPOINTS
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.model.policy import DriveGPTPolicy
-from drivegpt.rlhf.ppo import ValueHead
-from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, lagrange_step, rollout, segment_gae
+from drivegpt.rlhf.actor_critic import ValueHead, segment_gae
+from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, lagrange_step, rollout
 from drivegpt.sim import batched
 from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 

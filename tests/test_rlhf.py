@@ -18,16 +18,14 @@ from drivegpt.data.windows import WindowBatch
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
 from drivegpt.model.gpt import DriveGPT, DriveGPTConfig
 from drivegpt.policies.registry import RLHF_CHECKPOINT, SHIPPED_CHECKPOINT, drivegpt_dir
+from drivegpt.rlhf.actor_critic import ValueHead, gae, ppo_update
 from drivegpt.rlhf.dpo import DPOConfig, dpo
 from drivegpt.rlhf.ppo import (
     RLHFConfig,
     Rollout,
     RolloutJob,
-    ValueHead,
     bootstrap_values,
     final_windows,
-    gae,
-    ppo_update,
     rollout_one,
     score_steps,
     windows_of,

@@ -1,9 +1,10 @@
 """PPO on the batched simulator: B monitored episodes per update, a million policy steps on a laptop.
 
-The same clipped-ratio PPO, KL leash and value head as :mod:`drivegpt.rlhf.ppo`, with rollouts driven
-by :mod:`drivegpt.sim.batched` under the batched safety driver (:mod:`drivegpt.takeover.batched`):
-each update resets ``batch`` training episodes and drives them all at once, sampling DriveGPT at
-``temperature``. The safety driver takes over as on the road and hands back; the policy then drives on.
+The same clipped-ratio PPO, KL leash and value head as :mod:`drivegpt.rlhf.ppo` (from
+:mod:`drivegpt.rlhf.actor_critic`), with rollouts driven by :mod:`drivegpt.sim.batched` under the
+batched safety driver (:mod:`drivegpt.takeover.batched`): each update resets ``batch`` training
+episodes and drives them all at once, sampling DriveGPT at ``temperature``. The safety driver takes
+over as on the road and hands back; the policy then drives on.
 
 Per policy step the reward is::
 
@@ -46,7 +47,7 @@ from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_trainer, save_policy, save_trainer
 from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt.policies.registry import drivegpt_dir
-from drivegpt.rlhf.ppo import ValueHead, ppo_update
+from drivegpt.rlhf.actor_critic import ValueHead, ppo_update, segment_gae
 from drivegpt.rlhf.preferences import kl_to_reference
 from drivegpt.sim import batched
 from drivegpt.takeover.batched import NO_TRIGGER, batched_safety_driver, check_triggers, hand_back
@@ -230,34 +231,6 @@ def rollout(
     out = {k: torch.stack(v, 1).numpy() for k, v in rec.items()}  # (B, T, ...)
     out["final_obs"] = final_obs.cpu().numpy()
     return out
-
-
-def segment_gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    policy: np.ndarray,
-    terminal: np.ndarray,
-    next_value: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> np.ndarray:
-    """GAE(γ, λ) on (B, T) grids of policy segments. ``policy``: the policy acted at (b, t);
-    ``terminal``: its segment ends there with nothing after (takeover, collision); ``next_value``:
-    V of the state after (b, t) where the episode was truncated there (else 0). A policy step whose
-    next step is also a policy step continues its segment; all other cells have advantage 0."""
-    B, T = rewards.shape
-    adv = np.zeros((B, T), np.float64)
-    last = np.zeros(B, np.float64)
-    for t in range(T - 1, -1, -1):
-        nxt = policy[:, t + 1] if t + 1 < T else np.zeros(B, bool)
-        cont = policy[:, t] & ~terminal[:, t] & nxt  # (B,) the segment goes on at t + 1
-        v_next = np.where(
-            cont, values[:, t + 1] if t + 1 < T else 0.0, np.where(terminal[:, t], 0.0, next_value[:, t])
-        )
-        delta = rewards[:, t] + gamma * v_next - values[:, t]
-        last = np.where(policy[:, t], delta + gamma * lam * np.where(cont, last, 0.0), 0.0)
-        adv[:, t] = last
-    return adv
 
 
 def lagrange_step(lam: float, rate: float, limit: float, lr: float) -> float:
