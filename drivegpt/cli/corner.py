@@ -231,8 +231,8 @@ def fit_naturalistic(
     out: Path = typer.Option(..., help="Naturalistic model JSON to write."),
 ) -> None:
     """Fit each family's naturalistic parameter distribution from human logs (priors elsewhere)."""
-    from drivegpt.corner.naturalistic import fit_naturalistic as fit
     from drivegpt.corner.naturalistic import save_naturalistic
+    from drivegpt.corner.naturalistic_fit import fit_naturalistic as fit
 
     model = fit(logs, command_line(ctx))
     save_naturalistic(model, out)
