@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from drivegpt.core.atomic import write_json, write_text
 from drivegpt.eval.naturalistic import NATURALISTIC_ENV, naturalistic_rate, write_naturalistic
 
 
@@ -47,7 +48,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     out = {"env": env, "rows": rows}
-    (args.out / "rates.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_json(args.out / "rates.json", out)
     lines = [
         f"Policies alone on {env} (batched simulator), {args.episodes} episodes each.",
         "",
@@ -61,7 +62,7 @@ def main() -> None:
         cell = "{:.0f} [{:.0f}, {:.0f}]".format(r["collisions_per_1e6km"], *r["collisions_per_1e6km_ci"])
         speed = f"{r['mean_speed_mps']:.2f}"
         lines.append(f"| {r['policy']} | {r['collisions']} | {r['km_driven']:.0f} | {cell} | {speed} |")
-    (args.out / "rates.md").write_text("\n".join(lines) + "\n")
+    write_text(args.out / "rates.md", "\n".join(lines) + "\n")
     write_naturalistic(args.out, rates)
     print("\n".join(lines))
 

@@ -19,7 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
     """``python bench/SCRIPT ARGS`` in this process, with its exit code, stdout and stderr as a
     subprocess would give them (a fresh interpreter spends about 4 s importing torch, per call)."""
-    argv, path, threads = sys.argv, list(sys.path), torch.get_num_threads()
+    argv, path, threads, modules = sys.argv, list(sys.path), torch.get_num_threads(), set(sys.modules)
     cmd, out, err, code = [str(BENCH / script), *args], io.StringIO(), io.StringIO(), 0
     sys.argv = list(cmd)
     sys.path.insert(0, str(BENCH))  # as for a script: its folder first
@@ -36,6 +36,9 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
     finally:
         sys.argv, sys.path[:] = argv, path
         torch.set_num_threads(threads)  # the scripts run with one thread
+        for name in set(sys.modules) - modules:  # bench modules it imported: a next run imports them anew
+            if str(BENCH) in str(getattr(sys.modules[name], "__file__", None) or ""):
+                del sys.modules[name]
     return subprocess.CompletedProcess(cmd, code, out.getvalue(), err.getvalue())
 
 
