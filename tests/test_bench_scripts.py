@@ -73,6 +73,24 @@ def test_junction_decisions_auc_by_hand():
     assert auc(np.array([2.0, 1.0, 1.0, 0.0]), pos) == 0.875  # 2 > both, 1 > 0, 1 ties 1: 3.5 of 4
 
 
+def test_proposal_shapes_tilt_relative_variance_by_hand():
+    from statistics import NormalDist
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from proposal_shapes import tilt_relvar
+    finally:
+        sys.path.remove(str(BENCH))
+    z, failed = np.array([[-1.0], [0.5], [1.0], [2.0]]), np.array([False, False, True, True])
+    # two cells cut at the failures' median, 1.5: the first holds 3 draws and 1 failure, the second 1 and 1
+    mass = np.array([NormalDist().cdf(1.5), 1 - NormalDist().cdf(1.5)])  # nominal mass of each cell
+    g = np.sqrt([1 / 3, 1.0]) / (mass * np.sqrt([1 / 3, 1.0])).sum()  # q / p in each cell, no defensive
+    expected = (1 / g[0] + 1 / g[1]) / 4 / 0.5**2 - 1  # mean of f p / q over the 4 draws, / P^2, - 1
+    assert tilt_relvar((z, failed), (z, failed), (0,), 0.0, 2) == pytest.approx(expected)
+    # all defensive: the proposal is the naturalistic law itself, Monte Carlo's 1 / P - 1
+    assert tilt_relvar((z, failed), (z, failed), (0,), 1.0, 2) == pytest.approx(1 / 0.5 - 1)
+
+
 def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "bound", "--resims", "0")
     assert r.returncode == 2 and "--resims must be >= 1" in r.stderr.strip().splitlines()[-1]

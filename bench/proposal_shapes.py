@@ -1,0 +1,180 @@
+"""Which proposal shapes could beat the Gaussian mixtures, measured on Monte Carlo failures.
+
+``bench/is_second_moment.py --parts fits`` showed that even a Gaussian mixture fitted to hundreds of
+Monte Carlo failures stays well above the best proposal's relative variance (``--parts bound``). This
+script tries two other shapes the same way: fitted to one half of a family's Monte Carlo draws and
+measured on the other (each way round), no simulation run.
+
+* ``kde``: a kernel density of the half's failures (a mixture with one Gaussian of standard
+  deviation ``bandwidth`` per failure), with the cross-entropy target p h (failures unweighted) or
+  the optimum's p √h (each weighted by h^(-1/2) from ``--parts bound``), and the nominal mixed in at
+  weight ``defensive``.
+* ``tilt``: the naturalistic law re-weighted over ``k`` of the parameters only,
+  ``q(z) = p(z) ((1 - δ) √H(b) / Σ_b p_b √H(b) + δ)``, on a grid ``b`` of cells cut at the failures'
+  quantiles (``--cells`` per coordinate) in each of the k coordinates; ``H(b)`` is the failure share
+  in the cell and ``p_b`` its exact nominal mass. Measured held out (fitted on one half), and in
+  sample (fitted and measured on all draws: the best such a tilt could do, flattered by the grid's
+  fit to the very failures it is measured on); per k, the subset of coordinates best in sample.
+
+Relative variance per simulation: ``mean over the held-out draws of f p / q, / P^2 - 1``
+(``drivegpt.corner.mixture.relvar_from_failures``). The draws are the failure streams of
+``bench/is_second_moment.py --parts failures`` (draw i of stream s is ``default_rng([s, d])``'s i-th
+row), so every non-failure is known without simulating it.
+
+    .venv/bin/python bench/proposal_shapes.py --family adversarial_vehicle --cells 4   # and --cells 8
+    .venv/bin/python bench/proposal_shapes.py --family stalled_car --cells 4           # and --cells 8
+
+(after ``bench/is_second_moment.py --parts failures bound`` for the family; writes
+``OUT/FAMILY-shapes-cellsN.md``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from drivegpt.core.atomic import write_text
+from drivegpt.corner.mixture import GaussianMixture, relvar_from_failures, with_defensive
+from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
+
+
+def draws(out: Path, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every Monte Carlo draw (N, d) of the family's streams and whether it failed (N,)."""
+    files = sorted(out.glob(f"{family}-failures-*.npz"))
+    if not files:
+        raise SystemExit(
+            f"no {family}-failures-*.npz in {out}: run bench/is_second_moment.py --parts failures"
+        )
+    zs, fails = [], []
+    for f in files:
+        mc, stream = np.load(f), int(f.stem.rsplit("-", 1)[1])
+        n, d = int(mc["sims"]), mc["z"].shape[1]
+        z = np.random.default_rng([stream, d]).standard_normal((n, d))  # the stream, redrawn
+        failed = np.zeros(n, bool)
+        failed[mc["seeds"] - stream * 10**7] = True
+        if not np.allclose(z[failed], mc["z"][np.argsort(mc["seeds"])]):
+            raise SystemExit(f"{f}: its failures are not the stream's draws")
+        zs.append(z)
+        fails.append(failed)
+    return np.concatenate(zs), np.concatenate(fails)
+
+
+def kde(z: np.ndarray, w: np.ndarray, bandwidth: float, defensive: float) -> GaussianMixture:
+    """One Gaussian per point, the nominal mixed in."""
+    covs = np.repeat(bandwidth**2 * np.eye(z.shape[1])[None], len(z), 0)
+    return with_defensive(GaussianMixture(w / w.sum(), z, covs), defensive)
+
+
+def tilt_relvar(fit: tuple, test: tuple, cols: tuple[int, ...], defensive: float, per: int) -> float:
+    """Relative variance on ``test`` (z, failed) of the tilt over ``cols`` fitted on ``fit``."""
+    (zf, ff), (zt, ft) = fit, test
+    edges = [np.quantile(zf[ff, c], np.linspace(0, 1, per + 1)[1:-1]) for c in cols]
+
+    def cell(x: np.ndarray) -> np.ndarray:  # (n,) the grid cell of each point
+        return np.ravel_multi_index(
+            [np.searchsorted(e, x[:, c]) for e, c in zip(edges, cols, strict=True)], (per,) * len(cols)
+        )
+
+    cell_f, cell_t = cell(zf), cell(zt)
+    cells = per ** len(cols)
+    h = np.bincount(cell_f[ff], minlength=cells) / np.maximum(
+        np.bincount(cell_f, minlength=cells), 1
+    )  # (cells,)
+    phi = [np.diff(np.r_[0.0, [0.5 * math.erfc(-x / math.sqrt(2)) for x in e], 1.0]) for e in edges]
+    mass = np.ones(1)
+    for m in phi:  # exact nominal mass of each cell: the coordinates are independent N(0, 1)
+        mass = np.outer(mass, m).ravel()
+    g = (1 - defensive) * np.sqrt(h) / (mass * np.sqrt(h)).sum() + defensive  # q / p per cell
+    p = ft.mean()
+    return float((1 / g[cell_t[ft]]).sum() / len(zt) / p**2 - 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--family", required=True)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/is_second_moment"))
+    ap.add_argument("--bandwidth", type=float, nargs="+", default=[0.5, 0.7, 1.0])
+    ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3])
+    ap.add_argument("--max-k", type=int, default=3, help="tilts over at most this many parameters")
+    ap.add_argument("--cells", type=int, default=4, help="a tilt's cells per coordinate (failure quantiles)")
+    args = ap.parse_args()
+    if (
+        any(not 0 < d < 1 for d in args.defensive)
+        or any(b <= 0 for b in args.bandwidth)
+        or args.max_k < 1
+        or args.cells < 2
+    ):
+        ap.error("--defensive in (0, 1), --bandwidth > 0, --max-k >= 1, --cells >= 2")
+    t0 = time.time()
+    z, failed = draws(args.out, args.family)
+    bound = args.out / f"{args.family}-bound.npz"
+    if not bound.exists():
+        raise SystemExit(f"no {bound}: run bench/is_second_moment.py --family {args.family} --parts bound")
+    b = np.load(bound)
+    h_fail = np.maximum(b["fails"], 0.5) / b["n"]  # per failure in is_second_moment's order (stream, draw)
+    p, n, d = failed.mean(), len(z), z.shape[1]
+    halves = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
+    folds = (halves, halves[::-1])
+    mc = 1 / p - 1
+    lines = [
+        f"# Proposal shapes on `{args.family}`: {n:,} Monte Carlo draws, {failed.sum()} failures, "
+        f"P = {p:.3g}, Monte Carlo's relative variance {mc:,.0f}",
+        "",
+        f"`.venv/bin/python bench/proposal_shapes.py --family {args.family} --cells {args.cells}`",
+        "",
+        "| proposal | defensive | relative variance (half 1, half 2) | acceleration, no pilot |",
+        "|---|---|---|---|",
+    ]
+
+    def row(name: str, dfn: float, rv: list[float]) -> None:
+        m = float(np.mean(rv))
+        lines.append(f"| {name} | {dfn:g} | {m:,.1f} ({rv[0]:,.1f}, {rv[1]:,.1f}) | {mc / m:,.1f}x |")
+        print(lines[-1], flush=True)
+
+    order = np.flatnonzero(failed)  # the failures in draw order: the bound's order
+    for target in ("p h", "p √h"):
+        for bw in args.bandwidth:
+            for dfn in args.defensive:
+                rv = []
+                for fit, test in folds:
+                    f_fit = order[fit[order]]
+                    w = np.ones(len(f_fit)) if target == "p h" else h_fail[fit[order]] ** -0.5
+                    q = kde(z[f_fit], w, bw, dfn)
+                    rv.append(relvar_from_failures(q, z[test & failed], int(test.sum())))
+                row(f"kde, target {target}, bandwidth {bw:g}", dfn, rv)
+    lines += [
+        "",
+        "Tilts over k parameters: fitted on one half and measured on the other (held out), and fitted",
+        "and measured on all draws (in sample: the best such a tilt could do, flattered by the grid's fit",
+        "to the very failures it is measured on); the subset of coordinates is the best in sample.",
+        "",
+        "| tilt over | coordinates | defensive | relative variance in sample | acceleration in sample "
+        "| relative variance held out (half 1, half 2) | acceleration held out |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = family_distribution(args.family)  # the coordinates: the family's, then the human's traits
+    names = base.names if d == base.dim else WithHumanTraits(base).names
+    for k in range(1, min(args.max_k, d) + 1):
+        for dfn in args.defensive:
+            rv_in, cols = min(
+                (tilt_relvar((z, failed), (z, failed), c, dfn, args.cells), c)
+                for c in itertools.combinations(range(d), k)
+            )
+            rv = [tilt_relvar((z[a], failed[a]), (z[t], failed[t]), cols, dfn, args.cells) for a, t in folds]
+            m = float(np.mean(rv))
+            lines.append(
+                f"| {k} | {', '.join(names[c] for c in cols)} | {dfn:g} | {rv_in:,.1f} | {mc / rv_in:,.1f}x "
+                f"| {m:,.1f} ({rv[0]:,.1f}, {rv[1]:,.1f}) | {mc / m:,.1f}x |"
+            )
+            print(lines[-1], flush=True)
+    lines += ["", f"{time.time() - t0:.0f} s."]
+    write_text(args.out / f"{args.family}-shapes-cells{args.cells}.md", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
