@@ -32,7 +32,7 @@ from drivegpt.rlhf.dagger_batched import (
     takeover_labels_batched,
     visited_labels_batched,
 )
-from drivegpt.rlhf.flywheel import FlywheelConfig, flywheel_simulator
+from drivegpt.rlhf.flywheel_config import FlywheelConfig, flywheel_simulator
 from drivegpt.takeover.clips import load_clips
 
 SAMPLE = Path(__file__).resolve().parents[1] / "takeover_data" / "sample"

@@ -22,7 +22,7 @@ from drivegpt.policies.registry import (
     load_policy,
     policy_action_kind,
 )
-from drivegpt.rlhf.flywheel import FlywheelConfig
+from drivegpt.rlhf.flywheel_config import FlywheelConfig
 
 
 def test_spec_loads_the_shipped_refined_checkpoint_on_the_accel_interface():

@@ -82,7 +82,8 @@ def rlhf(
 
     Resumes where it stopped when run again with the same --out."""
     from drivegpt.policies.registry import drivegpt_dir
-    from drivegpt.rlhf.flywheel import FlywheelConfig, run_flywheel
+    from drivegpt.rlhf.flywheel import run_flywheel
+    from drivegpt.rlhf.flywheel_config import FlywheelConfig
 
     cfg = load_config(FlywheelConfig, config, {"rounds": rounds, "workers": workers})
     m = run_flywheel(cfg, drivegpt_dir(policy), out, command_line(ctx))

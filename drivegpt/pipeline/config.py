@@ -19,7 +19,7 @@ from drivegpt.eval.closed_loop import EVAL_SEED
 from drivegpt.model.gpt import ModelSize
 from drivegpt.model.pretrain import PretrainConfig
 from drivegpt.policies.sb3 import BaselineConfig
-from drivegpt.rlhf.flywheel import FlywheelConfig
+from drivegpt.rlhf.flywheel_config import FlywheelConfig
 from drivegpt.takeover.monitor import MonitorConfig
 
 

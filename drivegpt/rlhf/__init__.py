@@ -7,6 +7,7 @@ clipped update both PPOs share), ``ppo_batched`` (the same PPO on B monitored
 episodes of the batched simulator at once), ``dpo`` (direct preference optimisation),
 ``dagger`` (HG-DAgger and DAgger: imitation of the human's corrections, aggregated over rounds),
 ``dagger_batched`` (their labels collected on the batched simulator),
-``flywheel`` (rounds of drive -> clips -> reward model -> fine-tune -> evaluate, resumable).
+``flywheel`` (rounds of drive -> clips -> reward model -> fine-tune -> evaluate, resumable) with
+``flywheel_config`` (its settings).
 May import: every layer below it (core, sim, data, model, policies, takeover, corner, eval).
 """
