@@ -57,8 +57,8 @@ def draws(out: Path, family: str) -> tuple[np.ndarray, np.ndarray]:
         z = np.random.default_rng([stream, d]).standard_normal((n, d))  # the stream, redrawn
         failed = np.zeros(n, bool)
         failed[mc["seeds"] - stream * 10**7] = True
-        if not np.allclose(z[failed], mc["z"][np.argsort(mc["seeds"])]):
-            raise SystemExit(f"{f}: its failures are not the stream's draws")
+        if np.any(np.diff(mc["seeds"]) <= 0) or not np.allclose(z[failed], mc["z"]):
+            raise SystemExit(f"{f}: its failures are not the stream's draws in draw order")
         zs.append(z)
         fails.append(failed)
     return np.concatenate(zs), np.concatenate(fails)
@@ -117,6 +117,8 @@ def main() -> None:
         raise SystemExit(f"no {bound}: run bench/is_second_moment.py --family {args.family} --parts bound")
     b = np.load(bound)
     h_fail = np.maximum(b["fails"], 0.5) / b["n"]  # per failure in is_second_moment's order (stream, draw)
+    if len(h_fail) != failed.sum():
+        raise SystemExit(f"{bound}: {len(h_fail)} failures, the streams {failed.sum()}: run its bound again")
     p, n, d = failed.mean(), len(z), z.shape[1]
     halves = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
     folds = (halves, halves[::-1])

@@ -89,6 +89,21 @@ def test_proposal_shapes_tilt_relative_variance_by_hand():
     assert tilt_relvar((z, failed), (z, failed), (0,), 0.0, 2) == pytest.approx(expected)
     # all defensive: the proposal is the naturalistic law itself, Monte Carlo's 1 / P - 1
     assert tilt_relvar((z, failed), (z, failed), (0,), 1.0, 2) == pytest.approx(1 / 0.5 - 1)
+    # two coordinates cut at their failures' medians, x at 1.5 and y at 1.0: four cells, failure
+    # shares 1/3 (low x, low y), 1/2 (high x, low y), 1/3 (low x, high y), 1 (both high)
+    fail = [(2.0, 0.0), (1.0, 2.0), (2.5, 2.5), (0.0, 0.0)]
+    safe = [(-1.0, -1.0), (3.0, 0.5), (0.5, 3.0), (-2.0, 0.5), (1.0, 4.0)]
+    z2, f2 = np.array(fail + safe), np.array([True] * 4 + [False] * 5)
+    h = {(0, 0): 1 / 3, (1, 0): 1 / 2, (0, 1): 1 / 3, (1, 1): 1.0}
+    nd = NormalDist()
+    px, py = {0: nd.cdf(1.5), 1: 1 - nd.cdf(1.5)}, {0: nd.cdf(1.0), 1: 1 - nd.cdf(1.0)}
+    m = {(i, j): px[i] * py[j] for i in (0, 1) for j in (0, 1)}  # the cells' nominal masses
+    norm = sum(m[c] * h[c] ** 0.5 for c in m)
+    g = {c: 0.9 * h[c] ** 0.5 / norm + 0.1 for c in m}  # q / p, defensive 0.1
+    assert sum(m[c] * g[c] for c in m) == pytest.approx(1.0)  # q integrates to 1
+    cells = [(int(x > 1.5), int(y > 1.0)) for x, y in fail]
+    expected = sum(1 / g[c] for c in cells) / 9 / (4 / 9) ** 2 - 1
+    assert tilt_relvar((z2, f2), (z2, f2), (0, 1), 0.1, 2) == pytest.approx(expected)
 
 
 def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):

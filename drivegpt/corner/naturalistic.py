@@ -143,8 +143,6 @@ class WithHumanTraits(FamilyDistribution):
         return np.concatenate([super().to_params(z[:, :k]), traits.reshape(len(z), -1)], 1)
 
 
-#: family -> parameter -> (kind, centre, sigma, reason). ``centre`` is the mean (normal) or the median
-#: (lognormal; ``sigma`` is then the std of ``log x``). Chosen, not fitted: the logs never show them.
 def box_of(spec: Any) -> dict[str, float]:
     """A family parameter's box as a marginal's ``low`` and ``high``."""
     return {"low": float(spec.low), "high": float(spec.high)}

@@ -36,6 +36,8 @@ LANE_HALF_WIDTH = 2.0  #: [m] a car within this lateral distance of the ego is i
 X_SCALE, VX_SCALE = 200.0, 80.0  #: [m], [m/s] Kinematics normalisation (highway-env: 5 and 2 x 40 m/s)
 HIGHWAY_ENVS = ("drivegpt/Highway-v0", "drivegpt/HighwayDense-v0")  #: episodes the statistics read
 
+#: family -> parameter -> (kind, centre, sigma, reason). ``centre`` is the mean (normal) or the median
+#: (lognormal; ``sigma`` is then the std of ``log x``). Chosen, not fitted: the logs never show them.
 PRIORS: dict[str, dict[str, tuple[Kind, float, float, str]]] = {
     "stalled_car": {
         "stall_distance": ("normal", 185.0, 60.0, "broad: where a stalled car sits is unrelated to traffic"),
