@@ -243,7 +243,7 @@ def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation() ->
 @pytest.fixture(scope="module")
 def reward_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rm") / "rm"
-    cfg = RewardConfig(iters=60, val_fraction=0.0, threads=1)
+    cfg = RewardConfig(iters=30, val_fraction=0.0, threads=1)
     m = train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, out, progress=False)
     return out, m
 
