@@ -73,6 +73,29 @@ def test_junction_decisions_auc_by_hand():
     assert auc(np.array([2.0, 1.0, 1.0, 0.0]), pos) == 0.875  # 2 > both, 1 > 0, 1 ties 1: 3.5 of 4
 
 
+def test_halfspace_blend_by_hand():
+    from statistics import NormalDist
+
+    from drivegpt.corner.mixture import GaussianMixture
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from halfspace_proposal import blend_ratio, logistic_direction
+    finally:
+        sys.path.remove(str(BENCH))
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4000, 3))
+    a = logistic_direction(z, z[:, 0] + z[:, 1] > 1.0)  # failure past a plane: its normal, (1, 1, 0) / √2
+    np.testing.assert_allclose(a, [2**-0.5, 2**-0.5, 0.0], atol=0.02)
+    # q / p of 0.5 p 1_H / P(H) + 0.3 m + 0.2 p, H = {z_0 > 1}, m = N((2, 0), I) in 2-D
+    m = GaussianMixture(np.array([1.0]), np.array([[2.0, 0.0]]), np.eye(2)[None])
+    pts = np.array([[1.5, 0.0], [0.0, 0.0]])  # inside H, outside it
+    p_h = 1 - NormalDist().cdf(1.0)
+    m_over_p = np.exp(-0.5 * (pts[:, 0] - 2) ** 2 + 0.5 * pts[:, 0] ** 2)  # N((2, 0), I) / N(0, I)
+    expected = 0.5 * np.array([1.0, 0.0]) / p_h + 0.3 * m_over_p + 0.2
+    np.testing.assert_allclose(blend_ratio(pts, np.array([1.0, 0.0]), 1.0, m, 0.5, 0.2), expected)
+
+
 def test_proposal_shapes_tilt_relative_variance_by_hand():
     from statistics import NormalDist
 
