@@ -12,15 +12,16 @@ The naturalistic law restricted to a half-space ``H = {z : a.z > c}`` has exactl
 with ``s`` the half-space's share (``--halves``), ``m`` the reused mixture (which keeps every
 failure outside ``H`` at a bounded weight) and ``d`` the defensive weight. ``a``: a logistic
 regression of failure on ``z`` over ``--sims`` simulations drawn from the file's proposal; ``c``:
-the smallest ``a.z`` of their failures, less ``margin``.
-``P(H) = Phi(-c)`` exactly (``a`` a unit vector, ``z ~ N(0, I)``). Each blend's relative variance is
+the smallest ``a.z`` of their failures, less ``margin``. ``P(H) = Phi(-c)`` exactly (``a`` a unit
+vector, ``z ~ N(0, I)``). Several ``--proposal`` files are taken in turn, with the median over them
+at the end. Each blend's relative variance is
 measured on the failures plain Monte Carlo found (``E_q[(w f)^2] = E_p[f p / q]``, as in
 ``bench/is_second_moment.py``), which the fit never saw; a bootstrap over them gives its interval.
 "Reused" counts only the simulations the blend needs for the half-width, as ``proposal_reuse.py``
 does; "first use" adds the file's ``fit_sims`` and this run's ``--sims``.
 
     .venv/bin/python bench/halfspace_proposal.py --family slower_lead \\
-        --proposal bench/results/estimate_reuse/human-refit-0.3/slower_lead-proposals/seed-101.json \\
+        --proposal bench/results/estimate_reuse/human-refit-0.3/slower_lead-proposals/seed-*.json \\
         --failures bench/results/is_second_moment --out bench/results/estimate_reuse/halfspace-slower_lead.md
 """
 
@@ -81,9 +82,11 @@ def blend_ratio(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", default="slower_lead", choices=BATCHED_FAMILIES)
-    ap.add_argument("--proposal", type=Path, required=True, help="a proposal.json to draw from and blend")
+    ap.add_argument(
+        "--proposal", type=Path, nargs="+", required=True, help="proposal.json files, each in turn"
+    )
     ap.add_argument("--failures", type=Path, required=True, help="folder of FAMILY-failures-*.npz (MC)")
-    ap.add_argument("--sims", type=int, default=8192, help="draws from the file's proposal, to fit H")
+    ap.add_argument("--sims", type=int, default=8192, help="draws from each file's proposal, to fit H")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.1, 0.25])
     ap.add_argument(
@@ -93,7 +96,7 @@ def main() -> None:
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--no-human-traits", action="store_true", help="the family's parameters alone")
-    ap.add_argument("--out", type=Path, required=True, help="the Markdown table to write")
+    ap.add_argument("--out", type=Path, required=True, help="the Markdown tables to write")
     args = ap.parse_args()
     if args.sims < 100 or not 0 < args.defensive < 1 or not 0 < args.rel_halfwidth < 1:
         ap.error("--sims >= 100, --defensive and --rel-halfwidth in (0, 1)")
@@ -103,10 +106,12 @@ def main() -> None:
     t0, before = time.time(), load()
     dist = family_distribution(args.family, load_naturalistic(None))
     dist = dist if args.no_human_traits else WithHumanTraits(dist)
-    try:
-        mix, meta = load_proposal(args.proposal, args.family, dist.names)
-    except UserError as err:
-        ap.error(str(err))
+    files = []
+    for path in args.proposal:
+        try:
+            files.append((path, *load_proposal(path, args.family, dist.names)))
+        except UserError as err:
+            ap.error(str(err))
     mc_z, _, draws = mc_failures(args.failures, args.family)
     if mc_z.shape[1] != dist.dim:
         ap.error(f"{args.failures}: {mc_z.shape[1]}-dimensional failures, the law has {dist.dim}")
@@ -115,62 +120,76 @@ def main() -> None:
     sim = batched_family_simulator(
         args.family, "human", dist.names, "accel", 4096, DURATION.get(args.family), "cpu"
     )
-
-    q = with_defensive(mix, args.defensive)
-    z = q.sample(np.random.default_rng(args.seed), args.sims)  # (n, d)
-    failed = np.asarray(sim(dist.to_params(z), FIRST_SEED + np.arange(args.sims))) >= 1
-    w = np.exp(nominal(dist.dim).logpdf(z) - q.logpdf(z))
-    a = logistic_direction(z, failed)
-    proj = z[failed] @ a
     need = Z95**2 / args.rel_halfwidth**2  # simulations per unit of relative variance
-    paid = fit_sims(meta) + args.sims
     picks = np.random.default_rng(0).integers(0, len(mc_z), (args.bootstrap, len(mc_z)))
-
-    def row(name: str, ratio: np.ndarray, outside: int | str) -> str:
-        rv = (1 / ratio).sum() / draws / p_mc**2 - 1  # E_p[f p / q] / P^2 - 1, on the MC draws
-        boot = (1 / ratio[picks]).sum(1) / draws / p_mc**2 - 1
-        lo, hi = np.quantile(boot, [0.025, 0.975])
-        sims = need * rv
-        return (f"| {name} | {outside} | {rv:.2f} [{lo:.2f}, {hi:.2f}] | {sims:.0f} | "
-                f"{mc_need / (sims + paid):,.0f}x | **{mc_need / sims:,.0f}x** |")  # fmt: skip
-
-    refit = fit_mixture(
-        z[failed], w[failed], EstimateConfig().components, EstimateConfig().reg, np.random.default_rng(0)
-    )
+    p0 = nominal(dist.dim)
+    reused: dict[str, list[float]] = {}  # per proposal kind: each file's reused acceleration
     lines = [
         f"# A half-space beside a reused mixture on `{args.family}`",
         "",
         f"`{' '.join(['.venv/bin/python bench/halfspace_proposal.py', *sys.argv[1:]])}`",
         "",
-        f"{args.sims:,} simulations from `{args.proposal}` (defensive {args.defensive:g}): {failed.sum():,} "
-        f"failures, importance-sampling estimate {np.mean(w * failed):.3g}. Monte Carlo: "
-        f"{len(mc_z)} failures in {draws:,} draws, P = {p_mc:.3g}, {mc_need:,.0f} simulations for "
-        f"r = {args.rel_halfwidth:g}. "
-        f"Half-space direction `a` (logistic regression on the {args.sims:,} draws): "
-        + ", ".join(f"{n} {v:+.2f}" for n, v in zip(dist.names, a, strict=True) if abs(v) >= 0.05)
-        + f"; the failures' smallest a.z: {proj.min():.2f}.",
-        "",
-        "| proposal | MC failures outside H | relative variance [bootstrap 95%] | simulations for r | "
-        "first use | reused |",
-        "|---|---|---|---|---|---|",
-        row("the file's mixture", np.exp(q.logpdf(mc_z) - nominal(dist.dim).logpdf(mc_z)), "-"),
+        f"Monte Carlo: {len(mc_z)} failures in {draws:,} draws, P = {p_mc:.3g}, {mc_need:,.0f} simulations "
+        f"for r = {args.rel_halfwidth:g}. Defensive weight {args.defensive:g} throughout.",
     ]
-    for floor in (0.0, 0.3):
-        refit_q = with_defensive(
-            GaussianMixture(refit.weights, refit.means, shape(refit.covs, floor)), args.defensive
+
+    for path, mix, meta in files:
+        q = with_defensive(mix, args.defensive)
+        z = q.sample(np.random.default_rng(args.seed), args.sims)  # (n, d)
+        failed = np.asarray(sim(dist.to_params(z), FIRST_SEED + np.arange(args.sims))) >= 1
+        w = np.exp(p0.logpdf(z) - q.logpdf(z))
+        a = logistic_direction(z, failed)
+        proj = z[failed] @ a
+        paid = fit_sims(meta) + args.sims
+
+        def row(name: str, ratio: np.ndarray, outside: int | str, paid: int = paid) -> str:
+            rv = (1 / ratio).sum() / draws / p_mc**2 - 1  # E_p[f p / q] / P^2 - 1, on the MC draws
+            boot = (1 / ratio[picks]).sum(1) / draws / p_mc**2 - 1
+            lo, hi = np.quantile(boot, [0.025, 0.975])
+            sims = need * rv
+            reused.setdefault(name.split(" (")[0], []).append(mc_need / sims)
+            return (f"| {name} | {outside} | {rv:.2f} [{lo:.2f}, {hi:.2f}] | {sims:.0f} | "
+                    f"{mc_need / (sims + paid):,.0f}x | **{mc_need / sims:,.0f}x** |")  # fmt: skip
+
+        refit = fit_mixture(
+            z[failed], w[failed], EstimateConfig().components, EstimateConfig().reg, np.random.default_rng(0)
         )
-        ratio = np.exp(refit_q.logpdf(mc_z) - nominal(dist.dim).logpdf(mc_z))
-        lines.append(row(f"mixture refitted to these {failed.sum():,} failures, floor {floor:g}", ratio, "-"))
-    for margin in args.margins:
-        c = float(proj.min() - margin)
-        outside = int(np.sum(mc_z @ a <= c))
-        for half in args.halves:
-            ratio = blend_ratio(mc_z, a, c, mix, half, args.defensive)
-            name = f"H at margin {margin:g} (P(H) = {NormalDist().cdf(-c) / p_mc:.1f} P), share {half:g}"
-            lines.append(row(name, ratio, f"{outside} of {len(mc_z)}"))
+        lines += [
+            "",
+            f"## `{path}`",
+            "",
+            f"{args.sims:,} simulations from its proposal: {failed.sum():,} failures, importance-sampling "
+            f"estimate {np.mean(w * failed):.3g}. Half-space direction `a` (logistic regression on them): "
+            + ", ".join(f"{n} {v:+.2f}" for n, v in zip(dist.names, a, strict=True) if abs(v) >= 0.05)
+            + f"; the failures' smallest a.z: {proj.min():.2f}.",
+            "",
+            "| proposal | MC failures outside H | relative variance [bootstrap 95%] | simulations for r | "
+            "first use | reused |",
+            "|---|---|---|---|---|---|",
+            row("the file's mixture", np.exp(q.logpdf(mc_z) - p0.logpdf(mc_z)), "-"),
+        ]
+        for floor in (0.0, 0.3):
+            refit_q = with_defensive(
+                GaussianMixture(refit.weights, refit.means, shape(refit.covs, floor)), args.defensive
+            )
+            ratio = np.exp(refit_q.logpdf(mc_z) - p0.logpdf(mc_z))
+            lines.append(row(f"mixture refitted to the draws' failures, floor {floor:g}", ratio, "-"))
+        for margin in args.margins:
+            c = float(proj.min() - margin)
+            outside = int(np.sum(mc_z @ a <= c))
+            for half in args.halves:
+                ratio = blend_ratio(mc_z, a, c, mix, half, args.defensive)
+                name = f"H at margin {margin:g}, share {half:g} (P(H) = {NormalDist().cdf(-c) / p_mc:.1f} P)"
+                lines.append(row(name, ratio, f"{outside} of {len(mc_z)}"))
+        print("\n".join(lines[-(4 + 3 + len(args.margins) * len(args.halves)) :]), flush=True)
+    if len(files) > 1:
+        lines += ["", f"## Reused acceleration over the {len(files)} files: median [min, max]", "",
+                  "| proposal | reused |", "|---|---|"]  # fmt: skip
+        for name, accs in reused.items():
+            lines.append(f"| {name} | **{np.median(accs):,.0f}x** [{min(accs):,.0f}, {max(accs):,.0f}] |")
     lines += ["", f"{time.time() - t0:.0f} s, load average {before} -> {load()}."]
     write_text(args.out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join(lines[-(len(reused) + 6) :]))
 
 
 if __name__ == "__main__":
