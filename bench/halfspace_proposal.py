@@ -134,6 +134,7 @@ def main() -> None:
     ]
 
     for path, mix, meta in files:
+        start = len(lines)  # this file's section, printed as it is done
         q = with_defensive(mix, args.defensive)
         z = q.sample(np.random.default_rng(args.seed), args.sims)  # (n, d)
         failed = np.asarray(sim(dist.to_params(z), FIRST_SEED + np.arange(args.sims))) >= 1
@@ -181,7 +182,8 @@ def main() -> None:
                 ratio = blend_ratio(mc_z, a, c, mix, half, args.defensive)
                 name = f"H at margin {margin:g}, share {half:g} (P(H) = {NormalDist().cdf(-c) / p_mc:.1f} P)"
                 lines.append(row(name, ratio, f"{outside} of {len(mc_z)}"))
-        print("\n".join(lines[-(4 + 3 + len(args.margins) * len(args.halves)) :]), flush=True)
+        print("\n".join(lines[start:]), flush=True)
+    start = len(lines)
     if len(files) > 1:
         lines += ["", f"## Reused acceleration over the {len(files)} files: median [min, max]", "",
                   "| proposal | reused |", "|---|---|"]  # fmt: skip
@@ -189,7 +191,7 @@ def main() -> None:
             lines.append(f"| {name} | **{np.median(accs):,.0f}x** [{min(accs):,.0f}, {max(accs):,.0f}] |")
     lines += ["", f"{time.time() - t0:.0f} s, load average {before} -> {load()}."]
     write_text(args.out, "\n".join(lines) + "\n")
-    print("\n".join(lines[-(len(reused) + 6) :]))
+    print("\n".join(lines[start:]))
 
 
 if __name__ == "__main__":

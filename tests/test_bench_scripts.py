@@ -73,6 +73,37 @@ def test_junction_decisions_auc_by_hand():
     assert auc(np.array([2.0, 1.0, 1.0, 0.0]), pos) == 0.875  # 2 > both, 1 > 0, 1 ties 1: 3.5 of 4
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("proposal_shapes.py", ["--family", "slower_lead", "--cells", "1"], "--cells >= 2"),
+        ("proposal_shapes.py", ["--family", "slower_lead", "--defensive", "1.5"], "--defensive in (0, 1)"),
+        ("halfspace_proposal.py", ["--proposal", "p.json", "--failures", ".", "--halves", "0.99"],
+         "every --halves share in (0, 1 - defensive)"),
+        ("halfspace_proposal.py", ["--proposal", "p.json", "--failures", ".", "--sims", "10"],
+         "--sims >= 100"),
+        ("halfspace_proposal.py", ["--proposal", "absent.json", "--failures", "."],
+         "absent.json: no such proposal"),
+    ],
+)  # fmt: skip
+def test_proposal_shape_scripts_refuse_bad_options_in_one_line(tmp_path, monkeypatch, script, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = run(script, *args, "--out", str(tmp_path / "out.md"))
+    assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+    assert not (tmp_path / "out.md").exists()
+
+
+def test_proposal_shapes_refuses_a_bound_file_of_other_failures(tmp_path):
+    """The bound's per-failure h must be the streams' failures, one for one."""
+    d = 2
+    z = np.random.default_rng([7, d]).standard_normal((100, d))
+    idx = np.array([3, 50])  # failures at draws 3 and 50 of stream 7
+    np.savez(tmp_path / "toy-failures-7.npz", z=z[idx], seeds=7 * 10**7 + idx, sims=100, seconds=0.0)
+    np.savez(tmp_path / "toy-bound.npz", fails=np.array([40.0]), n=np.array([40.0]))  # one, not two
+    r = run("proposal_shapes.py", "--family", "toy", "--out", str(tmp_path))
+    assert r.returncode == 1 and "toy-bound.npz: 1 failures, the streams 2" in r.stderr, r.stderr
+
+
 def test_halfspace_blend_by_hand():
     from statistics import NormalDist
 
