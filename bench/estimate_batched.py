@@ -31,9 +31,8 @@ from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
-from drivegpt.corner.mixture import with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import fit_sims, load_proposal, save_proposal
+from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from, save_proposal
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
 DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
@@ -91,6 +90,8 @@ def main() -> None:
     )
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--refit-floor", type=float, help="IS: refit each run's mixture at this floor")
+    ap.add_argument("--halfspace-share", type=float, help="IS: fit a half-space to each run, this share")
+    ap.add_argument("--halfspace-margin", type=float, default=0.0, help="IS: the half-space's margin")
     ap.add_argument("--proposal", type=Path, help="IS from this proposal.json (an earlier estimate's)")
     ap.add_argument(
         "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"
@@ -111,6 +112,7 @@ def main() -> None:
         "method": "is", "rel_halfwidth": args.rel_halfwidth, "max_sims": args.is_max_sims,
         "batch": args.is_batch, "pilot_batch": args.is_pilot_batch, "widen": args.is_widen,
         "components": args.is_components, "cov_floor": args.is_cov_floor, "refit_floor": args.refit_floor,
+        "halfspace_share": args.halfspace_share, "halfspace_margin": args.halfspace_margin,
     }  # fmt: skip
     try:  # every estimator option checked before hours of Monte Carlo
         base = config_from_dict(EstimateConfig, settings, "importance-sampling options")
@@ -130,13 +132,13 @@ def main() -> None:
             )
         except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
             ap.error(str(err))
-        q, start = None, 0
+        q, mix, start = None, None, 0
         if args.proposal:
             try:
                 mix, meta = load_proposal(args.proposal, family, dist.names)
+                q = proposal_from(mix, meta, base.defensive)
             except UserError as err:
                 ap.error(str(err))
-            q = with_defensive(mix, base.defensive)
             start = fit_sims(meta)
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
         result["proposal"] = str(args.proposal) if args.proposal else None
@@ -177,7 +179,7 @@ def main() -> None:
             for seed in range(args.is_first_seed, args.is_first_seed + args.is_seeds):
                 cfg = base.model_copy(update={"seed": seed})
                 t_run = time.time()
-                est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q)
+                est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q, mix)
                 runs.append({
                     "seed": seed, "seconds": time.time() - t_run, "p": est.failure_probability,
                     "ci": list(est.failure_probability_ci),
@@ -188,7 +190,8 @@ def main() -> None:
                 print(f"  is seed {seed}: {runs[-1]}", flush=True)
                 if args.save_proposals and est.mixture is not None:
                     save_proposal(args.out / f"{family}-proposals" / f"seed-{seed}.json", est.mixture, family,
-                                  list(dist.names), policy=args.policy, pilot_sims=est.pilot_sims, seed=seed,
+                                  list(dist.names), est.halfspace, policy=args.policy,
+                                  pilot_sims=est.pilot_sims, seed=seed,
                                   fit_sims=est._replace(start_sims=start).fit_sims(), fitted_to=est.fitted_to,
                                   started_from=str(args.proposal) if args.proposal else None)  # fmt: skip
             result["is"] = {

@@ -32,9 +32,9 @@ from is_second_moment import load_pilots, mc_failures, mc_sims_needed  # bench/ 
 from drivegpt.core.atomic import write_json
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Z95
-from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures, with_defensive
+from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import fit_sims, load_proposal
+from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
 
@@ -47,9 +47,10 @@ def names_of(family: str, dim: int) -> list[str]:
     raise SystemExit(f"{family}: no distribution with {dim} dimensions")
 
 
-def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, GaussianMixture, int]]:
-    """(label, mixture on ``names``, every simulation behind it) of every proposal asked for: a pilot's
-    simulations, or a file's ``fit_sims`` (the runs that fitted and refitted it)."""
+def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, GaussianMixture, dict, int]]:
+    """(label, mixture on ``names``, the file's fields (its half-space), every simulation behind it) of
+    every proposal asked for: a pilot's simulations, or a file's ``fit_sims`` (the runs that fitted and
+    refitted it)."""
     out = []
     if args.pilots:
         pil = load_pilots(args.pilots, args.pilots_stem or args.family)
@@ -63,6 +64,7 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
                 (
                     f"{args.pilots} seed {seed}",
                     marginal(mix, [have.index(n) for n in names]),
+                    {},
                     int(pil["sims"][i]),
                 )
             )
@@ -72,7 +74,7 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
         except UserError as err:
             raise SystemExit(str(err)) from None
         fit = fit_sims(meta)
-        out.append((f"{path.parent}/*.json seed {path.name}", mix, fit))
+        out.append((f"{path.parent}/*.json seed {path.name}", mix, meta, fit))
     if not out:
         raise SystemExit("give --pilots DIR or --proposal FILE")
     return out
@@ -115,12 +117,18 @@ def main() -> None:
     ap.add_argument("--pilots-stem", help="the pilots file's stem, e.g. slower_lead-pb100 (default: FAMILY)")
     ap.add_argument("--proposal", type=Path, nargs="*", default=[], help="proposal.json files")
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02])
+    ap.add_argument(
+        "--halfspace-margins", type=float, nargs="+", default=[0.0],
+        help="files with a half-space: move its edge this much further out [standard units], in turn",
+    )  # fmt: skip
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     ap.add_argument("--plot-runs", type=Path, nargs="*", default=[],
                     help="estimate_batched.py result folders: plot their runs to --plot")  # fmt: skip
     ap.add_argument("--plot", type=Path, help="the PNG of --plot-runs")
     args = ap.parse_args()
+    if any(m < 0 for m in args.halfspace_margins):
+        ap.error(f"every --halfspace-margins value >= 0, got {args.halfspace_margins}")
     if not all(0 < a < 1 for a in args.defensive) or not args.rel_halfwidth > 0:
         ap.error(f"every --defensive weight in (0, 1) and --rel-halfwidth > 0, got {args.defensive}, "
                  f"{args.rel_halfwidth}")  # fmt: skip
@@ -141,29 +149,40 @@ def main() -> None:
     )
     rows, loaded = [], list(proposals(args, names))  # each file read once
     for a in args.defensive:
-        for label, mix, behind in loaded:
-            rv = relvar_from_failures(with_defensive(mix, a), z, draws)
-            final = Z95**2 * rv / rel**2  # the proposal's simulations for a half-width rel
-            rows.append(
-                {
-                    "proposal": label,
-                    "defensive": a,
-                    "relvar": rv,
-                    "final_sims": final,
-                    "fit_sims": behind,
-                    "acceleration_first_use": need / (behind + final),
-                    "acceleration_reused": need / final,
-                }
-            )
+        for label, mix, meta, behind in loaded:
+            hs = meta.get("halfspace")
+            for margin in args.halfspace_margins if hs is not None else [0.0]:
+                moved = (
+                    {**meta, "halfspace": hs._replace(offset=hs.offset - margin)} if hs is not None else meta
+                )
+                try:
+                    q = proposal_from(mix, moved, a)  # the mixture, or its blend with the file's half-space
+                except UserError as err:
+                    raise SystemExit(str(err)) from None
+                rv = relvar_from_failures(q, z, draws)
+                final = Z95**2 * rv / rel**2  # the proposal's simulations for a half-width rel
+                rows.append(
+                    {
+                        "proposal": label,
+                        "defensive": a,
+                        "margin": margin if hs is not None else None,
+                        "relvar": rv,
+                        "final_sims": final,
+                        "fit_sims": behind,
+                        "acceleration_first_use": need / (behind + final),
+                        "acceleration_reused": need / final,
+                    }
+                )
     print(
-        "| proposals | defensive | relative variance, median [min, max] | final simulations (median) | "
-        "first use (all that fitted it counted): median [min, max] | reused: median [min, max] |"
+        "| proposals | defensive | half-space moved out by | relative variance, median [min, max] | final "
+        "simulations (median) | first use (all that fitted it counted): median [min, max] | reused: median "
+        "[min, max] |"
     )
-    print("|---|---|---|---|---|---|")
-    groups: dict[tuple[str, float], list[dict]] = {}
+    print("|---|---|---|---|---|---|---|")
+    groups: dict[tuple[str, float, float | None], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["proposal"].split(" seed ")[0], r["defensive"]), []).append(r)
-    for (label, a), g in groups.items():
+        groups.setdefault((r["proposal"].split(" seed ")[0], r["defensive"], r["margin"]), []).append(r)
+    for (label, a, margin), g in groups.items():
 
         def cell(key: str, fmt: str, g=g) -> str:
             v = np.array([r[key] for r in g])
@@ -172,7 +191,8 @@ def main() -> None:
         n = f" ({len(g)})" if len(g) > 1 else ""
         final = np.median([r["final_sims"] for r in g])
         print(
-            f"| {label}{n} | {a:g} | {cell('relvar', '.1f')} | {final:,.0f} "
+            f"| {label}{n} | {a:g} | {'-' if margin is None else f'{margin:g}'} | {cell('relvar', '.1f')} "
+            f"| {final:,.0f} "
             f"| {cell('acceleration_first_use', '.0f')}× | {cell('acceleration_reused', '.0f')}× |"
         )
     if args.out:

@@ -512,10 +512,29 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     refit = json.loads((tmp_path / "b" / "proposal.json").read_text())
     assert refit["pilot_sims"] == 0 and refit["started_from"] == str(tmp_path / "a" / "proposal.json")
     assert refit["fit_sims"] == est["sims"] + saved["fit_sims"] and refit["fitted_to"] == "estimate"
+    # a half-space beside the start's mixture, fitted to the estimate's simulations; the next draws from both
+    short = ["--duration", "5"]  # episodes too short for some runs to reach the stalled car: mixed outcomes
+    with_h = CliRunner().invoke(
+        app, [*again, *short, "--halfspace-share", "0.5", "--out", str(tmp_path / "h")]
+    )
+    assert with_h.exit_code == 0 and "a half-space fitted to its simulations" in with_h.output, with_h.output
+    saved_h = json.loads((tmp_path / "h" / "proposal.json").read_text())
+    assert (
+        saved_h["version"] == 2
+        and saved_h["halfspace"]["share"] == 0.5
+        and saved_h["weights"] == saved["weights"]
+    )
+    third = [*args, "--seed", "2", "--proposal", str(tmp_path / "h" / "proposal.json")]
+    from_h = CliRunner().invoke(app, [*third, *short, "--out", str(tmp_path / "i")])
+    assert from_h.exit_code == 0 and "(0 pilot)" in from_h.output, from_h.output
+    est_h = json.loads((tmp_path / "i" / "estimate.json").read_text())
+    assert est_h["proposal"]["kind"] == "halfspace_blend" and est_h["failure_probability"] > 0.5
     mc = [a if a != "is" else "mc" for a in again]
     bad = CliRunner().invoke(app, [*mc, "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
-    for option, value in (("--refit-floor", "-1"), ("--pilot-batch", "0")):  # refused before any simulation
+    bad = CliRunner().invoke(app, [*mc, "--halfspace-share", "0.5", "--out", str(tmp_path / "c")])
+    assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
+    for option, value in (("--refit-floor", "-1"), ("--pilot-batch", "0"), ("--halfspace-share", "1.5")):
         bad = CliRunner().invoke(app, [*args, option, value, "--out", str(tmp_path / "c")])
         assert bad.exit_code != 0 and option in bad.output.splitlines()[-1], bad.output
     absent = [a if not a.endswith("proposal.json") else str(tmp_path / "none.json") for a in again]

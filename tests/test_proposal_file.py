@@ -115,6 +115,6 @@ def test_proposal_file_errors_name_the_file_and_the_fix(tmp_path) -> None:
     assert "positive definite" in bad("flat.json", json.dumps({**doc, "covs": [[[1.0, 1.0], [1.0, 1.0]]]}))
     assert "distribution" in bad("weights.json", json.dumps({**doc, "weights": [0.0]}))
     assert "distribution" in bad("inf.json", json.dumps({**doc, "weights": [float("inf")]}))
-    assert "version 2; this release reads version 1" in bad("v2.json", json.dumps({**doc, "version": 2}))
+    assert "reads versions (1, 2)" in bad("v3.json", json.dumps({**doc, "version": 3}))
     assert "fit_sims is 'x', not a count" in bad("cost.json", json.dumps({**doc, "fit_sims": "x"}))
     assert "pilot_sims is -3, not a count" in bad("neg.json", json.dumps({**doc, "pilot_sims": -3}))

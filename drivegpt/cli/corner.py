@@ -294,6 +294,19 @@ def estimate(
         "failures; it multiplied it on adversarial_vehicle, where the seed does). Default: the pilot's "
         "mixture (none when the estimate started from --proposal).",
     ),
+    halfspace_share: float | None = typer.Option(
+        None,
+        help="--method is: add to proposal.json the naturalistic law cut to the half-space beyond this "
+        "estimate's failures (a logistic regression on all its simulations), drawn with this share "
+        "(0.5) when the next estimate reuses it. Where the parameters decide failures past a flat "
+        "boundary (slower_lead) it halves to thirds the simulations a reused mixture needs; fitted "
+        "to a few thousand simulations (--max-sims 8192 --rel-halfwidth 0.01) it places the boundary best.",
+    ),
+    halfspace_margin: float = typer.Option(
+        0.0,
+        help="--method is, --halfspace-share: start the half-space this far [standard units] before "
+        "the estimate's lowest failure.",
+    ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
@@ -306,12 +319,16 @@ def estimate(
     from drivegpt.policies.registry import policy_action_kind
 
     family_env_id(family)  # fail fast on an unknown name
+    if halfspace_share is not None and method != "is":
+        raise UserError("--halfspace-share shapes an importance-sampling proposal: it needs --method is")
     dev = str(resolve_device(device)) if sim == "batched" else "cpu"
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
-    opts = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor}
-    cfg = config_from_dict(EstimateConfig, opts, "--defensive, --pilot-batch, --refit-floor")
+    opts = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor,
+            "halfspace_share": halfspace_share, "halfspace_margin": halfspace_margin}  # fmt: skip
+    names = "--defensive, --pilot-batch, --refit-floor, --halfspace-share, --halfspace-margin"
+    cfg = config_from_dict(EstimateConfig, opts, names)
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, cfg, naturalistic, kind, workers,
         sim=sim, batch=batch, duration=duration, human_traits=traits, device=dev, proposal=proposal,
@@ -329,4 +346,8 @@ def estimate(
     typer.echo(f"{family} {policy} {method}: P(failure) {p:.3g} [{lo:.3g}, {hi:.3g}]{flag}, {sims}")
     if est.mixture is not None:
         how = "its pilot's" if est.fitted_to == "pilot" else "refitted to its failures"
+        how = "its mixture and a half-space fitted to its simulations" if est.halfspace is not None else how
         typer.echo(f"proposal ({how}): {out / 'proposal.json'}; --proposal starts the next estimate from it")
+    if halfspace_share is not None and est.halfspace is None:
+        typer.echo(f"no half-space: it needs failures and runs that did not fail, and weights that are not "
+                   f"degenerate ({est.failures} failures in {est.sims - est.pilot_sims} simulations)")

@@ -6,6 +6,7 @@ roads) with ``naturalistic_fit`` (their fit from the human logs), ``estimate`` (
 under them: Monte Carlo or importance sampling) with ``estimate_report`` (its figures and plot) and
 ``estimate_family`` (a family's estimate: its law, simulator and starting proposal), ``mixture``
 (the Gaussian-mixture proposals importance sampling draws from, and their weighted EM fit),
+``halfspace`` (the naturalistic law cut to the half-space beyond the failures, beside a mixture),
 ``proposal_file`` (a fitted proposal saved by one estimate and reused by the next) and ``batched``
 (the estimate's simulations on the batched simulator, for the families it ports).
 The families themselves are envs in ``drivegpt_envs.families``.

@@ -34,7 +34,8 @@ interval is ``[0, 1]`` with no relative half-width, never a tight interval. Same
 An importance-sampling estimate's ``mixture`` (the pilot's; with ``refit_floor`` set, refitted to the
 estimate's own failures where at least ``min_ess`` effective ones allow) is written to
 ``proposal.json`` (:mod:`drivegpt.corner.proposal_file`), from which a later estimate can start
-without a pilot.
+without a pilot. With ``halfspace_share`` set, the file also holds the half-space beyond the
+estimate's failures (:mod:`drivegpt.corner.halfspace`), blended with the mixture when reused.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pydantic import Field
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.metrics import check_metric_names, wilson_interval
 from drivegpt.corner.estimate_report import plot_convergence, write_estimate
+from drivegpt.corner.halfspace import HalfSpace, fit_halfspace
 from drivegpt.corner.mixture import (
     GaussianMixture,
     Proposal,
@@ -119,6 +121,13 @@ class EstimateConfig(FrozenConfig):
     parameters decide the failures (``slower_lead``: 0.3 halves the variance) and hurts where the
     scenario seed decides much of them (``adversarial_vehicle``: several times the variance, while the
     runs' own intervals look fine): the refit narrows onto the failures its proposal already draws."""
+    halfspace_share: float | None = Field(None, gt=0, lt=1)
+    """IS: add to the proposal this estimate writes the naturalistic law cut to the half-space beyond
+    its failures (:mod:`drivegpt.corner.halfspace`, fitted to all of its simulations), drawn with this
+    share (None: none). Where the parameters decide the failures past a flat boundary
+    (``slower_lead``) it draws a failure in about every other simulation."""
+    halfspace_margin: float = Field(0.0, ge=0)
+    """IS: the half-space starts this far [standard units] before the estimate's lowest failure."""
 
 
 class Estimate(NamedTuple):
@@ -139,6 +148,7 @@ class Estimate(NamedTuple):
     names: tuple[str, ...] = ()  # the standard space's dimensions (the family's parameters), when known
     start_sims: int = 0  # the simulations behind the proposal file it started from (0: none)
     fitted_to: str = ""  # "pilot" or "estimate" (its own failures, refitted): where ``mixture`` comes from
+    halfspace: HalfSpace | None = None  # fitted to this estimate's simulations, beside ``mixture``
 
     def fit_sims(self) -> int:
         """Every simulation behind ``mixture``: the pilot's, or this estimate's and its start's."""
@@ -178,10 +188,13 @@ def estimate_probability(
     cfg: EstimateConfig,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     proposal: Proposal | None = None,
+    start: GaussianMixture | None = None,
 ) -> Estimate:
     """P(failure) for ``z ~ N(0, I_dim)``; ``simulate_batch`` sees ``transform(z)`` (default: ``z``).
 
-    ``proposal`` fixes the IS proposal (no pilot); it is refused when it lacks support.
+    ``proposal`` fixes the IS proposal (no pilot); it is refused when it lacks support. ``start``: the
+    mixture in it, which a half-space fitted here (``cfg.halfspace_share``) is blended with when the
+    estimate fits no mixture of its own.
     """
     rng = np.random.default_rng([cfg.seed, dim])
     sims = 0
@@ -210,6 +223,7 @@ def estimate_probability(
         q = with_defensive(fitted, cfg.defensive) if fitted is not None else p0
     pilot_sims, history = sims, []
     zf, wfail = [np.zeros((0, dim))], [np.zeros(0)]  # the estimation's failures and their p / q
+    zs, fs = [np.zeros((0, dim))], [np.zeros(0, bool)]  # every estimation simulation, failed or not
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
@@ -220,6 +234,8 @@ def estimate_probability(
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
         zf.append(z[failed])
         wfail.append(w[failed])
+        zs.append(z)
+        fs.append(failed)
         s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
@@ -234,9 +250,16 @@ def estimate_probability(
     if kind == "is" and not s["degenerate"] and cfg.refit_floor is not None:  # its failures, weighted p/q
         better = refit(np.concatenate(zf), np.concatenate(wfail), cfg, rng)
         fitted, fitted_to = (better, "estimate") if better is not None else (fitted, fitted_to)
+    halfspace, base, failed_all = None, fitted if fitted is not None else start, np.concatenate(fs)
+    if kind == "is" and not s["degenerate"] and cfg.halfspace_share is not None and base is not None:
+        if failed_all.sum() >= cfg.min_elites and not failed_all.all():  # enough to place a boundary
+            share, margin = cfg.halfspace_share, cfg.halfspace_margin
+            halfspace = fit_halfspace(np.concatenate(zs), failed_all, share, margin)
+            fitted, fitted_to = base, "estimate"  # the proposal file is this estimate's product
     return Estimate(
         cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),
         converged, s["degenerate"], accel, history, describe(q), fitted, fitted_to=fitted_to,
+        halfspace=halfspace,
     )  # fmt: skip
 
 

@@ -15,7 +15,6 @@ import numpy as np
 from drivegpt.core.config import config_from_dict
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Estimate, EstimateConfig, Method, SimulateBatch, estimate_probability
-from drivegpt.corner.mixture import with_defensive
 
 __all__ = ["estimate", "family_simulator", "samples_human_traits"]
 
@@ -75,7 +74,8 @@ def estimate(
     (``WithHumanTraits``; the same probability, a proposal that can lean on the traits); default
     (None): where it can, with the human on the batched simulator. ``proposal``: a ``proposal.json``
     of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
-    from it, with the nominal mixed in at ``cfg.defensive``, and no pilot."""
+    from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
+    ``cfg.defensive``, and no pilot."""
     from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
@@ -88,14 +88,14 @@ def estimate(
             raise UserError("--human-traits samples the simulated human's personality: it needs "
                             "--policy human and --sim batched")  # fmt: skip
         dist = WithHumanTraits(dist)
-    q, start = None, 0
+    q, mix, start = None, None, 0
     if proposal is not None:
-        from drivegpt.corner.proposal_file import fit_sims, load_proposal
+        from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from
 
         if cfg.method != "is":
             raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
         mix, meta = load_proposal(proposal, family, dist.names)
-        q = with_defensive(mix, cfg.defensive)
+        q = proposal_from(mix, meta, cfg.defensive)
         start = fit_sims(meta)
     if sim == "batched":
         from drivegpt.corner.batched import batched_family_simulator
@@ -105,5 +105,5 @@ def estimate(
         run = family_simulator(family, policy, dist.names, action, workers, progress)
     else:
         raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
-    est = estimate_probability(run, dist.dim, cfg, dist.to_params, q)
+    est = estimate_probability(run, dist.dim, cfg, dist.to_params, q, mix)
     return est._replace(names=tuple(dist.names), start_sims=start)

@@ -45,13 +45,17 @@ def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rest = {k: v for k, v in est._asdict().items() if k not in est.metrics() and k != "mixture"}
+    skip = {*est.metrics(), "mixture", "halfspace"}
+    rest = {k: v for k, v in est._asdict().items() if k not in skip}
+    rest["halfspace"] = est.halfspace.to_dict() if est.halfspace is not None else None
     rest["fit_sims"] = est.fit_sims() if est.mixture is not None else None
     if est.mixture is not None and est.names:
         meta = {k: run[k] for k in ("policy", "sim", "human_traits", "command", "seed") if k in run}
         meta.update(pilot_sims=est.pilot_sims, fit_sims=est.fit_sims(), fitted_to=est.fitted_to)
         meta.update(started_from=run.get("proposal"))
-        save_proposal(out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), **meta)
+        save_proposal(
+            out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), est.halfspace, **meta
+        )
         rest["proposal_file"] = "proposal.json"
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
     title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"

@@ -180,7 +180,9 @@ def shape(covs: np.ndarray, floor: float) -> np.ndarray:
 
 
 def describe(q: Proposal) -> dict[str, Any]:
-    """JSON-able description of a proposal."""
+    """JSON-able description of a proposal (its own ``describe()`` where it has one)."""
+    if hasattr(q, "describe"):
+        return q.describe()
     if not isinstance(q, GaussianMixture):
         return {"kind": type(q).__name__}
     return {

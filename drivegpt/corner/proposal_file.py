@@ -9,35 +9,50 @@ policy (a cheap driver's pilot for an expensive policy's estimate), the next che
 
 The file is JSON (no pickle): the family, the parameter names of the standard space's dimensions, and
 the mixture (weights ``(K,)``, means ``(K, d)``, covariances ``(K, d, d)``), without the defensive
-nominal, which the estimate that reuses it mixes in at its own ``--defensive``. A file fitted with
-more dimensions than the estimate samples (the human's traits) is marginalised onto the estimate's;
-traits the file lacks are left at the naturalistic law (standard normal, independent).
+nominal, which the estimate that reuses it mixes in at its own ``--defensive``; since version 2, an
+optional half-space (``direction (d,)``, ``offset``, ``share``: :mod:`drivegpt.corner.halfspace`)
+blended with it. A file fitted with more dimensions than the estimate samples (the human's traits)
+is marginalised onto the estimate's (its half-space too: a soft edge where it leans on the dropped
+ones); traits the file lacks are left at the naturalistic law (standard normal, independent).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from drivegpt.core.errors import MissingInputError, UserError
-from drivegpt.corner.mixture import GaussianMixture, marginal
+from drivegpt.corner.halfspace import HalfSpace, blend
+from drivegpt.corner.mixture import GaussianMixture, Proposal, marginal, with_defensive
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
 
 FORMAT = "drivegpt-proposal"  #: the ``format`` field that marks a proposal file
-VERSION = 1
+VERSION = 2  #: written; 1 (no half-space) is read too
+READS = (1, 2)
 
 
-def save_proposal(path: str | Path, mix: GaussianMixture, family: str, names: list[str], **meta: Any) -> Path:
-    """Write ``mix`` (fitted on ``family``'s standard space, dimensions ``names``) to ``path``, atomically.
+def save_proposal(
+    path: str | Path,
+    mix: GaussianMixture,
+    family: str,
+    names: list[str],
+    halfspace: HalfSpace | None = None,
+    **meta: Any,
+) -> Path:
+    """Write ``mix`` (fitted on ``family``'s standard space, dimensions ``names``) and ``halfspace``
+    (if any) to ``path``, atomically.
 
     ``meta``: JSON-able facts about the run that fitted it (policy, pilot simulations, seed)."""
     from drivegpt.core.atomic import write_json
 
     if mix.means.shape[1] != len(names):
         raise ValueError(f"{len(names)} names for a {mix.means.shape[1]}-dimensional mixture")
+    if halfspace is not None and len(halfspace.direction) != len(names):
+        raise ValueError(f"{len(names)} names for a {len(halfspace.direction)}-dimensional half-space")
     write_json(
         path,
         {
@@ -49,9 +64,23 @@ def save_proposal(path: str | Path, mix: GaussianMixture, family: str, names: li
             "weights": mix.weights.tolist(),
             "means": mix.means.tolist(),
             "covs": mix.covs.tolist(),
+            **({"halfspace": halfspace.to_dict()} if halfspace is not None else {}),
         },
     )
     return Path(path)
+
+
+def proposal_from(mix: GaussianMixture, meta: dict[str, Any], defensive: float) -> Proposal:
+    """The proposal a loaded file gives with the nominal at weight ``defensive``: its mixture, blended
+    with its half-space where it has one (refused, one line, where the two weights leave none to the
+    mixture)."""
+    halfspace = meta.get("halfspace")
+    if halfspace is None:
+        return with_defensive(mix, defensive)
+    try:
+        return blend(halfspace, mix, defensive)
+    except ValueError as err:
+        raise UserError(f"{meta.get('path', 'proposal file')}: {err}; lower --defensive") from None
 
 
 def fit_sims(meta: dict[str, Any]) -> int:
@@ -61,7 +90,9 @@ def fit_sims(meta: dict[str, Any]) -> int:
 
 def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[GaussianMixture, dict[str, Any]]:
     """The mixture in ``path`` on the dimensions ``names`` of ``family`` (marginalised where the file has
-    more), and the file's other fields. Every problem is one :class:`UserError` naming the file."""
+    more), and the file's other fields, ``halfspace`` a :class:`HalfSpace` on ``names`` or None and
+    ``path`` the file's. Every problem is one :class:`UserError` naming the file;
+    :func:`proposal_from` turns the two into the proposal to draw from."""
     path = Path(path)
     fix = "write one with `drivegpt corner-cases estimate --method is --out DIR` (DIR/proposal.json)"
     if not path.is_file():
@@ -70,8 +101,8 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValueError(f"its format is not {FORMAT!r}")
-        if doc.get("version") != VERSION:
-            raise ValueError(f"version {doc.get('version')!r}; this release reads version {VERSION}")
+        if doc.get("version") not in READS:
+            raise ValueError(f"version {doc.get('version')!r}; this release reads versions {READS}")
         for key in ("fit_sims", "pilot_sims"):  # the cost behind the file: whole numbers of simulations
             if doc.get(key) is not None and (not isinstance(doc[key], int) or doc[key] < 0):
                 raise ValueError(f"{key} is {doc[key]!r}, not a count of simulations")
@@ -82,6 +113,18 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
             raise ValueError(
                 f"weights {weights.shape}, means {means.shape}, covs {covs.shape}, {len(have)} names"
             )
+        hs = doc.get("halfspace")
+        if hs is not None:
+            direction = np.asarray(hs["direction"], float)
+            offset, share, spread = float(hs["offset"]), float(hs["share"]), float(hs.get("spread", 0.0))
+            norm = math.hypot(float(np.linalg.norm(direction)), spread) if direction.shape == (d,) else 0.0
+            if not (
+                math.isfinite(norm) and norm > 0 and spread >= 0 and math.isfinite(offset) and 0 < share < 1
+            ):
+                raise ValueError(
+                    f"halfspace: {d} finite direction numbers, a spread >= 0, an offset, a share in (0, 1)"
+                )
+            hs = HalfSpace(direction / norm, offset, share, spread / norm)
     except (OSError, ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
         raise UserError(f"{path}: not a proposal file ({err}); {fix}") from None
     if doc.get("family") != family:
@@ -115,6 +158,12 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
         block = np.tile(np.eye(d + len(missing)), (k, 1, 1))  # (K, d + m, d + m)
         block[:, :d, :d] = covs
         covs, have = block, have + missing
-    mix = marginal(GaussianMixture(weights / weights.sum(), means, covs), [have.index(n) for n in names])
+    keep = [have.index(n) for n in names]
+    mix = marginal(GaussianMixture(weights / weights.sum(), means, covs), keep)
+    if hs is not None:  # traits it lacks: 0 along them; dropped ones: into the spread (a soft edge)
+        direction = np.concatenate([hs.direction, np.zeros(len(have) - len(hs.direction))])  # (d + m,)
+        dropped = np.delete(direction, keep)
+        spread = math.hypot(hs.spread, float(np.linalg.norm(dropped)))
+        hs = HalfSpace(direction[keep], hs.offset, hs.share, spread)
     meta = {key: v for key, v in doc.items() if key not in ("weights", "means", "covs")}
-    return mix, meta
+    return mix, {**meta, "halfspace": hs, "path": str(path)}
