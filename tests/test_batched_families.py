@@ -534,7 +534,12 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
     bad = CliRunner().invoke(app, [*mc, "--halfspace-share", "0.5", "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output
-    for option, value in (("--refit-floor", "-1"), ("--pilot-batch", "0"), ("--halfspace-share", "1.5")):
+    for option, value in (
+        ("--refit-floor", "-1"),
+        ("--pilot-batch", "0"),
+        ("--halfspace-share", "1.5"),
+        ("--sims-per-check", "0"),
+    ):
         bad = CliRunner().invoke(app, [*args, option, value, "--out", str(tmp_path / "c")])
         assert bad.exit_code != 0 and option in bad.output.splitlines()[-1], bad.output
     absent = [a if not a.endswith("proposal.json") else str(tmp_path / "none.json") for a in again]
