@@ -91,8 +91,13 @@ def main() -> None:
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--refit-floor", type=float, help="IS: refit each run's mixture at this floor")
     ap.add_argument("--halfspace-share", type=float, help="IS: fit a half-space to each run, this share")
-    ap.add_argument("--halfspace-margin", type=float, default=0.0, help="IS: the half-space's margin")
-    ap.add_argument("--proposal", type=Path, help="IS from this proposal.json (an earlier estimate's)")
+    ap.add_argument(
+        "--halfspace-margin", type=float, help="IS: the half-space's margin (default: by variance)"
+    )
+    ap.add_argument(
+        "--proposal", type=Path, nargs="+",
+        help="IS from these proposal.json files (earlier estimates'): run i from file i mod their number",
+    )  # fmt: skip
     ap.add_argument(
         "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"
     )
@@ -132,16 +137,17 @@ def main() -> None:
             )
         except UserError as err:  # an unknown spec or a missing checkpoint: one line, no traceback
             ap.error(str(err))
-        q, mix, start = None, None, 0
+        starts: list[tuple] = [(None, None, 0, None)]  # (proposal, its mixture, fit_sims, file) per start
         if args.proposal:
-            try:
-                mix, meta = load_proposal(args.proposal, family, dist.names)
-                q = proposal_from(mix, meta, base.defensive)
-            except UserError as err:
-                ap.error(str(err))
-            start = fit_sims(meta)
+            starts = []
+            for file in args.proposal:
+                try:
+                    mix, meta = load_proposal(file, family, dist.names)
+                    starts.append((proposal_from(mix, meta, base.defensive), mix, fit_sims(meta), file))
+                except UserError as err:
+                    ap.error(str(err))
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)
-        result["proposal"] = str(args.proposal) if args.proposal else None
+        result["proposal"] = [str(f) for f in args.proposal] if args.proposal else None
         result["human_traits"] = args.human_traits
         if args.mc_from:  # the ground truth of an earlier run (the same distribution, other parameters)
             result["mc"] = json.loads((args.mc_from / f"{family}.json").read_text())["mc"]
@@ -176,8 +182,9 @@ def main() -> None:
                 print(f"    {used} {time.time() - t0:.0f} s", flush=True)
                 return failed
 
-            for seed in range(args.is_first_seed, args.is_first_seed + args.is_seeds):
+            for i, seed in enumerate(range(args.is_first_seed, args.is_first_seed + args.is_seeds)):
                 cfg = base.model_copy(update={"seed": seed})
+                q, mix, start, file = starts[i % len(starts)]
                 t_run = time.time()
                 est = estimate_probability(counted, dist.dim, cfg, dist.to_params, q, mix)
                 runs.append({
@@ -186,6 +193,7 @@ def main() -> None:
                     "rel_halfwidth": est.rel_halfwidth, "sims": est.sims, "pilot_sims": est.pilot_sims,
                     "failures": est.failures, "converged": est.converged, "degenerate": est.degenerate,
                     "ess": est.effective_sample_size, "own_acceleration_factor": est.acceleration_factor,
+                    "proposal": str(file) if file else None,
                 })  # fmt: skip
                 print(f"  is seed {seed}: {runs[-1]}", flush=True)
                 if args.save_proposals and est.mixture is not None:
@@ -193,7 +201,7 @@ def main() -> None:
                                   list(dist.names), est.halfspace, policy=args.policy,
                                   pilot_sims=est.pilot_sims, seed=seed,
                                   fit_sims=est._replace(start_sims=start).fit_sims(), fitted_to=est.fitted_to,
-                                  started_from=str(args.proposal) if args.proposal else None)  # fmt: skip
+                                  started_from=str(file) if file else None)  # fmt: skip
             result["is"] = {
                 "config": cfg.model_dump(exclude={"seed"}),
                 "runs": runs,

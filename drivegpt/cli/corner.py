@@ -305,13 +305,14 @@ def estimate(
         "estimate's failures (a logistic regression on all its simulations), drawn with this share "
         "(0.5) when the next estimate reuses it. Where the parameters decide failures past a flat "
         "boundary (slower_lead) a reused file needs about 82 simulations for +-20% when fitted to 8,192 "
-        "(--max-sims 8192 --rel-halfwidth 0.001 --sims-per-check 1024), 158 when fitted by an ordinary "
+        "(--max-sims 8192 --rel-halfwidth 0.001 --sims-per-check 1024), 160 when fitted by an ordinary "
         "estimate, against a refitted mixture's 194.",
     ),
-    halfspace_margin: float = typer.Option(
-        0.0,
+    halfspace_margin: float | None = typer.Option(
+        None,
         help="--method is, --halfspace-share: start the half-space this far [standard units] before "
-        "the estimate's lowest failure (0.1 for a file other drivers will reuse).",
+        "the estimate's lowest failure. Default: where the estimate's own draws say the proposal varies "
+        "least (a plane through the lowest failure is loose where the boundary bends).",
     ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:

@@ -126,8 +126,9 @@ class EstimateConfig(FrozenConfig):
     its failures (:mod:`drivegpt.corner.halfspace`, fitted to all of its simulations), drawn with this
     share (None: none). Where the parameters decide the failures past a flat boundary
     (``slower_lead``) it draws a failure in about every other simulation."""
-    halfspace_margin: float = Field(0.0, ge=0)
-    """IS: the half-space starts this far [standard units] before the estimate's lowest failure."""
+    halfspace_margin: float | None = Field(None, ge=0)
+    """IS: the half-space starts this far [standard units] before the estimate's lowest failure (None:
+    where the estimate's own draws say the blend varies least: ``halfspace.best_offset``)."""
 
 
 class Estimate(NamedTuple):
@@ -223,7 +224,7 @@ def estimate_probability(
         q = with_defensive(fitted, cfg.defensive) if fitted is not None else p0
     pilot_sims, history = sims, []
     zf, wfail = [np.zeros((0, dim))], [np.zeros(0)]  # the estimation's failures and their p / q
-    zs, fs = [np.zeros((0, dim))], [np.zeros(0, bool)]  # every estimation simulation, failed or not
+    zs, fs, ws = [np.zeros((0, dim))], [np.zeros(0, bool)], [np.zeros(0)]  # every estimation simulation
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
@@ -236,6 +237,7 @@ def estimate_probability(
         wfail.append(w[failed])
         zs.append(z)
         fs.append(failed)
+        ws.append(w)
         s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
@@ -253,8 +255,10 @@ def estimate_probability(
     halfspace, base, failed_all = None, fitted if fitted is not None else start, np.concatenate(fs)
     if kind == "is" and not s["degenerate"] and cfg.halfspace_share is not None and base is not None:
         if failed_all.sum() >= cfg.min_elites and not failed_all.all():  # enough to place a boundary
-            share, margin = cfg.halfspace_share, cfg.halfspace_margin
-            halfspace = fit_halfspace(np.concatenate(zs), failed_all, share, margin)
+            share, margin, w_all = cfg.halfspace_share, cfg.halfspace_margin, np.concatenate(ws)
+            halfspace = fit_halfspace(
+                np.concatenate(zs), failed_all, share, margin, w_all, base, cfg.defensive
+            )
             fitted, fitted_to = base, "estimate"  # the proposal file is this estimate's product
     return Estimate(
         cfg.method, s["p"], tuple(s["ci"]), s["rel"], s["ess"], sims, pilot_sims, int((wf > 0).sum()),

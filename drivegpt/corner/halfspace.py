@@ -9,10 +9,12 @@ failure outside ``H`` at a bounded weight) and the nominal ``p``:
 
     q(z) = share p(z) 1_H(z) / P(H)  +  (1 - share - defensive) m(z)  +  defensive p(z)
 
-``P(H) = Phi(-c)`` exactly (``a`` a unit vector, ``z ~ N(0, I)``). The boundary comes from a logistic
-regression of failure on the draws of an estimate (:func:`fit_halfspace`): its direction ``a``, and
-``c`` the smallest ``a.z`` among the failures, less a margin. Any such ``q`` has support everywhere
-(the nominal part), so the estimate stays unbiased whatever the fit; a good fit makes it narrow.
+``P(H) = Phi(-c)`` exactly (``a`` a unit vector, ``z ~ N(0, I)``). The boundary comes from the draws
+of an estimate (:func:`fit_halfspace`): its direction ``a`` from a logistic regression of failure on
+them, and ``c`` where the draws' own estimate of the blend's second moment is least
+(:func:`best_offset`), or the smallest ``a.z`` among the failures less a margin. A plane through the
+lowest failure is loose where the boundary bends. Any such ``q`` has support everywhere (the nominal
+part), so the estimate stays unbiased whatever the fit; a good fit makes it narrow.
 
 On fewer dimensions (an estimate that does not sample the human's traits reusing a half-space fitted
 with them) the half-space's marginal is exact too: with ``a = (a_k, a_d)`` split into the kept and the
@@ -139,13 +141,54 @@ def logistic_direction(z: np.ndarray, failed: np.ndarray, iters: int = 50) -> np
     return a / norm
 
 
-def fit_halfspace(z: np.ndarray, failed: np.ndarray, share: float, margin: float = 0.0) -> HalfSpace:
+def fit_halfspace(
+    z: np.ndarray,
+    failed: np.ndarray,
+    share: float,
+    margin: float | None = 0.0,
+    w: np.ndarray | None = None,
+    mixture: GaussianMixture | None = None,
+    defensive: float = 0.02,
+) -> HalfSpace:
     """The half-space beyond the boundary between failures and the rest of the draws ``z`` (n, d).
 
-    Direction: :func:`logistic_direction`; offset: the smallest ``a.z`` of a failure, less ``margin``
-    (failures the draws never showed, past the offset, keep the mixture's weight)."""
+    Direction: :func:`logistic_direction`. Offset: the smallest ``a.z`` of a failure, less ``margin``
+    (failures the draws never showed, past the offset, keep the mixture's weight); or, with ``margin``
+    None, the offset :func:`best_offset` picks from the draws' weights ``w = p / q`` (n,) for the
+    blend with ``mixture`` at ``defensive``."""
     failed = np.asarray(failed, bool)
     if not failed.any() or failed.all():
         raise ValueError("a half-space needs failures and non-failures among the draws")
     a = logistic_direction(z, failed)
-    return HalfSpace(a, float((z[failed] @ a).min() - margin), share)
+    if margin is not None:
+        return HalfSpace(a, float((z[failed] @ a).min() - margin), share)
+    if w is None or mixture is None:
+        raise ValueError("an offset chosen by variance needs the draws' weights and the mixture")
+    return HalfSpace(a, best_offset(a, z[failed], w[failed], len(z), share, mixture, defensive), share)
+
+
+def best_offset(
+    a: np.ndarray,
+    zf: np.ndarray,
+    wf: np.ndarray,
+    draws: int,
+    share: float,
+    mixture: GaussianMixture,
+    defensive: float,
+    candidates: int = 200,
+) -> float:
+    """The offset whose blend has the least second moment ``E_p[f p / q]`` as the draws estimate it.
+
+    ``zf`` (k, d): the draws' failures, ``wf`` (k,) their ``p / q_draw``, among ``draws`` draws in all:
+    ``sum(wf * p / q_c(zf)) / draws`` is unbiased for the blend's second moment at offset ``c``. A plane
+    through the lowest failure is loose where the boundary bends (its ``P(H)`` many times the failure
+    probability); one higher up leaves the few failures below it to the mixture. The candidates are
+    quantiles of the failures' ``a.z``, the lowest included."""
+    proj = zf @ a  # (k,)
+    cs = np.unique(np.r_[np.quantile(proj, np.linspace(0, 0.5, candidates)), proj.min()]) - 1e-9  # (C,)
+    p0 = nominal(zf.shape[1])
+    rest = (1 - share - defensive) * np.exp(mixture.logpdf(zf) - p0.logpdf(zf)) + defensive  # (k,) m / p part
+    log_ph = torch.special.log_ndtr(torch.as_tensor(-cs, dtype=torch.float64)).numpy()  # (C,) log P(H)
+    ratio = share * (proj[None, :] > cs[:, None]) * np.exp(-log_ph)[:, None] + rest[None, :]  # (C, k) q / p
+    second = (wf[None, :] / ratio).sum(1) / draws  # (C,)
+    return float(cs[int(np.argmin(second))])
