@@ -86,7 +86,7 @@ class HalfSpaceBlend(NamedTuple):
         k = int(from_h.sum())
         a = np.r_[h.direction, h.spread] if h.spread else h.direction  # unit; the last: the dropped ones
         xi = rng.standard_normal((k, len(a)))  # the law across a: unchanged
-        u = rng.random(k)  # a.z given a.z > c: P(a.z > t) = Phi(-t) = u Phi(-c)
+        u = np.maximum(rng.random(k), np.finfo(float).tiny)  # a.z > c: P(a.z > t) = Phi(-t) = u Phi(-c)
         tail = torch.as_tensor(np.log(u) + h.log_prob(), dtype=torch.float64)
         t = -torch.special.ndtri(torch.exp(tail)).numpy()  # (k,) all > c
         z[from_h] = (xi - np.outer(xi @ a, a) + np.outer(t, a))[:, :d]
