@@ -304,8 +304,8 @@ def estimate(
         help="--method is: add to proposal.json the naturalistic law cut to the half-space beyond this "
         "estimate's failures (a logistic regression on all its simulations), drawn with this share "
         "(0.5) when the next estimate reuses it. Where the parameters decide failures past a flat "
-        "boundary (slower_lead) a reused file needs about 82 simulations for +-20% when fitted to 8,192 "
-        "(--max-sims 8192 --rel-halfwidth 0.001 --sims-per-check 1024), 160 when fitted by an ordinary "
+        "boundary (slower_lead) a reused file needs about 86 simulations for +-20% when fitted to 2,048 "
+        "(--max-sims 2048 --rel-halfwidth 0.001 --sims-per-check 1024), 160 when fitted by an ordinary "
         "estimate, against a refitted mixture's 194.",
     ),
     halfspace_margin: float | None = typer.Option(
