@@ -560,6 +560,19 @@ def test_severity_is_one_for_failures_and_graded_below() -> None:
     assert np.all((sev > 0) & (sev < 1)), sev  # it closed in on the stalled car and braked in time
 
 
+def test_episodes_do_not_depend_on_autograd_recording(monkeypatch) -> None:
+    """``run_episodes`` runs under ``torch.inference_mode()`` (faster at small batches): the same
+    severities, to the bit, as with autograd recording every operation."""
+    import drivegpt.corner.batched as corner_batched
+
+    names = list(family_class("stalled_car").PARAMS)
+    rows = np.array([[28.0, 15.0, 120.0, 20.0], [20.0, 40.0, 250.0, 80.0], [25.0, 20.0, 150.0, 30.0]])
+    sim = corner_batched.batched_family_simulator("stalled_car", "human", names, duration=10.0)
+    shipped = sim(rows, np.arange(3))
+    monkeypatch.setattr(corner_batched, "run_episodes", corner_batched.run_episodes.__wrapped__)
+    assert sim(rows, np.arange(3)).tolist() == shipped.tolist()
+
+
 @pytest.mark.parametrize(
     ("family", "rows", "crash"),
     [  # cut_in: closing at 6 m/s from 5 m bumper to bumper; matched speed 20 m ahead

@@ -192,6 +192,7 @@ def _act(driver: Any, state: BatchState) -> Any:
     return np.repeat(np.asarray(driver.action)[None], state.batch_size, axis=0)  # constant
 
 
+@torch.inference_mode()  # no autograd records: about a fifth less time per step at small batches
 def run_episodes(
     driver: Any,
     state: BatchState,
