@@ -42,6 +42,7 @@ from drivegpt.core.atomic import write_text
 from drivegpt.core.errors import UserError
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig
+from drivegpt.corner.halfspace import HalfSpace, blend
 from drivegpt.corner.mixture import GaussianMixture, fit_mixture, nominal, shape, with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.corner.proposal_file import fit_sims, load_proposal
@@ -51,7 +52,9 @@ FIRST_SEED = 9 * 10**8  #: scenario seeds of the draws from the file's proposal:
 
 
 def logistic_direction(z: np.ndarray, failed: np.ndarray) -> np.ndarray:
-    """(d,) unit vector: the weights of a logistic regression of ``failed`` on ``z`` (n, d)."""
+    """(d,) unit vector: the weights of a logistic regression of ``failed`` on ``z`` (n, d), without a
+    penalty (the fit behind ``halfspace-slower_lead.md``; the estimator's, with a small ridge, is
+    :func:`drivegpt.corner.halfspace.logistic_direction`)."""
     x, y = torch.as_tensor(z, dtype=torch.float64), torch.as_tensor(failed, dtype=torch.float64)
     lin = torch.nn.Linear(z.shape[1], 1).double()
     torch.nn.init.zeros_(lin.weight)
@@ -73,10 +76,9 @@ def blend_ratio(
     z: np.ndarray, a: np.ndarray, c: float, mix: GaussianMixture, half: float, defensive: float
 ) -> np.ndarray:
     """(n,) q / p at ``z`` of the blend ``half p 1_H / P(H) + (1 - half - defensive) m + defensive p``
-    (``H = {a.z > c}``, ``m`` the mixture)."""
-    p_h = NormalDist().cdf(-c)  # P(a.z > c) under N(0, I), a a unit vector
-    gm = np.exp(mix.logpdf(z) - nominal(z.shape[1]).logpdf(z))  # (n,) m / p
-    return half * (z @ a > c) / p_h + (1 - half - defensive) * gm + defensive
+    (``H = {a.z > c}``, ``m`` the mixture): the estimator's ``HalfSpaceBlend``."""
+    q = blend(HalfSpace(a, c, half), mix, defensive)
+    return np.exp(q.logpdf(z) - nominal(z.shape[1]).logpdf(z))
 
 
 def main() -> None:

@@ -539,6 +539,7 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
         ("--pilot-batch", "0"),
         ("--halfspace-share", "1.5"),
         ("--sims-per-check", "0"),
+        ("--halfspace-margin", "-1"),
     ):
         bad = CliRunner().invoke(app, [*args, option, value, "--out", str(tmp_path / "c")])
         assert bad.exit_code != 0 and option in bad.output.splitlines()[-1], bad.output

@@ -344,6 +344,9 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
     assert row["acceleration_first_use"] == pytest.approx(row["final_sims"] / (1000 + row["final_sims"]))
     r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path), "--defensive", "0")
     assert r.returncode == 2 and "every --defensive weight in (0, 1)" in r.stderr.strip().splitlines()[-1]
+    r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path),
+            "--halfspace-margins", "-1")  # fmt: skip
+    assert r.returncode == 2 and "every --halfspace-margins value >= 0" in r.stderr.strip().splitlines()[-1]
     save_proposal(tmp_path / "q.json", nominal(4), "cut_in", names)
     r = run(
         "proposal_reuse.py",
@@ -370,6 +373,7 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
         ),
         (["--parts", "mc", "is", "--mc-failures", "."], "--mc-failures is the Monte Carlo reference"),
         (["--refit-floor", "-1"], "importance-sampling options: bad value for 'refit_floor'"),
+        (["--halfspace-share", "1.5"], "importance-sampling options: bad value for 'halfspace_share'"),
     ],
 )
 def test_estimate_batched_refuses_bad_options_before_any_simulation(tmp_path, monkeypatch, args, message):
