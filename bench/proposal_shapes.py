@@ -15,6 +15,12 @@ measured on the other (each way round), no simulation run.
   in the cell and ``p_b`` its exact nominal mass. Measured held out (fitted on one half), and in
   sample (fitted and measured on all draws: the best such a tilt could do, flattered by the grid's
   fit to the very failures it is measured on); per k, the subset of coordinates best in sample.
+* ``half-spaces``: one or two soft half-spaces of ``drivegpt.corner.halfspace`` (the law cut beyond
+  ``a.z > c``, its edge softened by ``spread``) blended with the nominal, ``q = p (sum_j s_j
+  Phi((a_j.z - c_j) / spread_j) / Phi(-c_j) + 1 - sum_j s_j)``. The first direction is a logistic
+  regression of failure on the fit half's draws, the second one on its draws below the first's
+  decile of failures (the failures the first leaves out); edges, spreads and shares are the fit
+  half's best on a grid, measured held out.
 
 Relative variance per simulation: ``mean over the held-out draws of f p / q, / P^2 - 1``
 (``drivegpt.corner.mixture.relvar_from_failures``). The draws are the failure streams of
@@ -39,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from drivegpt.core.atomic import write_text
+from drivegpt.corner.halfspace import HalfSpace, logistic_direction
 from drivegpt.corner.mixture import GaussianMixture, relvar_from_failures, with_defensive
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
 
@@ -94,6 +101,56 @@ def tilt_relvar(fit: tuple, test: tuple, cols: tuple[int, ...], defensive: float
     return float((1 / g[cell_t[ft]]).sum() / len(zt) / p**2 - 1)
 
 
+SOFT = (0.0, 0.2, 0.45, 0.8)  #: [rad] a half-space's edge: direction cos(t) u, spread sin(t)
+OFFSETS = np.arange(0.0, 4.01, 0.25)  #: [standard units] its offsets c tried
+
+
+def soft_gain(z: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(S * C, n): ``1_H(z) / P(H)`` of each soft half-space along ``u``, on the grid SOFT x OFFSETS."""
+    out = []
+    for t in SOFT:
+        for c in OFFSETS:
+            h = HalfSpace(u * math.cos(t), float(c), 0.5, math.sin(t))
+            out.append(np.exp(h.log_inside(z) - h.log_prob()))
+    return np.array(out)
+
+
+def halfspaces(fit: tuple, test: tuple, k: int, defensive: float) -> tuple[float, float, str]:
+    """(relative variance on ``fit``, on ``test``, the choice) of ``k`` soft half-spaces fitted on ``fit``."""
+    (zf, ff), (zt, ft) = fit, test
+    dirs = [logistic_direction(zf, ff)]
+    if k == 2:
+        below = zf @ dirs[0] < np.quantile(zf[ff] @ dirs[0], 0.1)
+        dirs.append(logistic_direction(zf[below], ff[below]))
+    gf = [soft_gain(zf[ff], u) for u in dirs]  # k arrays (G, failures of the fit half)
+    shares = (
+        [(s,) for s in (0.5, 0.7, 0.9, 1 - defensive)]
+        if k == 1
+        else [(a, b) for a in (0.3, 0.45, 0.6) for b in (0.2, 0.3, 0.45) if a + b <= 1 - defensive]
+    )
+    best = (math.inf, (), ())
+    for idx in itertools.product(*(range(len(g)) for g in gf)):
+        for sh in shares:
+            ratio = sum(s * g[i] for s, g, i in zip(sh, gf, idx, strict=True)) + 1 - sum(sh)  # q / p
+            second = (1 / ratio).sum() / len(zf)
+            best = min(best, (second, idx, sh))
+    _, idx, sh = best
+
+    def relvar(z: np.ndarray, f: np.ndarray) -> float:
+        ratio = 1 - sum(sh)
+        for u, i, s in zip(dirs, idx, sh, strict=True):
+            t, c = SOFT[i // len(OFFSETS)], OFFSETS[i % len(OFFSETS)]
+            h = HalfSpace(u * math.cos(t), float(c), s, math.sin(t))
+            ratio = ratio + s * np.exp(h.log_inside(z[f]) - h.log_prob())
+        return float((1 / ratio).sum() / len(z) / f.mean() ** 2 - 1)
+
+    what = "; ".join(
+        f"share {s:g}, edge {SOFT[i // len(OFFSETS)]:g}, c {OFFSETS[i % len(OFFSETS)]:g}"
+        for i, s in zip(idx, sh, strict=True)
+    )
+    return relvar(zf, ff), relvar(zt, ft), what
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", required=True)
@@ -102,6 +159,7 @@ def main() -> None:
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3])
     ap.add_argument("--max-k", type=int, default=3, help="tilts over at most this many parameters")
     ap.add_argument("--cells", type=int, default=4, help="a tilt's cells per coordinate (failure quantiles)")
+    ap.add_argument("--shapes", nargs="+", default=["kde", "tilt"], choices=["kde", "tilt", "half-spaces"])
     args = ap.parse_args()
     if (
         any(not 0 < d < 1 for d in args.defensive)
@@ -123,15 +181,20 @@ def main() -> None:
     halves = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
     folds = (halves, halves[::-1])
     mc = 1 / p - 1
+    cells = f" --cells {args.cells}" if "tilt" in args.shapes else ""
+    shapes = "" if args.shapes == ["kde", "tilt"] else " --shapes " + " ".join(args.shapes)
     lines = [
         f"# Proposal shapes on `{args.family}`: {n:,} Monte Carlo draws, {failed.sum()} failures, "
         f"P = {p:.3g}, Monte Carlo's relative variance {mc:,.0f}",
         "",
-        f"`.venv/bin/python bench/proposal_shapes.py --family {args.family} --cells {args.cells}`",
-        "",
-        "| proposal | defensive | relative variance (half 1, half 2) | acceleration, no pilot |",
-        "|---|---|---|---|",
+        f"`.venv/bin/python bench/proposal_shapes.py --family {args.family}{cells}{shapes}`",
     ]
+    if "kde" in args.shapes:
+        lines += [
+            "",
+            "| proposal | defensive | relative variance (half 1, half 2) | acceleration, no pilot |",
+            "|---|---|---|---|",
+        ]
 
     def row(name: str, dfn: float, rv: list[float]) -> None:
         m = float(np.mean(rv))
@@ -139,43 +202,68 @@ def main() -> None:
         print(lines[-1], flush=True)
 
     order = np.flatnonzero(failed)  # the failures in draw order: the bound's order
-    for target in ("p h", "p √h"):
-        for bw in args.bandwidth:
+    if "kde" in args.shapes:
+        for target in ("p h", "p √h"):
+            for bw in args.bandwidth:
+                for dfn in args.defensive:
+                    rv = []
+                    for fit, test in folds:
+                        f_fit = order[fit[order]]
+                        w = np.ones(len(f_fit)) if target == "p h" else h_fail[fit[order]] ** -0.5
+                        q = kde(z[f_fit], w, bw, dfn)
+                        rv.append(relvar_from_failures(q, z[test & failed], int(test.sum())))
+                    row(f"kde, target {target}, bandwidth {bw:g}", dfn, rv)
+    if "tilt" in args.shapes:
+        lines += [
+            "",
+            "Tilts over k parameters: fitted on one half and measured on the other (held out), and",
+            "fitted and measured on all draws (in sample: the best such a tilt could do, flattered by the",
+            "grid's fit to the very failures it is measured on); the subset of coordinates is the best in",
+            "sample.",
+            "",
+            "| tilt over | coordinates | defensive | relative variance in sample | acceleration in sample "
+            "| relative variance held out (half 1, half 2) | acceleration held out |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        base = family_distribution(args.family)  # the coordinates: the family's, then the human's traits
+        names = base.names if d == base.dim else WithHumanTraits(base).names
+        for k in range(1, min(args.max_k, d) + 1):
             for dfn in args.defensive:
-                rv = []
-                for fit, test in folds:
-                    f_fit = order[fit[order]]
-                    w = np.ones(len(f_fit)) if target == "p h" else h_fail[fit[order]] ** -0.5
-                    q = kde(z[f_fit], w, bw, dfn)
-                    rv.append(relvar_from_failures(q, z[test & failed], int(test.sum())))
-                row(f"kde, target {target}, bandwidth {bw:g}", dfn, rv)
-    lines += [
-        "",
-        "Tilts over k parameters: fitted on one half and measured on the other (held out), and fitted",
-        "and measured on all draws (in sample: the best such a tilt could do, flattered by the grid's fit",
-        "to the very failures it is measured on); the subset of coordinates is the best in sample.",
-        "",
-        "| tilt over | coordinates | defensive | relative variance in sample | acceleration in sample "
-        "| relative variance held out (half 1, half 2) | acceleration held out |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    base = family_distribution(args.family)  # the coordinates: the family's, then the human's traits
-    names = base.names if d == base.dim else WithHumanTraits(base).names
-    for k in range(1, min(args.max_k, d) + 1):
-        for dfn in args.defensive:
-            rv_in, cols = min(
-                (tilt_relvar((z, failed), (z, failed), c, dfn, args.cells), c)
-                for c in itertools.combinations(range(d), k)
-            )
-            rv = [tilt_relvar((z[a], failed[a]), (z[t], failed[t]), cols, dfn, args.cells) for a, t in folds]
-            m = float(np.mean(rv))
-            lines.append(
-                f"| {k} | {', '.join(names[c] for c in cols)} | {dfn:g} | {rv_in:,.1f} | {mc / rv_in:,.1f}x "
-                f"| {m:,.1f} ({rv[0]:,.1f}, {rv[1]:,.1f}) | {mc / m:,.1f}x |"
-            )
-            print(lines[-1], flush=True)
+                rv_in, cols = min(
+                    (tilt_relvar((z, failed), (z, failed), c, dfn, args.cells), c)
+                    for c in itertools.combinations(range(d), k)
+                )
+                rv = [
+                    tilt_relvar((z[a], failed[a]), (z[t], failed[t]), cols, dfn, args.cells) for a, t in folds
+                ]
+                m = float(np.mean(rv))
+                lines.append(
+                    f"| {k} | {', '.join(names[c] for c in cols)} | {dfn:g} | {rv_in:,.1f} "
+                    f"| {mc / rv_in:,.1f}x | {m:,.1f} ({rv[0]:,.1f}, {rv[1]:,.1f}) | {mc / m:,.1f}x |"
+                )
+                print(lines[-1], flush=True)
+    if "half-spaces" in args.shapes:
+        lines += [
+            "",
+            "Soft half-spaces beside the nominal: fitted (directions, and edges, spreads and shares on a",
+            "grid) on one half and measured on the other; the choice shown is the first half's.",
+            "",
+            "| half-spaces | defensive | relative variance in sample (half 1, half 2) "
+            "| held out (half 1, half 2) | acceleration held out | first half's choice |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k in (1, 2):
+            for dfn in args.defensive:
+                runs = [halfspaces((z[a], failed[a]), (z[t], failed[t]), k, dfn) for a, t in folds]
+                held = float(np.mean([r[1] for r in runs]))
+                lines.append(
+                    f"| {k} | {dfn:g} | {runs[0][0]:,.1f}, {runs[1][0]:,.1f} | {held:,.1f} "
+                    f"({runs[0][1]:,.1f}, {runs[1][1]:,.1f}) | {mc / held:,.1f}x | {runs[0][2]} |"
+                )
+                print(lines[-1], flush=True)
     lines += ["", f"{time.time() - t0:.0f} s."]
-    write_text(args.out / f"{args.family}-shapes-cells{args.cells}.md", "\n".join(lines) + "\n")
+    name = f"cells{args.cells}" if "tilt" in args.shapes else "-".join(args.shapes)
+    write_text(args.out / f"{args.family}-shapes-{name}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
