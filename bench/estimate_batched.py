@@ -32,7 +32,7 @@ from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95, EstimateConfig, estimate_probability
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from, save_proposal
+from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from, save_proposal
 
 #: [s] episode length per family: the scripted event and the ego's reaction fit well inside it
 DURATION = {"stalled_car": 15.0, "hard_braking_lead": 16.0, "slower_lead": 20.0}
@@ -88,6 +88,10 @@ def main() -> None:
     ap.add_argument(
         "--is-cov-floor", type=float, default=EstimateConfig().cov_floor, help="IS eigenvalue floor"
     )
+    ap.add_argument(
+        "--is-defensive", type=float, default=EstimateConfig().defensive,
+        help="IS: the nominal's weight in each run's proposal (a run that fits a proposal: 0.5)",
+    )  # fmt: skip
     ap.add_argument("--human-traits", action="store_true", help="sample the human's personality too")
     ap.add_argument("--refit-floor", type=float, help="IS: refit each run's mixture at this floor")
     ap.add_argument("--halfspace-share", type=float, help="IS: fit a half-space to each run, this share")
@@ -99,6 +103,9 @@ def main() -> None:
         help="IS from these proposal.json files (earlier estimates'): run i from file i mod their number",
     )  # fmt: skip
     ap.add_argument(
+        "--pool", action="store_true", help="every IS run from the --proposal files pooled (one mixture)"
+    )
+    ap.add_argument(
         "--save-proposals", action="store_true", help="each IS run's fitted proposal: OUT/FAMILY-proposals/"
     )
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
@@ -109,6 +116,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.is_first_seed < 0 or args.is_seeds < 1:
         ap.error("--is-first-seed must be >= 0 and --is-seeds >= 1")
+    if args.pool and not args.proposal:
+        ap.error("--pool pools the --proposal files: give them")
     if args.proposal and len(args.families) > 1:
         ap.error("a --proposal file belongs to one family: name that one with --families")
     if args.mc_failures and "mc" in args.parts:
@@ -118,6 +127,7 @@ def main() -> None:
         "batch": args.is_batch, "pilot_batch": args.is_pilot_batch, "widen": args.is_widen,
         "components": args.is_components, "cov_floor": args.is_cov_floor, "refit_floor": args.refit_floor,
         "halfspace_share": args.halfspace_share, "halfspace_margin": args.halfspace_margin,
+        "defensive": args.is_defensive,
     }  # fmt: skip
     try:  # every estimator option checked before hours of Monte Carlo
         base = config_from_dict(EstimateConfig, settings, "importance-sampling options")
@@ -140,10 +150,12 @@ def main() -> None:
         starts: list[tuple] = [(None, None, 0, None)]  # (proposal, its mixture, fit_sims, file) per start
         if args.proposal:
             starts = []
-            for file in args.proposal:
+            groups = [args.proposal] if args.pool else [[f] for f in args.proposal]
+            for files in groups:
                 try:
-                    mix, meta = load_proposal(file, family, dist.names)
-                    starts.append((proposal_from(mix, meta, base.defensive), mix, fit_sims(meta), file))
+                    mix, meta = pool_proposals(files, family, dist.names)
+                    q = proposal_from(mix, meta, base.defensive)
+                    starts.append((q, mix, fit_sims(meta), ", ".join(map(str, files))))
                 except UserError as err:
                     ap.error(str(err))
         result = dict(family=family, policy=args.policy, duration_s=duration, names=dist.names)

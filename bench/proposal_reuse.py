@@ -10,7 +10,8 @@ fitted with more dimensions than the failures have (the human's traits) is margi
 as ``--proposal`` does.
 
 Proposals: each pilot of ``--pilots DIR`` (``FAMILY-pilots.npz`` of ``is_second_moment.py --parts
-pilots``) and each ``--proposal FILE`` (``proposal.json``). Failures: ``--failures DIR``
+pilots``) and each ``--proposal FILE`` (``proposal.json``), or with ``--pool N`` each pool of N
+consecutive files (the equal-weight mixture of their mixtures). Failures: ``--failures DIR``
 (``FAMILY-failures-*.npz``). Per proposal and ``--defensive`` weight: the relative variance, the
 simulations it needs for a 95% relative half-width ``--rel-halfwidth``, and the acceleration over
 plain Monte Carlo at its first use (every simulation behind the proposal added: the pilot's, or a
@@ -34,7 +35,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Z95
 from drivegpt.corner.mixture import GaussianMixture, marginal, relvar_from_failures
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
-from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from
+from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
 
@@ -68,13 +69,16 @@ def proposals(args: argparse.Namespace, names: list[str]) -> list[tuple[str, Gau
                     int(pil["sims"][i]),
                 )
             )
-    for path in args.proposal:
+    size = args.pool
+    for k in range(0, len(args.proposal), size):  # one file, or a pool of `size` consecutive ones
+        group = args.proposal[k : k + size]
         try:
-            mix, meta = load_proposal(path, args.family, names)
+            mix, meta = pool_proposals(group, args.family, names)
         except UserError as err:
             raise SystemExit(str(err)) from None
         fit = fit_sims(meta)
-        out.append((f"{path.parent}/*.json seed {path.name}", mix, meta, fit))
+        label = f"{group[0].parent}/*.json" + (f", pools of {size}" if size > 1 else "")
+        out.append((f"{label} seed {group[0].name}", mix, meta, fit))
     if not out:
         raise SystemExit("give --pilots DIR or --proposal FILE")
     return out
@@ -116,6 +120,11 @@ def main() -> None:
     ap.add_argument("--pilots", type=Path, help="folder of FAMILY-pilots.npz (is_second_moment.py)")
     ap.add_argument("--pilots-stem", help="the pilots file's stem, e.g. slower_lead-pb100 (default: FAMILY)")
     ap.add_argument("--proposal", type=Path, nargs="*", default=[], help="proposal.json files")
+    ap.add_argument(
+        "--pool", type=int, default=1,
+        help="measure the --proposal files pooled, this many consecutive files to a pool (as repeated "
+        "--proposal options of corner-cases estimate do)",
+    )  # fmt: skip
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02])
     ap.add_argument(
         "--halfspace-margins", type=float, nargs="+", default=[0.0],
@@ -127,6 +136,8 @@ def main() -> None:
                     help="estimate_batched.py result folders: plot their runs to --plot")  # fmt: skip
     ap.add_argument("--plot", type=Path, help="the PNG of --plot-runs")
     args = ap.parse_args()
+    if args.pool < 1 or len(args.proposal) % args.pool:
+        ap.error(f"--pool must be >= 1 and divide the {len(args.proposal)} --proposal files, got {args.pool}")
     if any(m < 0 for m in args.halfspace_margins):
         ap.error(f"every --halfspace-margins value >= 0, got {args.halfspace_margins}")
     if not all(0 < a < 1 for a in args.defensive) or not args.rel_halfwidth > 0:

@@ -30,8 +30,8 @@ row), so every non-failure is known without simulating it.
     .venv/bin/python bench/proposal_shapes.py --family adversarial_vehicle --cells 4   # and --cells 8
     .venv/bin/python bench/proposal_shapes.py --family stalled_car --cells 4           # and --cells 8
 
-(after ``bench/is_second_moment.py --parts failures bound`` for the family; writes
-``OUT/FAMILY-shapes-cellsN.md``)
+(after ``bench/is_second_moment.py --parts failures bound`` for the family, ``bound`` for ``kde``
+only; writes ``OUT/FAMILY-shapes-cellsN.md``, or ``OUT/FAMILY-shapes-half-spaces.md``)
 """
 
 from __future__ import annotations
@@ -170,13 +170,19 @@ def main() -> None:
         ap.error("--defensive in (0, 1), --bandwidth > 0, --max-k >= 1, --cells >= 2")
     t0 = time.time()
     z, failed = draws(args.out, args.family)
-    bound = args.out / f"{args.family}-bound.npz"
-    if not bound.exists():
-        raise SystemExit(f"no {bound}: run bench/is_second_moment.py --family {args.family} --parts bound")
-    b = np.load(bound)
-    h_fail = np.maximum(b["fails"], 0.5) / b["n"]  # per failure in is_second_moment's order (stream, draw)
-    if len(h_fail) != failed.sum():
-        raise SystemExit(f"{bound}: {len(h_fail)} failures, the streams {failed.sum()}: run its bound again")
+    h_fail = np.ones(int(failed.sum()))  # h per failure: the kernel densities' p √h target needs it
+    if "kde" in args.shapes:
+        bound = args.out / f"{args.family}-bound.npz"
+        if not bound.exists():
+            raise SystemExit(
+                f"no {bound}: run bench/is_second_moment.py --family {args.family} --parts bound"
+            )
+        b = np.load(bound)
+        h_fail = np.maximum(b["fails"], 0.5) / b["n"]  # per failure in is_second_moment's order
+        if len(h_fail) != failed.sum():
+            raise SystemExit(
+                f"{bound}: {len(h_fail)} failures, the streams {failed.sum()}: run its bound again"
+            )
     p, n, d = failed.mean(), len(z), z.shape[1]
     halves = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
     folds = (halves, halves[::-1])

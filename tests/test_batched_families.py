@@ -505,12 +505,12 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     assert second.exit_code == 0 and "(0 pilot)" in second.output, second.output
     est = json.loads((tmp_path / "b" / "estimate.json").read_text())
     assert est["pilot_sims"] == 0 and est["failure_probability"] > 0.5
-    assert est["run"]["proposal"].endswith("proposal.json")
+    assert est["run"]["proposal"] == [str(tmp_path / "a" / "proposal.json")]
     assert not (tmp_path / "b" / "proposal.json").exists()  # no pilot, no refit asked: nothing new
     refitted = CliRunner().invoke(app, [*again, "--refit-floor", "0.3", "--out", str(tmp_path / "b")])
     assert refitted.exit_code == 0 and "refitted to its failures" in refitted.output, refitted.output
     refit = json.loads((tmp_path / "b" / "proposal.json").read_text())
-    assert refit["pilot_sims"] == 0 and refit["started_from"] == str(tmp_path / "a" / "proposal.json")
+    assert refit["pilot_sims"] == 0 and refit["started_from"] == [str(tmp_path / "a" / "proposal.json")]
     assert refit["fit_sims"] == est["sims"] + saved["fit_sims"] and refit["fitted_to"] == "estimate"
     # a half-space beside the start's mixture, fitted to the estimate's simulations; the next draws from both
     short = ["--duration", "5"]  # episodes too short for some runs to reach the stalled car: mixed outcomes
@@ -529,6 +529,17 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     assert from_h.exit_code == 0 and "(0 pilot)" in from_h.output, from_h.output
     est_h = json.loads((tmp_path / "i" / "estimate.json").read_text())
     assert est_h["proposal"]["kind"] == "halfspace_blend" and est_h["failure_probability"] > 0.5
+    # two files pool: the equal-weight mixture of their mixtures; a file with a half-space is refused there
+    files = [str(tmp_path / d / "proposal.json") for d in ("a", "b")]
+    both = ["--proposal", files[0], "--proposal", files[1]]
+    pooled = CliRunner().invoke(app, [*args, "--seed", "3", *both, "--out", str(tmp_path / "p")])
+    assert pooled.exit_code == 0 and "(0 pilot)" in pooled.output, pooled.output
+    est_p = json.loads((tmp_path / "p" / "estimate.json").read_text())
+    k = len(saved["weights"]) + len(refit["weights"])  # the defensive nominal first, then both files' parts
+    assert est_p["run"]["proposal"] == files and len(est_p["proposal"]["weights"]) == 1 + k
+    with_hs = [*args, "--proposal", files[0], "--proposal", str(tmp_path / "h" / "proposal.json")]
+    bad = CliRunner().invoke(app, [*with_hs, "--out", str(tmp_path / "q")])
+    assert bad.exit_code != 0 and "a pool of proposals takes mixtures only" in bad.output.splitlines()[-1]
     mc = [a if a != "is" else "mc" for a in again]
     bad = CliRunner().invoke(app, [*mc, "--out", str(tmp_path / "c")])
     assert bad.exit_code != 0 and "needs --method is" in bad.output.splitlines()[-1], bad.output

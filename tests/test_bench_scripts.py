@@ -342,6 +342,15 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
         1.0
     )
     assert row["acceleration_first_use"] == pytest.approx(row["final_sims"] / (1000 + row["final_sims"]))
+    r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path),
+            "--proposal", str(tmp_path / "p.json"), "--pool", "2")  # fmt: skip
+    assert r.returncode == 2 and "--pool must be >= 1 and divide the 1" in r.stderr.strip().splitlines()[-1]
+    # two copies of the nominal pooled: the nominal again, its cost counted twice
+    r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path), "--pool", "2",
+            "--proposal", str(tmp_path / "p.json"), str(tmp_path / "p.json"), "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["acceleration_reused"] == pytest.approx(1.0) and row["fit_sims"] == 2000
     r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path), "--defensive", "0")
     assert r.returncode == 2 and "every --defensive weight in (0, 1)" in r.stderr.strip().splitlines()[-1]
     r = run("proposal_reuse.py", "--family", "slower_lead", "--failures", str(tmp_path),
@@ -374,6 +383,8 @@ def test_proposal_reuse_of_the_nominal_is_plain_monte_carlo(tmp_path):
         (["--parts", "mc", "is", "--mc-failures", "."], "--mc-failures is the Monte Carlo reference"),
         (["--refit-floor", "-1"], "importance-sampling options: bad value for 'refit_floor'"),
         (["--halfspace-share", "1.5"], "importance-sampling options: bad value for 'halfspace_share'"),
+        (["--is-defensive", "1"], "importance-sampling options: bad value for 'defensive'"),
+        (["--pool"], "--pool pools the --proposal files: give them"),
     ],
 )
 def test_estimate_batched_refuses_bad_options_before_any_simulation(tmp_path, monkeypatch, args, message):

@@ -118,3 +118,40 @@ def test_proposal_file_errors_name_the_file_and_the_fix(tmp_path) -> None:
     assert "reads versions (1, 2)" in bad("v3.json", json.dumps({**doc, "version": 3}))
     assert "fit_sims is 'x', not a count" in bad("cost.json", json.dumps({**doc, "fit_sims": "x"}))
     assert "pilot_sims is -3, not a count" in bad("neg.json", json.dumps({**doc, "pilot_sims": -3}))
+
+
+def test_a_pool_of_files_is_their_mixtures_averaged_and_covers_what_each_misses(tmp_path) -> None:
+    """Two files, each fitted to one of the two failure modes of a 2-D tail: their pool's density is
+    the mean of theirs (by hand), its cost the sum of theirs, and its relative variance, measured on
+    a million nominal draws' failures, a fraction of either file's alone (each leaves the other mode
+    to the defensive nominal). A file with a half-space is refused in a pool, naming it."""
+    from drivegpt.corner.halfspace import HalfSpace
+    from drivegpt.corner.mixture import relvar_from_failures
+    from drivegpt.corner.proposal_file import pool_proposals
+
+    t = N01.inv_cdf(1 - 5e-4)  # each coordinate beyond t with probability 5e-4: P = 1 - (1 - 5e-4)^2
+    one = GaussianMixture(np.ones(1), np.array([[t + 0.4, 0.0]]), np.array([np.diag([0.2, 1.0])]))
+    other = GaussianMixture(np.ones(1), np.array([[0.0, t + 0.4]]), np.array([np.diag([1.0, 0.2])]))
+    paths = [
+        save_proposal(tmp_path / "x.json", one, "toy", ["a", "b"], fit_sims=300),
+        save_proposal(tmp_path / "y.json", other, "toy", ["a", "b"], fit_sims=500),
+    ]
+    pool, meta = pool_proposals(paths, "toy", ["a", "b"])
+    z = np.array([[0.3, -1.2], [t + 0.5, 0.1], [-0.4, t + 1.0]])
+    by_hand = 0.5 * (np.exp(one.logpdf(z)) + np.exp(other.logpdf(z)))
+    assert np.allclose(np.exp(pool.logpdf(z)), by_hand, rtol=1e-12)
+    assert meta["fit_sims"] == 800 and meta["pooled"] == [str(p) for p in paths]
+    assert meta["halfspace"] is None and str(paths[0]) in meta["path"]
+    alone, _ = pool_proposals(paths[:1], "toy", ["a", "b"])
+    assert np.allclose(alone.means, one.means)  # one file: that file
+    draws = np.random.default_rng(0).standard_normal((1_000_000, 2))
+    failures = draws[(draws > t).any(1)]
+    rv = {
+        name: relvar_from_failures(with_defensive(m, 0.02), failures, len(draws))
+        for name, m in (("one", one), ("other", other), ("pool", pool))
+    }
+    assert rv["pool"] < 0.2 * min(rv["one"], rv["other"]), rv
+    hs = save_proposal(tmp_path / "h.json", one, "toy", ["a", "b"], HalfSpace(np.array([1.0, 0.0]), t, 0.5))
+    with pytest.raises(UserError) as err:
+        pool_proposals([paths[0], hs], "toy", ["a", "b"])
+    assert str(hs) in str(err.value) and "takes mixtures only" in str(err.value)

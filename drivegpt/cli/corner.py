@@ -281,11 +281,12 @@ def estimate(
         help="--method is: simulations per pilot stage; 200 fits a proposal about half as variable for "
         "twice the pilot (worth it for a proposal that later estimates reuse).",
     ),
-    proposal: Path | None = typer.Option(
+    proposal: list[Path] | None = typer.Option(
         None,
         help="--method is: start from the proposal.json an earlier estimate of FAMILY wrote (another seed, "
         "policy or checkpoint), with no pilot; the human's trait dimensions it has and the estimate does "
-        "not sample are dropped, those it lacks stay naturalistic.",
+        "not sample are dropped, those it lacks stay naturalistic. Repeated: the pool of the files' "
+        "mixtures (equal weights), steadier than any one refit where the seed decides part of each failure.",
     ),
     refit_floor: float | None = typer.Option(
         None,
@@ -350,7 +351,7 @@ def estimate(
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim, "seed": seed,
         "human_traits": traits, "defensive": defensive, "seconds": time.time() - t0, "device": dev,
-        "proposal": str(proposal) if proposal else None,
+        "proposal": [str(p) for p in proposal] if proposal else None,
     }  # fmt: skip
     write_estimate(est, out, run)
     lo, hi = est.failure_probability_ci

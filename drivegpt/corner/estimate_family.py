@@ -8,6 +8,7 @@ standard space, are :mod:`drivegpt.corner.estimate`; the batched simulator's ``s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def estimate(
     duration: float | None = None,
     human_traits: bool | None = None,
     device: str = "cpu",
-    proposal: str | Path | None = None,
+    proposal: str | Path | Sequence[str | Path] | None = None,
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
@@ -75,7 +76,8 @@ def estimate(
     (None): where it can, with the human on the batched simulator. ``proposal``: a ``proposal.json``
     of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
     from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
-    ``cfg.defensive``, and no pilot."""
+    ``cfg.defensive``, and no pilot; several files: the pool of their mixtures
+    (:func:`~drivegpt.corner.proposal_file.pool_proposals`)."""
     from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
@@ -90,11 +92,12 @@ def estimate(
         dist = WithHumanTraits(dist)
     q, mix, start = None, None, 0
     if proposal is not None:
-        from drivegpt.corner.proposal_file import fit_sims, load_proposal, proposal_from
+        from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from
 
         if cfg.method != "is":
             raise UserError("--proposal is an importance-sampling proposal: it needs --method is")
-        mix, meta = load_proposal(proposal, family, dist.names)
+        files = [proposal] if isinstance(proposal, str | Path) else list(proposal)
+        mix, meta = pool_proposals(files, family, dist.names)
         q = proposal_from(mix, meta, cfg.defensive)
         start = fit_sims(meta)
     if sim == "batched":
