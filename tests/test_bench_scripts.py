@@ -394,6 +394,14 @@ def test_estimate_batched_refuses_bad_options_before_any_simulation(tmp_path, mo
     assert not (tmp_path / "out" / "slower_lead.json").exists()
 
 
+def test_failure_randomness_refuses_bad_options_and_a_missing_stream(tmp_path):
+    r = run("failure_randomness.py", "--family", "stalled_car", "--failures", str(tmp_path), "--resims", "0")
+    assert r.returncode == 2 and "--resims and --batch must be >= 1" in r.stderr.strip().splitlines()[-1]
+    r = run("failure_randomness.py", "--family", "stalled_car", "--failures", str(tmp_path))
+    assert r.returncode == 1 and "no stalled_car-failures-*.npz" in r.stderr.strip().splitlines()[-1]
+    assert not list(tmp_path.iterdir())
+
+
 def test_naturalistic_rate_refuses_no_episodes(tmp_path):
     r = run("naturalistic_rate.py", "--policies", "human", "--episodes", "0", "--out", str(tmp_path / "n"))
     assert r.returncode == 2 and "--episodes must be >= 1, got 0" in r.stderr.strip().splitlines()[-1]
