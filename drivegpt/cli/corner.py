@@ -283,6 +283,7 @@ def estimate(
     ),
     proposal: list[Path] | None = typer.Option(
         None,
+        metavar="FILE",
         help="--method is: start from the proposal.json an earlier estimate of FAMILY wrote (another seed, "
         "policy or checkpoint), with no pilot; the human's trait dimensions it has and the estimate does "
         "not sample are dropped, those it lacks stay naturalistic. Repeated: the pool of the files' "

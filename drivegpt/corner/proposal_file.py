@@ -18,7 +18,8 @@ ones); traits the file lacks are left at the naturalistic law (standard normal, 
 Several files pool (:func:`pool_proposals`): the equal-weight mixture of their mixtures. Where the
 seed decides part of each failure, one refit follows the failures its own proposal happened to draw
 and refits vary widely in quality; their pool has at least ``1/N`` of the best one's density
-everywhere, so it is never more than ``N`` times worse than the best and usually close to it.
+everywhere, so its second moment ``E_p[f p / q]`` is never more than ``N`` times the best one's,
+and usually close to it.
 """
 
 from __future__ import annotations
