@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +32,10 @@ from tqdm import tqdm
 from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import UserError
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
-from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob, outcome_of
+from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob
+from drivegpt.corner.traces import Traces, box_clearance
 from drivegpt.policies.registry import NO_BATCHED_FAMILIES, load_policy, policy_action_kind
 from drivegpt.sim.batched import observe, on_road, terminated, truncated
-from drivegpt.sim.batched.config import LENGTH, SPEED_LIMIT, WIDTH
 from drivegpt.sim.batched.families import (
     BATCHED_FAMILIES,
     BatchedFamilyError,
@@ -126,50 +125,6 @@ def batched_family_simulator(
         return np.concatenate(out) if out else np.zeros(0, bool)
 
     return simulate_batch
-
-
-@dataclass
-class Traces:
-    """What B family episodes did, row by row (columns: policy steps, the reset state first)."""
-
-    crashed: torch.Tensor  # (B,) bool: the ego collided
-    offroad: torch.Tensor  # (B,) bool: the ego left the road at some step
-    steps: torch.Tensor  # (B,) int64 policy steps driven
-    distance_m: torch.Tensor  # (B,) [m] ego path length
-    speed: torch.Tensor  # (B, T+1) [m/s] ego speed; NaN after the episode's end
-    ttc: torch.Tensor  # (B, T+1) [s] TTC to the lead in the ego's lane; inf when none or after the end
-    gap: torch.Tensor  # (B, T+1) [m] box clearance to the nearest vehicle; inf after the end
-    takeovers: torch.Tensor  # (B,) int64 the safety driver's takeovers (0 without a monitor)
-    policy_distance_m: torch.Tensor  # (B,) [m] path length while the policy drove (all without a monitor)
-
-    def outcome(self, b: int, dt: float) -> Outcome:
-        """Row ``b`` as the :class:`~drivegpt.corner.suite.Outcome` that highway-env's trace gives."""
-        n = int(self.steps[b]) + 1  # rows of the trace: the reset state and every step
-        speed = self.speed[b, :n].tolist()
-        trace = {
-            "speed": speed,
-            "ttc": self.ttc[b, :n].tolist(),
-            "gap": self.gap[b, :n].tolist(),
-            "speeding": [float(v > SPEED_LIMIT + 1e-6) for v in speed],
-        }
-        return outcome_of(
-            bool(self.crashed[b]),
-            bool(self.offroad[b]),
-            float(self.distance_m[b]),
-            trace,
-            dt,
-            int(self.takeovers[b]),
-            float(self.policy_distance_m[b]),
-        )
-
-
-def box_clearance(state: BatchState) -> torch.Tensor:
-    """(B,) ``drivegpt.sim.geometry.box_clearance``: the smallest ``max(|dx| - length, |dy| - width)``
-    from the ego to any other vehicle [m]; inf when the ego is alone."""
-    dx = (state.x[:, 1:] - state.x[:, :1]).abs() - LENGTH  # (B, N-1) [m]
-    dy = (state.y[:, 1:] - state.y[:, :1]).abs() - WIDTH  # (B, N-1) [m]
-    gap = torch.where(state.present[:, 1:], torch.maximum(dx, dy), float("inf"))
-    return gap.min(dim=1).values if gap.shape[1] else torch.full_like(state.x[:, 0], float("inf"))
 
 
 def _start(driver: Any, state: BatchState, seeds: list[int], people: list[Personality] | None) -> Any:
