@@ -651,3 +651,39 @@ def test_cli_estimate_with_human_traits(tmp_path) -> None:
     assert json.loads((tmp_path / "est" / "estimate.json").read_text())["run"]["human_traits"] is False
     bad = CliRunner().invoke(app, [*args, "--human-traits", "--policy", "constant:39"])
     assert bad.exit_code != 0 and "--policy human" in bad.output
+
+
+def test_cli_fit_proposal_pools_the_last_rounds_refits_and_an_estimate_starts_from_it(tmp_path):
+    """``corner-cases fit-proposal``: a pilot and two rounds of two refits, the second drawn from the
+    first's pool; the file holds the pool of the last round's refits and every simulation behind it,
+    and an estimate starts from it with no pilot. Bad counts are refused naming the flag."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    base = ["corner-cases", "fit-proposal", "--family", "stalled_car", "--policy", "constant:39"]
+    small = ["--refits", "2", "--rounds", "2", "--fit-sims", "64", "--pilot-sims", "80", "--pilot-batch", "8"]
+    r = CliRunner().invoke(app, [*base, *small, "--duration", "8", "--out", str(tmp_path / "f")])
+    assert r.exit_code == 0 and "a pool of" in r.output, r.output
+    fit = json.loads((tmp_path / "f" / "fit.json").read_text())
+    saved = json.loads((tmp_path / "f" / "proposal.json").read_text())
+    assert [x["round"] for x in fit["runs"]] == [0, 1, 1, 2, 2] and fit["runs"][0]["sims"] <= 80
+    assert all(x["sims"] == 64 for x in fit["runs"][1:])
+    assert saved["fit_sims"] == fit["sims"] == sum(x["sims"] for x in fit["runs"])
+    assert saved["fitted_to"] == "pooled refits" and saved["refits"] == sum(
+        x["refitted"] for x in fit["runs"][3:]
+    )
+    assert len({x["seed"] for x in fit["runs"]}) == 5  # every run its own scenario seeds
+    assert abs(sum(saved["weights"]) - 1) < 1e-9 and len(saved["names"]) == 4
+    args = ["corner-cases", "estimate", "--family", "stalled_car", "--method", "is", "--sim", "batched"]
+    args += ["--policy", "constant:39", "--max-sims", "80", "--duration", "8"]
+    est = CliRunner().invoke(
+        app, [*args, "--proposal", str(tmp_path / "f" / "proposal.json"), "--out", str(tmp_path / "e")]
+    )
+    assert est.exit_code == 0 and "(0 pilot)" in est.output, est.output
+    for option, value in (("--refits", "0"), ("--fit-sims", "0"), ("--pilot-batch", "0")):
+        bad = CliRunner().invoke(app, [*base, option, value, "--out", str(tmp_path / "x")])
+        assert bad.exit_code != 0 and f"bad value for {option}" in bad.output.splitlines()[-1], bad.output
+    assert not (tmp_path / "x").exists()

@@ -27,6 +27,8 @@ from drivegpt_envs.common import DEFAULT_ACTION
 
 def register(app: typer.Typer) -> None:
     """Add the ``corner-cases`` group and the ``bench`` command to ``app``."""
+    from drivegpt.cli.corner_proposal import fit_proposal
+
     corner = typer.Typer(no_args_is_help=True, help="Search corner cases; replay and inspect suites.")
     app.add_typer(corner, name="corner-cases")
     corner.command("search")(friendly_errors(search))
@@ -34,6 +36,7 @@ def register(app: typer.Typer) -> None:
     corner.command("info")(friendly_errors(info))
     corner.command("fit-naturalistic")(friendly_errors(fit_naturalistic))
     corner.command("estimate")(friendly_errors(estimate))
+    corner.command("fit-proposal")(friendly_errors(fit_proposal))  # drivegpt/cli/corner_proposal.py
     app.command("bench")(friendly_errors(bench))
 
 

@@ -16,8 +16,9 @@ import numpy as np
 from drivegpt.core.config import config_from_dict
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Estimate, EstimateConfig, Method, SimulateBatch, estimate_probability
+from drivegpt.corner.naturalistic import FamilyDistribution
 
-__all__ = ["estimate", "family_simulator", "samples_human_traits"]
+__all__ = ["estimate", "family_law", "family_run", "family_simulator", "samples_human_traits"]
 
 
 def family_simulator(
@@ -45,6 +46,50 @@ def family_simulator(
 def samples_human_traits(policy: str, sim: str) -> bool:
     """Whether an estimate samples the human's traits by default: with the human on the batched simulator."""
     return policy == "human" and sim == "batched"
+
+
+def family_law(
+    family: str,
+    policy: str,
+    sim: str,
+    naturalistic: str | Path | None = None,
+    human_traits: bool | None = None,
+) -> FamilyDistribution:
+    """The naturalistic law an estimate of ``family`` samples: the family's parameters, and the
+    human's traits with ``human_traits`` (default: where :func:`samples_human_traits`)."""
+    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+
+    dist = family_distribution(family, load_naturalistic(naturalistic))
+    if human_traits is None:
+        human_traits = samples_human_traits(policy, sim)
+    if human_traits:
+        if policy != "human" or sim != "batched":
+            raise UserError("--human-traits samples the simulated human's personality: it needs "
+                            "--policy human and --sim batched")  # fmt: skip
+        dist = WithHumanTraits(dist)
+    return dist
+
+
+def family_run(
+    family: str,
+    policy: str,
+    names: list[str],
+    action: str = "accel",
+    workers: int | None = None,
+    progress: bool = True,
+    sim: str = "highway-env",
+    batch: int = 4096,
+    duration: float | None = None,
+    device: str = "cpu",
+) -> SimulateBatch:
+    """``simulate_batch`` of ``family`` on ``sim`` for points on ``names``."""
+    if sim == "batched":
+        from drivegpt.corner.batched import batched_family_simulator
+
+        return batched_family_simulator(family, policy, names, action, batch, duration, device, progress)
+    if sim == "highway-env":
+        return family_simulator(family, policy, names, action, workers, progress)
+    raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
 
 
 def estimate(
@@ -78,18 +123,10 @@ def estimate(
     from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
     ``cfg.defensive``, and no pilot; several files: the pool of their mixtures
     (:func:`~drivegpt.corner.proposal_file.pool_proposals`)."""
-    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
-    dist = family_distribution(family, load_naturalistic(naturalistic))
-    if human_traits is None:
-        human_traits = samples_human_traits(policy, sim)
-    if human_traits:
-        if policy != "human" or sim != "batched":
-            raise UserError("--human-traits samples the simulated human's personality: it needs "
-                            "--policy human and --sim batched")  # fmt: skip
-        dist = WithHumanTraits(dist)
+    dist = family_law(family, policy, sim, naturalistic, human_traits)
     q, mix, start = None, None, 0
     if proposal is not None:
         from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from
@@ -100,13 +137,6 @@ def estimate(
         mix, meta = pool_proposals(files, family, dist.names)
         q = proposal_from(mix, meta, cfg.defensive)
         start = fit_sims(meta)
-    if sim == "batched":
-        from drivegpt.corner.batched import batched_family_simulator
-
-        run = batched_family_simulator(family, policy, dist.names, action, batch, duration, device, progress)
-    elif sim == "highway-env":
-        run = family_simulator(family, policy, dist.names, action, workers, progress)
-    else:
-        raise UserError(f"unknown simulator {sim!r}; valid: highway-env, batched")
+    run = family_run(family, policy, dist.names, action, workers, progress, sim, batch, duration, device)
     est = estimate_probability(run, dist.dim, cfg, dist.to_params, q, mix)
     return est._replace(names=tuple(dist.names), start_sims=start)

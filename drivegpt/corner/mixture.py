@@ -72,6 +72,18 @@ def with_defensive(mix: GaussianMixture, defensive: float) -> GaussianMixture:
     )
 
 
+def pool(mixes: Sequence[GaussianMixture]) -> GaussianMixture:
+    """``sum_i m_i / N``: the equal-weight mixture of ``N`` mixtures on the same dimensions."""
+    n = len(mixes)
+    if n == 0:
+        raise ValueError("pool needs at least one mixture")
+    return GaussianMixture(
+        np.concatenate([m.weights / n for m in mixes]),
+        np.concatenate([m.means for m in mixes]),
+        np.concatenate([m.covs for m in mixes]),
+    )
+
+
 def check_support(q: Proposal, d: int, rng: np.random.Generator, n: int = 4096) -> None:
     """Refuse a proposal with zero density (or an invalid one) where the nominal has mass."""
     z = np.concatenate([rng.standard_normal((n, d)), 6.0 * np.concatenate([np.eye(d), -np.eye(d)])])

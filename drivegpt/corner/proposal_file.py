@@ -34,7 +34,7 @@ import numpy as np
 
 from drivegpt.core.errors import MissingInputError, UserError
 from drivegpt.corner.halfspace import HalfSpace, blend
-from drivegpt.corner.mixture import GaussianMixture, Proposal, marginal, with_defensive
+from drivegpt.corner.mixture import GaussianMixture, Proposal, marginal, pool, with_defensive
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
 
 FORMAT = "drivegpt-proposal"  #: the ``format`` field that marks a proposal file
@@ -107,12 +107,7 @@ def pool_proposals(
                 f"{meta['path']}: has a half-space, and a pool of proposals takes mixtures only; give it "
                 f"alone as --proposal, or pool files without one"
             )
-    n = len(loaded)
-    mix = GaussianMixture(
-        np.concatenate([m.weights / n for m, _ in loaded]),
-        np.concatenate([m.means for m, _ in loaded]),
-        np.concatenate([m.covs for m, _ in loaded]),
-    )
+    mix = pool([m for m, _ in loaded])
     meta = {
         "family": family,
         "names": list(names),
