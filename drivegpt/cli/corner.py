@@ -250,7 +250,11 @@ def estimate(
     method: Annotated[Method, typer.Option(help="mc (plain Monte Carlo) | is (importance sampling).")] = "is",
     rel_halfwidth: float = typer.Option(0.2, help="Stop at this 95% half-width / estimate."),
     max_sims: int = typer.Option(2000, help="Simulations at most."),
-    seed: int = typer.Option(0, help="Sampler seed; simulation i uses scenario seed SEED + i."),
+    seed: int = typer.Option(
+        0,
+        help="Sampler seed; simulation i uses scenario seed SEED + i (so runs with consecutive seeds share "
+        "most scenario seeds: space them, e.g. 10000000 apart, for independent runs).",
+    ),
     naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
     action: ActionOpt = None,
     workers: WorkersOpt = None,
