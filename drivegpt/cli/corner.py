@@ -17,7 +17,7 @@ from drivegpt.cli.options import (
     SimOrDefaultOpt,
     WorkersOpt,
 )
-from drivegpt.cli.util import command_line, friendly_errors
+from drivegpt.cli.util import command_line, friendly_errors, options_config
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Method
@@ -326,7 +326,6 @@ def estimate(
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
-    from drivegpt.core.config import config_from_dict
     from drivegpt.core.device import resolve_device
     from drivegpt.corner.estimate import EstimateConfig, write_estimate
     from drivegpt.corner.estimate_family import estimate as run_estimate
@@ -344,14 +343,7 @@ def estimate(
     options = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor,
                "halfspace_share": halfspace_share, "halfspace_margin": halfspace_margin,
                "batch": sims_per_check}  # fmt: skip
-    flags = {"batch": "--sims-per-check"} | {k: "--" + k.replace("_", "-") for k in options if k != "batch"}
-    try:
-        cfg = config_from_dict(EstimateConfig, options, "estimate options")
-    except UserError as err:  # name the command-line option, not the config field
-        msg = str(err)
-        for field, flag in flags.items():
-            msg = msg.replace(f"'{field}'", flag)
-        raise UserError(msg) from None
+    cfg = options_config(EstimateConfig, options, "estimate options", {"batch": "--sims-per-check"})
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, cfg, naturalistic, kind, workers,
         sim=sim, batch=batch, duration=duration, human_traits=traits, device=dev, proposal=proposal,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from drivegpt.cli.options import ActionOpt, BatchOpt, DeviceOpt, WorkersOpt
-from drivegpt.cli.util import command_line
+from drivegpt.cli.util import command_line, options_config
 from drivegpt.core.errors import UserError
 from drivegpt.sim.rollout import Simulator
 from drivegpt_envs.common import DEFAULT_ACTION
@@ -53,7 +53,6 @@ def fit_proposal(
     simulations per later estimate than a pilot's proposal; it pays once (about 70,000 simulations
     with the defaults). Start estimates from it with `corner-cases estimate --proposal OUT/proposal.json`."""
     from drivegpt.core.atomic import write_json
-    from drivegpt.core.config import config_from_dict
     from drivegpt.core.device import resolve_device
     from drivegpt.corner.estimate import EstimateConfig
     from drivegpt.corner.fit_proposal import fit_proposal as fit
@@ -67,13 +66,7 @@ def fit_proposal(
         if value < 1:
             raise UserError(f"bad value for {flag}: {value}; it must be >= 1")
     options = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor}
-    try:
-        cfg = config_from_dict(EstimateConfig, options, "fit-proposal options")
-    except UserError as err:  # name the command-line option, not the config field
-        msg = str(err)
-        for field in options:
-            msg = msg.replace(f"'{field}'", "--" + field.replace("_", "-"))
-        raise UserError(msg) from None
+    cfg = options_config(EstimateConfig, options, "fit-proposal options")
     dev = str(resolve_device(device)) if sim == "batched" else "cpu"
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
 
 def command_line(ctx: typer.Context) -> str:
@@ -34,6 +35,23 @@ def command_line(ctx: typer.Context) -> str:
         else:
             args += [flag, str(value)]
     return shlex.join(args)
+
+
+def options_config(
+    cls: type[C], options: dict[str, Any], what: str, flags: dict[str, str] | None = None
+) -> C:
+    """``config_from_dict(cls, options, what)``, its error naming the command-line option (``flags``:
+    field -> flag where the two differ; otherwise ``--field-name``), not the config field."""
+    from drivegpt.core.config import config_from_dict
+    from drivegpt.core.errors import UserError
+
+    try:
+        return config_from_dict(cls, options, what)
+    except UserError as err:
+        msg = str(err)
+        for field in options:
+            msg = msg.replace(f"'{field}'", (flags or {}).get(field, "--" + field.replace("_", "-")))
+        raise UserError(msg) from None
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

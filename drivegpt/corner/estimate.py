@@ -225,6 +225,7 @@ def estimate_probability(
     pilot_sims, history = sims, []
     zf, wfail = [np.zeros((0, dim))], [np.zeros(0)]  # the estimation's failures and their p / q
     zs, fs, ws = [np.zeros((0, dim))], [np.zeros(0, bool)], [np.zeros(0)]  # every estimation simulation
+    keep_all = cfg.halfspace_share is not None  # only a half-space's fit needs them all
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
     s: dict[str, Any] = {}
     batches = 0
@@ -235,9 +236,10 @@ def estimate_probability(
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
         zf.append(z[failed])
         wfail.append(w[failed])
-        zs.append(z)
-        fs.append(failed)
-        ws.append(w)
+        if keep_all:
+            zs.append(z)
+            fs.append(failed)
+            ws.append(w)
         s = summarise(wf, kind, cfg.min_ess)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
