@@ -33,4 +33,7 @@ DeviceOpt = Annotated[
     str,
     typer.Option(help="With --sim batched: auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
 ]
+DurationOpt = Annotated[
+    float | None, typer.Option(help="With --sim batched: episode length in seconds (default: the family's).")
+]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]
