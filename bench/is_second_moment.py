@@ -385,10 +385,32 @@ def fits(out: Path, family: str, rel: float, components: int) -> None:
                   f"{need / (Z95**2 * np.mean(rv) / rel**2):.0f}x |")  # fmt: skip
 
 
+def rare(out: Path, family: str, names: list[str], below: float = 0.1) -> None:
+    """Where the failures the seed rarely repeats lie (after ``--parts bound``): per coordinate, the
+    mean and spread of the failures with h < ``below`` against the others', and their share of the
+    optimum's p √h mass (each failure counts h^(-1/2) there)."""
+    z, _, _ = mc_failures(out, family)
+    path = out / f"{family}-bound.npz"
+    if not path.exists():
+        raise SystemExit(f"no {path}: run bench/is_second_moment.py --family {family} --parts bound")
+    b = np.load(path)
+    h = np.maximum(b["fails"], 0.5) / b["n"]  # per failure, as fits() reads it
+    if len(h) != len(z) or len(names) != z.shape[1]:
+        raise SystemExit(f"{path}: {len(h)} failures, the streams {len(z)}: run its bound again")
+    low = h < below
+    share = (h[low] ** -0.5).sum() / (h**-0.5).sum()
+    print(f"{family}: {low.sum()} of {len(z)} MC failures with h < {below:g}; their share of the p √h "
+          f"mass {share:.2f}")  # fmt: skip
+    print("| coordinate | those: mean (sd) | the others: mean (sd) |\n|---|---|---|")
+    for j, name in enumerate(names):
+        a, o = z[low, j], z[~low, j]
+        print(f"| {name} | {a.mean():+.2f} ({a.std():.2f}) | {o.mean():+.2f} ({o.std():.2f}) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", required=True, choices=BATCHED_FAMILIES)
-    parts = ["failures", "pilots", "mechanism", "phase", "bound", "fits", "report"]
+    parts = ["failures", "pilots", "mechanism", "phase", "bound", "fits", "rare", "report"]
     ap.add_argument("--parts", nargs="+", default=["pilots", "report"], choices=parts)
     ap.add_argument("--policy", default="human", help="policy spec under test (not the human: no traits)")
     ap.add_argument("--no-human-traits", action="store_true", help="the family's parameters alone")
@@ -465,6 +487,8 @@ def main() -> None:
         bound(sim, dist, args.out, args.family, args.resims, args.bootstrap, args.rel_halfwidth)
     if "fits" in args.parts:
         fits(args.out, args.family, args.rel_halfwidth, args.components)
+    if "rare" in args.parts:
+        rare(args.out, args.family, dist.names)
     if "report" in args.parts:
         result = report(args.out, args.family, stem, args.defensive, args.rel_halfwidth, args.bootstrap)
         result["components"] = args.components

@@ -21,6 +21,12 @@ measured on the other (each way round), no simulation run.
   regression of failure on the fit half's draws, the second one on its draws below the first's
   decile of failures (the failures the first leaves out); edges, spreads and shares are the fit
   half's best on a grid, measured held out.
+* ``tree``: the law re-weighted over the leaves of an axis-aligned partition of all the coordinates,
+  grown greedily on the fit half's failures: each split (at a quantile of the leaf's failures along
+  one coordinate) most lowers ``sum_b sqrt(P_b c_b)`` (``P_b`` the leaf's exact nominal mass, ``c_b``
+  its failures: the second moment of the best leaf weights ``q_b ∝ sqrt(P_b c_b)``), leaves of at
+  least ``min leaf`` failures; ``q = p (defensive + (1 - defensive) sqrt((c_b + κ) / P_b) / Z)``,
+  ``κ`` a pseudo-count for the leaves the fit half saw few failures in.
 
 Relative variance per simulation: ``mean over the held-out draws of f p / q, / P^2 - 1``
 (``drivegpt.corner.mixture.relvar_from_failures``). The draws are the failure streams of
@@ -29,9 +35,10 @@ row), so every non-failure is known without simulating it.
 
     .venv/bin/python bench/proposal_shapes.py --family adversarial_vehicle --cells 4   # and --cells 8
     .venv/bin/python bench/proposal_shapes.py --family stalled_car --cells 4           # and --cells 8
+    .venv/bin/python bench/proposal_shapes.py --family stalled_car --shapes tree       # 35 s
 
 (after ``bench/is_second_moment.py --parts failures bound`` for the family, ``bound`` for ``kde``
-only; writes ``OUT/FAMILY-shapes-cellsN.md``, or ``OUT/FAMILY-shapes-half-spaces.md``)
+only; writes ``OUT/FAMILY-shapes-cellsN.md``, or ``OUT/FAMILY-shapes-SHAPES.md``)
 """
 
 from __future__ import annotations
@@ -151,6 +158,60 @@ def halfspaces(fit: tuple, test: tuple, k: int, defensive: float) -> tuple[float
     return relvar(zf, ff), relvar(zt, ft), what
 
 
+def phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF, elementwise (inf and -inf included)."""
+    return 0.5 * np.vectorize(math.erfc)(-np.asarray(x, float) / math.sqrt(2))
+
+
+def grow_tree(zf: np.ndarray, min_leaf: int, max_leaves: int, cuts: int = 24) -> list[tuple]:
+    """Leaves ``(lo, hi, failures)`` (boxes (d,) and the failures (k,) inside) of the greedy partition
+    of the failures ``zf`` (k, d): each split most lowers ``sum sqrt(P_b c_b)``."""
+    d = zf.shape[1]
+
+    def score(lo: np.ndarray, hi: np.ndarray, c: int) -> float:  # sqrt(P_b c_b)
+        return math.sqrt(float(np.prod(phi(hi) - phi(lo))) * c)
+
+    leaves = [(np.full(d, -np.inf), np.full(d, np.inf), np.arange(len(zf)))]
+    while len(leaves) < max_leaves:
+        best = (0.0, -1, 0, 0.0)  # (gain, leaf, coordinate, cut)
+        for li, (lo, hi, idx) in enumerate(leaves):
+            if len(idx) < 2 * min_leaf:
+                continue
+            now = score(lo, hi, len(idx))
+            for j in range(d):
+                v = zf[idx, j]
+                for cut in np.unique(np.quantile(v, np.linspace(0, 1, cuts + 2)[1:-1])):
+                    left = int((v <= cut).sum())
+                    if min(left, len(v) - left) < min_leaf:
+                        continue
+                    hl, lr = hi.copy(), lo.copy()
+                    hl[j] = lr[j] = cut
+                    gain = now - score(lo, hl, left) - score(lr, hi, len(v) - left)
+                    best = max(best, (gain, li, j, float(cut)))
+        gain, li, j, cut = best
+        if gain <= 0:
+            break
+        lo, hi, idx = leaves.pop(li)
+        hl, lr = hi.copy(), lo.copy()
+        hl[j] = lr[j] = cut
+        inside = zf[idx, j] <= cut
+        leaves += [(lo, hl, idx[inside]), (lr, hi, idx[~inside])]
+    return leaves
+
+
+def tree_relvar(leaves: list[tuple], test: tuple, defensive: float, kappa: float) -> float:
+    """Relative variance on ``test`` (z, failed) of the law re-weighted over ``leaves``."""
+    zt, ft = test
+    mass = np.array([np.prod(phi(hi) - phi(lo)) for lo, hi, _ in leaves])  # (L,) exact P_b
+    g = np.sqrt((np.array([len(i) for *_, i in leaves]) + kappa) / mass)
+    g = defensive + (1 - defensive) * g / (mass * g).sum()  # (L,) q / p in each leaf
+    zf = zt[ft]
+    leaf = np.full(len(zf), -1)
+    for b, (lo, hi, _) in enumerate(leaves):
+        leaf[np.all((zf > lo) & (zf <= hi), axis=1)] = b
+    return float((1 / g[leaf]).sum() / len(zt) / ft.mean() ** 2 - 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--family", required=True)
@@ -159,7 +220,9 @@ def main() -> None:
     ap.add_argument("--defensive", type=float, nargs="+", default=[0.02, 0.1, 0.3])
     ap.add_argument("--max-k", type=int, default=3, help="tilts over at most this many parameters")
     ap.add_argument("--cells", type=int, default=4, help="a tilt's cells per coordinate (failure quantiles)")
-    ap.add_argument("--shapes", nargs="+", default=["kde", "tilt"], choices=["kde", "tilt", "half-spaces"])
+    ap.add_argument(
+        "--shapes", nargs="+", default=["kde", "tilt"], choices=["kde", "tilt", "half-spaces", "tree"]
+    )
     args = ap.parse_args()
     if (
         any(not 0 < d < 1 for d in args.defensive)
@@ -265,6 +328,32 @@ def main() -> None:
                 lines.append(
                     f"| {k} | {dfn:g} | {runs[0][0]:,.1f}, {runs[1][0]:,.1f} | {held:,.1f} "
                     f"({runs[0][1]:,.1f}, {runs[1][1]:,.1f}) | {mc / held:,.1f}x | {runs[0][2]} |"
+                )
+                print(lines[-1], flush=True)
+    if "tree" in args.shapes:
+        lines += [
+            "",
+            "Axis-aligned partitions of all the coordinates: grown on one half's failures and measured on",
+            "the other; per size, the defensive weight and pseudo-count best held out.",
+            "",
+            "| min leaf | leaves (half 1, half 2) | defensive | κ "
+            "| relative variance held out (half 1, half 2) | acceleration held out |",
+            "|---|---|---|---|---|---|",
+        ]
+        for min_leaf in (5, 10, 20):
+            for most in (8, 16, 32, 64):
+                trees = [grow_tree(z[a & failed], min_leaf, most) for a, _ in folds]
+                tests = [(z[t], failed[t]) for _, t in folds]  # each tree measured on the other half
+                tried = [
+                    ([tree_relvar(tr, te, dfn, kap) for tr, te in zip(trees, tests, strict=True)], dfn, kap)
+                    for dfn in args.defensive
+                    for kap in (0.0, 1.0)
+                ]
+                rv, dfn, kappa = min(tried, key=lambda r: float(np.mean(r[0])))
+                m = float(np.mean(rv))
+                lines.append(
+                    f"| {min_leaf} | at most {most} ({len(trees[0])}, {len(trees[1])}) | {dfn:g} | {kappa:g} "
+                    f"| {m:,.1f} ({rv[0]:,.1f}, {rv[1]:,.1f}) | {mc / m:,.1f}x |"
                 )
                 print(lines[-1], flush=True)
     lines += ["", f"{time.time() - t0:.0f} s."]

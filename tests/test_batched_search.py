@@ -108,7 +108,7 @@ def test_unported_family_and_unmonitored_actions_are_refused():
 def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     suite = tmp_path / "suite"
     args = ["corner-cases", "search", "--family", "hard_braking_lead", "--family", "cut_in"]
-    args += ["--budget", "12", "--sim", "batched", "--keep", "all", "--out", str(suite)]
+    args += ["--budget", "6", "--sim", "batched", "--keep", "all", "--out", str(suite)]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     meta, scenarios = load_suite(suite)
@@ -116,11 +116,11 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
         "hard_braking_lead": "batched",
         "cut_in": "batched",
     }
-    assert len(scenarios) == 24 and {s.sim for s in scenarios} == {"batched"}
+    assert len(scenarios) == 12 and {s.sim for s in scenarios} == {"batched"}
     r = runner.invoke(app, ["corner-cases", "replay", str(suite)])
     assert r.exit_code == 0 and "replayed exactly" in r.output, r.output
     r = runner.invoke(app, ["corner-cases", "info", str(suite)])
-    assert r.exit_code == 0 and "24 scenarios on batched" in r.output, r.output
+    assert r.exit_code == 0 and "12 scenarios on batched" in r.output, r.output
     # a tampered outcome is caught: replay runs on the scenario's own simulator
     lines = (suite / "scenarios.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
@@ -130,7 +130,7 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     r = runner.invoke(app, [*args, "--naturalistic-episodes", "0", "--gifs", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     episodes = (out / "episodes.csv").read_text().splitlines()
-    assert len(episodes) == 1 + 2 * 24
+    assert len(episodes) == 1 + 2 * 12
     assert json.loads((out / "run.json").read_text())["config"]["sim"] is None
     failures = sum(row["failed"] == "True" for row in csv.DictReader(episodes))
     gifs = sorted((out / "gifs").glob("*.gif"))
@@ -146,7 +146,7 @@ def test_search_replay_and_bench_on_batched_via_cli(tmp_path):
     assert r.exit_code == 0, r.output
     with open(tmp_path / "b2" / "results.csv") as f:
         watched = next(x for x in csv.DictReader(f) if x["policy"] == "cruise" and x["family"] == "all")
-    assert watched["episodes"] == "24" and float(watched["takeovers_per_100km"]) > 0  # holding 0 m/s²
+    assert watched["episodes"] == "12" and float(watched["takeovers_per_100km"]) > 0  # holding 0 m/s²
     args = ["corner-cases", "search", "--family", "roundabout", "--sim", "batched", "--budget", "2"]
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "s2")])
     assert r.exit_code != 0 and "no batched port" in r.output

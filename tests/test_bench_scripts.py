@@ -160,6 +160,36 @@ def test_proposal_shapes_tilt_relative_variance_by_hand():
     assert tilt_relvar((z2, f2), (z2, f2), (0, 1), 0.1, 2) == pytest.approx(expected)
 
 
+def test_proposal_shapes_tree_by_hand():
+    from statistics import NormalDist
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from proposal_shapes import grow_tree, tree_relvar
+    finally:
+        sys.path.remove(str(BENCH))
+    nd = NormalDist()
+    # six failures (1-D), one candidate cut: their median, 2.35. Splitting there lowers
+    # sum sqrt(P_b c_b) from sqrt(1 * 6) = 2.45 to sqrt(0.9906 * 3) + sqrt(0.0094 * 3) = 1.89
+    zf = np.array([[-3.0], [2.1], [2.2], [2.5], [2.8], [3.0]])
+    leaves = grow_tree(zf, min_leaf=1, max_leaves=2, cuts=1)
+    assert len(leaves) == 2
+    (lo0, hi0, i0), (lo1, hi1, i1) = leaves
+    assert hi0[0] == lo1[0] == pytest.approx(2.35) and (len(i0), len(i1)) == (3, 3)
+    # the relative variance by hand on 10 draws (the six failures and four safe ones), no defensive
+    z = np.r_[zf[:, 0], [-1.0, 0.0, 0.5, 1.0]][:, None]
+    failed = np.r_[np.ones(6, bool), np.zeros(4, bool)]
+    mass = np.array([nd.cdf(2.35), 1 - nd.cdf(2.35)])  # the leaves' exact nominal masses
+    g = np.sqrt(np.array([3.0, 3.0]) / mass)
+    g = g / (mass * g).sum()  # q / p in each leaf
+    expected = (3 / g[0] + 3 / g[1]) / 10 / 0.6**2 - 1
+    assert tree_relvar(leaves, (z, failed), 0.0, 0.0) == pytest.approx(expected)
+    # all defensive, or a single leaf: the law itself, Monte Carlo's 1 / P - 1
+    assert tree_relvar(leaves, (z, failed), 1.0, 0.0) == pytest.approx(1 / 0.6 - 1)
+    one = grow_tree(zf, min_leaf=4, max_leaves=8)  # no split leaves both sides 4 failures
+    assert len(one) == 1 and tree_relvar(one, (z, failed), 0.0, 1.0) == pytest.approx(1 / 0.6 - 1)
+
+
 def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "bound", "--resims", "0")
     assert r.returncode == 2 and "--resims must be >= 1" in r.stderr.strip().splitlines()[-1]
@@ -170,6 +200,8 @@ def test_is_second_moment_refuses_no_resims_and_a_missing_bound(tmp_path):
     r = run("is_second_moment.py", "--family", "slower_lead", "--device", "gpu", "--out", str(tmp_path))
     assert r.returncode == 2 and "unknown device 'gpu'; valid: auto, cpu" in r.stderr.strip().splitlines()[-1]
     r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "fits", "--out", str(tmp_path))
+    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("no ")
+    r = run("is_second_moment.py", "--family", "slower_lead", "--parts", "rare", "--out", str(tmp_path))
     assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("no ")
 
 
