@@ -11,7 +11,7 @@ happen.
 
     .venv/bin/python bench/episode_length.py --family stalled_car --stream 7 --sims 65536   # 200 s
 
-Writes ``FAILURES/FAMILY-episode-length.md``.
+Writes ``FAILURES/FAMILY-episode-length-STREAM.md``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main() -> None:
         f"| full-length failures that did | {np.mean(low[failed] < STOPPED):.3f} |",
         f"| the extra failures that did | {np.mean(low[extra] < STOPPED) if n_extra else float('nan'):.3f} |",
     ]
-    write_text(args.failures / f"{args.family}-episode-length.md", "\n".join(lines) + "\n")
+    write_text(args.failures / f"{args.family}-episode-length-{args.stream}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

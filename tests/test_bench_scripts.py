@@ -469,4 +469,4 @@ def test_episode_length_refuses_a_missing_stream_and_bad_counts(tmp_path):
     np.savez(stream, z=np.zeros((0, 11)), seeds=np.zeros(0, np.int64), sims=100)
     r = run("episode_length.py", "--failures", str(tmp_path), "--sims", "101")
     assert r.returncode == 2 and "--sims in [1, 100]" in r.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "stalled_car-episode-length.md").exists()
+    assert not (tmp_path / "stalled_car-episode-length-7.md").exists()
