@@ -384,8 +384,11 @@ def fits(out: Path, family: str, rel: float, components: int) -> None:
                 rv.append(relvar_from_failures(q, z[~fit_on], draws // 2))
             print(f"| {target} | {floor:g} | {np.mean(rv):.1f} ({rv[0]:.1f}, {rv[1]:.1f}) | "
                   f"{need / (Z95**2 * np.mean(rv) / rel**2):.0f}x |")  # fmt: skip
-    if len(targets) == 2:  # the optimum's split: one Gaussian per group of failures
-        h = targets[1][1] ** -2.0  # h per failure, back from its weight h^(-1/2)
+    h = targets[-1][1] ** -2.0  # h per failure, back from its weight h^(-1/2) (all 1 without a bound)
+    few = min(int((fit & (h < RARE_H)).sum()) for fit in (half, ~half))
+    if len(targets) == 2 and few < 2:
+        print(f"| two Gaussians, h < {RARE_H:g} apart | - | {few} rarely repeated failures in a half: none |")
+    if len(targets) == 2 and few >= 2:  # the optimum's split: one Gaussian per group of failures
         for floor in (0.5, 1.0):
             rv = []
             for fit_on in (half, ~half):
