@@ -470,3 +470,19 @@ def test_episode_length_refuses_a_missing_stream_and_bad_counts(tmp_path):
     r = run("episode_length.py", "--failures", str(tmp_path), "--sims", "101")
     assert r.returncode == 2 and "--sims in [1, 100]" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "stalled_car-episode-length-7.md").exists()
+
+
+def test_is_second_moment_fits_without_rarely_repeated_failures(tmp_path):
+    """``--parts fits`` on failures the seed always repeats (h = 1): the mixtures' rows, and the
+    two-group row says there is no group to fit rather than failing on an empty one."""
+    rng = np.random.default_rng(0)
+    d = 5  # slower_lead's dimensions without the human's traits
+    z = rng.normal(2.0, 0.3, size=(40, d))
+    np.savez(tmp_path / "slower_lead-failures-7.npz", z=z, seeds=np.arange(40), sims=100_000, seconds=1.0)
+    np.savez(tmp_path / "slower_lead-bound.npz", fails=np.full(40, 8.0), n=np.full(40, 8.0))
+    r = run("is_second_moment.py", "--family", "slower_lead", "--no-human-traits", "--parts", "fits",
+            "--out", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| p ")]
+    assert len(rows) == 4  # targets p h and p √h, floors 1 and 0
+    assert "| two Gaussians, h < 0.1 apart | - | 0 rarely repeated failures in a half: none |" in r.stdout
