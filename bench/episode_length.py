@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--sims", type=int, default=65536, help="the stream's first draws simulated again")
     ap.add_argument("--batch", type=int, default=4096, help="episodes stepped at once")
     args = ap.parse_args()
+    full = family_config(args.family)  # the family's own episode length and policy step
+    if DURATION[args.family] >= full.duration:
+        ap.error(f"{args.family}: its truths run the whole {full.duration:g} s episode; nothing is cut")
     path = args.failures / f"{args.family}-failures-{args.stream}.npz"
     if not path.exists():
         raise SystemExit(f"no {path}: run bench/is_second_moment.py --family {args.family} --parts failures")
@@ -52,7 +55,6 @@ def main() -> None:
     base = family_distribution(args.family, load_naturalistic(None))
     dist = base if mc["z"].shape[1] == base.dim else WithHumanTraits(base)
     sim = batched_family_simulator(args.family, "human", dist.names, "accel", args.batch, None, "cpu")
-    full = family_config(args.family)  # the family's own episode length and policy step
     lowest, ends, run = [], [], batched.run_episodes
 
     def recording(*a, **k):  # each batch's lowest ego speed and episode length, in row order

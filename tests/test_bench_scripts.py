@@ -465,6 +465,8 @@ def test_every_bench_script_imports_names_the_package_has():
 def test_episode_length_refuses_a_missing_stream_and_bad_counts(tmp_path):
     r = run("episode_length.py", "--failures", str(tmp_path))
     assert r.returncode == 1 and "stalled_car-failures-7.npz: run bench/is_second_moment.py" in r.stderr
+    r = run("episode_length.py", "--family", "slower_lead", "--failures", str(tmp_path))
+    assert r.returncode == 2 and "slower_lead: its truths run the whole 20 s episode" in r.stderr
     stream = tmp_path / "stalled_car-failures-7.npz"
     np.savez(stream, z=np.zeros((0, 11)), seeds=np.zeros(0, np.int64), sims=100)
     r = run("episode_length.py", "--failures", str(tmp_path), "--sims", "101")
