@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.halfspace import HalfSpace, logistic_direction
@@ -84,6 +85,11 @@ def kde(z: np.ndarray, w: np.ndarray, bandwidth: float, defensive: float) -> Gau
     return with_defensive(GaussianMixture(w / w.sum(), z, covs), defensive)
 
 
+def phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF, elementwise (inf and -inf included)."""
+    return torch.special.ndtr(torch.as_tensor(x, dtype=torch.float64)).numpy()
+
+
 def tilt_relvar(fit: tuple, test: tuple, cols: tuple[int, ...], defensive: float, per: int) -> float:
     """Relative variance on ``test`` (z, failed) of the tilt over ``cols`` fitted on ``fit``."""
     (zf, ff), (zt, ft) = fit, test
@@ -99,9 +105,9 @@ def tilt_relvar(fit: tuple, test: tuple, cols: tuple[int, ...], defensive: float
     h = np.bincount(cell_f[ff], minlength=cells) / np.maximum(
         np.bincount(cell_f, minlength=cells), 1
     )  # (cells,)
-    phi = [np.diff(np.r_[0.0, [0.5 * math.erfc(-x / math.sqrt(2)) for x in e], 1.0]) for e in edges]
+    masses = [np.diff(np.r_[0.0, phi(e), 1.0]) for e in edges]
     mass = np.ones(1)
-    for m in phi:  # exact nominal mass of each cell: the coordinates are independent N(0, 1)
+    for m in masses:  # exact nominal mass of each cell: the coordinates are independent N(0, 1)
         mass = np.outer(mass, m).ravel()
     g = (1 - defensive) * np.sqrt(h) / (mass * np.sqrt(h)).sum() + defensive  # q / p per cell
     p = ft.mean()
@@ -156,11 +162,6 @@ def halfspaces(fit: tuple, test: tuple, k: int, defensive: float) -> tuple[float
         for i, s in zip(idx, sh, strict=True)
     )
     return relvar(zf, ff), relvar(zt, ft), what
-
-
-def phi(x: np.ndarray) -> np.ndarray:
-    """The standard normal CDF, elementwise (inf and -inf included)."""
-    return 0.5 * np.vectorize(math.erfc)(-np.asarray(x, float) / math.sqrt(2))
 
 
 def grow_tree(zf: np.ndarray, min_leaf: int, max_leaves: int, cuts: int = 24) -> list[tuple]:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BatchOpt, DeviceOpt, DurationOpt, WorkersOpt
+from drivegpt.cli.options import ActionOpt, BatchOpt, DeviceOpt, DurationOpt, HumanTraitsOpt, WorkersOpt
 from drivegpt.cli.util import command_line, options_config
 from drivegpt.core.errors import UserError
 from drivegpt.corner.estimate import Method
@@ -58,12 +58,7 @@ def estimate(
     batch: BatchOpt = 4096,
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
-    human_traits: bool | None = typer.Option(
-        None,
-        "--human-traits/--no-human-traits",
-        help="Sample the simulated human's personality with the scenario (the same P(failure)); "
-        "default: on with --policy human --sim batched.",
-    ),
+    human_traits: HumanTraitsOpt = None,
     defensive: float = typer.Option(
         0.02,
         help="--method is: weight of the naturalistic law itself in the proposal (in (0, 1); every "
@@ -181,11 +176,7 @@ def fit_proposal(
     batch: BatchOpt = 4096,
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
-    human_traits: bool | None = typer.Option(
-        None,
-        "--human-traits/--no-human-traits",
-        help="Sample the human's personality (default: as estimate).",
-    ),
+    human_traits: HumanTraitsOpt = None,
     out: Path = typer.Option(..., help="Output directory (proposal.json, fit.json)."),
 ) -> None:
     """Fit a proposal to reuse: a pilot, rounds of refits drawn from pools of refits, their pool.

@@ -36,4 +36,12 @@ DeviceOpt = Annotated[
 DurationOpt = Annotated[
     float | None, typer.Option(help="With --sim batched: episode length in seconds (default: the family's).")
 ]
+HumanTraitsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--human-traits/--no-human-traits",
+        help="Sample the simulated human's personality with the scenario (the same P(failure)); "
+        "default: on with --policy human --sim batched.",
+    ),
+]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]
