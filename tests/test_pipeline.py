@@ -134,6 +134,7 @@ def test_the_benchmark_drives_each_policy_on_the_batched_simulator_too(tmp_path)
     --sim batched` writes for the same seeds; skipped for a driver with no batched port."""
     from drivegpt.core.config import config_from_dict
     from drivegpt.pipeline.report import _simulators_side_by_side
+    from drivegpt.pipeline.report_cells import RunFiles
     from drivegpt.pipeline.stages import BATCHED_EVAL_FACTOR, _drive_batched, cli_benchmark
 
     tiny = load_config(PipelineConfig, TINY).to_dict()
@@ -148,7 +149,7 @@ def test_the_benchmark_drives_each_policy_on_the_batched_simulator_too(tmp_path)
     assert r.exit_code == 0, r.output
     assert json.loads((cli / "metrics.json").read_text()) == m
     highway = {**m, "episodes": 1, "collision_rate": 1.0, "collision_rate_ci": [0.2, 1.0]}
-    lines = _simulators_side_by_side(tmp_path, [("p", highway), ("idm", highway)])
+    lines = _simulators_side_by_side(RunFiles(tmp_path), [("p", highway), ("idm", highway)])
     assert f"| p | 1 | 1.000 [0.200, 1.000] | {m['mean_speed_mps']:.2f} | 10 |" in "\n".join(lines)
     assert sum(line.startswith("| p |") for line in lines) == 1 and not any("| idm |" in x for x in lines)
     meta = config_from_dict(PipelineConfig, {**tiny, "collect": {**tiny["collect"], "action": "meta"}})
