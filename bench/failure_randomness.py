@@ -15,7 +15,10 @@ too, so the streams of both kinds are worth comparing (``--failures`` folder of 
     .venv/bin/python bench/failure_randomness.py --family stalled_car \
         --failures bench/results/is_second_moment                          # traits sampled (11-D)
 
-Writes ``FAILURES/FAMILY-randomness.md``. The redraws come from generators of their own
+Where ``FAILURES/FAMILY-bound.npz`` holds each failure's h (the share failing with the whole seed
+redrawn, ``bench/is_second_moment.py --parts bound``), the table is split too: the failures the
+seed rarely repeats (h < ``RARE_H``), which carry most of the best proposal's variance, against the
+others. Writes ``FAILURES/FAMILY-randomness.md``. The redraws come from generators of their own
 (``[RESEED, k]``), never from a Monte Carlo stream's seeds.
 """
 
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
-from is_second_moment import mc_failures
+from is_second_moment import RARE_H, mc_failures
 
 import drivegpt.sim.batched.families as fam
 from drivegpt.core.atomic import write_text
@@ -95,14 +98,29 @@ def main() -> None:
         "",
         f"Same point and seed: {same.mean():.3f} fail again (1 is the simulator's determinism).",
         "",
-        "| redrawn | failures recurring, all | per failure: 10% / 25% / 50% quantiles |",
+        "| redrawn | failures recurring | per failure: 10% / 25% / 50% quantiles |",
         "|---|---|---|",
     ]
-    for kind, c in counts.items():
-        share = c / args.resims
-        qs = " / ".join(f"{v:.2f}" for v in np.quantile(share, q))
-        lines.append(f"| the human's noise | {share.mean():.3f} | {qs} |" if kind == "noise" else
-                     f"| the traffic | {share.mean():.3f} | {qs} |")  # fmt: skip
+    groups, notes = {"all": np.ones(len(z), bool)}, []
+    bound = args.failures / f"{args.family}-bound.npz"
+    if bound.exists():  # h per failure from the bound part, in the streams' order
+        b = np.load(bound)
+        if len(b["n"]) == len(z):
+            h = np.maximum(b["fails"], 0.5) / b["n"]  # as is_second_moment.py reads it
+            groups[f"h < {RARE_H:g}"], groups[f"h ≥ {RARE_H:g}"] = h < RARE_H, h >= RARE_H
+        else:
+            held = len(b["n"])
+            notes = ["", f"Not split: {bound} holds {held} failures, not these {len(z)} (rerun its bound)."]
+    what = {"noise": "the human's noise", "traffic": "the traffic"}
+    for name, rows in groups.items():
+        for kind, c in counts.items():
+            share = c[rows] / args.resims
+            if not len(share):
+                continue
+            qs = " / ".join(f"{v:.2f}" for v in np.quantile(share, q))
+            label = what[kind] if name == "all" else f"{what[kind]}; the {rows.sum()} failures with {name}"
+            lines.append(f"| {label} | {share.mean():.3f} | {qs} |")
+    lines += notes
     text = "\n".join(lines) + "\n"
     print(text)
     write_text(args.failures / f"{args.family}-randomness.md", text)

@@ -434,6 +434,20 @@ def test_failure_randomness_refuses_bad_options_and_a_missing_stream(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+
+def test_failure_randomness_splits_by_the_bounds_h(tmp_path):
+    """With a bound file of the same failures, the rows split the rarely repeated (h < 0.1) from the rest."""
+    stored = np.load("bench/results/is_second_moment/stalled_car-failures-7.npz")
+    np.savez(tmp_path / "stalled_car-failures-7.npz", z=stored["z"][:4], seeds=stored["seeds"][:4], sims=1000)
+    np.savez(tmp_path / "stalled_car-bound.npz", fails=np.array([0.0, 40, 2, 30]), n=np.full(4, 40.0))
+    r = run("failure_randomness.py", "--family", "stalled_car", "--failures", str(tmp_path), "--resims", "1")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "stalled_car-randomness.md").read_text()
+    assert "Same point and seed: 1.000 fail again" in text  # stored failures, replayed exactly
+    for who in ("the human's noise", "the traffic"):
+        for group in ("the 2 failures with h < 0.1", "the 2 failures with h ≥ 0.1"):
+            assert f"| {who}; {group} | " in text
+
 def test_naturalistic_rate_refuses_no_episodes(tmp_path):
     r = run("naturalistic_rate.py", "--policies", "human", "--episodes", "0", "--out", str(tmp_path / "n"))
     assert r.returncode == 2 and "--episodes must be >= 1, got 0" in r.stderr.strip().splitlines()[-1]
