@@ -434,7 +434,6 @@ def test_failure_randomness_refuses_bad_options_and_a_missing_stream(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-
 def test_failure_randomness_splits_by_the_bounds_h(tmp_path):
     """With a bound file of the same failures, the rows split the rarely repeated (h < 0.1) from the rest."""
     stored = np.load("bench/results/is_second_moment/stalled_car-failures-7.npz")
@@ -447,6 +446,7 @@ def test_failure_randomness_splits_by_the_bounds_h(tmp_path):
     for who in ("the human's noise", "the traffic"):
         for group in ("the 2 failures with h < 0.1", "the 2 failures with h ≥ 0.1"):
             assert f"| {who}; {group} | " in text
+
 
 def test_naturalistic_rate_refuses_no_episodes(tmp_path):
     r = run("naturalistic_rate.py", "--policies", "human", "--episodes", "0", "--out", str(tmp_path / "n"))
