@@ -32,6 +32,7 @@ class RunFiles:
 
 
 def num(x: float | None, fmt: str = ".2f") -> str:
+    """``x`` in ``fmt``, or "-" for a figure the run does not have."""
     return "-" if x is None else format(x, fmt)
 
 
