@@ -6,7 +6,7 @@ Layout of a log directory ``DIR`` (version 1)::
       manifest.json          # format, version, files: sha256 of every file under data/, collect config
       data/                  # a plain Minari dataset: minari.MinariDataset(DIR / "data") opens it
         metadata.json        # Minari's dataset metadata (spaces, totals, ...)
-        episode_id=<i>/      # arrow files of episode i
+        <i>/part-0.arrow     # the steps of episode i
         <i>/metadata.json    # Minari episode metadata + ours: env_id, seed, action, scenario,
                              #   env_config, personality
 
