@@ -9,7 +9,8 @@ Targets: late takeovers / takeovers <= 5 %; the human resolves >= 95 % of the po
 
 1. takeovers per 100 km (policy-controlled distance), km per takeover, late takeovers and collision
    rate of the policy and of the (monitored) human model on held-out seeds;
-2. replay fidelity (must be 0) on every clip of the policy and on takeover_data/sample, replays/s;
+2. replay fidelity (0 where recorded, at most 1e-9 elsewhere) on every clip of the policy and on
+   takeover_data/sample, replays/s;
 3. resolution rate of the policy's own clips replayed with (a) the same policy, (b) the human model,
    and for every unresolved clip why: trigger and TTC at the takeover, collision, TTC violation, new
    takeover, never safe (no hand-back).

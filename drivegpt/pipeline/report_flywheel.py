@@ -109,9 +109,9 @@ def section_replay(files: RunFiles) -> list[str]:
     lines = [
         "## Takeover clips replayed",
         "",
-        "Each clip is re-simulated exactly to the takeover moment (fidelity = max abs state difference, "
-        "must be 0), then the driver below takes the wheel. Resolved: safe again with no collision, no "
-        "TTC violation and no new takeover.",
+        "Each clip is re-simulated exactly to the takeover moment (fidelity = max abs state difference: "
+        "0 on the machine that recorded it, at most 1e-9 on any other), then the driver below takes the "
+        "wheel. Resolved: safe again with no collision, no TTC violation and no new takeover.",
         "",
         "| driver | policy | replays | resolved | fidelity (max abs) |",
         "|---|---|---|---|---|",

@@ -5,9 +5,10 @@ simulator in :mod:`drivegpt.takeover.batched_clips`. A batched clip also replays
 (``sim="highway-env"``): its exact batched state is written into highway-env's objects.
 
 Re-simulation from seed + action prefix must reproduce the recorded state snapshot exactly
-(fidelity = max abs difference, must be 0); a mismatch raises :class:`ReplayError`. The chosen
-policy then drives for the clip's horizon (with or without the monitor); the clip is *resolved*
-when there is no collision, no TTC violation (< 0.95 s) and, with the monitor, no new takeover.
+(fidelity = max abs difference: 0 on the recording machine, at most ``REPLAY_TOLERANCE`` = 1e-9 on
+another CPU); a larger one raises :class:`ReplayError`. The chosen policy then drives for the clip's
+horizon (with or without the monitor); the clip is *resolved* when there is no collision, no TTC
+violation (< 0.95 s) and, with the monitor, no new takeover.
 """
 
 from __future__ import annotations
