@@ -435,17 +435,33 @@ def test_failure_randomness_refuses_bad_options_and_a_missing_stream(tmp_path):
 
 
 def test_failure_randomness_splits_by_the_bounds_h(tmp_path):
-    """With a bound file of the same failures, the rows split the rarely repeated (h < 0.1) from the rest."""
-    stored = np.load("bench/results/is_second_moment/stalled_car-failures-7.npz")
-    np.savez(tmp_path / "stalled_car-failures-7.npz", z=stored["z"][:4], seeds=stored["seeds"][:4], sims=1000)
-    np.savez(tmp_path / "stalled_car-bound.npz", fails=np.array([0.0, 40, 2, 30]), n=np.full(4, 40.0))
+    """With a bound file of the same failures, the rows split the rarely repeated (h < 0.1) from the
+    rest, each group's figure the mean of its own failures' redraws; a bound of other failures is
+    refused."""
+    stored = np.load(BENCH / "results" / "is_second_moment" / "stalled_car-failures-7.npz")
+    z, seeds = stored["z"][:4], stored["seeds"][:4]
+    np.savez(tmp_path / "stalled_car-failures-7.npz", z=z, seeds=seeds, sims=1000)
+    h = np.array([30.0, 40, 0, 40]) / 40  # one rarely repeated failure, the third
+    np.savez(tmp_path / "stalled_car-bound.npz", fails=h * 40, n=np.full(4, 40.0))
     r = run("failure_randomness.py", "--family", "stalled_car", "--failures", str(tmp_path), "--resims", "1")
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "stalled_car-randomness.md").read_text()
     assert "Same point and seed: 1.000 fail again" in text  # stored failures, replayed exactly
-    for who in ("the human's noise", "the traffic"):
-        for group in ("the 2 failures with h < 0.1", "the 2 failures with h ≥ 0.1"):
-            assert f"| {who}; {group} | " in text
+    counts = np.load(tmp_path / "stalled_car-randomness.npz")
+    assert int(counts["resims"]) == 1
+    for kind, who in (("noise", "the human's noise"), ("traffic", "the traffic")):
+        share = counts[kind]  # (4,) per failure, in the streams' order
+        assert share.shape == (4,) and set(share) <= {0.0, 1.0}
+        assert f"| {who} | {share.mean():.3f} | " in text
+        assert f"| {who}; the 1 failure with h < 0.1 | {share[2]:.3f} | " in text
+        assert f"| {who}; the 3 failures with h ≥ 0.1 | {share[[0, 1, 3]].mean():.3f} | " in text
+    other = tmp_path / "other"
+    other.mkdir()
+    np.savez(other / "stalled_car-failures-7.npz", z=z[:1], seeds=seeds[:1], sims=1000)
+    np.savez(other / "stalled_car-bound.npz", fails=h * 40, n=np.full(4, 40.0))  # four, not one
+    r = run("failure_randomness.py", "--family", "stalled_car", "--failures", str(other))
+    assert r.returncode == 1 and "4 failures, the streams 1: run its bound again" in r.stderr
+    assert not list(other.glob("*randomness*"))  # refused before simulating
 
 
 def test_naturalistic_rate_refuses_no_episodes(tmp_path):

@@ -1,4 +1,4 @@
-"""What every section of the pipeline report shares: the run's files, read once, and table cells.
+"""What every section of the pipeline report shares: the run's files and the tables' cells.
 
 Owns ``RunFiles`` (a run folder's JSON outputs; a file that exists but does not parse is remembered,
 to be named at the top of the report, never dropped silently) and the cells the tables format.
