@@ -73,3 +73,20 @@ def test_collect_to_a_relative_path(tmp_path, monkeypatch):
     r = runner.invoke(app, ["collect", "--config", str(cfg), "--out", "runs/logs", "--episodes", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "runs" / "logs" / "manifest.json").is_file()
+
+
+def test_every_command_lists_a_one_line_summary():
+    """``drivegpt --help`` and each group's list show a command's first paragraph as typed: it is one
+    line, the details after a blank line (``drivegpt COMMAND --help``)."""
+    import typer.main
+
+    def commands(group, path):
+        for name, cmd in getattr(group, "commands", {}).items():
+            yield f"{path} {name}", cmd
+            yield from commands(cmd, f"{path} {name}")
+
+    found = dict(commands(typer.main.get_command(app), "drivegpt"))
+    assert {"drivegpt collect", "drivegpt corner-cases search", "drivegpt reward score"} <= set(found)
+    for name, cmd in found.items():
+        first = (cmd.help or "").strip().split("\n\n")[0]
+        assert first and "\n" not in first, f"{name}: {first!r}"

@@ -53,8 +53,9 @@ def collect(
     sim: SimOrDefaultOpt = None,
     batch: int | None = typer.Option(None, min=1, help="Episodes stepped together on the batched simulator."),
 ) -> None:
-    """Record human-driven episodes into a Minari dataset with a checksum manifest
-    (--sim: default the config's, else auto: batched for the scenarios it has, highway-env for the rest)."""
+    """Record human-driven episodes into a Minari dataset with a checksum manifest.
+
+    --sim: default the config's, else auto: batched for the scenarios it has, highway-env for the rest."""
     from drivegpt.data.collect import CollectConfig, collect_simulators
     from drivegpt.data.collect import collect as run_collect
     from drivegpt.data.logs import load_logs
@@ -224,6 +225,7 @@ def replay(
     sim: SimOrDefaultOpt = None,
 ) -> None:
     """Re-simulate takeover clips exactly, then let POLICY drive; report resolution and fidelity.
+
     Each clip replays on the simulator it was recorded on; --sim highway-env replays batched clips
     on highway-env, their state written into highway-env's objects."""
     from drivegpt.core.atomic import write_json, write_text

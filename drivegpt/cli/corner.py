@@ -54,8 +54,9 @@ def search(
     ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
 ) -> None:
-    """Search the parameters of scenario families for failures of POLICY; write a replayable suite
-    (--sim: default the config's, else auto: batched for the families it runs, else highway-env)."""
+    """Search the parameters of scenario families for failures of POLICY; write a replayable suite.
+
+    --sim: default the config's, else auto: batched for the families it runs, else highway-env."""
     from drivegpt.core.atomic import write_json, write_text
     from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
     from drivegpt.corner.suite import family_env_id, write_suite
@@ -126,8 +127,9 @@ def replay(
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
-    """Re-simulate a suite's scenarios, each on the simulator it was made on; without --policy every
-    recorded outcome must match exactly."""
+    """Re-simulate a suite's scenarios, each on the simulator it was made on.
+
+    Without --policy every recorded outcome must match exactly."""
     from drivegpt.corner.runner import run_jobs
     from drivegpt.corner.suite import SuiteError, job_of, load_suite, replay_mismatches, resolve_suite
     from drivegpt.policies.registry import policy_action_kind
@@ -189,8 +191,9 @@ def bench(
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
-    """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs
-    (--sim: default each scenario's own simulator, the one it was made on)."""
+    """Run every policy on every scenario of a suite; write results.csv, results.md, plots and GIFs.
+
+    --sim: default each scenario's own simulator, the one it was made on."""
     from drivegpt.corner.suite import load_suite, resolve_suite
     from drivegpt.eval.benchmark import BenchConfig, parse_policies
     from drivegpt.eval.benchmark import bench as run_bench
