@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
-from is_second_moment import RARE_H, mc_failures
+from is_second_moment import RARE_H, bound_h, mc_failures
 
 import drivegpt.sim.batched.families as fam
 from drivegpt.core.atomic import write_text
@@ -61,12 +61,8 @@ def main() -> None:
     if z.shape[1] != dist.dim:
         raise SystemExit(f"{args.failures}: {z.shape[1]}-dimensional failures, not {args.family}'s")
     groups = {"all": np.ones(len(z), bool)}
-    bound = args.failures / f"{args.family}-bound.npz"
-    if bound.exists():  # h per failure from the bound part, in the streams' order
-        b = np.load(bound)
-        if len(b["n"]) != len(z):
-            raise SystemExit(f"{bound}: {len(b['n'])} failures, the streams {len(z)}: run its bound again")
-        h = np.maximum(b["fails"], 0.5) / b["n"]  # as is_second_moment.py reads it
+    h = bound_h(args.failures, args.family, len(z), required=False)  # in the streams' order
+    if h is not None:
         groups[f"h < {RARE_H:g}"], groups[f"h ≥ {RARE_H:g}"] = h < RARE_H, h >= RARE_H
     sim = batched_family_simulator(
         args.family, "human", dist.names, "accel", args.batch, DURATION.get(args.family), "cpu"

@@ -355,6 +355,21 @@ def bound(sim, dist, out: Path, family: str, resims: int, boot: int, rel: float)
     return result
 
 
+def bound_h(out: Path, family: str, failures: int, required: bool = True) -> np.ndarray | None:
+    """h per Monte Carlo failure, in the streams' order, from ``--parts bound`` (0 of n counted as
+    1/2); a missing file exits with the command to run (None where not ``required``), a file of
+    another number of failures exits too."""
+    path = out / f"{family}-bound.npz"
+    if not path.exists():
+        if not required:
+            return None
+        raise SystemExit(f"no {path}: run bench/is_second_moment.py --family {family} --parts bound")
+    b = np.load(path)
+    if len(b["n"]) != failures:
+        raise SystemExit(f"{path}: {len(b['n'])} failures, the streams {failures}: run its bound again")
+    return np.maximum(b["fails"], 0.5) / b["n"]
+
+
 def fits(out: Path, family: str, rel: float, components: int) -> None:
     """Which proposal shape would do: mixtures fitted to one half of the MC failures, measured on the
     other (each half standing for half the draws), with the CE target p h (the failures unweighted)
@@ -362,11 +377,10 @@ def fits(out: Path, family: str, rel: float, components: int) -> None:
     the covariance floor of 1, the default defensive 0.02. As good as a pilot that saw hundreds of
     failures could get."""
     z, _, draws = mc_failures(out, family)
-    path = out / f"{family}-bound.npz"
     targets = [("p h", np.ones(len(z)))]
-    if path.exists():  # the p √h target needs h per failure (--parts bound); without it, p h only
-        b = np.load(path)
-        targets.append(("p √h", (np.maximum(b["fails"], 0.5) / b["n"]) ** -0.5))
+    h = bound_h(out, family, len(z), required=False)  # the p √h target needs it; without it, p h only
+    if h is not None:
+        targets.append(("p √h", h**-0.5))
     p, half, cfg = len(z) / draws, np.arange(len(z)) % 2 == 0, EstimateConfig()
     need = mc_sims_needed(p, rel)
     print(f"{family}: {len(z)} MC failures, P {p:.3g}, MC {need:.0f} sims at r = {rel}")
@@ -408,13 +422,9 @@ def rare(out: Path, family: str, names: list[str], below: float = RARE_H) -> Non
     mean and spread of the failures with h < ``below`` against the others', and their share of the
     optimum's p √h mass (each failure counts h^(-1/2) there)."""
     z, _, _ = mc_failures(out, family)
-    path = out / f"{family}-bound.npz"
-    if not path.exists():
-        raise SystemExit(f"no {path}: run bench/is_second_moment.py --family {family} --parts bound")
-    b = np.load(path)
-    h = np.maximum(b["fails"], 0.5) / b["n"]  # per failure, as fits() reads it
-    if len(h) != len(z) or len(names) != z.shape[1]:
-        raise SystemExit(f"{path}: {len(h)} failures, the streams {len(z)}: run its bound again")
+    h = bound_h(out, family, len(z))
+    if len(names) != z.shape[1]:
+        raise SystemExit(f"{out}: {z.shape[1]}-dimensional failures, not {family}'s {len(names)}")
     low = h < below
     share = (h[low] ** -0.5).sum() / (h**-0.5).sum()
     print(f"{family}: {low.sum()} of {len(z)} MC failures with h < {below:g}; their share of the p √h "

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from is_second_moment import bound_h  # bench/ is on sys.path when run as a script
 
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.halfspace import HalfSpace, logistic_direction
@@ -237,17 +238,7 @@ def main() -> None:
     z, failed = draws(args.out, args.family)
     h_fail = np.ones(int(failed.sum()))  # h per failure: the kernel densities' p √h target needs it
     if "kde" in args.shapes:
-        bound = args.out / f"{args.family}-bound.npz"
-        if not bound.exists():
-            raise SystemExit(
-                f"no {bound}: run bench/is_second_moment.py --family {args.family} --parts bound"
-            )
-        b = np.load(bound)
-        h_fail = np.maximum(b["fails"], 0.5) / b["n"]  # per failure in is_second_moment's order
-        if len(h_fail) != failed.sum():
-            raise SystemExit(
-                f"{bound}: {len(h_fail)} failures, the streams {failed.sum()}: run its bound again"
-            )
+        h_fail = bound_h(args.out, args.family, int(failed.sum()))  # in is_second_moment's order
     p, n, d = failed.mean(), len(z), z.shape[1]
     halves = np.arange(n) % 2 == 0, np.arange(n) % 2 == 1
     folds = (halves, halves[::-1])
