@@ -1,9 +1,13 @@
-"""Policy steps per CPU-second of the DriveGPT highway-env scenarios: stock observation vs FastKinematics.
+"""Policy steps per CPU-second of the DriveGPT highway-env envs: stock, with FastKinematics, with FastRoad.
 
 highway-env's ``KinematicObservation`` builds pandas DataFrames every step; the project's envs use
-``drivegpt_envs.observation.FastKinematics`` (the same array, numpy only). This drives the same
-episodes (the simulated human at the wheel, the same seeds) both ways, checks that every observation
-is equal, and prints the rates and the time of one ``observe()`` call.
+``drivegpt_envs.observation.FastKinematics`` (the same array, numpy only). highway-env's
+``Road.neighbour_vehicles`` loops over every vehicle for each search; the project's envs use
+``drivegpt_envs.road.FastRoad`` (the same answers, over plain floats gathered once per frame). This
+drives the same episodes (the simulated human at the wheel, the same seeds) three ways: highway-env's
+observation and search, ``FastKinematics`` with highway-env's search, and both of the project's
+(what the envs run); it checks that every observation, action and reward is equal, and prints the
+rates and the time of one ``observe()`` call.
 
     .venv/bin/python bench/env_speed.py --episodes 5
 """
@@ -13,17 +17,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from unittest import mock
 
 import gymnasium as gym
 import numpy as np
 from highway_env.envs.common.observation import KinematicObservation
+from highway_env.road.road import Road
 
 import drivegpt_envs
 from drivegpt.sim.human import HumanDriver
+from drivegpt_envs.road import FastRoad
 
 
-def drive(env_id: str, episodes: int, stock: bool) -> tuple[float, float, list[np.ndarray]]:
-    """(policy steps per CPU-second, seconds per observe() call, every observation) of ``episodes``."""
+def drive(env_id: str, episodes: int, stock: bool, stock_road: bool) -> tuple[float, float, list[np.ndarray]]:
+    """(policy steps per CPU-second, seconds per observe() call, every observation, action and reward)
+    of ``episodes``; ``stock``: highway-env's observation, ``stock_road``: highway-env's search."""
+    if stock_road:
+        with mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles):
+            return drive(env_id, episodes, stock, stock_road=False)
     env = gym.make(env_id)
     u = env.unwrapped
     driver, steps, cpu, observe_s, calls, seen = HumanDriver(), 0, 0.0, 0.0, 0, []
@@ -49,31 +60,34 @@ def drive(env_id: str, episodes: int, stock: bool) -> tuple[float, float, list[n
         while not done:
             action = driver.act(obs)
             t = time.process_time()
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
             cpu += time.process_time() - t
             steps, done = steps + 1, terminated or truncated
-            seen.append(obs)
+            seen += [obs, np.asarray(action), np.asarray(reward)]
     return steps / cpu, observe_s / max(calls, 1), seen
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--envs", nargs="+", default=list(drivegpt_envs.ENV_IDS))
+    ap.add_argument("--envs", nargs="+", default=list(drivegpt_envs.ENV_IDS), help="default: the scenarios")
     ap.add_argument("--episodes", type=int, default=5)
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    head = f"{'env':28s} {'stock steps/CPU-s':>18s} {'fast steps/CPU-s':>17s} {'x':>6s}"
+    head = f"{'env':30s} {'stock steps/CPU-s':>18s} {'FastKinematics':>15s} {'+ FastRoad':>11s} {'x':>6s}"
     print(f"{head} {'observe stock':>14s} {'observe fast':>13s} {'equal':>6s}")
     for env_id in args.envs:
-        stock_rate, stock_obs_s, stock_seen = drive(env_id, args.episodes, stock=True)
-        fast_rate, fast_obs_s, fast_seen = drive(env_id, args.episodes, stock=False)
-        equal = len(stock_seen) == len(fast_seen) and all(
-            np.array_equal(a, b) for a, b in zip(stock_seen, fast_seen, strict=True)
+        stock_rate, stock_obs_s, stock_seen = drive(env_id, args.episodes, stock=True, stock_road=True)
+        obs_rate, fast_obs_s, obs_seen = drive(env_id, args.episodes, stock=False, stock_road=True)
+        fast_rate, _, fast_seen = drive(env_id, args.episodes, stock=False, stock_road=False)
+        equal = all(
+            len(seen) == len(stock_seen)
+            and all(np.array_equal(a, b) for a, b in zip(stock_seen, seen, strict=True))
+            for seen in (obs_seen, fast_seen)
         )
         print(
-            f"{env_id:28s} {stock_rate:>18.1f} {fast_rate:>17.1f} {fast_rate / stock_rate:>5.1f}x "
-            f"{stock_obs_s * 1e3:>11.2f} ms {fast_obs_s * 1e3:>10.3f} ms {str(equal):>6s}  "
-            f"({len(fast_seen) - args.episodes} policy steps each)",
+            f"{env_id:30s} {stock_rate:>18.1f} {obs_rate:>15.1f} {fast_rate:>11.1f} "
+            f"{fast_rate / stock_rate:>5.1f}x {stock_obs_s * 1e3:>11.2f} ms {fast_obs_s * 1e3:>10.3f} ms "
+            f"{str(equal):>6s}  ({(len(fast_seen) - args.episodes) // 3} policy steps each)",
             flush=True,
         )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

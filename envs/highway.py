@@ -6,9 +6,10 @@ from highway_env.envs.highway_env import HighwayEnvFast
 
 from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 from drivegpt_envs.observation import FastKinematicsEnv
+from drivegpt_envs.road import FastRoadEnv
 
 
-class DriveHighwayEnv(FastKinematicsEnv, HighwayEnvFast):
+class DriveHighwayEnv(FastRoadEnv, FastKinematicsEnv, HighwayEnvFast):
     """3-lane highway, 20 IDM vehicles, 5 Hz simulation, 30 s episodes (``highway-fast-v0``)."""
 
     @classmethod

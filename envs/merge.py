@@ -7,9 +7,10 @@ from highway_env.envs.merge_env import MergeEnv
 from drivegpt_envs.actions import is_lane_change
 from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 from drivegpt_envs.observation import FastKinematicsEnv
+from drivegpt_envs.road import FastRoadEnv
 
 
-class DriveMergeEnv(FastKinematicsEnv, MergeEnv):
+class DriveMergeEnv(FastRoadEnv, FastKinematicsEnv, MergeEnv):
     """Two-lane highway with an on-ramp; the episode ends past the merge (x > 370 m)."""
 
     @classmethod

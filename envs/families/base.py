@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from highway_env.envs.highway_env import HighwayEnv
-from highway_env.road.road import LaneIndex, Road, RoadNetwork
+from highway_env.road.road import LaneIndex, RoadNetwork
 from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
 from drivegpt_envs.common import DEFAULT_ACTION, action_config, kinematics_observation
 from drivegpt_envs.families.spec import FamilyEnv
+from drivegpt_envs.road import FastRoad
 
 EGO_X = 50.0  # [m] ego start along the road
 
@@ -43,7 +44,7 @@ class FamilyHighwayEnv(FamilyEnv, HighwayEnv):
 
     def _create_road(self) -> None:
         network = RoadNetwork.straight_road_network(self.config["lanes_count"], speed_limit=30.0)
-        self.road = Road(network=network, np_random=self.np_random, record_history=False)
+        self.road = FastRoad(network=network, np_random=self.np_random, record_history=False)
 
     def _lane(self, lane: int) -> LaneIndex:
         return ("0", "1", int(lane))

@@ -9,6 +9,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from drivegpt_envs.families.base import EGO_X, FamilyHighwayEnv
 from drivegpt_envs.families.spec import ParamSpec
 from drivegpt_envs.families.vehicles import ScriptedVehicle
+from drivegpt_envs.road import FastRoad
 
 ROAD_LENGTH = 800.0  # [m]
 ONCOMING_SPACING = 120.0  # [m] between oncoming cars, on average (±30 % jitter)
@@ -37,6 +38,7 @@ class OncomingOvertakeEnv(FamilyHighwayEnv):
 
     def _create_road(self) -> None:
         TwoWayEnv._make_road(self, length=ROAD_LENGTH)  # type: ignore[arg-type]
+        self.road = FastRoad.of(self.road)
 
     def _create_vehicles(self) -> None:
         p, network = self.params, self.road.network
