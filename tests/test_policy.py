@@ -10,10 +10,6 @@ from drivegpt.sim.rollout import make_env, run_episode
 def test_every_driver_follows_the_protocol():
     for spec in ["human", "idm", "drivegpt"]:
         assert isinstance(load_policy(spec), DrivePolicy), spec
-    from drivegpt.sim.human import HumanDriver, StockIDMDriver
-
-    for driver in (HumanDriver(), StockIDMDriver()):  # built directly, not through the loader
-        assert isinstance(driver, DrivePolicy) and driver.action_kind == "accel"
 
 
 def test_unknown_spec_lists_valid_kinds():

@@ -42,7 +42,6 @@ from drivegpt_envs.actions import (
     AccelLaneAction,
     encode_accel_lane,
 )
-from drivegpt_envs.common import DEFAULT_ACTION
 
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = 0, 1, 2, 3, 4
 META_ACTIONS = ("LANE_LEFT", "IDLE", "LANE_RIGHT", "FASTER", "SLOWER")
@@ -67,9 +66,6 @@ def idm_acceleration(
 
 class HumanDriver:
     """IDM + MOBIL driver acting through the env's action space. Needs the env (privileged state)."""
-
-    #: the action interface it is loaded for (``load_policy`` sets it); it drives whichever the env has
-    action_kind: str = DEFAULT_ACTION
 
     LANE_CHANGE_PERIOD = 1.0  # [s] MOBIL is consulted at most this often
     ACCEL_NOISE_SCALE = 5.0  # [m/s²] accel: action_noise 1 is a noise std of this
@@ -319,9 +315,6 @@ class StockIDMDriver:
     At reset the ego is replaced by an IDMVehicle at the same state; the env's action is then ignored
     by the vehicle, so ``act`` returns a neutral action that is not meaningful to imitate.
     """
-
-    #: the action interface it is loaded for (``load_policy`` sets it); the env's action is ignored
-    action_kind: str = DEFAULT_ACTION
 
     def reset(self, seed: int, env: gym.Env | None = None) -> None:
         if env is None:
