@@ -32,8 +32,11 @@ from drivegpt_envs.road import FastRoad
 def drive(env_id: str, episodes: int, stock: bool, stock_road: bool) -> tuple[float, float, list[np.ndarray]]:
     """(policy steps per CPU-second, seconds per observe() call, every observation, action and reward)
     of ``episodes``; ``stock``: highway-env's observation, ``stock_road``: highway-env's search."""
-    if stock_road:
-        with mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles):
+    if stock_road:  # highway-env's search, and no per-frame gather for FastRoad's
+        with (
+            mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles),
+            mock.patch.object(FastRoad, "act", Road.act),
+        ):
             return drive(env_id, episodes, stock, stock_road=False)
     env = gym.make(env_id)
     u = env.unwrapped

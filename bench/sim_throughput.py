@@ -74,8 +74,11 @@ def highway_env_rate(env_id: str, kind: str, seconds: float, stock: bool = True)
     ``stock``: observe through highway-env's own (pandas) ``KinematicObservation`` and search
     neighbours with its own ``Road.neighbour_vehicles``, not the project envs' ``FastKinematics`` and
     ``FastRoad`` (the same observation and answers, faster)."""
-    if stock:
-        with mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles):
+    if stock:  # highway-env's search, and no per-frame gather for FastRoad's
+        with (
+            mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles),
+            mock.patch.object(FastRoad, "act", Road.act),
+        ):
             return _highway_env_rate(env_id, kind, seconds, stock_observation=True)
     return _highway_env_rate(env_id, kind, seconds, stock_observation=False)
 

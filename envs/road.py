@@ -4,9 +4,10 @@
 several times a step, for its own lane and for each lane MOBIL weighs, and by the simulated human; it
 loops in Python over every vehicle on the road and projects each onto the lane, and on a busy road
 that loop is the largest share of the simulator's time. On a straight lane that runs along an axis
-(every lane of the highway scenarios and of the straight-road families) the projection is a
-subtraction, exact however it is computed, so ``FastRoad`` runs the same loop over plain floats,
-gathered once per simulation frame, and picks the vehicle the loop would pick, ties included. Any
+(every lane of the highway scenarios and of the straight-road families) the projection is the
+position minus the lane's start, times ±1 or 0: one subtraction, which rounds the same however the
+products are summed, so ``FastRoad`` runs the same loop over plain floats, gathered once per
+simulation frame, and picks the vehicle the loop would pick, ties included. Any
 other lane (the merge's sine lane, the junctions' arcs, searches across connected lanes) goes to
 highway-env's own loop.
 
@@ -28,8 +29,9 @@ ON_LANE_MARGIN = 1.0
 
 
 def _along_an_axis(lane: AbstractLane) -> bool:
-    """Whether ``lane`` is a ``StraightLane`` (not a subclass) whose direction is ±x or ±y: its local
-    coordinates are then the position's components, exactly, however a dot product rounds."""
+    """Whether ``lane`` is a ``StraightLane`` (not a subclass: a ``SineLane`` curves) whose direction
+    is ±x or ±y: each local coordinate is then ± one component of (position - start), rounded as
+    highway-env's dot products round it."""
     if type(lane) is not StraightLane:
         return False
     dx, dy = lane.direction
@@ -113,4 +115,6 @@ class FastRoadEnv:
 
     def _make_road(self) -> None:
         super()._make_road()  # type: ignore[misc]
+        # objects made there (the merge's obstacle) keep the stock road as their ``road``: it holds the
+        # same network and lists, and the search never goes through it
         self.road = FastRoad.of(self.road)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from highway_env.road.lane import StraightLane
+from highway_env.road.lane import SineLane, StraightLane
 from highway_env.road.road import Road, RoadNetwork
 from highway_env.vehicle.kinematics import Vehicle
 from highway_env.vehicle.objects import Landmark
@@ -59,12 +59,24 @@ def test_ties_margins_and_landmarks_as_highway_envs_loop_has_them():
     side.position[1] = 6.9  # 2.9 m off lane 1's centre: inside the margin
     assert road.neighbour_vehicles(ego) == (side, b1)
     road.objects.append(Landmark(road, np.array([105.0, 4.0])))  # a landmark is never a neighbour
-    road.vehicles.append(Vehicle(road, np.array([10_004.0, 4.0])))  # past the lane's end, within a car
-    road.vehicles.append(Vehicle(road, np.array([10_006.0, 4.0])))  # and beyond it
+    # on the bounds of the search (AbstractLane.on_lane with a 1 m margin): 3 m off lane 1's centre
+    # (inside), 5 m before the lanes' start (inside), 5 m past their end (outside), and beyond each
+    for x, y in [(130, 1.0), (131, 0.99), (-5, 4), (-5.01, 4), (10_005, 4), (10_004.99, 4)]:
+        road.vehicles.append(Vehicle(road, np.array([x, y], dtype=float)))
     for car in road.vehicles:
         for lane in range(3):
             index = ("0", "1", lane)
             assert road.neighbour_vehicles(car, index) == Road.neighbour_vehicles(road, car, index)
+
+
+def test_a_sine_lane_along_an_axis_is_searched_by_highway_envs_loop():
+    road = FastRoad(network=RoadNetwork(), np_random=np.random.RandomState(0))
+    lane = SineLane([0.0, 0.0], [200.0, 0.0], amplitude=5.0, pulsation=0.05, phase=0.0)
+    road.network.add_lane("a", "b", lane)
+    road.vehicles.extend(Vehicle(road, lane.position(s, 0.0)) for s in range(0, 200, 15))  # on its centre
+    for car in road.vehicles:  # as a straight lane, most of them would lie beyond the 3 m of the search
+        assert road.neighbour_vehicles(car) == Road.neighbour_vehicles(road, car)
+    assert road.neighbour_vehicles(road.vehicles[2]) == (road.vehicles[3], road.vehicles[1])
 
 
 def test_other_lanes_fall_back_to_highway_envs_loop(monkeypatch):
