@@ -114,3 +114,16 @@ def test_stock_idm_ego_drives_every_action_interface(action):
     ep = run_episode(env, StockIDMDriver(), seed=0)
     assert ep.distance_m > 20  # it drove on its own, whatever the (ignored) actions
     assert type(env.unwrapped.vehicle).__name__ == "IDMVehicle"
+
+
+def test_continuous_actions_never_share_an_array():
+    env = make_env("drivegpt/Highway-v0", "continuous")
+    obs, _ = env.reset(seed=0)
+    driver = HumanDriver(personality=Personality(reaction_delay=0.6))  # 3 delayed steps at 5 Hz
+    driver.reset(0, env)
+    actions = []
+    for _ in range(5):
+        actions.append(driver.act(obs))
+        obs, *_ = env.step(actions[-1])
+    assert len({id(a) for a in actions}) == 5  # a caller keeping them (or the infos) keeps its own
+    assert all(np.array_equal(a, np.zeros(2)) for a in actions[:3])

@@ -111,9 +111,12 @@ class HumanDriver:
         p = self.personality  # at junctions: the time headway is also the gap it keeps to crossing cars
         rules = uses_junction_rules(env)
         self.junction = GapAcceptance(p.time_headway, p.max_acceleration) if rules else None
-        neutral: Any = np.zeros(2, np.float32) if self.continuous else NEUTRAL_TOKEN if self.accel else IDLE
         delay = round(self.personality.reaction_delay * self.env.config["policy_frequency"])  # [steps]
-        self.queue = deque([0.0 if self.accel else neutral] * delay)  # accel: accelerations [m/s²]
+        # what the delay's first steps execute: accel, an acceleration [m/s²]; continuous, a new array
+        # each (no two actions, nor the infos that hold them, share an object); meta, IDLE
+        self.queue = deque(
+            0.0 if self.accel else np.zeros(2, np.float32) if self.continuous else IDLE for _ in range(delay)
+        )
         self.primed = False
         self.noise_state = 0.0  # accel with noise_correlation > 0: the AR(1) noise of the last decision
         self.lapsed = self.lapses.schedule(seed, 1.0 / self.env.config["policy_frequency"])  # (T,) bool
