@@ -67,6 +67,32 @@ def test_console_script_entry_point():
     assert r.returncode == 0 and "collect" in r.stdout and "drive" in r.stdout
 
 
+def test_the_command_tree_loads_neither_torch_nor_highway_env():
+    """``drivegpt --help``, any ``COMMAND --help`` and a refused option answer without loading torch or
+    highway-env: each command imports what it runs when it runs."""
+    code = (
+        "import sys, typer.main; from drivegpt.cli.app import app; typer.main.get_command(app); "
+        "print([m for m in ('torch', 'highway_env', 'drivegpt_envs', 'pandas') if m in sys.modules])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_the_command_lines_choices_are_the_librarys():
+    from typing import get_args
+
+    import drivegpt_envs
+    from drivegpt.cli import options
+    from drivegpt.corner import estimate
+    from drivegpt.sim import rollout
+
+    assert get_args(options.Backend) == get_args(rollout.Backend)
+    assert get_args(options.Simulator) == get_args(rollout.Simulator)
+    assert get_args(options.Method) == get_args(estimate.Method)
+    kinds = drivegpt_envs.ACTION_KINDS
+    assert get_args(options.ActionKind) == get_args(drivegpt_envs.common.ActionKind) == kinds
+
+
 def test_collect_to_a_relative_path(tmp_path, monkeypatch):
     cfg = (Path("configs/collect/tiny.yaml")).resolve()
     monkeypatch.chdir(tmp_path)

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt
+from drivegpt.cli.options import ActionOpt, Simulator
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
 from drivegpt.core.resources import packaged_configs
-from drivegpt.sim.rollout import Simulator
 
 #: rl-zoo-style hyperparameter files, one per algorithm
 

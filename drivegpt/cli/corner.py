@@ -17,7 +17,6 @@ from drivegpt.cli.options import (
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
-from drivegpt_envs.common import DEFAULT_ACTION
 
 
 def register(app: typer.Typer) -> None:
@@ -61,6 +60,7 @@ def search(
     from drivegpt.corner.search import SearchConfig, search_family, to_scenarios
     from drivegpt.corner.suite import family_env_id, write_suite
     from drivegpt.policies.registry import policy_action_kind
+    from drivegpt_envs.common import DEFAULT_ACTION
     from drivegpt_envs.families import FAMILIES
 
     if keep not in ("failures", "all"):

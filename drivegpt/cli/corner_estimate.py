@@ -10,12 +10,18 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, BatchOpt, DeviceOpt, DurationOpt, HumanTraitsOpt, WorkersOpt
+from drivegpt.cli.options import (
+    ActionOpt,
+    BatchOpt,
+    DeviceOpt,
+    DurationOpt,
+    HumanTraitsOpt,
+    Method,
+    Simulator,
+    WorkersOpt,
+)
 from drivegpt.cli.util import command_line, options_config
 from drivegpt.core.errors import UserError
-from drivegpt.corner.estimate import Method
-from drivegpt.sim.rollout import Simulator
-from drivegpt_envs.common import DEFAULT_ACTION
 
 
 def fit_naturalistic(
@@ -115,6 +121,7 @@ def estimate(
     from drivegpt.corner.estimate_family import samples_human_traits
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
+    from drivegpt_envs.common import DEFAULT_ACTION
 
     family_env_id(family)  # fail fast on an unknown name
     if halfspace_share is not None and method != "is":
@@ -191,6 +198,7 @@ def fit_proposal(
     from drivegpt.corner.proposal_file import save_proposal
     from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
+    from drivegpt_envs.common import DEFAULT_ACTION
 
     family_env_id(family)  # fail fast on an unknown name
     for flag, value in (("--refits", refits), ("--rounds", rounds), ("--fit-sims", fit_sims),

@@ -3,12 +3,18 @@ same values and typer validates them (an invalid value fails with the list of va
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from drivegpt.sim.rollout import Backend, Simulator
-from drivegpt_envs.common import ActionKind
+# The choices of the options, as the library names them: ``drivegpt.sim.rollout.Backend`` and
+# ``Simulator``, ``drivegpt.corner.estimate.Method``, ``drivegpt_envs.ACTION_KINDS``. Importing those
+# modules loads torch and highway-env (seconds), so the command line spells them here and answers
+# ``--help`` or a wrong option at once; tests/test_cli.py checks each against the library's.
+Backend = Literal["local", "ray"]
+Simulator = Literal["highway-env", "batched"]
+Method = Literal["mc", "is"]
+ActionKind = Literal["accel", "meta", "continuous"]
 
 BackendOpt = Annotated[Backend, typer.Option(help="Rollout backend: local processes or a ray cluster.")]
 RayAddressOpt = Annotated[
