@@ -121,9 +121,12 @@ def test_continuous_actions_never_share_an_array():
     obs, _ = env.reset(seed=0)
     driver = HumanDriver(personality=Personality(reaction_delay=0.6))  # 3 delayed steps at 5 Hz
     driver.reset(0, env)
-    actions = []
+    actions, decisions = [], []
     for _ in range(5):
         actions.append(driver.act(obs))
+        decisions.append(driver.decision)
         obs, *_ = env.step(actions[-1])
     assert len({id(a) for a in actions}) == 5  # a caller keeping them (or the infos) keeps its own
+    assert not {id(a) for a in actions} & {id(d) for d in decisions}  # none is a label imitation learns
+    np.testing.assert_array_equal(actions[3], decisions[0])  # executed 3 steps after it was decided
     assert all(np.array_equal(a, np.zeros(2)) for a in actions[:3])

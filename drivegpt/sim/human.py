@@ -112,8 +112,9 @@ class HumanDriver:
         rules = uses_junction_rules(env)
         self.junction = GapAcceptance(p.time_headway, p.max_acceleration) if rules else None
         delay = round(self.personality.reaction_delay * self.env.config["policy_frequency"])  # [steps]
-        # what the delay's first steps execute: accel, an acceleration [m/s²]; continuous, a new array
-        # each (no two actions, nor the infos that hold them, share an object); meta, IDLE
+        # what the delay's first steps execute: accel, placeholder accelerations [m/s²] that the first
+        # decision replaces; continuous, a new array each (no two actions, nor the infos that hold
+        # them, share an object); meta, IDLE
         self.queue = deque(
             0.0 if self.accel else np.zeros(2, np.float32) if self.continuous else IDLE for _ in range(delay)
         )
@@ -155,7 +156,7 @@ class HumanDriver:
         if self.continuous:
             if p.action_noise > 0:
                 action = np.clip(action + self.rng.normal(0.0, p.action_noise, size=2), -1.0, 1.0)
-            return np.asarray(action, np.float32)
+            return np.array(action, np.float32)  # a copy: the action never is the decision's label
         if self.rng.random() < p.action_noise:
             return int(self.rng.choice([IDLE, FASTER, SLOWER]))
         return action
