@@ -94,3 +94,17 @@ def test_workers_do_not_change_the_data(tiny_logs, tmp_path):
         np.testing.assert_array_equal(x.observations, y.observations)
         np.testing.assert_array_equal(x.actions, y.actions)
         assert x.meta == y.meta
+
+
+def test_reading_logs_loads_no_simulator():
+    """``drivegpt data info`` and ``data check`` (and any reader of the logs) import neither torch nor
+    highway-env: the episode record lives in ``drivegpt.sim.episode``, numpy only."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, drivegpt.data.logs; "
+        "print([m for m in ('torch', 'highway_env', 'drivegpt_envs') if m in sys.modules])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -23,9 +23,10 @@ from drivegpt.data.logs import write_logs
 from drivegpt.sim import batched
 from drivegpt.sim.batched.human import SUPPORTED_ACTIONS as BATCHED_HUMAN_ACTIONS
 from drivegpt.sim.batched.human import BatchedHuman, Personalities
+from drivegpt.sim.episode import STATE_KEYS, Episode
 from drivegpt.sim.human import HumanDriver
 from drivegpt.sim.personality import Lapses, PersonalityRanges
-from drivegpt.sim.rollout import STATE_KEYS, Backend, Episode, Simulator, make_env, parallel_map, run_episode
+from drivegpt.sim.rollout import Backend, Simulator, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from drivegpt.core import manifest
 from drivegpt.core.atomic import replace_dir, write_json
 from drivegpt.core.errors import UserError
-from drivegpt.sim.rollout import Episode
+from drivegpt.sim.episode import Episode
 
 FORMAT = "drivegpt-logs"
 VERSION = 1

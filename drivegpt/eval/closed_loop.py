@@ -8,7 +8,8 @@ from typing import Any
 from drivegpt.core.atomic import write_json, write_text
 from drivegpt.core.metrics import driving_metrics, takeover_metrics
 from drivegpt.policies.registry import DriveJob, policy_action_kind, policy_and_env
-from drivegpt.sim.rollout import Backend, Episode, parallel_map, run_episode
+from drivegpt.sim.episode import Episode
+from drivegpt.sim.rollout import Backend, parallel_map, run_episode
 from drivegpt_envs.common import DEFAULT_ACTION
 
 EVAL_SEED = 1_000_000  #: default first evaluation seed: never used by collection configs

@@ -25,10 +25,11 @@ import numpy as np
 from pydantic import Field
 
 from drivegpt.core.config import FrozenConfig
+from drivegpt.sim.episode import Episode
 from drivegpt.sim.geometry import lead_figures
 from drivegpt.sim.human import HumanDriver
 from drivegpt.sim.personality import PersonalityRanges
-from drivegpt.sim.rollout import Episode, ego_state
+from drivegpt.sim.rollout import ego_state
 from drivegpt.takeover.clips import Clip, vehicle_snapshot
 
 TRIGGERS = ("ttc", "headway", "offroad", "predicted_failure", "disagreement")
