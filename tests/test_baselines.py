@@ -1,10 +1,12 @@
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from tqdm import TqdmExperimentalWarning
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
@@ -41,6 +43,20 @@ def _observations(n: int = 40) -> np.ndarray:
     env = make_env("drivegpt/Highway-v0", "meta")
     obs = [env.reset(seed=s)[0] for s in range(n)]
     return np.stack(obs)  # (n, V, F)
+
+
+def test_training_leaves_its_logs_closed(ppo_run):
+    """After ``baseline train`` returns, no file of the run is still open (progress.csv is flushed)."""
+    import os
+
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc")
+    run = str(ppo_run.resolve())
+    open_files = [os.readlink(fd) for fd in fds.iterdir() if fd.is_symlink()]
+    assert not [f for f in open_files if f.startswith(run)]
+    rows = (ppo_run / "progress.csv").read_text().splitlines()
+    assert len(rows) >= 2  # the header and the one rollout's row
 
 
 def test_cli_train_writes_run_and_drives(ppo_run, tmp_path):
@@ -178,8 +194,11 @@ def test_baseline_trains_on_the_batched_simulator(tmp_path) -> None:
         "--sim",
         "batched",
     ]
-    r = runner.invoke(app, [*args, "--n-envs", "4", "--steps", "128", "--out", str(out)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, [*args, "--n-envs", "4", "--steps", "128", "--out", str(out)])
     assert r.exit_code == 0, r.output
+    assert not [w for w in caught if issubclass(w.category, TqdmExperimentalWarning)]  # a quiet bar
     assert json.loads((out / "run.json").read_text())["config"]["sim"] == "batched"
     assert json.loads((out / "train.json").read_text()) | {"seconds": 0, "steps_per_s": 0} == {
         "steps": 128, "n_envs": 4, "seconds": 0, "steps_per_s": 0

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
+from tqdm import TqdmExperimentalWarning
 
 from drivegpt.core.atomic import replace_dir, write_json
 from drivegpt.core.config import FrozenConfig
@@ -220,8 +222,13 @@ def train_baseline(
         start, t0 = model.num_timesteps, time.perf_counter()
         remaining = max(0, cfg.total_steps - start)
         if remaining:
-            model.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume)
+            with warnings.catch_warnings():  # SB3's bar is tqdm's rich one, which warns it is experimental
+                warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+                model.learn(
+                    remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume
+                )
         seconds = time.perf_counter() - t0
+        model.logger.close()  # flushes and closes progress.csv and the TensorBoard events
         save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
     finally:
         env.close()
