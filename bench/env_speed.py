@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from unittest import mock
 
 import gymnasium as gym
@@ -29,14 +31,22 @@ from drivegpt.sim.human import HumanDriver
 from drivegpt_envs.road import FastRoad
 
 
+@contextmanager
+def highway_env_search() -> Iterator[None]:
+    """``FastRoad`` switched off for the block: highway-env's own ``Road.neighbour_vehicles``, and no
+    per-frame gather for FastRoad's (the stock side of a comparison)."""
+    with (
+        mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles),
+        mock.patch.object(FastRoad, "act", Road.act),
+    ):
+        yield
+
+
 def drive(env_id: str, episodes: int, stock: bool, stock_road: bool) -> tuple[float, float, list[np.ndarray]]:
     """(policy steps per CPU-second, seconds per observe() call, every observation, action and reward)
     of ``episodes``; ``stock``: highway-env's observation, ``stock_road``: highway-env's search."""
-    if stock_road:  # highway-env's search, and no per-frame gather for FastRoad's
-        with (
-            mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles),
-            mock.patch.object(FastRoad, "act", Road.act),
-        ):
+    if stock_road:
+        with highway_env_search():
             return drive(env_id, episodes, stock, stock_road=False)
     env = gym.make(env_id)
     u = env.unwrapped

@@ -27,12 +27,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from unittest import mock
 
 import gymnasium as gym
 import torch
+from env_speed import highway_env_search  # bench/ is on sys.path when run as a script
 from highway_env.envs.common.observation import KinematicObservation
-from highway_env.road.road import Road
 
 import drivegpt_envs
 from drivegpt.policies.registry import load_policy
@@ -45,7 +44,6 @@ from drivegpt.sim.batched.mobil import lane_change_policy
 from drivegpt.sim.batched.road import neighbours
 from drivegpt.takeover.batched import policy_tokens
 from drivegpt_envs.actions import NEUTRAL_TOKEN
-from drivegpt_envs.road import FastRoad
 
 CONSTANT_ACTION = {"accel": NEUTRAL_TOKEN, "meta": 1}  # hold speed / IDLE
 
@@ -74,11 +72,8 @@ def highway_env_rate(env_id: str, kind: str, seconds: float, stock: bool = True)
     ``stock``: observe through highway-env's own (pandas) ``KinematicObservation`` and search
     neighbours with its own ``Road.neighbour_vehicles``, not the project envs' ``FastKinematics`` and
     ``FastRoad`` (the same observation and answers, faster)."""
-    if stock:  # highway-env's search, and no per-frame gather for FastRoad's
-        with (
-            mock.patch.object(FastRoad, "neighbour_vehicles", Road.neighbour_vehicles),
-            mock.patch.object(FastRoad, "act", Road.act),
-        ):
+    if stock:
+        with highway_env_search():
             return _highway_env_rate(env_id, kind, seconds, stock_observation=True)
     return _highway_env_rate(env_id, kind, seconds, stock_observation=False)
 
