@@ -19,6 +19,7 @@ from drivegpt.policies.sb3 import (
     _algo_class,
     _sb3_kwargs,
     load_exported_policy,
+    make_vec_env,
     space_from_json,
     space_to_json,
     train_baseline,
@@ -130,7 +131,11 @@ def test_shipped_configs_build_the_models_they_describe() -> None:
         written = yaml.safe_load(path.read_text())
         cfg = load_config(BaselineConfig, path)
         assert {k: cfg.to_dict()[k] for k in written} == written, path  # nothing dropped or defaulted
-        env = make_env(cfg.env_id, cfg.action, dict(cfg.env_config))
+        if cfg.sim == "batched":  # the env it trains on: n_envs episodes stepped together
+            env = make_vec_env(cfg)
+            assert env.num_envs * cfg.hyperparams["n_steps"] % cfg.hyperparams["batch_size"] == 0, path
+        else:
+            env = make_env(cfg.env_id, cfg.action, dict(cfg.env_config))
         model = _algo_class(cfg.algo)("MlpPolicy", env, device="cpu", **_sb3_kwargs(cfg))
         hp = dict(written["hyperparams"])
         pk = hp.pop("policy_kwargs")
