@@ -1,8 +1,10 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
@@ -78,17 +80,40 @@ def test_the_command_tree_loads_neither_torch_nor_highway_env():
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
+@pytest.mark.parametrize(
+    "args, valid",
+    [
+        ("baseline train --algo a2c --out x", "'dqn', 'ppo'"),
+        ("corner-cases search --family all --out x --method grid", "'random', 'lhs', 'cem'"),
+        ("corner-cases search --family all --out x --keep some", "'failures', 'all'"),
+    ],
+)
+def test_a_choice_outside_the_list_is_refused_with_the_list_before_anything_runs(args, valid):
+    code = (
+        "import sys; from drivegpt.cli.app import app\n"
+        f"try: app({args.split()!r}, prog_name='drivegpt')\n"
+        "except SystemExit as e: print(e.code, [m for m in ('torch', 'highway_env') if m in sys.modules])"
+    )
+    env = {**os.environ, "COLUMNS": "200"}  # the error box unwrapped
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.strip() == "2 []" and valid in " ".join(r.stderr.split()), r.stdout + r.stderr
+
+
 def test_the_command_lines_choices_are_the_librarys():
     from typing import get_args
 
     import drivegpt_envs
     from drivegpt.cli import options
-    from drivegpt.corner import estimate
+    from drivegpt.corner import estimate, search
+    from drivegpt.policies import sb3
     from drivegpt.sim import rollout
 
     assert get_args(options.Backend) == get_args(rollout.Backend)
     assert get_args(options.Simulator) == get_args(rollout.Simulator)
     assert get_args(options.Method) == get_args(estimate.Method)
+    assert get_args(options.SearchMethod) == get_args(search.Method)
+    assert get_args(options.Keep) == get_args(search.Keep)
+    assert get_args(options.Algo) == get_args(sb3.Algo)
     kinds = drivegpt_envs.ACTION_KINDS
     assert get_args(options.ActionKind) == get_args(drivegpt_envs.common.ActionKind) == kinds
 

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, Simulator
+from drivegpt.cli.options import ActionOpt, Algo, Simulator
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
-from drivegpt.core.errors import UserError
 from drivegpt.core.resources import packaged_configs
 
 #: rl-zoo-style hyperparameter files, one per algorithm
@@ -24,7 +23,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def train(
         ctx: typer.Context,
-        algo: str = typer.Option(..., help="dqn (accel or meta) or ppo (any action interface)."),
+        algo: Algo = typer.Option(..., help="dqn (accel or meta) or ppo (any action interface)."),
         out: Path = typer.Option(..., help="Run directory (policy/, checkpoint/, progress.csv, events)."),
         env: str | None = typer.Option(None, help="Env id (default: the config's, drivegpt/Highway-v0)."),
         steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),
@@ -42,8 +41,6 @@ def register(app: typer.Typer) -> None:
         """Train an SB3 baseline; load it afterwards as `sb3-dqn:OUT` / `sb3-ppo:OUT`."""
         from drivegpt.policies.sb3 import BaselineConfig, train_baseline
 
-        if algo not in ("dqn", "ppo"):
-            raise UserError(f"--algo {algo!r}: valid choices are dqn, ppo")
         overrides = {"algo": algo, "env_id": env, "total_steps": steps, "action": action}
         cfg = load_config(
             BaselineConfig,

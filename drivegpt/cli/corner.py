@@ -11,7 +11,9 @@ import typer
 from drivegpt.cli.options import (
     ActionOpt,
     BackendOpt,
+    Keep,
     RayAddressOpt,
+    SearchMethod,
     SimOrDefaultOpt,
 )
 from drivegpt.cli.util import command_line, friendly_errors
@@ -42,11 +44,11 @@ def search(
     family: list[str] = typer.Option(..., help="Scenario family (repeatable), or 'all'."),
     policy: str = typer.Option("human", help="Policy spec under test (human, drivegpt, drivegpt:RUN, ...)."),
     budget: int | None = typer.Option(None, min=1, help="Simulations per family (overrides the config)."),
-    method: str | None = typer.Option(None, help="random | lhs (baselines) | cem (adaptive)."),
+    method: SearchMethod | None = typer.Option(None, help="random, lhs (baselines) or cem (adaptive)."),
     seed: int | None = typer.Option(None, help="Sampler seed; simulation i uses scenario seed SEED + i."),
     config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
     action: ActionOpt = None,
-    keep: str = typer.Option("failures", help="Suite content: failures, or all simulations."),
+    keep: Keep = typer.Option("failures", help="Suite content: failures, or all simulations."),
     sim: SimOrDefaultOpt = None,
     workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
     backend: BackendOpt = "local",
@@ -63,8 +65,6 @@ def search(
     from drivegpt_envs.common import DEFAULT_ACTION
     from drivegpt_envs.families import FAMILIES
 
-    if keep not in ("failures", "all"):
-        raise UserError(f"--keep {keep!r}: valid choices are failures, all")
     over = {"budget": budget, "method": method, "seed": seed, "sim": sim}
     if config is not None:
         cfg = load_config(SearchConfig, config, over)

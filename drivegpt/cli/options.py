@@ -8,12 +8,16 @@ from typing import Annotated, Literal
 import typer
 
 # The choices of the options, as the library names them: ``drivegpt.sim.rollout.Backend`` and
-# ``Simulator``, ``drivegpt.corner.estimate.Method``, ``drivegpt_envs.ACTION_KINDS``. Importing those
+# ``Simulator``, ``drivegpt.corner.estimate.Method``, ``drivegpt.corner.search.Method`` and ``Keep``,
+# ``drivegpt.policies.sb3.Algo``, ``drivegpt_envs.ACTION_KINDS``. Importing those
 # modules loads torch and highway-env (seconds), so the command line spells them here and answers
 # ``--help`` or a wrong option at once; tests/test_cli.py checks each against the library's.
 Backend = Literal["local", "ray"]
 Simulator = Literal["highway-env", "batched"]
 Method = Literal["mc", "is"]
+SearchMethod = Literal["random", "lhs", "cem"]
+Keep = Literal["failures", "all"]
+Algo = Literal["dqn", "ppo"]
 ActionKind = Literal["accel", "meta", "continuous"]
 
 BackendOpt = Annotated[Backend, typer.Option(help="Rollout backend: local processes or a ray cluster.")]

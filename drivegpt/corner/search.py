@@ -37,6 +37,7 @@ from drivegpt.corner.suite import ALERT_HUMAN, Outcome, Scenario, ScenarioJob, f
 from drivegpt.sim.rollout import Backend, Simulator
 
 Method = Literal["random", "lhs", "cem"]
+Keep = Literal["failures", "all"]  # a suite of the search's failures, or of every simulation
 SearchSim = Literal["auto", "highway-env", "batched"]
 
 
@@ -296,7 +297,7 @@ def scenario_id(family: str, index: int) -> str:
 
 
 def to_scenarios(
-    result: SearchResult, action: str, keep: Literal["failures", "all"] = "failures"
+    result: SearchResult, action: str, keep: Keep = "failures"
 ) -> list[Scenario]:
     """The suite lines of a search: its failures (or every simulation), with outcome and feasibility."""
     return [
