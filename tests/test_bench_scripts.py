@@ -518,3 +518,47 @@ def test_is_second_moment_fits_without_rarely_repeated_failures(tmp_path):
     rows = [line for line in r.stdout.splitlines() if line.startswith("| p ")]
     assert len(rows) == 4  # targets p h and p √h, floors 1 and 0
     assert "| two Gaussians, h < 0.1 apart | - | 0 rarely repeated failures in a half: none |" in r.stdout
+
+
+def test_learned_proposal_refuses_bad_options_and_missing_streams(tmp_path):
+    for args, message in (
+        (["--delta", "0"], "--delta must lie in (0, 1]"),
+        (["--rounds", "0"], "--rounds must be >= 1"),
+        (["--mc-train", "7", "--mc-train-draws", "0"], "--mc-train-draws >= 1"),
+    ):
+        r = run("learned_proposal.py", *args, "--out", str(tmp_path))
+        assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
+    r = run("learned_proposal.py", "--mc-train", "7", "--out", str(tmp_path))
+    assert r.returncode == 1 and "--mc-train 7: " in r.stderr and "has streams []" in r.stderr, r.stderr
+    r = run("learned_proposal.py", "--out", str(tmp_path))  # no Monte Carlo failures to measure on
+    assert r.returncode == 1 and "no stalled_car-failures-*.npz" in r.stderr.strip().splitlines()[-1]
+    assert not list(tmp_path.iterdir())
+
+
+def test_learned_proposal_density_sampler_and_weights_by_hand():
+    """q = p (δ + (1 - δ) √ĥ / Z) with ĥ = σ(4 z0): Z by quadrature, the sampler's share of z0 > 0
+    as q puts there, and the weights p / q average to 1 and recover a nominal tail, P(z0 > 1)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from learned_proposal import Learned
+    finally:
+        sys.path.remove(str(BENCH))
+
+    class Logit(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (n, d) -> (n, 1)
+            return 4 * x[:, :1]
+
+    x = np.linspace(-9, 9, 200_001)
+    phi = np.exp(-(x**2) / 2) / np.sqrt(2 * np.pi) * (x[1] - x[0])  # the nominal's mass per cell
+    g = (1 / (1 + np.exp(-4 * x))) ** 0.5
+    delta, Z = 0.1, float((phi * g).sum())
+    q = Learned([Logit()], 3, delta, 10**6)
+    assert abs(q.Z - Z) < 3e-3 * Z and abs(q.g_max - 1) < 1e-3
+    z = q.sample(np.random.default_rng(0), 200_000)
+    assert z.shape == (200_000, 3)
+    positive = delta * 0.5 + (1 - delta) * float((phi * g)[x > 0].sum()) / Z  # q's mass at z0 > 0
+    assert abs((z[:, 0] > 0).mean() - positive) < 4 * np.sqrt(positive * (1 - positive) / len(z))
+    w = q.ratio(z)
+    assert abs(w.mean() - 1) < 0.01 and abs(np.std(z[:, 1:]) - 1) < 0.01  # the other axes nominal
+    tail = float(phi[x > 1].sum())  # P(z0 > 1) under the nominal, 0.1587
+    assert abs((w * (z[:, 0] > 1)).mean() - tail) < 0.01 * tail * 4
