@@ -78,13 +78,16 @@ def h_hat(nets: list[torch.nn.Module], z: np.ndarray) -> np.ndarray:
 
 
 class Learned:
-    """q = p (δ + (1 - δ) √ĥ / Z), sampled by rejection from p; ``ratio`` is p / q."""
+    """q = p (δ + (1 - δ) √ĥ / Z): the nominal with probability δ, else a nominal draw accepted with
+    probability √ĥ ≤ 1 (rejection sampling); ``ratio`` is p / q, exact up to the error of ``Z``
+    (a mean over ``z_draws`` nominal draws, in blocks of 10⁶; its standard error is ``Z_se``)."""
 
     def __init__(self, nets: list[torch.nn.Module], dim: int, delta: float, z_draws: int) -> None:
         self.nets, self.dim, self.delta = nets, dim, delta
-        g = np.concatenate([self.g(np.random.default_rng([9, i]).standard_normal((10**6, dim)))
-                            for i in range(max(1, z_draws // 10**6))])  # fmt: skip
-        self.Z, self.g_max = float(g.mean()), float(g.max())
+        sizes = [min(10**6, z_draws - i) for i in range(0, z_draws, 10**6)]
+        g = np.concatenate([self.g(np.random.default_rng([9, i]).standard_normal((n, dim)))
+                            for i, n in enumerate(sizes)])  # fmt: skip
+        self.Z, self.Z_se = float(g.mean()), float(g.std() / np.sqrt(len(g)))
 
     def g(self, z: np.ndarray) -> np.ndarray:
         return h_hat(self.nets, z) ** 0.5
@@ -97,8 +100,8 @@ class Learned:
         out = [rng.standard_normal((int(nominal.sum()), self.dim))]
         need = n - len(out[0])
         while need > 0:
-            z = rng.standard_normal((max(4 * int(need * self.g_max / self.Z), 1024), self.dim))
-            keep = z[rng.random(len(z)) * self.g_max < self.g(z)][:need]
+            z = rng.standard_normal((min(max(int(2 * need / self.Z), 1024), 10**6), self.dim))
+            keep = z[rng.random(len(z)) < self.g(z)][:need]  # accepted with probability g ≤ 1
             out.append(keep)
             need -= len(keep)
         z = np.concatenate(out)
@@ -119,7 +122,7 @@ def mc_trained(args: argparse.Namespace, dim: int) -> None:
     z = np.random.default_rng([args.mc_train, dim]).standard_normal((int(mc["sims"]), dim))
     y = np.zeros(len(z), bool)
     y[mc["seeds"] - args.mc_train * 10**7] = True  # draw i has scenario seed stream * 10**7 + i
-    if not np.allclose(np.sort(z[y], 0), np.sort(mc["z"], 0)):
+    if not np.array_equal(z[y], mc["z"]):  # the failures, in the order the stream drew them
         raise SystemExit(f"stream {args.mc_train}: the regenerated draws are not the stored failures")
     z, y = z[: args.mc_train_draws], y[: args.mc_train_draws]
     zf = np.concatenate([m["z"] for m in stream.values()])
@@ -159,8 +162,12 @@ def main() -> None:
     for flag, value in counts.items():
         if value < 1:
             ap.error(f"{flag} must be >= 1, got {value}")
-    if args.check_runs < 0 or (args.mc_train_draws is not None and args.mc_train_draws < 1):
-        ap.error("--check-runs must be >= 0 and --mc-train-draws >= 1")
+    if args.check_sims < 2 or args.check_runs < 0:
+        ap.error(f"--check-sims must be >= 2 and --check-runs >= 0, got {args.check_sims}, {args.check_runs}")
+    if args.mc_train_draws is not None and (args.mc_train is None or args.mc_train_draws < 1):
+        ap.error(f"--mc-train-draws needs --mc-train and must be >= 1, got {args.mc_train_draws}")
+    if not args.rel_halfwidth > 0:
+        ap.error(f"--rel-halfwidth must be > 0, got {args.rel_halfwidth}")
     if not 0 < args.delta <= 1:
         ap.error(f"--delta must lie in (0, 1], got {args.delta}")
     torch.set_num_threads(1)
@@ -201,7 +208,7 @@ def main() -> None:
         relvar = float(pq.sum() / draws / P**2 - 1)
         rows.append({"round": r, "sims": used, "failures": int(yall.sum()), "relvar": relvar,
                      "acceleration": mc_relvar / relvar, "max_p_over_q": float(pq.max()),
-                     "Z": q.Z})  # fmt: skip
+                     "Z": q.Z, "Z_se": q.Z_se})  # fmt: skip
         print(f"| {r} | {used:,} | {int(yall.sum()):,} | {relvar:.1f} | {mc_relvar / relvar:.0f}x | "
               f"{pq.max():.1f} |", flush=True)  # fmt: skip
         q_sample = q.sample

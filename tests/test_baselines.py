@@ -117,7 +117,7 @@ def test_unknown_hyperparameter_is_rejected_with_the_valid_ones():
     with pytest.raises(ConfigError, match="discrete"):
         config_from_dict(BaselineConfig, {"algo": "dqn", "action": "continuous"})
     r = runner.invoke(app, ["baseline", "train", "--algo", "a2c", "--out", "x"])
-    assert r.exit_code == 2 and "'dqn', 'ppo'" in r.output
+    assert r.exit_code == 2 and "'dqn', 'ppo'" in " ".join(r.output.replace("│", " ").split())
 
 
 def _widths(net: torch.nn.Module) -> list[int]:

@@ -99,6 +99,31 @@ def test_a_choice_outside_the_list_is_refused_with_the_list_before_anything_runs
     assert r.stdout.strip() == "2 []" and valid in " ".join(r.stderr.split()), r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("config", ["configs/quickstart.yaml", "configs/pipeline/tiny.yaml"])
+def test_the_reports_stage_by_stage_commands_parse(config, tmp_path):
+    """Every command the pipeline's report gives to redo a stage by hand names a command and options
+    that ``drivegpt`` accepts: a missing required option or a wrong value fails here."""
+    import shlex
+
+    import typer.main
+
+    from drivegpt.core.config import load_config
+    from drivegpt.pipeline.config import PipelineConfig
+    from drivegpt.pipeline.stages import STAGES
+
+    cfg = load_config(PipelineConfig, config)
+    lines = [c for st in STAGES if st.commands for c in st.commands(cfg, tmp_path / "run")]
+    assert len(lines) >= 10
+    for line in lines:
+        name, *args = shlex.split(line, comments=True)
+        assert name == "drivegpt", line
+        cmd = typer.main.get_command(app)
+        while hasattr(cmd, "commands"):  # a group: down to the command it names
+            name, *args = args
+            cmd = cmd.commands[name]
+        cmd.make_context(name, args)  # parses the options: a missing or invalid one raises
+
+
 def test_the_command_lines_choices_are_the_librarys():
     from typing import get_args
 

@@ -164,7 +164,8 @@ def check_baseline(path: Path) -> None:
 
 
 def cli_baseline(cfg: PipelineConfig, out: Path) -> list[str]:
-    return [f"drivegpt baseline train --config {out}/configs/baseline.yaml --out {out}/baseline"]
+    config = f"{out}/configs/baseline.yaml"
+    return [f"drivegpt baseline train --algo {cfg.baseline.algo} --config {config} --out {out}/baseline"]
 
 
 # -- search: corner cases of the final policy -------------------------------------------------------
