@@ -18,9 +18,9 @@ relative variance per simulation is measured on the Monte Carlo failures of
 ``OUT/FAMILY-failures-*.npz`` (none of which is trained on; ``E_p[f p / q] / P² - 1``), and the
 acceleration reused = Monte Carlo's relative variance / that. Finally ``--check-runs`` estimates
 from the last proposal, ``--check-sims`` simulations each on fresh scenario seeds, are set against
-the Monte Carlo estimate (``OUT/FAMILY-learned-deltaδ.json``). ``--mc-train STREAM`` instead trains
-on the labelled nominal draws of one Monte Carlo stream and measures on the others' failures: the
-classifier as good as that much plain Monte Carlo makes it (no simulation).
+the Monte Carlo estimate (``OUT/FAMILY-learned-deltaδ.json``). ``--mc-train STREAM ...`` instead
+trains on the labelled nominal draws of those Monte Carlo streams and measures on the others'
+failures: the classifier as good as that much plain Monte Carlo makes it (no simulation).
 
     .venv/bin/python bench/learned_proposal.py --family stalled_car --rounds 4 --per-round 25000
     .venv/bin/python bench/learned_proposal.py --family stalled_car --mc-train 7 --mc-train-draws 200000
@@ -32,6 +32,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,33 +109,40 @@ class Learned:
         return z[rng.permutation(n)]
 
 
+def labelled_stream(mc: Any, stream: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every draw of an MC stream (regenerated from its seed, as ``is_second_moment.py --parts
+    failures`` drew them) and whether it failed, from the stream's stored failures."""
+    z = np.random.default_rng([stream, dim]).standard_normal((int(mc["sims"]), dim))
+    y = np.zeros(len(z), bool)
+    y[mc["seeds"] - stream * 10**7] = True  # draw i has scenario seed stream * 10**7 + i
+    if not np.array_equal(z[y], mc["z"]):  # the failures, in the order the stream drew them
+        raise SystemExit(f"stream {stream}: the regenerated draws are not the stored failures")
+    return z, y
+
+
 def mc_trained(args: argparse.Namespace, dim: int) -> None:
-    """The classifier as good as labelled nominal draws make it: trained on all draws of one MC
-    stream (regenerated from its seed, as ``is_second_moment.py --parts failures`` drew them, failed
-    or not), its proposal measured on the failures of the other streams. No simulation."""
+    """The classifier as good as labelled nominal draws make it: trained on all draws of the MC
+    streams ``--mc-train`` (each cut to its first ``--mc-train-draws``), its proposal measured on the
+    failures of the other streams. No simulation."""
     t0 = time.time()
     files = sorted(args.out.glob(f"{args.family}-failures-*.npz"))
     stream = {int(f.stem.rsplit("-", 1)[1]): np.load(f) for f in files}
-    if args.mc_train not in stream or len(stream) < 2:
+    if not set(args.mc_train) <= set(stream) or len(stream) <= len(set(args.mc_train)):
         have = sorted(stream)
-        raise SystemExit(f"--mc-train {args.mc_train}: {args.out} has streams {have}; need it and another")
-    mc = stream.pop(args.mc_train)
-    z = np.random.default_rng([args.mc_train, dim]).standard_normal((int(mc["sims"]), dim))
-    y = np.zeros(len(z), bool)
-    y[mc["seeds"] - args.mc_train * 10**7] = True  # draw i has scenario seed stream * 10**7 + i
-    if not np.array_equal(z[y], mc["z"]):  # the failures, in the order the stream drew them
-        raise SystemExit(f"stream {args.mc_train}: the regenerated draws are not the stored failures")
-    z, y = z[: args.mc_train_draws], y[: args.mc_train_draws]
+        raise SystemExit(f"--mc-train {args.mc_train}: {args.out} has streams {have}; need them and another")
+    train_on = [labelled_stream(stream.pop(s), s, dim) for s in sorted(set(args.mc_train))]
+    z = np.concatenate([z[: args.mc_train_draws] for z, _ in train_on])
+    y = np.concatenate([y[: args.mc_train_draws] for _, y in train_on])
     zf = np.concatenate([m["z"] for m in stream.values()])
     draws = sum(int(m["sims"]) for m in stream.values())
     P = len(zf) / draws
     q = Learned(train(z, y, args.members, args.hidden, args.steps), dim, args.delta, args.z_draws)
     pq = q.ratio(zf)
     relvar = float(pq.sum() / draws / P**2 - 1)
-    print(f"{args.family}: trained on stream {args.mc_train} ({len(z):,} draws, {int(y.sum())} failures), "
-          f"measured on streams {sorted(stream)} ({len(zf)} failures in {draws:,} draws, P {P:.3g}): "
-          f"relative variance {relvar:.1f}, {(1 - P) / P / relvar:.0f}x reused; largest p/q {pq.max():.1f}; "
-          f"{time.time() - t0:.0f} s")  # fmt: skip
+    print(f"{args.family}: trained on streams {sorted(set(args.mc_train))} ({len(z):,} draws, {int(y.sum())} "
+          f"failures), measured on streams {sorted(stream)} ({len(zf)} failures in {draws:,} draws, P "
+          f"{P:.3g}): relative variance {relvar:.1f}, {(1 - P) / P / relvar:.0f}x reused; largest p/q "
+          f"{pq.max():.1f}; {time.time() - t0:.0f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -152,9 +160,9 @@ def main() -> None:
     ap.add_argument("--rel-halfwidth", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--out", type=Path, default=Path("bench/results/is_second_moment"))
-    ap.add_argument("--mc-train", type=int, metavar="STREAM",
-                    help="instead: train on every draw of this MC stream, measure on the others")  # fmt: skip
-    ap.add_argument("--mc-train-draws", type=int, help="with --mc-train: its first N draws only")
+    ap.add_argument("--mc-train", type=int, nargs="+", metavar="STREAM",
+                    help="instead: train on every draw of these MC streams, measure on the rest")  # fmt: skip
+    ap.add_argument("--mc-train-draws", type=int, help="with --mc-train: the first N draws of each")
     args = ap.parse_args()
     counts = {"--rounds": args.rounds, "--per-round": args.per_round, "--members": args.members,
               "--hidden": args.hidden, "--steps": args.steps, "--z-draws": args.z_draws,

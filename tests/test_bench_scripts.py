@@ -532,7 +532,7 @@ def test_learned_proposal_refuses_bad_options_and_missing_streams(tmp_path):
         r = run("learned_proposal.py", *args, "--out", str(tmp_path))
         assert r.returncode == 2 and message in r.stderr.strip().splitlines()[-1], r.stderr
     r = run("learned_proposal.py", "--mc-train", "7", "--out", str(tmp_path))
-    assert r.returncode == 1 and "--mc-train 7: " in r.stderr and "has streams []" in r.stderr, r.stderr
+    assert r.returncode == 1 and "--mc-train [7]: " in r.stderr and "has streams []" in r.stderr, r.stderr
     r = run("learned_proposal.py", "--out", str(tmp_path))  # no Monte Carlo failures to measure on
     assert r.returncode == 1 and "no stalled_car-failures-*.npz" in r.stderr.strip().splitlines()[-1]
     assert not list(tmp_path.iterdir())
@@ -579,10 +579,12 @@ def test_learned_proposal_trains_on_a_regenerated_stream(tmp_path):
     args = ["--mc-train", "7", *"--members 1 --steps 30 --z-draws 20000".split(), "--out", str(tmp_path)]
     r = run("learned_proposal.py", *args)
     k = int(np.load(tmp_path / "stalled_car-failures-7.npz")["z"].shape[0])
-    assert r.returncode == 0 and f"trained on stream 7 (3,000 draws, {k} failures)" in r.stdout, r.stderr
+    assert r.returncode == 0 and f"trained on streams [7] (3,000 draws, {k} failures)" in r.stdout, r.stderr
     assert "measured on streams [8]" in r.stdout and "relative variance" in r.stdout
     r = run("learned_proposal.py", *args, "--mc-train-draws", "1000")
-    assert r.returncode == 0 and "trained on stream 7 (1,000 draws," in r.stdout, r.stderr
+    assert r.returncode == 0 and "trained on streams [7] (1,000 draws," in r.stdout, r.stderr
+    r = run("learned_proposal.py", *args[:1], "8", *args[1:])  # both streams: none left to measure on
+    assert r.returncode == 1 and "need them and another" in r.stderr, r.stderr
     bad = dict(np.load(tmp_path / "stalled_car-failures-7.npz"))
     np.savez(tmp_path / "stalled_car-failures-7.npz", **{**bad, "z": bad["z"] + 1e-6})
     r = run("learned_proposal.py", *args)
