@@ -20,10 +20,13 @@ acceleration reused = Monte Carlo's relative variance / that. Finally ``--check-
 from the last proposal, ``--check-sims`` simulations each on fresh scenario seeds, are set against
 the Monte Carlo estimate (``OUT/FAMILY-learned-deltaδ.json``). ``--mc-train STREAM ...`` instead
 trains on the labelled nominal draws of those Monte Carlo streams and measures on the others'
-failures: the classifier as good as that much plain Monte Carlo makes it (no simulation).
+failures (``--streams DIR ...``: the folders of the streams, ``--out`` by default): the classifier as
+good as that much plain Monte Carlo makes it (no simulation).
 
     .venv/bin/python bench/learned_proposal.py --family stalled_car --rounds 4 --per-round 25000
     .venv/bin/python bench/learned_proposal.py --family stalled_car --mc-train 7 --mc-train-draws 200000
+    .venv/bin/python bench/learned_proposal.py --family stalled_car --mc-train 7 8 \\
+        --streams bench/results/is_second_moment bench/results/is_second_moment/stream-9
 """
 
 from __future__ import annotations
@@ -125,11 +128,14 @@ def mc_trained(args: argparse.Namespace, dim: int) -> None:
     streams ``--mc-train`` (each cut to its first ``--mc-train-draws``), its proposal measured on the
     failures of the other streams. No simulation."""
     t0 = time.time()
-    files = sorted(args.out.glob(f"{args.family}-failures-*.npz"))
+    folders = args.streams or [args.out]
+    files = [f for d in folders for f in sorted(d.glob(f"{args.family}-failures-*.npz"))]
     stream = {int(f.stem.rsplit("-", 1)[1]): np.load(f) for f in files}
+    if len(stream) < len(files):
+        raise SystemExit(f"{', '.join(map(str, folders))}: a stream in more than one folder")
     if not set(args.mc_train) <= set(stream) or len(stream) <= len(set(args.mc_train)):
-        have = sorted(stream)
-        raise SystemExit(f"--mc-train {args.mc_train}: {args.out} has streams {have}; need them and another")
+        have, where = sorted(stream), ", ".join(map(str, folders))
+        raise SystemExit(f"--mc-train {args.mc_train}: {where} has streams {have}; need them and another")
     train_on = [labelled_stream(stream.pop(s), s, dim) for s in sorted(set(args.mc_train))]
     z = np.concatenate([z[: args.mc_train_draws] for z, _ in train_on])
     y = np.concatenate([y[: args.mc_train_draws] for _, y in train_on])
@@ -163,6 +169,7 @@ def main() -> None:
     ap.add_argument("--mc-train", type=int, nargs="+", metavar="STREAM",
                     help="instead: train on every draw of these MC streams, measure on the rest")  # fmt: skip
     ap.add_argument("--mc-train-draws", type=int, help="with --mc-train: the first N draws of each")
+    ap.add_argument("--streams", type=Path, nargs="+", help="with --mc-train: folders of the streams (--out)")
     args = ap.parse_args()
     counts = {"--rounds": args.rounds, "--per-round": args.per_round, "--members": args.members,
               "--hidden": args.hidden, "--steps": args.steps, "--z-draws": args.z_draws,

@@ -585,7 +585,15 @@ def test_learned_proposal_trains_on_a_regenerated_stream(tmp_path):
     assert r.returncode == 0 and "trained on streams [7] (1,000 draws," in r.stdout, r.stderr
     r = run("learned_proposal.py", *args[:1], "8", *args[1:])  # both streams: none left to measure on
     assert r.returncode == 1 and "need them and another" in r.stderr, r.stderr
+    (tmp_path / "more").mkdir()  # a stream in another folder, read with --streams
+    (tmp_path / "stalled_car-failures-8.npz").rename(tmp_path / "more" / "stalled_car-failures-8.npz")
+    r = run("learned_proposal.py", *args, "--streams", str(tmp_path), str(tmp_path / "more"))
+    assert r.returncode == 0 and "measured on streams [8]" in r.stdout, r.stderr
+    r = run("learned_proposal.py", *args, "--streams", str(tmp_path), str(tmp_path))
+    assert r.returncode == 1 and "a stream in more than one folder" in r.stderr, r.stderr
+    r = run("learned_proposal.py", *args)  # stream 8 is no longer in --out
+    assert r.returncode == 1 and "has streams [7]; need them and another" in r.stderr, r.stderr
     bad = dict(np.load(tmp_path / "stalled_car-failures-7.npz"))
     np.savez(tmp_path / "stalled_car-failures-7.npz", **{**bad, "z": bad["z"] + 1e-6})
-    r = run("learned_proposal.py", *args)
+    r = run("learned_proposal.py", *args, "--streams", str(tmp_path), str(tmp_path / "more"))
     assert r.returncode == 1 and "the regenerated draws are not the stored failures" in r.stderr, r.stderr
