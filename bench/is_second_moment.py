@@ -146,6 +146,20 @@ def mc_sims_needed(p: float, rel: float) -> float:
     return Z95**2 * (1 - p) / (p * rel**2)
 
 
+def stream_draws(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every draw (n, d) of the MC stream stored at ``path`` (``FAMILY-failures-STREAM.npz``),
+    regenerated from its seed as ``failures`` drew them, and whether it failed (n,); a file whose
+    failures are not those draws, in draw order, exits."""
+    mc, stream = np.load(path), int(path.stem.rsplit("-", 1)[1])
+    n, d = int(mc["sims"]), mc["z"].shape[1]
+    z = np.random.default_rng([stream, d]).standard_normal((n, d))
+    failed = np.zeros(n, bool)
+    failed[mc["seeds"] - stream * 10**7] = True  # draw i has scenario seed stream * 10**7 + i
+    if np.any(np.diff(mc["seeds"]) <= 0) or not np.array_equal(z[failed], mc["z"]):
+        raise SystemExit(f"{path}: the regenerated draws are not the stored failures (in draw order)")
+    return z, failed
+
+
 def mc_failures(out: Path, family: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Every MC failure's point (k, d) and seed (k,) over the family's streams, and their draws."""
     files = sorted(out.glob(f"{family}-failures-*.npz"))

@@ -35,15 +35,15 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
-from is_second_moment import load_pilots, mc_failures, proposal
+from is_second_moment import load_pilots, mc_failures, proposal, stream_draws
 
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95
+from drivegpt.corner.mixture import nominal, relvar_from_failures
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
@@ -99,6 +99,9 @@ class Learned:
     def ratio(self, z: np.ndarray) -> np.ndarray:
         return 1 / (self.delta + (1 - self.delta) * self.g(z) / self.Z)
 
+    def logpdf(self, z: np.ndarray) -> np.ndarray:  # the Proposal protocol's, for relvar_from_failures
+        return nominal(self.dim).logpdf(z) - np.log(self.ratio(z))
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         nominal = rng.random(n) < self.delta
         out = [rng.standard_normal((int(nominal.sum()), self.dim))]
@@ -112,17 +115,6 @@ class Learned:
         return z[rng.permutation(n)]
 
 
-def labelled_stream(mc: Any, stream: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every draw of an MC stream (regenerated from its seed, as ``is_second_moment.py --parts
-    failures`` drew them) and whether it failed, from the stream's stored failures."""
-    z = np.random.default_rng([stream, dim]).standard_normal((int(mc["sims"]), dim))
-    y = np.zeros(len(z), bool)
-    y[mc["seeds"] - stream * 10**7] = True  # draw i has scenario seed stream * 10**7 + i
-    if not np.array_equal(z[y], mc["z"]):  # the failures, in the order the stream drew them
-        raise SystemExit(f"stream {stream}: the regenerated draws are not the stored failures")
-    return z, y
-
-
 def mc_trained(args: argparse.Namespace, dim: int) -> None:
     """The classifier as good as labelled nominal draws make it: trained on all draws of the MC
     streams ``--mc-train`` (each cut to its first ``--mc-train-draws``), its proposal measured on the
@@ -130,21 +122,20 @@ def mc_trained(args: argparse.Namespace, dim: int) -> None:
     t0 = time.time()
     folders = args.streams or [args.out]
     files = [f for d in folders for f in sorted(d.glob(f"{args.family}-failures-*.npz"))]
-    stream = {int(f.stem.rsplit("-", 1)[1]): np.load(f) for f in files}
+    stream = {int(f.stem.rsplit("-", 1)[1]): f for f in files}
     if len(stream) < len(files):
         raise SystemExit(f"{', '.join(map(str, folders))}: a stream in more than one folder")
     if not set(args.mc_train) <= set(stream) or len(stream) <= len(set(args.mc_train)):
         have, where = sorted(stream), ", ".join(map(str, folders))
         raise SystemExit(f"--mc-train {args.mc_train}: {where} has streams {have}; need them and another")
-    train_on = [labelled_stream(stream.pop(s), s, dim) for s in sorted(set(args.mc_train))]
+    train_on = [stream_draws(stream.pop(s)) for s in sorted(set(args.mc_train))]
     z = np.concatenate([z[: args.mc_train_draws] for z, _ in train_on])
     y = np.concatenate([y[: args.mc_train_draws] for _, y in train_on])
-    zf = np.concatenate([m["z"] for m in stream.values()])
-    draws = sum(int(m["sims"]) for m in stream.values())
+    rest = [np.load(f) for f in stream.values()]
+    zf, draws = np.concatenate([m["z"] for m in rest]), sum(int(m["sims"]) for m in rest)
     P = len(zf) / draws
     q = Learned(train(z, y, args.members, args.hidden, args.steps), dim, args.delta, args.z_draws)
-    pq = q.ratio(zf)
-    relvar = float(pq.sum() / draws / P**2 - 1)
+    pq, relvar = q.ratio(zf), relvar_from_failures(q, zf, draws)
     print(f"{args.family}: trained on streams {sorted(set(args.mc_train))} ({len(z):,} draws, {int(y.sum())} "
           f"failures), measured on streams {sorted(stream)} ({len(zf)} failures in {draws:,} draws, P "
           f"{P:.3g}): relative variance {relvar:.1f}, {(1 - P) / P / relvar:.0f}x reused; largest p/q "
@@ -219,8 +210,7 @@ def main() -> None:
         q = Learned(
             train(zall, yall, args.members, args.hidden, args.steps), dist.dim, args.delta, args.z_draws
         )
-        pq = q.ratio(zf)
-        relvar = float(pq.sum() / draws / P**2 - 1)
+        pq, relvar = q.ratio(zf), relvar_from_failures(q, zf, draws)
         rows.append({"round": r, "sims": used, "failures": int(yall.sum()), "relvar": relvar,
                      "acceleration": mc_relvar / relvar, "max_p_over_q": float(pq.max()),
                      "Z": q.Z, "Z_se": q.Z_se})  # fmt: skip

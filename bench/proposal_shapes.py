@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from is_second_moment import bound_h  # bench/ is on sys.path when run as a script
+from is_second_moment import bound_h, stream_draws  # bench/ is on sys.path when run as a script
 
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.halfspace import HalfSpace, logistic_direction
@@ -66,18 +66,8 @@ def draws(out: Path, family: str) -> tuple[np.ndarray, np.ndarray]:
         raise SystemExit(
             f"no {family}-failures-*.npz in {out}: run bench/is_second_moment.py --parts failures"
         )
-    zs, fails = [], []
-    for f in files:
-        mc, stream = np.load(f), int(f.stem.rsplit("-", 1)[1])
-        n, d = int(mc["sims"]), mc["z"].shape[1]
-        z = np.random.default_rng([stream, d]).standard_normal((n, d))  # the stream, redrawn
-        failed = np.zeros(n, bool)
-        failed[mc["seeds"] - stream * 10**7] = True
-        if np.any(np.diff(mc["seeds"]) <= 0) or not np.allclose(z[failed], mc["z"]):
-            raise SystemExit(f"{f}: its failures are not the stream's draws in draw order")
-        zs.append(z)
-        fails.append(failed)
-    return np.concatenate(zs), np.concatenate(fails)
+    drawn = [stream_draws(f) for f in files]
+    return np.concatenate([z for z, _ in drawn]), np.concatenate([f for _, f in drawn])
 
 
 def kde(z: np.ndarray, w: np.ndarray, bandwidth: float, defensive: float) -> GaussianMixture:
