@@ -15,7 +15,8 @@ from drivegpt.core.resources import CHECKPOINTS
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
 from drivegpt.model.policy import DriveGPTPolicy
 from drivegpt.rlhf.actor_critic import ValueHead, segment_gae
-from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, lagrange_step, rollout
+from drivegpt.rlhf.ppo_batched import lagrange_step, rollout
+from drivegpt.rlhf.ppo_batched_config import BatchedPPOConfig
 from drivegpt.sim import batched
 from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 

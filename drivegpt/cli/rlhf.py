@@ -125,7 +125,8 @@ def ppo(
     resume: bool = typer.Option(False, help="Continue the run in --out (also to more updates)."),
 ) -> None:
     """PPO on the batched simulator under the batched safety driver (reward model, Lagrangian, crawl)."""
-    from drivegpt.rlhf.ppo_batched import BatchedPPOConfig, ppo_batched
+    from drivegpt.rlhf.ppo_batched import ppo_batched
+    from drivegpt.rlhf.ppo_batched_config import BatchedPPOConfig
 
     cfg = load_config(BatchedPPOConfig, config, {"updates": updates})
     m = ppo_batched(cfg, policy, reward, out, reference, resume, command_line(ctx))

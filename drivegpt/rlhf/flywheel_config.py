@@ -15,7 +15,7 @@ from drivegpt.policies.registry import POLICY_KINDS
 from drivegpt.rlhf.dagger import DaggerConfig
 from drivegpt.rlhf.dpo import DPOConfig
 from drivegpt.rlhf.ppo import RLHFConfig
-from drivegpt.rlhf.ppo_batched import BatchedPPOConfig
+from drivegpt.rlhf.ppo_batched_config import BatchedPPOConfig
 from drivegpt.rlhf.reward_model import RewardConfig
 from drivegpt.sim.batched import SUPPORTED_ENV_IDS
 from drivegpt.takeover.monitor import MonitorConfig
