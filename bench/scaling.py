@@ -17,7 +17,8 @@ from pathlib import Path
 
 from scaling_plot import write_outputs  # bench/ is on sys.path when run as a script
 
-from drivegpt.model.pretrain import PretrainConfig, pretrain
+from drivegpt.model.pretrain import pretrain
+from drivegpt.model.pretrain_config import PretrainConfig
 
 SIZES = {
     "tiny (1x32)": {"n_layer": 1, "n_head": 2, "n_embd": 32, "context": 8},

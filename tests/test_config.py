@@ -58,7 +58,7 @@ def test_configs_in_repo_load_with_every_setting_they_write() -> None:
     for path in paths:
         written = yaml.safe_load(path.read_text())
         assert holds(load_config(CollectConfig, path).to_dict(), written), path
-    from drivegpt.model.pretrain import PretrainConfig
+    from drivegpt.model.pretrain_config import PretrainConfig
 
     pretrain = sorted(Path("configs/pretrain").glob("*.yaml"))
     assert {p.stem for p in pretrain} >= {"tiny", "accel-small", "accel-memoryless"}

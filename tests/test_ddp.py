@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from drivegpt.core.config import load_config
 from drivegpt.model.distributed import DistContext, shard
-from drivegpt.model.pretrain import PretrainConfig, pretrain
+from drivegpt.model.pretrain import pretrain
+from drivegpt.model.pretrain_config import PretrainConfig
 
 CONFIG = {
     "model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 4},

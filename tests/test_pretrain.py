@@ -9,7 +9,8 @@ import drivegpt.model.pretrain as pt
 from drivegpt.cli.app import app
 from drivegpt.core.config import load_config
 from drivegpt.model.checkpoint import load_policy_dir
-from drivegpt.model.pretrain import PretrainConfig, lr_at, pretrain
+from drivegpt.model.pretrain import lr_at, pretrain
+from drivegpt.model.pretrain_config import PretrainConfig
 
 runner = CliRunner()
 

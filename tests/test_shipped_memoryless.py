@@ -14,7 +14,7 @@ from drivegpt.core.config import load_config
 from drivegpt.core.errors import UserError
 from drivegpt.data.collect import CollectConfig
 from drivegpt.eval.batched import evaluate_batched
-from drivegpt.model.pretrain import PretrainConfig
+from drivegpt.model.pretrain_config import PretrainConfig
 from drivegpt.policies.registry import (
     MEMORYLESS_CHECKPOINT,
     drivegpt_dir,

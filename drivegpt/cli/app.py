@@ -267,8 +267,8 @@ def pretrain(
     max_iters: int | None = typer.Option(None, help="Override the config's max_iters."),
 ) -> None:
     """Pretrain DriveGPT by next-action-token imitation of the human logs."""
-    from drivegpt.model.pretrain import PretrainConfig
     from drivegpt.model.pretrain import pretrain as run_pretrain
+    from drivegpt.model.pretrain_config import PretrainConfig
 
     cfg = load_config(PretrainConfig, config, {"max_iters": max_iters})
     m = run_pretrain(cfg, data, out, resume=resume, command=_command_line(ctx))
