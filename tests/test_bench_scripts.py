@@ -597,3 +597,50 @@ def test_learned_proposal_trains_on_a_regenerated_stream(tmp_path):
     np.savez(tmp_path / "stalled_car-failures-7.npz", **{**bad, "z": bad["z"] + 1e-6})
     r = run("learned_proposal.py", *args, "--streams", str(tmp_path), str(tmp_path / "more"))
     assert r.returncode == 1 and "the regenerated draws are not the stored failures" in r.stderr, r.stderr
+
+
+def test_stalled_car_modes_physics_by_hand_and_a_run_on_regenerated_streams(tmp_path):
+    """The required deceleration by hand; the traffic features from spawned episodes; the bench end to
+    end on two toy streams, and its refusals."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from stalled_car_modes import NEAREST, NEVER, physics, traffic
+    finally:
+        sys.path.remove(str(BENCH))
+    names = ["ego_speed", "lead_gap", "stall_distance", "reveal_distance", "human.desired_speed",
+             "human.time_headway", "human.min_gap", "human.reaction_delay"]  # fmt: skip
+    row = np.array([[25.0, 30.0, 150.0, 30.0, 20.0, 1.5, 3.0, 0.5]])
+    a, log_room, swerve = physics(row, names)[0]
+    # v = min(25, 20) = 20; room = 30 + 3 + 1.5 * 20 - 20 * 0.5 = 53 m; a = 20² / (2 * 53)
+    assert a == pytest.approx(400 / 106) and log_room == pytest.approx(np.log(53.0))
+    assert swerve == pytest.approx((150 - 30 - 30) / 25)
+    params = np.array([[20.0, 20.0, 120.0, 20.0], [30.0, 40.0, 250.0, 80.0]])
+    t = traffic(params, np.array([1, 2]))
+    assert t.shape == (2, NEAREST + 1) and np.all((t > 0) & (t <= NEVER))
+    assert np.all(np.diff(t[:, :NEAREST], axis=1) >= 0)  # the cars behind, nearest first
+    # traffic at ego_speed - 3 ± 1 m/s, from 60 m behind the ego: none reaches the stall point sooner than
+    # the nearest possible car, nor later than the farthest
+    assert np.all(t[:, 0] < (params[:, 2] + 60) / (params[:, 0] - 4))
+    dim = 11
+    for stream in (7, 8):
+        z = np.random.default_rng([stream, dim]).standard_normal((3000, dim))
+        failed = (z[:, 0] + z[:, 3] > 3.0) | (z[:, 1] < -3.2)  # a toy failure region
+        np.savez(tmp_path / f"stalled_car-failures-{stream}.npz", z=z[failed],
+                 seeds=stream * 10**7 + np.flatnonzero(failed), sims=3000, seconds=0.0)  # fmt: skip
+    args = ["--train", "7", "--test", "8", "--streams", str(tmp_path)]
+    args += "--members 1 --steps 5 --z-draws 2000".split()
+    r = run("stalled_car_modes.py", *args, "--out", str(tmp_path / "modes.md"))
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "modes.md").read_text()
+    assert "| parameters and traits |" in report and "| + both |" in report and "| 0.3 |" in report
+    assert "Measured on stream 8's" in report and "Required deceleration a_req on the training" in report
+    r = run("stalled_car_modes.py", *args, "--inputs", "+ both", "--check-runs", "2", "--check-sims", "20")
+    assert r.returncode == 0 and "| parameters and traits |" not in r.stdout, r.stderr
+    assert "| + both |" in r.stdout and "2 estimates of 20 simulations each" in r.stdout
+    assert "box share" not in r.stdout  # the box mixes with the parameters-only proposal, not measured
+    r = run("stalled_car_modes.py", *args, "--inputs", "traffic")
+    assert r.returncode == 2 and "invalid choice: 'traffic'" in r.stderr
+    r = run("stalled_car_modes.py", "--train", "7", "--test", "7", "--streams", str(tmp_path))
+    assert r.returncode == 2 and "also a --train stream" in r.stderr
+    r = run("stalled_car_modes.py", "--train", "7", "--test", "9", "--streams", str(tmp_path))
+    assert r.returncode == 2 and "streams [9]" in r.stderr
