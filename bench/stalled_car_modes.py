@@ -32,6 +32,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +191,28 @@ def main() -> None:
     finish(args, lines, t0, before)
 
 
+def sample(
+    rng: np.random.Generator, n: int, dim: int, g: Callable, delta: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n draws of q = p (δ + (1 − δ) g / Z) over (point, scenario seed): each a nominal draw with
+    probability δ, else a nominal candidate accepted with probability g(point, seed) ≤ 1; the seeds
+    count up from ``seed``, one per candidate. Returns the points (n, dim), seeds (n,) and g (n,)."""
+    nominal = int((rng.random(n) < delta).sum())
+    z, seeds = rng.standard_normal((nominal, dim)), seed + np.arange(nominal)
+    zs, ss, gs, seed = [z], [seeds], [g(z, seeds) if nominal else np.zeros(0)], seed + nominal
+    while (need := n - sum(map(len, zs))) > 0:
+        z, seeds = rng.standard_normal((50_000, dim)), seed + np.arange(50_000)
+        gz, seed = g(z, seeds), seed + 50_000
+        keep = np.flatnonzero(rng.random(len(z)) < gz)[:need]
+        zs, ss, gs = zs + [z[keep]], ss + [seeds[keep]], gs + [gz[keep]]
+    return np.concatenate(zs), np.concatenate(ss), np.concatenate(gs)
+
+
 def check(
     args: argparse.Namespace, dist: WithHumanTraits, nets: list, x: Any, Z: float, k: int, n: int
 ) -> list[str]:
-    """Estimates from the proposal: candidates (a point and a fresh scenario seed) drawn from the law,
-    accepted with probability g = √ĥ of their inputs (the nominal kept with probability δ), simulated,
-    weighted by p / q = 1 / (δ + (1 − δ) g / Z); set against Monte Carlo's k failures in n draws."""
+    """Estimates from the proposal (``sample``), simulated and weighted by p / q = 1 / (δ + (1 − δ) g / Z),
+    set against Monte Carlo's k failures in n draws."""
     names = list(dist.names)
     sim = batched_family_simulator(FAMILY, "human", names, "accel", 4096, DURATION[FAMILY], "cpu")
 
@@ -207,15 +224,8 @@ def check(
     P = k / n
     runs = []
     for r in range(args.check_runs):
-        rng, seed, zs, ss, gs = np.random.default_rng([4, r]), CHECK_SEED0 + r * 10**7, [], [], []
-        while sum(map(len, zs)) < args.check_sims:
-            z = rng.standard_normal((50_000, dist.dim))
-            seeds = seed + np.arange(len(z))
-            seed += len(z)
-            gz = g(z, seeds)
-            keep = np.where(rng.random(len(z)) < args.delta, True, rng.random(len(z)) < gz)
-            zs, ss, gs = zs + [z[keep]], ss + [seeds[keep]], gs + [gz[keep]]
-        z, seeds, gz = (np.concatenate(v)[: args.check_sims] for v in (zs, ss, gs))
+        rng = np.random.default_rng([4, r])
+        z, seeds, gz = sample(rng, args.check_sims, dist.dim, g, args.delta, CHECK_SEED0 + r * 10**7)
         failed = np.asarray(sim(dist.to_params(z), seeds)) >= 1
         wf = failed / (args.delta + (1 - args.delta) * gz / Z)
         est, se = wf.mean(), wf.std(ddof=1) / np.sqrt(len(wf))

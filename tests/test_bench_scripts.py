@@ -604,9 +604,21 @@ def test_stalled_car_modes_physics_by_hand_and_a_run_on_regenerated_streams(tmp_
     end on two toy streams, and its refusals."""
     sys.path.insert(0, str(BENCH))
     try:
-        from stalled_car_modes import NEAREST, NEVER, physics, traffic
+        from stalled_car_modes import NEAREST, NEVER, physics, sample, traffic
     finally:
         sys.path.remove(str(BENCH))
+    # the check runs' sampler: q = p (δ + (1 - δ) g / Z) with g = 0.9 where z0 > 0, else 0.1 (Z = 0.5), so
+    # q puts δ/2 + (1 - δ) 0.45 / 0.5 of its mass on z0 > 0 (0.78 at δ = 0.3), and E_q[p / q] = 1
+    delta, n = 0.3, 100_000
+
+    def g_of(z, seeds):
+        return np.where(z[:, 0] > 0, 0.9, 0.1)
+
+    z, seeds, g = sample(np.random.default_rng(0), n, 3, g_of, delta, 5)
+    assert z.shape == (n, 3) and len(np.unique(seeds)) == n and seeds.min() >= 5
+    assert np.array_equal(g, np.where(z[:, 0] > 0, 0.9, 0.1))
+    assert abs((z[:, 0] > 0).mean() - 0.78) < 4 * np.sqrt(0.78 * 0.22 / n)
+    assert abs(np.mean(1 / (delta + (1 - delta) * g / 0.5)) - 1) < 0.01
     names = ["ego_speed", "lead_gap", "stall_distance", "reveal_distance", "human.desired_speed",
              "human.time_headway", "human.min_gap", "human.reaction_delay"]  # fmt: skip
     row = np.array([[25.0, 30.0, 150.0, 30.0, 20.0, 1.5, 3.0, 0.5]])
