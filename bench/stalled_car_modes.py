@@ -16,9 +16,10 @@ six nearest cars behind the stalled car reach it and since the nearest one ahead
 ``a_req`` and two more physical features (3); plus both. Last, the proposal of the first input mixed
 with the naturalistic law cut to a box around the training streams' failures with a_req < 5 m/s²
 (the box's mass exact: the law is a product of independent marginals in standard space).
-``--check-runs N`` then estimates P(failure) N times from the last proposal measured: candidates (a
-point and a fresh scenario seed) drawn from the law and accepted with probability √ĥ of their inputs,
-simulated, and weighted by p / q.
+``--check-runs N`` then estimates P(failure) N times from the last proposal measured (``sample``: with
+probability δ a nominal draw, else candidates of a point and a fresh scenario seed drawn from the law
+until one is accepted with probability √ĥ of its inputs), simulated and weighted by p / q. The runs of
+proposals held out on different streams draw independent points and seeds.
 
     .venv/bin/python bench/stalled_car_modes.py --train 7 8 --test 9 \\
         --streams bench/results/is_second_moment bench/results/is_second_moment/stream-9
@@ -53,7 +54,8 @@ NEAREST = 6  #: cars behind the stalled car whose arrival times are features
 NEVER = 40.0  #: [s] the arrival time of a car that is not there
 BOX_DIMS = ("ego_speed", "stall_distance", "human.time_headway", "human.min_gap")
 Z_SEED0 = 9 * 10**8  #: scenario seeds of the nominal draws that estimate Z (no stream's)
-CHECK_SEED0 = 10**9  #: scenario seeds of the check runs' candidates (10**7 per run)
+CHECK_SEED0 = 10**9  #: scenario seeds of the check runs' candidates: + test stream·10**10 + run·10**7
+RUN_SEEDS = 10**7  #: candidates (and seeds) one check run may use
 INPUTS = {"parameters and traits": ["z"], "+ traffic": ["z", "traffic"], "+ physics": ["z", "phys"],
           "+ both": ["z", "traffic", "phys"]}  # fmt: skip
 
@@ -192,15 +194,19 @@ def main() -> None:
 
 
 def sample(
-    rng: np.random.Generator, n: int, dim: int, g: Callable, delta: float, seed: int
+    rng: np.random.Generator, n: int, dim: int, g: Callable, delta: float, seed: int, budget: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n draws of q = p (δ + (1 − δ) g / Z) over (point, scenario seed): each a nominal draw with
     probability δ, else a nominal candidate accepted with probability g(point, seed) ≤ 1; the seeds
-    count up from ``seed``, one per candidate. Returns the points (n, dim), seeds (n,) and g (n,)."""
+    count up from ``seed``, one per candidate, at most ``budget`` of them (else it exits). Returns the
+    points (n, dim), seeds (n,) and g (n,)."""
+    start = seed
     nominal = int((rng.random(n) < delta).sum())
     z, seeds = rng.standard_normal((nominal, dim)), seed + np.arange(nominal)
     zs, ss, gs, seed = [z], [seeds], [g(z, seeds) if nominal else np.zeros(0)], seed + nominal
     while (need := n - sum(map(len, zs))) > 0:
+        if seed + 50_000 > start + budget:
+            raise SystemExit(f"{n} draws need more than {budget:,} candidates: the proposal accepts too few")
         z, seeds = rng.standard_normal((50_000, dim)), seed + np.arange(50_000)
         gz, seed = g(z, seeds), seed + 50_000
         keep = np.flatnonzero(rng.random(len(z)) < gz)[:need]
@@ -224,8 +230,11 @@ def check(
     P = k / n
     runs = []
     for r in range(args.check_runs):
-        rng = np.random.default_rng([4, r])
-        z, seeds, gz = sample(rng, args.check_sims, dist.dim, g, args.delta, CHECK_SEED0 + r * 10**7)
+        rng, seed0 = (
+            np.random.default_rng([4, args.test, r]),
+            CHECK_SEED0 + args.test * 10**10 + r * RUN_SEEDS,
+        )
+        z, seeds, gz = sample(rng, args.check_sims, dist.dim, g, args.delta, seed0, RUN_SEEDS)
         failed = np.asarray(sim(dist.to_params(z), seeds)) >= 1
         wf = failed / (args.delta + (1 - args.delta) * gz / Z)
         est, se = wf.mean(), wf.std(ddof=1) / np.sqrt(len(wf))

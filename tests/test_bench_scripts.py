@@ -607,18 +607,22 @@ def test_stalled_car_modes_physics_by_hand_and_a_run_on_regenerated_streams(tmp_
         from stalled_car_modes import NEAREST, NEVER, physics, sample, traffic
     finally:
         sys.path.remove(str(BENCH))
-    # the check runs' sampler: q = p (δ + (1 - δ) g / Z) with g = 0.9 where z0 > 0, else 0.1 (Z = 0.5), so
-    # q puts δ/2 + (1 - δ) 0.45 / 0.5 of its mass on z0 > 0 (0.78 at δ = 0.3), and E_q[p / q] = 1
+    # the check runs' sampler: q = p (δ + (1 - δ) g / Z) with g = 0.9 where z0 > 0 and the seed is even,
+    # else 0.1 (Z = 0.3), so q puts δ/2 + (1 - δ) 0.225 / 0.3 of its mass on z0 > 0 with an even seed
+    # (0.6 at δ = 0.3), and E_q[p / q] = 1; each draw keeps its own seed
     delta, n = 0.3, 100_000
 
     def g_of(z, seeds):
-        return np.where(z[:, 0] > 0, 0.9, 0.1)
+        return np.where((z[:, 0] > 0) & (seeds % 2 == 0), 0.9, 0.1)
 
-    z, seeds, g = sample(np.random.default_rng(0), n, 3, g_of, delta, 5)
-    assert z.shape == (n, 3) and len(np.unique(seeds)) == n and seeds.min() >= 5
-    assert np.array_equal(g, np.where(z[:, 0] > 0, 0.9, 0.1))
-    assert abs((z[:, 0] > 0).mean() - 0.78) < 4 * np.sqrt(0.78 * 0.22 / n)
-    assert abs(np.mean(1 / (delta + (1 - delta) * g / 0.5)) - 1) < 0.01
+    z, seeds, g = sample(np.random.default_rng(0), n, 3, g_of, delta, 5, 10**6)
+    assert z.shape == (n, 3) and len(np.unique(seeds)) == n and seeds.min() >= 5 and seeds.max() < 5 + 10**6
+    assert np.array_equal(g, g_of(z, seeds))
+    hit = (z[:, 0] > 0) & (seeds % 2 == 0)
+    assert abs(hit.mean() - 0.6) < 4 * np.sqrt(0.6 * 0.4 / n)
+    assert abs(np.mean(1 / (delta + (1 - delta) * g / 0.3)) - 1) < 0.01
+    with pytest.raises(SystemExit, match="more than 100,000 candidates"):
+        sample(np.random.default_rng(0), 10**5, 3, lambda z, s: np.full(len(z), 0.01), 0.0, 5, 10**5)
     names = ["ego_speed", "lead_gap", "stall_distance", "reveal_distance", "human.desired_speed",
              "human.time_headway", "human.min_gap", "human.reaction_delay"]  # fmt: skip
     row = np.array([[25.0, 30.0, 150.0, 30.0, 20.0, 1.5, 3.0, 0.5]])
@@ -629,10 +633,19 @@ def test_stalled_car_modes_physics_by_hand_and_a_run_on_regenerated_streams(tmp_
     params = np.array([[20.0, 20.0, 120.0, 20.0], [30.0, 40.0, 250.0, 80.0]])
     t = traffic(params, np.array([1, 2]))
     assert t.shape == (2, NEAREST + 1) and np.all((t > 0) & (t <= NEVER))
-    assert np.all(np.diff(t[:, :NEAREST], axis=1) >= 0)  # the cars behind, nearest first
-    # traffic at ego_speed - 3 ± 1 m/s, from 60 m behind the ego: none reaches the stall point sooner than
-    # the nearest possible car, nor later than the farthest
-    assert np.all(t[:, 0] < (params[:, 2] + 60) / (params[:, 0] - 4))
+    for i, seed in enumerate((1, 2)):  # the family's law by hand: right-lane cars from 60 m behind the
+        # ego, 45 m apart × U(0.7, 1.3) (the first within 45 m), at ego_speed - 3 ± 1 m/s, up to 100 m
+        # past the stalled car (stall_distance ahead of the ego); features: when each reaches it
+        ego_speed, stall = params[i, 0], params[i, 2]
+        u = torch.rand(14, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).numpy()
+        step = 45 * (0.7 + 0.6 * u[:, 0])
+        step[0] = 45 * u[0, 0]
+        x = -60 + np.cumsum(step)  # [m] from the ego
+        v = ego_speed - 3 + (2 * u[:, 1] - 1)  # [m/s]
+        arrive = ((stall - x) / v)[x < stall + 100]  # [s]
+        behind = np.sort(arrive[arrive > 0])[:NEAREST]
+        assert np.allclose(t[i, : len(behind)], behind) and np.all(t[i, len(behind) : NEAREST] == NEVER)
+        assert t[i, NEAREST] == pytest.approx(min(-arrive[arrive <= 0].max(initial=-NEVER), NEVER))
     dim = 11
     for stream in (7, 8):
         z = np.random.default_rng([stream, dim]).standard_normal((3000, dim))
