@@ -249,8 +249,11 @@ def check(
     return [f"\n{args.check_runs} estimates of {args.check_sims} simulations each from the last proposal "
             f"({args.inputs[-1]}; fresh scenario seeds): mean {est.mean():.3g} against Monte Carlo's {P:.3g} "
             f"({k} failures in {n:,} draws), {cover}/{len(est)} 95% intervals covering it, their spread "
-            f"{rel:.1%} of P (a relative variance of {rel**2 * args.check_sims:.1f}); failures drawn per run "
-            f"{', '.join(str(f) for *_, f in runs)}"]  # fmt: skip
+            f"{rel:.1%} of P (a relative variance of {rel**2 * args.check_sims:.1f}):\n",
+            "| run | estimate | 95% interval | failures drawn |",
+            "|---|---|---|---|",
+            *(f"| {i} | {e:.4g} | [{lo:.4g}, {hi:.4g}] | {f} |"
+              for i, (e, lo, hi, f) in enumerate(runs))]  # fmt: skip
 
 
 def finish(args: argparse.Namespace, lines: list[str], t0: float, before: str) -> None:
