@@ -45,6 +45,7 @@ from learned_proposal import h_hat, train
 
 from drivegpt.corner.batched import batched_family_simulator
 from drivegpt.corner.estimate import Z95
+from drivegpt.corner.mixture import relvar_from_ratios
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
 from drivegpt.sim.batched.families import family_config, family_reset
 
@@ -165,7 +166,7 @@ def main() -> None:
         q_over_p = args.delta + (1 - args.delta) * h_hat(nets, x(test, yt)) ** 0.5 / Z
         ratios[name] = q_over_p
         pq = 1 / q_over_p
-        relvar = pq.sum() / n / P**2 - 1
+        relvar = relvar_from_ratios(pq, n)
         share = pq[split].sum() / pq.sum()
         lines.append(f"| {name} | {relvar:.1f} | {mc_relvar / relvar:.0f}x | {share:.2f} | {pq.max():.2f} |")
         print(lines[-1], flush=True)
@@ -188,7 +189,7 @@ def main() -> None:
               "| box share β | relative variance | acceleration reused |", "|---|---|---|"]  # fmt: skip
     for beta in (0.1, 0.3, 0.5):
         pq = 1 / ((1 - beta) * ratios["parameters and traits"] + beta * inside / mass)
-        relvar = pq.sum() / n / P**2 - 1
+        relvar = relvar_from_ratios(pq, n)
         lines.append(f"| {beta:g} | {relvar:.1f} | {mc_relvar / relvar:.0f}x |")
     finish(args, lines, t0, before)
 
@@ -222,9 +223,13 @@ def check(
     names = list(dist.names)
     sim = batched_family_simulator(FAMILY, "human", names, "accel", 4096, DURATION[FAMILY], "cpu")
 
-    def g(z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    parts = INPUTS[args.inputs[-1]]
+
+    def g(z: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # only the inputs the proposal reads
         params = dist.to_params(z)
-        d = {"z": z, "phys": physics(params, names), "traffic": traffic(params, seeds)}
+        d = {"z": z}
+        d |= {"phys": physics(params, names)} if "phys" in parts else {}
+        d |= {"traffic": traffic(params, seeds)} if "traffic" in parts else {}
         return h_hat(nets, x(d)) ** 0.5
 
     P = k / n
@@ -238,11 +243,9 @@ def check(
         failed = np.asarray(sim(dist.to_params(z), seeds)) >= 1
         wf = failed / (args.delta + (1 - args.delta) * gz / Z)
         est, se = wf.mean(), wf.std(ddof=1) / np.sqrt(len(wf))
-        runs.append((est, est - Z95 * se, est + Z95 * se, int(failed.sum())))
-        print(
-            f"check run {r}: {est:.3g} [{est - Z95 * se:.3g}, {est + Z95 * se:.3g}], {failed.sum()} failed",
-            flush=True,
-        )
+        lo, hi = est - Z95 * se, est + Z95 * se
+        runs.append((est, lo, hi, int(failed.sum())))
+        print(f"check run {r}: {est:.3g} [{lo:.3g}, {hi:.3g}], {failed.sum()} failed", flush=True)
     est = np.array([e for e, *_ in runs])
     cover = sum(lo <= P <= hi for _, lo, hi, _ in runs)
     rel = est.std(ddof=1) / P if len(est) > 1 else float("nan")

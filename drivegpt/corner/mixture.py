@@ -109,12 +109,18 @@ def relvar_from_failures(q: Proposal, failures: np.ndarray, draws: int) -> float
     ``E_q[(w f)^2] = E_p[f p / q]``, so the second moment is the mean of ``p / q`` over the MC draws (0
     where they did not fail), and the relative variance ``E_q[(w f)^2] / P^2 - 1`` with ``P = k / draws``.
     Unlike a run's own sample variance, this counts the failures the proposal almost never draws."""
-    k = len(failures)
+    d = failures.shape[1]
+    return relvar_from_ratios(np.exp(nominal(d).logpdf(failures) - q.logpdf(failures)), draws)
+
+
+def relvar_from_ratios(p_over_q: np.ndarray, draws: int) -> float:
+    """``relvar_from_failures`` from ``p / q`` at each of the k failures among ``draws`` nominal draws
+    (for proposals whose density is known only at those points)."""
+    k = len(p_over_q)
     if k == 0 or draws < k:
         raise ValueError(f"need at least one failure among the draws, got {k} in {draws}")
     p = k / draws
-    d = failures.shape[1]
-    return float(np.exp(nominal(d).logpdf(failures) - q.logpdf(failures)).sum() / draws / p**2 - 1)
+    return float(p_over_q.sum() / draws / p**2 - 1)
 
 
 def fit_mixture(
