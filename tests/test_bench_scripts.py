@@ -669,3 +669,44 @@ def test_stalled_car_modes_physics_by_hand_and_a_run_on_regenerated_streams(tmp_
     assert r.returncode == 2 and "also a --train stream" in r.stderr
     r = run("stalled_car_modes.py", "--train", "7", "--test", "9", "--streams", str(tmp_path))
     assert r.returncode == 2 and "streams [9]" in r.stderr
+
+
+def test_first_use_learned_closeness_by_hand_and_its_refusals(tmp_path):
+    """The closeness's time to collision by hand, ahead and behind; stored Monte Carlo failures
+    re-simulate to closeness 1 and nominal draws below it; a run too short to see a failure says so;
+    bad options fail in one line."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from first_use_learned import MC, any_ttc, simulate
+    finally:
+        sys.path.remove(str(BENCH))
+    from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+    from drivegpt.sim.batched.config import LENGTH
+    from drivegpt.sim.batched.families import family_config
+    from drivegpt.sim.batched.spawn import empty_state
+
+    s = empty_state(family_config("stalled_car"), 1)
+    # ego at 20 m/s in the lane y = 4 m; a car 30 m ahead at 10 m/s (the ego closes in: (30 - L) / 10 s);
+    # one 20 m behind at 30 m/s (it closes in: (20 - L) / 10 s, the smaller); one beside, behind and
+    # faster (another lane: not counted); one ahead and faster (it draws away: not counted)
+    for slot, (x, y, v) in enumerate([(0, 4, 20), (30, 4, 10), (-20, 4.5, 30), (-10, 8, 40), (10, 4, 25)]):
+        s.present[0, slot], s.x[0, slot], s.y[0, slot], s.speed[0, slot] = True, x, y, v
+    assert float(any_ttc(s)[0]) == pytest.approx((20 - LENGTH) / 10)
+    s.present[0, 2] = False
+    assert float(any_ttc(s)[0]) == pytest.approx((30 - LENGTH) / 10)
+    s.present[0, 1] = False
+    assert float(any_ttc(s)[0]) == float("inf")
+    dist = WithHumanTraits(family_distribution("stalled_car", load_naturalistic(None)))
+    mc = np.load(MC / "stalled_car-failures-7.npz")
+    z = np.concatenate([mc["z"][:3], np.random.default_rng(0).standard_normal((5, dist.dim))])
+    seeds = np.concatenate([mc["seeds"][:3], 3 * 10**9 + np.arange(5)])
+    c = simulate("stalled_car", dist.to_params(z), seeds, list(dist.names))
+    assert np.all(c[:3] == 1) and np.all((c[3:] > 0) & (c[3:] < 1))
+    args = "--runs 1 --pilot 20 --max-rounds 1 --z-draws 500".split()
+    r = run("first_use_learned.py", *args, "--out", str(tmp_path / "r.md"))
+    assert r.returncode == 0, r.stderr
+    assert "| 0 | 20 (1) | no failure in the rounds: no proposal |" in (tmp_path / "r.md").read_text()
+    for bad, says in (("--rho 1", "--rho must lie in (0, 1)"), ("--round 0", "must be >= 1"),
+                      ("--family cut_in", "invalid choice: 'cut_in'")):  # fmt: skip
+        r = run("first_use_learned.py", *bad.split())
+        assert r.returncode == 2 and says in r.stderr, r.stderr
