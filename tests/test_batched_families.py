@@ -484,6 +484,51 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
         assert bad.exit_code == 2 and valid in bad.output, bad.output  # typer names the valid values
 
 
+def test_cli_estimate_defaults_to_the_batched_simulator_and_checks_its_input_first(tmp_path) -> None:
+    """With no --sim an estimate of a ported family runs on the batched simulator; a run that stops
+    short of its half-width says so; a run that fits no proposal removes one an earlier run left in its
+    folder; an --out that is a file, a non-positive --duration, a --proposal folder and seeds out of
+    range fail in one line before any simulation."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    out = tmp_path / "est"
+    out.mkdir()
+    (out / "proposal.json").write_text("{}")  # an earlier run's
+    args = ["corner-cases", "estimate", "--family", "side_swipe", "--method", "mc", "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--max-sims", "40", "--sims-per-check", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    est = json.loads((out / "estimate.json").read_text())
+    assert est["run"]["sim"] == "batched" and est["run"]["human_traits"] is True and est["sims"] == 40
+    assert (
+        not est["converged"] and "not converged: ±" in result.output and "raise --max-sims" in result.output
+    )
+    assert not (out / "proposal.json").exists()
+    for extra, says in (
+        (["--out", str(out / "estimate.json")], "is a file, not a directory"),
+        (["--duration", "-3", "--out", str(tmp_path / "d")], "bad value for --duration"),
+        (
+            ["--method", "is", "--proposal", str(out), "--out", str(tmp_path / "p")],
+            "a directory, not a proposal",
+        ),
+        (["--rel-halfwidth", "0", "--out", str(tmp_path / "r")], "bad value for --rel-halfwidth"),
+        (["--seed", "-1", "--out", str(tmp_path / "s")], "'--seed'"),
+        (["--seed", str(2**70), "--out", str(tmp_path / "s")], "'--seed'"),
+    ):
+        bad = CliRunner().invoke(app, [*args, *extra])
+        assert bad.exit_code == 2 and says in bad.output, (extra, bad.output)
+    fit = ["corner-cases", "fit-proposal", "--family", "side_swipe"]
+    for extra, says in ((["--seed", "-1"], "'--seed'"), (["--duration", "0"], "bad value for --duration")):
+        bad = CliRunner().invoke(app, [*fit, *extra, "--out", str(tmp_path / "f")])
+        assert bad.exit_code == 2 and says in bad.output, (extra, bad.output)
+    bad = CliRunner().invoke(app, [*fit, "--out", str(out / "estimate.json")])
+    assert bad.exit_code == 2 and "is a file, not a directory" in bad.output
+    assert not (tmp_path / "d").exists() and not (tmp_path / "f").exists()  # nothing ran
+
+
 def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) -> None:
     """``--method is`` writes ``proposal.json``; ``--proposal`` starts another estimate from it, no pilot."""
     import json

@@ -16,6 +16,7 @@ from drivegpt.cli.options import (
     RayAddressOpt,
     SimOpt,
     SimOrDefaultOpt,
+    WorkersOpt,
 )
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
@@ -46,7 +47,7 @@ def collect(
     config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/tiny.yaml"),
     out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
     episodes: int | None = typer.Option(None, help="Override the config's episode count."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     seed: int | None = typer.Option(None, help="First episode seed."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -121,9 +122,9 @@ def drive(
     ),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
     action: ActionOpt = None,
-    episodes: int = typer.Option(20, min=1),
+    episodes: int = typer.Option(20, min=1, help="Episodes to drive."),
     seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
@@ -219,7 +220,7 @@ def replay(
     ),
     video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
     out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
     sim: SimOrDefaultOpt = None,

@@ -15,6 +15,7 @@ from drivegpt.cli.options import (
     RayAddressOpt,
     SearchMethod,
     SimOrDefaultOpt,
+    WorkersOpt,
 )
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
@@ -50,7 +51,7 @@ def search(
     action: ActionOpt = None,
     keep: Keep = typer.Option("failures", help="Suite content: failures, or all simulations."),
     sim: SimOrDefaultOpt = None,
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
     out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
@@ -123,7 +124,7 @@ def replay(
     suite: str = typer.Argument(..., help="Suite directory (or a shipped suite name, e.g. standard)."),
     ids: list[str] | None = typer.Option(None, "--id", help="Replay only these scenario ids (repeatable)."),
     policy: str | None = typer.Option(None, help="Drive with this policy instead (no outcome comparison)."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
@@ -187,7 +188,7 @@ def bench(
         "estimate, naturalistic.csv and plots/naturalistic_rate.png (0: skip).",
     ),
     sim: SimOrDefaultOpt = None,
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:

@@ -17,11 +17,27 @@ from drivegpt.cli.options import (
     DurationOpt,
     HumanTraitsOpt,
     Method,
-    Simulator,
+    SimOrDefaultOpt,
     WorkersOpt,
 )
-from drivegpt.cli.util import command_line, options_config
+from drivegpt.cli.util import check_out_dir, command_line, options_config
 from drivegpt.core.errors import UserError
+
+MAX_SEED = 2**62  #: the largest seed: scenario seeds SEED + i stay 64-bit integers
+
+
+def simulator_and_checks(family: str, policy: str, sim: str | None, duration: float | None, out: Path) -> str:
+    """The simulator an estimate runs on (default: batched where it runs the family and the policy, else
+    highway-env), after the checks that need no simulation: the family's name, ``--duration`` and
+    ``--out``."""
+    from drivegpt.corner.search import search_simulator
+    from drivegpt.corner.suite import family_env_id
+
+    family_env_id(family)  # fail fast on an unknown name
+    if duration is not None and not duration > 0:
+        raise UserError(f"bad value for --duration: {duration}; an episode lasts more than 0 s")
+    check_out_dir(out)
+    return search_simulator(sim or "auto", family, policy)
 
 
 def fit_naturalistic(
@@ -45,22 +61,18 @@ def estimate(
     policy: str = typer.Option("human", help="Policy spec under test."),
     method: Annotated[Method, typer.Option(help="mc (plain Monte Carlo) | is (importance sampling).")] = "is",
     rel_halfwidth: float = typer.Option(0.2, help="Stop at this 95% half-width / estimate."),
-    max_sims: int = typer.Option(2000, help="Simulations at most."),
+    max_sims: int = typer.Option(2000, min=1, help="Simulations at most."),
     seed: int = typer.Option(
         0,
+        min=0,
+        max=MAX_SEED,
         help="Sampler seed; simulation i uses scenario seed SEED + i (so runs with consecutive seeds share "
         "most scenario seeds: space them, e.g. 10000000 apart, for independent runs).",
     ),
     naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
     action: ActionOpt = None,
     workers: WorkersOpt = None,
-    sim: Annotated[
-        Simulator,
-        typer.Option(
-            help="highway-env (one env per simulation) | batched (stalled_car, hard_braking_lead, "
-            "slower_lead, cut_in, adversarial_vehicle, stop_and_go, side_swipe)."
-        ),
-    ] = "highway-env",
+    sim: SimOrDefaultOpt = None,
     batch: BatchOpt = 4096,
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
@@ -119,11 +131,10 @@ def estimate(
     from drivegpt.corner.estimate import EstimateConfig, write_estimate
     from drivegpt.corner.estimate_family import estimate as run_estimate
     from drivegpt.corner.estimate_family import samples_human_traits
-    from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
     from drivegpt_envs.common import DEFAULT_ACTION
 
-    family_env_id(family)  # fail fast on an unknown name
+    sim = simulator_and_checks(family, policy, sim, duration, out)
     if halfspace_share is not None and method != "is":
         raise UserError("--halfspace-share shapes an importance-sampling proposal: it needs --method is")
     dev = str(resolve_device(device)) if sim == "batched" else "cpu"
@@ -132,7 +143,8 @@ def estimate(
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
     options = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor,
                "halfspace_share": halfspace_share, "halfspace_margin": halfspace_margin,
-               "batch": sims_per_check}  # fmt: skip
+               "batch": sims_per_check, "method": method, "rel_halfwidth": rel_halfwidth,
+               "max_sims": max_sims, "seed": seed}  # fmt: skip
     cfg = options_config(EstimateConfig, options, "estimate options", {"batch": "--sims-per-check"})
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, cfg, naturalistic, kind, workers,
@@ -140,7 +152,8 @@ def estimate(
     )  # fmt: skip
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim, "seed": seed,
-        "human_traits": traits, "defensive": defensive, "seconds": time.time() - t0, "device": dev,
+        "human_traits": traits, "duration": duration, "defensive": defensive,
+        "seconds": time.time() - t0, "device": dev,
         "proposal": [str(p) for p in proposal] if proposal else None,
     }  # fmt: skip
     write_estimate(est, out, run)
@@ -148,7 +161,9 @@ def estimate(
     flag = " (degenerate weights: no interval)" if est.degenerate else ""
     p = est.failure_probability
     sims = f"{est.sims} sims ({est.pilot_sims} pilot)" if method == "is" else f"{est.sims} sims"
-    typer.echo(f"{family} {policy} {method}: P(failure) {p:.3g} [{lo:.3g}, {hi:.3g}]{flag}, {sims}")
+    if not est.converged and not est.degenerate and est.rel_halfwidth is not None:
+        flag = f" (not converged: ±{est.rel_halfwidth:.0%} > ±{rel_halfwidth:.0%}; raise --max-sims)"
+    typer.echo(f"{family} {policy} {method} on {sim}: P(failure) {p:.3g} [{lo:.3g}, {hi:.3g}]{flag}, {sims}")
     if est.mixture is not None:
         how = "its pilot's" if est.fitted_to == "pilot" else "refitted to its failures"
         how = "its mixture and a half-space fitted to its simulations" if est.halfspace is not None else how
@@ -173,13 +188,13 @@ def fit_proposal(
     pilot_batch: int = typer.Option(200, help="Simulations per pilot stage (100: too loose to refit from)."),
     refit_floor: float = typer.Option(0.3, help="Covariance floor of every refit."),
     defensive: float = typer.Option(0.02, help="Weight of the naturalistic law in each run's proposal."),
-    seed: int = typer.Option(0, help="Run k draws scenario seeds SEED + k * 10,000,019 + i."),
+    seed: int = typer.Option(
+        0, min=0, max=MAX_SEED, help="Run k draws scenario seeds SEED + k * 10,000,019 + i."
+    ),
     naturalistic: Path | None = typer.Option(None, help="Naturalistic model JSON (default: shipped)."),
     action: ActionOpt = None,
     workers: WorkersOpt = None,
-    sim: Annotated[
-        Simulator, typer.Option(help="batched | highway-env (slow: 50 steps a second).")
-    ] = "batched",
+    sim: SimOrDefaultOpt = None,
     batch: BatchOpt = 4096,
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
@@ -194,13 +209,13 @@ def fit_proposal(
     from drivegpt.core.atomic import write_json
     from drivegpt.core.device import resolve_device
     from drivegpt.corner.estimate import EstimateConfig
+    from drivegpt.corner.estimate_family import samples_human_traits
     from drivegpt.corner.fit_proposal import fit_proposal as fit
     from drivegpt.corner.proposal_file import save_proposal
-    from drivegpt.corner.suite import family_env_id
     from drivegpt.policies.registry import policy_action_kind
     from drivegpt_envs.common import DEFAULT_ACTION
 
-    family_env_id(family)  # fail fast on an unknown name
+    sim = simulator_and_checks(family, policy, sim, duration, out)
     for flag, value in (("--refits", refits), ("--rounds", rounds), ("--fit-sims", fit_sims),
                         ("--pilot-sims", pilot_sims)):  # fmt: skip
         if value < 1:
@@ -209,19 +224,20 @@ def fit_proposal(
     cfg = options_config(EstimateConfig, options, "fit-proposal options")
     dev = str(resolve_device(device)) if sim == "batched" else "cpu"
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
+    traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
     t0 = time.time()
     f = fit(
         family, policy, refits, rounds, fit_sims, pilot_sims, seed, cfg, naturalistic, kind, workers,
-        sim=sim, batch=batch, duration=duration, human_traits=human_traits, device=dev,
+        sim=sim, batch=batch, duration=duration, human_traits=traits, device=dev,
     )  # fmt: skip
     run = {"command": command_line(ctx), "family": family, "policy": policy, "sim": sim, "seed": seed,
-           "refits": refits, "rounds": rounds, "fit_sims_per_run": fit_sims, "seconds": time.time() - t0,
-           "device": dev}  # fmt: skip
+           "human_traits": traits, "duration": duration, "refits": refits, "rounds": rounds,
+           "fit_sims_per_run": fit_sims, "seconds": time.time() - t0, "device": dev}  # fmt: skip
     kept = sum(r["refitted"] for r in f.runs if r["round"] == rounds)
     save_proposal(
         out / "proposal.json", f.mixture, family, list(f.names), policy=policy, sim=sim,
-        command=run["command"], seed=seed, pilot_sims=0, fit_sims=f.sims, fitted_to="pooled refits",
-        refits=kept, started_from=None,
+        human_traits=traits, duration=duration, command=run["command"], seed=seed, pilot_sims=0,
+        fit_sims=f.sims, fitted_to="pooled refits", refits=kept, started_from=None,
     )  # fmt: skip
     write_json(out / "fit.json", {**run, "sims": f.sims, "names": list(f.names), "runs": f.runs})
     typer.echo(

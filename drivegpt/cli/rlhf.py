@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from drivegpt.cli.options import WorkersOpt
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 
@@ -45,9 +46,9 @@ def reward_score(
     reward: Path = typer.Option(..., help="Reward-model run directory (from `drivegpt reward train`)."),
     policy: list[str] = typer.Option(..., help="Policy spec to score (repeat): human, drivegpt:RUN, ..."),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id."),
-    episodes: int = typer.Option(20, min=1),
+    episodes: int = typer.Option(20, min=1, help="Episodes to drive."),
     seed: int = typer.Option(1_000_000, help="First seed (held-out seeds start at 1,000,000)."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
     out: Path | None = typer.Option(None, help="Write scores.json here."),
 ) -> None:
     """Score any policy's driving with the reward model (DriveGPT as an evaluator)."""
@@ -76,7 +77,7 @@ def rlhf(
     ),
     out: Path = typer.Option(..., help="Output dir (round_<k>/, curve.csv, learning_curve.png, policy/)."),
     rounds: int | None = typer.Option(None, help="Override the config's rounds."),
-    workers: int | None = typer.Option(None, help="Worker processes (default: all cores)."),
+    workers: WorkersOpt = None,
 ) -> None:
     """RLHF flywheel: drive with the monitor → takeover clips → reward model → PPO (or DPO), in rounds.
 

@@ -39,7 +39,8 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
 
 def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
     """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``), ``OUT/convergence.png`` and,
-    where the estimate fitted a proposal on known dimensions, ``OUT/proposal.json`` to start the next from."""
+    where the estimate fitted a proposal on known dimensions, ``OUT/proposal.json`` to start the next from
+    (else an ``OUT/proposal.json`` an earlier run left there is removed)."""
     from drivegpt.core.atomic import write_json
     from drivegpt.corner.proposal_file import save_proposal
 
@@ -50,13 +51,16 @@ def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
     rest["halfspace"] = est.halfspace.to_dict() if est.halfspace is not None else None
     rest["fit_sims"] = est.fit_sims() if est.mixture is not None else None
     if est.mixture is not None and est.names:
-        meta = {k: run[k] for k in ("policy", "sim", "human_traits", "command", "seed") if k in run}
+        facts = ("policy", "sim", "human_traits", "duration", "command", "seed")
+        meta = {k: run[k] for k in facts if k in run}
         meta.update(pilot_sims=est.pilot_sims, fit_sims=est.fit_sims(), fitted_to=est.fitted_to)
         meta.update(started_from=run.get("proposal"))
         save_proposal(
             out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), est.halfspace, **meta
         )
         rest["proposal_file"] = "proposal.json"
+    else:  # an earlier run's proposal in this folder is not this estimate's: never leave it to be reused
+        (out / "proposal.json").unlink(missing_ok=True)
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
     title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
     plot_convergence(est, out / "convergence.png", title)

@@ -131,6 +131,8 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
     :func:`proposal_from` turns the two into the proposal to draw from."""
     path = Path(path)
     fix = "write one with `drivegpt corner-cases estimate --method is --out DIR` (DIR/proposal.json)"
+    if path.is_dir():
+        raise UserError(f"{path}: a directory, not a proposal file; pass {path / 'proposal.json'}")
     if not path.is_file():
         raise MissingInputError(f"{path}: no such proposal file; {fix}")
     try:
@@ -161,7 +163,9 @@ def load_proposal(path: str | Path, family: str, names: list[str]) -> tuple[Gaus
                     f"halfspace: {d} finite direction numbers, a spread >= 0, an offset, a share in (0, 1)"
                 )
             hs = HalfSpace(direction / norm, offset, share, spread / norm)
-    except (OSError, ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
+    except KeyError as err:
+        raise UserError(f"{path}: not a proposal file (no {err} field); {fix}") from None
+    except (OSError, ValueError, TypeError) as err:  # json.JSONDecodeError is a ValueError
         raise UserError(f"{path}: not a proposal file ({err}); {fix}") from None
     if doc.get("family") != family:
         raise UserError(

@@ -207,8 +207,9 @@ def search_family(
 
 
 def search_simulator(sim: SearchSim, family: str, policy: str) -> Simulator:
-    """The simulator a search of ``family`` with ``policy`` runs on: ``auto`` is the batched one where it
-    has the family and a driver for the policy (not highway-env's stock ``idm``), else highway-env."""
+    """The simulator a search (or an estimate) of ``family`` with ``policy`` runs on: ``auto`` is the
+    batched one where it has the family and a driver for the policy (not highway-env's stock ``idm``),
+    else highway-env."""
     if sim != "auto":
         return sim
     from drivegpt.policies.registry import NO_BATCHED_FAMILIES
@@ -296,9 +297,7 @@ def scenario_id(family: str, index: int) -> str:
     return f"{family}-{index:05d}"
 
 
-def to_scenarios(
-    result: SearchResult, action: str, keep: Keep = "failures"
-) -> list[Scenario]:
+def to_scenarios(result: SearchResult, action: str, keep: Keep = "failures") -> list[Scenario]:
     """The suite lines of a search: its failures (or every simulation), with outcome and feasibility."""
     return [
         Scenario(
