@@ -137,6 +137,19 @@ def estimate(
         mix, meta = pool_proposals(files, family, dist.names)
         q = proposal_from(mix, meta, cfg.defensive)
         start = fit_sims(meta)
-    run = family_run(family, policy, dist.names, action, workers, progress, sim, batch, duration, device)
-    est = estimate_probability(run, dist.dim, cfg, dist.to_params, q, mix)
+    from tqdm import tqdm
+
+    simulate = family_run(family, policy, dist.names, action, workers, False, sim, batch, duration, device)
+    bar = tqdm(total=cfg.max_sims, desc=f"{family} {policy} {cfg.method}", unit="sim", disable=not progress)
+
+    def run(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # one bar for the whole estimate
+        out = simulate(params, seeds)
+        bar.update(len(seeds))
+        return out
+
+    try:
+        est = estimate_probability(run, dist.dim, cfg, dist.to_params, q, mix)
+    finally:
+        bar.total = bar.n  # an estimate that converged early is done, not stopped short
+        bar.close()  # before any error message: not on the bar's line
     return est._replace(names=tuple(dist.names), start_sims=start)
