@@ -298,5 +298,6 @@ def pretrain(
         }
         write_json(out / "metrics.json", final)
     final = broadcast(final, ctx)  # every rank returns rank 0's figures
+    del ddp  # DDP's reducer holds the process group and its gloo work: release it before the group goes
     teardown(ctx)
     return final
