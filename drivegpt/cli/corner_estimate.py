@@ -126,7 +126,9 @@ def estimate(
     ),
     out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
 ) -> None:
-    """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling."""
+    """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling.
+
+    Runs on the batched simulator where it has FAMILY and a driver for POLICY, else on highway-env."""
     from drivegpt.core.device import resolve_device
     from drivegpt.corner.estimate import EstimateConfig, write_estimate
     from drivegpt.corner.estimate_family import estimate as run_estimate
