@@ -7,8 +7,8 @@ The learned proposal of ``bench/stalled_car_modes.py`` meets 100x only when its 
 a continuous closeness to failure rather than from failures alone:
 
     closeness = 1 on a failure (crash, leaving the road), else max over the steps of 1 / (1 + TTC / 1 s),
-    TTC [s] to any car whose box overlaps the ego's laterally, ahead or behind (so that a car closing in
-    from behind after a lane change counts, which the lead-only TTC of the estimator misses).
+    TTC [s] to any car less than a car's width to its side (|dy| < WIDTH), ahead or behind (so that a car
+    closing in from behind after a lane change counts, which the lead-only TTC of the estimator misses).
 
 Round 0 draws ``--pilot`` nominal scenarios. After each round the level γ is the (1 − ρ) quantile of
 that round's closeness (as the cross-entropy method sets it), an ensemble of MLP classifiers learns
@@ -18,7 +18,8 @@ parameters and traits only on `adversarial_vehicle`), and the next round draws `
 from q = p (δ + (1 − δ) ĥ / Z) (point and seed together, ``sample``). Once γ reaches 1, or
 ``--failures`` failures are in, or after ``--max-rounds``, the classifier learns failure itself and
 q = p (δ + (1 − δ) ĥ^power / Z); the estimate draws batches of ``--batch`` from it until the 95%
-interval's relative half-width is ``--rel-halfwidth`` (or ``--max-sims``, the rounds included). The
+interval's relative half-width is ``--rel-halfwidth``, after at least four batches (or ``--max-sims``, the
+rounds included: a run stopped there shows no acceleration). The
 report gives each run's rounds, the relative variance of its q at every Monte Carlo failure of the
 family's streams (``E_p[f p / q] / P² − 1``) with the acceleration it would give on first use, and the
 run's own estimate.
@@ -55,6 +56,7 @@ from drivegpt_envs.families import family_class
 TTC_SCALE = 1.0  #: [s] closeness 1 / (1 + TTC / TTC_SCALE)
 RUN_SEED0 = 2 * 10**9  #: scenario seeds of run r: RUN_SEED0 + r * 10**8 + ...
 NOMINAL_SEED0 = 9 * 10**8  #: scenario seeds of the nominal draws that estimate Z
+MIN_BATCHES = 4  #: batches before the estimate may stop (as ``EstimateConfig.min_batches``)
 MC = Path(__file__).resolve().parent / "results" / "is_second_moment"
 #: per family: the Monte Carlo streams (the human's traits sampled) and whether the classifier also sees
 #: the seed's right-lane traffic and the physical features of ``stalled_car_modes``
@@ -179,7 +181,8 @@ def main() -> None:
              f"`.venv/bin/python bench/first_use_learned.py {shlex.join(sys.argv[1:])}`\n",
              f"Monte Carlo: {len(zf)} failures in {draws:,} draws, P {P:.3g}; plain Monte Carlo needs "
              f"{mc_n:,.0f} simulations for ±{args.rel_halfwidth:g}.\n",
-             "| run | fitting sims (rounds) | levels | relative variance at the MC failures (first use) | "
+             "| run | fitting sims (rounds) | levels (failures so far) | relative variance at the MC "
+             "failures (first use) | "
              f"its share from a_req < {A_SPLIT:g} | estimate sims | estimate [95%] | covers | total sims | "
              "acceleration |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -202,7 +205,7 @@ def main() -> None:
             gamma = min(1.0, float(np.quantile(cs, 1 - args.rho)))  # of this round's draws, as CE does
             last = gamma >= 1 or (c >= 1).sum() >= args.failures or k == args.max_rounds - 1
             gamma = 1.0 if last else gamma
-            levels.append(gamma)
+            levels.append((gamma, int((c >= 1).sum())))
             nets = fit(x, c >= gamma, ratio, args.members, args.hidden, args.steps)
             power = args.power if last else 1.0
             Z = float(np.mean(h_hat(nets, xn) ** power))
@@ -228,15 +231,17 @@ def main() -> None:
             failed = simulate(family, dist.to_params(z), sd_, names) >= 1
             wf = np.concatenate([wf, failed / (args.delta + (1 - args.delta) * gz / Z)])
             est, se = wf.mean(), wf.std(ddof=1) / np.sqrt(len(wf))
-            if est > 0 and Z95 * se / est <= args.rel_halfwidth:
+            if len(wf) >= MIN_BATCHES * args.batch and est > 0 and Z95 * se / est <= args.rel_halfwidth:
                 break
         lo, hi = est - Z95 * se, est + Z95 * se
         total = fitting + len(wf)
+        reached = est > 0 and Z95 * se / est <= args.rel_halfwidth
+        accel = f"{mc_n / total:.0f}x" if reached else f"– (stopped at --max-sims, ±{Z95 * se / est:.0%})"
         first = mc_n / (fitting + Z95**2 * relvar / args.rel_halfwidth**2)  # sims at that relative variance
-        lines.append(f"| {r} | {fitting} ({len(levels)}) | {' '.join(f'{v:.2f}' for v in levels)} | "
+        lines.append(f"| {r} | {fitting} ({len(levels)}) | {' '.join(f'{v:.2f} ({k})' for v, k in levels)} | "
                      f"{relvar:.1f} ({first:.0f}x) | {share} | "
                      f"{len(wf)} | {est:.3g} [{lo:.3g}, {hi:.3g}] | {'yes' if lo <= P <= hi else 'no'} | "
-                     f"{total} | {mc_n / total:.0f}x |")  # fmt: skip
+                     f"{total} | {accel} |")  # fmt: skip
         print(lines[-1], flush=True)
     finish(args, lines, t0, before)
 

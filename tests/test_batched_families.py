@@ -485,10 +485,11 @@ def test_cli_estimate_on_the_batched_simulator(tmp_path) -> None:
 
 
 def test_cli_estimate_defaults_to_the_batched_simulator_and_checks_its_input_first(tmp_path) -> None:
-    """With no --sim an estimate of a ported family runs on the batched simulator; a run that stops
-    short of its half-width says so; a run that fits no proposal removes one an earlier run left in its
-    folder; an --out that is a file, a non-positive --duration, a --proposal folder and seeds out of
-    range fail in one line before any simulation."""
+    """With no --sim an estimate of a ported family runs on the batched simulator (highway-env's stock
+    idm on highway-env, where --duration is refused); a run that stops short of its half-width says so;
+    a run that fits no proposal removes one an earlier run left in its folder; an --out that is a file,
+    a non-positive --duration, a --proposal folder and seeds out of range fail in one line before any
+    simulation."""
     import json
 
     from typer.testing import CliRunner
@@ -503,6 +504,7 @@ def test_cli_estimate_defaults_to_the_batched_simulator_and_checks_its_input_fir
     assert result.exit_code == 0, result.output
     est = json.loads((out / "estimate.json").read_text())
     assert est["run"]["sim"] == "batched" and est["run"]["human_traits"] is True and est["sims"] == 40
+    assert est["run"]["duration"] is None  # the family's own length
     assert (
         not est["converged"] and "not converged: ±" in result.output and "raise --max-sims" in result.output
     )
@@ -517,6 +519,7 @@ def test_cli_estimate_defaults_to_the_batched_simulator_and_checks_its_input_fir
         (["--rel-halfwidth", "0", "--out", str(tmp_path / "r")], "bad value for --rel-halfwidth"),
         (["--seed", "-1", "--out", str(tmp_path / "s")], "'--seed'"),
         (["--seed", str(2**70), "--out", str(tmp_path / "s")], "'--seed'"),
+        (["--policy", "idm", "--duration", "5", "--out", str(tmp_path / "i")], "highway-env runs"),  # no port
     ):
         bad = CliRunner().invoke(app, [*args, *extra])
         assert bad.exit_code == 2 and says in bad.output, (extra, bad.output)
@@ -552,6 +555,8 @@ def test_cli_estimate_writes_a_proposal_the_next_estimate_starts_from(tmp_path) 
     assert est["pilot_sims"] == 0 and est["failure_probability"] > 0.5
     assert est["run"]["proposal"] == [str(tmp_path / "a" / "proposal.json")]
     assert not (tmp_path / "b" / "proposal.json").exists()  # no pilot, no refit asked: nothing new
+    inplace = CliRunner().invoke(app, [*again, "--out", str(tmp_path / "a")])  # into its proposal's folder
+    assert inplace.exit_code == 0 and json.loads((tmp_path / "a" / "proposal.json").read_text()) == saved
     refitted = CliRunner().invoke(app, [*again, "--refit-floor", "0.3", "--out", str(tmp_path / "b")])
     assert refitted.exit_code == 0 and "refitted to its failures" in refitted.output, refitted.output
     refit = json.loads((tmp_path / "b" / "proposal.json").read_text())

@@ -37,7 +37,10 @@ def simulator_and_checks(family: str, policy: str, sim: str | None, duration: fl
     if duration is not None and not duration > 0:
         raise UserError(f"bad value for --duration: {duration}; an episode lasts more than 0 s")
     check_out_dir(out)
-    return search_simulator(sim or "auto", family, policy)
+    sim = search_simulator(sim or "auto", family, policy)
+    if duration is not None and sim != "batched":
+        raise UserError(f"--duration shortens the batched simulator's episodes; {sim} runs the family's")
+    return sim
 
 
 def fit_naturalistic(

@@ -38,20 +38,21 @@ SimOrDefaultOpt = Annotated[
         help="Simulator: highway-env or batched (families with a batched port); default: the command's."
     ),
 ]
-BatchOpt = Annotated[int, typer.Option(min=1, help="With --sim batched: episodes stepped together.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="On the batched simulator: episodes stepped together.")]
 DeviceOpt = Annotated[
     str,
-    typer.Option(help="With --sim batched: auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
+    typer.Option(help="On the batched simulator: auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
 ]
 DurationOpt = Annotated[
-    float | None, typer.Option(help="With --sim batched: episode length in seconds (default: the family's).")
+    float | None,
+    typer.Option(help="On the batched simulator: episode length in seconds (default: the family's)."),
 ]
 HumanTraitsOpt = Annotated[
     bool | None,
     typer.Option(
         "--human-traits/--no-human-traits",
         help="Sample the simulated human's personality with the scenario (the same P(failure)); "
-        "default: on with --policy human --sim batched.",
+        "default: on with --policy human on the batched simulator.",
     ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]

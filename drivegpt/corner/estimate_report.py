@@ -40,7 +40,8 @@ def plot_convergence(est: Estimate, path: str | Path, title: str = "") -> None:
 def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
     """``OUT/estimate.json`` (metrics, the rest of the estimate, ``run``), ``OUT/convergence.png`` and,
     where the estimate fitted a proposal on known dimensions, ``OUT/proposal.json`` to start the next from
-    (else an ``OUT/proposal.json`` an earlier run left there is removed)."""
+    (else an ``OUT/proposal.json`` an earlier run left there is removed, unless this estimate started
+    from it)."""
     from drivegpt.core.atomic import write_json
     from drivegpt.corner.proposal_file import save_proposal
 
@@ -59,8 +60,10 @@ def write_estimate(est: Estimate, out: str | Path, run: dict[str, Any]) -> Path:
             out / "proposal.json", est.mixture, run.get("family", ""), list(est.names), est.halfspace, **meta
         )
         rest["proposal_file"] = "proposal.json"
-    else:  # an earlier run's proposal in this folder is not this estimate's: never leave it to be reused
-        (out / "proposal.json").unlink(missing_ok=True)
+    else:  # an earlier run's proposal in this folder is not this estimate's, unless it started from it
+        inputs = {Path(p).resolve() for p in run.get("proposal") or []}
+        if (out / "proposal.json").resolve() not in inputs:
+            (out / "proposal.json").unlink(missing_ok=True)
     write_json(out / "estimate.json", {**est.metrics(), **rest, "run": run})
     title = f"{run.get('family', '')} {run.get('policy', '')} {est.method}"
     plot_convergence(est, out / "convergence.png", title)
