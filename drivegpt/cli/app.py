@@ -78,7 +78,9 @@ def collect(
 
 @data_app.command("check")
 @friendly_errors
-def data_check(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+def data_check(
+    path: Path = typer.Argument(..., metavar="DATASET", help="Dataset directory written by collect."),
+) -> None:
     """Verify checksums and integrity; exit 0 when sound, non-zero with the reason otherwise."""
     from drivegpt.data.logs import load_logs
 
@@ -91,7 +93,9 @@ def data_check(path: Path = typer.Argument(..., help="Dataset directory written 
 
 @data_app.command("info")
 @friendly_errors
-def data_info(path: Path = typer.Argument(..., help="Dataset directory written by collect.")) -> None:
+def data_info(
+    path: Path = typer.Argument(..., metavar="DATASET", help="Dataset directory written by collect."),
+) -> None:
     """Summarise a dataset: episodes, steps, scenarios, collisions, personalities."""
     import numpy as np
 
@@ -210,7 +214,9 @@ def drive(
 @friendly_errors
 def replay(
     ctx: typer.Context,
-    clips: Path = typer.Argument(..., help="Clip directory written by `drive --takeovers --clips-out`."),
+    clips: Path = typer.Argument(
+        ..., metavar="CLIPS", help="Clip directory written by `drive --takeovers --clips-out`."
+    ),
     clip: list[str] | None = typer.Option(None, help="Replay only these clip ids (repeatable)."),
     policy: str = typer.Option(..., help="Who drives from the takeover moment (policy spec)."),
     monitor: bool = typer.Option(

@@ -121,7 +121,9 @@ def search(
 
 
 def replay(
-    suite: str = typer.Argument(..., help="Suite directory (or a shipped suite name, e.g. standard)."),
+    suite: str = typer.Argument(
+        ..., metavar="SUITE", help="Suite directory (or a shipped suite name, e.g. standard)."
+    ),
     ids: list[str] | None = typer.Option(None, "--id", help="Replay only these scenario ids (repeatable)."),
     policy: str | None = typer.Option(None, help="Drive with this policy instead (no outcome comparison)."),
     workers: WorkersOpt = None,
@@ -158,7 +160,9 @@ def replay(
     typer.echo(f"ok: {len(scenarios)} scenarios of {path} replayed exactly")
 
 
-def info(suite: str = typer.Argument(..., help="Suite directory (or a shipped suite name).")) -> None:
+def info(
+    suite: str = typer.Argument(..., metavar="SUITE", help="Suite directory (or a shipped suite name)."),
+) -> None:
     """Families, scenario counts, failures and feasibility of a suite."""
     from drivegpt.corner.suite import load_suite, resolve_suite
 
