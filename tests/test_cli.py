@@ -166,3 +166,36 @@ def test_every_command_lists_a_one_line_summary():
     for name, cmd in found.items():
         first = (cmd.help or "").strip().split("\n\n")[0]
         assert first and "\n" not in first, f"{name}: {first!r}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["collect", "--config", "c.yaml"],
+        ["drive"],
+        ["drive", "--takeovers", "--out", ".", "--clips-out"],
+        ["replay", "clips", "--policy", "human"],
+        ["pretrain", "--config", "c.yaml", "--data", "d"],
+        ["demo"],
+        ["baseline", "train", "--algo", "dqn"],
+        ["bench", "--policy", "h=human"],
+        ["corner-cases", "search", "--family", "cut_in", "--policy", "human"],
+        ["corner-cases", "estimate", "--family", "cut_in"],
+        ["corner-cases", "fit-proposal", "--family", "cut_in"],
+        ["reward", "train", "--data", "d", "--init", "drivegpt"],
+        ["reward", "score", "--reward", "r", "--policy", "human"],
+        ["rlhf", "--config", "c.yaml", "--policy", "drivegpt"],
+        ["dpo", "--data", "d", "--policy", "drivegpt"],
+        ["ppo", "--config", "c.yaml"],
+    ],
+)
+def test_an_output_directory_that_is_a_file_is_refused_before_anything_runs(args, tmp_path):
+    """Every option naming a directory to write into refuses an existing file, in one line, before the
+    command reads its other inputs (none of which exist here)."""
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    flag = [] if args[-1] == "--clips-out" else ["--out"]
+    r = runner.invoke(app, [*args, *flag, str(afile)])
+    said = " ".join(r.output.replace("│", " ").split())  # the message as one line, out of typer's box
+    assert r.exit_code == 2 and "is a file, not a directory" in said, r.output
+    assert afile.read_text() == "kept\n"

@@ -17,6 +17,7 @@ from drivegpt.cli.options import (
     SimOpt,
     SimOrDefaultOpt,
     WorkersOpt,
+    out_dir,
 )
 from drivegpt.cli.util import _command_line, friendly_errors
 from drivegpt.core.config import load_config
@@ -45,7 +46,7 @@ def takeover_summary(m: dict[str, Any]) -> str:
 def collect(
     ctx: typer.Context,
     config: Path = typer.Option(..., help="YAML collect config, e.g. configs/collect/tiny.yaml"),
-    out: Path = typer.Option(..., help="Output dataset directory (replaced atomically)."),
+    out: Path = typer.Option(..., help="Output dataset directory (replaced atomically).", callback=out_dir),
     episodes: int | None = typer.Option(None, help="Override the config's episode count."),
     workers: WorkersOpt = None,
     seed: int | None = typer.Option(None, help="First episode seed."),
@@ -131,9 +132,13 @@ def drive(
     workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
-    out: Path = typer.Option(..., help="Output directory for metrics.json and episodes.csv."),
+    out: Path = typer.Option(
+        ..., help="Output directory for metrics.json and episodes.csv.", callback=out_dir
+    ),
     takeovers: bool = typer.Option(False, "--takeovers", help="Watch the policy with the takeover monitor."),
-    clips_out: Path | None = typer.Option(None, help="With --takeovers: write the takeover clips here."),
+    clips_out: Path | None = typer.Option(
+        None, help="With --takeovers: write the takeover clips here.", callback=out_dir
+    ),
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (default: built-in)."),
     sim: SimOpt = "highway-env",
     batch: BatchOpt = 1024,
@@ -225,7 +230,7 @@ def replay(
         help="--no-monitor: the look-ahead trigger does not count after hand-back.",
     ),
     video: Path | None = typer.Option(None, help="GIF/MP4 of the first replayed clip."),
-    out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv."),
+    out: Path = typer.Option(..., help="Output directory for replay.json and replays.csv.", callback=out_dir),
     workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -269,7 +274,9 @@ def pretrain(
     ctx: typer.Context,
     config: Path = typer.Option(..., help="YAML pretrain config, e.g. configs/pretrain/accel-small.yaml"),
     data: Path = typer.Option(..., help="Log dataset directory written by `drivegpt collect`."),
-    out: Path = typer.Option(..., help="Run directory (checkpoint/, policy/, log.csv, tb/)."),
+    out: Path = typer.Option(
+        ..., help="Run directory (checkpoint/, policy/, log.csv, tb/).", callback=out_dir
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     max_iters: int | None = typer.Option(None, help="Override the config's max_iters."),
 ) -> None:
@@ -289,7 +296,7 @@ def pretrain(
 @friendly_errors
 def demo(
     ctx: typer.Context,
-    out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run."),
+    out: Path = typer.Option(Path("runs/demo"), help="Output directory of the demo run.", callback=out_dir),
     config: Path = typer.Option(Path("configs/quickstart.yaml"), help="Demo config."),
 ) -> None:
     """The quickstart: `drivegpt pipeline` with configs/quickstart.yaml (what `make demo` runs)."""

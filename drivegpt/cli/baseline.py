@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, Algo, Simulator
+from drivegpt.cli.options import ActionOpt, Algo, Simulator, out_dir
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.resources import packaged_configs
@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
     def train(
         ctx: typer.Context,
         algo: Algo = typer.Option(..., help="dqn (accel or meta) or ppo (any action interface)."),
-        out: Path = typer.Option(..., help="Run directory (policy/, checkpoint/, progress.csv, events)."),
+        out: Path = typer.Option(
+            ..., help="Run directory (policy/, checkpoint/, progress.csv, events).", callback=out_dir
+        ),
         env: str | None = typer.Option(None, help="Env id (default: the config's, drivegpt/Highway-v0)."),
         steps: int | None = typer.Option(None, min=1, help="Simulator steps (default: the config's)."),
         config: Path | None = typer.Option(None, help="YAML config (default: configs/baselines/ALGO.yaml)."),

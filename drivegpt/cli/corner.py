@@ -16,6 +16,7 @@ from drivegpt.cli.options import (
     SearchMethod,
     SimOrDefaultOpt,
     WorkersOpt,
+    out_dir,
 )
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
@@ -54,7 +55,9 @@ def search(
     workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
-    out: Path = typer.Option(..., help="Suite directory to write (with summary.json and sims.csv)."),
+    out: Path = typer.Option(
+        ..., help="Suite directory to write (with summary.json and sims.csv).", callback=out_dir
+    ),
 ) -> None:
     """Search the parameters of scenario families for failures of POLICY; write a replayable suite.
 
@@ -181,7 +184,9 @@ def bench(
     ctx: typer.Context,
     suite: str = typer.Option("standard", help="Suite directory, or a shipped suite name (standard)."),
     policy: list[str] = typer.Option(..., help="NAME=SPEC (repeatable), e.g. human=human gpt=drivegpt."),
-    out: Path = typer.Option(..., help="Output directory (results.csv/.md, plots/, gifs/, run.json)."),
+    out: Path = typer.Option(
+        ..., help="Output directory (results.csv/.md, plots/, gifs/, run.json).", callback=out_dir
+    ),
     takeovers: bool = typer.Option(False, "--takeovers", help="Drive under the monitor: km per takeover."),
     monitor_config: Path | None = typer.Option(None, help="YAML MonitorConfig (with --takeovers)."),
     gifs: int = typer.Option(3, min=0, help="GIFs of the worst failures."),

@@ -19,24 +19,23 @@ from drivegpt.cli.options import (
     Method,
     SimOrDefaultOpt,
     WorkersOpt,
+    out_dir,
 )
-from drivegpt.cli.util import check_out_dir, command_line, options_config
+from drivegpt.cli.util import command_line, options_config
 from drivegpt.core.errors import UserError
 
 MAX_SEED = 2**62  #: the largest seed: scenario seeds SEED + i stay 64-bit integers
 
 
-def simulator_and_checks(family: str, policy: str, sim: str | None, duration: float | None, out: Path) -> str:
+def simulator_and_checks(family: str, policy: str, sim: str | None, duration: float | None) -> str:
     """The simulator an estimate runs on (default: batched where it runs the family and the policy, else
-    highway-env), after the checks that need no simulation: the family's name, ``--duration`` and
-    ``--out``."""
+    highway-env), after the checks that need no simulation: the family's name and ``--duration``."""
     from drivegpt.corner.search import search_simulator
     from drivegpt.corner.suite import family_env_id
 
     family_env_id(family)  # fail fast on an unknown name
     if duration is not None and not duration > 0:
         raise UserError(f"bad value for --duration: {duration}; an episode lasts more than 0 s")
-    check_out_dir(out)
     sim = search_simulator(sim or "auto", family, policy)
     if duration is not None and sim != "batched":
         raise UserError(f"--duration shortens the batched simulator's episodes; {sim} runs the family's")
@@ -127,7 +126,9 @@ def estimate(
         "the estimate's lowest failure. Default: where the estimate's own draws say the proposal varies "
         "least (a plane through the lowest failure is loose where the boundary bends).",
     ),
-    out: Path = typer.Option(..., help="Output directory (estimate.json, convergence.png, proposal.json)."),
+    out: Path = typer.Option(
+        ..., help="Output directory (estimate.json, convergence.png, proposal.json).", callback=out_dir
+    ),
 ) -> None:
     """P(failure) of POLICY on FAMILY under naturalistic traffic, by Monte Carlo or importance sampling.
 
@@ -139,7 +140,7 @@ def estimate(
     from drivegpt.policies.registry import policy_action_kind
     from drivegpt_envs.common import DEFAULT_ACTION
 
-    sim = simulator_and_checks(family, policy, sim, duration, out)
+    sim = simulator_and_checks(family, policy, sim, duration)
     if halfspace_share is not None and method != "is":
         raise UserError("--halfspace-share shapes an importance-sampling proposal: it needs --method is")
     dev = str(resolve_device(device)) if sim == "batched" else "cpu"
@@ -204,7 +205,7 @@ def fit_proposal(
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
     human_traits: HumanTraitsOpt = None,
-    out: Path = typer.Option(..., help="Output directory (proposal.json, fit.json)."),
+    out: Path = typer.Option(..., help="Output directory (proposal.json, fit.json).", callback=out_dir),
 ) -> None:
     """Fit a proposal to reuse: a pilot, rounds of refits drawn from pools of refits, their pool.
 
@@ -220,7 +221,7 @@ def fit_proposal(
     from drivegpt.policies.registry import policy_action_kind
     from drivegpt_envs.common import DEFAULT_ACTION
 
-    sim = simulator_and_checks(family, policy, sim, duration, out)
+    sim = simulator_and_checks(family, policy, sim, duration)
     for flag, value in (("--refits", refits), ("--rounds", rounds), ("--fit-sims", fit_sims),
                         ("--pilot-sims", pilot_sims)):  # fmt: skip
         if value < 1:

@@ -3,6 +3,7 @@ same values and typer validates them (an invalid value fails with the list of va
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -56,3 +57,11 @@ HumanTraitsOpt = Annotated[
     ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]
+
+
+def out_dir(value: Path | None) -> Path | None:
+    """The ``callback`` of an option naming a directory to write into: a file there is refused at once,
+    before any work (the directory itself is made when the command writes)."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise typer.BadParameter(f"{value} is a file, not a directory; pass a directory to write into")
+    return value

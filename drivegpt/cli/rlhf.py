@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from drivegpt.cli.options import WorkersOpt
+from drivegpt.cli.options import WorkersOpt, out_dir
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 
@@ -21,7 +21,9 @@ def reward_train(
     init: str = typer.Option(
         ..., help="DriveGPT whose backbone to start from: drivegpt, drivegpt-rlhf or a run dir."
     ),
-    out: Path = typer.Option(..., help="Output run directory (reward/, metrics.json, log.csv)."),
+    out: Path = typer.Option(
+        ..., help="Output run directory (reward/, metrics.json, log.csv).", callback=out_dir
+    ),
     config: Path | None = typer.Option(None, help="YAML RewardConfig (default: built-in)."),
     human_logs: Path | None = typer.Option(
         None, help="Human driving logs for the human term (human_weight)."
@@ -49,7 +51,7 @@ def reward_score(
     episodes: int = typer.Option(20, min=1, help="Episodes to drive."),
     seed: int = typer.Option(1_000_000, help="First seed (held-out seeds start at 1,000,000)."),
     workers: WorkersOpt = None,
-    out: Path | None = typer.Option(None, help="Write scores.json here."),
+    out: Path | None = typer.Option(None, help="Write scores.json here.", callback=out_dir),
 ) -> None:
     """Score any policy's driving with the reward model (DriveGPT as an evaluator)."""
     from drivegpt.core.atomic import write_json
@@ -75,7 +77,9 @@ def rlhf(
     policy: str = typer.Option(
         ..., help="DriveGPT to start from (also the KL reference): drivegpt, drivegpt-rlhf or a run dir."
     ),
-    out: Path = typer.Option(..., help="Output dir (round_<k>/, curve.csv, learning_curve.png, policy/)."),
+    out: Path = typer.Option(
+        ..., help="Output dir (round_<k>/, curve.csv, learning_curve.png, policy/).", callback=out_dir
+    ),
     rounds: int | None = typer.Option(None, help="Override the config's rounds."),
     workers: WorkersOpt = None,
 ) -> None:
@@ -99,7 +103,9 @@ def dpo(
     policy: str = typer.Option(
         ..., help="DriveGPT to fine-tune (also the reference): drivegpt, drivegpt-rlhf or a run dir."
     ),
-    out: Path = typer.Option(..., help="Output run directory (policy/, metrics.json, log.csv)."),
+    out: Path = typer.Option(
+        ..., help="Output run directory (policy/, metrics.json, log.csv).", callback=out_dir
+    ),
     config: Path | None = typer.Option(None, help="YAML DPOConfig (default: built-in)."),
 ) -> None:
     """DPO on takeover pairs against the frozen pretrained policy, with a behaviour-cloning term."""
@@ -116,7 +122,9 @@ def dpo(
 def ppo(
     ctx: typer.Context,
     config: Path = typer.Option(..., help="YAML BatchedPPOConfig, e.g. configs/rlhf/ppo-batched.yaml"),
-    out: Path = typer.Option(..., help="Output run directory (policy/, log.csv, tb/, metrics.json)."),
+    out: Path = typer.Option(
+        ..., help="Output run directory (policy/, log.csv, tb/, metrics.json).", callback=out_dir
+    ),
     policy: str = typer.Option(
         "drivegpt", help="DriveGPT to fine-tune: drivegpt, drivegpt-rlhf or a run dir."
     ),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -53,15 +52,6 @@ def options_config(
         for field in options:
             msg = msg.replace(f"'{field}'", (flags or {}).get(field, "--" + field.replace("_", "-")))
         raise UserError(msg) from None
-
-
-def check_out_dir(out: Path, flag: str = "--out") -> Path:
-    """``out`` as a directory to write into, checked before any work: a file there fails at once."""
-    from drivegpt.core.errors import UserError
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{flag} {out}: is a file, not a directory; pass a directory to write into")
-    return out
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
