@@ -199,3 +199,23 @@ def test_an_output_directory_that_is_a_file_is_refused_before_anything_runs(args
     said = " ".join(r.output.replace("│", " ").split())  # the message as one line, out of typer's box
     assert r.exit_code == 2 and "is a file, not a directory" in said, r.output
     assert afile.read_text() == "kept\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["collect", "--config", "c.yaml"],
+        ["drive"],
+        ["baseline", "train", "--algo", "dqn"],
+        ["corner-cases", "search", "--family", "cut_in", "--policy", "human"],
+        ["corner-cases", "estimate", "--family", "cut_in"],
+        ["corner-cases", "fit-proposal", "--family", "cut_in"],
+        ["reward", "score", "--reward", "r", "--policy", "human"],
+    ],
+)
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_a_seed_out_of_range_is_refused_before_anything_runs(args, seed, tmp_path):
+    """Seeds are whole numbers from 0 to 2**62 (scenario seeds SEED + i stay 64-bit integers)."""
+    r = runner.invoke(app, [*args, "--seed", seed, "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output, r.output
+    assert not (tmp_path / "out").exists()

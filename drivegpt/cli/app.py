@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from drivegpt.cli.options import (
+    MAX_SEED,
     ActionOpt,
     BackendOpt,
     BatchOpt,
@@ -49,7 +50,7 @@ def collect(
     out: Path = typer.Option(..., help="Output dataset directory (replaced atomically).", callback=out_dir),
     episodes: int | None = typer.Option(None, help="Override the config's episode count."),
     workers: WorkersOpt = None,
-    seed: int | None = typer.Option(None, help="First episode seed."),
+    seed: int | None = typer.Option(None, min=0, max=MAX_SEED, help="First episode seed."),
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
     sim: SimOrDefaultOpt = None,
@@ -128,7 +129,9 @@ def drive(
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id (drivegpt/ or stock highway-env)."),
     action: ActionOpt = None,
     episodes: int = typer.Option(20, min=1, help="Episodes to drive."),
-    seed: int = typer.Option(1_000_000, help="First seed (evaluation seeds start at 1,000,000)."),
+    seed: int = typer.Option(
+        1_000_000, min=0, max=MAX_SEED, help="First seed (evaluation seeds start at 1,000,000)."
+    ),
     workers: WorkersOpt = None,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drivegpt.cli.options import ActionOpt, Algo, Simulator, out_dir
+from drivegpt.cli.options import MAX_SEED, ActionOpt, Algo, Simulator, out_dir
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 from drivegpt.core.resources import packaged_configs
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         sim: Annotated[
             Simulator | None, typer.Option(help="Simulator (default: the config's, highway-env).")
         ] = None,
-        seed: int | None = typer.Option(None, help="Seed (default: the config's)."),
+        seed: int | None = typer.Option(None, min=0, max=MAX_SEED, help="Seed (default: the config's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     ) -> None:
         """Train an SB3 baseline; load it afterwards as `sb3-dqn:OUT` / `sb3-ppo:OUT`."""

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from drivegpt.cli.options import (
+    MAX_SEED,
     ActionOpt,
     BackendOpt,
     Keep,
@@ -47,7 +48,9 @@ def search(
     policy: str = typer.Option("human", help="Policy spec under test (human, drivegpt, drivegpt:RUN, ...)."),
     budget: int | None = typer.Option(None, min=1, help="Simulations per family (overrides the config)."),
     method: SearchMethod | None = typer.Option(None, help="random, lhs (baselines) or cem (adaptive)."),
-    seed: int | None = typer.Option(None, help="Sampler seed; simulation i uses scenario seed SEED + i."),
+    seed: int | None = typer.Option(
+        None, min=0, max=MAX_SEED, help="Sampler seed; simulation i uses scenario seed SEED + i."
+    ),
     config: Path | None = typer.Option(None, help="YAML SearchConfig (CEM, clustering, feasibility)."),
     action: ActionOpt = None,
     keep: Keep = typer.Option("failures", help="Suite content: failures, or all simulations."),

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from drivegpt.cli.options import (
+    MAX_SEED,
     ActionOpt,
     BatchOpt,
     DeviceOpt,
@@ -23,8 +24,6 @@ from drivegpt.cli.options import (
 )
 from drivegpt.cli.util import command_line, options_config
 from drivegpt.core.errors import UserError
-
-MAX_SEED = 2**62  #: the largest seed: scenario seeds SEED + i stay 64-bit integers
 
 
 def simulator_and_checks(family: str, policy: str, sim: str | None, duration: float | None) -> str:

@@ -56,6 +56,7 @@ HumanTraitsOpt = Annotated[
         "default: on with --policy human on the batched simulator.",
     ),
 ]
+MAX_SEED = 2**62  #: the largest seed an option takes: seeds SEED + i stay 64-bit integers
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")]
 
 

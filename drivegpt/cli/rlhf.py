@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from drivegpt.cli.options import WorkersOpt, out_dir
+from drivegpt.cli.options import MAX_SEED, WorkersOpt, out_dir
 from drivegpt.cli.util import command_line, friendly_errors
 from drivegpt.core.config import load_config
 
@@ -49,7 +49,9 @@ def reward_score(
     policy: list[str] = typer.Option(..., help="Policy spec to score (repeat): human, drivegpt:RUN, ..."),
     env: str = typer.Option("drivegpt/Highway-v0", help="Env id."),
     episodes: int = typer.Option(20, min=1, help="Episodes to drive."),
-    seed: int = typer.Option(1_000_000, help="First seed (held-out seeds start at 1,000,000)."),
+    seed: int = typer.Option(
+        1_000_000, min=0, max=MAX_SEED, help="First seed (held-out seeds start at 1,000,000)."
+    ),
     workers: WorkersOpt = None,
     out: Path | None = typer.Option(None, help="Write scores.json here.", callback=out_dir),
 ) -> None:
