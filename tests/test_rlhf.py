@@ -328,10 +328,38 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     r = runner.invoke(app, args)  # resume: every step is complete, nothing re-runs
     assert r.exit_code == 0, r.output
     assert (out / "round_1" / "ppo" / "metrics.json").stat().st_mtime_ns == stamp
+    # a run resumes only itself: another pretrained policy or another config is refused, nothing re-runs
+    other = [*args[:4], "drivegpt-rlhf", *args[5:]]
+    r = runner.invoke(app, other)
+    assert r.exit_code == 2 and "differs in the pretrained policy" in " ".join(r.output.split()), r.output
+    seed2 = tmp_path / "seed2.yaml"
+    seed2.write_text(TINY.replace("drive_seed: 1", "drive_seed: 2"))
+    r = runner.invoke(app, ["rlhf", "--config", str(seed2), *args[3:]])
+    assert r.exit_code == 2 and "differs in drive_seed;" in " ".join(r.output.split()), r.output
+    assert (out / "round_1" / "ppo" / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "run.json").read_text())["config"]["drive_seed"] == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: ppo\nroundz: 2\n")
     r = runner.invoke(app, ["rlhf", "--config", str(bad), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
     assert r.exit_code == 2 and "roundz" in r.output and "rounds" in r.output
+
+
+def test_a_flywheel_round_without_a_takeover_says_what_to_change(tmp_path, monkeypatch):
+    """A round whose drive recorded no takeover leaves PPO nothing to learn from: one line naming the
+    round's clips and the setting to raise, before any reward model is trained."""
+    from drivegpt.rlhf import flywheel
+    from drivegpt.takeover.clips import write_clips
+
+    monkeypatch.setattr(
+        flywheel, "_drive", lambda cfg, k, current, clips, command, progress: write_clips(clips, [])
+    )
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.replace("eval_episodes: 1", "eval_episodes: 0"))
+    out = tmp_path / "fly"
+    r = runner.invoke(app, ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "round 1's drive of 1 episodes had no takeover" in said, r.output
+    assert "raise drive_episodes" in said and not (out / "round_1" / "reward").exists()
 
 
 def test_training_commands_take_drivegpt_specs_and_refuse_other_drivers(tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from drivegpt.core.atomic import write_csv, write_json
+from drivegpt.core.errors import UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
 from drivegpt.model.checkpoint import load_policy_dir, save_policy
@@ -169,6 +170,7 @@ def run_flywheel(
     cfg = cfg.model_copy(
         update={"sim": flywheel_simulator(cfg, meta["action"])}
     )  # run.json: the resolved one
+    _same_run(out, cfg, ref)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "pretrained": str(ref)})
     rows: list[dict[str, Any]] = []
@@ -184,6 +186,11 @@ def run_flywheel(
         if cfg.needs_clips and not (clips / "metadata.json").is_file():
             _drive(cfg, k, current, clips, command, progress)
         clip_dirs.append(clips)
+        if cfg.method.rpartition("+")[2] in ("ppo", "dpo") and not _clip_count(clip_dirs):
+            raise UserError(
+                f"{clips}: round {k}'s drive of {cfg.drive_episodes} episodes had no takeover, so RLHF has "
+                f"nothing to learn from; raise drive_episodes in the config and run into a new --out"
+            )
         row: dict[str, Any] = {"round": k}
         if "dagger" in cfg.method:  # imitate the human's labels of every round so far
             label_files.append(_label_round(cfg, k, current, rd, progress))
@@ -240,6 +247,28 @@ def run_flywheel(
     final = {**rows[-1], "rounds": cfg.rounds, "method": cfg.method}
     write_json(out / "metrics.json", final)
     return final
+
+
+def _same_run(out: Path, cfg: FlywheelConfig, ref: Path) -> None:
+    """A flywheel resumes only its own run: ``out`` may hold a run of the same pretrained policy and
+    config (its rounds and workers aside), else it is refused, naming what differs."""
+    if not (out / "run.json").is_file():
+        return
+    old = json.loads((out / "run.json").read_text())
+    new = {k: v for k, v in cfg.to_dict().items() if k not in ("rounds", "workers")}
+    was = {k: v for k, v in old.get("config", {}).items() if k not in ("rounds", "workers")}
+    differ = sorted(k for k in {*new, *was} if new.get(k) != was.get(k))
+    differ = (["the pretrained policy"] if old.get("pretrained") != str(ref) else []) + differ
+    if differ:
+        raise UserError(
+            f"{out}: holds a flywheel run that differs in {', '.join(differ)}; it resumes only the same run: "
+            f"pass a new --out, or delete {out} to start over"
+        )
+
+
+def _clip_count(clip_dirs: list[Path]) -> int:
+    """Takeover clips recorded in ``clip_dirs`` (from their metadata, not the clips)."""
+    return sum(len(json.loads((d / "metadata.json").read_text()).get("clips", [])) for d in clip_dirs)
 
 
 def _log_round(out: Path, row: dict[str, Any]) -> None:
