@@ -117,3 +117,12 @@ def test_ppo_command_runs_resumes_and_refuses_to_overwrite(tmp_path):
     assert r.exit_code != 0 and "--reward" in r.output  # rm_coef 1 without a reward model
     r = runner.invoke(app, [*args[:-4], "--out", str(tmp_path / "new"), "--resume"])
     assert r.exit_code != 0 and "nothing to resume" in r.output
+    merge = "drivegpt/Merge-v0"
+    for line, says in (("device: bogus", "unknown device 'bogus'"),
+                       (f"env_id: {merge}", f"does not support env id '{merge}'")):  # fmt: skip
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(cfg.read_text().replace("env_id: drivegpt/Highway-v0", line))
+        given = ["--config", str(bad), *args[3:5], *args[7:], "--out", str(tmp_path / "b")]
+        r = runner.invoke(app, ["ppo", *given])
+        assert r.exit_code == 2 and says in r.output, r.output  # one line, before any work
+        assert not (tmp_path / "b").exists()

@@ -40,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
+from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_trainer, save_policy, save_trainer
@@ -185,6 +186,8 @@ def ppo_batched(
         raise MissingInputError(f"{out / 'checkpoint'}: nothing to resume; drop --resume to start over")
     if cfg.rm_coef and reward_path is None:
         raise UserError("rm_coef > 0 needs a reward model: pass --reward RM_RUN (or set rm_coef: 0)")
+    resolve_device(cfg.device)  # an unknown or absent device: one line naming it, before any work
+    batched.make_config(cfg.env_id)  # an env id the batched simulator lacks: the same
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

@@ -19,6 +19,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from highway_env.vehicle.controller import ControlledVehicle
 from highway_env.vehicle.kinematics import Vehicle
 
+from drivegpt.core.errors import UserError
 from drivegpt_envs.common import FEATURES, action_config
 from drivegpt_envs.highway import DriveHighwayDenseEnv, DriveHighwayEnv
 
@@ -127,7 +128,7 @@ class SimConfig:
 
 def _check_env_id(env_id: str) -> type:
     if env_id not in SUPPORTED_ENV_IDS:
-        raise ValueError(
+        raise UserError(
             f"the batched simulator does not support env id {env_id!r}; "
             f"supported: {', '.join(SUPPORTED_ENV_IDS)}"
         )
