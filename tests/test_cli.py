@@ -53,6 +53,27 @@ def test_collect_rejects_unknown_key(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ("{durration: 3}", "unknown config key(s) ['durration']; valid: action,"),
+        ("{duration: .nan}", "config duration must be a positive number of seconds, got nan"),
+        ("{duration: -5}", "config duration must be a positive number of seconds, got -5"),
+    ],
+)
+def test_collect_refuses_a_scenario_config_the_env_lacks(config, says, tmp_path):
+    """A scenario's highway-env overrides are checked against its env's own config keys (and the
+    project's ``junction_rules``) before any episode; a bad duration too."""
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"episodes: 1\nscenarios:\n  - {{env_id: drivegpt/Highway-v0, config: {config}}}\n")
+    r = runner.invoke(app, ["collect", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "o").exists()
+    from drivegpt.sim.rollout import check_overrides
+
+    check_overrides("intersection-v0", {"junction_rules": False})  # read by the human, not by highway-env
+
+
 def test_drive_writes_metrics(tmp_path):
     r = runner.invoke(
         app, ["drive", "--policy", "human", "--episodes", "2", "--workers", "1", "--out", str(tmp_path / "d")]

@@ -27,8 +27,11 @@ def test_personality_sampling_is_seeded_and_in_range():
 
 
 def test_bad_range_is_rejected():
-    with pytest.raises(ValueError, match="hi < lo"):
-        PersonalityRanges(time_headway=(2.0, 1.0)).sample(np.random.default_rng(0))
+    """A range is refused when it is built, not when a driver is drawn: hi < lo, NaN or infinite."""
+    for bad in ((2.0, 1.0), (float("nan"), 2.0), (1.0, float("inf"))):
+        with pytest.raises(ValueError, match="lo <= hi"):
+            PersonalityRanges(time_headway=bad)
+    assert PersonalityRanges(time_headway=(1.5, 1.5)).time_headway == (1.5, 1.5)  # a point is a range
 
 
 def _stalled_car_ahead(action: str, gap: float):

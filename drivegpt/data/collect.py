@@ -26,7 +26,7 @@ from drivegpt.sim.batched.human import BatchedHuman, Personalities
 from drivegpt.sim.episode import STATE_KEYS, Episode
 from drivegpt.sim.human import HumanDriver
 from drivegpt.sim.personality import Lapses, PersonalityRanges
-from drivegpt.sim.rollout import Backend, Simulator, make_env, parallel_map, run_episode
+from drivegpt.sim.rollout import Backend, Simulator, check_overrides, make_env, parallel_map, run_episode
 from drivegpt_envs.common import ActionKind
 
 
@@ -176,6 +176,8 @@ def collect(
     whatever the backend, the number of workers and the batch size."""
     from tqdm import tqdm
 
+    for sc in cfg.scenarios:  # a typo or a bad duration in a scenario's config: refused before any episode
+        check_overrides(sc.env_id, sc.config)
     jobs, sims = plan_jobs(cfg), collect_simulators(cfg)
     slow = [j for j in jobs if sims[j.scenario] == "highway-env"]
     episodes: dict[int, Episode] = {}

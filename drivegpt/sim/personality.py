@@ -64,13 +64,19 @@ class PersonalityRanges(FrozenConfig):
     action_noise: Range = (0.0, 0.05)
     """[] (see Personality.action_noise)"""
 
+    @field_validator("*")
+    @classmethod
+    def _a_range(cls, value: Range) -> Range:
+        lo, hi = value
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise ValueError(f"a range [lo, hi] of finite numbers with lo <= hi, got [{lo}, {hi}]")
+        return value
+
     def sample(self, rng: np.random.Generator) -> Personality:
         """Draw one personality; the draw order is fixed so the same generator state gives the same driver."""
         values: dict[str, Any] = {}
         for name in type(self).model_fields:
             lo, hi = getattr(self, name)
-            if hi < lo:
-                raise ValueError(f"personality range '{name}' has hi < lo: [{lo}, {hi}]")
             values[name] = float(rng.uniform(lo, hi))
         return Personality(**values)
 

@@ -7,6 +7,7 @@ output whatever the backend or the number of workers.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +46,28 @@ def make_env(
         return gym.make(env_id, config=config, render_mode=render_mode)
     except gym.error.Error as err:
         raise UserError(f"cannot make env '{env_id}': {err}") from None
+
+
+PROJECT_KEYS = {"junction_rules"}  #: config entries the project reads from any env (``sim/junction.py``)
+
+
+def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
+    """Refuse config overrides that ``env_id``'s env does not have (with the valid keys) and a
+    ``duration`` that is not a positive number of seconds, before any episode runs."""
+    drivegpt_envs.register_envs()
+    try:
+        entry = gym.spec(env_id).entry_point
+    except gym.error.Error as err:
+        raise UserError(f"cannot make env '{env_id}': {err}") from None
+    cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    if isinstance(cls, type) and hasattr(cls, "default_config"):
+        known = set(cls.default_config()) | PROJECT_KEYS
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise UserError(f"{env_id}: unknown config key(s) {unknown}; valid: {', '.join(sorted(known))}")
+    d = overrides.get("duration")
+    if d is not None and not (isinstance(d, int | float) and math.isfinite(d) and d > 0):
+        raise UserError(f"{env_id}: config duration must be a positive number of seconds, got {d!r}")
 
 
 def _overwrites_idm(env_id: str) -> bool:
