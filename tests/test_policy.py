@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from drivegpt.core.errors import UserError
 from drivegpt.eval.closed_loop import evaluate
 from drivegpt.model.checkpoint import CheckpointError
 from drivegpt.policies.registry import SHIPPED_CHECKPOINT, DrivePolicy, load_policy
@@ -52,8 +53,11 @@ def test_constant_specs_of_every_interface():
     assert load_policy("constant:token:24").action == 24
     assert load_policy("constant:FASTER").action_kind == "meta"
     assert load_policy("constant:0.5,0").action_kind == "continuous"
-    with pytest.raises(ValueError, match="token:N"):
-        load_policy("constant:token:42")
+    assert load_policy("constant:99,keep").action == load_policy("constant:3,keep").action  # the top bin
+    for bad, says in (("token:42", "token:N"), ("nan,keep", "token:N"), ("inf,left", "token:N"),
+                      ("nan,0", r"in \[-1, 1\]"), ("1.5,0", r"in \[-1, 1\]")):  # fmt: skip
+        with pytest.raises(UserError, match=says):  # one line, no traceback
+            load_policy(f"constant:{bad}")
 
 
 def test_same_seed_same_drivegpt_episode():

@@ -34,7 +34,8 @@ from drivegpt.rlhf.preferences import policy_steps
 from drivegpt.rlhf.reward_model import RewardConfig, load_reward_model, train_reward_model
 from drivegpt.takeover.monitor import MonitorConfig
 
-SAMPLE = "takeover_data/sample"
+SAMPLE = "takeover_data/sample"  # meta clips
+SAMPLE_ACCEL = "takeover_data/sample-accel"  # clips of the shipped checkpoints' accel actions
 runner = CliRunner()
 
 
@@ -244,7 +245,7 @@ def test_a_rollout_cut_by_the_step_cap_is_truncated_at_the_next_observation() ->
 def reward_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("rm") / "rm"
     cfg = RewardConfig(iters=30, val_fraction=0.0, threads=1)
-    m = train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, out, progress=False)
+    m = train_reward_model(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, out, progress=False)
     return out, m
 
 
@@ -264,17 +265,27 @@ def test_reward_model_learns_the_pairs_and_round_trips(reward_run):
 
 def test_reward_score_cli(reward_run, tmp_path):
     out, _ = reward_run
-    args = ["reward", "score", "--reward", str(out), "--policy", "human", "--policy", "constant:FASTER"]
+    args = ["reward", "score", "--reward", str(out), "--policy", "human", "--policy", "constant:3,keep"]
     r = runner.invoke(app, args + ["--episodes", "1", "--workers", "1", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
-    assert set(scores) == {"human", "constant:FASTER"} and scores["human"]["episodes"] == 1
+    assert set(scores) == {"human", "constant:3,keep"} and scores["human"]["episodes"] == 1
+    meta = [*args[:-1], "constant:FASTER", "--out", str(tmp_path / "meta")]  # meta-actions: other tokens
+    r = runner.invoke(app, meta)
+    assert r.exit_code == 2 and "constant:FASTER: drives meta actions" in r.output, r.output
     assert all(np.isfinite(s["reward_mean"]) for s in scores.values())
+
+
+def test_clips_of_another_action_interface_are_refused(tmp_path):
+    """Meta-action clips would be read as accel tokens by an accel model: refused, naming the folder."""
+    with pytest.raises(UserError, match="sample: clips recorded with meta actions .* a model of accel"):
+        dpo(DPOConfig(iters=1, threads=1), [SAMPLE], SHIPPED_CHECKPOINT, tmp_path, progress=False)
+    assert not (tmp_path / "policy").exists()
 
 
 def test_dpo_raises_the_chosen_log_ratio(tmp_path):
     cfg = DPOConfig(iters=40, val_fraction=0.0, threads=1)
-    m = dpo(cfg, [SAMPLE], SHIPPED_CHECKPOINT, tmp_path, progress=False)
+    m = dpo(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, tmp_path, progress=False)
     assert m["train_pairs"] > 0
     from drivegpt.data.tokenizer import tokenizer_from_json
     from drivegpt.rlhf.dpo import implicit_accuracy
@@ -283,7 +294,7 @@ def test_dpo_raises_the_chosen_log_ratio(tmp_path):
     policy, meta = load_policy_dir(tmp_path / "policy")
     ref, _ = load_policy_dir(SHIPPED_CHECKPOINT)
     tok, norm = tokenizer_from_json(meta["tokenizer"])
-    pairs = load_preferences([SAMPLE], tok, norm, policy.cfg.context).pairs
+    pairs = load_preferences([SAMPLE_ACCEL], tok, norm, policy.cfg.context).pairs
     assert implicit_accuracy(policy, ref, pairs) >= 0.9
 
 
@@ -461,9 +472,9 @@ def test_ranked_segments_leave_the_episode_unchanged_and_feed_the_ranking():
 def test_the_human_term_needs_logs_and_trains_on_their_states(tiny_logs, tmp_path):
     cfg = RewardConfig(iters=5, val_fraction=0.0, threads=1, human_weight=1.0)
     with pytest.raises(UserError, match="--human-logs"):
-        train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, tmp_path / "a", progress=False)
+        train_reward_model(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, tmp_path / "a", progress=False)
     out = tmp_path / "b"
-    train_reward_model(cfg, [SAMPLE], SHIPPED_CHECKPOINT, out, progress=False, human_logs=tiny_logs)
+    train_reward_model(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, out, progress=False, human_logs=tiny_logs)
     rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
     assert float(rows[-1]["human_loss"]) > 0  # cross-entropy of the human's decisions under the scores
     assert json.loads((tmp_path / "b" / "run.json").read_text())["human_logs"] == str(tiny_logs)

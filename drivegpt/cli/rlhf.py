@@ -57,10 +57,16 @@ def reward_score(
 ) -> None:
     """Score any policy's driving with the reward model (DriveGPT as an evaluator)."""
     from drivegpt.core.atomic import write_json
+    from drivegpt.core.errors import UserError
     from drivegpt.eval.closed_loop import evaluate
+    from drivegpt.policies.registry import policy_action_kind
     from drivegpt.rlhf.reward_model import load_reward_model, score_episodes
 
     model, meta = load_reward_model(reward)
+    for spec in policy:  # the reward model reads the episodes' tokens in its own action interface
+        want = meta["action"]
+        if (kind := policy_action_kind(spec, want)) != want:
+            raise UserError(f"{spec}: drives {kind} actions; the reward model {reward} reads {want}")
     scores = {}
     for spec in policy:
         m, eps = evaluate(spec, env, meta["action"], episodes, seed, workers)

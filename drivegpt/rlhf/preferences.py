@@ -169,9 +169,17 @@ def load_preferences(
     clip_dirs: Sequence[str | Path], tok: ActionTokenizer, norm: ObsNormalizer, K: int, max_weak: int = 20_000
 ) -> PreferenceData:
     """The one loader behind the reward model, DPO and RLHF: every clip directory, verified."""
-    clips = [c for d in clip_dirs for c in load_clips(d)]
+    per_dir = [(d, load_clips(d)) for d in clip_dirs]
+    clips = [c for _, cs in per_dir for c in cs]
     if not clips:
         raise UserError(f"{', '.join(map(str, clip_dirs))}: no takeover clips; drive with --takeovers first")
+    for d, cs in per_dir:  # tokens of another action interface would be read as this model's
+        other = next((c for c in cs if c.action != tok.kind), None)
+        if other is not None:
+            raise UserError(
+                f"{d}: clips recorded with {other.action} actions (clip {other.id}) for a model of "
+                f"{tok.kind} actions; record them with a policy of {tok.kind} actions (drive --takeovers)"
+            )
     weak = []
     for d in clip_dirs:
         steps = load_policy_steps(d)

@@ -6,6 +6,7 @@ highway-env's IDM, DriveGPT, stable-baselines3 baselines and ``ConstantPolicy``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -58,6 +59,8 @@ class ConstantPolicy:
                 ) from None
             if self.action.shape != (2,):
                 raise UserError(f"constant:{arg}: continuous actions are 'acc,steer'")
+            if not np.all(np.abs(self.action) <= 1):  # NaN fails this too
+                raise UserError(f"constant:{arg}: continuous actions are 'acc,steer' in [-1, 1]")
             self.action_kind = "continuous"
 
     @staticmethod
@@ -68,9 +71,12 @@ class ConstantPolicy:
                 decode_accel_lane(token)  # range check
                 return token
             intent = LANE_INTENTS.index(parts[1]) if len(parts) == 2 else 0
-            return int(encode_accel_lane(float(parts[0]), intent))
+            acc = float(parts[0])  # [m/s²] snapped to the nearest bin
+            if not math.isfinite(acc):
+                raise ValueError(f"not a finite acceleration: {acc}")
+            return int(encode_accel_lane(acc, intent))
         except ValueError:
-            raise ValueError(
+            raise UserError(
                 f"constant:{arg}: give a meta-action ({', '.join(META_ACTIONS)}), an accel token "
                 f"'ACC[,keep|left|right]' (ACC in m/s²) or 'token:N' (N in 0..{N_TOKENS - 1}), "
                 "or 'acc,steer' in [-1, 1]"
