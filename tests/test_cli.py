@@ -240,3 +240,15 @@ def test_a_seed_out_of_range_is_refused_before_anything_runs(args, seed, tmp_pat
     r = runner.invoke(app, [*args, "--seed", seed, "--out", str(tmp_path / "out")])
     assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_drive_refuses_monitor_options_without_takeovers(tmp_path):
+    """--clips-out and --monitor-config set up the takeover monitor: without --takeovers they are refused,
+    not ignored."""
+    mon = tmp_path / "mon.yaml"
+    mon.write_text("lookahead_steps: 0\n")
+    for extra, says in ((["--clips-out", str(tmp_path / "c")], "--clips-out needs --takeovers"),
+                        (["--monitor-config", str(mon)], "--monitor-config needs --takeovers")):  # fmt: skip
+        r = runner.invoke(app, ["drive", "--episodes", "1", *extra, "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and says in r.output, r.output
+    assert not (tmp_path / "o").exists()

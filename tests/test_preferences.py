@@ -77,3 +77,18 @@ def test_pairs_from_sample_clips():
     assert len(b.chosen) == n > 0
     assert b.obs.shape == (n, 4, 10, 7) and b.mask[:, -1].all()
     assert bool((b.chosen != b.rejected).all())
+
+
+def test_split_pairs_holds_out_whole_clips_and_none_at_zero():
+    """Pairs split by clip: val_fraction 0 holds out nothing; any positive fraction at least one clip,
+    never a clip's pairs on both sides."""
+    from drivegpt.rlhf.preferences import PreferenceBatch, split_pairs
+
+    group = torch.tensor([0, 0, 1, 2, 2, 2, 3, 4])  # 8 pairs of 5 clips
+    b = PreferenceBatch(*(torch.zeros(8, 1) for _ in range(5)), group)
+    train, val = split_pairs(b, 0.0, seed=0)
+    assert len(train.group) == 8 and len(val.group) == 0
+    for fraction, clips in ((0.01, 1), (0.2, 1), (0.4, 2)):
+        train, val = split_pairs(b, fraction, seed=0)
+        assert len(torch.unique(val.group)) == clips and len(train.group) + len(val.group) == 8
+        assert not set(train.group.tolist()) & set(val.group.tolist())

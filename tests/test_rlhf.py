@@ -480,6 +480,14 @@ def test_the_human_term_needs_logs_and_trains_on_their_states(tiny_logs, tmp_pat
     assert json.loads((tmp_path / "b" / "run.json").read_text())["human_logs"] == str(tiny_logs)
 
 
+def test_human_logs_without_a_human_term_are_refused(tiny_logs, tmp_path):
+    """Logs the reward model would not read (human_weight 0) are refused rather than ignored."""
+    cfg = RewardConfig(iters=1, val_fraction=0.0, threads=1, human_weight=0.0)
+    with pytest.raises(UserError, match="read only with human_weight > 0"):
+        train_reward_model(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, tmp_path / "rm", human_logs=tiny_logs)
+    assert not (tmp_path / "rm").exists()
+
+
 def test_human_logs_in_another_driving_language_are_refused(tiny_logs, tmp_path):
     cfg = RewardConfig(iters=1, val_fraction=0.0, threads=1, human_weight=1.0)
     meta_policy = SHIPPED_CHECKPOINT.parent / "drivegpt-meta-small"

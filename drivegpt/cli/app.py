@@ -153,6 +153,8 @@ def drive(
 
     if clips_out is not None and not takeovers:
         raise UserError("--clips-out needs --takeovers")
+    if monitor_config is not None and not takeovers:
+        raise UserError("--monitor-config needs --takeovers (it sets the monitor that watches the policy)")
     info = {"command": _command_line(ctx), "policy": policy, "env": env, "action": action}
     info |= {"episodes": episodes, "seed": seed, "sim": sim}
     dev = resolve_device(device) if sim == "batched" else None

@@ -35,10 +35,10 @@ def reward_train(
 
     cfg = load_config(RewardConfig, config) if config else RewardConfig()
     m = train_reward_model(cfg, list(data), drivegpt_dir(init), out, command_line(ctx), human_logs=human_logs)
-    typer.echo(
-        f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs "
-        f"(train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}"
-    )
+    held = "no clip held out (val_fraction 0)"
+    if m["val_pairs"]:
+        held = f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs"
+    typer.echo(f"{held} (train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}")
 
 
 @reward_app.command("score")
@@ -123,7 +123,9 @@ def dpo(
 
     cfg = load_config(DPOConfig, config) if config else DPOConfig()
     m = run_dpo(cfg, list(data), drivegpt_dir(policy), out, None, command_line(ctx))
-    typer.echo(f"held-out implicit preference accuracy {m['val_implicit_accuracy']:.3f} -> {out / 'policy'}")
+    acc = m["val_implicit_accuracy"]
+    held = f"held-out implicit preference accuracy {acc:.3f}" if acc == acc else "no clip held out"  # NaN
+    typer.echo(f"{held} -> {out / 'policy'}")
 
 
 @friendly_errors

@@ -195,7 +195,7 @@ def split_pairs(
     """Train / held-out pairs, split by clip (a clip's pairs never straddle the split)."""
     groups = torch.unique(pairs.group)
     perm = groups[torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed))]
-    n_val = max(1, int(round(len(groups) * val_fraction))) if len(groups) > 1 else 0
+    n_val = max(1, int(round(len(groups) * val_fraction))) if len(groups) > 1 and val_fraction > 0 else 0
     val = torch.isin(pairs.group, perm[:n_val])
     return pairs.take(torch.nonzero(~val)[:, 0]), pairs.take(torch.nonzero(val)[:, 0])
 

@@ -143,6 +143,8 @@ def train_reward_model(
     tok, norm = tokenizer_from_json(meta["tokenizer"])
     K = model.cfg.context
     human = None
+    if human_logs is not None and cfg.human_weight == 0:
+        raise UserError(f"{human_logs}: human logs are read only with human_weight > 0 in the config (now 0)")
     if cfg.human_weight > 0:
         if human_logs is None:
             raise UserError("human_weight > 0 needs human driving logs: pass --human-logs DIR")
