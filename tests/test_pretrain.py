@@ -60,8 +60,11 @@ def test_non_finite_loss_is_reported(tiny_logs, tmp_path):
         grad_clip=1e30,
         model={"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 4},
     )
-    with pytest.raises(pt.TrainingError, match="non-finite loss"):
+    with pytest.raises(pt.TrainingError, match="non-finite loss") as err:
         pretrain(cfg, tiny_logs, tmp_path / "nan", progress=False)
+    saved = (tmp_path / "nan" / "checkpoint").exists()  # the advice fits what is on disk
+    assert ("run with --resume" in str(err.value)) == saved
+    assert ("no checkpoint yet: lower lr and start over" in str(err.value)) == (not saved)
 
 
 def test_pretrain_and_drive_cli(tiny_logs, tmp_path):

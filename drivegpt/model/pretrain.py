@@ -251,10 +251,13 @@ def pretrain(
         opt.zero_grad(set_to_none=True)
         loss = train_step(ddp, batch, inputs, ctx, weights)
         if not torch.isfinite(loss):  # the same verdict on every rank: the loss is all-reduced
-            raise TrainingError(
-                f"non-finite loss ({float(loss)}) at iter {it}; the last good state is "
-                f"in {out / 'checkpoint'} — lower lr (now {cfg.lr}) and run with --resume"
+            ckpt = out / "checkpoint"
+            fix = (
+                f"the last good state is in {ckpt}: lower lr and run with --resume"
+                if ckpt.exists()
+                else "no checkpoint yet: lower lr and start over"
             )
+            raise TrainingError(f"non-finite loss ({float(loss)}) at iter {it}; {fix} (lr now {cfg.lr})")
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.1e}")
