@@ -11,12 +11,10 @@ from typer.testing import CliRunner
 
 from drivegpt.cli.app import app
 from drivegpt.core.config import ConfigError, config_from_dict, load_config
+from drivegpt.core.errors import UserError
 from drivegpt.model.checkpoint import CheckpointError
 from drivegpt.policies.registry import SB3Policy, load_policy, policy_action_kind
 from drivegpt.policies.sb3 import (
-    ACTIVATIONS,
-    BaselineConfig,
-    _algo_class,
     _sb3_kwargs,
     load_exported_policy,
     make_vec_env,
@@ -24,6 +22,7 @@ from drivegpt.policies.sb3 import (
     space_to_json,
     train_baseline,
 )
+from drivegpt.policies.sb3_config import ACTIVATIONS, BaselineConfig, algo_class
 from drivegpt.sim.rollout import make_env, run_episode
 from drivegpt_envs.actions import ACCEL_BINS, LANE_INTENTS
 
@@ -136,7 +135,7 @@ def test_shipped_configs_build_the_models_they_describe() -> None:
             assert env.num_envs * cfg.hyperparams["n_steps"] % cfg.hyperparams["batch_size"] == 0, path
         else:
             env = make_env(cfg.env_id, cfg.action, dict(cfg.env_config))
-        model = _algo_class(cfg.algo)("MlpPolicy", env, device="cpu", **_sb3_kwargs(cfg))
+        model = algo_class(cfg.algo)("MlpPolicy", env, device="cpu", **_sb3_kwargs(cfg))
         hp = dict(written["hyperparams"])
         pk = hp.pop("policy_kwargs")
         arch = pk["net_arch"]
@@ -215,3 +214,26 @@ def test_baseline_trains_on_the_batched_simulator(tmp_path) -> None:
         load_config(
             BaselineConfig, "configs/baselines/tiny-ppo.yaml", {"sim": "batched", "env_id": "merge-v0"}
         )
+
+
+def test_hyperparameters_out_of_range_are_refused_when_the_config_is_read():
+    """SB3 would fail on these only once training starts: refused with the config, in one line."""
+    for hp, says in (({"learning_rate": float("nan")}, "learning_rate: nan; it must be > 0"),
+                     ({"learning_rate": -1.0}, "it must be > 0"), ({"n_steps": 0}, "n_steps: 0"),
+                     ({"gamma": float("nan")}, "gamma: nan; it must be in \\[0, 1\\]"),
+                     ({"gamma": 1.5}, "in \\[0, 1\\]")):  # fmt: skip
+        with pytest.raises(ConfigError, match=says):
+            config_from_dict(BaselineConfig, {"hyperparams": hp})
+    assert config_from_dict(BaselineConfig, {"hyperparams": {"gamma": 1.0, "learning_rate": 1e-4}})
+
+
+def test_resume_refuses_another_algo_and_an_unreadable_checkpoint(tmp_path):
+    cfg = load_config(BaselineConfig, "configs/baselines/tiny-dqn.yaml", {"total_steps": 40})
+    train_baseline(cfg, tmp_path / "dqn", progress=False)
+    with pytest.raises(UserError, match="a dqn run; resume it with --algo dqn"):
+        train_baseline(
+            cfg.model_copy(update={"algo": "ppo", "hyperparams": {}}), tmp_path / "dqn", resume=True
+        )
+    (tmp_path / "dqn" / "checkpoint" / "model.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match="model.zip: unreadable checkpoint .* to start over"):
+        train_baseline(cfg, tmp_path / "dqn", resume=True, progress=False)

@@ -151,7 +151,7 @@ def test_the_command_lines_choices_are_the_librarys():
     import drivegpt_envs
     from drivegpt.cli import options
     from drivegpt.corner import estimate, search
-    from drivegpt.policies import sb3
+    from drivegpt.policies import sb3_config
     from drivegpt.sim import rollout
 
     assert get_args(options.Backend) == get_args(rollout.Backend)
@@ -159,7 +159,7 @@ def test_the_command_lines_choices_are_the_librarys():
     assert get_args(options.Method) == get_args(estimate.Method)
     assert get_args(options.SearchMethod) == get_args(search.Method)
     assert get_args(options.Keep) == get_args(search.Keep)
-    assert get_args(options.Algo) == get_args(sb3.Algo)
+    assert get_args(options.Algo) == get_args(sb3_config.Algo)
     kinds = drivegpt_envs.ACTION_KINDS
     assert get_args(options.ActionKind) == get_args(drivegpt_envs.common.ActionKind) == kinds
 

@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     ) -> None:
         """Train an SB3 baseline; load it afterwards as `sb3-dqn:OUT` / `sb3-ppo:OUT`."""
-        from drivegpt.policies.sb3 import BaselineConfig, train_baseline
+        from drivegpt.policies.sb3 import train_baseline
+        from drivegpt.policies.sb3_config import BaselineConfig
 
         overrides = {"algo": algo, "env_id": env, "total_steps": steps, "action": action}
         cfg = load_config(

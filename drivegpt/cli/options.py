@@ -10,7 +10,7 @@ import typer
 
 # The choices of the options, as the library names them: ``drivegpt.sim.rollout.Backend`` and
 # ``Simulator``, ``drivegpt.corner.estimate.Method``, ``drivegpt.corner.search.Method`` and ``Keep``,
-# ``drivegpt.policies.sb3.Algo``, ``drivegpt_envs.ACTION_KINDS``. Importing those
+# ``drivegpt.policies.sb3_config.Algo``, ``drivegpt_envs.ACTION_KINDS``. Importing those
 # modules loads torch and highway-env (seconds), so the command line spells them here and answers
 # ``--help`` or a wrong option at once; tests/test_cli.py checks each against the library's.
 Backend = Literal["local", "ray"]

@@ -18,7 +18,7 @@ from drivegpt.data.collect import CollectConfig
 from drivegpt.eval.closed_loop import EVAL_SEED
 from drivegpt.model.gpt import ModelSize
 from drivegpt.model.pretrain_config import PretrainConfig
-from drivegpt.policies.sb3 import BaselineConfig
+from drivegpt.policies.sb3_config import BaselineConfig
 from drivegpt.rlhf.flywheel_config import FlywheelConfig
 from drivegpt.takeover.monitor import MonitorConfig
 

@@ -9,7 +9,6 @@ hyperparameters, observation/action spaces), enough to rebuild the network witho
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -17,117 +16,23 @@ import time
 import warnings
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
 from tqdm import TqdmExperimentalWarning
 
 from drivegpt.core.atomic import replace_dir, write_json
-from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.model.checkpoint import CheckpointError
-from drivegpt.sim.rollout import Simulator, default_workers, make_env
-from drivegpt_envs.common import ActionKind, action_config, kinematics_observation
+from drivegpt.policies.sb3_config import BaselineConfig, algo_class, policy_kwargs
+from drivegpt.sim.rollout import default_workers, make_env
+from drivegpt_envs.common import action_config, kinematics_observation
 
-Algo = Literal["dqn", "ppo"]
 POLICY_FORMAT = "drivegpt-sb3-policy"
 POLICY_VERSION = 1
-
-#: constructor arguments that the trainer sets itself or that need Python objects (not YAML)
-_NOT_HYPERPARAMS = {
-    "self", "policy", "env", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model",
-    "replay_buffer_class", "rollout_buffer_class", "replay_buffer_kwargs", "rollout_buffer_kwargs",
-}  # fmt: skip
-#: policy_kwargs that can be given in YAML (activation functions by name)
-_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "normalize_images"}
-ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
-    "tanh": torch.nn.Tanh,
-    "relu": torch.nn.ReLU,
-    "elu": torch.nn.ELU,
-    "leaky_relu": torch.nn.LeakyReLU,
-}
-
-
-def _algo_class(algo: str) -> Any:
-    from stable_baselines3 import DQN, PPO
-
-    return {"dqn": DQN, "ppo": PPO}[algo]
-
-
-def valid_hyperparams(algo: str) -> list[str]:
-    """The SB3 constructor arguments a YAML config may set for ``algo``."""
-    params = inspect.signature(_algo_class(algo).__init__).parameters
-    return sorted(set(params) - _NOT_HYPERPARAMS)
-
-
-class BaselineConfig(FrozenConfig):
-    """``drivegpt baseline train``: algorithm, env and SB3 hyperparameters (rl-zoo style)."""
-
-    algo: Algo = "ppo"
-    """``dqn`` (discrete: accel or meta) or ``ppo`` (any action interface)."""
-    env_id: str = "drivegpt/Highway-v0"
-    """Gymnasium id to train on (``drivegpt/`` or stock highway-env)."""
-    action: ActionKind = "accel"
-    """Action interface: ``accel`` (Discrete(42)), ``meta`` (Discrete(5)) or ``continuous`` (Box(2):
-    acceleration, steering)."""
-    env_config: dict[str, Any] = {}
-    """highway-env config overrides on top of DriveGPT's observation and action settings."""
-    total_steps: int = Field(100_000, ge=1)
-    """Simulator steps (policy steps, summed over the parallel envs)."""
-    sim: Simulator = "highway-env"
-    """``highway-env`` (the reference: ``n_envs`` envs in subprocesses) or ``batched`` (``n_envs``
-    episodes stepped together on the batched simulator, ``drivegpt/Highway-v0`` and
-    ``drivegpt/HighwayDense-v0`` only, no ``env_config``)."""
-    n_envs: int | None = Field(None, ge=1)
-    """Parallel envs (highway-env: SubprocVecEnv when > 1, None: one per core; batched: episodes
-    stepped together, None: 64)."""
-    seed: int = Field(0, ge=0)
-    """Seed of the networks, the exploration and the envs (env i is seeded ``seed + i``)."""
-    checkpoint_every: int = Field(10_000, ge=1)
-    """Write the resumable checkpoint every this many steps."""
-    hyperparams: dict[str, Any] = {}
-    """SB3 constructor arguments (``learning_rate``, ``policy_kwargs``: {net_arch: [...]}, ...)."""
-
-    @field_validator("hyperparams")
-    @classmethod
-    def _known_keys(cls, value: dict[str, Any], info: Any) -> dict[str, Any]:
-        algo = info.data.get("algo", "ppo")
-        valid = valid_hyperparams(algo)
-        unknown = sorted(set(value) - set(valid))
-        if unknown:
-            raise UserError(f"unknown {algo} hyperparameter(s) {unknown}; valid: {', '.join(valid)}")
-        pk = value.get("policy_kwargs") or {}
-        if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
-            raise UserError(f"policy_kwargs: a mapping with keys among {', '.join(sorted(_POLICY_KWARGS))}")
-        if "activation_fn" in pk and pk["activation_fn"] not in ACTIVATIONS:
-            raise UserError(f"activation_fn {pk['activation_fn']!r}; valid: {', '.join(ACTIVATIONS)}")
-        return value
-
-    @model_validator(mode="after")
-    def _dqn_is_discrete(self) -> BaselineConfig:
-        if self.algo == "dqn" and self.action == "continuous":
-            raise UserError("dqn needs discrete actions (accel or meta); use algo ppo for continuous")
-        if self.sim == "batched":
-            from drivegpt.sim.batched.config import SUPPORTED_ENV_IDS
-
-            if self.env_id not in SUPPORTED_ENV_IDS or self.env_config:
-                raise UserError(
-                    f"sim batched runs {', '.join(SUPPORTED_ENV_IDS)} without env_config (got {self.env_id!r}"
-                    f"{' with env_config' if self.env_config else ''}); use sim highway-env"
-                )
-        return self
-
-
-def policy_kwargs(hyperparams: dict[str, Any]) -> dict[str, Any]:
-    """YAML ``policy_kwargs`` as SB3 wants them (activation name -> class)."""
-    pk = dict(hyperparams.get("policy_kwargs") or {})
-    if "activation_fn" in pk:
-        pk["activation_fn"] = ACTIVATIONS[pk["activation_fn"]]
-    return pk
 
 
 def _sb3_kwargs(cfg: BaselineConfig) -> dict[str, Any]:
@@ -208,9 +113,21 @@ def train_baseline(
     torch.set_num_threads(1)  # the envs use the other cores (restored below)
     env = make_vec_env(cfg)
     try:
-        cls = _algo_class(cfg.algo)
+        cls = algo_class(cfg.algo)
         if resume:  # our own checkpoint, written by this trainer (SB3's zip format: trusted input only)
-            model = cls.load(ckpt, env=env, device="cpu")
+            was = (
+                json.loads((out / "run.json").read_text())["config"]["algo"]
+                if (out / "run.json").is_file()
+                else None
+            )
+            if was not in (None, cfg.algo):
+                raise UserError(f"{out}: a {was} run; resume it with --algo {was}")
+            try:
+                model = cls.load(ckpt, env=env, device="cpu")
+            except Exception as err:  # a truncated or foreign zip: SB3 raises whatever its reader hits
+                raise CheckpointError(
+                    f"{ckpt}: unreadable checkpoint ({err}); delete {out} to start over"
+                ) from None
             if cfg.algo == "dqn" and (out / "checkpoint" / "replay_buffer.pkl").exists():
                 model.load_replay_buffer(out / "checkpoint" / "replay_buffer.pkl")
         else:
