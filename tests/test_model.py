@@ -178,3 +178,17 @@ def test_policy_sees_exactly_the_training_windows(tiny_logs):
             got = model(pol.obs, pol.tokens)[:, -1]
         torch.testing.assert_close(got[0], expected[t])
         pol.executed(ep.actions[t])
+
+
+def test_a_saved_policy_is_readable_by_others_as_any_new_file(tmp_path):
+    """Every file of a policy directory gets the permissions a new file gets (0o666 less the umask):
+    safetensors alone would leave the weights owner-only, which gets in the way of sharing them."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save_policy(tmp_path / "p", DriveGPT(CFG), _meta())
+    finally:
+        os.umask(mask)
+    for f in ("model.safetensors", "policy.json"):
+        assert (tmp_path / "p" / f).stat().st_mode & 0o777 == 0o644, f

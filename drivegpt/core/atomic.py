@@ -49,10 +49,20 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def fsync_tree(root: Path) -> None:
-    """fsync every file and directory under ``root`` (before an atomic directory rename)."""
+    """fsync every file and directory under ``root`` (before an atomic directory rename), each file
+    with the permissions a new file gets (some writers, safetensors among them, make theirs owner-only,
+    which gets in the way of sharing a policy)."""
+    mode = 0o666 & ~_umask()
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
+            os.chmod(Path(dirpath) / name, mode)
             fd = os.open(Path(dirpath) / name, os.O_RDONLY)
             try:
                 os.fsync(fd)
