@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 import drivegpt.model.pretrain as pt
 from drivegpt.cli.app import app
 from drivegpt.core.config import load_config
-from drivegpt.model.checkpoint import load_policy_dir
+from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
 from drivegpt.model.pretrain import lr_at, pretrain
 from drivegpt.model.pretrain_config import PretrainConfig
 
@@ -48,6 +48,9 @@ def test_resume_after_kill_continues_from_the_same_step(tiny_logs, tmp_path, mon
     b = load_file(str(tmp_path / "killed" / "checkpoint" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    wider = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_embd": 2 * cfg.model.n_embd})})
+    with pytest.raises(CheckpointError, match="holds another model than the config describes .*run.json"):
+        pretrain(wider, tiny_logs, tmp_path / "killed", resume=True, progress=False)  # not "corrupt"
 
 
 def test_non_finite_loss_is_reported(tiny_logs, tmp_path):

@@ -124,12 +124,20 @@ def load_trainer(
     fix = "delete it to start over, or resume from an intact run"
     try:
         meta = json.loads((path / "trainer.json").read_text())
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        weights = load_file(str(path / "model.safetensors"))
         tensors = load_file(str(path / "optimizer.safetensors"))
     except FileNotFoundError as err:
         raise CheckpointError(f"{err.filename}: missing trainer checkpoint file; {fix}") from None
     except (json.JSONDecodeError, SafetensorError, RuntimeError, OSError) as err:
         raise CheckpointError(f"{path}: corrupt trainer checkpoint ({str(err)[:120]}); {fix}") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:  # intact, but of another model: the run's config was changed
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))[:120]
+        raise CheckpointError(
+            f"{path}: the checkpoint holds another model than the config describes ({first}); resume "
+            f"with the config it was trained with (run.json beside it), or start over in a new --out"
+        ) from None
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if key == "__torch_rng__":
