@@ -283,7 +283,7 @@ def test_clips_of_another_action_interface_are_refused(tmp_path):
     assert not (tmp_path / "policy").exists()
 
 
-def test_dpo_raises_the_chosen_log_ratio(tmp_path):
+def test_dpo_raises_the_chosen_log_ratio(tmp_path, monkeypatch):
     cfg = DPOConfig(iters=40, val_fraction=0.0, threads=1)
     m = dpo(cfg, [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, tmp_path, progress=False)
     assert m["train_pairs"] > 0
@@ -296,6 +296,13 @@ def test_dpo_raises_the_chosen_log_ratio(tmp_path):
     tok, norm = tokenizer_from_json(meta["tokenizer"])
     pairs = load_preferences([SAMPLE_ACCEL], tok, norm, policy.cfg.context).pairs
     assert implicit_accuracy(policy, ref, pairs) >= 0.9
+    before = (tmp_path / "run.json").read_text()
+    import drivegpt.rlhf.dpo as dpo_module
+
+    monkeypatch.setattr(dpo_module, "dpo_loss", lambda *a: torch.tensor(float("nan")))  # a diverging run
+    with pytest.raises(UserError, match="non-finite DPO loss"):  # re-run into the same folder, seed 1
+        dpo(cfg.model_copy(update={"seed": 1}), [SAMPLE_ACCEL], SHIPPED_CHECKPOINT, tmp_path, progress=False)
+    assert (tmp_path / "run.json").read_text() == before  # still describes the policy beside it
 
 
 # One drive on seed 1 of dense traffic (the shipped policy is taken over there: one clip to learn

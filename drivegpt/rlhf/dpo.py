@@ -92,7 +92,6 @@ def dpo(
     out.mkdir(parents=True, exist_ok=True)
     run = {"command": command, "config": cfg.to_dict(), "clips": list(map(str, clip_dirs))}
     run |= {"policy": str(policy_path), "reference": str(reference_path or policy_path)}
-    write_json(out / "run.json", run)
     log = [["iter", "loss", "dpo_loss", "bc_loss", "val_implicit_accuracy"]]
     policy.eval()  # no dropout: log-ratios against the reference compare like with like
     for it in tqdm(range(cfg.iters), desc="dpo", disable=not progress, dynamic_ncols=True):
@@ -116,6 +115,7 @@ def dpo(
             log.append(row + [implicit_accuracy(policy, ref, val)])
     write_csv(out / "log.csv", log)
     save_policy(out / "policy", policy, {**meta, "dpo_reference": str(reference_path or policy_path)})
+    write_json(out / "run.json", run)  # with the outputs it made: a failed run leaves an earlier run's whole
     metrics = {
         "val_implicit_accuracy": implicit_accuracy(policy, ref, val),
         "train_pairs": len(train.chosen),

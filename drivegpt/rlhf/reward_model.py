@@ -177,7 +177,6 @@ def train_reward_model(
     out.mkdir(parents=True, exist_ok=True)
     run = {"command": command, "config": cfg.to_dict(), "clips": list(map(str, clip_dirs)), "init": str(init)}
     run["human_logs"] = None if human is None else str(human_logs)
-    write_json(out / "run.json", run)
     log = [
         [
             "iter",
@@ -232,6 +231,7 @@ def train_reward_model(
     bar.close()
     write_csv(out / "log.csv", log)
     save_policy(out / "reward", model.eval(), {**meta, "role": "reward", "reward_init": str(init)})
+    write_json(out / "run.json", run)  # with the outputs it made: a failed run leaves an earlier run's whole
     metrics = {
         "pairwise_accuracy": pairwise_accuracy(model, val),
         "train_pairwise_accuracy": pairwise_accuracy(model, train),
