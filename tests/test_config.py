@@ -72,3 +72,16 @@ def test_config_is_frozen():
     cfg = CollectConfig()
     with pytest.raises(ValidationError):
         cfg.episodes = 3  # type: ignore[misc]
+
+
+def test_a_bad_value_from_the_command_line_is_named_by_its_flag_not_the_file(tmp_path):
+    from drivegpt.model.pretrain_config import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"^bad value for --max-iters: .*\(got -1\)"):
+        load_config(PretrainConfig, "configs/pretrain/tiny.yaml", {"max_iters": -1})
+    with pytest.raises(ConfigError, match=r"^bad value for --iters: "):
+        load_config(PretrainConfig, "configs/pretrain/tiny.yaml", {"max_iters": 0}, {"max_iters": "--iters"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_iters: -1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: bad value for 'max_iters'"):  # the file's own value
+        load_config(PretrainConfig, bad, {"batch_size": 8})

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
             BaselineConfig,
             config or packaged_configs() / "baselines" / f"{algo}.yaml",
             {**overrides, "n_envs": n_envs, "seed": seed, "sim": sim},
+            {"env_id": "--env", "total_steps": "--steps"},
         )
         figures = train_baseline(cfg, out, command=command_line(ctx), resume=resume)
         typer.echo(

@@ -84,8 +84,14 @@ def config_from_dict(cls: type[C], data: dict[str, Any] | None, source: str = "<
         raise ConfigError(_format_error(cls, err, source)) from None
 
 
-def load_config(cls: type[C], path: str | Path, overrides: dict[str, Any] | None = None) -> C:
-    """Read a YAML file into ``cls``; ``overrides`` (top-level keys) win over the file."""
+def load_config(
+    cls: type[C],
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
+) -> C:
+    """Read a YAML file into ``cls``; ``overrides`` (top-level keys, from the command line) win over the
+    file, and a bad one is named by its flag (``flags``: key -> flag where they differ; else ``--key``)."""
     path = resolve_config(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; the packaged ones are in {packaged_configs()}")
@@ -95,5 +101,14 @@ def load_config(cls: type[C], path: str | Path, overrides: dict[str, Any] | None
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    return config_from_dict(cls, data, source=str(path))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return config_from_dict(cls, {**data, **given}, source=str(path))
+    except ConfigError as err:  # a bad value given on the command line is not the file's
+        msg = str(err)
+        for k in given:
+            said = f"{path}: bad value for '{k}'"
+            if msg.startswith(said):
+                flag = (flags or {}).get(k, "--" + k.replace("_", "-"))
+                raise ConfigError(msg.replace(said, f"bad value for {flag}", 1)) from None
+        raise
