@@ -45,7 +45,7 @@ def make_env(
     try:
         return gym.make(env_id, config=config, render_mode=render_mode)
     except gym.error.Error as err:
-        raise UserError(f"cannot make env '{env_id}': {err}") from None
+        raise UserError(f"cannot make env '{env_id}': {err}; {_valid_ids()}") from None
 
 
 PROJECT_KEYS = {"junction_rules"}  #: config entries the project reads from any env (``sim/junction.py``)
@@ -58,7 +58,7 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     try:
         entry = gym.spec(env_id).entry_point
     except gym.error.Error as err:
-        raise UserError(f"cannot make env '{env_id}': {err}") from None
+        raise UserError(f"cannot make env '{env_id}': {err}; {_valid_ids()}") from None
     cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     if isinstance(cls, type) and hasattr(cls, "default_config"):
         known = set(cls.default_config()) | PROJECT_KEYS
@@ -68,6 +68,12 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     d = overrides.get("duration")
     if d is not None and not (isinstance(d, int | float) and math.isfinite(d) and d > 0):
         raise UserError(f"{env_id}: config duration must be a positive number of seconds, got {d!r}")
+
+
+def _valid_ids() -> str:
+    """The env ids ``make_env`` takes, in words (for an error)."""
+    ours = sorted(k for k in gym.registry if k.startswith("drivegpt/"))
+    return f"use one of {', '.join(ours)} or a stock highway-env id (highway-v0, merge-v0, ...)"
 
 
 def _overwrites_idm(env_id: str) -> bool:
