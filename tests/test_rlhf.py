@@ -261,6 +261,8 @@ def test_reward_model_learns_the_pairs_and_round_trips(reward_run):
         torch.testing.assert_close(v, saved[k], atol=0, rtol=0)
     with pytest.raises(CheckpointError, match="not a reward model"):
         load_reward_model(SHIPPED_CHECKPOINT)
+    with pytest.raises(UserError, match="no reward model here; train one with `drivegpt reward train`"):
+        load_reward_model(out.parent / "absent")
 
 
 def test_reward_score_cli(reward_run, tmp_path):

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
-from drivegpt.core.errors import TrainingError, UserError
+from drivegpt.core.errors import MissingInputError, TrainingError, UserError
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir, save_policy
 from drivegpt.model.gpt import DriveGPT
@@ -117,6 +117,8 @@ def load_reward_model(path: str | Path) -> tuple[DriveGPT, dict[str, Any]]:
     path = Path(path)
     if (path / "reward").is_dir():
         path = path / "reward"
+    if not (path / "policy.json").is_file():
+        raise MissingInputError(f"{path}: no reward model here; train one with `drivegpt reward train`")
     model, meta = load_policy_dir(path)
     if meta.get("role") != "reward":
         raise CheckpointError(f"{path}: a policy, not a reward model; train one with `drivegpt reward train`")
