@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 import drivegpt.model.pretrain as pt
 from drivegpt.cli.app import app
 from drivegpt.core.config import load_config
+from drivegpt.core.errors import UserError
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir
 from drivegpt.model.pretrain import lr_at, pretrain
 from drivegpt.model.pretrain_config import PretrainConfig
@@ -48,6 +49,11 @@ def test_resume_after_kill_continues_from_the_same_step(tiny_logs, tmp_path, mon
     b = load_file(str(tmp_path / "killed" / "checkpoint" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    run = json.loads((tmp_path / "killed" / "run.json").read_text())
+    (tmp_path / "killed" / "run.json").write_text(json.dumps({**run, "data_manifest": "0" * 64}))
+    with pytest.raises(UserError, match="trained on other logs .* resume it with that --data"):
+        pretrain(cfg, tiny_logs, tmp_path / "killed", resume=True, progress=False)
+    (tmp_path / "killed" / "run.json").write_text(json.dumps(run))
     wider = cfg.model_copy(update={"model": cfg.model.model_copy(update={"n_embd": 2 * cfg.model.n_embd})})
     with pytest.raises(CheckpointError, match="holds another model than the config describes .*run.json"):
         pretrain(wider, tiny_logs, tmp_path / "killed", resume=True, progress=False)  # not "corrupt"

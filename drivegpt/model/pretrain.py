@@ -14,6 +14,7 @@ Under ``torchrun --nproc-per-node N`` the same config trains data-parallel (``dr
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -194,6 +195,9 @@ def pretrain(
         hint = f" (an interrupted write left {leftovers[0]}: rename it to checkpoint)" if leftovers else ""
         raise MissingInputError(f"{out / 'checkpoint'}: nothing to resume{hint}; drop --resume to start over")
     if resume:
+        was = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+        if was.get("data_manifest") not in (None, ds.manifest["files"].get("metadata.json")):
+            raise UserError(f"{out}: trained on other logs ({was.get('data')}); resume it with that --data")
         state = load_trainer(out / "checkpoint", model, opt)
         start, best = int(state["iter"]), float(state["best_val_ce"])
         best_key = [float(v) for v in state.get("best_key", [0.0 if cfg.select is None else math.inf, best])]
