@@ -224,16 +224,21 @@ def test_hyperparameters_out_of_range_are_refused_when_the_config_is_read():
                      ({"gamma": 1.5}, "in \\[0, 1\\]")):  # fmt: skip
         with pytest.raises(ConfigError, match=says):
             config_from_dict(BaselineConfig, {"hyperparams": hp})
-    assert config_from_dict(BaselineConfig, {"hyperparams": {"gamma": 1.0, "learning_rate": 1e-4}})
+    ok = {"gamma": 1.0, "learning_rate": 1e-4, "max_grad_norm": float("inf")}  # inf: no clipping
+    assert config_from_dict(BaselineConfig, {"hyperparams": ok})
+    dqn = {"algo": "dqn", "hyperparams": {"gradient_steps": -1}}  # SB3: as many as env steps
+    assert config_from_dict(BaselineConfig, dqn).hyperparams["gradient_steps"] == -1
 
 
 def test_resume_refuses_another_algo_and_an_unreadable_checkpoint(tmp_path):
     cfg = load_config(BaselineConfig, "configs/baselines/tiny-dqn.yaml", {"total_steps": 40})
     train_baseline(cfg, tmp_path / "dqn", progress=False)
-    with pytest.raises(UserError, match="a dqn run; resume it with --algo dqn"):
+    with pytest.raises(UserError, match="a run of algo dqn; resume it with --algo dqn"):
         train_baseline(
             cfg.model_copy(update={"algo": "ppo", "hyperparams": {}}), tmp_path / "dqn", resume=True
         )
+    with pytest.raises(UserError, match="a run of action accel; resume it with --action accel"):
+        train_baseline(cfg.model_copy(update={"action": "meta"}), tmp_path / "dqn", resume=True)
     (tmp_path / "dqn" / "checkpoint" / "model.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match="model.zip: unreadable checkpoint .* to start over"):
         train_baseline(cfg, tmp_path / "dqn", resume=True, progress=False)

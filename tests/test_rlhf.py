@@ -356,6 +356,14 @@ def test_flywheel_one_tiny_round_through_the_cli_and_resume(tmp_path):
     seed2.write_text(TINY.replace("drive_seed: 1", "drive_seed: 2"))
     r = runner.invoke(app, ["rlhf", "--config", str(seed2), *args[3:]])
     assert r.exit_code == 2 and "differs in drive_seed;" in " ".join(r.output.split()), r.output
+    iters = tmp_path / "iters.yaml"  # a nested setting is named by its path
+    iters.write_text(TINY.replace("reward: {iters: 5,", "reward: {iters: 6,"))
+    r = runner.invoke(app, ["rlhf", "--config", str(iters), *args[3:]])
+    assert r.exit_code == 2 and "differs in reward.iters;" in " ".join(r.output.split()), r.output
+    threads = tmp_path / "threads.yaml"  # settings that change no result resume the run
+    threads.write_text(TINY.replace("reward: {iters: 5,", "reward: {threads: 2, iters: 5,"))
+    r = runner.invoke(app, ["rlhf", "--config", str(threads), *args[3:]])
+    assert r.exit_code == 0, r.output
     assert (out / "round_1" / "ppo" / "metrics.json").stat().st_mtime_ns == stamp
     assert json.loads((out / "run.json").read_text())["config"]["drive_seed"] == 1
     bad = tmp_path / "bad.yaml"

@@ -35,7 +35,7 @@ def reward_train(
 
     cfg = load_config(RewardConfig, config) if config else RewardConfig()
     m = train_reward_model(cfg, list(data), drivegpt_dir(init), out, command_line(ctx), human_logs=human_logs)
-    held = "no clip held out (val_fraction 0)"
+    held = "no clip held out (" + ("val_fraction 0)" if cfg.val_fraction == 0 else "one clip only)")
     if m["val_pairs"]:
         held = f"held-out pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['val_pairs']} pairs"
     typer.echo(f"{held} (train {m['train_pairwise_accuracy']:.3f}, {m['clips']} clips) -> {out / 'reward'}")
@@ -123,8 +123,8 @@ def dpo(
 
     cfg = load_config(DPOConfig, config) if config else DPOConfig()
     m = run_dpo(cfg, list(data), drivegpt_dir(policy), out, None, command_line(ctx))
-    acc = m["val_implicit_accuracy"]
-    held = f"held-out implicit preference accuracy {acc:.3f}" if acc == acc else "no clip held out"  # NaN
+    acc = m["val_implicit_accuracy"]  # NaN: nothing held out (val_fraction 0, or a single clip)
+    held = f"held-out implicit preference accuracy {acc:.3f}" if acc == acc else "no clip held out"
     typer.echo(f"{held} -> {out / 'policy'}")
 
 

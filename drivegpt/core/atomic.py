@@ -50,19 +50,22 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    mask = os.umask(0o022)  # read once, at import, before any thread of ours writes a file
     os.umask(mask)
     return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()  #: the permissions a new file gets
 
 
 def fsync_tree(root: Path) -> None:
     """fsync every file and directory under ``root`` (before an atomic directory rename), each file
     with the permissions a new file gets (some writers, safetensors among them, make theirs owner-only,
     which gets in the way of sharing a policy)."""
-    mode = 0o666 & ~_umask()
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
-            os.chmod(Path(dirpath) / name, mode)
+            if not (Path(dirpath) / name).is_symlink():
+                os.chmod(Path(dirpath) / name, NEW_FILE_MODE)
             fd = os.open(Path(dirpath) / name, os.O_RDONLY)
             try:
                 os.fsync(fd)

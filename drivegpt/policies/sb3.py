@@ -115,13 +115,10 @@ def train_baseline(
     try:
         cls = algo_class(cfg.algo)
         if resume:  # our own checkpoint, written by this trainer (SB3's zip format: trusted input only)
-            was = (
-                json.loads((out / "run.json").read_text())["config"]["algo"]
-                if (out / "run.json").is_file()
-                else None
-            )
-            if was not in (None, cfg.algo):
-                raise UserError(f"{out}: a {was} run; resume it with --algo {was}")
+            was = json.loads((out / "run.json").read_text())["config"] if (out / "run.json").is_file() else {}
+            for key, flag in (("algo", "--algo"), ("action", "--action"), ("env_id", "--env")):
+                if was.get(key, getattr(cfg, key)) != getattr(cfg, key):
+                    raise UserError(f"{out}: a run of {key} {was[key]}; resume it with {flag} {was[key]}")
             try:
                 model = cls.load(ckpt, env=env, device="cpu")
             except Exception as err:  # a truncated or foreign zip: SB3 raises whatever its reader hits

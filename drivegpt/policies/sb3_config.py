@@ -48,7 +48,7 @@ def valid_hyperparams(algo: str) -> list[str]:
 
 #: SB3 hyperparameters that must be > 0, and those that lie in [0, 1]
 _POSITIVE = {"learning_rate", "n_steps", "batch_size", "n_epochs", "buffer_size", "clip_range",
-             "max_grad_norm", "train_freq", "gradient_steps", "target_update_interval"}  # fmt: skip
+             "max_grad_norm", "train_freq", "target_update_interval"}  # fmt: skip
 _UNIT = {"gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps",
          "exploration_final_eps"}  # fmt: skip
 
@@ -91,7 +91,8 @@ class BaselineConfig(FrozenConfig):
             raise UserError(f"unknown {algo} hyperparameter(s) {unknown}; valid: {', '.join(valid)}")
         for k, v in value.items():  # SB3 would fail on these only once training starts, with a traceback
             if isinstance(v, int | float) and not isinstance(v, bool):
-                ok = math.isfinite(v) and (v > 0 if k in _POSITIVE else 0 <= v <= 1 if k in _UNIT else True)
+                finite = math.isfinite(v) or (k == "max_grad_norm" and v == math.inf)  # inf: no clipping
+                ok = finite and (v > 0 if k in _POSITIVE else 0 <= v <= 1 if k in _UNIT else True)
                 if not ok:
                     need = "> 0" if k in _POSITIVE else "in [0, 1]" if k in _UNIT else "finite"
                     raise UserError(f"hyperparameter {k}: {v}; it must be {need}")

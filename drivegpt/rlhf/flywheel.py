@@ -251,19 +251,30 @@ def run_flywheel(
 
 def _same_run(out: Path, cfg: FlywheelConfig, ref: Path) -> None:
     """A flywheel resumes only its own run: ``out`` may hold a run of the same pretrained policy and
-    config (its rounds and workers aside), else it is refused, naming what differs."""
+    config (``rounds`` and the settings that change no result, ``workers``, ``threads``, ``device``,
+    aside), else it is refused, naming what differs."""
     if not (out / "run.json").is_file():
         return
     old = json.loads((out / "run.json").read_text())
-    new = {k: v for k, v in cfg.to_dict().items() if k not in ("rounds", "workers")}
-    was = {k: v for k, v in old.get("config", {}).items() if k not in ("rounds", "workers")}
-    differ = sorted(k for k in {*new, *was} if new.get(k) != was.get(k))
-    differ = (["the pretrained policy"] if old.get("pretrained") != str(ref) else []) + differ
+    new, was = _leaves(cfg.to_dict()), _leaves(old.get("config", {}))
+    free = ("workers", "threads", "device")
+    differ = sorted(k for k in {*new, *was} if k != "rounds" and k.rpartition(".")[2] not in free
+                    and new.get(k) != was.get(k))  # fmt: skip
+    if Path(old.get("pretrained", "")).resolve() != ref.resolve():
+        differ.insert(0, "the pretrained policy")
     if differ:
         raise UserError(
             f"{out}: holds a flywheel run that differs in {', '.join(differ)}; it resumes only the same run: "
             f"pass a new --out, or delete {out} to start over"
         )
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``{"ppo.updates": 2, ...}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out |= _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
 
 
 def _clip_count(clip_dirs: list[Path]) -> int:

@@ -66,7 +66,9 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
         if unknown:
             raise UserError(f"{env_id}: unknown config key(s) {unknown}; valid: {', '.join(sorted(known))}")
     d = overrides.get("duration")
-    if d is not None and not (isinstance(d, int | float) and math.isfinite(d) and d > 0):
+    if d is not None and not (
+        isinstance(d, int | float) and not isinstance(d, bool) and math.isfinite(d) and d > 0
+    ):
         raise UserError(f"{env_id}: config duration must be a positive number of seconds, got {d!r}")
 
 
