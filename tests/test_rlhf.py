@@ -427,6 +427,13 @@ def test_flywheel_drives_on_the_batched_simulator(method, tmp_path):
         + (evals or "eval_episodes: 0\n")
     )
     out = tmp_path / "fly"
+    if method == "ppo":  # a device PPO cannot use is refused before the round's drive, not after it
+        bogus = tmp_path / "bogus.yaml"
+        bogus.write_text(cfg.read_text().replace("threads: 1}", "threads: 1, device: bogus}"))
+        r = runner.invoke(
+            app, ["rlhf", "--config", str(bogus), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)]
+        )
+        assert r.exit_code == 2 and "unknown device 'bogus'" in r.output and not (out / "round_1").exists()
     args = ["rlhf", "--config", str(cfg), "--policy", SHIPPED_CHECKPOINT, "--out", str(out)]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output

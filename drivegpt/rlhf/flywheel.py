@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from drivegpt.core.atomic import write_csv, write_json
+from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import UserError
 from drivegpt.core.rundir import policy_dir
 from drivegpt.eval.closed_loop import EVAL_SEED, evaluate_monitored
@@ -171,6 +172,8 @@ def run_flywheel(
         update={"sim": flywheel_simulator(cfg, meta["action"])}
     )  # run.json: the resolved one
     _same_run(out, cfg, ref)
+    if cfg.sim == "batched" and cfg.method.endswith("ppo"):
+        resolve_device(cfg.ppo_batched.device)  # not a round's drive and reward model later
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"command": command, "config": cfg.to_dict(), "pretrained": str(ref)})
     rows: list[dict[str, Any]] = []
