@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from estimate_batched import DURATION, load  # bench/ is on sys.path when run as a script
 from is_second_moment import mc_failures
+from learned_proposal import h_hat, mlp
 from stalled_car_modes import A_SPLIT, finish, physics, sample, traffic
 
 from drivegpt.corner.estimate import Z95
@@ -110,9 +111,7 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, members: int, hidden: int, 
     nets = []
     for m in range(members):
         torch.manual_seed(m)
-        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, 1))  # fmt: skip
+        net = mlp(x.shape[1], hidden)
         opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.1)
         for _ in range(steps):
             loss = torch.nn.functional.binary_cross_entropy_with_logits(net(xt).squeeze(1), yt, weight=wt)
@@ -121,12 +120,6 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, members: int, hidden: int, 
             opt.step()
         nets.append(net)
     return nets
-
-
-def h_hat(nets: list, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        xt = torch.as_tensor(x, dtype=torch.float32)
-        return np.mean([torch.sigmoid(n(xt).squeeze(1)).double().numpy() for n in nets], 0)
 
 
 def main() -> None:

@@ -51,16 +51,20 @@ SEED0 = 7 * 10**8  #: scenario seeds of the training rounds (no MC stream's, nor
 CHECK_SEED0 = 8 * 10**8  #: scenario seeds of the check runs
 
 
+def mlp(d: int, hidden: int) -> torch.nn.Sequential:
+    """A classifier's logit from ``d`` inputs: two hidden SiLU layers of ``hidden`` units."""
+    return torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.SiLU(),
+                               torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+                               torch.nn.Linear(hidden, 1))  # fmt: skip
+
+
 def train(z: np.ndarray, y: np.ndarray, members: int, hidden: int, steps: int) -> list[torch.nn.Module]:
     """An ensemble of MLP classifiers of failure, each from its own torch seed."""
     x, t = torch.as_tensor(z, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     nets = []
     for m in range(members):
         torch.manual_seed(m)
-        d = z.shape[1]
-        net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, 1))  # fmt: skip
+        net = mlp(z.shape[1], hidden)
         with torch.no_grad():
             net[-1].bias.fill_(float(np.log(max(y.mean(), 1e-6))))  # start at the base rate
         opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.1)

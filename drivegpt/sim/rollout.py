@@ -56,10 +56,9 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
     ``duration`` that is not a positive number of seconds, before any episode runs."""
     drivegpt_envs.register_envs()
     try:
-        entry = gym.spec(env_id).entry_point
+        cls = _env_class(env_id)
     except gym.error.Error as err:
         raise UserError(f"cannot make env '{env_id}': {err}; {_valid_ids()}") from None
-    cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     if isinstance(cls, type) and hasattr(cls, "default_config"):
         known = set(cls.default_config()) | PROJECT_KEYS
         unknown = sorted(set(overrides) - known)
@@ -70,6 +69,12 @@ def check_overrides(env_id: str, overrides: dict[str, Any]) -> None:
         isinstance(d, int | float) and not isinstance(d, bool) and math.isfinite(d) and d > 0
     ):
         raise UserError(f"{env_id}: config duration must be a positive number of seconds, got {d!r}")
+
+
+def _env_class(env_id: str) -> Any:
+    """The class (or creator) registered for ``env_id``; ``gym.error.Error`` for an unknown id."""
+    entry = gym.spec(env_id).entry_point
+    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
 
 
 def _valid_ids() -> str:
@@ -84,8 +89,7 @@ def _overwrites_idm(env_id: str) -> bool:
     from highway_env.envs.intersection_env import IntersectionEnv
 
     try:
-        entry = gym.spec(env_id).entry_point
-        cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        cls = _env_class(env_id)
     except gym.error.Error:
         return False  # an unknown id: gym.make says so
     return (
