@@ -8,7 +8,8 @@ under them: Monte Carlo or importance sampling) with ``estimate_report`` (its fi
 (the Gaussian-mixture proposals importance sampling draws from, and their weighted EM fit),
 ``halfspace`` (the naturalistic law cut to the half-space beyond the failures, beside a mixture),
 ``proposal_file`` (a fitted proposal saved by one estimate and reused by the next, and pools of
-them), ``fit_proposal`` (a proposal to reuse, fitted by rounds of pooled refits), ``batched``
+them), ``fit_proposal`` (a proposal to reuse, fitted by rounds of pooled refits), ``surrogate``
+(a family's physics surrogate and the proposal it shapes with no pilot), ``batched``
 (the estimate's simulations on the batched simulator, for the families it ports) with ``traces``
 (what its episodes did, as the outcomes highway-env's traces give).
 The families themselves are envs in ``drivegpt_envs.families``.

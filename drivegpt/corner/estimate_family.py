@@ -110,6 +110,7 @@ def estimate(
     human_traits: bool | None = None,
     device: str = "cpu",
     proposal: str | Path | Sequence[str | Path] | None = None,
+    surrogate: bool = False,
 ) -> Estimate:
     """P(failure) of ``policy`` on ``family`` under its naturalistic distribution (default: shipped).
 
@@ -122,12 +123,20 @@ def estimate(
     of an earlier estimate of ``family`` (:mod:`drivegpt.corner.proposal_file`): importance sampling
     from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
     ``cfg.defensive``, and no pilot; several files: the pool of their mixtures
-    (:func:`~drivegpt.corner.proposal_file.pool_proposals`)."""
+    (:func:`~drivegpt.corner.proposal_file.pool_proposals`). ``surrogate``: importance sampling from
+    the family's physics surrogate (:mod:`drivegpt.corner.surrogate`), no pilot."""
 
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_law(family, policy, sim, naturalistic, human_traits)
     q, mix, start = None, None, 0
+    if surrogate:
+        from drivegpt.corner.surrogate import SurrogateProposal
+
+        if cfg.method != "is" or proposal is not None:
+            raise UserError("--surrogate is an importance-sampling proposal of its own: it needs --method is "
+                            "and no --proposal")  # fmt: skip
+        q = SurrogateProposal(dist, cfg.defensive, seed=cfg.seed)
     if proposal is not None:
         from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from
 

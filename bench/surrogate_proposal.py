@@ -1,0 +1,278 @@
+"""First use of the physics-surrogate proposal (``corner-cases estimate --surrogate``), measured.
+
+``drivegpt.corner.surrogate`` shapes an importance-sampling proposal from a two-car model of
+``adversarial_vehicle`` (no simulator run, no pilot). Two measurements, the human with its traits
+sampled, on the batched simulator:
+
+* ``moment``: the proposal's relative variance per simulation on every Monte Carlo failure of the
+  ``traits/`` streams of ``bench/is_second_moment.py`` (395 in 800,000 draws; none was used to build
+  the surrogate's model), for a few surrogate scales σ and defensive weights: ``mean(f p / q) / P² − 1``
+  over the draws. Also where the failures lie in the surrogate's margin.
+* ``stalled``: the same kind of tilt on ``stalled_car``, over the physics it has (the deceleration the
+  human needs to stop behind the stalled car, ``a_req`` of ``bench/stalled_car_modes.py``), on the
+  four Monte Carlo streams of ``bench/is_second_moment.py`` (972 failures in 1.6 million draws):
+  ``q = p (δ + (1 − δ) Φ((a_req − a0) / s) / Z)``.
+* ``runs``: ``--runs`` estimates exactly as the CLI runs them, on scenario seeds no Monte Carlo stream
+  used: one set stopping at ±20% (simulations used, coverage of the Monte Carlo truth) and one of
+  ``--fixed`` simulations each (the spread of their estimates is the relative variance, free of the
+  stopping rule's optimism).
+
+    .venv/bin/python bench/surrogate_proposal.py --parts moment stalled
+    .venv/bin/python bench/surrogate_proposal.py --parts runs --set stop   # beside the next, one core each
+    .venv/bin/python bench/surrogate_proposal.py --parts runs --set fixed
+
+(writes ``bench/results/surrogate/adversarial_vehicle-{moment,stop,fixed}.md``, the runs' ``.json``
+and ``stalled_car-moment.md``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+import torch
+from proposal_shapes import draws  # bench/ is on sys.path when run as a script
+
+from drivegpt.core.atomic import write_text
+from drivegpt.core.metrics import wilson_interval
+from drivegpt.corner.estimate import Z95, EstimateConfig
+from drivegpt.corner.estimate_family import estimate
+from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
+from drivegpt.corner.surrogate import SURROGATES, _phi
+
+FAMILY = "adversarial_vehicle"
+#: the Monte Carlo truth: the ``traits/`` streams (395 failures in 800,000 draws, traits sampled) and the
+#: 10⁶-run truth of ``bench/results/estimate_batched`` (514 in 10⁶, traits drawn by the seed: the same law)
+TRUTH_FAILURES, TRUTH_DRAWS = 395 + 514, 800_000 + 1_000_000
+SEED0 = {"stop": 200_000_000, "fixed": 300_000_000}  #: run k's sampler seed: SEED0 + k * 10**6
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def moment(traits: Path, out: Path) -> None:
+    z, f = draws(traits, FAMILY)
+    dist = WithHumanTraits(family_distribution(FAMILY))
+    t0 = time.time()
+    margin = np.concatenate([
+        SURROGATES[FAMILY](dist.to_params(z[lo : lo + 65536]), dist.names) for lo in range(0, len(z), 65536)
+    ])  # fmt: skip
+    seconds = time.time() - t0
+    p, n = f.mean(), len(f)
+    mc = (1 - p) / p
+    half = np.arange(n) < n // 2  # the two streams, 400,000 draws each
+    lines = [
+        f"# The surrogate proposal's variance on `{FAMILY}`'s Monte Carlo failures",
+        "",
+        f"{n:,} Monte Carlo draws ({FAMILY}, the human's traits sampled), {f.sum()} failures, P = {p:.3g}; "
+        f"Monte Carlo's relative variance {mc:,.0f}. The surrogate's margin of all {n:,} draws: "
+        f"{seconds:.0f} s (load {load()}).",
+        "",
+        "Where the failures lie in the surrogate's margin:",
+        "",
+        "| margin [m] | share of the draws | failures | failing share |",
+        "|---|---|---|---|",
+    ]
+    for lo, hi in [(-math.inf, 0), (0, 0.5), (0.5, 1), (1, 2), (2, 3), (3, 5), (5, math.inf)]:
+        cell = (margin >= lo) & (margin < hi)
+        rate = f"{f[cell].mean():.3g}" if cell.any() else "-"
+        lines.append(f"| [{lo}, {hi}) | {cell.mean():.2e} | {f[cell].sum()} | {rate} |")
+    lines += [
+        "",
+        "q = p (δ + (1 − δ) Φ(−margin / σ) / Z); acceleration with no pilot = Monte Carlo's relative "
+        "variance ÷ the proposal's, `mean(f p / q) / P² − 1` over the draws (each stream alone in brackets):",
+        "",
+        "| σ [m] | Z | δ = 0.02 | δ = 0.1 |",
+        "|---|---|---|---|",
+    ]
+    for sigma in (0.5, 1.0, 1.5, 2.0, 3.0):
+        g = _phi(-margin / sigma)
+        cells = []
+        for delta in (0.02, 0.1):
+            w = 1 / (delta + (1 - delta) * g / g.mean())  # p / q at every draw
+            acc = [((1 - f[h].mean()) / f[h].mean()) / ((w[h] * f[h]).mean() / f[h].mean() ** 2 - 1)
+                   for h in (np.ones(n, bool), half, ~half)]  # fmt: skip
+            cells.append(f"{acc[0]:.0f}× ({acc[1]:.0f}×, {acc[2]:.0f}×)")
+        name = f"{sigma} (default)" if sigma == 1.5 else f"{sigma}"
+        lines.append(f"| {name} | {g.mean():.2e} | {' | '.join(cells)} |")
+    write_text(out / f"{FAMILY}-moment.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def stalled(streams: Path, out: Path) -> None:
+    from is_second_moment import stream_draws
+    from stalled_car_modes import physics
+
+    files = [
+        *sorted(streams.glob("stalled_car-failures-*.npz")),
+        *sorted(streams.glob("stream-*/stalled_car-*.npz")),
+    ]
+    if not files:
+        raise SystemExit(f"no stalled_car-failures-*.npz under {streams}: run bench/is_second_moment.py")
+    dist = WithHumanTraits(family_distribution("stalled_car"))
+    zs, fs = zip(*[stream_draws(f) for f in files], strict=True)
+    z, f = np.concatenate(zs), np.concatenate(fs)
+    a_req = np.concatenate([physics(dist.to_params(z[lo : lo + 2**17]), dist.names)[:, 0]
+                            for lo in range(0, len(z), 2**17)])  # fmt: skip
+    p = f.mean()
+    deltas = (0.05, 0.1, 0.3, 0.5)
+    lines = [
+        "# A physics tilt on `stalled_car`'s Monte Carlo failures",
+        "",
+        f"{len(f):,} draws ({len(files)} streams, the human's traits sampled), {f.sum()} failures, "
+        f"P = {p:.3g}; q = p (δ + (1 − δ) Φ((a_req − a0) / s) / Z); acceleration with no pilot:",
+        "",
+        "| a0 [m/s²] | s [m/s²] | " + " | ".join(f"δ = {d}" for d in deltas) + " |",
+        "|---|---|" + "---|" * len(deltas),
+    ]
+    for a0, scale in ((5, 0.5), (5, 1), (6, 0.5), (6, 1), (6, 2), (7, 1)):
+        g = _phi((a_req - a0) / scale)
+        acc = [((1 - p) / p) / ((f / (d + (1 - d) * g / g.mean())).mean() / p**2 - 1) for d in deltas]
+        lines.append(f"| {a0} | {scale} | " + " | ".join(f"{a:.1f}×" for a in acc) + " |")
+    write_text(out / "stalled_car-moment.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def chi2_quantile(q: float, k: int) -> float:
+    """The ``q`` quantile of a chi-square with ``k`` degrees of freedom (Wilson and Hilferty, 1931)."""
+    return k * (1 - 2 / (9 * k) + NormalDist().inv_cdf(q) * math.sqrt(2 / (9 * k))) ** 3
+
+
+def spread(ps: np.ndarray, sims: int, p_true: float) -> tuple[float, float, float, float]:
+    """Relative variance per simulation from the spread of fixed-size runs' estimates, and the
+    acceleration over Monte Carlo with its 95% interval (the sample variance's chi-square interval)."""
+    k = len(ps) - 1
+    relvar = float(ps.var(ddof=1) * sims / p_true**2)
+    acc = ((1 - p_true) / p_true) / relvar
+    return relvar, acc, acc * chi2_quantile(0.025, k) / k, acc * chi2_quantile(0.975, k) / k
+
+
+def truth() -> tuple[float, float, float]:
+    return (TRUTH_FAILURES / TRUTH_DRAWS, *wilson_interval(TRUTH_FAILURES, TRUTH_DRAWS))
+
+
+def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
+    p_true, lo_t, hi_t = truth()
+    rows, t0, before = [], time.time(), load()
+    for k in range(first, first + count):
+        seed = SEED0[which] + k * 10**6
+        cfg = EstimateConfig(defensive=0.02, batch=50)
+        t = time.time()
+        rel, most = (0.2, 10_000) if which == "stop" else (1e-6, fixed)  # fixed: never stops early
+        est = estimate(
+            FAMILY, "human", "is", rel, most, seed, cfg, sim="batched", progress=False, surrogate=True
+        )
+        lo, hi = est.failure_probability_ci
+        rows.append({"run": k, "seed": seed, "p": est.failure_probability, "lo": lo, "hi": hi,
+                     "sims": est.sims, "failures": est.failures, "rel": est.rel_halfwidth,
+                     "seconds": time.time() - t, "covers": bool(lo <= p_true <= hi)})  # fmt: skip
+        print(f"  {which} {k}: {est.failure_probability:.3g} [{lo:.3g}, {hi:.3g}], {est.sims} sims, "
+              f"{est.failures} failures, {time.time() - t:.0f} s, load {load()}", flush=True)  # fmt: skip
+    ps, sims = np.array([r["p"] for r in rows]), np.array([r["sims"] for r in rows])
+    mc_needed = Z95**2 * (1 - p_true) / (p_true * 0.2**2)  # plain Monte Carlo's simulations for ±20%
+    covered = sum(r["covers"] for r in rows)
+    summary = {
+        "family": FAMILY, "set": which, "first": first, "runs": count, "fixed": fixed,
+        "truth": [p_true, lo_t, hi_t],
+        "mean_over_truth": float(ps.mean() / p_true),
+        "se_over_truth": float(ps.std(ddof=1) / math.sqrt(count) / p_true),
+        "covered": covered, "mean_sims": float(sims.mean()), "mc_sims_for_20pct": mc_needed,
+        "seconds": time.time() - t0, "load_before": before, "load_after": load(), "rows": rows,
+    }  # fmt: skip
+    if which == "fixed":  # the spread of fixed-size runs: the relative variance per simulation
+        relvar, acc, acc_lo, acc_hi = spread(ps, fixed, p_true)
+        summary |= {"relvar": relvar, "acceleration": acc, "acceleration_ci": [acc_lo, acc_hi]}
+        verdict = f"spread: relative variance {relvar:.1f} per simulation, **{acc:.0f}×** [{acc_lo:.0f}, "
+        verdict += f"{acc_hi:.0f}] fewer simulations than Monte Carlo for the same interval"
+    else:
+        summary["acceleration"] = mc_needed / sims.mean()
+        acc = summary["acceleration"]
+        verdict = (
+            f"{sims.mean():,.0f} simulations on average (from {sims.min():,} to {sims.max():,}) against "
+        )
+        verdict += f"plain Monte Carlo's {mc_needed:,.0f} for ±20%: **{acc:.0f}×**"
+    lines = [
+        f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {count} runs ({which})",
+        "",
+        f"`.venv/bin/python bench/surrogate_proposal.py --parts runs --set {which} --first {first} "
+        f"--runs {count} --fixed {fixed}` ({summary['seconds']:.0f} s, load {before} -> {load()})",
+        "",
+        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. The runs' mean "
+        f"is {ps.mean() / p_true:.3f} of it (± {summary['se_over_truth']:.3f}); {covered}/{count} intervals "
+        f"cover it; {verdict}.",
+        "",
+        "| run | estimate [95%] | simulations | failures | seconds |",
+        "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in rows:
+        miss = "" if r["covers"] else " (misses)"
+        lines.append(f"| {r['run']} | {r['p']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}]{miss} | {r['sims']:,} | "
+                     f"{r['failures']} | {r['seconds']:.0f} |")  # fmt: skip
+    stem = f"{FAMILY}-{which}" + (f"-{first}" if first else "")
+    write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
+    write_text(out / f"{stem}.json", json.dumps(summary, indent=1))
+    print("\n".join(lines[:5]))
+
+
+def pool(out: Path) -> None:
+    """Every fixed-size set's runs together: the spread, its interval and the coverage."""
+    sets = [json.loads(f.read_text()) for f in sorted(out.glob(f"{FAMILY}-fixed*.json"))]
+    sets = [s for s in sets if s.get("set") == "fixed"]
+    if not sets or len({s["fixed"] if "fixed" in s else s["rows"][0]["sims"] for s in sets}) != 1:
+        raise SystemExit(f"no fixed-size sets of one size in {out}: run --parts runs --set fixed first")
+    rows = [r for s in sets for r in s["rows"]]
+    if len({r["seed"] for r in rows}) != len(rows):
+        raise SystemExit(f"{out}: two sets share a run's seed; give each its own --first")
+    p_true, lo_t, hi_t = truth()
+    ps, sims = np.array([r["p"] for r in rows]), rows[0]["sims"]
+    relvar, acc, acc_lo, acc_hi = spread(ps, sims, p_true)
+    covered = sum(r["covers"] for r in rows)
+    se = ps.std(ddof=1) / math.sqrt(len(ps)) / p_true
+    names = ", ".join(f"{s.get('first', 0)}-{s.get('first', 0) + s['runs'] - 1}" for s in sets)
+    text = (
+        f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {len(rows)} runs of {sims:,} simulations\n\n"
+        f"`.venv/bin/python bench/surrogate_proposal.py --parts pool` (the sets {names})\n\n"
+        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. The runs' mean "
+        f"is {ps.mean() / p_true:.3f} of it (± {se:.3f}); {covered}/{len(rows)} intervals cover it; their "
+        f"spread is a relative variance of {relvar:.1f} per simulation: **{acc:.0f}×** [{acc_lo:.0f}, "
+        f"{acc_hi:.0f}] fewer simulations than plain Monte Carlo for the same interval "
+        f"({Z95**2 * relvar / 0.2**2:,.0f} for ±20%).\n"
+    )
+    write_text(out / f"{FAMILY}-fixed-pooled.md", text)
+    print(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", nargs="+", default=["moment"], choices=["moment", "stalled", "runs", "pool"])
+    ap.add_argument("--set", choices=list(SEED0), default="stop", help="runs: stop at ±20%%, or fixed-size")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--first", type=int, default=0, help="runs: the first run's index (its seed's offset)")
+    ap.add_argument("--fixed", type=int, default=1000, help="runs --set fixed: simulations per run")
+    ap.add_argument("--traits", type=Path, default=Path("bench/results/is_second_moment/traits"))
+    ap.add_argument("--streams", type=Path, default=Path("bench/results/is_second_moment"))
+    ap.add_argument("--out", type=Path, default=Path("bench/results/surrogate"))
+    args = ap.parse_args()
+    if args.runs < 2 or args.fixed < 1 or args.first < 0:
+        ap.error(f"need --runs >= 2, --fixed >= 1, --first >= 0; got {args.runs}, {args.fixed}, {args.first}")
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if "moment" in args.parts:
+        moment(args.traits, args.out)
+    if "stalled" in args.parts:
+        stalled(args.streams, args.out)
+    if "runs" in args.parts:
+        runs(args.set, args.first, args.runs, args.fixed, args.out)
+    if "pool" in args.parts:
+        pool(args.out)
+
+
+if __name__ == "__main__":
+    main()
