@@ -84,6 +84,8 @@ def moment(traits: Path, out: Path) -> None:
         cell = (margin >= lo) & (margin < hi)
         rate = f"{f[cell].mean():.3g}" if cell.any() else "-"
         lines.append(f"| [{lo}, {hi}) | {cell.mean():.2e} | {f[cell].sum()} | {rate} |")
+    never = np.isinf(margin)
+    lines.append(f"| never cuts in (+inf) | {never.mean():.2e} | {f[never].sum()} | {f[never].mean():.3g} |")
     lines += [
         "",
         "q = p (δ + (1 − δ) Φ(−margin / σ) / Z); acceleration with no pilot = Monte Carlo's relative "
