@@ -713,26 +713,26 @@ def test_first_use_learned_closeness_by_hand_and_its_refusals(tmp_path):
 
 
 def test_surrogate_proposal_spread_by_hand_and_its_refusals(tmp_path):
-    """The chi-square quantile against tabled values; the spread of fixed-size runs as a relative
-    variance by hand; pooling refuses sets that share a seed; bad options fail in one line."""
+    """The spread of fixed-size runs as a relative variance by hand, inside its bootstrap interval;
+    coverage sets flagged runs apart; pooling refuses sets that share a seed; bad options fail in one
+    line."""
     sys.path.insert(0, str(BENCH))
     try:
-        from surrogate_proposal import chi2_quantile, spread
+        from surrogate_proposal import coverage, spread
     finally:
         sys.path.remove(str(BENCH))
-    assert chi2_quantile(0.025, 29) == pytest.approx(16.047, abs=0.02)  # tables: 16.047 and 45.722
-    assert chi2_quantile(0.975, 29) == pytest.approx(45.722, abs=0.05)
-    # estimates 0.9e-3 and 1.1e-3 of 100 sims each, P = 1e-3: sample variance (2 * 1e-8) / 1 = 2e-8,
-    # relative variance 2e-8 * 100 / 1e-6 = 2; Monte Carlo's (1 - 1e-3) / 1e-3 = 999: 499.5x
-    relvar, acc, lo, hi = spread(np.array([0.9e-3, 1.1e-3]), 100, 1e-3)
-    assert relvar == pytest.approx(2.0) and acc == pytest.approx(499.5)
-    assert lo == pytest.approx(acc * chi2_quantile(0.025, 1))
-    assert hi == pytest.approx(acc * chi2_quantile(0.975, 1))
+    # estimates (0.8, 0.9, 1.1, 1.2) e-3 of 100 sims each, P = 1e-3: sample variance 1e-7 / 3, relative
+    # variance (1e-7 / 3) * 100 / 1e-6 = 10 / 3; Monte Carlo's (1 - 1e-3) / 1e-3 = 999: 299.7x
+    relvar, acc, lo, hi = spread(np.array([0.8e-3, 0.9e-3, 1.1e-3, 1.2e-3]), 100, 1e-3)
+    assert relvar == pytest.approx(10 / 3) and acc == pytest.approx(299.7)
+    assert lo <= acc <= hi and lo < hi
+    assert coverage(27, 1, 30) == "27 of the 29 intervals cover it (1 flagged degenerate: no interval)"
+    assert coverage(28, 0, 30) == "28 of the 30 intervals cover it"
     row = {"seed": 1, "p": 5e-4, "covers": True, "sims": 10}
     for first in (0, 5):  # two sets that ran the same seed
         set_ = {"set": "fixed", "first": first, "runs": 1, "fixed": 10, "rows": [row]}
         (tmp_path / f"adversarial_vehicle-fixed-{first}.json").write_text(json.dumps(set_))
-    r = run("surrogate_proposal.py", "--parts", "pool", "--out", str(tmp_path))
+    r = run("surrogate_proposal.py", "--parts", "pool", "--set", "fixed", "--out", str(tmp_path))
     assert r.returncode == 1 and "share a run's seed" in r.stderr, r.stderr
     for bad, says in (("--runs 1", "need --runs >= 2"), ("--first -1", "--first >= 0"),
                       ("--parts search", "invalid choice: 'search'")):  # fmt: skip

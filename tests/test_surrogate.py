@@ -38,7 +38,7 @@ def test_adversarial_margin_by_hand() -> None:
     2 m) 0.5 s later, between the lateral profile's 0.4 s (2.25 m) and 0.6 s (1.44 m)."""
     # 2 m/s faster, 3.05 m: steers in at 11.6 s, 3.2 m ahead; overlaps at 12.1 s, 4.2 m ahead (centre to
     # centre), so the bumpers overlap by 5 - 4.2 = 0.8 m: a crash. Its braking (at 1.5 s) never closes in
-    # again: the ego, 1.2 m behind it then, brakes at 8 m/s² against its 4.
+    # again: the ego, 1.4 m behind it then, brakes at 8 m/s² against its 4.
     crash = point(cut_in_gap=3.05, brake_delay=1.5)
     assert adversarial_margin(crash, NAMES)[0] == pytest.approx(4.2 - 5.0, abs=1e-9)
     # 8 m/s faster, 12.05 m: steers in at 4.1 s, 12.8 m ahead; overlaps at 4.6 s, 16.8 m ahead, and the gap
@@ -130,6 +130,7 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
         (["--method", "mc"], "it needs --method is"),
         (["--proposal", str(tmp_path / "e" / "estimate.json")], "no --proposal"),
         (["--family", "slower_lead"], "has no physics surrogate"),
+        (["--refit-floor", "0.3"], "drop --refit-floor and --halfspace-share"),
     ):
         bad = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
         assert bad.exit_code != 0 and says in " ".join(bad.output.replace("│", " ").split()), (

@@ -102,8 +102,9 @@ def estimate(
         False,
         "--surrogate",
         help="--method is: draw from the family's physics surrogate (a two-car model that says how close "
-        "each point comes to a crash, no simulator run), with no pilot: on adversarial_vehicle about 200x "
-        "fewer simulations than Monte Carlo on first use. Families: adversarial_vehicle.",
+        "each point comes to a crash, no simulator run), with no pilot: for the human on adversarial_vehicle "
+        "(batched simulator, traits sampled) about 200x fewer simulations than Monte Carlo on first use. "
+        "Families: adversarial_vehicle.",
     ),
     refit_floor: float | None = typer.Option(
         None,

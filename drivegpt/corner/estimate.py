@@ -169,12 +169,14 @@ class Estimate(NamedTuple):
         return out
 
 
-def summarise(wf: np.ndarray, method: str, min_ess: float) -> dict[str, Any]:
-    """Estimate, 95% interval, relative half-width and ESS of the per-simulation terms ``w * failed``."""
+def summarise(wf: np.ndarray, method: str, min_ess: float, scale_rel_se: float = 0.0) -> dict[str, Any]:
+    """Estimate, 95% interval, relative half-width and ESS of the per-simulation terms ``w * failed``;
+    ``scale_rel_se``: the relative standard error of a constant the weights are scaled by (a
+    proposal's normalising constant, estimated), added to the estimate's."""
     n, p = len(wf), float(wf.mean()) if len(wf) else 0.0
     pos = wf[wf > 0]
     ess = float(pos.sum() ** 2 / (pos**2).sum()) if len(pos) else 0.0
-    se = float(wf.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    se = float(math.hypot(wf.std(ddof=1) / math.sqrt(n), p * scale_rel_se)) if n > 1 else math.inf
     rel = Z95 * se / p if p > 0 and math.isfinite(se) else None
     if method == "mc":
         return {"p": p, "ci": wilson_interval(len(pos), n), "rel": rel, "ess": ess, "degenerate": False}
@@ -227,6 +229,7 @@ def estimate_probability(
     zs, fs, ws = [np.zeros((0, dim))], [np.zeros(0, bool)], [np.zeros(0)]  # every estimation simulation
     keep_all = cfg.halfspace_share is not None  # only a half-space's fit needs them all
     kind = "mc" if q is p0 else "is"  # an IS pilot without any failure falls back to plain MC
+    z_se = float(getattr(q, "z_rel_se", 0.0))  # a proposal with an estimated normaliser: its error
     s: dict[str, Any] = {}
     batches = 0
     while sims < cfg.max_sims:
@@ -240,12 +243,12 @@ def estimate_probability(
             zs.append(z)
             fs.append(failed)
             ws.append(w)
-        s = summarise(wf, kind, cfg.min_ess)
+        s = summarise(wf, kind, cfg.min_ess, z_se)
         history.append((sims, s["p"], *s["ci"]))
         if batches >= cfg.min_batches and s["rel"] is not None and s["rel"] <= cfg.rel_halfwidth:
             break
     if not s:  # the pilot spent the budget
-        s = summarise(wf, kind, cfg.min_ess)
+        s = summarise(wf, kind, cfg.min_ess, z_se)
     accel = None
     if kind == "is" and s["rel"] is not None and 0 < s["p"] < 1:
         accel = (1 - s["p"]) / (s["p"] * s["rel"] ** 2) * Z95**2 / sims

@@ -136,6 +136,9 @@ def estimate(
         if cfg.method != "is" or proposal is not None:
             raise UserError("--surrogate is an importance-sampling proposal of its own: it needs --method is "
                             "and no --proposal")  # fmt: skip
+        if cfg.refit_floor is not None or cfg.halfspace_share is not None:
+            raise UserError("--surrogate fits no mixture, so there is nothing to refit or to blend a "
+                            "half-space with: drop --refit-floor and --halfspace-share")  # fmt: skip
         q = SurrogateProposal(dist, cfg.defensive, seed=cfg.seed)
     if proposal is not None:
         from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from

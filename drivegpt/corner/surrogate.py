@@ -11,8 +11,10 @@ N(0, σ²). This is multi-fidelity importance sampling (Peherstorfer, Cui, Marzo
 cheap model shapes the proposal, every simulator run is weighted by p / q, so the estimate stays
 unbiased however rough the model is; a good model only makes it cheaper. It needs no pilot, so an
 estimate's first use costs only the simulations of the estimate itself. ``Z`` comes from ``z_draws``
-nominal points (its relative standard error is ``z_rel_se``); a draw from ``q`` is a nominal point
-with probability δ, else a nominal point accepted with probability ``Φ(−margin / σ)``.
+nominal points of their own; the weights divide by that estimate, which scales the estimate by about
+``Ẑ / Z`` (unbiased to first order; its relative standard error ``z_rel_se``, about 1.3%, is added to
+the estimate's interval). A draw from ``q`` is a nominal point with probability δ, else a nominal
+point accepted with probability ``Φ(−margin / σ)``.
 
 Families with a surrogate: ``adversarial_vehicle`` (:func:`adversarial_margin`).
 """
@@ -60,12 +62,17 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     ``cut_in_gap`` ahead (centre to centre), steers in along ``LATERAL_Y`` and, ``brake_delay`` later,
     brakes at ``deceleration`` until it has shed ``speed_drop``. The ego is the human on the accel
     interface: its IDM (the personality's traits where they are sampled, else the ranges' midpoints)
-    sees the adversary once it is in its lane, the command is quantised to the nearest acceleration bin
-    and executed ``reaction_delay`` late. No other traffic, no noise, no MOBIL.
+    follows the adversary once its centre is within half a lane of the ego's lane centre (the
+    simulator's neighbour search takes it a metre earlier; half a lane is the surrogate's choice, and
+    scores better), the command is quantised to the nearest acceleration bin and executed
+    ``reaction_delay`` late, its queue starting full of its first command as the human's does. No other
+    traffic, no noise, no MOBIL.
     """
+    from drivegpt_envs.families.adversarial_vehicle import AdversarialVehicleEnv
+
     if len(params) == 0:
         return np.zeros(0)
-    p = {n: params[:, names.index(n)] for n in names[:6]}  # the family's six parameters
+    p = {n: params[:, names.index(n)] for n in AdversarialVehicleEnv.PARAMS}  # (n,) each
     mid = {t: sum(getattr(PersonalityRanges(), t)) / 2 for t in PersonalityRanges.model_fields}
     trait = {t: _column(params, names, TRAIT_PREFIX + t, mid[t]) for t in mid}
     fixed = Personality()
@@ -94,7 +101,10 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
             inter = np.where(lead, (s_star / np.maximum(gap, 0.1)) ** 2, 0.0)
             idm = a_max * (1 - (v_e / trait["desired_speed"]) ** 4 - inter)
             command = _BINS[np.searchsorted(_EDGES, np.clip(idm, _BINS[0], _BINS[-1]), side="left")]
-            queue = np.concatenate([queue[1:], command[None]])
+            # the driver was already driving before the episode: its queue starts full of its first command
+            queue = (
+                np.concatenate([queue[1:], command[None]]) if k else np.repeat(command[None], len(queue), 0)
+            )
         a_e = queue[len(queue) - 1 - delay, rows]  # (n,) [m/s²] the command of `delay` decisions ago
         braking = (since >= p["brake_delay"]) & (v_a > v_floor)
         a_a = np.where(braking, -p["deceleration"], 0.0)  # (n,) [m/s²]
