@@ -85,3 +85,17 @@ def test_a_bad_value_from_the_command_line_is_named_by_its_flag_not_the_file(tmp
     bad.write_text("max_iters: -1\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: bad value for 'max_iters'"):  # the file's own value
         load_config(PretrainConfig, bad, {"batch_size": 8})
+
+
+def test_a_check_across_keys_names_the_file_and_the_options_without_dumping_the_config():
+    """A model validator's error (here: dqn with continuous actions) is one line naming the file and
+    the command-line options it was read with, not the whole merged config."""
+    from drivegpt.policies.sb3_config import BaselineConfig
+
+    path = "configs/baselines/dqn.yaml"
+    with pytest.raises(ConfigError) as e:
+        given = {"action": "continuous", "total_steps": 10}
+        load_config(BaselineConfig, path, given, {"total_steps": "--steps"})
+    msg = str(e.value)
+    assert msg.startswith(f"{path} with --action continuous, --steps 10: dqn needs discrete actions"), msg
+    assert "hyperparams" not in msg and "\n" not in msg

@@ -67,6 +67,8 @@ def _format_error(cls: type[BaseModel], err: ValidationError, source: str) -> st
             lines.append(f"{source}: unknown key '{key}'; valid keys here: {', '.join(valid)}")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing required key '{key}'")
+        elif not loc:  # a check across keys (a model validator): its message names them
+            lines.append(f"{source}: {str(e['msg']).removeprefix('Value error, ')}")
         else:
             lines.append(f"{source}: bad value for '{key}': {e['msg']} (got {e.get('input')!r})")
     return "; ".join(lines)
@@ -106,9 +108,16 @@ def load_config(
         return config_from_dict(cls, {**data, **given}, source=str(path))
     except ConfigError as err:  # a bad value given on the command line is not the file's
         msg = str(err)
+
+        def flag(key: str) -> str:
+            return (flags or {}).get(key, "--" + key.replace("_", "-"))
+
         for k in given:
             said = f"{path}: bad value for '{k}'"
             if msg.startswith(said):
-                flag = (flags or {}).get(k, "--" + k.replace("_", "-"))
-                raise ConfigError(msg.replace(said, f"bad value for {flag}", 1)) from None
+                raise ConfigError(msg.replace(said, f"bad value for {flag(k)}", 1)) from None
+        if given and not any(k in msg for k in ("bad value for '", "unknown key '", "missing required key")):
+            # a check across keys failed: the file and the options together
+            opts = ", ".join(f"{flag(k)} {v}" for k, v in given.items())
+            raise ConfigError(msg.replace(f"{path}: ", f"{path} with {opts}: ", 1)) from None
         raise
