@@ -137,3 +137,14 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
             extra,
             bad.output,
         )
+
+
+def test_z_comes_from_distinct_draws_in_every_chunk(toy) -> None:
+    """Z's nominal draws are one stream cut into chunks of 2**16, not one chunk repeated: with margin
+    3 - x the chunks' Z differ, and Z over 2**17 draws is their mean."""
+    one = SurrogateProposal(toy, 0.1, sigma=0.5, z_draws=2**16, seed=5)  # type: ignore[arg-type]
+    two = SurrogateProposal(toy, 0.1, sigma=0.5, z_draws=2**17, seed=5)  # type: ignore[arg-type]
+    rng = np.random.default_rng([5, 0x5A])
+    chunks = [float(two.g(rng.standard_normal((2**16, 1))).mean()) for _ in range(2)]
+    assert chunks[0] == pytest.approx(one.z) and chunks[1] != pytest.approx(chunks[0])
+    assert two.z == pytest.approx(sum(chunks) / 2)

@@ -149,10 +149,9 @@ class SurrogateProposal:
             )
         self.dist, self.defensive, self.sigma = dist, defensive, sigma
         self.margin_of = SURROGATES[dist.family]
-        g = np.concatenate([  # in chunks: the surrogate's arrays stay small
-            self.g(np.random.default_rng([seed, 0x5A]).standard_normal((min(2**16, z_draws - lo), dist.dim)))
-            for lo in range(0, z_draws, 2**16)
-        ])  # fmt: skip
+        rng = np.random.default_rng([seed, 0x5A])  # Z's own draws: one stream, in chunks (small arrays)
+        chunks = [min(2**16, z_draws - lo) for lo in range(0, z_draws, 2**16)]
+        g = np.concatenate([self.g(rng.standard_normal((n, dist.dim))) for n in chunks])
         self.z = float(g.mean())
         if self.z <= 0:
             raise UserError(f"{dist.family}: the surrogate puts no mass anywhere in {z_draws} nominal draws")
