@@ -45,7 +45,8 @@ from drivegpt.core.metrics import wilson_interval
 from drivegpt.corner.estimate import Z95, EstimateConfig
 from drivegpt.corner.estimate_family import estimate
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
-from drivegpt.corner.surrogate import SURROGATES, _phi
+from drivegpt.corner.naturalistic import _ndtr_v as phi  # the standard normal CDF, elementwise
+from drivegpt.corner.surrogate import SURROGATES
 
 FAMILY = "adversarial_vehicle"
 #: the Monte Carlo truth: the ``traits/`` streams (395 failures in 800,000 draws, traits sampled) and the
@@ -96,7 +97,7 @@ def moment(traits: Path, out: Path) -> None:
         "|---|---|---|---|",
     ]
     for sigma in (0.5, 1.0, 1.5, 2.0, 3.0):
-        g = _phi(-margin / sigma)
+        g = phi(-margin / sigma)
         cells = []
         for delta in (0.02, 0.1):
             w = 1 / (delta + (1 - delta) * g / g.mean())  # p / q at every draw
@@ -136,7 +137,7 @@ def stalled(streams: Path, out: Path) -> None:
         "|---|---|" + "---|" * len(deltas),
     ]
     for a0, scale in ((5, 0.5), (5, 1), (6, 0.5), (6, 1), (6, 2), (7, 1)):
-        g = _phi((a_req - a0) / scale)
+        g = phi((a_req - a0) / scale)
         acc = [((1 - p) / p) / ((f / (d + (1 - d) * g / g.mean())).mean() / p**2 - 1) for d in deltas]
         lines.append(f"| {a0} | {scale} | " + " | ".join(f"{a:.1f}×" for a in acc) + " |")
     write_text(out / "stalled_car-moment.md", "\n".join(lines) + "\n")
@@ -152,7 +153,7 @@ def spread(ps: np.ndarray, sims: int, p_true: float, boot: int = 10_000) -> tupl
     again = np.random.default_rng(0).choice(ps, (boot, len(ps)))  # (boot, runs)
     with np.errstate(divide="ignore"):  # a resample of equal estimates has no spread: unbounded
         acc = mc / (again.var(1, ddof=1) * sims / p_true**2)
-    lo, hi = np.quantile(acc, [0.025, 0.975])
+    lo, hi = np.quantile(acc, [0.025, 0.975], method="inverted_cdf")  # no interpolation: inf stays inf
     return relvar, mc / relvar, float(lo), float(hi)
 
 
@@ -164,6 +165,31 @@ def coverage(covered: int, degenerate: int, runs: int) -> str:
 
 def truth() -> tuple[float, float, float]:
     return (TRUTH_FAILURES / TRUTH_DRAWS, *wilson_interval(TRUTH_FAILURES, TRUTH_DRAWS))
+
+
+def verdict(which: str, rows: list[dict], p_true: float) -> tuple[str, dict]:
+    """What a set of runs says against the truth, as a sentence and as figures: their mean, coverage,
+    and the spread with its interval (fixed-size runs) or the simulations used (runs stopping at ±20%)."""
+    ps, sims = np.array([r["p"] for r in rows]), np.array([r["sims"] for r in rows])
+    covered, degenerate = sum(r["covers"] for r in rows), sum(r.get("degenerate", False) for r in rows)
+    se = float(ps.std(ddof=1) / math.sqrt(len(ps)) / p_true)
+    mc_needed = Z95**2 * (1 - p_true) / (p_true * 0.2**2)  # plain Monte Carlo's simulations for ±20%
+    figures = {"mean_over_truth": float(ps.mean() / p_true), "se_over_truth": se, "covered": covered,
+               "degenerate": degenerate, "mean_sims": float(sims.mean()),
+               "mc_sims_for_20pct": mc_needed}  # fmt: skip
+    if which == "fixed":
+        relvar, acc, lo, hi = spread(ps, int(sims[0]), p_true)
+        figures |= {"relvar": relvar, "acceleration": acc, "acceleration_ci": [lo, hi]}
+        said = (f"their spread is a relative variance of {relvar:.1f} per simulation: **{acc:.0f}×** "
+                f"[{lo:.0f}, {hi:.0f}] fewer simulations than plain Monte Carlo for the same interval "
+                f"({Z95**2 * relvar / 0.2**2:,.0f} for ±20%)")  # fmt: skip
+    else:
+        figures["acceleration"] = mc_needed / sims.mean()
+        said = (f"{sims.mean():,.0f} simulations on average (from {sims.min():,} to {sims.max():,}) "
+                f"against plain Monte Carlo's {mc_needed:,.0f} for ±20%: "
+                f"**{figures['acceleration']:.0f}×**")  # fmt: skip
+    mean = f"The runs' mean is {ps.mean() / p_true:.3f} of it (± {se:.3f})"
+    return f"{mean}; {coverage(covered, degenerate, len(rows))}; {said}.", figures
 
 
 def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
@@ -184,39 +210,19 @@ def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
                      "covers": bool(lo <= p_true <= hi) and not est.degenerate})  # fmt: skip
         print(f"  {which} {k}: {est.failure_probability:.3g} [{lo:.3g}, {hi:.3g}], {est.sims} sims, "
               f"{est.failures} failures, {time.time() - t:.0f} s, load {load()}", flush=True)  # fmt: skip
-    ps, sims = np.array([r["p"] for r in rows]), np.array([r["sims"] for r in rows])
-    mc_needed = Z95**2 * (1 - p_true) / (p_true * 0.2**2)  # plain Monte Carlo's simulations for ±20%
-    covered, degenerate = sum(r["covers"] for r in rows), sum(r.get("degenerate", False) for r in rows)
+    said, figures = verdict(which, rows, p_true)
     summary = {
         "family": FAMILY, "set": which, "first": first, "runs": count, "fixed": fixed,
-        "truth": [p_true, lo_t, hi_t],
-        "mean_over_truth": float(ps.mean() / p_true),
-        "se_over_truth": float(ps.std(ddof=1) / math.sqrt(count) / p_true),
-        "covered": covered, "degenerate": degenerate, "mean_sims": float(sims.mean()),
-        "mc_sims_for_20pct": mc_needed,
+        "truth": [p_true, lo_t, hi_t], **figures,
         "seconds": time.time() - t0, "load_before": before, "load_after": load(), "rows": rows,
     }  # fmt: skip
-    if which == "fixed":  # the spread of fixed-size runs: the relative variance per simulation
-        relvar, acc, acc_lo, acc_hi = spread(ps, fixed, p_true)
-        summary |= {"relvar": relvar, "acceleration": acc, "acceleration_ci": [acc_lo, acc_hi]}
-        verdict = f"spread: relative variance {relvar:.1f} per simulation, **{acc:.0f}×** [{acc_lo:.0f}, "
-        verdict += f"{acc_hi:.0f}] fewer simulations than Monte Carlo for the same interval"
-    else:
-        summary["acceleration"] = mc_needed / sims.mean()
-        acc = summary["acceleration"]
-        verdict = (
-            f"{sims.mean():,.0f} simulations on average (from {sims.min():,} to {sims.max():,}) against "
-        )
-        verdict += f"plain Monte Carlo's {mc_needed:,.0f} for ±20%: **{acc:.0f}×**"
     lines = [
         f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {count} runs ({which})",
         "",
         f"`.venv/bin/python bench/surrogate_proposal.py --parts runs --set {which} --first {first} "
         f"--runs {count} --fixed {fixed}` ({summary['seconds']:.0f} s, load {before} -> {load()})",
         "",
-        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. The runs' mean "
-        f"is {ps.mean() / p_true:.3f} of it (± {summary['se_over_truth']:.3f}); "
-        f"{coverage(covered, degenerate, count)}; {verdict}.",
+        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}",
         "",
         "| run | estimate [95%] | simulations | failures | seconds |",
         "|---|---|---|---|---|",
@@ -242,26 +248,12 @@ def pool(out: Path, which: str) -> None:
     if len({r["seed"] for r in rows}) != len(rows):
         raise SystemExit(f"{out}: two sets share a run's seed; give each its own --first")
     p_true, lo_t, hi_t = truth()
-    ps, sims = np.array([r["p"] for r in rows]), np.array([r["sims"] for r in rows])
-    covered, degenerate = sum(r["covers"] for r in rows), sum(r.get("degenerate", False) for r in rows)
-    se = ps.std(ddof=1) / math.sqrt(len(ps)) / p_true
-    if which == "fixed":
-        relvar, acc, acc_lo, acc_hi = spread(ps, int(sims[0]), p_true)
-        verdict = (f"their spread is a relative variance of {relvar:.1f} per simulation: **{acc:.0f}×** "
-                   f"[{acc_lo:.0f}, {acc_hi:.0f}] fewer simulations than plain Monte Carlo for the same "
-                   f"interval ({Z95**2 * relvar / 0.2**2:,.0f} for ±20%)")  # fmt: skip
-    else:
-        mc_needed = Z95**2 * (1 - p_true) / (p_true * 0.2**2)
-        verdict = (f"{sims.mean():,.0f} simulations on average (from {sims.min():,} to {sims.max():,}) "
-                   f"against plain Monte Carlo's {mc_needed:,.0f} for ±20%: "
-                   f"**{mc_needed / sims.mean():.0f}×**")  # fmt: skip
+    said, _ = verdict(which, rows, p_true)
     names = ", ".join(f"{s['first']}-{s['first'] + s['runs'] - 1}" for s in sets)
     text = (
         f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {len(rows)} runs ({which})\n\n"
         f"`.venv/bin/python bench/surrogate_proposal.py --parts pool --set {which}` (the sets {names})\n\n"
-        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. The runs' mean "
-        f"is {ps.mean() / p_true:.3f} of it (± {se:.3f}); {coverage(covered, degenerate, len(rows))}; "
-        f"{verdict}.\n"
+        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}\n"
     )  # fmt: skip
     write_text(out / f"{FAMILY}-{which}-pooled.md", text)
     print(text)

@@ -29,7 +29,7 @@ import numpy as np
 
 from drivegpt.core.errors import UserError
 from drivegpt.corner.mixture import nominal
-from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution
+from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution, _ndtr_v
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS
 
@@ -122,11 +122,6 @@ SURROGATES: dict[str, Callable[[np.ndarray, list[str]], np.ndarray]] = {
 }
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
-    """The standard normal CDF, elementwise."""
-    return 0.5 * (1.0 + np.vectorize(math.erf, otypes=[float])(x / math.sqrt(2.0)))
-
-
 class SurrogateProposal:
     """``q(z) = p(z) (δ + (1 − δ) Φ(−margin(z) / σ) / Z)`` over a family's standard space (a Proposal)."""
 
@@ -160,7 +155,7 @@ class SurrogateProposal:
 
     def g(self, z: np.ndarray) -> np.ndarray:
         """(n,) Φ(−margin / σ) at standard points ``z`` (n, d)."""
-        return _phi(-self.margin_of(self.dist.to_params(z), self.dist.names) / self.sigma)
+        return _ndtr_v(-self.margin_of(self.dist.to_params(z), self.dist.names) / self.sigma)
 
     def logpdf(self, z: np.ndarray) -> np.ndarray:
         z = np.atleast_2d(z)
