@@ -111,7 +111,9 @@ def test_a_family_without_a_surrogate_is_refused() -> None:
 
 def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
     """``corner-cases estimate --surrogate``: no pilot, the proposal recorded; refused with --method mc,
-    with --proposal and on a family without a surrogate, in one line before any simulation."""
+    with --proposal, on a family without a surrogate and without the human's sampled traits (left to
+    the seed, as on highway-env, they decide a large part of the failures, which the model misses), in
+    one line before any simulation."""
     from typer.testing import CliRunner
 
     from drivegpt.cli.app import app
@@ -131,6 +133,8 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
         (["--proposal", str(tmp_path / "e" / "estimate.json")], "no --proposal"),
         (["--family", "slower_lead"], "has no physics surrogate"),
         (["--refit-floor", "0.3"], "drop --refit-floor and --halfspace-share"),
+        (["--no-human-traits"], "it needs --policy human on the batched simulator with --human-traits"),
+        (["--sim", "highway-env"], "missing: human.desired_speed"),
     ):
         bad = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / "bad")])
         assert bad.exit_code != 0 and says in " ".join(bad.output.replace("│", " ").split()), (

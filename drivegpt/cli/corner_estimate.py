@@ -104,7 +104,7 @@ def estimate(
         help="--method is: draw from the family's physics surrogate (a two-car model that says how close "
         "each point comes to a crash, no simulator run), with no pilot: for the human on adversarial_vehicle "
         "(batched simulator, traits sampled) about 200x fewer simulations than Monte Carlo on first use. "
-        "Families: adversarial_vehicle.",
+        "Needs the human's traits sampled (--human-traits, batched only). Families: adversarial_vehicle.",
     ),
     refit_floor: float | None = typer.Option(
         None,

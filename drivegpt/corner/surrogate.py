@@ -49,11 +49,6 @@ _BINS = np.asarray(ACCEL_BINS)
 _EDGES = (_BINS[:-1] + _BINS[1:]) / 2
 
 
-def _column(params: np.ndarray, names: list[str], name: str, default: float) -> np.ndarray:
-    """(n,) the column ``name`` of ``params``, or ``default`` for every row where it is not sampled."""
-    return params[:, names.index(name)] if name in names else np.full(len(params), default)
-
-
 def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     """(n,) ``adversarial_vehicle``'s margin [m]: the smallest bumper gap while the adversary overlaps
     the ego's lane (negative: the cars overlap, a crash), +inf where it never cuts in.
@@ -61,11 +56,12 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     Two cars on a straight road. The adversary drives its speed in the next lane until it is
     ``cut_in_gap`` ahead (centre to centre), steers in along ``LATERAL_Y`` and, ``brake_delay`` later,
     brakes at ``deceleration`` until it has shed ``speed_drop``. The ego is the human on the accel
-    interface: its IDM (the personality's traits where they are sampled, else the ranges' midpoints)
-    follows the adversary once its centre is within half a lane of the ego's lane centre (the
-    simulator's neighbour search takes it a metre earlier; half a lane is the surrogate's choice, and
-    scores better), the command is quantised to the nearest acceleration bin and executed
-    ``reaction_delay`` late, its queue starting full of its first command as the human's does. No other
+    interface: its IDM, with the personality's sampled traits (without them the model is refused: the
+    traits then decide a large part of the failures), follows the adversary once its centre is within half
+    a lane of the ego's lane centre (the simulator's neighbour search takes it a metre earlier; half a
+    lane is the surrogate's choice, and scores better); the command is quantised to the nearest
+    acceleration bin and executed ``reaction_delay`` late, its queue starting full of its first
+    command as the human's does. No other
     traffic, no noise, no MOBIL.
     """
     from drivegpt_envs.families.adversarial_vehicle import AdversarialVehicleEnv
@@ -73,8 +69,13 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     if len(params) == 0:
         return np.zeros(0)
     p = {n: params[:, names.index(n)] for n in AdversarialVehicleEnv.PARAMS}  # (n,) each
-    mid = {t: sum(getattr(PersonalityRanges(), t)) / 2 for t in PersonalityRanges.model_fields}
-    trait = {t: _column(params, names, TRAIT_PREFIX + t, mid[t]) for t in mid}
+    missing = [TRAIT_PREFIX + t for t in PersonalityRanges.model_fields if TRAIT_PREFIX + t not in names]
+    if missing:  # left to the scenario seed, the traits decide a large part of the failures
+        raise UserError(
+            "--surrogate models the simulated human with its traits sampled: it needs --policy human on the "
+            f"batched simulator with --human-traits (missing: {', '.join(missing)})"
+        )
+    trait = {t: params[:, names.index(TRAIT_PREFIX + t)] for t in PersonalityRanges.model_fields}
     fixed = Personality()
     a_max, b = fixed.max_acceleration, fixed.comfortable_deceleration  # [m/s²] (not sampled)
     n = len(params)
