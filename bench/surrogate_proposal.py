@@ -12,7 +12,11 @@ sampled, on the batched simulator:
   human needs to stop behind the stalled car, ``a_req`` of ``bench/stalled_car_modes.py``), on the
   four Monte Carlo streams of ``bench/is_second_moment.py`` (972 failures in 1.6 million draws):
   ``q = p (δ + (1 − δ) Φ((a_req − a0) / s) / Z)``.
-* ``runs``: ``--runs`` estimates exactly as the CLI runs them, on scenario seeds no Monte Carlo stream
+* ``stalled-moment``: ``stalled_car``'s own surrogate (``stalled_margin``) on those four streams: where
+  the failures lie in its margin, and its acceleration for a few σ and δ, chosen on streams 7 and 8
+  and measured on 9 and 10 (held out).
+* ``runs``: ``--runs`` estimates of ``--family`` exactly as the CLI runs them (with the family's own
+  σ and δ; ``stalled_car`` in episodes of 15 s, as its truth), on scenario seeds no Monte Carlo stream
   used: one set stopping at ±20% (simulations used, coverage of the Monte Carlo truth) and one of
   ``--fixed`` simulations each (the spread of their estimates is the relative variance, free of the
   stopping rule's optimism).
@@ -22,9 +26,12 @@ sampled, on the batched simulator:
     $R --set fixed --first 0 --runs 20 & $R --set fixed --first 20 --runs 20   # two side by side
     $R --set stop --first 0 --runs 15 & $R --set stop --first 15 --runs 15
     .venv/bin/python bench/surrogate_proposal.py --parts pool --set fixed    # and --set stop
+    .venv/bin/python bench/surrogate_proposal.py --parts stalled-moment
+    $R --family stalled_car --set fixed --fixed 2000 --first 0 --runs 10 --sims-per-check 250 & ...
 
 (writes ``bench/results/surrogate/adversarial_vehicle-moment.md``, ``-{fixed,stop}[-FIRST].md`` and
-``.json`` per set, ``-{fixed,stop}-pooled.md``, and ``stalled_car-moment.md``)
+``.json`` per set, ``-{fixed,stop}-pooled.md``, ``stalled_car-moment.md``, ``stalled_car-surrogate.md``
+and ``stalled_car-{fixed,stop}*`` likewise)
 """
 
 from __future__ import annotations
@@ -49,10 +56,16 @@ from drivegpt.corner.naturalistic import _ndtr_v as phi  # the standard normal C
 from drivegpt.corner.surrogate import SURROGATES
 
 FAMILY = "adversarial_vehicle"
-#: the Monte Carlo truth: the ``traits/`` streams (395 failures in 800,000 draws, traits sampled) and the
-#: 10⁶-run truth of ``bench/results/estimate_batched`` (514 in 10⁶, traits drawn by the seed: the same law)
-TRUTH_FAILURES, TRUTH_DRAWS = 395 + 514, 800_000 + 1_000_000
-SEED0 = {"stop": 200_000_000, "fixed": 300_000_000}  #: run k's sampler seed: SEED0 + k * 10**6
+#: the Monte Carlo truths (failures, draws), traits sampled or drawn by the seed (the same law):
+#: ``adversarial_vehicle``: the ``traits/`` streams (395 in 800,000) and the 10⁶-run truth of
+#: ``bench/results/estimate_batched`` (514); ``stalled_car`` (episodes of 15 s): the four streams of
+#: ``bench/is_second_moment.py`` (972 in 1.6 million) and its 10⁶-run truth there (547)
+TRUTH = {"adversarial_vehicle": (395 + 514, 800_000 + 1_000_000), "stalled_car": (972 + 547, 2_600_000)}
+#: [s] the truth's episodes (None: the family's)
+DURATION = {"adversarial_vehicle": None, "stalled_car": 15.0}
+#: run k's sampler seed: SEED0 + k * 10**6
+SEED0 = {"adversarial_vehicle": {"stop": 200_000_000, "fixed": 300_000_000},
+         "stalled_car": {"stop": 600_000_000, "fixed": 700_000_000}}  # fmt: skip
 
 
 def load() -> str:
@@ -64,7 +77,8 @@ def moment(traits: Path, out: Path) -> None:
     dist = WithHumanTraits(family_distribution(FAMILY))
     t0 = time.time()
     margin = np.concatenate([
-        SURROGATES[FAMILY](dist.to_params(z[lo : lo + 65536]), dist.names) for lo in range(0, len(z), 65536)
+        SURROGATES[FAMILY].margin(dist.to_params(z[lo : lo + 65536]), dist.names)
+        for lo in range(0, len(z), 65536)
     ])  # fmt: skip
     seconds = time.time() - t0
     p, n = f.mean(), len(f)
@@ -144,6 +158,82 @@ def stalled(streams: Path, out: Path) -> None:
     print("\n".join(lines))
 
 
+def stalled_moment(streams: Path, out: Path) -> None:
+    """``stalled_car``'s surrogate on the four Monte Carlo streams: where the failures lie in its
+    margin, and its acceleration per σ and δ on streams 7 and 8 (where the defaults were chosen) and
+    on 9 and 10 (held out)."""
+    from is_second_moment import stream_draws
+    from stalled_car_modes import physics
+
+    family = "stalled_car"
+    files = [*streams.glob(f"{family}-failures-*.npz"), *streams.glob(f"stream-*/{family}-*.npz")]
+    if not files:
+        raise SystemExit(f"no {family}-failures-*.npz under {streams}: run bench/is_second_moment.py")
+    dist = WithHumanTraits(family_distribution(family))
+    zs, fs = zip(*[stream_draws(f) for f in files], strict=True)
+    ids = [int(path.stem.rsplit("-", 1)[1]) for path in files]
+    stream = np.concatenate([np.full(len(f), i) for i, f in zip(ids, fs, strict=True)])
+    z, f = np.concatenate(zs), np.concatenate(fs)
+    t0 = time.time()
+    margin = np.concatenate([SURROGATES[family].margin(dist.to_params(z[lo : lo + 65536]), dist.names)
+                             for lo in range(0, len(z), 65536)])  # fmt: skip
+    seconds = time.time() - t0
+    a_req = np.concatenate([physics(dist.to_params(z[lo : lo + 2**17]), dist.names)[:, 0]
+                            for lo in range(0, len(z), 2**17)])  # fmt: skip
+    rare = f & (a_req < 5.0)  # the lane changes from a standstill (bench/stalled_car_modes.py)
+    own = SURROGATES[family]
+    lines = [
+        f"# `{family}`'s surrogate on its Monte Carlo failures",
+        "",
+        f"`.venv/bin/python bench/surrogate_proposal.py --parts stalled-moment`: {len(f):,} draws (streams "
+        f"{', '.join(map(str, sorted(ids)))}, the human's traits sampled, episodes of 15 s), "
+        f"{f.sum()} failures, P = {f.mean():.3g}, {rare.sum()} of them with a_req < 5 m/s² (the human "
+        f"changes lanes from a standstill into the right lane's traffic). The margin of all draws: "
+        f"{seconds:.0f} s on one core (load {load()}).",
+        "",
+        "| margin [m] | share of the draws | failures | of them a_req < 5 m/s² | failing share |",
+        "|---|---|---|---|---|",
+    ]
+    for lo, hi in [(-math.inf, -5), (-5, -2), (-2, 0), (0, 1), (1, 2), (2, 3), (3, math.inf)]:
+        cell = (margin >= lo) & (margin < hi)
+        rate = f"{f[cell].mean():.3g}" if cell.any() else "-"
+        lines.append(f"| [{lo}, {hi}) | {cell.mean():.2e} | {f[cell].sum()} | {rare[cell].sum()} | {rate} |")
+    deltas = (0.1, 0.3, 0.5, 0.7)
+    parts = {"7, 8": np.isin(stream, [7, 8]), "9, 10 (held out)": np.isin(stream, [9, 10])}
+    lines += [
+        "",
+        "q = p (δ + (1 − δ) Φ(−margin / σ) / Z), Z over all the draws; acceleration with no pilot = Monte "
+        "Carlo's relative variance ÷ the proposal's, `mean(f p / q) / P² − 1` over each pair of streams "
+        f"(the defaults, σ = {own.sigma:g} m and δ = {own.defensive:g}, chosen on streams 7 and 8):",
+        "",
+        "| σ [m] | streams | " + " | ".join(f"δ = {d}" for d in deltas) + " |",
+        "|---|---|" + "---|" * len(deltas),
+    ]
+    for sigma in (0.5, 0.75, 1.0, 1.25, 1.5):
+        g = phi(-margin / sigma)
+        for name, h in parts.items():
+            cells = []
+            for delta in deltas:
+                w = 1 / (delta + (1 - delta) * g[h] / g.mean())  # p / q at every draw
+                p = f[h].mean()
+                acc = ((1 - p) / p) / ((w * f[h]).mean() / p**2 - 1)
+                cells.append(f"{acc:.1f}×")
+            lines.append(f"| {sigma} | {name} | {' | '.join(cells)} |")
+    g = phi(-margin / own.sigma)
+    w = 1 / (own.defensive + (1 - own.defensive) * g / g.mean())
+    p = f.mean()
+    relvar = (w * f).mean() / p**2 - 1
+    share = (w * rare).sum() / (w * f).sum()
+    lines += [
+        "",
+        f"At the defaults over all four streams: relative variance {relvar:.1f} per simulation, "
+        f"**{(1 - p) / p / relvar:.1f}×** (about {Z95**2 * relvar / 0.2**2:,.0f} simulations for ±20%); "
+        f"the {rare.sum()} lane changes from a standstill carry {share:.0%} of the second moment.",
+    ]
+    write_text(out / f"{family}-surrogate.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def spread(ps: np.ndarray, sims: int, p_true: float, boot: int = 10_000) -> tuple[float, float, float, float]:
     """Relative variance per simulation from the spread of fixed-size runs' estimates, and the
     acceleration over Monte Carlo with its 95% bootstrap interval (resampling the runs: the estimates
@@ -163,8 +253,9 @@ def coverage(covered: int, degenerate: int, runs: int) -> str:
     return f"{covered} of the {runs - degenerate} intervals cover it{flagged}"
 
 
-def truth() -> tuple[float, float, float]:
-    return (TRUTH_FAILURES / TRUTH_DRAWS, *wilson_interval(TRUTH_FAILURES, TRUTH_DRAWS))
+def truth(family: str) -> tuple[float, float, float]:
+    failures, draws = TRUTH[family]
+    return (failures / draws, *wilson_interval(failures, draws))
 
 
 def verdict(which: str, rows: list[dict], p_true: float) -> tuple[str, dict]:
@@ -192,17 +283,19 @@ def verdict(which: str, rows: list[dict], p_true: float) -> tuple[str, dict]:
     return f"{mean}; {coverage(covered, degenerate, len(rows))}; {said}.", figures
 
 
-def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
-    p_true, lo_t, hi_t = truth()
+def runs(family: str, which: str, first: int, count: int, fixed: int, check: int, out: Path) -> None:
+    p_true, lo_t, hi_t = truth(family)
     rows, t0, before = [], time.time(), load()
+    most = 10_000 if family == FAMILY else 40_000
     for k in range(first, first + count):
-        seed = SEED0[which] + k * 10**6
-        cfg = EstimateConfig(defensive=0.02, batch=50)
+        seed = SEED0[family][which] + k * 10**6
+        cfg = EstimateConfig(defensive=SURROGATES[family].defensive, batch=check)
         t = time.time()
-        rel, most = (0.2, 10_000) if which == "stop" else (1e-6, fixed)  # fixed: never stops early
+        rel, most = (0.2, most) if which == "stop" else (1e-6, fixed)  # fixed: never stops early
         est = estimate(
-            FAMILY, "human", "is", rel, most, seed, cfg, sim="batched", progress=False, surrogate=True
-        )
+            family, "human", "is", rel, most, seed, cfg, sim="batched", progress=False, surrogate=True,
+            duration=DURATION[family],
+        )  # fmt: skip
         lo, hi = est.failure_probability_ci
         rows.append({"run": k, "seed": seed, "p": est.failure_probability, "lo": lo, "hi": hi,
                      "sims": est.sims, "failures": est.failures, "rel": est.rel_halfwidth,
@@ -212,17 +305,18 @@ def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
               f"{est.failures} failures, {time.time() - t:.0f} s, load {load()}", flush=True)  # fmt: skip
     said, figures = verdict(which, rows, p_true)
     summary = {
-        "family": FAMILY, "set": which, "first": first, "runs": count, "fixed": fixed,
+        "family": family, "set": which, "first": first, "runs": count, "fixed": fixed, "check": check,
         "truth": [p_true, lo_t, hi_t], **figures,
         "seconds": time.time() - t0, "load_before": before, "load_after": load(), "rows": rows,
     }  # fmt: skip
     lines = [
-        f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {count} runs ({which})",
+        f"# `corner-cases estimate --surrogate` on `{family}`: {count} runs ({which})",
         "",
-        f"`.venv/bin/python bench/surrogate_proposal.py --parts runs --set {which} --first {first} "
-        f"--runs {count} --fixed {fixed}` ({summary['seconds']:.0f} s, load {before} -> {load()})",
+        f"`.venv/bin/python bench/surrogate_proposal.py --parts runs --family {family} --set {which} "
+        f"--first {first} --runs {count} --fixed {fixed} --sims-per-check {check}` "
+        f"({summary['seconds']:.0f} s, load {before} -> {load()})",
         "",
-        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}",
+        f"Truth (Monte Carlo, {TRUTH[family][1]:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}",
         "",
         "| run | estimate [95%] | simulations | failures | seconds |",
         "|---|---|---|---|---|",
@@ -231,38 +325,42 @@ def runs(which: str, first: int, count: int, fixed: int, out: Path) -> None:
         miss = " (degenerate: no interval)" if r.get("degenerate") else "" if r["covers"] else " (misses)"
         lines.append(f"| {r['run']} | {r['p']:.3g} [{r['lo']:.3g}, {r['hi']:.3g}]{miss} | {r['sims']:,} | "
                      f"{r['failures']} | {r['seconds']:.0f} |")  # fmt: skip
-    stem = f"{FAMILY}-{which}" + (f"-{first}" if first else "")
+    stem = f"{family}-{which}" + (f"-{first}" if first else "")
     write_text(out / f"{stem}.md", "\n".join(lines) + "\n")
     write_text(out / f"{stem}.json", json.dumps(summary, indent=1))
     print("\n".join(lines[:5]))
 
 
-def pool(out: Path, which: str) -> None:
+def pool(family: str, out: Path, which: str) -> None:
     """Every set of ``which`` runs together: coverage, and the spread with its interval (fixed-size
     runs) or the simulations used (runs stopping at ±20%)."""
-    sets = [json.loads(f.read_text()) for f in sorted(out.glob(f"{FAMILY}-{which}*.json"))]
-    sets = [s for s in sets if s.get("set") == which]
+    sets = [json.loads(f.read_text()) for f in sorted(out.glob(f"{family}-{which}*.json"))]
+    sets = [s for s in sets if s.get("set") == which and s.get("family", FAMILY) == family]
     if not sets or len({s["fixed"] for s in sets if which == "fixed"}) > 1:
         raise SystemExit(f"no {which} sets (of one size) in {out}: run --parts runs --set {which} first")
     rows = [r for s in sets for r in s["rows"]]
     if len({r["seed"] for r in rows}) != len(rows):
         raise SystemExit(f"{out}: two sets share a run's seed; give each its own --first")
-    p_true, lo_t, hi_t = truth()
+    p_true, lo_t, hi_t = truth(family)
     said, _ = verdict(which, rows, p_true)
     names = ", ".join(f"{s['first']}-{s['first'] + s['runs'] - 1}" for s in sets)
     text = (
-        f"# `corner-cases estimate --surrogate` on `{FAMILY}`: {len(rows)} runs ({which})\n\n"
-        f"`.venv/bin/python bench/surrogate_proposal.py --parts pool --set {which}` (the sets {names})\n\n"
-        f"Truth (Monte Carlo, {TRUTH_DRAWS:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}\n"
+        f"# `corner-cases estimate --surrogate` on `{family}`: {len(rows)} runs ({which})\n\n"
+        f"`.venv/bin/python bench/surrogate_proposal.py --parts pool --family {family} --set {which}` "
+        f"(the sets {names})\n\n"
+        f"Truth (Monte Carlo, {TRUTH[family][1]:,} draws): {p_true:.3g} [{lo_t:.3g}, {hi_t:.3g}]. {said}\n"
     )  # fmt: skip
-    write_text(out / f"{FAMILY}-{which}-pooled.md", text)
+    write_text(out / f"{family}-{which}-pooled.md", text)
     print(text)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["moment"], choices=["moment", "stalled", "runs", "pool"])
-    ap.add_argument("--set", choices=list(SEED0), default="stop", help="runs: stop at ±20%%, or fixed-size")
+    ap.add_argument("--parts", nargs="+", default=["moment"],
+                    choices=["moment", "stalled", "stalled-moment", "runs", "pool"])  # fmt: skip
+    ap.add_argument("--family", choices=list(TRUTH), default=FAMILY, help="runs and pool: the family")
+    ap.add_argument("--set", choices=["stop", "fixed"], default="stop", help="runs: ±20%%, or fixed-size")
+    ap.add_argument("--sims-per-check", type=int, default=50, help="runs: simulations between checks")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--first", type=int, default=0, help="runs: the first run's index (its seed's offset)")
     ap.add_argument("--fixed", type=int, default=1000, help="runs --set fixed: simulations per run")
@@ -270,18 +368,21 @@ def main() -> None:
     ap.add_argument("--streams", type=Path, default=Path("bench/results/is_second_moment"))
     ap.add_argument("--out", type=Path, default=Path("bench/results/surrogate"))
     args = ap.parse_args()
-    if args.runs < 2 or args.fixed < 1 or args.first < 0:
-        ap.error(f"need --runs >= 2, --fixed >= 1, --first >= 0; got {args.runs}, {args.fixed}, {args.first}")
+    if args.runs < 2 or args.fixed < 1 or args.first < 0 or args.sims_per_check < 1:
+        ap.error(f"need --runs >= 2, --fixed >= 1, --first >= 0, --sims-per-check >= 1; got {args.runs}, "
+                 f"{args.fixed}, {args.first}, {args.sims_per_check}")  # fmt: skip
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if "moment" in args.parts:
         moment(args.traits, args.out)
     if "stalled" in args.parts:
         stalled(args.streams, args.out)
+    if "stalled-moment" in args.parts:
+        stalled_moment(args.streams, args.out)
     if "runs" in args.parts:
-        runs(args.set, args.first, args.runs, args.fixed, args.out)
+        runs(args.family, args.set, args.first, args.runs, args.fixed, args.sims_per_check, args.out)
     if "pool" in args.parts:
-        pool(args.out, args.set)
+        pool(args.family, args.out, args.set)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The physics surrogate (drivegpt/corner/surrogate.py): its two-car model by hand, its proposal's
-density and draws against closed forms, an estimate from it on a Gaussian tail, and the CLI's
-``corner-cases estimate --surrogate``."""
+"""The physics surrogates (drivegpt/corner/surrogate.py): the two-car model by hand, the stalled car's
+against the simulator, the proposal's density and draws against closed forms, an estimate from it on
+a Gaussian tail, and the CLI's ``corner-cases estimate --surrogate``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from drivegpt.core.errors import UserError
 from drivegpt.corner import surrogate
 from drivegpt.corner.estimate import EstimateConfig, estimate_probability
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
-from drivegpt.corner.surrogate import SurrogateProposal, adversarial_margin
+from drivegpt.corner.surrogate import Surrogate, SurrogateProposal, adversarial_margin, stalled_margin
 
 N01 = NormalDist()
 NAMES = WithHumanTraits(family_distribution("adversarial_vehicle")).names
@@ -64,8 +64,51 @@ class Toy:
 
 @pytest.fixture
 def toy(monkeypatch) -> Toy:
-    monkeypatch.setitem(surrogate.SURROGATES, "toy", lambda params, names: 3.0 - params[:, 0])
+    margin = lambda params, names: 3.0 - params[:, 0]  # noqa: E731
+    monkeypatch.setitem(surrogate.SURROGATES, "toy", Surrogate(margin, 1.0, 0.5))
     return Toy()
+
+
+STALLED = WithHumanTraits(family_distribution("stalled_car")).names
+#: ``stalled_car`` points (parameters, then the human's traits, in STALLED's order): three the model
+#: says end more than 10 m into the stalled car, two it says stop about 3 m short
+STALLED_POINTS = np.array([
+    [24.58, 28.82, 190.91, 21.82, 29.27, 1.23, 4.17, 0.25, 0.29, 0.59, 0.03],
+    [27.29, 27.52, 130.14, 21.13, 29.21, 1.29, 3.54, 0.42, 0.18, 0.35, 0.0],
+    [27.83, 20.82, 234.19, 21.79, 29.77, 1.22, 2.61, 0.34, 0.33, 0.42, 0.02],
+    [21.31, 31.95, 155.43, 71.12, 25.86, 1.28, 2.86, 0.29, 0.15, 0.41, 0.01],
+    [20.04, 34.93, 219.91, 58.18, 27.64, 1.54, 3.43, 0.49, 0.32, 0.27, 0.02],
+])  # fmt: skip
+
+
+def test_stalled_margin_agrees_with_the_simulator() -> None:
+    """The stalled car's model against the batched simulator on five points, two seeds each: where it
+    says the ego ends more than 10 m into the stalled car the human crashes, where it says it stops
+    short it does not; the margin rises with the room the swerve leaves (``reveal_distance``)."""
+    from drivegpt.corner.batched import batched_family_simulator
+
+    margin = stalled_margin(STALLED_POINTS, STALLED)
+    assert np.all(margin[:3] < -10) and np.all((margin[3:] > 2.5) & (margin[3:] < 3.5))
+    sim = batched_family_simulator("stalled_car", "human", STALLED, "accel", 16, None, "cpu")
+    for seeds in (np.arange(5), np.arange(5) + 10**6):
+        assert (sim(STALLED_POINTS, seeds) >= 1).tolist() == [True, True, True, False, False]
+    more_room = STALLED_POINTS[:1].copy()
+    more_room[0, STALLED.index("reveal_distance")] += 20.0
+    assert stalled_margin(more_room, STALLED)[0] > margin[0] + 10
+    assert stalled_margin(np.zeros((0, len(STALLED))), STALLED).shape == (0,)
+
+
+def test_each_family_has_its_own_scale_and_defensive_weight(monkeypatch) -> None:
+    """``SurrogateProposal`` takes σ and δ from the family's ``Surrogate`` unless given: on
+    ``stalled_car`` δ = 0.5, since the lane changes from a standstill, which its model does not see,
+    carry most of the variance and only the nominal part draws them."""
+    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
+    q = SurrogateProposal(WithHumanTraits(family_distribution("stalled_car")), seed=1)
+    assert (q.defensive, q.sigma) == (0.5, 1.0) and 0 < q.z < 0.1
+    q = SurrogateProposal(WithHumanTraits(family_distribution("adversarial_vehicle")), 0.1, seed=1)
+    assert (q.defensive, q.sigma) == (0.1, 1.5)
+    with pytest.raises(UserError, match="missing: human.desired_speed"):
+        SurrogateProposal(family_distribution("stalled_car"))
 
 
 def test_proposal_matches_its_closed_forms(toy) -> None:
@@ -104,7 +147,7 @@ def test_an_estimate_from_the_surrogate_is_unbiased_and_needs_no_pilot(toy) -> N
 
 def test_a_family_without_a_surrogate_is_refused() -> None:
     with pytest.raises(
-        UserError, match="has no physics surrogate; --surrogate works on: adversarial_vehicle"
+        UserError, match="has no physics surrogate; --surrogate works on: adversarial_vehicle, stalled_car"
     ):
         SurrogateProposal(family_distribution("slower_lead"), 0.02)
 
@@ -141,6 +184,25 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
             extra,
             bad.output,
         )
+
+
+def test_cli_surrogate_takes_the_familys_defensive_weight(tmp_path, monkeypatch) -> None:
+    """``--surrogate`` on ``stalled_car`` without ``--defensive`` uses the family's 0.5, recorded in
+    estimate.json; a given ``--defensive`` wins."""
+    from typer.testing import CliRunner
+
+    from drivegpt.cli.app import app
+
+    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
+    args = ["corner-cases", "estimate", "--family", "stalled_car", "--surrogate", "--device", "cpu",
+            "--max-sims", "50", "--duration", "5"]  # fmt: skip
+    for extra, delta in (([], 0.5), (["--defensive", "0.3"], 0.3)):
+        out = tmp_path / str(delta)
+        result = CliRunner().invoke(app, [*args, *extra, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        est = json.loads((out / "estimate.json").read_text())
+        assert est["proposal"]["defensive"] == delta and est["run"]["defensive"] == delta
+        assert est["sims"] == 50 and est["pilot_sims"] == 0
 
 
 def test_z_comes_from_distinct_draws_in_every_chunk(toy) -> None:

@@ -78,12 +78,13 @@ def estimate(
     device: DeviceOpt = "auto",
     duration: DurationOpt = None,
     human_traits: HumanTraitsOpt = None,
-    defensive: float = typer.Option(
-        0.02,
+    defensive: float | None = typer.Option(
+        None,
         help="--method is: weight of the naturalistic law itself in the proposal (in (0, 1); every "
-        "weight stays below 1/DEFENSIVE). Raise it (0.3-0.7) where some failures come from the scenario "
-        "seed's randomness rather than the family's parameters: it costs up to 1/(1-DEFENSIVE) more "
-        "simulations, and bounds what a failure the pilot never found can add to the variance.",
+        "weight stays below 1/DEFENSIVE; default 0.02, with --surrogate the family's own: "
+        "adversarial_vehicle 0.02, stalled_car 0.5). Raise it (0.3-0.7) where some failures come from the "
+        "scenario seed's randomness rather than the family's parameters: it costs up to 1/(1-DEFENSIVE) "
+        "more simulations, and bounds what a failure the pilot never found can add to the variance.",
     ),
     pilot_batch: int = typer.Option(
         100,
@@ -101,10 +102,11 @@ def estimate(
     surrogate: bool = typer.Option(
         False,
         "--surrogate",
-        help="--method is: draw from the family's physics surrogate (a two-car model that says how close "
-        "each point comes to a crash, no simulator run), with no pilot: for the human on adversarial_vehicle "
-        "(batched simulator, traits sampled) about 200x fewer simulations than Monte Carlo on first use. "
-        "Needs the human's traits sampled (--human-traits, batched only). Families: adversarial_vehicle.",
+        help="--method is: draw from the family's physics surrogate (a model of a few cars that says how "
+        "close each point comes to a crash, no simulator run), with no pilot: for the human (batched "
+        "simulator, traits sampled) about 200x fewer simulations than Monte Carlo on first use on "
+        "adversarial_vehicle, about 18x on stalled_car. Needs the human's traits sampled (--human-traits, "
+        "batched only). Families: adversarial_vehicle, stalled_car.",
     ),
     refit_floor: float | None = typer.Option(
         None,
@@ -154,6 +156,11 @@ def estimate(
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
+    if defensive is None:  # the surrogate's own weight, else the config's default
+        from drivegpt.corner.surrogate import SURROGATES
+
+        own = SURROGATES.get(family) if surrogate else None
+        defensive = own.defensive if own else EstimateConfig.model_fields["defensive"].default
     options = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor,
                "halfspace_share": halfspace_share, "halfspace_margin": halfspace_margin,
                "batch": sims_per_check, "method": method, "rel_halfwidth": rel_halfwidth,

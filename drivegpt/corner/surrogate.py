@@ -16,14 +16,15 @@ nominal points of their own; the weights divide by that estimate, which scales t
 the estimate's interval). A draw from ``q`` is a nominal point with probability δ, else a nominal
 point accepted with probability ``Φ(−margin / σ)``.
 
-Families with a surrogate: ``adversarial_vehicle`` (:func:`adversarial_margin`).
+Families with a surrogate, each with its own σ and defensive weight δ (``SURROGATES``):
+``adversarial_vehicle`` (:func:`adversarial_margin`) and ``stalled_car`` (:func:`stalled_margin`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution, _ndtr
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS
 
-SIGMA = 1.5  #: [m] the surrogate's assumed error: the scale of Φ(−margin / σ)
 Z_DRAWS = 2**20  #: nominal points behind Z (about 13 s on one core; Z's relative error about 1.3%)
 DT = 0.1  #: [s] the surrogate's step (the families' simulation frequency is 10 Hz)
 DECISION = 0.2  #: [s] the human decides every policy step (5 Hz) and holds it in between
@@ -47,6 +47,55 @@ LATERAL_T = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0])
 LATERAL_Y = np.array([4.0, 3.25, 2.25, 1.44, 0.88, 0.52, 0.30, 0.17, 0.10, 0.03, 0.0])
 _BINS = np.asarray(ACCEL_BINS)
 _EDGES = (_BINS[:-1] + _BINS[1:]) / 2
+
+
+def _traits(params: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """The human's sampled traits, (n,) each; refused when they are not sampled (left to the scenario
+    seed, they decide a large part of the failures the surrogate would then miss)."""
+    missing = [TRAIT_PREFIX + t for t in PersonalityRanges.model_fields if TRAIT_PREFIX + t not in names]
+    if missing:
+        raise UserError(
+            "--surrogate models the simulated human with its traits sampled: it needs --policy human on the "
+            f"batched simulator with --human-traits (missing: {', '.join(missing)})"
+        )
+    return {t: params[:, names.index(TRAIT_PREFIX + t)] for t in PersonalityRanges.model_fields}
+
+
+def _human_command(
+    v: np.ndarray, v_front: np.ndarray, gap: np.ndarray, lead: np.ndarray, trait: dict[str, np.ndarray]
+) -> np.ndarray:
+    """(n,) [m/s²] the human's command: its IDM (bumper ``gap`` [m] to a front car at ``v_front``
+    [m/s] where ``lead``, else the free road) quantised to the nearest acceleration bin."""
+    fixed = Personality()
+    a_max, b = fixed.max_acceleration, fixed.comfortable_deceleration  # [m/s²] (not sampled)
+    s_star = trait["min_gap"] + np.maximum(
+        0.0, v * trait["time_headway"] + v * (v - v_front) / (2 * math.sqrt(a_max * b))
+    )  # [m]
+    inter = np.where(lead, (s_star / np.maximum(gap, 0.1)) ** 2, 0.0)
+    idm = a_max * (1 - (v / trait["desired_speed"]) ** 4 - inter)
+    return _BINS[np.searchsorted(_EDGES, np.clip(idm, _BINS[0], _BINS[-1]), side="left")]
+
+
+class _Reaction:
+    """The human's reaction delay: each command executed ``reaction_delay`` late (rounded to whole
+    decisions), the queue starting full of its first command, as the human's does (it was already
+    driving before the episode)."""
+
+    def __init__(self, reaction_delay: np.ndarray) -> None:
+        self.delay = np.round(reaction_delay / DECISION).astype(int)  # (n,) [decisions]
+        self.rows = np.arange(len(reaction_delay))
+        self.queue: np.ndarray | None = None  # (D+1, n) the last commands, newest last
+
+    def push(self, command: np.ndarray) -> None:
+        if self.queue is None:
+            self.queue = np.repeat(command[None], int(self.delay.max()) + 1, 0)
+        else:
+            self.queue = np.concatenate([self.queue[1:], command[None]])
+
+    def executed(self) -> np.ndarray:
+        """(n,) [m/s²] the command of ``delay`` decisions ago."""
+        assert self.queue is not None, "push a command first"
+        return self.queue[len(self.queue) - 1 - self.delay, self.rows]
 
 
 def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
@@ -69,24 +118,14 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     if len(params) == 0:
         return np.zeros(0)
     p = {n: params[:, names.index(n)] for n in AdversarialVehicleEnv.PARAMS}  # (n,) each
-    missing = [TRAIT_PREFIX + t for t in PersonalityRanges.model_fields if TRAIT_PREFIX + t not in names]
-    if missing:  # left to the scenario seed, the traits decide a large part of the failures
-        raise UserError(
-            "--surrogate models the simulated human with its traits sampled: it needs --policy human on the "
-            f"batched simulator with --human-traits (missing: {', '.join(missing)})"
-        )
-    trait = {t: params[:, names.index(TRAIT_PREFIX + t)] for t in PersonalityRanges.model_fields}
-    fixed = Personality()
-    a_max, b = fixed.max_acceleration, fixed.comfortable_deceleration  # [m/s²] (not sampled)
+    trait = _traits(params, names)
     n = len(params)
     v_e = p["ego_speed"].copy()  # (n,) [m/s]
     v_a = v_e + p["speed_difference"]  # (n,) [m/s]
     v_floor = np.maximum(v_a - p["speed_drop"], 0.0)  # (n,) [m/s] where its braking stops
     x_e, x_a = np.zeros(n), np.full(n, -START_BEHIND)  # (n,) [m]
     steered = np.full(n, np.inf)  # (n,) [s] when it steers in
-    delay = np.round(trait["reaction_delay"] / DECISION).astype(int)  # (n,) [decisions]
-    queue = np.zeros((int(delay.max()) + 1, n))  # (D+1, n) the last commands, newest last
-    rows, margin = np.arange(n), np.full(n, np.inf)
+    human, margin = _Reaction(trait["reaction_delay"]), np.full(n, np.inf)
     per = round(DECISION / DT)
     for k in range(round((EPISODE + SLACK) / DT)):
         t = k * DT
@@ -95,18 +134,9 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
         y = np.where(since >= 0, np.interp(since, LATERAL_T, LATERAL_Y), LANE_WIDTH)  # (n,) [m]
         if k % per == 0:  # a decision: IDM on the bumper gap, once the adversary is in the ego's lane
             gap = x_a - x_e - LENGTH
-            lead = (y < LANE_WIDTH / 2) & (gap > 0)
-            s_star = trait["min_gap"] + np.maximum(
-                0.0, v_e * trait["time_headway"] + v_e * (v_e - v_a) / (2 * math.sqrt(a_max * b))
-            )
-            inter = np.where(lead, (s_star / np.maximum(gap, 0.1)) ** 2, 0.0)
-            idm = a_max * (1 - (v_e / trait["desired_speed"]) ** 4 - inter)
-            command = _BINS[np.searchsorted(_EDGES, np.clip(idm, _BINS[0], _BINS[-1]), side="left")]
-            # the driver was already driving before the episode: its queue starts full of its first command
-            queue = (
-                np.concatenate([queue[1:], command[None]]) if k else np.repeat(command[None], len(queue), 0)
-            )
-        a_e = queue[len(queue) - 1 - delay, rows]  # (n,) [m/s²] the command of `delay` decisions ago
+            command = _human_command(v_e, v_a, gap, (y < LANE_WIDTH / 2) & (gap > 0), trait)
+            human.push(command)
+        a_e = human.executed()  # (n,) [m/s²]
         braking = (since >= p["brake_delay"]) & (v_a > v_floor)
         a_a = np.where(braking, -p["deceleration"], 0.0)  # (n,) [m/s²]
         x_e, x_a = x_e + v_e * DT, x_a + v_a * DT
@@ -118,8 +148,59 @@ def adversarial_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     return margin
 
 
-SURROGATES: dict[str, Callable[[np.ndarray, list[str]], np.ndarray]] = {
-    "adversarial_vehicle": adversarial_margin,
+def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
+    """(n,) ``stalled_car``'s margin [m]: the smallest bumper gap between the ego and the stalled car
+    (negative: the ego runs into it).
+
+    Three cars in one lane. The lead drives the ego's initial speed until its centre is
+    ``reveal_distance`` behind the stalled car, then steers away along ``LATERAL_Y`` (mirrored); the
+    human follows it, with the traits and delay of :func:`adversarial_margin`, while the lead's body
+    still overlaps the ego's lane (its centre within half a lane and half a car of the lane centre,
+    as the simulator's neighbour search sees it), and the stalled car after. No traffic, no MOBIL, no
+    noise: the human's lane change from a standstill into the right lane's traffic, the family's rarer
+    failure, is left to the proposal's defensive part.
+    """
+    from drivegpt_envs.families.stalled_car import StalledCarEnv
+
+    if len(params) == 0:
+        return np.zeros(0)
+    p = {n: params[:, names.index(n)] for n in StalledCarEnv.PARAMS}  # (n,) each
+    trait = _traits(params, names)
+    n = len(params)
+    v_e, v_l = p["ego_speed"].copy(), p["ego_speed"].copy()  # (n,) [m/s] the ego, the lead (constant)
+    x_s = p["stall_distance"]  # (n,) [m] the stalled car, from the ego's start
+    x_e, x_l = np.zeros(n), np.minimum(p["lead_gap"], x_s - p["reveal_distance"] - 10.0)  # (n,) [m]
+    steered = np.full(n, np.inf)  # (n,) [s] when the lead steers away
+    human, margin = _Reaction(trait["reaction_delay"]), np.full(n, np.inf)
+    per = round(DECISION / DT)
+    for k in range(round((EPISODE + SLACK) / DT)):
+        t = k * DT
+        steered = np.where(np.isinf(steered) & (x_l >= x_s - p["reveal_distance"]), t, steered)
+        since = np.where(np.isfinite(steered), t - steered, -1.0)
+        y = np.where(since >= 0, LANE_WIDTH - np.interp(since, LATERAL_T, LATERAL_Y), 0.0)  # (n,) [m]
+        if k % per == 0:  # a decision: the lead while it overlaps the lane, else the stalled car
+            ahead = y < (LANE_WIDTH + WIDTH) / 2
+            x_f, v_f = np.where(ahead, x_l, x_s), np.where(ahead, v_l, 0.0)  # (n,) [m], [m/s]
+            command = _human_command(v_e, v_f, x_f - x_e - LENGTH, np.ones(n, bool), trait)
+            human.push(command)
+        a_e = human.executed()  # (n,) [m/s²]
+        x_e, x_l = x_e + v_e * DT, x_l + v_l * DT
+        v_e = np.maximum(v_e + a_e * DT, 0.0)
+        margin = np.minimum(margin, x_s - x_e - LENGTH)
+    return margin
+
+
+class Surrogate(NamedTuple):
+    """A family's surrogate: its margin and the proposal's defaults, chosen on Monte Carlo failures."""
+
+    margin: Callable[[np.ndarray, list[str]], np.ndarray]  #: (params (n, d), names) -> (n,) [m]
+    sigma: float  #: [m] the surrogate's assumed error: the scale of Φ(−margin / σ)
+    defensive: float  #: the nominal's weight δ (large where failures the margin misses carry variance)
+
+
+SURROGATES: dict[str, Surrogate] = {
+    "adversarial_vehicle": Surrogate(adversarial_margin, 1.5, 0.02),
+    "stalled_car": Surrogate(stalled_margin, 1.0, 0.5),  # its lane changes from a standstill: δ
 }
 
 
@@ -129,22 +210,26 @@ class SurrogateProposal:
     def __init__(
         self,
         dist: FamilyDistribution,
-        defensive: float,
-        sigma: float = SIGMA,
+        defensive: float | None = None,
+        sigma: float | None = None,
         z_draws: int | None = None,
         seed: int = 0,
     ) -> None:
+        """``defensive`` and ``sigma``: None takes the family's own (``SURROGATES``)."""
         z_draws = Z_DRAWS if z_draws is None else z_draws
         if dist.family not in SURROGATES:
             raise UserError(
                 f"{dist.family} has no physics surrogate; --surrogate works on: {', '.join(SURROGATES)}"
             )
+        own = SURROGATES[dist.family]
+        defensive = own.defensive if defensive is None else defensive
+        sigma = own.sigma if sigma is None else sigma
         if not (0 < defensive < 1 and sigma > 0 and z_draws >= 1):
             raise ValueError(
                 f"need 0 < defensive < 1, sigma > 0, z_draws >= 1: {defensive}, {sigma}, {z_draws}"
             )
         self.dist, self.defensive, self.sigma = dist, defensive, sigma
-        self.margin_of = SURROGATES[dist.family]
+        self.margin_of = own.margin
         rng = np.random.default_rng([seed, 0x5A])  # Z's own draws: one stream, in chunks (small arrays)
         chunks = [min(2**16, z_draws - lo) for lo in range(0, z_draws, 2**16)]
         g = np.concatenate([self.g(rng.standard_normal((n, dist.dim))) for n in chunks])
