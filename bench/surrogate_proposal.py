@@ -1,8 +1,8 @@
 """First use of the physics-surrogate proposal (``corner-cases estimate --surrogate``), measured.
 
-``drivegpt.corner.surrogate`` shapes an importance-sampling proposal from a two-car model of
-``adversarial_vehicle`` (no simulator run, no pilot). Two measurements, the human with its traits
-sampled, on the batched simulator:
+``drivegpt.corner.surrogate`` shapes an importance-sampling proposal from a model of a few cars of
+``adversarial_vehicle`` or ``stalled_car`` (no simulator run, no pilot). Measurements, the human with
+its traits sampled, on the batched simulator:
 
 * ``moment``: the proposal's relative variance per simulation on every Monte Carlo failure of the
   ``traits/`` streams of ``bench/is_second_moment.py`` (395 in 800,000 draws: the default σ was chosen

@@ -735,6 +735,21 @@ def test_surrogate_proposal_spread_by_hand_and_its_refusals(tmp_path):
     r = run("surrogate_proposal.py", "--parts", "pool", "--set", "fixed", "--out", str(tmp_path))
     assert r.returncode == 1 and "share a run's seed" in r.stderr, r.stderr
     for bad, says in (("--runs 1", "need --runs >= 2"), ("--first -1", "--first >= 0"),
-                      ("--parts search", "invalid choice: 'search'")):  # fmt: skip
+                      ("--parts search", "invalid choice: 'search'"), ("--family cut_in", "invalid choice"),
+                      ("--sims-per-check 0", "--sims-per-check >= 1")):  # fmt: skip
         r = run("surrogate_proposal.py", *bad.split())
         assert r.returncode == 2 and says in r.stderr, r.stderr
+    r = run("surrogate_proposal.py", "--parts", "stalled-moment", "--streams", str(tmp_path))
+    assert r.returncode == 1 and "no stalled_car-failures-*.npz under" in r.stderr, r.stderr
+
+
+def test_stalled_car_surrogate_traffic(tmp_path):
+    """The traffic term on the stored Monte Carlo failures: a table chosen on streams 7 and 8 and measured
+    on 9 and 10, and the surrogate alone beside it; missing streams fail in one line."""
+    r = run("stalled_car_surrogate_traffic.py", "--nominal", "20000", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "stalled_car-surrogate-traffic.md").read_text()
+    assert "measured on 9, 10 (held out)" in text and "Without the traffic term" in text
+    assert text.count("×** |") == 5  # the five best settings, each with its held-out figure
+    r = run("stalled_car_surrogate_traffic.py", "--streams", str(tmp_path))
+    assert r.returncode == 2 and "no stalled_car-failures-S.npz for streams [7, 8, 9, 10]" in r.stderr
