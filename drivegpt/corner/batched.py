@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.corner.naturalistic import TRAIT_PREFIX
 from drivegpt.corner.suite import ALERT_HUMAN, ALERT_SEED_STEP, Outcome, ScenarioJob
 from drivegpt.corner.traces import Traces, box_clearance
@@ -107,7 +107,7 @@ def batched_family_simulator(
 
     def simulate_batch(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         out = []
-        bar = tqdm(total=len(seeds), desc=f"{family} batched", unit="sim", disable=not progress)
+        bar = progress_bar(total=len(seeds), desc=f"{family} batched", unit="sim", disable=not progress)
         for lo in range(0, len(seeds), batch):
             rows, chunk = params[lo : lo + batch], [int(s) for s in seeds[lo : lo + batch]]
             try:
@@ -259,7 +259,7 @@ def simulate_scenarios(
         watch = json.dumps(job.monitor, sort_keys=True) if job.monitor is not None else ""
         groups.setdefault((family, job.policy, job.action, job.reference, watch), []).append(i)
     out: list[Outcome | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), desc="scenarios (batched)", unit="sim", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="scenarios (batched)", unit="sim", disable=not progress)
     for (family, policy, action, reference, watch), index in groups.items():
         alert = policy == ALERT_HUMAN
         monitor = MonitorConfig(**json.loads(watch)) if watch else None

@@ -149,10 +149,12 @@ def estimate(
         mix, meta = pool_proposals(files, family, dist.names)
         q = proposal_from(mix, meta, cfg.defensive)
         start = fit_sims(meta)
-    from tqdm import tqdm
+    from drivegpt.core.progress import progress_bar
 
     simulate = family_run(family, policy, dist.names, action, workers, False, sim, batch, duration, device)
-    bar = tqdm(total=cfg.max_sims, desc=f"{family} {policy} {cfg.method}", unit="sim", disable=not progress)
+    bar = progress_bar(
+        total=cfg.max_sims, desc=f"{family} {policy} {cfg.method}", unit="sim", disable=not progress
+    )
 
     def run(params: np.ndarray, seeds: np.ndarray) -> np.ndarray:  # one bar for the whole estimate
         out = simulate(params, seeds)

@@ -27,9 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tqdm import tqdm
-
 from drivegpt.core.errors import UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.corner.estimate import EstimateConfig, estimate_probability
 from drivegpt.corner.estimate_family import family_law, family_run
 from drivegpt.corner.mixture import GaussianMixture, pool, with_defensive
@@ -76,7 +75,9 @@ def fit_proposal(
     floor = cfg.refit_floor if cfg.refit_floor is not None else 0.3
     dist = family_law(family, policy, sim, naturalistic, human_traits)
     run = family_run(family, policy, dist.names, action, workers, False, sim, batch, duration, device)
-    bar = tqdm(total=1 + refits * rounds, desc=f"{family} fit-proposal", unit="run", disable=not progress)
+    bar = progress_bar(
+        total=1 + refits * rounds, desc=f"{family} fit-proposal", unit="run", disable=not progress
+    )
     pilot_cfg = cfg.model_copy(update={"seed": seed, "max_sims": pilot_sims, "refit_floor": None})
     est = estimate_probability(run, dist.dim, pilot_cfg, dist.to_params)
     bar.update()

@@ -174,7 +174,7 @@ def collect(
     """Run the collection described by ``cfg`` and write the dataset to ``out``: the episodes of each
     scenario on its simulator (``collect_simulators``), in seed order. Same seeds, same dataset
     whatever the backend, the number of workers and the batch size."""
-    from tqdm import tqdm
+    from drivegpt.core.progress import progress_bar
 
     for sc in cfg.scenarios:  # a typo or a bad duration in a scenario's config: refused before any episode
         check_overrides(sc.env_id, sc.config)
@@ -193,7 +193,7 @@ def collect(
         )
         episodes |= {ep.seed: ep for ep in done}
     fast = [j for j in jobs if sims[j.scenario] == "batched"]
-    bar = tqdm(total=len(fast), desc="collect (batched)", unit="ep", disable=not progress or not fast)
+    bar = progress_bar(total=len(fast), desc="collect (batched)", unit="ep", disable=not progress or not fast)
     for k, sc in enumerate(cfg.scenarios):
         mine = [j for j in fast if j.scenario == k]
         config = _batched_config(sc, cfg.action)

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.errors import UserError
 from drivegpt.core.metrics import driving_metrics
+from drivegpt.core.progress import progress_bar
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.sim import batched
 from drivegpt.sim.batched.drive import drive_batch
@@ -92,7 +92,7 @@ def drive_episodes(
     """:func:`evaluate_batched` for a driver already built (a DriveGPT driven another way, say):
     ``episodes`` episodes of ``config`` in batches of ``batch``; the same metrics and arrays."""
     crashed, distance, steps, lane_changes, speeds = [], [], [], [], []
-    bar = tqdm(total=episodes, desc=f"drive {name} (batched)", unit="ep", disable=not progress)
+    bar = progress_bar(total=episodes, desc=f"drive {name} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
         out = drive_batch(driver, config, seeds, device)

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from drivegpt.core.atomic import append_csv_row, write_csv, write_json
 from drivegpt.core.errors import MissingInputError, OutputExistsError, TrainingError, UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.data.logs import load_logs
 from drivegpt.data.tokenizer import ActionTokenizer, ObsNormalizer, tokenizer_to_json
 from drivegpt.data.windows import StepTable, WindowBatch, split_episodes
@@ -235,7 +235,7 @@ def pretrain(
         if not log_path.exists() or start == 0:
             write_csv(log_path, [fields])
     tokens_per_iter = cfg.batch_size * mcfg.context * 2
-    bar = tqdm(
+    bar = progress_bar(
         range(start, cfg.max_iters),
         initial=start,
         total=cfg.max_iters,

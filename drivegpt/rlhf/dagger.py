@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_bytes, write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import TrainingError, UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable
@@ -277,7 +277,7 @@ def finetune(
 
     tb = SummaryWriter(str(out / "tb"))  # the same quantities as log.csv, by iteration
     model.train()
-    for it in tqdm(range(cfg.iters), desc="dagger", disable=not progress):
+    for it in progress_bar(range(cfg.iters), desc="dagger", disable=not progress):
         end = ends[torch.randint(len(ends), (cfg.batch_size,), generator=gen)]  # (B,)
         w = table.windows(end, K)
         if cfg.positions == "all":  # every labelled step of the window, each with its own history

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from drivegpt.core.progress import progress_bar
 from drivegpt.policies.registry import load_policy, policy_action_kind
 from drivegpt.rlhf.dagger import Labels, concat, family_params, load_teacher
 from drivegpt.sim import batched
@@ -44,7 +44,7 @@ def takeover_labels_batched(
     config = batched.make_config(env_id, "accel", getattr(policy, "env_config", None))
     cfg = monitor.model_copy(update={"ranking_steps": 0})
     parts: list[Labels] = []
-    bar = tqdm(total=episodes, desc=f"takeovers {env_id} (batched)", unit="ep", disable=not progress)
+    bar = progress_bar(total=episodes, desc=f"takeovers {env_id} (batched)", unit="ep", disable=not progress)
     for lo in range(0, episodes, batch):
         seeds = list(range(seed + lo, seed + min(lo + batch, episodes)))
         out = run_monitored_batch(policy, config, seeds, cfg, alone=False)
@@ -128,7 +128,9 @@ def _label_batched(
     a corner-case failure) when the ego leaves the road."""
     alert = PersonalityRanges(reaction_delay=(0.0, 0.0), action_noise=(0.0, 0.0))
     parts: list[Labels] = []
-    bar = tqdm(total=len(seeds), desc=f"label {config.env_id} (batched)", unit="ep", disable=not progress)
+    bar = progress_bar(
+        total=len(seeds), desc=f"label {config.env_id} (batched)", unit="ep", disable=not progress
+    )
     for lo in range(0, len(seeds), batch):
         chunk = list(seeds[lo : lo + batch])
         state, aux = start(chunk)

@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from pydantic import Field
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import TrainingError
+from drivegpt.core.progress import progress_bar
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import save_policy
 from drivegpt.rlhf.ppo import load_run_policy
@@ -94,7 +94,7 @@ def dpo(
     run |= {"policy": str(policy_path), "reference": str(reference_path or policy_path)}
     log = [["iter", "loss", "dpo_loss", "bc_loss", "val_implicit_accuracy"]]
     policy.eval()  # no dropout: log-ratios against the reference compare like with like
-    for it in tqdm(range(cfg.iters), desc="dpo", disable=not progress, dynamic_ncols=True):
+    for it in progress_bar(range(cfg.iters), desc="dpo", disable=not progress, dynamic_ncols=True):
         i = torch.randint(len(train.chosen), (cfg.batch_size,), generator=gen)
         c, r = _logps(policy, train.take(i))
         d = dpo_loss(c, r, ref_c[i], ref_r[i], cfg.beta)

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
+from drivegpt.core.progress import progress_bar
 from drivegpt.core.rundir import policy_dir
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.data.windows import StepTable, WindowBatch
@@ -278,7 +278,7 @@ def rlhf(
     fields += ["collisions", "mean_speed_mps", "clip_fraction", "entropy", "value_loss"]
     log = [fields]
     gen = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(range(cfg.updates), desc="rlhf (ppo)", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(range(cfg.updates), desc="rlhf (ppo)", disable=not progress, dynamic_ncols=True)
     for u in bar:
         save_policy(out / "policy", policy, {**meta, "rlhf_update": u})
         first_seed = cfg.seed + u * cfg.episodes_per_update

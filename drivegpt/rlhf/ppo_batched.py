@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.device import resolve_device
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.data.windows import StepTable
 from drivegpt.model.checkpoint import load_trainer, save_policy, save_trainer
 from drivegpt.model.policy import DriveGPTPolicy
@@ -226,7 +226,9 @@ def ppo_batched(
     tb = SummaryWriter(str(out / "tb"))
     K, tick = policy.cfg.context, time.perf_counter()
     policy_steps = int(log[-1][1]) if len(log) > 1 else 0
-    bar = tqdm(range(start, cfg.updates), desc="ppo (batched)", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(
+        range(start, cfg.updates), desc="ppo (batched)", disable=not progress, dynamic_ncols=True
+    )
     for u in bar:
         policy.eval()
         pol.sampler = torch.Generator().manual_seed(cfg.seed + u)

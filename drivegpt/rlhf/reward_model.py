@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from drivegpt.core.atomic import write_csv, write_json
 from drivegpt.core.config import FrozenConfig
 from drivegpt.core.errors import MissingInputError, TrainingError, UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.data.tokenizer import tokenizer_from_json
 from drivegpt.model.checkpoint import CheckpointError, load_policy_dir, save_policy
 from drivegpt.model.gpt import DriveGPT
@@ -191,7 +191,7 @@ def train_reward_model(
             "val_pairwise_accuracy",
         ]
     ]
-    bar = tqdm(range(cfg.iters), desc="reward model", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(range(cfg.iters), desc="reward model", disable=not progress, dynamic_ncols=True)
     for it in bar:
         model.train()
         idx = torch.randint(len(train.chosen), (cfg.batch_size,), generator=gen)

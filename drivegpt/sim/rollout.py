@@ -16,10 +16,10 @@ from typing import Any, Literal, TypeVar
 
 import gymnasium as gym
 import numpy as np
-from tqdm import tqdm
 
 import drivegpt_envs
 from drivegpt.core.errors import UserError
+from drivegpt.core.progress import progress_bar
 from drivegpt.sim.episode import Episode
 from drivegpt.sim.policy import DrivePolicy
 from drivegpt_envs.common import DEFAULT_ACTION, ActionKind, action_config, kinematics_observation
@@ -172,7 +172,7 @@ def parallel_map(
         raise BackendError(f"--ray-address {ray_address} needs --backend ray")
     ray = _import_ray() if backend == "ray" else None
     workers = min(workers or default_workers(), max(1, len(jobs)))
-    bar = tqdm(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(jobs), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
     results: list[Any] = [None] * len(jobs)
     try:
         if ray is not None:
@@ -225,7 +225,7 @@ def _import_ray() -> Any:
 
 
 def _ray_map(
-    ray: Any, fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm, address: str | None
+    ray: Any, fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: Any, address: str | None
 ) -> list[R]:
     if not ray.is_initialized():
         try:
