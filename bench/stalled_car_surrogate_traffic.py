@@ -56,6 +56,10 @@ def rearmost(params: np.ndarray, seeds: np.ndarray, chunk: int = 50_000) -> np.n
 
 
 def features(dist: WithHumanTraits, z: np.ndarray, seeds: np.ndarray) -> dict[str, np.ndarray]:
+    """At standard points ``z`` (n, d) with scenario ``seeds`` (n,), each (n,): the surrogate's
+    ``margin`` [m], ``rel`` [s] the rearmost traffic car's arrival at the stalled car less the human's
+    stop, ``v_car`` [m/s] its speed, ``a_req`` [m/s²] the deceleration needed to stop (below 5: the
+    lane changes from a standstill)."""
     params = dist.to_params(z)
     margin = np.concatenate([SURROGATES[FAMILY].margin(params[i : i + 65536], dist.names)
                              for i in range(0, len(params), 65536)])  # fmt: skip
@@ -71,6 +75,8 @@ def features(dist: WithHumanTraits, z: np.ndarray, seeds: np.ndarray) -> dict[st
 def score(
     f: dict[str, np.ndarray], sigma: float, w: float, window: tuple[float, float], v_max: float
 ) -> np.ndarray:
+    """(n,) the tilt before normalising, (q / p − δ) Z / (1 − δ): Φ(−margin / σ), plus ``w`` inside the
+    traffic window."""
     inside = (f["rel"] > window[0]) & (f["rel"] < window[1]) & (f["v_car"] < v_max)
     return phi(-f["margin"] / sigma) + w * inside
 
@@ -102,7 +108,10 @@ def main() -> None:
     nominal = features(dist, zn, NOMINAL_SEED0 + np.arange(args.nominal))
     sigma = SURROGATES[FAMILY].sigma
 
-    def acceleration(streams: tuple[int, ...], w: float, delta: float, window: tuple, v_max: float) -> tuple:
+    def acceleration(
+        streams: tuple[int, ...], w: float, delta: float, window: tuple[float, float], v_max: float
+    ) -> tuple[float, float, float]:
+        """(acceleration, relative variance, the lane changes' share of it) on ``streams``."""
         z_ = score(nominal, sigma, w, window, v_max).mean()
         n = sum(draws[s] for s in streams)
         f = {k: np.concatenate([fail[s][k] for s in streams]) for k in fail[streams[0]]}
@@ -137,7 +146,8 @@ def main() -> None:
     base = acceleration(TEST, 0.0, SURROGATES[FAMILY].defensive, (0.0, 0.0), np.inf)
     lines += ["", f"Without the traffic term (the CLI's surrogate, δ = {SURROGATES[FAMILY].defensive:g}) on "
               f"the held-out streams: {base[0]:.1f}× (relative variance {base[1]:.1f}, {base[2]:.0%} of it "
-              "the lane changes)."]  # fmt: skip
+              "the lane changes; Z from the nominal draws here, so it differs a little from "
+              "`stalled_car-surrogate.md`'s, whose Z is the Monte Carlo draws' own)."]  # fmt: skip
     write_text(args.out / f"{FAMILY}-surrogate-traffic.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

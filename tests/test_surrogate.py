@@ -71,27 +71,30 @@ def toy(monkeypatch) -> Toy:
 
 STALLED = WithHumanTraits(family_distribution("stalled_car")).names
 #: ``stalled_car`` points (parameters, then the human's traits, in STALLED's order): three the model
-#: says end more than 10 m into the stalled car, two it says stop about 3 m short
+#: says end about 9-11 m into the stalled car, two about 4.7 m, two it says stop about 3 m short
 STALLED_POINTS = np.array([
     [24.58, 28.82, 190.91, 21.82, 29.27, 1.23, 4.17, 0.25, 0.29, 0.59, 0.03],
     [27.29, 27.52, 130.14, 21.13, 29.21, 1.29, 3.54, 0.42, 0.18, 0.35, 0.0],
     [27.83, 20.82, 234.19, 21.79, 29.77, 1.22, 2.61, 0.34, 0.33, 0.42, 0.02],
+    [26.17, 35.17, 234.19, 22.74, 29.87, 1.24, 3.80, 0.11, 0.11, 0.41, 0.03],
+    [20.95, 34.30, 198.50, 20.37, 29.59, 1.27, 2.27, 0.35, 0.27, 0.53, 0.03],
     [21.31, 31.95, 155.43, 71.12, 25.86, 1.28, 2.86, 0.29, 0.15, 0.41, 0.01],
     [20.04, 34.93, 219.91, 58.18, 27.64, 1.54, 3.43, 0.49, 0.32, 0.27, 0.02],
 ])  # fmt: skip
 
 
 def test_stalled_margin_agrees_with_the_simulator() -> None:
-    """The stalled car's model against the batched simulator on five points, two seeds each: where it
-    says the ego ends more than 10 m into the stalled car the human crashes, where it says it stops
-    short it does not; the margin rises with the room the swerve leaves (``reveal_distance``)."""
+    """The stalled car's model against the batched simulator on seven points, two seeds each: where it
+    says the ego ends 4 m or more into the stalled car the human crashes, where it says it stops short
+    it does not; the margin rises with the room the swerve leaves (``reveal_distance``)."""
     from drivegpt.corner.batched import batched_family_simulator
 
     margin = stalled_margin(STALLED_POINTS, STALLED)
-    assert np.all(margin[:3] < -10) and np.all((margin[3:] > 2.5) & (margin[3:] < 3.5))
+    assert np.all(margin[:3] < -8) and np.all((margin[3:5] > -5) & (margin[3:5] < -4))
+    assert np.all((margin[5:] > 2.5) & (margin[5:] < 3.5))
     sim = batched_family_simulator("stalled_car", "human", STALLED, "accel", 16, None, "cpu")
-    for seeds in (np.arange(5), np.arange(5) + 10**6):
-        assert (sim(STALLED_POINTS, seeds) >= 1).tolist() == [True, True, True, False, False]
+    for seeds in (np.arange(7), np.arange(7) + 10**6):
+        assert (sim(STALLED_POINTS, seeds) >= 1).tolist() == [True] * 5 + [False] * 2
     more_room = STALLED_POINTS[:1].copy()
     more_room[0, STALLED.index("reveal_distance")] += 20.0
     assert stalled_margin(more_room, STALLED)[0] > margin[0] + 10
@@ -109,6 +112,18 @@ def test_each_family_has_its_own_scale_and_defensive_weight(monkeypatch) -> None
     assert (q.defensive, q.sigma) == (0.1, 1.5)
     with pytest.raises(UserError, match="missing: human.desired_speed"):
         SurrogateProposal(family_distribution("stalled_car"))
+
+
+def test_estimate_from_python_takes_the_familys_defensive_weight_unless_set(monkeypatch) -> None:
+    """``estimate(..., surrogate=True)``: a config that leaves ``defensive`` at its default (or none)
+    gets the family's own weight; one that sets it keeps it."""
+    from drivegpt.corner.estimate_family import estimate
+
+    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
+    for cfg, delta in ((None, 0.5), (EstimateConfig(batch=20), 0.5), (EstimateConfig(defensive=0.2), 0.2)):
+        est = estimate("stalled_car", "human", "is", 0.2, 20, 1, cfg, sim="batched", progress=False,
+                       surrogate=True, duration=2.0)  # fmt: skip
+        assert est.proposal["defensive"] == delta and est.sims == 20
 
 
 def test_proposal_matches_its_closed_forms(toy) -> None:
@@ -169,6 +184,7 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
     est = json.loads((tmp_path / "e" / "estimate.json").read_text())
     assert est["sims"] == 100 and est["pilot_sims"] == 0 and est["run"]["surrogate"] is True
     assert est["proposal"]["kind"] == "surrogate" and est["proposal"]["z_draws"] == 2**14
+    assert est["proposal"]["defensive"] == est["run"]["defensive"] == 0.02  # adversarial_vehicle's own
     assert est["failures"] > 0  # about one draw in eight fails, against one in 2,000 from the nominal
     assert not (tmp_path / "e" / "proposal.json").exists()  # nothing fitted: nothing to reuse
     for extra, says in (

@@ -124,8 +124,10 @@ def estimate(
     from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
     ``cfg.defensive``, and no pilot; several files: the pool of their mixtures
     (:func:`~drivegpt.corner.proposal_file.pool_proposals`). ``surrogate``: importance sampling from
-    the family's physics surrogate (:mod:`drivegpt.corner.surrogate`), no pilot."""
+    the family's physics surrogate (:mod:`drivegpt.corner.surrogate`), no pilot, with the family's own
+    defensive weight unless ``cfg`` sets one."""
 
+    given = cfg.model_fields_set if cfg else set()  # the options the caller set, not left at defaults
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}
     cfg = config_from_dict(EstimateConfig, {**(cfg.to_dict() if cfg else {}), **over}, "estimate options")
     dist = family_law(family, policy, sim, naturalistic, human_traits)
@@ -139,7 +141,8 @@ def estimate(
         if cfg.refit_floor is not None or cfg.halfspace_share is not None:
             raise UserError("--surrogate fits no mixture, so there is nothing to refit or to blend a "
                             "half-space with: drop --refit-floor and --halfspace-share")  # fmt: skip
-        q = SurrogateProposal(dist, cfg.defensive, seed=cfg.seed)
+        # a defensive weight left at its default gives way to the family's own (stalled_car: 0.5)
+        q = SurrogateProposal(dist, cfg.defensive if "defensive" in given else None, seed=cfg.seed)
     if proposal is not None:
         from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from
 

@@ -31,6 +31,7 @@ import numpy as np
 from drivegpt.core.errors import UserError
 from drivegpt.corner.mixture import nominal
 from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution, _ndtr_v
+from drivegpt.sim.batched.config import NEIGHBOUR_MARGIN
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS
 
@@ -39,6 +40,9 @@ DT = 0.1  #: [s] the surrogate's step (the families' simulation frequency is 10 
 DECISION = 0.2  #: [s] the human decides every policy step (5 Hz) and holds it in between
 LENGTH, WIDTH = 5.0, 2.0  #: [m] a car's size
 LANE_WIDTH = 4.0  #: [m]
+#: [m/s²] the stalled car's lead brakes this hard once it steers away (no longer blind, it brakes for
+#: the stalled car and the right lane's traffic), read from traces of the batched simulator
+LEAD_BRAKE = 4.5
 START_BEHIND = 20.0  #: [m] the adversary starts this far behind the ego (the family's constant)
 EPISODE, SLACK = 20.0, 4.0  #: [s] the family's episode, and how long past it the surrogate looks
 #: the adversary's lateral offset from the ego's lane centre [m] against time since it steers in [s],
@@ -87,6 +91,7 @@ class _Reaction:
         self.queue: np.ndarray | None = None  # (D+1, n) the last commands, newest last
 
     def push(self, command: np.ndarray) -> None:
+        """Queue this decision's command (n,) [m/s²]; the first fills the whole queue."""
         if self.queue is None:
             self.queue = np.repeat(command[None], int(self.delay.max()) + 1, 0)
         else:
@@ -153,12 +158,12 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     (negative: the ego runs into it).
 
     Three cars in one lane. The lead drives the ego's initial speed until its centre is
-    ``reveal_distance`` behind the stalled car, then steers away along ``LATERAL_Y`` (mirrored); the
-    human follows it, with the traits and delay of :func:`adversarial_margin`, while the lead's body
-    still overlaps the ego's lane (its centre within half a lane and half a car of the lane centre,
-    as the simulator's neighbour search sees it), and the stalled car after. No traffic, no MOBIL, no
-    noise: the human's lane change from a standstill into the right lane's traffic, the family's rarer
-    failure, is left to the proposal's defensive part.
+    ``reveal_distance`` behind the stalled car, then steers away along ``LATERAL_Y`` (mirrored),
+    braking at ``LEAD_BRAKE``; the human follows it, with the traits and delay of
+    :func:`adversarial_margin`, while the simulator's neighbour search still counts the lead in the
+    ego's lane (its centre within half a lane plus ``NEIGHBOUR_MARGIN`` of the lane centre), and the
+    stalled car after. No traffic, no MOBIL, no noise: the human's lane change from a standstill into
+    the right lane's traffic, the family's rarer failure, is left to the proposal's defensive part.
     """
     from drivegpt_envs.families.stalled_car import StalledCarEnv
 
@@ -167,7 +172,7 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     p = {n: params[:, names.index(n)] for n in StalledCarEnv.PARAMS}  # (n,) each
     trait = _traits(params, names)
     n = len(params)
-    v_e, v_l = p["ego_speed"].copy(), p["ego_speed"].copy()  # (n,) [m/s] the ego, the lead (constant)
+    v_e, v_l = p["ego_speed"].copy(), p["ego_speed"].copy()  # (n,) [m/s] the ego, the lead
     x_s = p["stall_distance"]  # (n,) [m] the stalled car, from the ego's start
     x_e, x_l = np.zeros(n), np.minimum(p["lead_gap"], x_s - p["reveal_distance"] - 10.0)  # (n,) [m]
     steered = np.full(n, np.inf)  # (n,) [s] when the lead steers away
@@ -179,13 +184,14 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
         since = np.where(np.isfinite(steered), t - steered, -1.0)
         y = np.where(since >= 0, LANE_WIDTH - np.interp(since, LATERAL_T, LATERAL_Y), 0.0)  # (n,) [m]
         if k % per == 0:  # a decision: the lead while it overlaps the lane, else the stalled car
-            ahead = y < (LANE_WIDTH + WIDTH) / 2
+            ahead = y <= LANE_WIDTH / 2 + NEIGHBOUR_MARGIN
             x_f, v_f = np.where(ahead, x_l, x_s), np.where(ahead, v_l, 0.0)  # (n,) [m], [m/s]
             command = _human_command(v_e, v_f, x_f - x_e - LENGTH, np.ones(n, bool), trait)
             human.push(command)
         a_e = human.executed()  # (n,) [m/s²]
         x_e, x_l = x_e + v_e * DT, x_l + v_l * DT
         v_e = np.maximum(v_e + a_e * DT, 0.0)
+        v_l = np.where(np.isfinite(steered), np.maximum(v_l - LEAD_BRAKE * DT, 0.0), v_l)
         margin = np.minimum(margin, x_s - x_e - LENGTH)
     return margin
 
