@@ -50,3 +50,23 @@ def test_a_terminal_keeps_tqdms_live_bar_and_disabled_bars_write_nothing() -> No
     bar.update(10)
     bar.close()
     assert quiet.getvalue() == ""
+
+
+def test_a_postfix_waits_for_the_next_line_and_cursor_moves_are_dropped(monkeypatch) -> None:
+    """In a log a per-iteration ``set_postfix`` does not force a line (20 iterations in about 0.4 s,
+    lines at most every 0.25 s: the first, one or two between, the last twice at most), each line with
+    the count and postfix of its time; tqdm's cursor moves between stacked bars are dropped."""
+    import time
+
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.25)
+    log = io.StringIO()
+    bar = progress_bar(range(20), desc="train", file=log)
+    for i in bar:
+        bar.set_postfix(loss=i)
+        time.sleep(0.02)
+    lines = log.getvalue().splitlines()
+    assert 2 <= len(lines) <= 6 and "20/20" in lines[-1] and "loss=19" in lines[-1]
+    out = io.StringIO()
+    progress._Lines(out).write("\x1b[A\rtrain:  50%|#####     | 1/2\n")
+    assert out.getvalue() == "train:  50%|#####     | 1/2\n"

@@ -31,7 +31,6 @@ import numpy as np
 from drivegpt.core.errors import UserError
 from drivegpt.corner.mixture import nominal
 from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution, _ndtr_v
-from drivegpt.sim.batched.config import NEIGHBOUR_MARGIN
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS
 
@@ -165,6 +164,7 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     stalled car after. No traffic, no MOBIL, no noise: the human's lane change from a standstill into
     the right lane's traffic, the family's rarer failure, is left to the proposal's defensive part.
     """
+    from drivegpt.sim.batched.config import NEIGHBOUR_MARGIN  # here: it imports torch
     from drivegpt_envs.families.stalled_car import StalledCarEnv
 
     if len(params) == 0:
