@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from is_second_moment import stream_draws  # bench/ is on sys.path when run as a script
 from stalled_car_modes import physics
+from surrogate_proposal import stalled_streams
 
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
@@ -87,13 +88,7 @@ def main() -> None:
     ap.add_argument("--nominal", type=int, default=200_000, help="nominal draws (with seeds) behind Z")
     ap.add_argument("--out", type=Path, default=Path("bench/results/surrogate"))
     args = ap.parse_args()
-    files = {
-        int(f.stem.rsplit("-", 1)[1]): f
-        for f in [
-            *args.streams.glob(f"{FAMILY}-failures-*.npz"),
-            *args.streams.glob(f"stream-*/{FAMILY}-*.npz"),
-        ]
-    }
+    files = stalled_streams(args.streams)
     missing = sorted(set(TRAIN + TEST) - set(files))
     if missing:
         ap.error(f"no {FAMILY}-failures-S.npz for streams {missing} under {args.streams}")

@@ -124,14 +124,19 @@ def moment(traits: Path, out: Path) -> None:
     print("\n".join(lines))
 
 
+def stalled_streams(streams: Path) -> dict[int, Path]:
+    """``stalled_car``'s Monte Carlo failure files under ``streams`` (``bench/is_second_moment.py``'s,
+    some in ``stream-S/`` folders), by stream."""
+    found = [*streams.glob("stalled_car-failures-*.npz"), *streams.glob("stream-*/stalled_car-*.npz")]
+    by_stream = {int(f.stem.rsplit("-", 1)[1]): f for f in found}
+    return {k: by_stream[k] for k in sorted(by_stream)}
+
+
 def stalled(streams: Path, out: Path) -> None:
     from is_second_moment import stream_draws
     from stalled_car_modes import physics
 
-    files = [
-        *sorted(streams.glob("stalled_car-failures-*.npz")),
-        *sorted(streams.glob("stream-*/stalled_car-*.npz")),
-    ]
+    files = list(stalled_streams(streams).values())
     if not files:
         raise SystemExit(f"no stalled_car-failures-*.npz under {streams}: run bench/is_second_moment.py")
     dist = WithHumanTraits(family_distribution("stalled_car"))
@@ -166,12 +171,12 @@ def stalled_moment(streams: Path, out: Path) -> None:
     from stalled_car_modes import physics
 
     family = "stalled_car"
-    files = [*streams.glob(f"{family}-failures-*.npz"), *streams.glob(f"stream-*/{family}-*.npz")]
-    if not files:
+    by_stream = stalled_streams(streams)
+    if not by_stream:
         raise SystemExit(f"no {family}-failures-*.npz under {streams}: run bench/is_second_moment.py")
     dist = WithHumanTraits(family_distribution(family))
+    ids, files = list(by_stream), list(by_stream.values())
     zs, fs = zip(*[stream_draws(f) for f in files], strict=True)
-    ids = [int(path.stem.rsplit("-", 1)[1]) for path in files]
     stream = np.concatenate([np.full(len(f), i) for i, f in zip(ids, fs, strict=True)])
     z, f = np.concatenate(zs), np.concatenate(fs)
     t0 = time.time()

@@ -156,15 +156,12 @@ def estimate(
     kind = policy_action_kind(policy, action or DEFAULT_ACTION)
     t0 = time.time()
     traits = samples_human_traits(policy, sim) if human_traits is None else human_traits
-    if defensive is None:  # the surrogate's own weight, else the config's default
-        from drivegpt.corner.surrogate import SURROGATES
-
-        own = SURROGATES.get(family) if surrogate else None
-        defensive = own.defensive if own else EstimateConfig.model_fields["defensive"].default
     options = {"defensive": defensive, "pilot_batch": pilot_batch, "refit_floor": refit_floor,
                "halfspace_share": halfspace_share, "halfspace_margin": halfspace_margin,
                "batch": sims_per_check, "method": method, "rel_halfwidth": rel_halfwidth,
                "max_sims": max_sims, "seed": seed}  # fmt: skip
+    if defensive is None:  # left unset: the config's default, or the surrogate's own (estimate_family)
+        del options["defensive"]
     cfg = options_config(EstimateConfig, options, "estimate options", {"batch": "--sims-per-check"})
     est = run_estimate(
         family, policy, method, rel_halfwidth, max_sims, seed, cfg, naturalistic, kind, workers,
@@ -173,7 +170,8 @@ def estimate(
     )  # fmt: skip
     run = {
         "command": command_line(ctx), "family": family, "policy": policy, "sim": sim, "seed": seed,
-        "human_traits": traits, "duration": duration, "defensive": defensive,
+        "human_traits": traits, "duration": duration,
+        "defensive": est.proposal.get("defensive", cfg.defensive),  # the weight the proposal used
         "seconds": time.time() - t0, "device": dev,
         "proposal": [str(p) for p in proposal] if proposal else None, "surrogate": surrogate,
     }  # fmt: skip
