@@ -68,7 +68,7 @@ from estimate_batched import DURATION, load  # bench/ is on sys.path when run as
 
 from drivegpt.core.errors import UserError
 from drivegpt.corner.batched import batched_family_simulator
-from drivegpt.corner.estimate import Z95, EstimateConfig, pilot
+from drivegpt.corner.estimate import Z95, EstimateConfig
 from drivegpt.corner.mixture import (
     GaussianMixture,
     fit_mixture,
@@ -78,6 +78,7 @@ from drivegpt.corner.mixture import (
     with_defensive,
 )
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution, load_naturalistic
+from drivegpt.corner.pilot import pilot
 from drivegpt.sim.batched.families import BATCHED_FAMILIES
 
 PILOT_BATCH = 200  #: pilot simulations per stage, as bench/estimate_batched.py's runs
