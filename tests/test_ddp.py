@@ -59,3 +59,27 @@ def test_shard_splits_the_global_batch_in_rank_order():
     assert parts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
     with pytest.raises(ValueError, match="multiple of --nproc-per-node"):
         shard(torch.arange(10), DistContext(0, 3, 0, torch.device("cpu")))
+
+
+def test_a_failing_rank_leaves_the_group_without_waiting(tiny_logs, tmp_path, monkeypatch):
+    """A rank whose run raises leaves the process group at once (no barrier the others may never
+    reach); one that succeeds waits for the others first."""
+    import torch.distributed as dist
+
+    from drivegpt.model import distributed
+    from drivegpt.model import pretrain as stage
+
+    calls = []
+    monkeypatch.setattr(stage, "teardown", lambda ctx, wait=True: calls.append(wait))
+    with pytest.raises(Exception, match="nothing"):  # no logs there: the run fails inside the group
+        pretrain(PretrainConfig(**CONFIG), tmp_path / "nothing", tmp_path / "run", progress=False)
+    assert calls == [False]
+    pretrain(PretrainConfig(**{**CONFIG, "max_iters": 1}), tiny_logs, tmp_path / "ok", progress=False)
+    assert calls == [False, True]
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    barriers = []
+    monkeypatch.setattr(dist, "barrier", lambda: barriers.append(1))
+    ctx = DistContext(0, 2, 0, torch.device("cpu"))  # as a rank of two would see it
+    distributed.teardown(ctx, wait=False)
+    assert barriers == [] and not dist.is_initialized()

@@ -52,13 +52,16 @@ def setup() -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
-def teardown(ctx: DistContext) -> None:
-    """Leave the process group together. Objects that still hold it (a DDP reducer kept alive by a
+def teardown(ctx: DistContext, wait: bool = True) -> None:
+    """Leave the process group: together after a run that succeeded (``wait``: a barrier, so nobody
+    leaves while rank 0 is still writing), at once from a rank that failed (the others may never reach
+    a barrier; torchrun stops them). Objects that still hold the group (a DDP reducer kept alive by a
     reference cycle, finished gloo work) are collected first, while the interpreter is whole: freed at
-    its exit instead, gloo's threads can abort the process after a run that succeeded."""
+    its exit instead, gloo's threads can abort the process."""
     if ctx.distributed and dist.is_initialized():
         gc.collect()
-        dist.barrier()  # nobody leaves while rank 0 is still writing
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
         gc.collect()
 

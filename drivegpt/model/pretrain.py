@@ -159,6 +159,25 @@ def pretrain(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx = setup()
+    try:
+        final = _train(ctx, cfg, data, out, resume, command, progress)
+    except BaseException:
+        teardown(ctx, wait=False)  # a rank that fails alone leaves without waiting for the others
+        raise
+    teardown(ctx)
+    return final
+
+
+def _train(
+    ctx: DistContext,
+    cfg: PretrainConfig,
+    data: str | Path,
+    out: Path,
+    resume: bool,
+    command: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """:func:`pretrain`'s run, on this rank of ``ctx``."""
     if cfg.batch_size % ctx.world_size:
         raise UserError(f"batch_size {cfg.batch_size} must be a multiple of the {ctx.world_size} processes")
     ds = load_logs(data)
@@ -304,7 +323,4 @@ def pretrain(
             "processes": ctx.world_size,
         }
         write_json(out / "metrics.json", final)
-    final = broadcast(final, ctx)  # every rank returns rank 0's figures
-    del ddp  # DDP's reducer holds the process group and its gloo work: release it before the group goes
-    teardown(ctx)
-    return final
+    return broadcast(final, ctx)  # every rank returns rank 0's figures (DDP's reducer goes with ddp)
