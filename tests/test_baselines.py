@@ -36,7 +36,16 @@ def ppo_run(tmp_path_factory):
     args = ["baseline", "train", "--algo", "ppo", "--config", "configs/baselines/tiny-ppo.yaml"]
     r = runner.invoke(app, [*args, "--steps", "64", "--out", str(out)])  # one rollout of 2 x 32
     assert r.exit_code == 0, r.output
+    (out.parent / "output.txt").write_text(r.output)
     return out
+
+
+def test_training_progress_is_plain_lines_in_a_log(ppo_run):
+    """Off a terminal the run's progress goes through the project's bar: plain lines, the last at
+    64 of 64 steps, none of the carriage returns a live bar redraws with."""
+    output = (ppo_run.parent / "output.txt").read_text()
+    lines = [line for line in output.splitlines() if line.startswith("baseline ppo")]
+    assert lines and "64/64" in lines[-1] and "\r" not in output
 
 
 def _observations(n: int = 40) -> np.ndarray:

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm import TqdmExperimentalWarning
 
 from drivegpt.core.atomic import replace_dir, write_json
 from drivegpt.core.errors import MissingInputError, OutputExistsError, UserError
@@ -87,6 +85,29 @@ def _checkpoint_callback(out: Path, every: int, with_buffer: bool) -> Any:
     return Checkpoint()
 
 
+def _progress_callback(total: int, desc: str) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from drivegpt.core.progress import progress_bar
+
+    class Progress(BaseCallback):
+        """The run's steps on ``progress_bar`` (a live bar on a terminal, plain lines in a log), where
+        SB3's own bar would pile its redraws onto one line of a log."""
+
+        def _on_training_start(self) -> None:
+            self.start = self.num_timesteps
+            self.bar = progress_bar(total=total, desc=desc, unit="step")
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.num_timesteps - self.start - self.bar.n)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return Progress()
+
+
 def save_checkpoint(model: Any, dest: Path, with_buffer: bool) -> None:
     """SB3's zip (+ DQN replay buffer): trainer state for resuming, never shared with users."""
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
@@ -101,6 +122,7 @@ def train_baseline(
     cfg: BaselineConfig, out: str | Path, command: str = "", resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Train ``cfg.algo`` for ``cfg.total_steps`` steps; export ``out/policy``; return training figures."""
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
 
     out = Path(out)
@@ -132,15 +154,13 @@ def train_baseline(
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
         model.set_logger(configure(str(out), ["csv", "tensorboard", *(["stdout"] if progress else [])]))
-        callback = _checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")
+        callbacks = [_checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")]
         start, t0 = model.num_timesteps, time.perf_counter()
         remaining = max(0, cfg.total_steps - start)
+        if progress:
+            callbacks.append(_progress_callback(remaining, f"baseline {cfg.algo}"))
         if remaining:
-            with warnings.catch_warnings():  # SB3's bar is tqdm's rich one, which warns it is experimental
-                warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
-                model.learn(
-                    remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume
-                )
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
         seconds = time.perf_counter() - t0
         model.logger.close()  # flushes and closes progress.csv and the TensorBoard events
         save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
