@@ -1,6 +1,7 @@
-"""The physics surrogates (drivegpt/corner/surrogate.py): the two-car model by hand, the stalled car's
-against the simulator, the proposal's density and draws against closed forms, an estimate from it on
-a Gaussian tail, and the CLI's ``corner-cases estimate --surrogate``."""
+"""The physics surrogates (drivegpt/corner/surrogate.py) and their proposal (surrogate_proposal.py):
+the two-car model by hand, the stalled car's against the simulator and its traffic term by hand and on
+Monte Carlo failures, the proposal's density and draws against closed forms, estimates from it on
+Gaussian tails (with and without a term over the seeds), and ``corner-cases estimate --surrogate``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 
 from drivegpt.core.errors import UserError
-from drivegpt.corner import surrogate
+from drivegpt.corner import surrogate, surrogate_proposal
 from drivegpt.corner.estimate import EstimateConfig, estimate_probability
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
-from drivegpt.corner.surrogate import Surrogate, SurrogateProposal, adversarial_margin, stalled_margin
+from drivegpt.corner.surrogate import Surrogate, adversarial_margin, stalled_margin
+from drivegpt.corner.surrogate_proposal import SurrogateProposal
 
 N01 = NormalDist()
 NAMES = WithHumanTraits(family_distribution("adversarial_vehicle")).names
@@ -102,12 +104,14 @@ def test_stalled_margin_agrees_with_the_simulator() -> None:
 
 
 def test_each_family_has_its_own_scale_and_defensive_weight(monkeypatch) -> None:
-    """``SurrogateProposal`` takes σ and δ from the family's ``Surrogate`` unless given: on
-    ``stalled_car`` δ = 0.5, since the lane changes from a standstill, which its model does not see,
-    carry most of the variance and only the nominal part draws them."""
-    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
-    q = SurrogateProposal(WithHumanTraits(family_distribution("stalled_car")), seed=1)
-    assert (q.defensive, q.sigma) == (0.5, 1.0) and 0 < q.z < 0.1
+    """``SurrogateProposal`` takes σ, δ and the traffic term from the family's ``Surrogate`` unless
+    given: ``stalled_car``'s proposal draws scenario seeds for its lane changes from a standstill."""
+    monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
+    law = WithHumanTraits(family_distribution("stalled_car"))
+    q = SurrogateProposal(law, seed=1)
+    assert (q.defensive, q.sigma, q.weight, q.seeded) == (0.1, 1.0, 0.02, True) and 0 < q.z < 0.1
+    alone = SurrogateProposal(law, seed=1, traffic=False)
+    assert not alone.seeded and alone.weight == 0 and alone.z < q.z
     q = SurrogateProposal(WithHumanTraits(family_distribution("adversarial_vehicle")), 0.1, seed=1)
     assert (q.defensive, q.sigma) == (0.1, 1.5)
     with pytest.raises(UserError, match="missing: human.desired_speed"):
@@ -119,8 +123,8 @@ def test_estimate_from_python_takes_the_familys_defensive_weight_unless_set(monk
     gets the family's own weight; one that sets it keeps it."""
     from drivegpt.corner.estimate_family import estimate
 
-    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
-    for cfg, delta in ((None, 0.5), (EstimateConfig(batch=20), 0.5), (EstimateConfig(defensive=0.2), 0.2)):
+    monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
+    for cfg, delta in ((None, 0.1), (EstimateConfig(batch=20), 0.1), (EstimateConfig(defensive=0.2), 0.2)):
         est = estimate("stalled_car", "human", "is", 0.2, 20, 1, cfg, sim="batched", progress=False,
                        surrogate=True, duration=2.0)  # fmt: skip
         assert est.proposal["defensive"] == delta and est.sims == 20
@@ -176,7 +180,9 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
 
     from drivegpt.cli.app import app
 
-    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**14)  # Z from fewer draws: a quicker, rougher proposal
+    monkeypatch.setattr(
+        surrogate_proposal, "Z_DRAWS", 2**14
+    )  # Z from fewer draws: a quicker, rougher proposal
     args = ["corner-cases", "estimate", "--family", "adversarial_vehicle", "--surrogate", "--device", "cpu"]
     result = CliRunner().invoke(app, [*args, "--max-sims", "100", "--out", str(tmp_path / "e")])
     assert result.exit_code == 0, result.output
@@ -203,16 +209,16 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
 
 
 def test_cli_surrogate_takes_the_familys_defensive_weight(tmp_path, monkeypatch) -> None:
-    """``--surrogate`` on ``stalled_car`` without ``--defensive`` uses the family's 0.5, recorded in
+    """``--surrogate`` on ``stalled_car`` without ``--defensive`` uses the family's 0.1, recorded in
     estimate.json; a given ``--defensive`` wins."""
     from typer.testing import CliRunner
 
     from drivegpt.cli.app import app
 
-    monkeypatch.setattr(surrogate, "Z_DRAWS", 2**12)
+    monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
     args = ["corner-cases", "estimate", "--family", "stalled_car", "--surrogate", "--device", "cpu",
             "--max-sims", "50", "--duration", "5"]  # fmt: skip
-    for extra, delta in (([], 0.5), (["--defensive", "0.3"], 0.3)):
+    for extra, delta in (([], 0.1), (["--defensive", "0.3"], 0.3)):
         out = tmp_path / str(delta)
         result = CliRunner().invoke(app, [*args, *extra, "--out", str(out)])
         assert result.exit_code == 0, result.output
@@ -230,3 +236,101 @@ def test_z_comes_from_distinct_draws_in_every_chunk(toy) -> None:
     chunks = [float(two.g(rng.standard_normal((2**16, 1))).mean()) for _ in range(2)]
     assert chunks[0] == pytest.approx(one.z) and chunks[1] != pytest.approx(chunks[0])
     assert two.z == pytest.approx(sum(chunks) / 2)
+
+
+def test_rearmost_after_stop_by_hand() -> None:
+    """The right lane's rearmost car spawns ``45 u`` past 60 m behind the ego at its speed less 3 m/s
+    ± 1 (``u`` the seed's first uniforms, as ``family_reset`` draws them) and reaches the stalled car at
+    that speed; the human stops ``swerve + 2 room / v`` after the start."""
+    import torch
+
+    from drivegpt.sim.batched.families import family_config
+
+    row, seed = STALLED_POINTS[5:6], 123
+    got = surrogate.rearmost_after_stop(row, STALLED, np.array([seed]))[0]
+    c = dict(zip(STALLED, row[0], strict=True))
+    slots = family_config("stalled_car").slots - 3  # the ego, the stalled car and the lead first
+    u = torch.rand(slots, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)[0].numpy()
+    speed = c["ego_speed"] - 3.0 + (2 * u[1] - 1)  # [m/s]
+    arrive = (c["stall_distance"] + 60.0 - 45.0 * u[0]) / speed  # [s]
+    v = min(c["ego_speed"], c["human.desired_speed"])  # [m/s]
+    room = (
+        c["reveal_distance"] + c["human.min_gap"] + (c["human.time_headway"] - c["human.reaction_delay"]) * v
+    )
+    stop = (c["stall_distance"] - c["lead_gap"] - c["reveal_distance"]) / c["ego_speed"] + 2 * room / v
+    assert got == pytest.approx([arrive - stop, speed], rel=1e-9)
+
+
+def test_stalled_traffic_holds_every_lane_change_of_a_monte_carlo_stream() -> None:
+    """On the stored failures of Monte Carlo stream 7 (400,000 draws), each lane change from a
+    standstill (the human needed under 5 m/s² to stop) lies in the traffic term's window, which holds
+    about one draw in eight."""
+    from pathlib import Path
+
+    stream = np.load(Path(__file__).parents[1] / "bench/results/is_second_moment/stalled_car-failures-7.npz")
+    law = WithHumanTraits(family_distribution("stalled_car"))
+    params, seeds = law.to_params(stream["z"]), stream["seeds"]  # the stream's failures
+    c = {n: params[:, j] for j, n in enumerate(law.names)}
+    v = np.minimum(c["ego_speed"], c["human.desired_speed"])
+    room = (
+        c["reveal_distance"] + c["human.min_gap"] + (c["human.time_headway"] - c["human.reaction_delay"]) * v
+    )
+    change = v**2 / (2 * np.maximum(room, 1.0)) < 5.0
+    assert change.sum() >= 5 and surrogate.stalled_traffic(params[change], law.names, seeds[change]).all()
+    nominal = np.random.default_rng(0).standard_normal((20_000, law.dim))
+    share = surrogate.stalled_traffic(law.to_params(nominal), law.names, np.arange(20_000)).mean()
+    assert 0.08 < share < 0.16
+
+
+@pytest.fixture
+def seeded_toy(monkeypatch) -> Toy:
+    """The toy with a traffic term: margin 3 - x, plus 1 where x > 2 and the scenario seed is a
+    multiple of 4."""
+    margin = lambda params, names: 3.0 - params[:, 0]  # noqa: E731
+    traffic = lambda params, names, seeds: ((seeds % 4 == 0) & (params[:, 0] > 2)).astype(float)  # noqa: E731
+    monkeypatch.setitem(surrogate.SURROGATES, "toy", Surrogate(margin, 1.0, 0.1, traffic, 1.0))
+    return Toy()
+
+
+def test_a_proposal_over_seeds_matches_its_closed_forms(seeded_toy) -> None:
+    """g = Φ((x − 3) / σ) + 1{x > 2, s ≡ 0 mod 4}: Z = Φ(−3 / √(1 + σ²)) + Φ(−2) / 4; the proposal
+    draws a seed that is a multiple of 4 with probability δ / 4 + (1 − δ) (Φ(...) + Φ(−2)) / 4 / Z,
+    its weights average 1 under it, and it is no density of x alone."""
+    sigma, delta = 1.0, 0.1
+    q = SurrogateProposal(seeded_toy, delta, sigma, z_draws=2**18, seed=3)  # type: ignore[arg-type]
+    phi = N01.cdf(-3 / math.sqrt(1 + sigma**2))
+    tail = N01.cdf(-2)
+    assert q.seeded and q.z == pytest.approx(phi + tail / 4, rel=4 * q.z_rel_se)
+    x, seeds = q.sample_seeded(np.random.default_rng(1), 40_000)
+    assert x.shape == (40_000, 1) and seeds.shape == (40_000,) and 0 <= seeds.min() < seeds.max() < 2**31
+    share = delta / 4 + (1 - delta) * (phi + tail) / 4 / (phi + tail / 4)
+    assert np.mean(seeds % 4 == 0) == pytest.approx(share, abs=4 * math.sqrt(share * (1 - share) / 40_000))
+    ratio = 1 / q.ratio(x, seeds)  # p / q at q's draws
+    assert ratio.mean() == pytest.approx(1.0, abs=4 * ratio.std() / 200 + 2 * q.z_rel_se)
+    for draw in (lambda: q.logpdf(x), lambda: q.sample(np.random.default_rng(1), 5)):
+        with pytest.raises(TypeError, match="scenario seed"):
+            draw()
+
+
+def test_an_estimate_over_seeds_is_unbiased_and_reproducible(seeded_toy) -> None:
+    """A simulator that fails where x > 3, or x > 2 in a seed that is a multiple of 4: P = Φ(−3) +
+    (Φ(−2) − Φ(−3)) / 4. The estimate from the proposal over seeds sees the seeds it drew, is unbiased
+    over 20 runs, covers the truth, and gives the same result from the same seed."""
+    truth = N01.cdf(-3) + (N01.cdf(-2) - N01.cdf(-3)) / 4
+
+    def simulate(x: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        return (x[:, 0] > 3) | ((x[:, 0] > 2) & (seeds % 4 == 0))
+
+    def run(seed: int):  # noqa: ANN202
+        q = SurrogateProposal(seeded_toy, 0.1, 1.0, z_draws=2**14, seed=seed)  # type: ignore[arg-type]
+        return estimate_probability(
+            simulate, 1, EstimateConfig(seed=seed, max_sims=1000, batch=50), proposal=q
+        )
+
+    out = [run(seed) for seed in range(20)]
+    est = np.array([e.failure_probability for e in out])
+    assert all(e.pilot_sims == 0 and not e.degenerate for e in out)
+    assert abs(est.mean() - truth) < 3 * est.std(ddof=1) / math.sqrt(len(est))
+    assert np.mean([e.failure_probability_ci[0] <= truth <= e.failure_probability_ci[1] for e in out]) >= 0.85
+    again = run(4)
+    assert again.failure_probability == out[4].failure_probability and again.history == out[4].history

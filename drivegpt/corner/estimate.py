@@ -78,7 +78,8 @@ class EstimateConfig(FrozenConfig):
     max_sims: int = Field(10_000, ge=1)
     """Simulations at most (pilot included)."""
     seed: int = Field(0, ge=0)
-    """Sampler seed; simulation i uses scenario seed ``seed + i``."""
+    """Sampler seed; simulation i uses scenario seed ``seed + i`` (a proposal over the seeds, as
+    ``stalled_car``'s surrogate, draws its own from the sampler)."""
     batch: int = Field(50, ge=1)
     """Simulations between two checks of the stopping rule."""
     min_batches: int = Field(4, ge=1)
@@ -199,10 +200,10 @@ def estimate_probability(
     rng = np.random.default_rng([cfg.seed, dim])
     sims = 0
 
-    def run(z: np.ndarray) -> np.ndarray:
-        """(n,) severity of the runs at ``z``; 1 is a failure."""
+    def run(z: np.ndarray, seeds: np.ndarray | None = None) -> np.ndarray:
+        """(n,) severity of the runs at ``z`` (scenario ``seeds``: by default the next); 1 is a failure."""
         nonlocal sims
-        seeds = cfg.seed + sims + np.arange(len(z))
+        seeds = cfg.seed + sims + np.arange(len(z)) if seeds is None else seeds
         sims += len(z)
         params = transform(z) if transform is not None else z
         severity = np.asarray(simulate_batch(params, seeds), float).reshape(len(z))
@@ -216,7 +217,8 @@ def estimate_probability(
     if cfg.method == "mc":
         q: Proposal = p0
     elif proposal is not None:
-        check_support(proposal, dim, rng)
+        if not getattr(proposal, "seeded", False):  # a seeded one keeps support by its own defensive part
+            check_support(proposal, dim, rng)
         q = proposal
     else:
         fitted, wf = pilot(run, dim, cfg, rng, lambda: sims)
@@ -229,10 +231,16 @@ def estimate_probability(
     z_se = float(getattr(q, "z_rel_se", 0.0))  # a proposal with an estimated normaliser: its error
     s: dict[str, Any] = {}
     batches = 0
+    seeded = bool(getattr(q, "seeded", False))  # a proposal over the scenario seeds too (its own q / p)
     while sims < cfg.max_sims:
-        z = q.sample(rng, min(cfg.batch, cfg.max_sims - sims))
-        failed = run(z) >= 1
-        w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
+        n = min(cfg.batch, cfg.max_sims - sims)
+        if seeded:
+            z, seeds = q.sample_seeded(rng, n)  # type: ignore[attr-defined]
+            w = 1 / q.ratio(z, seeds)  # type: ignore[attr-defined]
+        else:
+            z, seeds = q.sample(rng, n), None
+            w = np.exp(p0.logpdf(z) - q.logpdf(z)) if q is not p0 else np.ones(len(z))
+        failed = run(z, seeds) >= 1
         wf, batches = np.concatenate([wf, w * failed]), batches + 1
         zf.append(z[failed])
         wfail.append(w[failed])

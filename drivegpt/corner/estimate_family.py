@@ -133,7 +133,7 @@ def estimate(
     dist = family_law(family, policy, sim, naturalistic, human_traits)
     q, mix, start = None, None, 0
     if surrogate:
-        from drivegpt.corner.surrogate import SurrogateProposal
+        from drivegpt.corner.surrogate_proposal import SurrogateProposal
 
         if cfg.method != "is" or proposal is not None:
             raise UserError("--surrogate is an importance-sampling proposal of its own: it needs --method is "
@@ -141,7 +141,7 @@ def estimate(
         if cfg.refit_floor is not None or cfg.halfspace_share is not None:
             raise UserError("--surrogate fits no mixture, so there is nothing to refit or to blend a "
                             "half-space with: drop --refit-floor and --halfspace-share")  # fmt: skip
-        # a defensive weight left at its default gives way to the family's own (stalled_car: 0.5)
+        # a defensive weight left at its default gives way to the family's own (stalled_car: 0.1)
         q = SurrogateProposal(dist, cfg.defensive if "defensive" in given else None, seed=cfg.seed)
     if proposal is not None:
         from drivegpt.corner.proposal_file import fit_sims, pool_proposals, proposal_from

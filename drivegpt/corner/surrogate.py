@@ -1,40 +1,32 @@
-"""Physics surrogates of scenario families, and the importance-sampling proposal built on one.
+"""Physics surrogates of scenario families: reduced-order models that say how close a scenario comes to
+a crash without running the simulator.
 
-A surrogate is a reduced-order model of a family: a few lines of kinematics, vectorised over points
-of the naturalistic law, that say how close each point comes to a crash, its *margin* [m], without
-running the simulator. The proposal leans on the points with little margin:
+A surrogate is a few lines of kinematics, vectorised over points of the naturalistic law, whose
+*margin* [m] is the smallest bumper gap (negative: a crash). The importance-sampling proposal built
+on one, :mod:`drivegpt.corner.surrogate_proposal`, leans on the points with little margin: this is
+multi-fidelity importance sampling (Peherstorfer, Cui, Marzouk and Willcox, 2016): a cheap model shapes
+the proposal, every simulator run is weighted by p / q, so the estimate stays unbiased however rough
+the model is; a good model only makes it cheaper. A family may add a term over the scenario seed for
+failures its margin does not see (``stalled_car``: the right lane's traffic as the seed spawns it).
 
-    q(z) = p(z) (δ + (1 − δ) Φ(−margin(z) / σ) / Z),    Z = E_p[Φ(−margin / σ)],
-
-``Φ(−margin / σ)`` read as the chance that the true margin is negative when the surrogate's is off by
-N(0, σ²). This is multi-fidelity importance sampling (Peherstorfer, Cui, Marzouk and Willcox, 2016): a
-cheap model shapes the proposal, every simulator run is weighted by p / q, so the estimate stays
-unbiased however rough the model is; a good model only makes it cheaper. It needs no pilot, so an
-estimate's first use costs only the simulations of the estimate itself. ``Z`` comes from ``z_draws``
-nominal points of their own; the weights divide by that estimate, which scales the estimate by about
-``Ẑ / Z`` (unbiased to first order; its relative standard error ``z_rel_se``, about 1.3%, is added to
-the estimate's interval). A draw from ``q`` is a nominal point with probability δ, else a nominal
-point accepted with probability ``Φ(−margin / σ)``.
-
-Families with a surrogate, each with its own σ and defensive weight δ (``SURROGATES``):
-``adversarial_vehicle`` (:func:`adversarial_margin`) and ``stalled_car`` (:func:`stalled_margin`).
+Families with a surrogate, each with its own σ, defensive weight δ and traffic term (``SURROGATES``):
+``adversarial_vehicle`` (:func:`adversarial_margin`) and ``stalled_car`` (:func:`stalled_margin`,
+:func:`stalled_traffic`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from drivegpt.core.errors import UserError
-from drivegpt.corner.mixture import nominal
-from drivegpt.corner.naturalistic import TRAIT_PREFIX, FamilyDistribution, _ndtr_v
+from drivegpt.corner.naturalistic import TRAIT_PREFIX
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.actions import ACCEL_BINS
 
-Z_DRAWS = 2**20  #: nominal points behind Z (about 13 s on one core; Z's relative error about 1.3%)
 DT = 0.1  #: [s] the surrogate's step (the families' simulation frequency is 10 Hz)
 DECISION = 0.2  #: [s] the human decides every policy step (5 Hz) and holds it in between
 LENGTH, WIDTH = 5.0, 2.0  #: [m] a car's size
@@ -48,6 +40,10 @@ EPISODE, SLACK = 20.0, 4.0  #: [s] the family's episode, and how long past it th
 #: read from the batched simulator (highway-env's lane-change controller at these speeds)
 LATERAL_T = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0])
 LATERAL_Y = np.array([4.0, 3.25, 2.25, 1.44, 0.88, 0.52, 0.30, 0.17, 0.10, 0.03, 0.0])
+#: ``stalled_car``'s rarer failure: the human stops behind the stalled car, changes lanes and is hit by
+#: the right lane's rearmost car. Its seeds: that car, slower than ``TRAFFIC_V_MAX`` [m/s], reaches the
+#: stalled car within ``STOP_WINDOW`` [s] after the human stops (both read off the Monte Carlo failures)
+STOP_WINDOW, TRAFFIC_V_MAX = (0.4, 2.5), 18.5
 _BINS = np.asarray(ACCEL_BINS)
 _EDGES = (_BINS[:-1] + _BINS[1:]) / 2
 
@@ -196,83 +192,56 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     return margin
 
 
+def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray) -> np.ndarray:
+    """(n, 2) in ``stalled_car``'s episodes of scenario ``seeds`` (n,): when the right lane's rearmost
+    car, at its spawn speed, reaches the stalled car after the human has stopped [s], and that speed
+    [m/s]. The traffic is the seed's spawn alone (``family_reset``), no simulation.
+
+    The human's stop: the lead swerves after ``(stall_distance − lead_gap − reveal_distance) /
+    ego_speed``; the human, at ``v = min(ego_speed, desired_speed)``, then stops in ``2 room / v`` over
+    its room, ``reveal_distance + min_gap + time_headway v − v reaction_delay`` (at least 1 m).
+    """
+    from drivegpt.sim.batched.families import family_config, family_reset  # here: it imports torch
+    from drivegpt_envs.families.stalled_car import StalledCarEnv
+
+    cols = [names.index(n) for n in StalledCarEnv.PARAMS]
+    p = {n: params[:, names.index(n)] for n in StalledCarEnv.PARAMS}  # (n,) each
+    trait = _traits(params, names)
+    v = np.minimum(p["ego_speed"], trait["desired_speed"])  # (n,) [m/s]
+    room = p["reveal_distance"] + trait["min_gap"] + (trait["time_headway"] - trait["reaction_delay"]) * v
+    swerve = (p["stall_distance"] - p["lead_gap"] - p["reveal_distance"]) / p["ego_speed"]  # (n,) [s]
+    stop = swerve + 2 * np.maximum(room, 1.0) / v  # (n,) [s]
+    config, out = family_config("stalled_car"), [np.zeros((0, 2))]
+    for lo in range(0, len(params), 2**16):
+        state, _ = family_reset("stalled_car", params[lo : lo + 2**16, cols], seeds[lo : lo + 2**16], config)
+        x, u = state.x.numpy(), state.speed.numpy()  # (b, N): slot 1 the stalled car, 3 the rearmost car
+        out.append(np.stack([(x[:, 1] - x[:, 3]) / np.maximum(u[:, 3], 1e-6), u[:, 3]], 1))
+    car = np.concatenate(out)
+    return np.stack([car[:, 0] - stop, car[:, 1]], 1)
+
+
+def stalled_traffic(params: np.ndarray, names: list[str], seeds: np.ndarray) -> np.ndarray:
+    """(n,) 1.0 where ``stalled_car``'s scenario ``seeds`` (n,) bring the right lane's rearmost car,
+    slower than ``TRAFFIC_V_MAX``, to the stalled car within ``STOP_WINDOW`` of the human's stop
+    (:func:`rearmost_after_stop`), else 0.0."""
+    rel, speed = rearmost_after_stop(params, names, seeds).T  # (n,) [s], (n,) [m/s]
+    return ((rel > STOP_WINDOW[0]) & (rel < STOP_WINDOW[1]) & (speed < TRAFFIC_V_MAX)).astype(float)
+
+
 class Surrogate(NamedTuple):
     """A family's surrogate: its margin and the proposal's defaults, chosen on Monte Carlo failures."""
 
     margin: Callable[[np.ndarray, list[str]], np.ndarray]  #: (params (n, d), names) -> (n,) [m]
     sigma: float  #: [m] the surrogate's assumed error: the scale of Φ(−margin / σ)
     defensive: float  #: the nominal's weight δ (large where failures the margin misses carry variance)
+    #: (params, names, seeds) -> (n,) in [0, 1]: a term over the scenario seed, for failures the margin
+    #: misses (None: none; the proposal then draws seeds as the estimator would)
+    traffic: Callable[[np.ndarray, list[str], np.ndarray], np.ndarray] | None = None
+    traffic_weight: float = 0.0  #: the traffic term's weight w beside Φ(−margin / σ)
 
 
 SURROGATES: dict[str, Surrogate] = {
     "adversarial_vehicle": Surrogate(adversarial_margin, 1.5, 0.02),
-    "stalled_car": Surrogate(stalled_margin, 1.0, 0.5),  # its lane changes from a standstill: δ
+    # its lane changes from a standstill: the traffic term, and δ for the few outside its window
+    "stalled_car": Surrogate(stalled_margin, 1.0, 0.1, stalled_traffic, 0.02),
 }
-
-
-class SurrogateProposal:
-    """``q(z) = p(z) (δ + (1 − δ) Φ(−margin(z) / σ) / Z)`` over a family's standard space (a Proposal)."""
-
-    def __init__(
-        self,
-        dist: FamilyDistribution,
-        defensive: float | None = None,
-        sigma: float | None = None,
-        z_draws: int | None = None,
-        seed: int = 0,
-    ) -> None:
-        """``defensive`` and ``sigma``: None takes the family's own (``SURROGATES``)."""
-        z_draws = Z_DRAWS if z_draws is None else z_draws
-        if dist.family not in SURROGATES:
-            raise UserError(
-                f"{dist.family} has no physics surrogate; --surrogate works on: {', '.join(SURROGATES)}"
-            )
-        own = SURROGATES[dist.family]
-        defensive = own.defensive if defensive is None else defensive
-        sigma = own.sigma if sigma is None else sigma
-        if not (0 < defensive < 1 and sigma > 0 and z_draws >= 1):
-            raise ValueError(
-                f"need 0 < defensive < 1, sigma > 0, z_draws >= 1: {defensive}, {sigma}, {z_draws}"
-            )
-        self.dist, self.defensive, self.sigma = dist, defensive, sigma
-        self.margin_of = own.margin
-        rng = np.random.default_rng([seed, 0x5A])  # Z's own draws: one stream, in chunks (small arrays)
-        chunks = [min(2**16, z_draws - lo) for lo in range(0, z_draws, 2**16)]
-        g = np.concatenate([self.g(rng.standard_normal((n, dist.dim))) for n in chunks])
-        self.z = float(g.mean())
-        if self.z <= 0:
-            raise UserError(f"{dist.family}: the surrogate puts no mass anywhere in {z_draws} nominal draws")
-        self.z_rel_se = float(g.std() / math.sqrt(z_draws) / self.z)
-        self.z_draws = z_draws
-
-    def g(self, z: np.ndarray) -> np.ndarray:
-        """(n,) Φ(−margin / σ) at standard points ``z`` (n, d)."""
-        return _ndtr_v(-self.margin_of(self.dist.to_params(z), self.dist.names) / self.sigma)
-
-    def logpdf(self, z: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(z)
-        tilt = self.defensive + (1 - self.defensive) * self.g(z) / self.z  # (n,) q / p
-        return nominal(self.dist.dim).logpdf(z) + np.log(tilt)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """(n, d): each a nominal draw with probability δ, else a nominal draw accepted with probability g."""
-        k = int(rng.binomial(n, self.defensive))
-        out, need = [rng.standard_normal((k, self.dist.dim))], n - k
-        while need > 0:
-            cand = rng.standard_normal((max(1024, int(2 * need / self.z)), self.dist.dim))
-            kept = cand[rng.random(len(cand)) < self.g(cand)][:need]
-            out.append(kept)
-            need -= len(kept)
-        z = np.concatenate(out)
-        return z[rng.permutation(n)]
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": "surrogate",
-            "family": self.dist.family,
-            "sigma_m": self.sigma,
-            "defensive": self.defensive,
-            "z": self.z,
-            "z_rel_se": self.z_rel_se,
-            "z_draws": self.z_draws,
-        }
