@@ -35,7 +35,10 @@ An importance-sampling estimate's ``mixture`` (the pilot's; with ``refit_floor``
 estimate's own failures where at least ``min_ess`` effective ones allow) is written to
 ``proposal.json`` (:mod:`drivegpt.corner.proposal_file`), from which a later estimate can start
 without a pilot. With ``halfspace_share`` set, the file also holds the half-space beyond the
-estimate's failures (:mod:`drivegpt.corner.halfspace`), blended with the mixture when reused.
+estimate's failures (:mod:`drivegpt.corner.halfspace`), blended with the mixture when reused. A given
+proposal may draw the scenario seeds too (``seeded``, as ``stalled_car``'s surrogate,
+:mod:`drivegpt.corner.surrogate_proposal`): each simulation then runs on its drawn seed and is weighted
+by the proposal's own ``1 / ratio(z, seed)``.
 """
 
 from __future__ import annotations
