@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from drivegpt.corner.estimate_config import EstimateConfig
 from drivegpt.corner.mixture import (
     GaussianMixture,
     fit_mixture,
@@ -22,9 +22,6 @@ from drivegpt.corner.mixture import (
     shape,
     with_defensive,
 )
-
-if TYPE_CHECKING:
-    from drivegpt.corner.estimate import EstimateConfig
 
 __all__ = ["pilot", "refit"]
 
