@@ -17,9 +17,10 @@ its traits sampled, on the batched simulator:
   and measured on 9 and 10 (held out).
 * ``runs``: ``--runs`` estimates of ``--family`` exactly as the CLI runs them (with the family's own
   σ and δ; ``stalled_car`` in episodes of 15 s, as its truth), on scenario seeds no Monte Carlo stream
-  used: one set stopping at ±20% (simulations used, coverage of the Monte Carlo truth) and one of
-  ``--fixed`` simulations each (the spread of their estimates is the relative variance, free of the
-  stopping rule's optimism).
+  used (``stalled_car``'s proposal draws its own, uniform on [0, 2³¹), which may rarely meet one): one
+  set stopping at ±20% (simulations used, coverage of the Monte Carlo truth) and one of ``--fixed``
+  simulations each (the spread of their estimates is the relative variance, free of the stopping
+  rule's optimism).
 
     .venv/bin/python bench/surrogate_proposal.py --parts moment stalled
     R=".venv/bin/python bench/surrogate_proposal.py --parts runs"

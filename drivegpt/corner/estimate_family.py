@@ -124,8 +124,8 @@ def estimate(
     from it (its mixture, blended with its half-space where it has one), with the nominal mixed in at
     ``cfg.defensive``, and no pilot; several files: the pool of their mixtures
     (:func:`~drivegpt.corner.proposal_file.pool_proposals`). ``surrogate``: importance sampling from
-    the family's physics surrogate (:mod:`drivegpt.corner.surrogate`), no pilot, with the family's own
-    defensive weight unless ``cfg`` sets one."""
+    the family's physics surrogate (:mod:`drivegpt.corner.surrogate_proposal`), no pilot, with the
+    family's own defensive weight unless ``cfg`` sets one."""
 
     given = cfg.model_fields_set if cfg else set()  # the options the caller set, not left at defaults
     over = {"method": method, "rel_halfwidth": rel_halfwidth, "max_sims": max_sims, "seed": seed}

@@ -158,7 +158,7 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     :func:`adversarial_margin`, while the simulator's neighbour search still counts the lead in the
     ego's lane (its centre within half a lane plus ``NEIGHBOUR_MARGIN`` of the lane centre), and the
     stalled car after. No traffic, no MOBIL, no noise: the human's lane change from a standstill into
-    the right lane's traffic, the family's rarer failure, is left to the proposal's defensive part.
+    the right lane's traffic, the family's rarer failure, is :func:`stalled_traffic`'s.
     """
     from drivegpt.sim.batched.config import NEIGHBOUR_MARGIN  # here: it imports torch
     from drivegpt_envs.families.stalled_car import StalledCarEnv
@@ -197,9 +197,11 @@ def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray)
     car, at its spawn speed, reaches the stalled car after the human has stopped [s], and that speed
     [m/s]. The traffic is the seed's spawn alone (``family_reset``), no simulation.
 
-    The human's stop: the lead swerves after ``(stall_distance − lead_gap − reveal_distance) /
-    ego_speed``; the human, at ``v = min(ego_speed, desired_speed)``, then stops in ``2 room / v`` over
-    its room, ``reveal_distance + min_gap + time_headway v − v reaction_delay`` (at least 1 m).
+    The human's stop, a rough clock whose window (``STOP_WINDOW``) was fitted to it: the lead swerves
+    after ``(stall_distance − lead_gap − reveal_distance) / ego_speed`` (the lead's gap as the family
+    caps it, 10 m short of its reveal point); the human, at ``v = min(ego_speed, desired_speed)``, then
+    stops in ``2 room / v`` over ``room = reveal_distance + min_gap + time_headway v − v
+    reaction_delay`` (at least 1 m).
     """
     from drivegpt.sim.batched.families import family_config, family_reset  # here: it imports torch
     from drivegpt_envs.families.stalled_car import StalledCarEnv
@@ -209,7 +211,8 @@ def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray)
     trait = _traits(params, names)
     v = np.minimum(p["ego_speed"], trait["desired_speed"])  # (n,) [m/s]
     room = p["reveal_distance"] + trait["min_gap"] + (trait["time_headway"] - trait["reaction_delay"]) * v
-    swerve = (p["stall_distance"] - p["lead_gap"] - p["reveal_distance"]) / p["ego_speed"]  # (n,) [s]
+    lead = np.minimum(p["lead_gap"], p["stall_distance"] - p["reveal_distance"] - 10.0)  # (n,) [m]
+    swerve = (p["stall_distance"] - lead - p["reveal_distance"]) / p["ego_speed"]  # (n,) [s]
     stop = swerve + 2 * np.maximum(room, 1.0) / v  # (n,) [s]
     config, out = family_config("stalled_car"), [np.zeros((0, 2))]
     for lo in range(0, len(params), 2**16):

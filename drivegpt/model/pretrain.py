@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,8 @@ def pretrain(
     ctx = setup()
     try:
         final = _train(ctx, cfg, data, out, resume, command, progress)
-    except BaseException:
+    except BaseException as err:
+        traceback.clear_frames(err.__traceback__)  # the failed run's DDP reducer goes before the group
         teardown(ctx, wait=False)  # a rank that fails alone leaves without waiting for the others
         raise
     teardown(ctx)

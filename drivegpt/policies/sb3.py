@@ -103,7 +103,12 @@ def _progress_callback(total: int, desc: str) -> Any:
             return True
 
         def _on_training_end(self) -> None:
-            self.bar.close()
+            self.close()
+
+        def close(self) -> None:
+            """Close the bar (also where ``learn`` raised before its end)."""
+            if hasattr(self, "bar"):
+                self.bar.close()
 
     return Progress()
 
@@ -159,8 +164,12 @@ def train_baseline(
         remaining = max(0, cfg.total_steps - start)
         if progress:
             callbacks.append(_progress_callback(remaining, f"baseline {cfg.algo}"))
-        if remaining:
-            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
+        try:
+            if remaining:
+                model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
+        finally:
+            for cb in callbacks[1:]:  # the progress bar, if any
+                cb.close()
         seconds = time.perf_counter() - t0
         model.logger.close()  # flushes and closes progress.csv and the TensorBoard events
         save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
