@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from is_second_moment import stream_draws  # bench/ is on sys.path when run as a script
+from stalled_car_modes import physics
 from surrogate_proposal import stalled_streams
 
 from drivegpt.core.atomic import write_text
@@ -51,12 +52,7 @@ def features(dist: WithHumanTraits, z: np.ndarray, seeds: np.ndarray) -> dict[st
     margin = np.concatenate([SURROGATES[FAMILY].margin(params[i : i + 65536], dist.names)
                              for i in range(0, len(params), 65536)])  # fmt: skip
     car = rearmost_after_stop(params, dist.names, seeds)  # (n, 2): [s] after the stop, [m/s]
-    c = {name: params[:, j] for j, name in enumerate(dist.names)}
-    v = np.minimum(c["ego_speed"], c["human.desired_speed"])  # [m/s]
-    room = (
-        c["reveal_distance"] + c["human.min_gap"] + (c["human.time_headway"] - c["human.reaction_delay"]) * v
-    )
-    a_req = v**2 / (2 * np.maximum(room, 1.0))  # [m/s²] below 5: the lane changes from a standstill
+    a_req = physics(params, dist.names)[:, 0]  # [m/s²] below 5: the lane changes from a standstill
     return {"margin": margin, "rel": car[:, 0], "v_car": car[:, 1], "a_req": a_req}
 
 

@@ -159,17 +159,17 @@ def train_baseline(
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "run.json", {"command": command, "config": cfg.to_dict()})
         model.set_logger(configure(str(out), ["csv", "tensorboard", *(["stdout"] if progress else [])]))
-        callbacks = [_checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")]
+        checkpoint = _checkpoint_callback(out, cfg.checkpoint_every, cfg.algo == "dqn")
         start, t0 = model.num_timesteps, time.perf_counter()
         remaining = max(0, cfg.total_steps - start)
-        if progress:
-            callbacks.append(_progress_callback(remaining, f"baseline {cfg.algo}"))
+        bar = _progress_callback(remaining, f"baseline {cfg.algo}") if progress else None
         try:
             if remaining:
-                model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=not resume)
+                callback = CallbackList([checkpoint, bar]) if bar is not None else checkpoint
+                model.learn(remaining, callback=callback, reset_num_timesteps=not resume)
         finally:
-            for cb in callbacks[1:]:  # the progress bar, if any
-                cb.close()
+            if bar is not None:
+                bar.close()  # also where learn raised
         seconds = time.perf_counter() - t0
         model.logger.close()  # flushes and closes progress.csv and the TensorBoard events
         save_checkpoint(model, out / "checkpoint", cfg.algo == "dqn")
