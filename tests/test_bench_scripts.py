@@ -744,14 +744,14 @@ def test_surrogate_proposal_spread_by_hand_and_its_refusals(tmp_path):
 
 
 def test_stalled_car_surrogate_traffic(tmp_path):
-    """The traffic term on the stored Monte Carlo failures: a table chosen on streams 7 and 8 and measured
-    on 9 and 10, then the command line's defaults and the margin alone; missing streams fail in one
-    line."""
+    """The proposal's terms on the stored Monte Carlo failures: a table chosen on streams 7 and 8 and
+    measured on 9 and 10, then the command line's defaults and the earlier forms; missing streams fail
+    in one line."""
     r = run("stalled_car_surrogate_traffic.py", "--nominal", "20000", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     text = (tmp_path / "stalled_car-surrogate-traffic.md").read_text()
-    assert "measured on 9, 10 (held out)" in text and "The margin alone" in text
-    assert "The command line's defaults (`SURROGATES`: w = 0.02, δ = 0.1, the window 0.4 to 2.5 s" in text
-    assert text.count("×** |") == 5  # the five best settings, each with its held-out figure
+    assert "measured on 9, 10 (held out)" in text and "| the margin alone | 1 | 0.5 | 0 | 0 |" in text
+    assert "| **the defaults** | 0.5 | 0.02 | 0.8 | 0.08 | -2 | 0.2 |" in text
+    assert text.count("×** |") == 8  # the five best settings, the defaults, the two earlier forms
     r = run("stalled_car_surrogate_traffic.py", "--streams", str(tmp_path))
     assert r.returncode == 2 and "no stalled_car-failures-S.npz for streams [7, 8, 9, 10]" in r.stderr

@@ -104,12 +104,13 @@ def test_stalled_margin_agrees_with_the_simulator() -> None:
 
 
 def test_each_family_has_its_own_scale_and_defensive_weight(monkeypatch) -> None:
-    """``SurrogateProposal`` takes σ, δ and the traffic term from the family's ``Surrogate`` unless
-    given: ``stalled_car``'s proposal draws scenario seeds for its lane changes from a standstill."""
+    """``SurrogateProposal`` takes σ, δ, the wide scale and the traffic term from the family's
+    ``Surrogate`` unless given: ``stalled_car``'s proposal draws scenario seeds for its lane changes."""
     monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
     law = WithHumanTraits(family_distribution("stalled_car"))
     q = SurrogateProposal(law, seed=1)
-    assert (q.defensive, q.sigma, q.weight, q.seeded) == (0.1, 1.0, 0.02, True) and 0 < q.z < 0.1
+    assert (q.defensive, q.sigma, q.weight, q.seeded) == (0.02, 0.5, 0.08, True) and 0 < q.z < 0.1
+    assert (q.wide_sigma, q.wide_weight) == (2.0, 0.8)
     alone = SurrogateProposal(law, seed=1, traffic=False)
     assert not alone.seeded and alone.weight == 0 and alone.z < q.z
     q = SurrogateProposal(WithHumanTraits(family_distribution("adversarial_vehicle")), 0.1, seed=1)
@@ -124,7 +125,7 @@ def test_estimate_from_python_takes_the_familys_defensive_weight_unless_set(monk
     from drivegpt.corner.estimate_family import estimate
 
     monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
-    for cfg, delta in ((None, 0.1), (EstimateConfig(batch=20), 0.1), (EstimateConfig(defensive=0.2), 0.2)):
+    for cfg, delta in ((None, 0.02), (EstimateConfig(batch=20), 0.02), (EstimateConfig(defensive=0.2), 0.2)):
         est = estimate("stalled_car", "human", "is", 0.2, 20, 1, cfg, sim="batched", progress=False,
                        surrogate=True, duration=2.0)  # fmt: skip
         assert est.proposal["defensive"] == delta and est.sims == 20
@@ -209,7 +210,7 @@ def test_cli_estimate_with_the_surrogate(tmp_path, monkeypatch) -> None:
 
 
 def test_cli_surrogate_takes_the_familys_defensive_weight(tmp_path, monkeypatch) -> None:
-    """``--surrogate`` on ``stalled_car`` without ``--defensive`` uses the family's 0.1, recorded in
+    """``--surrogate`` on ``stalled_car`` without ``--defensive`` uses the family's 0.02, recorded in
     estimate.json; a given ``--defensive`` wins."""
     from typer.testing import CliRunner
 
@@ -218,7 +219,7 @@ def test_cli_surrogate_takes_the_familys_defensive_weight(tmp_path, monkeypatch)
     monkeypatch.setattr(surrogate_proposal, "Z_DRAWS", 2**12)
     args = ["corner-cases", "estimate", "--family", "stalled_car", "--surrogate", "--device", "cpu",
             "--max-sims", "50", "--duration", "5"]  # fmt: skip
-    for extra, delta in (([], 0.1), (["--defensive", "0.3"], 0.3)):
+    for extra, delta in (([], 0.02), (["--defensive", "0.3"], 0.3)):
         out = tmp_path / str(delta)
         result = CliRunner().invoke(app, [*args, *extra, "--out", str(out)])
         assert result.exit_code == 0, result.output
@@ -242,7 +243,10 @@ def test_rearmost_after_stop_by_hand() -> None:
     """The right lane's rearmost car spawns ``45 u`` past 60 m behind the ego at its speed less 3 m/s
     ± 1 (``u`` the seed's first uniforms, as ``family_reset`` draws them) and reaches the stalled car at
     that speed; the human stops ``swerve + 2 room / v`` after the start, the swerve timed from the
-    lead's gap as the family caps it (10 m short of its reveal point)."""
+    lead's gap as the family caps it (10 m short of its reveal point). The next car spawns
+    ``45 (0.7 + 0.6 u')`` ahead of it; the human, creeping at 1.5 m/s, predicts by its IDM (a = 3,
+    b = 4 m/s²) the rearmost car, 2.5 m/s slower than spawned, to brake behind it over that spacing
+    less two lengths and its ``min_gap``."""
     import torch
 
     from drivegpt.sim.batched.families import family_config
@@ -252,7 +256,9 @@ def test_rearmost_after_stop_by_hand() -> None:
     rows, seed = np.stack([STALLED_POINTS[5], capped]), 123
     got = surrogate.rearmost_after_stop(rows, STALLED, np.array([seed, seed]))
     slots = family_config("stalled_car").slots - 3  # the ego, the stalled car and the lead first
-    u = torch.rand(slots, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)[0].numpy()
+    generator = torch.Generator().manual_seed(seed)
+    uniforms = torch.rand(slots, 3, generator=generator, dtype=torch.float64).numpy()
+    u, spacing = uniforms[0], 45.0 * (0.7 + 0.6 * uniforms[1, 0])  # [m] to the next car
     for row, lead, out in zip(rows, (31.95, 37.0), got, strict=True):
         c = dict(zip(STALLED, row, strict=True))
         speed = c["ego_speed"] - 3.0 + (2 * u[1] - 1)  # [m/s]
@@ -261,18 +267,35 @@ def test_rearmost_after_stop_by_hand() -> None:
         room = c["reveal_distance"] + c["human.min_gap"]
         room += (c["human.time_headway"] - c["human.reaction_delay"]) * v  # [m]
         stop = (c["stall_distance"] - lead - c["reveal_distance"]) / c["ego_speed"] + 2 * room / v  # [s]
-        assert out == pytest.approx([arrive - stop, speed], rel=1e-9)
+        follower, s0, headway = speed - 2.5, c["human.min_gap"], c["human.time_headway"]  # [m/s], [m], [s]
+        s_star = s0 + follower * headway + follower * (follower - 1.5) / (2 * math.sqrt(12.0))  # [m]
+        free = 1 - (follower / c["human.desired_speed"]) ** 4
+        braking = 3.0 * (free - (s_star / (spacing - 10.0 - s0)) ** 2)  # [m/s²]
+        assert out == pytest.approx([arrive - stop, speed, braking], rel=1e-9)
+
+
+def test_hard_stop_by_hand() -> None:
+    """A stop is hard where ``v² / (2 room)`` reaches 5.5 m/s²: ``v = min(ego_speed, desired_speed)``
+    over ``room = reveal_distance + min_gap + (time_headway − reaction_delay) v``, at least 1 m."""
+    rows = np.repeat(STALLED_POINTS[:1], 3, axis=0)
+    c = dict(zip(STALLED, rows[0], strict=True))
+    v = min(c["ego_speed"], c["human.desired_speed"])  # [m/s]
+    lag = (c["human.time_headway"] - c["human.reaction_delay"]) * v + c["human.min_gap"]  # [m]
+    for row, a in zip(rows, (5.4, 5.6, 100.0), strict=True):  # reveal_distance for each deceleration
+        row[STALLED.index("reveal_distance")] = v**2 / (2 * a) - lag
+    assert surrogate.hard_stop(rows, STALLED).tolist() == [False, True, True]
 
 
 def test_stalled_traffic_holds_every_lane_change_of_the_monte_carlo_streams() -> None:
-    """On the stored failures of Monte Carlo streams 7 to 10 (1.6 million draws), each lane change from
-    a standstill (the human needed under 5 m/s² to stop) lies in the traffic term's window, which holds
-    about one draw in eight. The window was read off these failures: a check that it still holds them."""
+    """On the stored failures of Monte Carlo streams 7 to 10 (1.6 million draws), each lane change (the
+    human needed under 5 m/s² to stop) lies in the traffic term's window, which holds about one draw in
+    eight, and most at its full weight, where the human would predict the rearmost car to brake gently:
+    about one draw in 110. Both were read off these failures: a check that they still hold them."""
     from pathlib import Path
 
     streams = Path(__file__).parents[1] / "bench/results/is_second_moment"
     law = WithHumanTraits(family_distribution("stalled_car"))
-    changes = 0
+    changes, full = 0, 0
     for s in (7, 8, 9, 10):
         stream = np.load(next(streams.glob(f"**/stalled_car-failures-{s}.npz")))
         params, seeds = law.to_params(stream["z"]), stream["seeds"]  # the stream's failures
@@ -281,12 +304,14 @@ def test_stalled_traffic_holds_every_lane_change_of_the_monte_carlo_streams() ->
         room = c["reveal_distance"] + c["human.min_gap"]
         room = room + (c["human.time_headway"] - c["human.reaction_delay"]) * v
         change = v**2 / (2 * np.maximum(room, 1.0)) < 5.0
-        assert surrogate.stalled_traffic(params[change], law.names, seeds[change]).all()
-        changes += int(change.sum())
-    assert changes == 43
+        term = surrogate.stalled_traffic(params[change], law.names, seeds[change])
+        assert term.all()
+        changes, full = changes + int(change.sum()), full + int((term == 1).sum())
+    assert (changes, full) == (43, 35)
     nominal = np.random.default_rng(0).standard_normal((20_000, law.dim))
-    share = surrogate.stalled_traffic(law.to_params(nominal), law.names, np.arange(20_000)).mean()
-    assert 0.08 < share < 0.16
+    term = surrogate.stalled_traffic(law.to_params(nominal), law.names, np.arange(20_000))
+    assert set(np.unique(term)) == {0.0, 0.2, 1.0}
+    assert 0.08 < (term > 0).mean() < 0.16 and 0.005 < (term == 1).mean() < 0.015
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ on one, :mod:`drivegpt.corner.surrogate_proposal`, leans on the points with litt
 multi-fidelity importance sampling (Peherstorfer, Cui, Marzouk and Willcox, 2016): a cheap model shapes
 the proposal, every simulator run is weighted by p / q, so the estimate stays unbiased however rough
 the model is; a good model only makes it cheaper. A family may add a term over the scenario seed for
-failures its margin does not see (``stalled_car``: the right lane's traffic as the seed spawns it).
+failures its margin does not see (``stalled_car``: the right lane's traffic as the seed spawns it), and a
+wider scale where its margin is least sure (``stalled_car``: stops near the human's braking limit).
 
-Families with a surrogate, each with its own σ, defensive weight δ and traffic term (``SURROGATES``):
+Families with a surrogate, each with its own σ, defensive weight δ and terms (``SURROGATES``):
 ``adversarial_vehicle`` (:func:`adversarial_margin`) and ``stalled_car`` (:func:`stalled_margin`,
-:func:`stalled_traffic`).
+:func:`hard_stop`, :func:`stalled_traffic`).
 """
 
 from __future__ import annotations
@@ -40,10 +41,21 @@ EPISODE, SLACK = 20.0, 4.0  #: [s] the family's episode, and how long past it th
 #: read from the batched simulator (highway-env's lane-change controller at these speeds)
 LATERAL_T = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, 3.0])
 LATERAL_Y = np.array([4.0, 3.25, 2.25, 1.44, 0.88, 0.52, 0.30, 0.17, 0.10, 0.03, 0.0])
-#: ``stalled_car``'s rarer failure: the human stops behind the stalled car, changes lanes and is hit by
-#: the right lane's rearmost car. Its seeds: that car, slower than ``TRAFFIC_V_MAX`` [m/s], reaches the
-#: stalled car within ``STOP_WINDOW`` [s] after the human stops (both read off the Monte Carlo failures)
+#: ``stalled_car``'s rarer failure: the human, creeping to a stop behind the stalled car, changes lanes
+#: and is hit by the right lane's rearmost car. Its seeds: that car, slower than ``TRAFFIC_V_MAX``
+#: [m/s], reaches the stalled car within ``STOP_WINDOW`` [s] after the human stops (both read off the
+#: Monte Carlo failures)
 STOP_WINDOW, TRAFFIC_V_MAX = (0.4, 2.5), 18.5
+#: [m/s] the right lane has slowed this much behind the swerving lead, and the human creeps at this
+#: speed, when it changes lanes in those failures (read from their traces on the batched simulator)
+TRAFFIC_SLOWING, CREEP = 2.5, 1.5
+#: [m/s²] in the window, the traffic term has full weight where the human's MOBIL would predict the
+#: rearmost car to brake no harder than this behind it (its own limit is its comfortable deceleration,
+#: 4 m/s²); ``OUTSIDE`` of it elsewhere in the window
+MERGE_BRAKING, OUTSIDE = -2.0, 0.2
+#: [m/s²] a stop that needs at least this deceleration is near the human's braking limit, where the
+#: margin is least sure (its few failures at a margin of 1 to 3 m lie there: :func:`hard_stop`)
+HARD_STOP = 5.5
 _BINS = np.asarray(ACCEL_BINS)
 _EDGES = (_BINS[:-1] + _BINS[1:]) / 2
 
@@ -192,16 +204,41 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     return margin
 
 
+def _stop_room(p: dict[str, np.ndarray], trait: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``stalled_car``'s human as its lead swerves away: its cruise ``v = min(ego_speed,
+    desired_speed)`` [m/s] and the room it has to stop in [m], ``reveal_distance + min_gap +
+    time_headway v − reaction_delay v`` (its following gap less the distance covered while it reacts;
+    at least 1 m), (n,) each."""
+    v = np.minimum(p["ego_speed"], trait["desired_speed"])  # (n,) [m/s]
+    room = p["reveal_distance"] + trait["min_gap"] + (trait["time_headway"] - trait["reaction_delay"]) * v
+    return v, np.maximum(room, 1.0)
+
+
+def hard_stop(params: np.ndarray, names: list[str]) -> np.ndarray:
+    """(n,) True where ``stalled_car``'s human needs at least ``HARD_STOP`` to stop behind the stalled
+    car, ``v² / (2 room)`` [m/s²] (:func:`_stop_room`): near its braking limit, where
+    :func:`stalled_margin` is least sure."""
+    from drivegpt_envs.families.stalled_car import StalledCarEnv
+
+    v, room = _stop_room({n: params[:, names.index(n)] for n in StalledCarEnv.PARAMS}, _traits(params, names))
+    return v**2 / (2 * room) >= HARD_STOP
+
+
 def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray) -> np.ndarray:
-    """(n, 2) in ``stalled_car``'s episodes of scenario ``seeds`` (n,): when the right lane's rearmost
-    car, at its spawn speed, reaches the stalled car after the human has stopped [s], and that speed
-    [m/s]. The traffic is the seed's spawn alone (``family_reset``), no simulation.
+    """(n, 3) in ``stalled_car``'s episodes of scenario ``seeds`` (n,), for the right lane's rearmost car:
+    when it reaches the stalled car, at its spawn speed, after the human has stopped [s]; that speed
+    [m/s]; and how hard the human's MOBIL predicts it to brake behind the human changing lanes [m/s²].
+    The traffic is the seed's spawn alone (``family_reset``), no simulation.
 
     The human's stop, a rough clock whose window (``STOP_WINDOW``) was fitted to it: the lead swerves
     after ``(stall_distance − lead_gap − reveal_distance) / ego_speed`` (the lead's gap as the family
-    caps it, 10 m short of its reveal point); the human, at ``v = min(ego_speed, desired_speed)``, then
-    stops in ``2 room / v`` over ``room = reveal_distance + min_gap + time_headway v − v
-    reaction_delay`` (at least 1 m).
+    caps it, 10 m short of its reveal point); the human then stops in ``2 room / v``
+    (:func:`_stop_room`).
+
+    The braking: the human changes lanes as the next car has passed it, creeping at ``CREEP``, with the
+    rearmost car ``TRAFFIC_SLOWING`` below its spawn speed and their spawn spacing less two car lengths
+    and the human's ``min_gap`` behind it; the human's IDM of that car, its own traits (MOBIL's safety
+    criterion, ``drivegpt.sim.human``).
     """
     from drivegpt.sim.batched.families import family_config, family_reset  # here: it imports torch
     from drivegpt_envs.families.stalled_car import StalledCarEnv
@@ -209,26 +246,36 @@ def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray)
     cols = [names.index(n) for n in StalledCarEnv.PARAMS]
     p = {n: params[:, names.index(n)] for n in StalledCarEnv.PARAMS}  # (n,) each
     trait = _traits(params, names)
-    v = np.minimum(p["ego_speed"], trait["desired_speed"])  # (n,) [m/s]
-    room = p["reveal_distance"] + trait["min_gap"] + (trait["time_headway"] - trait["reaction_delay"]) * v
+    v, room = _stop_room(p, trait)  # (n,) [m/s], [m]
     lead = np.minimum(p["lead_gap"], p["stall_distance"] - p["reveal_distance"] - 10.0)  # (n,) [m]
     swerve = (p["stall_distance"] - lead - p["reveal_distance"]) / p["ego_speed"]  # (n,) [s]
-    stop = swerve + 2 * np.maximum(room, 1.0) / v  # (n,) [s]
-    config, out = family_config("stalled_car"), [np.zeros((0, 2))]
+    stop = swerve + 2 * room / v  # (n,) [s]
+    config, out = family_config("stalled_car"), [np.zeros((0, 3))]
     for lo in range(0, len(params), 2**16):
         state, _ = family_reset("stalled_car", params[lo : lo + 2**16, cols], seeds[lo : lo + 2**16], config)
         x, u = state.x.numpy(), state.speed.numpy()  # (b, N): slot 1 the stalled car, 3 the rearmost car
-        out.append(np.stack([(x[:, 1] - x[:, 3]) / np.maximum(u[:, 3], 1e-6), u[:, 3]], 1))
+        spacing = np.where(state.present[:, 4].numpy(), x[:, 4] - x[:, 3], np.inf)  # (b,) [m] to the next car
+        out.append(np.stack([(x[:, 1] - x[:, 3]) / np.maximum(u[:, 3], 1e-6), u[:, 3], spacing], 1))
     car = np.concatenate(out)
-    return np.stack([car[:, 0] - stop, car[:, 1]], 1)
+    fixed = Personality()
+    follower = np.maximum(car[:, 1] - TRAFFIC_SLOWING, 0.0)  # (n,) [m/s]
+    s_star = trait["min_gap"] + follower * trait["time_headway"]
+    ab = 2 * math.sqrt(fixed.max_acceleration * fixed.comfortable_deceleration)  # [m/s²]
+    s_star += follower * (follower - CREEP) / ab  # [m]
+    gap = np.maximum(car[:, 2] - 2 * LENGTH - trait["min_gap"], 0.1)  # (n,) [m] bumper to bumper
+    free = 1 - (follower / trait["desired_speed"]) ** 4
+    braking = fixed.max_acceleration * (free - (s_star / gap) ** 2)  # (n,) [m/s²]
+    return np.stack([car[:, 0] - stop, car[:, 1], braking], 1)
 
 
 def stalled_traffic(params: np.ndarray, names: list[str], seeds: np.ndarray) -> np.ndarray:
-    """(n,) 1.0 where ``stalled_car``'s scenario ``seeds`` (n,) bring the right lane's rearmost car,
+    """(n,) in [0, 1]: where ``stalled_car``'s scenario ``seeds`` (n,) bring the right lane's rearmost car,
     slower than ``TRAFFIC_V_MAX``, to the stalled car within ``STOP_WINDOW`` of the human's stop
-    (:func:`rearmost_after_stop`), else 0.0."""
-    rel, speed = rearmost_after_stop(params, names, seeds).T  # (n,) [s], (n,) [m/s]
-    return ((rel > STOP_WINDOW[0]) & (rel < STOP_WINDOW[1]) & (speed < TRAFFIC_V_MAX)).astype(float)
+    (:func:`rearmost_after_stop`), 1.0 if the human would predict it to brake no harder than
+    ``MERGE_BRAKING`` behind it, else ``OUTSIDE``; 0.0 out of the window."""
+    rel, speed, braking = rearmost_after_stop(params, names, seeds).T  # (n,) [s], [m/s], [m/s²]
+    inside = (rel > STOP_WINDOW[0]) & (rel < STOP_WINDOW[1]) & (speed < TRAFFIC_V_MAX)
+    return np.where(inside, np.where(braking >= MERGE_BRAKING, 1.0, OUTSIDE), 0.0)
 
 
 class Surrogate(NamedTuple):
@@ -241,10 +288,16 @@ class Surrogate(NamedTuple):
     #: misses (None: none; the proposal then draws seeds as the estimator would)
     traffic: Callable[[np.ndarray, list[str], np.ndarray], np.ndarray] | None = None
     traffic_weight: float = 0.0  #: the traffic term's weight w beside Φ(−margin / σ)
+    #: (params, names) -> (n,) bool: where the margin is least sure, and the proposal adds a wider scale
+    #: ρ Φ(−margin / σ_wide) (None: nowhere)
+    wide: Callable[[np.ndarray, list[str]], np.ndarray] | None = None
+    wide_sigma: float = 0.0  #: [m] σ_wide
+    wide_weight: float = 0.0  #: ρ
 
 
 SURROGATES: dict[str, Surrogate] = {
     "adversarial_vehicle": Surrogate(adversarial_margin, 1.5, 0.02),
-    # its lane changes from a standstill: the traffic term, and δ for the few outside its window
-    "stalled_car": Surrogate(stalled_margin, 1.0, 0.1, stalled_traffic, 0.02),
+    # its lane changes as it creeps to a stop: the traffic term; its stops near the braking limit: a wide
+    # scale; δ for the few failures outside both
+    "stalled_car": Surrogate(stalled_margin, 0.5, 0.02, stalled_traffic, 0.08, hard_stop, 2.0, 0.8),
 }

@@ -1,10 +1,12 @@
 """The importance-sampling proposal built on a family's physics surrogate (:mod:`drivegpt.corner.surrogate`).
 
-    q(z, s) = p(z) p(s) (δ + (1 − δ) g(z, s) / Z),    g = Φ(−margin(z) / σ) + w traffic(z, s),
+    q(z, s) = p(z) p(s) (δ + (1 − δ) g(z, s) / Z),
+    g = Φ(−margin(z) / σ) + ρ wide(z) Φ(−margin(z) / σ_wide) + w traffic(z, s),
 
 ``Φ(−margin / σ)`` read as the chance that the true margin is negative when the surrogate's is off by
-N(0, σ²), and ``traffic`` a family's term over the scenario seed ``s`` (uniform on [0, ``SEEDS``) under
-p) for failures the margin does not see, where it has one. ``Z = E_p[g]`` comes from ``z_draws``
+N(0, σ²); ``wide`` where a family's margin is least sure, with a wider scale; ``traffic`` a family's
+term over the scenario seed ``s`` (uniform on [0, ``SEEDS``) under p) for failures the margin does not
+see. The last two where the family has them (``Surrogate``). ``Z = E_p[g]`` comes from ``z_draws``
 nominal draws of their own; the weights divide by that estimate, which scales the estimate by about
 ``Ẑ / Z`` (unbiased to first order; its relative standard error ``z_rel_se`` is added to the
 estimate's interval). A draw from ``q`` is a nominal one with probability δ, else a nominal one
@@ -33,11 +35,11 @@ SEEDS = 2**31  #: a proposal that draws scenario seeds draws them uniformly from
 
 
 class SurrogateProposal:
-    """``q(z, s) = p(z) p(s) (δ + (1 − δ) g(z, s) / Z)``, ``g = Φ(−margin(z) / σ) + w traffic(z, s)``,
-    over a family's standard space and, where its surrogate has a traffic term (``seeded``), the
-    scenario seed ``s``, uniform on [0, ``SEEDS``) under p. Without one it is a Proposal on ``z``
-    alone (``sample``, ``logpdf``); with one the estimator draws ``sample_seeded`` and weighs each
-    simulation by ``1 / ratio(z, s)``."""
+    """``q(z, s) = p(z) p(s) (δ + (1 − δ) g(z, s) / Z)``, ``g = Φ(−margin(z) / σ) + ρ wide(z)
+    Φ(−margin(z) / σ_wide) + w traffic(z, s)``, over a family's standard space and, where its
+    surrogate has a traffic term (``seeded``), the scenario seed ``s``, uniform on [0, ``SEEDS``) under
+    p. Without one it is a Proposal on ``z`` alone (``sample``, ``logpdf``); with one the estimator
+    draws ``sample_seeded`` and weighs each simulation by ``1 / ratio(z, s)``."""
 
     def __init__(
         self,
@@ -63,7 +65,8 @@ class SurrogateProposal:
                 f"need 0 < defensive < 1, sigma > 0, z_draws >= 1: {defensive}, {sigma}, {z_draws}"
             )
         self.dist, self.defensive, self.sigma = dist, defensive, sigma
-        self.margin_of = own.margin
+        self.margin_of, self.wide, self.wide_sigma = own.margin, own.wide, own.wide_sigma
+        self.wide_weight = own.wide_weight if own.wide is not None else 0.0
         self.traffic = own.traffic if traffic else None
         self.seeded = self.traffic is not None
         self.weight = own.traffic_weight if self.seeded else 0.0
@@ -82,16 +85,22 @@ class SurrogateProposal:
         return z, (rng.integers(0, SEEDS, n) if self.seeded else None)
 
     def g(self, z: np.ndarray, seeds: np.ndarray | None = None) -> np.ndarray:
-        """(n,) Φ(−margin / σ) at standard points ``z`` (n, d), plus w traffic at their ``seeds``."""
+        """(n,) g at standard points ``z`` (n, d) and, where it has a traffic term, their ``seeds``."""
         params = self.dist.to_params(z)
-        out = self._phi(params)
+        out = self._near(params)
         if self.traffic is not None:
             out = out + self.weight * self._traffic(params, seeds)
         return out
 
-    def _phi(self, params: np.ndarray) -> np.ndarray:
-        """(n,) Φ(−margin / σ) at the family's parameters (n, d)."""
-        return _ndtr_v(-self.margin_of(params, self.dist.names) / self.sigma)
+    def _near(self, params: np.ndarray) -> np.ndarray:
+        """(n,) g's terms in the margin, ``Φ(−margin / σ) + ρ wide Φ(−margin / σ_wide)``, at the
+        family's parameters (n, d)."""
+        margin = self.margin_of(params, self.dist.names)
+        out = _ndtr_v(-margin / self.sigma)
+        if self.wide is not None:
+            wide = self.wide(params, self.dist.names)  # (n,) bool
+            out = out + self.wide_weight * wide * _ndtr_v(-margin / self.wide_sigma)
+        return out
 
     def _traffic(self, params: np.ndarray, seeds: np.ndarray | None) -> np.ndarray:
         """(n,) the family's traffic term at parameters (n, d) and scenario ``seeds`` (n,)."""
@@ -114,19 +123,19 @@ class SurrogateProposal:
     def sample_seeded(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(n, d) points and (n,) seeds (None: not ``seeded``): each a nominal draw with probability δ,
         else a nominal draw accepted with probability g / max g (the traffic term worked out only for
-        the candidates it decides: those Φ alone neither accepts nor rules out)."""
-        top = 1 + self.weight  # g's largest value
+        the candidates it decides: those the margin's terms alone neither accept nor rule out)."""
+        top = 1 + self.wide_weight + self.weight  # g's largest value
         k = int(rng.binomial(n, self.defensive))
         z0, s0 = self._nominal(rng, k)
         zs, ss, need = [z0], [s0], n - k
         while need > 0:
             cand, seeds = self._nominal(rng, max(1024, int(2 * need * top / self.z)))
             params = self.dist.to_params(cand)
-            phi, u = self._phi(params), rng.random(len(cand)) * top  # accept where u < g
-            accept = u < phi
-            if seeds is not None:  # Φ <= u < Φ + w: the traffic term decides
-                band = np.flatnonzero(~accept & (u < phi + self.weight))
-                accept[band] = u[band] < phi[band] + self.weight * self._traffic(params[band], seeds[band])
+            near, u = self._near(params), rng.random(len(cand)) * top  # accept where u < g
+            accept = u < near
+            if seeds is not None:  # near <= u < near + w: the traffic term decides
+                band = np.flatnonzero(~accept & (u < near + self.weight))
+                accept[band] = u[band] < near[band] + self.weight * self._traffic(params[band], seeds[band])
             kept = np.flatnonzero(accept)[:need]
             zs.append(cand[kept])
             ss.append(seeds[kept] if seeds is not None else None)
@@ -148,6 +157,8 @@ class SurrogateProposal:
             "sigma_m": self.sigma,
             "defensive": self.defensive,
             "traffic_weight": self.weight,
+            "wide_sigma_m": self.wide_sigma if self.wide is not None else None,
+            "wide_weight": self.wide_weight,
             "z": self.z,
             "z_rel_se": self.z_rel_se,
             "z_draws": self.z_draws,
