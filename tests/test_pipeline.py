@@ -105,14 +105,14 @@ def test_config_errors_name_the_valid_keys(tmp_path):
 
 
 def test_a_killed_stage_resumes_only_with_the_same_config(tmp_path):
-    from drivegpt.pipeline.stages import _resume_or_clear
+    from drivegpt.pipeline.outputs import resume_or_clear
 
     run = tmp_path / "pretrain"
     (run / "checkpoint").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"config": {"max_iters": 10}}))
-    _resume_or_clear(run, {"max_iters": 10})  # same training: its checkpoint is kept to resume from
+    resume_or_clear(run, {"max_iters": 10})  # same training: its checkpoint is kept to resume from
     assert (run / "checkpoint").is_dir()
-    _resume_or_clear(run, {"max_iters": 20})  # another training: start over
+    resume_or_clear(run, {"max_iters": 20})  # another training: start over
     assert not run.exists()
 
 
@@ -133,9 +133,9 @@ def test_the_benchmark_drives_each_policy_on_the_batched_simulator_too(tmp_path)
     """Beside highway-env's row: 10x the episodes on the batched simulator, the figures `drivegpt drive
     --sim batched` writes for the same seeds; skipped for a driver with no batched port."""
     from drivegpt.core.config import config_from_dict
+    from drivegpt.pipeline.eval_stages import BATCHED_EVAL_FACTOR, _drive_batched, cli_benchmark
     from drivegpt.pipeline.report import _simulators_side_by_side
     from drivegpt.pipeline.report_cells import RunFiles
-    from drivegpt.pipeline.stages import BATCHED_EVAL_FACTOR, _drive_batched, cli_benchmark
 
     tiny = load_config(PipelineConfig, TINY).to_dict()
     cfg = config_from_dict(PipelineConfig, {**tiny, "eval_env": "drivegpt/Highway-v0", "eval_episodes": 1})
