@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 from is_second_moment import stream_draws  # bench/ is on sys.path when run as a script
+from stalled_car_margin import stalled_streams
 from stalled_car_modes import physics
-from surrogate_proposal import stalled_streams
 
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution

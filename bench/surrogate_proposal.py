@@ -8,13 +8,7 @@ its traits sampled, on the batched simulator:
   ``traits/`` streams of ``bench/is_second_moment.py`` (395 in 800,000 draws: the default σ was chosen
   on this table, so it flatters the default a little), for a few surrogate scales σ and defensive
   weights: ``mean(f p / q) / P² − 1`` over the draws. Also where the failures lie in the margin.
-* ``stalled``: the same kind of tilt on ``stalled_car``, over the physics it has (the deceleration the
-  human needs to stop behind the stalled car, ``a_req`` of ``bench/stalled_car_modes.py``), on the
-  four Monte Carlo streams of ``bench/is_second_moment.py`` (972 failures in 1.6 million draws):
-  ``q = p (δ + (1 − δ) Φ((a_req − a0) / s) / Z)``.
-* ``stalled-moment``: ``stalled_car``'s own surrogate (``stalled_margin``) on those four streams: where
-  the failures lie in its margin, and its acceleration for a few σ and δ, chosen on streams 7 and 8
-  and measured on 9 and 10 (held out).
+* (``stalled_car``'s margin on its Monte Carlo failures: ``bench/stalled_car_margin.py``.)
 * ``runs``: ``--runs`` estimates of ``--family`` exactly as the CLI runs them (with the family's own
   σ and δ; ``stalled_car`` in episodes of 15 s, as its truth), on scenario seeds no Monte Carlo stream
   used (``stalled_car``'s proposal draws its own, uniform on [0, 2³¹), which may rarely meet one): one
@@ -22,17 +16,15 @@ its traits sampled, on the batched simulator:
   simulations each (the spread of their estimates is the relative variance, free of the stopping
   rule's optimism).
 
-    .venv/bin/python bench/surrogate_proposal.py --parts moment stalled
+    .venv/bin/python bench/surrogate_proposal.py --parts moment
     R=".venv/bin/python bench/surrogate_proposal.py --parts runs"
     $R --set fixed --first 0 --runs 20 & $R --set fixed --first 20 --runs 20   # two side by side
     $R --set stop --first 0 --runs 15 & $R --set stop --first 15 --runs 15
     .venv/bin/python bench/surrogate_proposal.py --parts pool --set fixed    # and --set stop
-    .venv/bin/python bench/surrogate_proposal.py --parts stalled-moment
     $R --family stalled_car --set fixed --fixed 2000 --first 0 --runs 10 --sims-per-check 250 & ...
 
 (writes ``bench/results/surrogate/adversarial_vehicle-moment.md``, ``-{fixed,stop}[-FIRST].md`` and
-``.json`` per set, ``-{fixed,stop}-pooled.md``, ``stalled_car-moment.md``, ``stalled_car-surrogate.md``
-and ``stalled_car-{fixed,stop}*`` likewise)
+``.json`` per set, ``-{fixed,stop}-pooled.md``, and ``stalled_car-{fixed,stop}*`` likewise)
 """
 
 from __future__ import annotations
@@ -56,7 +48,6 @@ from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
 from drivegpt.corner.naturalistic import _ndtr_v as phi  # the standard normal CDF, elementwise
 from drivegpt.corner.surrogate import SURROGATES
 
-MARGIN_ALONE_DELTA = 0.5  #: `stalled_car`'s δ for its margin alone, chosen on streams 7 and 8
 FAMILY = "adversarial_vehicle"
 #: the Monte Carlo truths (failures, draws), traits sampled or drawn by the seed (the same law):
 #: ``adversarial_vehicle``: the ``traits/`` streams (395 in 800,000) and the 10⁶-run truth of
@@ -123,123 +114,6 @@ def moment(traits: Path, out: Path) -> None:
         name = f"{sigma} (default)" if sigma == 1.5 else f"{sigma}"
         lines.append(f"| {name} | {g.mean():.2e} | {' | '.join(cells)} |")
     write_text(out / f"{FAMILY}-moment.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-def stalled_streams(streams: Path) -> dict[int, Path]:
-    """``stalled_car``'s Monte Carlo failure files under ``streams`` (``bench/is_second_moment.py``'s,
-    some in ``stream-S/`` folders), by stream."""
-    found = [*streams.glob("stalled_car-failures-*.npz"), *streams.glob("stream-*/stalled_car-*.npz")]
-    by_stream = {int(f.stem.rsplit("-", 1)[1]): f for f in found}
-    return {k: by_stream[k] for k in sorted(by_stream)}
-
-
-def stalled(streams: Path, out: Path) -> None:
-    from is_second_moment import stream_draws
-    from stalled_car_modes import physics
-
-    files = list(stalled_streams(streams).values())
-    if not files:
-        raise SystemExit(f"no stalled_car-failures-*.npz under {streams}: run bench/is_second_moment.py")
-    dist = WithHumanTraits(family_distribution("stalled_car"))
-    zs, fs = zip(*[stream_draws(f) for f in files], strict=True)
-    z, f = np.concatenate(zs), np.concatenate(fs)
-    a_req = np.concatenate([physics(dist.to_params(z[lo : lo + 2**17]), dist.names)[:, 0]
-                            for lo in range(0, len(z), 2**17)])  # fmt: skip
-    p = f.mean()
-    deltas = (0.05, 0.1, 0.3, 0.5)
-    lines = [
-        "# A physics tilt on `stalled_car`'s Monte Carlo failures",
-        "",
-        f"{len(f):,} draws ({len(files)} streams, the human's traits sampled), {f.sum()} failures, "
-        f"P = {p:.3g}; q = p (δ + (1 − δ) Φ((a_req − a0) / s) / Z); acceleration with no pilot:",
-        "",
-        "| a0 [m/s²] | s [m/s²] | " + " | ".join(f"δ = {d}" for d in deltas) + " |",
-        "|---|---|" + "---|" * len(deltas),
-    ]
-    for a0, scale in ((5, 0.5), (5, 1), (6, 0.5), (6, 1), (6, 2), (7, 1)):
-        g = phi((a_req - a0) / scale)
-        acc = [((1 - p) / p) / ((f / (d + (1 - d) * g / g.mean())).mean() / p**2 - 1) for d in deltas]
-        lines.append(f"| {a0} | {scale} | " + " | ".join(f"{a:.1f}×" for a in acc) + " |")
-    write_text(out / "stalled_car-moment.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-def stalled_moment(streams: Path, out: Path) -> None:
-    """``stalled_car``'s surrogate on the four Monte Carlo streams: where the failures lie in its
-    margin, and its acceleration per σ and δ on streams 7 and 8 (where the margin alone's best were
-    chosen) and on 9 and 10 (held out)."""
-    from is_second_moment import stream_draws
-    from stalled_car_modes import physics
-
-    family = "stalled_car"
-    by_stream = stalled_streams(streams)
-    if not by_stream:
-        raise SystemExit(f"no {family}-failures-*.npz under {streams}: run bench/is_second_moment.py")
-    dist = WithHumanTraits(family_distribution(family))
-    ids, files = list(by_stream), list(by_stream.values())
-    zs, fs = zip(*[stream_draws(f) for f in files], strict=True)
-    stream = np.concatenate([np.full(len(f), i) for i, f in zip(ids, fs, strict=True)])
-    z, f = np.concatenate(zs), np.concatenate(fs)
-    t0 = time.time()
-    margin = np.concatenate([SURROGATES[family].margin(dist.to_params(z[lo : lo + 65536]), dist.names)
-                             for lo in range(0, len(z), 65536)])  # fmt: skip
-    seconds = time.time() - t0
-    a_req = np.concatenate([physics(dist.to_params(z[lo : lo + 2**17]), dist.names)[:, 0]
-                            for lo in range(0, len(z), 2**17)])  # fmt: skip
-    rare = f & (a_req < 5.0)  # the lane changes from a standstill (bench/stalled_car_modes.py)
-    sigma0, delta0 = SURROGATES[family].sigma, MARGIN_ALONE_DELTA
-    lines = [
-        f"# `{family}`'s surrogate on its Monte Carlo failures",
-        "",
-        f"`.venv/bin/python bench/surrogate_proposal.py --parts stalled-moment`: {len(f):,} draws (streams "
-        f"{', '.join(map(str, sorted(ids)))}, the human's traits sampled, episodes of 15 s), "
-        f"{f.sum()} failures, P = {f.mean():.3g}, {rare.sum()} of them with a_req < 5 m/s² (the human "
-        f"changes lanes from a standstill into the right lane's traffic). The margin of all draws: "
-        f"{seconds:.0f} s on one core (load {load()}).",
-        "",
-        "| margin [m] | share of the draws | failures | of them a_req < 5 m/s² | failing share |",
-        "|---|---|---|---|---|",
-    ]
-    for lo, hi in [(-math.inf, -5), (-5, -2), (-2, 0), (0, 1), (1, 2), (2, 3), (3, math.inf)]:
-        cell = (margin >= lo) & (margin < hi)
-        rate = f"{f[cell].mean():.3g}" if cell.any() else "-"
-        lines.append(f"| [{lo}, {hi}) | {cell.mean():.2e} | {f[cell].sum()} | {rare[cell].sum()} | {rate} |")
-    deltas = (0.1, 0.3, 0.5, 0.7)
-    parts = {"7, 8": np.isin(stream, [7, 8]), "9, 10 (held out)": np.isin(stream, [9, 10])}
-    lines += [
-        "",
-        "q = p (δ + (1 − δ) Φ(−margin / σ) / Z), Z over all the draws; acceleration with no pilot = Monte "
-        "Carlo's relative variance ÷ the proposal's, `mean(f p / q) / P² − 1` over each pair of streams "
-        f"(the margin alone's best, σ = {sigma0:g} m and δ = {delta0:g}, chosen on streams 7 and 8; the "
-        "command line adds a term over the seed's traffic, `bench/stalled_car_surrogate_traffic.py`):",
-        "",
-        "| σ [m] | streams | " + " | ".join(f"δ = {d}" for d in deltas) + " |",
-        "|---|---|" + "---|" * len(deltas),
-    ]
-    for sigma in (0.5, 0.75, 1.0, 1.25, 1.5):
-        g = phi(-margin / sigma)
-        for name, h in parts.items():
-            cells = []
-            for delta in deltas:
-                w = 1 / (delta + (1 - delta) * g[h] / g.mean())  # p / q at every draw
-                p = f[h].mean()
-                acc = ((1 - p) / p) / ((w * f[h]).mean() / p**2 - 1)
-                cells.append(f"{acc:.1f}×")
-            lines.append(f"| {sigma} | {name} | {' | '.join(cells)} |")
-    g = phi(-margin / sigma0)
-    w = 1 / (delta0 + (1 - delta0) * g / g.mean())
-    p = f.mean()
-    relvar = (w * f).mean() / p**2 - 1
-    share = (w * rare).sum() / (w * f).sum()
-    lines += [
-        "",
-        f"At σ = {sigma0:g} m and δ = {delta0:g} over all four streams: relative variance {relvar:.1f} per "
-        "simulation, "
-        f"**{(1 - p) / p / relvar:.1f}×** (about {Z95**2 * relvar / 0.2**2:,.0f} simulations for ±20%); "
-        f"the {rare.sum()} lane changes from a standstill carry {share:.0%} of the second moment.",
-    ]
-    write_text(out / f"{family}-surrogate.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -366,7 +240,7 @@ def pool(family: str, out: Path, which: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", nargs="+", default=["moment"],
-                    choices=["moment", "stalled", "stalled-moment", "runs", "pool"])  # fmt: skip
+                    choices=["moment", "runs", "pool"])  # fmt: skip
     ap.add_argument("--family", choices=list(TRUTH), default=FAMILY, help="runs and pool: the family")
     ap.add_argument("--set", choices=["stop", "fixed"], default="stop", help="runs: ±20%%, or fixed-size")
     ap.add_argument("--sims-per-check", type=int, default=50, help="runs: simulations between checks")
@@ -374,7 +248,6 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0, help="runs: the first run's index (its seed's offset)")
     ap.add_argument("--fixed", type=int, default=1000, help="runs --set fixed: simulations per run")
     ap.add_argument("--traits", type=Path, default=Path("bench/results/is_second_moment/traits"))
-    ap.add_argument("--streams", type=Path, default=Path("bench/results/is_second_moment"))
     ap.add_argument("--out", type=Path, default=Path("bench/results/surrogate"))
     args = ap.parse_args()
     if args.runs < 2 or args.fixed < 1 or args.first < 0 or args.sims_per_check < 1:
@@ -384,10 +257,6 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if "moment" in args.parts:
         moment(args.traits, args.out)
-    if "stalled" in args.parts:
-        stalled(args.streams, args.out)
-    if "stalled-moment" in args.parts:
-        stalled_moment(args.streams, args.out)
     if "runs" in args.parts:
         runs(args.family, args.set, args.first, args.runs, args.fixed, args.sims_per_check, args.out)
     if "pool" in args.parts:

@@ -739,8 +739,9 @@ def test_surrogate_proposal_spread_by_hand_and_its_refusals(tmp_path):
                       ("--sims-per-check 0", "--sims-per-check >= 1")):  # fmt: skip
         r = run("surrogate_proposal.py", *bad.split())
         assert r.returncode == 2 and says in r.stderr, r.stderr
-    r = run("surrogate_proposal.py", "--parts", "stalled-moment", "--streams", str(tmp_path))
-    assert r.returncode == 1 and "no stalled_car-failures-*.npz under" in r.stderr, r.stderr
+    for part in ("tilt", "margin"):
+        r = run("stalled_car_margin.py", "--parts", part, "--streams", str(tmp_path))
+        assert r.returncode == 1 and "no stalled_car-failures-*.npz under" in r.stderr, r.stderr
 
 
 def test_stalled_car_surrogate_traffic(tmp_path):
