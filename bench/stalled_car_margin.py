@@ -100,7 +100,7 @@ def margin_table(streams: Path, out: Path) -> None:
     seconds = time.time() - t0
     a_req = np.concatenate([physics(dist.to_params(z[lo : lo + 2**17]), dist.names)[:, 0]
                             for lo in range(0, len(z), 2**17)])  # fmt: skip
-    rare = f & (a_req < 5.0)  # the lane changes from a standstill (bench/stalled_car_modes.py)
+    rare = f & (a_req < 5.0)  # the lane changes from a near standstill (bench/stalled_car_modes.py)
     sigma0, delta0 = MARGIN_ALONE
     lines = [
         f"# `{family}`'s surrogate on its Monte Carlo failures",
@@ -108,7 +108,7 @@ def margin_table(streams: Path, out: Path) -> None:
         f"`.venv/bin/python bench/stalled_car_margin.py --parts margin`: {len(f):,} draws (streams "
         f"{', '.join(map(str, sorted(ids)))}, the human's traits sampled, episodes of 15 s), "
         f"{f.sum()} failures, P = {f.mean():.3g}, {rare.sum()} of them with a_req < 5 m/s² (the human "
-        f"changes lanes from a standstill into the right lane's traffic). The margin of all draws: "
+        f"changes lanes from a near standstill into the right lane's traffic). The margin of all draws: "
         f"{seconds:.0f} s on one core (load {load()}).",
         "",
         "| margin [m] | share of the draws | failures | of them a_req < 5 m/s² | failing share |",
@@ -150,7 +150,7 @@ def margin_table(streams: Path, out: Path) -> None:
         f"At σ = {sigma0:g} m and δ = {delta0:g} over all four streams: relative variance {relvar:.1f} per "
         "simulation, "
         f"**{(1 - p) / p / relvar:.1f}×** (about {Z95**2 * relvar / 0.2**2:,.0f} simulations for ±20%); "
-        f"the {rare.sum()} lane changes from a standstill carry {share:.0%} of the second moment.",
+        f"the {rare.sum()} lane changes from a near standstill carry {share:.0%} of the second moment.",
     ]
     write_text(out / f"{family}-surrogate.md", "\n".join(lines) + "\n")
     print("\n".join(lines))

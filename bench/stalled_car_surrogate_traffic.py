@@ -13,10 +13,12 @@ human's MOBIL would predict it to brake (``rearmost_after_stop``; no simulation)
                         + w 1{window} (1 if braking ≥ cut else ε)] / Z)
 
 over points and seeds. The constants (σ, δ, ρ, w, the cut, ε) are chosen on streams 7 and 8 and the
-acceleration measured on streams 9 and 10, held out (``mean(f p / q) / P² − 1`` over their draws). The
-window, v_max, ``HARD_STOP`` and σ_wide were read off all four streams' failures, so the held-out figure
-flatters it a little. The table ends with the command line's defaults (``SURROGATES``) and the earlier
-forms of the proposal, for comparison.
+acceleration measured on streams 9 and 10, held out (``mean(f p / q) / P² − 1`` over their draws), and
+over all four. The window, v_max, ``HARD_STOP`` and σ_wide were read off all four streams' failures, and
+the braking estimate (the traffic's 2.5 m/s slowing, the human's 1.5 m/s creep, the spacing less two
+lengths and ``min_gap``) off traces of all 43 lane changes, held-out streams included, so the held-out
+figure flatters it; the four streams' figure is the fairer one. The table ends with the command line's
+defaults (``SURROGATES``) and the earlier forms of the proposal, for comparison.
 
     .venv/bin/python bench/stalled_car_surrogate_traffic.py
 """
@@ -113,8 +115,9 @@ def main() -> None:
 
     def row(name: str, c: Config) -> str:
         (chosen, *_), (held, relvar, share) = acceleration(TRAIN, c), acceleration(TEST, c)
+        both = acceleration(TRAIN + TEST, c)[0]
         return (f"| {name} | {' | '.join(f'{x:g}' for x in c)} | {chosen:.0f}× | **{held:.0f}×** | "
-                f"{relvar:.1f} | {share:.0%} |")  # fmt: skip
+                f"{relvar:.1f} | {share:.0%} | {both:.0f}× |")  # fmt: skip
 
     rows = sorted(itertools.product(*GRID.values()), key=lambda c: -acceleration(TRAIN, c)[0])
     own = SURROGATES[FAMILY]
@@ -129,12 +132,14 @@ def main() -> None:
         f"{TRAFFIC_V_MAX:g} m/s}} (1 if braking ≥ cut, else ε)] / Z), Z from {args.nominal:,} nominal draws "
         f"and seeds; the constants chosen on streams {', '.join(map(str, TRAIN))} and measured on "
         f"{', '.join(map(str, TEST))} (held out), which hold {changes(TRAIN)} and {changes(TEST)} of the "
-        f"lane changes. The five best of the {len(rows)} on the first, the command line's defaults "
-        "(`SURROGATES`), and the earlier forms:",
+        f"lane changes. The window, v_max, {HARD_STOP:g} m/s², σ_wide and the braking estimate's constants "
+        "were read off all four streams (their failures, and traces of their lane changes), so the held-out "
+        "figure flatters; the last column is the fairer one. The five best of the "
+        f"{len(rows)} on the first, the command line's defaults (`SURROGATES`), and the earlier forms:",
         "",
         "| proposal | σ [m] | δ | ρ | w | cut [m/s²] | ε | chosen on | held out | held out: relative "
-        "variance | its share carried by the lane changes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "variance | its share carried by the lane changes | all four streams |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(row(f"grid #{i + 1}", c) for i, c in enumerate(rows[:5])),
         row("**the defaults**", shipped),
         row("the window alone, no wide scale", (1.0, 0.1, 0.0, 0.02, -np.inf, 1.0)),

@@ -756,3 +756,15 @@ def test_stalled_car_surrogate_traffic(tmp_path):
     assert text.count("×** |") == 8  # the five best settings, the defaults, the two earlier forms
     r = run("stalled_car_surrogate_traffic.py", "--streams", str(tmp_path))
     assert r.returncode == 2 and "no stalled_car-failures-S.npz for streams [7, 8, 9, 10]" in r.stderr
+
+
+def test_stalled_car_lane_changes(tmp_path):
+    """The 43 lane-change failures replayed and traced, one row each, with the share of window draws
+    that change lanes; missing streams fail in one line."""
+    r = run("stalled_car_lane_changes.py", "--others", "40", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "stalled_car-lane-changes.md").read_text()
+    assert text.count("car |") + text.count("none in the trace |") == 43
+    assert "it collides with the rearmost car in" in text and "Of 40 draws of streams 7 and 8" in text
+    r = run("stalled_car_lane_changes.py", "--streams", str(tmp_path))
+    assert r.returncode == 2 and "need stalled_car-failures-S.npz for streams 7, 8, 9, 10" in r.stderr

@@ -105,7 +105,7 @@ def estimate(
         help="--method is: draw from the family's physics surrogate (a model of a few cars that says how "
         "close each point comes to a crash, no simulator run), with no pilot: for the human (batched "
         "simulator, traits sampled) about 200x fewer simulations than Monte Carlo on first use on "
-        "adversarial_vehicle, about 200x on stalled_car (episodes of 15 s), whose proposal also draws the "
+        "adversarial_vehicle, about 150x on stalled_car (episodes of 15 s), whose proposal also draws the "
         "scenario seeds for the right lane's traffic. Needs the human's traits "
         "sampled (--human-traits, batched only). Families: adversarial_vehicle, stalled_car.",
     ),

@@ -169,7 +169,7 @@ def stalled_margin(params: np.ndarray, names: list[str]) -> np.ndarray:
     braking at ``LEAD_BRAKE``; the human follows it, with the traits and delay of
     :func:`adversarial_margin`, while the simulator's neighbour search still counts the lead in the
     ego's lane (its centre within half a lane plus ``NEIGHBOUR_MARGIN`` of the lane centre), and the
-    stalled car after. No traffic, no MOBIL, no noise: the human's lane change from a standstill into
+    stalled car after. No traffic, no MOBIL, no noise: the human's lane change from a near standstill into
     the right lane's traffic, the family's rarer failure, is :func:`stalled_traffic`'s.
     """
     from drivegpt.sim.batched.config import NEIGHBOUR_MARGIN  # here: it imports torch
@@ -215,7 +215,7 @@ def _stop_room(p: dict[str, np.ndarray], trait: dict[str, np.ndarray]) -> tuple[
 
 
 def hard_stop(params: np.ndarray, names: list[str]) -> np.ndarray:
-    """(n,) True where ``stalled_car``'s human needs at least ``HARD_STOP`` to stop behind the stalled
+    """(n,) True where ``stalled_car``'s human needs at least ``HARD_STOP`` [m/s²] to stop behind the stalled
     car, ``v² / (2 room)`` [m/s²] (:func:`_stop_room`): near its braking limit, where
     :func:`stalled_margin` is least sure."""
     from drivegpt_envs.families.stalled_car import StalledCarEnv

@@ -29,7 +29,7 @@ from drivegpt.corner.surrogate import SURROGATES
 __all__ = ["SEEDS", "Z_DRAWS", "SurrogateProposal"]
 
 #: nominal points behind Z (on one core about 13 s for a margin, Z's relative error about 1.3%; about
-#: 30 s and 0.4% for ``stalled_car``'s, with its traffic term)
+#: 25 s and 1.1% for ``stalled_car``'s, with its wide scale and traffic term)
 Z_DRAWS = 2**20
 SEEDS = 2**31  #: a proposal that draws scenario seeds draws them uniformly from [0, SEEDS)
 
@@ -51,7 +51,7 @@ class SurrogateProposal:
         traffic: bool = True,
     ) -> None:
         """``defensive`` and ``sigma``: None takes the family's own (``SURROGATES``); ``traffic``: the
-        family's term over the scenario seed, where it has one (False: the margin alone)."""
+        family's term over the scenario seed, where it has one (False: the margin's terms alone)."""
         z_draws = Z_DRAWS if z_draws is None else z_draws
         if dist.family not in SURROGATES:
             raise UserError(
@@ -64,6 +64,8 @@ class SurrogateProposal:
             raise ValueError(
                 f"need 0 < defensive < 1, sigma > 0, z_draws >= 1: {defensive}, {sigma}, {z_draws}"
             )
+        if own.wide is not None and not (own.wide_sigma > 0 and own.wide_weight >= 0):
+            raise ValueError(f"{dist.family}: a wide scale needs wide_sigma > 0 and wide_weight >= 0")
         self.dist, self.defensive, self.sigma = dist, defensive, sigma
         self.margin_of, self.wide, self.wide_sigma = own.margin, own.wide, own.wide_sigma
         self.wide_weight = own.wide_weight if own.wide is not None else 0.0
@@ -74,8 +76,10 @@ class SurrogateProposal:
         g = np.concatenate([self.g(*self._nominal(rng, min(2**16, z_draws - lo)))
                             for lo in range(0, z_draws, 2**16)])  # fmt: skip
         self.z = float(g.mean())
-        if self.z <= 0:
-            raise UserError(f"{dist.family}: the surrogate puts no mass anywhere in {z_draws} nominal draws")
+        if not (math.isfinite(self.z) and self.z > 0):
+            raise UserError(
+                f"{dist.family}: the surrogate puts no finite mass anywhere in {z_draws} nominal draws"
+            )
         self.z_rel_se = float(g.std() / math.sqrt(z_draws) / self.z)
         self.z_draws = z_draws
 
