@@ -30,27 +30,29 @@ from stalled_car_modes import physics
 from drivegpt.core.atomic import write_text
 from drivegpt.corner.naturalistic import WithHumanTraits, family_distribution
 from drivegpt.corner.surrogate import rearmost_after_stop, stalled_traffic
+from drivegpt.sim.batched import truncated
 from drivegpt.sim.batched.families import family_config, family_reset, family_step
 from drivegpt.sim.batched.human import BatchedHuman
 from drivegpt.sim.personality import Personality, PersonalityRanges
 from drivegpt_envs.families.stalled_car import StalledCarEnv
 
-FAMILY, STEPS, DT = "stalled_car", 75, 0.2  #: 15 s at the policy's 5 Hz [steps], [s]
+FAMILY, DURATION, DT = "stalled_car", 15.0, 0.2  #: [s] the episodes, as the truth's; the policy step
 REAR, NEXT = 3, 4  #: the right lane's rearmost car's slot, and the next car's
 
 
 @torch.inference_mode()
 def trace(params: np.ndarray, seeds: np.ndarray, batch: int = 2048) -> dict[str, np.ndarray]:
-    """(n, STEPS, N) ``x`` [m], ``y`` [m], ``u`` [m/s] and ``crashed`` of every car after each step."""
+    """(n, T, N) ``x`` [m], ``y`` [m], ``u`` [m/s] and ``crashed`` of every car after each of the T steps
+    until the simulator truncates the episodes (76: its clock reaches 15 s after 76 steps of 0.2 s)."""
     cols, traits = len(StalledCarEnv.PARAMS), list(PersonalityRanges.model_fields)
-    config, out = family_config(FAMILY, "accel", None, STEPS * DT), {"x": [], "y": [], "u": [], "crashed": []}
+    config, out = family_config(FAMILY, "accel", None, DURATION), {"x": [], "y": [], "u": [], "crashed": []}
     for lo in range(0, len(params), batch):
         rows, chunk = params[lo : lo + batch], [int(s) for s in seeds[lo : lo + batch]]
         state, script = family_reset(FAMILY, rows[:, :cols], chunk, config)
         human = BatchedHuman(config)
         human.reset(chunk, state, [Personality(**dict(zip(traits, r, strict=True))) for r in rows[:, cols:]])
         steps: dict[str, list[np.ndarray]] = {k: [] for k in out}
-        for _ in range(STEPS):
+        while not bool(truncated(state).all()):  # every episode has the same length
             state, script = family_step(state, script, human.act(state))
             for k, v in (("x", state.x), ("y", state.y), ("u", state.speed), ("crashed", state.crashed)):
                 steps[k].append(v.numpy().copy())

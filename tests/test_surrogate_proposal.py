@@ -213,5 +213,5 @@ def test_a_wide_scale_needs_a_scale_and_z_must_be_finite(monkeypatch) -> None:
         SurrogateProposal(Toy(), z_draws=2**10)  # type: ignore[arg-type]
     nan = lambda params, names: np.full(len(params), np.nan)  # noqa: E731
     monkeypatch.setitem(surrogate.SURROGATES, "toy", Surrogate(nan, 0.5, 0.02))
-    with pytest.raises(UserError, match="no finite mass"):
+    with pytest.raises(UserError, match="a finite margin everywhere"):
         SurrogateProposal(Toy(), z_draws=2**10)  # type: ignore[arg-type]

@@ -78,7 +78,8 @@ class SurrogateProposal:
         self.z = float(g.mean())
         if not (math.isfinite(self.z) and self.z > 0):
             raise UserError(
-                f"{dist.family}: the surrogate puts no finite mass anywhere in {z_draws} nominal draws"
+                f"{dist.family}: the surrogate's normalising constant over {z_draws} nominal draws is "
+                f"{self.z}: it needs mass somewhere, and a finite margin everywhere"
             )
         self.z_rel_se = float(g.std() / math.sqrt(z_draws) / self.z)
         self.z_draws = z_draws
