@@ -158,15 +158,15 @@ def test_a_proposal_of_points_alone_leaves_the_seeds_to_the_estimator(toy) -> No
 
 @pytest.fixture
 def graded_toy(monkeypatch) -> Toy:
-    """The toy with every term ``stalled_car``'s proposal has: margin 3 − x at σ = 0.5; a wide scale
-    (σ_wide = 2, ρ = 0.8) where x > 1; a traffic term (w = 0.08) where x > 1.5, 1 for a seed ≡ 0 mod 4,
+    """The toy with every term ``stalled_car``'s proposal has: margin 2 − x at σ = 0.5; a wide scale
+    (σ_wide = 2, ρ = 0.8) where x > 0; a traffic term (w = 0.08) where x > 0.5, 1 for a seed ≡ 0 mod 4,
     0.2 for one ≡ 1, else 0."""
-    margin = lambda params, names: 3.0 - params[:, 0]  # noqa: E731
-    wide = lambda params, names: params[:, 0] > 1.0  # noqa: E731
+    margin = lambda params, names: 2.0 - params[:, 0]  # noqa: E731
+    wide = lambda params, names: params[:, 0] > 0.0  # noqa: E731
 
     def traffic(params: np.ndarray, names: list[str], seeds: np.ndarray) -> np.ndarray:
         level = np.select([seeds % 4 == 0, seeds % 4 == 1], [1.0, 0.2], 0.0)
-        return np.where(params[:, 0] > 1.5, level, 0.0)
+        return np.where(params[:, 0] > 0.5, level, 0.0)
 
     own = Surrogate(margin, 0.5, 0.02, traffic, 0.08, wide, wide_sigma=2.0, wide_weight=0.8)
     monkeypatch.setitem(surrogate.SURROGATES, "toy", own)
@@ -174,7 +174,7 @@ def graded_toy(monkeypatch) -> Toy:
 
 
 def test_a_proposal_with_a_wide_scale_and_graded_traffic_draws_exactly_from_q(graded_toy) -> None:
-    """q(x, s) = φ(x) p(s) (δ + (1 − δ) g / Z), g = Φ((x − 3) / 0.5) + 0.8 1{x > 1} Φ((x − 3) / 2) +
+    """q(x, s) = φ(x) p(s) (δ + (1 − δ) g / Z), g = Φ((x − 2) / 0.5) + 0.8 1{x > 0} Φ((x − 2) / 2) +
     0.08 T(x, s): Z against its integral, and the share of 200,000 draws in each of 32 cells of x by
     the seed's class mod 4 against q's mass there (each within 4.5 standard errors; χ² under 80 on 32
     cells). Leaving the wide scale out of g or of the sampler's bound, or accepting every candidate
@@ -182,14 +182,14 @@ def test_a_proposal_with_a_wide_scale_and_graded_traffic_draws_exactly_from_q(gr
     q = SurrogateProposal(graded_toy, z_draws=2**18, seed=3)  # type: ignore[arg-type]
     x = np.linspace(-8.0, 8.0, 160_001)  # the integration grid
     dx, density = x[1] - x[0], np.exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
-    near = _ndtr_v((x - 3) / 0.5) + 0.8 * (x > 1) * _ndtr_v((x - 3) / 2.0)
-    levels = (1.0, 0.2, 0.0, 0.0)  # T where x > 1.5, by the seed's class mod 4
-    g = [near + 0.08 * level * (x > 1.5) for level in levels]
+    near = _ndtr_v((x - 2) / 0.5) + 0.8 * (x > 0) * _ndtr_v((x - 2) / 2.0)
+    levels = (1.0, 0.2, 0.0, 0.0)  # T where x > 0.5, by the seed's class mod 4
+    g = [near + 0.08 * level * (x > 0.5) for level in levels]
     z_exact = sum(float((density * gc).sum() * dx) for gc in g) / 4
     assert q.z == pytest.approx(z_exact, rel=4 * q.z_rel_se) and q.z_rel_se < 0.02
     n = 200_000
     draws, seeds = q.sample_seeded(np.random.default_rng(1), n)
-    edges, chi2 = (-np.inf, 0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf), 0.0
+    edges, chi2 = (-np.inf, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0, np.inf), 0.0
     for c, gc in enumerate(g):
         q_xc = density * (0.02 + 0.98 * gc / q.z) / 4  # q's density of x in seed class c
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
