@@ -72,18 +72,27 @@ def _traits(params: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     return {t: params[:, names.index(TRAIT_PREFIX + t)] for t in PersonalityRanges.model_fields}
 
 
-def _human_command(
+def _human_idm(
     v: np.ndarray, v_front: np.ndarray, gap: np.ndarray, lead: np.ndarray, trait: dict[str, np.ndarray]
 ) -> np.ndarray:
-    """(n,) [m/s²] the human's command: its IDM (bumper ``gap`` [m] to a front car at ``v_front``
-    [m/s] where ``lead``, else the free road) quantised to the nearest acceleration bin."""
+    """(n,) [m/s²] the human's IDM (``drivegpt.sim.human.idm_acceleration``) at speed ``v`` [m/s], with
+    its traits: behind a front car at ``v_front`` [m/s], bumper ``gap`` [m] away, where ``lead``, else
+    on the free road."""
     fixed = Personality()
     a_max, b = fixed.max_acceleration, fixed.comfortable_deceleration  # [m/s²] (not sampled)
     s_star = trait["min_gap"] + np.maximum(
         0.0, v * trait["time_headway"] + v * (v - v_front) / (2 * math.sqrt(a_max * b))
     )  # [m]
     inter = np.where(lead, (s_star / np.maximum(gap, 0.1)) ** 2, 0.0)
-    idm = a_max * (1 - (v / trait["desired_speed"]) ** 4 - inter)
+    return a_max * (1 - (v / trait["desired_speed"]) ** 4 - inter)
+
+
+def _human_command(
+    v: np.ndarray, v_front: np.ndarray, gap: np.ndarray, lead: np.ndarray, trait: dict[str, np.ndarray]
+) -> np.ndarray:
+    """(n,) [m/s²] the human's command: its IDM (:func:`_human_idm`) quantised to the nearest
+    acceleration bin."""
+    idm = _human_idm(v, v_front, gap, lead, trait)
     return _BINS[np.searchsorted(_EDGES, np.clip(idm, _BINS[0], _BINS[-1]), side="left")]
 
 
@@ -257,14 +266,9 @@ def rearmost_after_stop(params: np.ndarray, names: list[str], seeds: np.ndarray)
         spacing = np.where(state.present[:, 4].numpy(), x[:, 4] - x[:, 3], np.inf)  # (b,) [m] to the next car
         out.append(np.stack([(x[:, 1] - x[:, 3]) / np.maximum(u[:, 3], 1e-6), u[:, 3], spacing], 1))
     car = np.concatenate(out)
-    fixed = Personality()
     follower = np.maximum(car[:, 1] - TRAFFIC_SLOWING, 0.0)  # (n,) [m/s]
-    s_star = trait["min_gap"] + follower * trait["time_headway"]
-    ab = 2 * math.sqrt(fixed.max_acceleration * fixed.comfortable_deceleration)  # [m/s²]
-    s_star += follower * (follower - CREEP) / ab  # [m]
-    gap = np.maximum(car[:, 2] - 2 * LENGTH - trait["min_gap"], 0.1)  # (n,) [m] bumper to bumper
-    free = 1 - (follower / trait["desired_speed"]) ** 4
-    braking = fixed.max_acceleration * (free - (s_star / gap) ** 2)  # (n,) [m/s²]
+    gap = car[:, 2] - 2 * LENGTH - trait["min_gap"]  # (n,) [m] bumper to bumper
+    braking = _human_idm(follower, np.full_like(follower, CREEP), gap, np.ones(len(gap), bool), trait)
     return np.stack([car[:, 0] - stop, car[:, 1], braking], 1)
 
 
